@@ -1,0 +1,28 @@
+#!/usr/bin/env node
+// Runs every test/**/*.test.ts with Node's own test runner (TypeScript through tsx).
+// Node 20's --test does not expand globs, so the files are listed here.
+// Usage: npm test [-- substring ...]  (only files whose path contains a substring)
+import { readdirSync, statSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { spawnSync } from 'node:child_process';
+
+const root = new URL('..', import.meta.url).pathname;
+const filters = process.argv.slice(2);
+const files = [];
+(function walk(dir) {
+  for (const name of readdirSync(dir).sort()) {
+    const p = join(dir, name);
+    if (statSync(p).isDirectory()) walk(p);
+    else if (name.endsWith('.test.ts')) files.push(relative(root, p));
+  }
+})(join(root, 'test'));
+const chosen = filters.length ? files.filter((f) => filters.some((s) => f.includes(s))) : files;
+if (chosen.length === 0) {
+  console.error(`no test files match ${filters.join(' ')}`);
+  process.exit(1);
+}
+const r = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=1', ...chosen], {
+  cwd: root,
+  stdio: 'inherit',
+});
+process.exit(r.status ?? 1);

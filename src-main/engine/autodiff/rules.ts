@@ -1,0 +1,226 @@
+// The vector-Jacobian rule table: one short entry per ONNX op. A rule gets the node's inputs x,
+// outputs y and output gradients dy, and returns one gradient per input (undefined where none is
+// needed). Rules may return gradients in the *output's* broadcast shape: grad.ts sums them back to
+// each input's shape. `null` marks an op as deliberately not differentiable.
+
+import type { DType } from '../graph/dtype.js';
+import { type Graph, type Node, Tensor } from '../graph/graph.js';
+import * as F from '../graph/ops.js';
+
+export interface VjpContext {
+  node: Node;
+  g: Graph;
+  x: (Tensor | null)[];
+  y: Tensor[];
+  dy: Tensor[];
+  needs: boolean[];
+}
+
+export type VjpRule = (c: VjpContext) => (Tensor | null | undefined)[];
+
+// --- helpers -----------------------------------------------------------------------------------
+
+/** Reads the values of a constant int64/int32 input (axes, perms, shapes). */
+export function constInts(g: Graph, t: Tensor | null): number[] {
+  if (!t) return [];
+  const init = g.initializers.get(t.name);
+  if (!init || init.data.kind !== 'inline') throw new Error(`${t.name} must be a constant for its gradient rule`);
+  const b = init.data.bytes;
+  if (t.dtype === 'int64') {
+    const v = new BigInt64Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
+    return Array.from(v, Number);
+  }
+  if (t.dtype === 'int32') return Array.from(new Int32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength)));
+  throw new Error(`${t.name}: expected integer constant`);
+}
+
+const attrInt = (n: Node, name: string, dflt: number): number => {
+  const a = n.attrs[name];
+  return a && a.type === 'int' ? a.value : dflt;
+};
+const attrFloat = (n: Node, name: string, dflt: number): number => {
+  const a = n.attrs[name];
+  return a && a.type === 'float' ? a.value : dflt;
+};
+const X = (c: VjpContext, i: number): Tensor => c.x[i]!;
+
+/** Gradient of a matmul operand when the other side was broadcast: 2-D weights fold the batch into rows. */
+function matmulGradB(a: Tensor, dy: Tensor, b: Tensor): Tensor {
+  if (b.rank === 2 && a.rank > 2) {
+    const k = a.shape[a.rank - 1]!, n = dy.shape[dy.rank - 1]!;
+    const rows = a.shape.slice(0, -1).every((d) => typeof d === 'number')
+      ? a.shape.slice(0, -1).reduce((p: number, q) => p * (q as number), 1)
+      : 'rows';
+    return F.gemm(F.reshape(a, [rows, k]), F.reshape(dy, [rows, n]), null, { transA: true }); // [K, N]
+  }
+  return F.matmul(F.transposeLast2(a), dy);
+}
+
+/** Expands a reduced gradient (reduced over `axes`, keepdims or not) back over x's shape. */
+function expandReduced(dy: Tensor, x: Tensor, axes: number[], keepdims: boolean): Tensor {
+  const ax = axes.length ? axes.map((a) => (a < 0 ? a + x.rank : a)) : x.shape.map((_, i) => i);
+  const kept = keepdims ? dy : F.unsqueeze(dy, [...ax].sort((p, q) => p - q));
+  return F.mul(kept, F.full(x.graph, x.dtype, x.shape as number[], 1));
+}
+
+const ones = (like: Tensor) => F.scalar(like.graph, like.dtype, 1);
+
+// --- the table ---------------------------------------------------------------------------------
+
+export const rules: Record<string, VjpRule | null> = {
+  Identity: ({ dy }) => [dy[0]],
+  Add: ({ dy }) => [dy[0], dy[0]],
+  Sub: ({ dy }) => [dy[0], F.neg(dy[0]!)],
+  Mul: (c) => [F.mul(c.dy[0]!, X(c, 1)), F.mul(c.dy[0]!, X(c, 0))],
+  Div: (c) => [F.div(c.dy[0]!, X(c, 1)), c.needs[1] ? F.neg(F.div(F.mul(c.dy[0]!, c.y[0]!), X(c, 1))) : undefined],
+  Pow: (c) => [
+    F.mul(c.dy[0]!, F.mul(X(c, 1), F.pow(X(c, 0), F.sub(X(c, 1), 1)))),
+    c.needs[1] ? F.mul(c.dy[0]!, F.mul(c.y[0]!, F.log(X(c, 0)))) : undefined,
+  ],
+  Neg: ({ dy }) => [F.neg(dy[0]!)],
+  Sqrt: (c) => [F.div(F.mul(c.dy[0]!, 0.5), c.y[0]!)],
+  Reciprocal: (c) => [F.neg(F.mul(c.dy[0]!, F.mul(c.y[0]!, c.y[0]!)))],
+  Exp: (c) => [F.mul(c.dy[0]!, c.y[0]!)],
+  Log: (c) => [F.div(c.dy[0]!, X(c, 0))],
+  Sigmoid: (c) => [F.mul(c.dy[0]!, F.mul(c.y[0]!, F.sub(ones(c.y[0]!), c.y[0]!)))],
+  Tanh: (c) => [F.mul(c.dy[0]!, F.sub(ones(c.y[0]!), F.mul(c.y[0]!, c.y[0]!)))],
+  Relu: (c) => [F.where(F.greater(X(c, 0), 0), c.dy[0]!, 0)],
+  Abs: (c) => [F.mul(c.dy[0]!, F.sign(X(c, 0)))],
+  Sin: (c) => [F.mul(c.dy[0]!, F.cos(X(c, 0)))],
+  Cos: (c) => [F.neg(F.mul(c.dy[0]!, F.sin(X(c, 0))))],
+  Max: (c) => {
+    const first = F.greaterOrEqual(X(c, 0), X(c, 1));
+    return [F.where(first, c.dy[0]!, 0), F.where(first, 0, c.dy[0]!)];
+  },
+  Min: (c) => {
+    const first = F.greaterOrEqual(X(c, 1), X(c, 0));
+    return [F.where(first, c.dy[0]!, 0), F.where(first, 0, c.dy[0]!)];
+  },
+  Where: (c) => [undefined, F.where(X(c, 0), c.dy[0]!, 0), F.where(X(c, 0), 0, c.dy[0]!)],
+  Cast: (c) => [F.cast(c.dy[0]!, X(c, 0).dtype as DType)],
+
+  MatMul: (c) => {
+    const [a, b] = [X(c, 0), X(c, 1)];
+    return [c.needs[0] ? F.matmul(c.dy[0]!, F.transposeLast2(b)) : undefined, c.needs[1] ? matmulGradB(a, c.dy[0]!, b) : undefined];
+  },
+  Gemm: (c) => {
+    const n = c.node, dy = c.dy[0]!, [a, b] = [X(c, 0), X(c, 1)];
+    const alpha = attrFloat(n, 'alpha', 1), beta = attrFloat(n, 'beta', 1);
+    const tA = attrInt(n, 'transA', 0) === 1, tB = attrInt(n, 'transB', 0) === 1;
+    const da = !c.needs[0] ? undefined
+      : tA ? F.gemm(b, dy, null, { transA: tB, transB: true, alpha }) // A^T: dA = op(B) dY^T
+      : F.gemm(dy, b, null, { transB: !tB, alpha }); // dA = dY op(B)^T
+    const db = !c.needs[1] ? undefined
+      : tB ? F.gemm(dy, a, null, { transA: true, transB: tA, alpha }) // B^T: dB = dY^T op(A)
+      : F.gemm(a, dy, null, { transA: !tA, alpha }); // dB = op(A)^T dY
+    return [da, db, c.x[2] ? F.mul(dy, beta) : undefined];
+  },
+
+  ReduceSum: (c) => [expandReduced(c.dy[0]!, X(c, 0), constInts(c.g, c.x[1] ?? null), attrInt(c.node, 'keepdims', 1) === 1)],
+  ReduceMean: (c) => {
+    const x = X(c, 0), axes = constInts(c.g, c.x[1] ?? null);
+    const count = (axes.length ? axes : x.shape.map((_, i) => i)).reduce((p: number, a) => p * (x.shape[a < 0 ? a + x.rank : a] as number), 1);
+    return [expandReduced(F.mul(c.dy[0]!, 1 / count), x, axes, attrInt(c.node, 'keepdims', 1) === 1)];
+  },
+  ReduceMax: (c) => {
+    const x = X(c, 0), axes = constInts(c.g, c.x[1] ?? null), keep = attrInt(c.node, 'keepdims', 1) === 1;
+    const ax = (axes.length ? axes : x.shape.map((_, i) => i)).map((a) => (a < 0 ? a + x.rank : a)).sort((p, q) => p - q);
+    const yk = keep ? c.y[0]! : F.unsqueeze(c.y[0]!, ax);
+    const dyk = keep ? c.dy[0]! : F.unsqueeze(c.dy[0]!, ax);
+    return [F.where(F.equal(x, yk), F.mul(dyk, F.full(x.graph, x.dtype, x.shape as number[], 1)), 0)];
+  },
+  Softmax: (c) => {
+    const y = c.y[0]!, axis = attrInt(c.node, 'axis', -1);
+    return [F.mul(y, F.sub(c.dy[0]!, F.reduceSum(F.mul(c.dy[0]!, y), [axis], true)))];
+  },
+  LogSoftmax: (c) => {
+    const axis = attrInt(c.node, 'axis', -1);
+    return [F.sub(c.dy[0]!, F.mul(F.exp(c.y[0]!), F.reduceSum(c.dy[0]!, [axis], true)))];
+  },
+
+  Reshape: (c) => [F.reshapeLike(c.dy[0]!, X(c, 0))],
+  Transpose: (c) => {
+    const a = c.node.attrs.perm;
+    const perm = a && a.type === 'ints' ? a.value : X(c, 0).shape.map((_, i) => X(c, 0).rank - 1 - i);
+    const inv: number[] = [];
+    perm.forEach((p, i) => (inv[p] = i));
+    return [F.transpose(c.dy[0]!, inv)];
+  },
+  Unsqueeze: (c) => [F.reshapeLike(c.dy[0]!, X(c, 0))],
+  Squeeze: (c) => [F.reshapeLike(c.dy[0]!, X(c, 0))],
+  Expand: ({ dy }) => [dy[0]], // grad.ts sums over the expanded axes
+  Concat: (c) => {
+    const axis = attrInt(c.node, 'axis', 0);
+    const sizes = c.x.map((t) => t!.shape[axis < 0 ? axis + t!.rank : axis]!);
+    if (sizes.some((s) => typeof s !== 'number')) throw new Error(`Concat gradient needs static sizes on axis ${axis}`);
+    return F.split(c.dy[0]!, sizes as number[], axis);
+  },
+  Split: (c) => [F.concat(c.dy, attrInt(c.node, 'axis', 0))],
+  Slice: (c) => {
+    const x = X(c, 0), starts = constInts(c.g, c.x[1]!), ends = constInts(c.g, c.x[2]!);
+    const axes = c.x[3] ? constInts(c.g, c.x[3]) : starts.map((_, i) => i);
+    const steps = c.x[4] ? constInts(c.g, c.x[4]) : axes.map(() => 1);
+    if (steps.some((s) => s !== 1)) throw new Error('Slice gradient supports step 1 only');
+    const before = x.shape.map(() => 0), after = x.shape.map(() => 0);
+    axes.forEach((a0, i) => {
+      const a = a0 < 0 ? a0 + x.rank : a0, d = x.shape[a] as number;
+      const s = Math.min(Math.max(starts[i]! < 0 ? starts[i]! + d : starts[i]!, 0), d);
+      before[a] = s;
+      after[a] = d - s - (c.y[0]!.shape[a] as number);
+    });
+    return [F.pad(c.dy[0]!, before, after)];
+  },
+  Gather: (c) => {
+    const data = X(c, 0), idx = X(c, 1);
+    if (attrInt(c.node, 'axis', 0) !== 0) throw new Error('Gather gradient supports axis 0 only');
+    const ids = F.unsqueeze(F.cast(idx, 'int64'), [-1]);
+    return [F.scatterND(F.zerosLike(data), ids, c.dy[0]!, 'add'), undefined];
+  },
+  GatherElements: (c) => [F.scatterElements(F.zerosLike(X(c, 0)), X(c, 1), c.dy[0]!, attrInt(c.node, 'axis', 0), 'add'), undefined],
+  Trilu: (c) => [F.trilu(c.dy[0]!, attrInt(c.node, 'upper', 1) === 1, constInts(c.g, c.x[1] ?? null)[0] ?? 0), undefined],
+
+  SoftmaxCrossEntropyLoss: (c) => {
+    // d logits = (softmax - onehot(label)) * valid / count * dLoss  (reduction "mean")
+    const logits = X(c, 0), labels = X(c, 1);
+    const [nRows, nClasses] = logits.shape as number[];
+    const ignore = attrInt(c.node, 'ignore_index', -100);
+    const labels64 = F.cast(labels, 'int64');
+    const valid = F.cast(F.not(F.equal(labels64, F.scalar(c.g, 'int64', ignore))), logits.dtype); // [N]
+    const count = F.max2(F.reduceSum(valid, [0], false), 1);
+    const classes = F.constant(c.g, 'int64', [1, nClasses!], Array.from({ length: nClasses! }, (_, i) => i), 'classes');
+    const onehot = F.cast(F.equal(F.unsqueeze(labels64, [1]), classes), logits.dtype); // [N, C]
+    const weight = F.unsqueeze(F.mul(F.div(valid, count), c.dy[0]!), [1]); // [N, 1]
+    void nRows;
+    return [F.mul(F.sub(F.softmax(logits, 1), onehot), weight), undefined, undefined];
+  },
+
+  // Y = A @ dequant(W)^T with W [N, K] frozen in 4 bits: dA = dY @ dequant(W).
+  MatMulNBits: (c) => {
+    const packed = X(c, 1), scales = X(c, 2), zp = c.x[3] ?? null;
+    const K = attrInt(c.node, 'K', 0), N = attrInt(c.node, 'N', 0), block = attrInt(c.node, 'block_size', 32);
+    if (zp) throw new Error('MatMulNBits gradient: zero points are not supported (Finch quantizes symmetrically)');
+    const w = dequantizedNBits(c.g, packed, scales, K, N, block);
+    return [c.needs[0] ? F.matmul(c.dy[0]!, w) : undefined];
+  },
+
+  // Frozen-weight and integer ops: no gradient flows through them.
+  DequantizeLinear: null,
+};
+
+/**
+ * The float [N, K] weight behind a MatMulNBits node, as DequantizeLinear over a uint4 view of the
+ * same bytes (MatMulNBits' [N, K/block, block/2] packing is the row-major uint4 layout of [N, K]).
+ */
+export function dequantizedNBits(g: Graph, packed: Tensor, scales: Tensor, K: number, N: number, block: number): Tensor {
+  const viewName = `${packed.name}.uint4`;
+  let view = g.initializers.get(viewName)?.tensor;
+  if (!view) {
+    const src = g.initializers.get(packed.name);
+    if (!src) throw new Error(`MatMulNBits gradient: ${packed.name} must be an initializer`);
+    view = g.initializer(viewName, 'uint4', [N, K], src.data);
+  }
+  const zero = g.initializers.get(`${viewName}.zp`)?.tensor
+    ?? g.initializer(`${viewName}.zp`, 'uint4', [N, K / block], { kind: 'inline', bytes: new Uint8Array(Math.ceil((N * K) / block / 2)).fill(0x88) });
+  const s2 = F.reshape(scales, [N, K / block]);
+  return F.dequantizeLinear(view, s2, zero, 1, block);
+}
