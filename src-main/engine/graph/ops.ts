@@ -388,7 +388,7 @@ export function gatherElements(data: Tensor, indices: Tensor, axis: number): Ten
 /** ScatterND; reduction 'add' sums duplicate indices (the gradient of Gather). */
 export function scatterND(data: Tensor, indices: Tensor, updates: Tensor, reduction: 'none' | 'add' = 'none'): Tensor {
   if (indices.dtype !== 'int64') fail('ScatterND', 'indices must be int64', indices);
-  const attrs = reduction === 'none' ? {} : { reduction: attr.s(reduction) };
+  const attrs: Record<string, AttrValue> = reduction === 'none' ? {} : { reduction: attr.s(reduction) };
   return data.graph.addNode('ScatterND', [data, indices, updates], [{ dtype: data.dtype, shape: data.shape }], attrs)[0]!;
 }
 
