@@ -329,8 +329,10 @@ export function slice(x: Tensor, starts: readonly number[], ends: readonly numbe
     const step = steps?.[i] ?? 1;
     if (step !== 1 && step !== -1) fail('Slice', 'only steps of 1 or -1 are supported', x);
     if (typeof d !== 'number') {
-      if (starts[i] !== 0 || step !== 1) fail('Slice', `axis ${ax} is symbolic (${d}); only a prefix [0, n) is supported`, x);
-      shape[ax] = ends[i]! >= Number.MAX_SAFE_INTEGER ? d : ends[i]!;
+      // Symbolic axis: a prefix [0, n) or a suffix [-n, end) has a known size.
+      if (step === 1 && starts[i] === 0) shape[ax] = ends[i]! >= Number.MAX_SAFE_INTEGER ? d : ends[i]!;
+      else if (step === 1 && starts[i]! < 0 && ends[i]! >= Number.MAX_SAFE_INTEGER) shape[ax] = -starts[i]!;
+      else fail('Slice', `axis ${ax} is symbolic (${d}); only a prefix [0, n) or suffix [-n, end) is supported`, x);
       return;
     }
     const clamp = (v: number, lo: number, hi: number) => Math.min(Math.max(v, lo), hi);

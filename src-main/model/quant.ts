@@ -1,0 +1,64 @@
+// 4-bit frozen weights for QLoRA.
+//
+// Representation (chosen from ORT-FACTS.md's measurements): symmetric blockwise int4 in the layout
+// of com.microsoft MatMulNBits — the one 4-bit path in ONNX Runtime that keeps the memory saving
+// (+45 MB vs +73 MB for a float32 4096x4096 weight) at float speed, on CPU and WebGPU alike. NF4
+// (QLoRA's codebook) would need in-graph unpacking that ORT constant-folds back to float32 at load.
+// Per block of `blockSize` input features of one output row: scale = absmax / 7, q = round(w / scale)
+// + 8 in [1, 15], stored two per byte, low nibble first; zero point 8 (MatMulNBits' default).
+
+export interface Int4Weight {
+  /** Output features (rows of the HF [out, in] weight). */
+  N: number;
+  /** Input features. */
+  K: number;
+  blockSize: number;
+  /** [N, K / blockSize, blockSize / 2] bytes. */
+  packed: Uint8Array;
+  /** [N * K / blockSize] float32. */
+  scales: Float32Array;
+}
+
+export const DEFAULT_BLOCK = 32;
+
+/** Quantizes a row-major [N, K] float weight. K must be a multiple of blockSize (a multiple of 2). */
+export function quantizeInt4(w: Float32Array, N: number, K: number, blockSize = DEFAULT_BLOCK): Int4Weight {
+  if (K % blockSize !== 0) throw new Error(`int4 quantization: in_features ${K} is not a multiple of the block size ${blockSize}`);
+  if (w.length !== N * K) throw new Error(`int4 quantization: ${w.length} values for [${N}, ${K}]`);
+  const blocks = K / blockSize;
+  const packed = new Uint8Array((N * K) / 2);
+  const scales = new Float32Array(N * blocks);
+  for (let n = 0; n < N; n++) {
+    for (let b = 0; b < blocks; b++) {
+      const base = n * K + b * blockSize;
+      let amax = 0;
+      for (let j = 0; j < blockSize; j++) amax = Math.max(amax, Math.abs(w[base + j]!));
+      const scale = amax / 7;
+      scales[n * blocks + b] = scale;
+      const inv = scale > 0 ? 1 / scale : 0;
+      for (let j = 0; j < blockSize; j += 2) {
+        const lo = Math.min(15, Math.max(0, Math.round(w[base + j]! * inv) + 8));
+        const hi = Math.min(15, Math.max(0, Math.round(w[base + j + 1]! * inv) + 8));
+        packed[(base + j) >> 1] = lo | (hi << 4);
+      }
+    }
+  }
+  return { N, K, blockSize, packed, scales };
+}
+
+/** The float [N, K] weight the 4-bit one stands for (what MatMulNBits multiplies by). */
+export function dequantizeInt4(q: Int4Weight): Float32Array {
+  const { N, K, blockSize, packed, scales } = q;
+  const out = new Float32Array(N * K);
+  const blocks = K / blockSize;
+  for (let i = 0; i < N * K; i++) {
+    const byte = packed[i >> 1]!;
+    const v = (i & 1 ? byte >> 4 : byte & 15) - 8;
+    const n = Math.floor(i / K), b = Math.floor((i % K) / blockSize);
+    out[i] = v * scales[n * blocks + b]!;
+  }
+  return out;
+}
+
+/** Bytes a quantized [N, K] weight takes in the session (packed nibbles + float32 scales). */
+export const int4Bytes = (N: number, K: number, blockSize = DEFAULT_BLOCK): number => (N * K) / 2 + ((N * K) / blockSize) * 4;
