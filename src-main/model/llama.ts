@@ -202,14 +202,15 @@ function attention(c: LayerContext, x: Tensor, layer: number): Tensor {
   const probs = F.softmax(F.add(F.reshape(scores, [c.B, H, c.T, S]), c.bias), -1); // [B, H, T, S]
   const ctx = F.matmul(F.reshape(probs, [c.B, KV, qg.shape[2]!, S]), v); // [B, KV, G*T, hd]
   const merged = F.reshape(F.transpose(F.reshape(ctx, [c.B, H, c.T, hd]), [0, 2, 1, 3]), [rowsOf(c), H * hd]); // [rows, H*hd]
-  return projection(c, merged, layer, 'o_proj', false);
+  return projection(c, merged, layer, 'o_proj', cfg.attentionOutputBias);
 }
 
 function mlp(c: LayerContext, x: Tensor, layer: number): Tensor {
-  const gate = projection(c, x, layer, 'gate_proj', false);
-  const up = projection(c, x, layer, 'up_proj', false);
+  const bias = c.cfg.mlpBias;
+  const gate = projection(c, x, layer, 'gate_proj', bias);
+  const up = projection(c, x, layer, 'up_proj', bias);
   const act = F.mul(F.mul(gate, F.sigmoid(gate)), up); // silu(gate) * up, [rows, I]
-  return projection(c, act, layer, 'down_proj', false);
+  return projection(c, act, layer, 'down_proj', bias);
 }
 
 function decoderLayer(c: LayerContext, h: Tensor, layer: number): Tensor {

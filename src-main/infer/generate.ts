@@ -1,0 +1,187 @@
+// Text generation with a KV cache: one prefill run over the (left-padded) prompts, then one decode
+// run per new token. The LoRA scale is a per-row input, so the side-by-side comparison of base and
+// tuned model is one batch of two through one session and one copy of the weights.
+
+import { Graph } from '../engine/graph/graph.js';
+import { serializeModel } from '../engine/onnx/writer.js';
+import { type HostTensor, type Provider, Session } from '../engine/runtime/session.js';
+import { FrozenWeights, buildGeneration } from '../model/llama.js';
+import { type LoraSpec, loraParams } from '../model/lora.js';
+import type { TextTokenizer } from '../model/types.js';
+import { GREEDY, Sampler, type SamplingOptions } from './sampling.js';
+
+const MASKED = -1e9;
+
+export interface GeneratorOptions {
+  /** Longest prompt + continuation the session will see (sizes the RoPE table). */
+  maxPositions: number;
+  /** Build the graph with LoRA inputs (weights can be swapped per call). */
+  lora?: LoraSpec | null;
+  provider?: Provider;
+  threads?: number;
+}
+
+export interface GenerateRequest {
+  prompts: number[][];
+  maxNewTokens: number;
+  sampling?: SamplingOptions;
+  eosIds: readonly number[];
+  /** Per-row LoRA scale: 0 = base model, 1 = tuned (needs `adapter`). */
+  loraScales?: number[];
+  /** LoRA matrices by PEFT name (required when the generator was built with `lora`). */
+  adapter?: Map<string, Float32Array>;
+  stopStrings?: string[];
+  tokenizer?: TextTokenizer;
+  /** Streams each row's new text as it is decoded. */
+  onText?: (row: number, delta: string) => void;
+  /** Full recomputation each step instead of the cache (a correctness reference). */
+  noCache?: boolean;
+}
+
+export interface GenerateResult {
+  ids: number[];
+  text: string;
+  finish: 'eos' | 'length' | 'stop';
+}
+
+export class Generator {
+  private constructor(
+    private readonly session: Session,
+    readonly fw: FrozenWeights,
+    readonly lora: LoraSpec | null,
+    readonly maxPositions: number,
+  ) {}
+
+  static async create(fw: FrozenWeights, invFreq: Float64Array, o: GeneratorOptions): Promise<Generator> {
+    const g = new Graph('generate');
+    const gen = buildGeneration(g, fw, invFreq, o.maxPositions, o.lora ?? null);
+    g.output(gen.logits, 'logits');
+    gen.presentK.forEach((t, l) => g.output(t, `present_k.${l}`));
+    gen.presentV.forEach((t, l) => g.output(t, `present_v.${l}`));
+    const session = await Session.create(serializeModel(g), { provider: o.provider ?? 'cpu', threads: o.threads ?? 0 });
+    return new Generator(session, fw, o.lora ?? null, o.maxPositions);
+  }
+
+  async release(): Promise<void> {
+    await this.session.release();
+  }
+
+  async generate(req: GenerateRequest): Promise<GenerateResult[]> {
+    const cfg = this.fw.cfg;
+    const B = req.prompts.length;
+    const L = Math.max(...req.prompts.map((p) => p.length));
+    if (L === 0) throw new Error('generate: empty prompt (start from the BOS token)');
+    if (L + req.maxNewTokens > this.maxPositions) {
+      throw new Error(`generate: prompt (${L}) + max new tokens (${req.maxNewTokens}) exceeds the context of ${this.maxPositions}`);
+    }
+    const sampler = new Sampler(req.sampling ?? GREEDY);
+    const padStart = req.prompts.map((p) => L - p.length); // left padding
+    const seqs = req.prompts.map((p) => [...p]);
+    const done: (GenerateResult['finish'] | null)[] = req.prompts.map(() => null);
+    const texts = req.prompts.map(() => '');
+    const generated: number[][] = req.prompts.map(() => []);
+
+    const loraFeeds: Record<string, HostTensor> = {};
+    if (this.lora) {
+      const scales = req.loraScales ?? req.prompts.map(() => (req.adapter ? 1 : 0));
+      loraFeeds.lora_scale = { dtype: 'float32', dims: [B], data: Float32Array.from(scales) };
+      for (const p of loraParams(cfg, this.lora)) {
+        const w = req.adapter?.get(p.name) ?? new Float32Array(p.shape[0] * p.shape[1]);
+        loraFeeds[p.name] = { dtype: 'float32', dims: p.shape, data: w };
+      }
+    } else if (req.loraScales?.some((s) => s !== 0)) {
+      throw new Error('generate: this generator was built without LoRA inputs');
+    }
+
+    const KV = cfg.numKvHeads, hd = cfg.headDim;
+    const emptyCache = () => {
+      const c: Record<string, HostTensor> = {};
+      for (let l = 0; l < cfg.numLayers; l++) {
+        c[`past_k.${l}`] = { dtype: 'float32', dims: [B, KV, 0, hd], data: new Float32Array(0) };
+        c[`past_v.${l}`] = { dtype: 'float32', dims: [B, KV, 0, hd], data: new Float32Array(0) };
+      }
+      return c;
+    };
+
+    /** Runs `T` new tokens per row after `P` cached ones; returns last-position logits. */
+    const step = async (tokens: number[][], P: number, cache: Record<string, HostTensor>) => {
+      const T = tokens[0]!.length;
+      const ids = new BigInt64Array(B * T), pos = new BigInt64Array(B * T);
+      const bias = new Float32Array(B * T * (P + T)).fill(MASKED);
+      for (let b = 0; b < B; b++) {
+        for (let i = 0; i < T; i++) {
+          const abs = P + i; // absolute slot of this query
+          ids[b * T + i] = BigInt(tokens[b]![i]!);
+          pos[b * T + i] = BigInt(Math.max(0, abs - padStart[b]!));
+          for (let j = 0; j <= abs; j++) {
+            if (j >= padStart[b]! || j === abs) bias[(b * T + i) * (P + T) + j] = 0;
+          }
+        }
+      }
+      const out = await this.session.run({
+        input_ids: { dtype: 'int64', dims: [B, T], data: ids },
+        position_ids: { dtype: 'int64', dims: [B, T], data: pos },
+        attn_bias: { dtype: 'float32', dims: [B, 1, T, P + T], data: bias },
+        ...cache,
+        ...loraFeeds,
+      });
+      const next: Record<string, HostTensor> = {};
+      for (let l = 0; l < cfg.numLayers; l++) {
+        next[`past_k.${l}`] = out[`present_k.${l}`]!;
+        next[`past_v.${l}`] = out[`present_v.${l}`]!;
+      }
+      return { logits: out.logits!.data as Float32Array, cache: next };
+    };
+
+    const padded = seqs.map((s, b) => [...new Array<number>(padStart[b]!).fill(0), ...s]); // pads are masked out
+    let { logits, cache } = await step(padded, 0, emptyCache());
+    let P = L;
+    const V = cfg.vocabSize;
+    for (let t = 0; t < req.maxNewTokens; t++) {
+      const chosen: number[] = [];
+      for (let b = 0; b < B; b++) {
+        if (done[b]) {
+          const filler = padded[b]![padded[b]!.length - 1]!; // finished rows idle on their last token
+          chosen.push(filler);
+          padded[b]!.push(filler);
+          continue;
+        }
+        const row = logits.slice(b * V, (b + 1) * V);
+        const id = sampler.next(row, seqs[b]!);
+        chosen.push(id);
+        seqs[b]!.push(id);
+        padded[b]!.push(id);
+        if (req.eosIds.includes(id)) {
+          done[b] = 'eos';
+          continue;
+        }
+        generated[b]!.push(id);
+        if (req.tokenizer) {
+          const text = req.tokenizer.decode(generated[b]!, { skipSpecialTokens: true });
+          const stop = req.stopStrings?.map((s) => text.indexOf(s)).filter((i) => i >= 0).sort((x, y) => x - y)[0];
+          const visible = stop !== undefined ? text.slice(0, stop) : text;
+          if (visible.length > texts[b]!.length && !visible.endsWith('\uFFFD')) {
+            req.onText?.(b, visible.slice(texts[b]!.length));
+            texts[b] = visible;
+          }
+          if (stop !== undefined) {
+            texts[b] = visible;
+            done[b] = 'stop';
+          }
+        }
+      }
+      if (done.every((d) => d) || t === req.maxNewTokens - 1) break;
+      if (req.noCache) {
+        ({ logits, cache } = await step(padded, 0, emptyCache()));
+      } else {
+        ({ logits, cache } = await step(chosen.map((c) => [c]), P, cache));
+      }
+      P++;
+    }
+    return generated.map((ids, b) => {
+      let text = texts[b]!;
+      if (req.tokenizer && done[b] !== 'stop') text = req.tokenizer.decode(ids, { skipSpecialTokens: true });
+      return { ids, text, finish: done[b] ?? 'length' };
+    });
+  }
+}
