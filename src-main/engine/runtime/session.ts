@@ -62,6 +62,7 @@ function sessionOptions(o: SessionOptions, externalData?: SerializedModel['exter
     intraOpNumThreads: o.threads ?? 0,
     interOpNumThreads: 1,
     executionMode: 'sequential',
+    enableCpuMemArena: process.env.FINCH_ARENA === '1',
     logSeverityLevel: o.logVerbose ? 0 : 3,
     extra: { session },
   };

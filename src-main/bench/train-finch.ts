@@ -1,0 +1,106 @@
+// Child process of `finch bench train`: builds the preset's LoRA training step on random frozen
+// weights, measures the MatMul peak of this machine through the same ONNX Runtime (the MFU
+// denominator), then times optimizer steps. Prints one JSON line.
+
+import { Graph } from '../engine/graph/graph.js';
+import * as F from '../engine/graph/ops.js';
+import { serializeModel } from '../engine/onnx/writer.js';
+import { type HostTensor, Session } from '../engine/runtime/session.js';
+import { FrozenWeights } from '../model/llama.js';
+import { LORA_TARGETS, initLora, mulberry32 } from '../model/lora.js';
+import { buildStepGraphs, DEFAULT_OPTIMIZER } from '../train/step.js';
+import { type TrainPreset, presetConfig } from './train-presets.js';
+import { measure } from './timing.js';
+
+const o = JSON.parse(process.argv[2]!) as { preset: TrainPreset; threads: number; steps: number; warmup: number; quantize: boolean };
+const p = o.preset;
+const cfg = presetConfig(p);
+
+async function matmulPeak(): Promise<number> {
+  // The largest GEMMs of the step: [rows, D] @ [D, I] and [rows, I] @ [I, D], weights frozen.
+  let best = 0;
+  for (const [m, k, n] of [[p.batch * p.seq, cfg.hiddenSize, cfg.intermediateSize], [p.batch * p.seq, cfg.intermediateSize, cfg.hiddenSize]] as const) {
+    const g = new Graph('peak');
+    const x = g.input('x', 'float32', [m, k]);
+    const w = g.initializer('w', 'float32', [n, k], { kind: 'inline', bytes: new Uint8Array(new Float32Array(n * k).fill(0.01).buffer) });
+    g.output(F.gemm(x, w, null, { transB: true }), 'y');
+    const s = await Session.create(serializeModel(g), { threads: o.threads });
+    const feed = { x: { dtype: 'float32' as const, dims: [m, k], data: new Float32Array(m * k).fill(1) } };
+    const t = await measure(() => s.run(feed), { warmup: 2, minSeconds: 1, minReps: 5 });
+    best = Math.max(best, (2 * m * k * n) / (t.minMs * 1e-3) / 1e9);
+    await s.release();
+  }
+  return best;
+}
+
+/** FLOPs of one step: base projections forward + input-gradient backward, attention, LoRA. */
+function stepFlops(): number {
+  const N = p.batch * p.seq, D = cfg.hiddenSize, hd = cfg.headDim, H = cfg.numHeads, KV = cfg.numKvHeads, I = cfg.intermediateSize;
+  const perLayer = D * H * hd * 2 + 2 * D * KV * hd + 3 * D * I;
+  const linear = 2 * N * (cfg.numLayers * perLayer + D * cfg.vocabSize);
+  const attention = cfg.numLayers * 2 * 2 * p.batch * H * p.seq * p.seq * hd;
+  const loraPerLayer = p.rank * (D + H * hd + 2 * (D + KV * hd) + (H * hd + D) + 2 * (D + I) + (I + D));
+  const lora = 2 * N * cfg.numLayers * loraPerLayer;
+  return 2 * linear + 3 * attention + 3 * lora; // backward ~ forward for inputs (no frozen weight grads), 2x for attention and LoRA
+}
+
+const peak = await matmulPeak();
+const rand = mulberry32(1);
+const normal = () => Math.sqrt(-2 * Math.log(rand() + 1e-12)) * Math.cos(2 * Math.PI * rand());
+const store = new Map<string, Float32Array>();
+const fw = new FrozenWeights(cfg, (name) => {
+  let w = store.get(name);
+  if (!w) {
+    const isNorm = name.endsWith('norm.weight');
+    const n = name.includes('embed') || name.includes('lm_head') ? cfg.vocabSize * cfg.hiddenSize : 0;
+    w = isNorm ? new Float32Array(cfg.hiddenSize).fill(1) : Float32Array.from({ length: n || sizeOf(name) }, () => 0.02 * normal());
+    store.set(name, w);
+  }
+  return w;
+}, o.quantize);
+function sizeOf(name: string): number {
+  const D = cfg.hiddenSize, I = cfg.intermediateSize, q = cfg.numHeads * cfg.headDim, kv = cfg.numKvHeads * cfg.headDim;
+  if (/q_proj|o_proj/.test(name)) return D * q;
+  if (/k_proj|v_proj/.test(name)) return D * kv;
+  return D * I;
+}
+const invFreq = Float64Array.from({ length: cfg.headDim / 2 }, (_, i) => 1 / cfg.ropeTheta ** ((2 * i) / cfg.headDim));
+const lora = { rank: p.rank, alpha: p.alpha, dropout: 0, rslora: false, targets: LORA_TARGETS };
+const B = p.batch, T = p.seq;
+const sg = buildStepGraphs(fw, invFreq, { batch: B, seq: T, lora }, DEFAULT_OPTIMIZER, 1);
+const session = await Session.create(serializeModel(sg.fused!), { threads: o.threads });
+const init = initLora(sg.params, 0);
+const feeds: Record<string, HostTensor> = {
+  input_ids: { dtype: 'int64', dims: [B, T], data: BigInt64Array.from({ length: B * T }, () => BigInt(Math.floor(rand() * cfg.vocabSize))) },
+  position_ids: { dtype: 'int64', dims: [B, T], data: BigInt64Array.from({ length: B * T }, (_, i) => BigInt(i % T)) },
+  attn_bias: { dtype: 'float32', dims: [B, 1, T, T], data: Float32Array.from({ length: B * T * T }, (_, i) => (i % T <= Math.floor(i / T) % T ? 0 : -1e9)) },
+  targets: { dtype: 'int64', dims: [B * T], data: BigInt64Array.from({ length: B * T }, () => BigInt(Math.floor(rand() * cfg.vocabSize))) },
+  lr: { dtype: 'float32', dims: [], data: Float32Array.of(1e-4) },
+  step: { dtype: 'float32', dims: [], data: Float32Array.of(1) },
+};
+for (const q of sg.params) {
+  const d = init.get(q.name)!;
+  feeds[q.name] = { dtype: 'float32', dims: q.shape, data: d };
+  feeds[`m:${q.name}`] = { dtype: 'float32', dims: q.shape, data: new Float32Array(d.length) };
+  feeds[`v:${q.name}`] = { dtype: 'float32', dims: q.shape, data: new Float32Array(d.length) };
+}
+let stepNo = 1, loss = 0;
+const t = await measure(async () => {
+  const out = await session.run(feeds);
+  loss = (out.loss!.data as Float32Array)[0]!;
+  for (const q of sg.params) { // a real step: updated parameters and moments feed the next one
+    feeds[q.name] = out[`new:${q.name}`]!;
+    feeds[`m:${q.name}`] = out[`new_m:${q.name}`]!;
+    feeds[`v:${q.name}`] = out[`new_v:${q.name}`]!;
+  }
+  feeds.step = { dtype: 'float32', dims: [], data: Float32Array.of(++stepNo) };
+}, { warmup: o.warmup, minSeconds: 0, minReps: o.steps });
+const stepS = t.medianMs / 1000;
+console.log(JSON.stringify({
+  tokens_per_s: (B * T) / stepS,
+  step_s: stepS,
+  peak_rss_mb: process.resourceUsage().maxRSS / 1024,
+  loss,
+  gflops: stepFlops() / stepS / 1e9,
+  matmul_peak_gflops: peak,
+}));

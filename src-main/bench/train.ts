@@ -1,0 +1,77 @@
+// `finch bench train`: Finch's compiled LoRA training step against a PyTorch peer (the same
+// architecture, frozen float32 base, LoRA on all seven projections, AdamW) in the same run, each
+// in its own child process with the same threads and BLAS environment (timing.ts: benchEnv).
+// `--estimate` prints the predicted peak memory of a preset instead of running it.
+
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { nodeArgsFor } from '../engine/runtime/worker.js';
+import { estimateTrainingMemory, formatBytes } from '../train/memory.js';
+import { PRESETS, presetConfig } from './train-presets.js';
+import { benchEnv, runJsonChild } from './timing.js';
+
+interface SideResult { tokens_per_s: number; step_s: number; peak_rss_mb: number; loss: number }
+interface FinchResult extends SideResult { gflops: number; matmul_peak_gflops: number }
+
+const USAGE = `Usage: finch bench train [--preset small|tiny|llama3-8b] [--threads N] [--steps N] [--4bit] [--no-peer] [--estimate] [--json]
+
+Tokens/s of Finch's LoRA training step (forward, backward, AdamW: one session.run) against a
+PyTorch peer on the same model, batch and thread count, plus MFU: Finch's achieved GFLOP/s as a
+fraction of the MatMul peak measured in the same run.
+  --estimate   print the estimated peak memory (QLoRA, gradient checkpointing) instead of running`;
+
+export async function run(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      preset: { type: 'string', default: 'small' }, threads: { type: 'string', default: '2' }, steps: { type: 'string', default: '5' },
+      '4bit': { type: 'boolean', default: false }, 'no-peer': { type: 'boolean', default: false }, estimate: { type: 'boolean', default: false },
+      json: { type: 'boolean', default: false }, help: { type: 'boolean', default: false },
+    },
+  });
+  if (values.help) { console.log(USAGE); return 0; }
+  const preset = PRESETS[values.preset];
+  if (!preset) { console.error(`finch bench train: unknown preset "${values.preset}" (choose ${Object.keys(PRESETS).join(', ')})`); return 2; }
+  if (values.estimate) {
+    const est = estimateTrainingMemory(presetConfig(preset), { batch: preset.batch, seq: preset.seq, rank: preset.rank, targets: 7, quantize: true, checkpointLayers: true });
+    if (values.json) console.log(JSON.stringify({ preset: preset.name, ...est }));
+    else {
+      console.log(`Estimated peak memory, ${preset.name} QLoRA (4-bit base, r=${preset.rank}, batch ${preset.batch} x ${preset.seq}, gradient checkpointing):`);
+      for (const [k, v] of Object.entries(est.parts)) console.log(`  ${k.padEnd(28)} ${formatBytes(v)}`);
+      console.log(`  ${'total'.padEnd(28)} ${formatBytes(est.totalBytes)}`);
+    }
+    return 0;
+  }
+  const threads = Number(values.threads), steps = Number(values.steps);
+  const env = benchEnv(threads);
+  const log = (s: string) => { if (!values.json) console.error(s); };
+  const entry = new URL('./train-finch.ts', import.meta.url);
+  log(`finch: ${preset.name} preset, ${threads} threads, ${steps} steps...`);
+  const finch = await runJsonChild<FinchResult>(process.execPath, [...nodeArgsFor(entry), fileURLToPath(entry),
+    JSON.stringify({ preset, threads, steps, warmup: 1, quantize: values['4bit'] })], env);
+  let peer: SideResult | null = null;
+  if (!values['no-peer']) {
+    log('peer: PyTorch...');
+    peer = await runJsonChild<SideResult>('/usr/bin/python3', [fileURLToPath(new URL('./peers/torch_lora_train.py', import.meta.url)), JSON.stringify({
+      threads, hidden: preset.hidden, layers: preset.layers, heads: preset.heads, kv_heads: preset.kvHeads, intermediate: preset.intermediate,
+      vocab: preset.vocab, batch: preset.batch, seq: preset.seq, rank: preset.rank, alpha: preset.alpha, warmup: 1, steps,
+    })], env);
+  }
+  const result = {
+    preset: preset.name,
+    threads,
+    finch: { tokens_per_s: finch.tokens_per_s, peak_rss_mb: finch.peak_rss_mb, step_s: finch.step_s, gflops: finch.gflops },
+    peer: peer ? { tokens_per_s: peer.tokens_per_s, peak_rss_mb: peer.peak_rss_mb, step_s: peer.step_s } : null,
+    ratio: peer ? finch.tokens_per_s / peer.tokens_per_s : null,
+    mfu: finch.gflops / finch.matmul_peak_gflops,
+    matmul_peak_gflops: finch.matmul_peak_gflops,
+  };
+  if (values.json) console.log(JSON.stringify(result));
+  else {
+    console.log(`Finch   ${finch.tokens_per_s.toFixed(0)} tokens/s, ${finch.step_s.toFixed(3)} s/step, peak RSS ${finch.peak_rss_mb.toFixed(0)} MB, ${finch.gflops.toFixed(0)} GFLOP/s`);
+    if (peer) console.log(`PyTorch ${peer.tokens_per_s.toFixed(0)} tokens/s, ${peer.step_s.toFixed(3)} s/step, peak RSS ${peer.peak_rss_mb.toFixed(0)} MB`);
+    if (result.ratio) console.log(`ratio   ${result.ratio.toFixed(2)}x`);
+    console.log(`MFU     ${(result.mfu * 100).toFixed(0)}% of the measured MatMul peak (${finch.matmul_peak_gflops.toFixed(0)} GFLOP/s)`);
+  }
+  return 0;
+}

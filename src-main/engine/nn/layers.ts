@@ -1,0 +1,180 @@
+// Building blocks of Llama-family models, composed from the graph ops in graph/ops.ts. They add
+// no gradient rules of their own: autodiff differentiates the primitives they are made of.
+// Every op chosen here has a WebGPU kernel for float32 (no int64 arithmetic, no LogSoftmax,
+// no SoftmaxCrossEntropyLoss, no bool Trilu), so the same graph runs on every execution provider;
+// test/engine/composite/ checks each block against PyTorch and the training step on WebGPU.
+// Weights use the PyTorch / Hugging Face layout: a linear layer's weight is [out, in].
+
+import { type DType, type Dim, isStatic, numel, shapeToString } from '../graph/dtype.js';
+import { type Graph, Tensor } from '../graph/graph.js';
+import * as F from '../graph/ops.js';
+
+/** The most negative finite value of a float dtype: masks with it, because WGSL need not honour -inf. */
+export function lowestFinite(dtype: DType): number {
+  switch (dtype) {
+    case 'float32': return -3.4028234663852886e38;
+    case 'float64': return -Number.MAX_VALUE;
+    case 'float16': return -65504;
+    case 'bfloat16': return -3.3895313892515355e38;
+    default: throw new F.GraphBuildError(`lowestFinite: ${dtype} is not a float dtype`);
+  }
+}
+
+/** y[..., out] = x[..., in] @ w[out, in]^T (+ b[out]), as torch.nn.functional.linear. */
+export function linear(x: Tensor, w: Tensor, b: Tensor | null = null): Tensor {
+  if (w.rank !== 2) throw new F.GraphBuildError(`linear: weight ${w} must be [out, in]`);
+  const [nOut, nIn] = w.shape as [Dim, Dim];
+  if (x.shape[x.rank - 1] !== nIn) {
+    throw new F.GraphBuildError(`linear: input ${x} does not end in ${nIn}, the in-features of weight ${w}`);
+  }
+  if (x.rank === 2) return F.gemm(x, w, b, { transB: true }); // [N, out]
+  const lead = x.shape.slice(0, -1);
+  if (!isStatic(lead)) {
+    const y = F.matmul(x, F.transpose(w, [1, 0])); // symbolic leading dims: MatMul broadcasts them
+    return b ? F.add(y, b) : y;
+  }
+  // Static leading dims fold into rows so one Gemm (transB, no Transpose node) does the work,
+  // and the weight gradient is a single [out, in] Gemm as well.
+  const rows = numel(lead);
+  const y = F.gemm(F.reshape(x, [rows, nIn]), w, b, { transB: true }); // [rows, out]
+  return F.reshape(y, [...lead, nOut]); // [..., out]
+}
+
+/** x * sigmoid(x) (SiLU, a.k.a. swish). */
+export function silu(x: Tensor): Tensor {
+  return F.mul(x, F.sigmoid(x));
+}
+
+/** Llama's RMSNorm: x / sqrt(mean(x^2, -1) + eps) * weight, for x [..., D] and weight [D]. */
+export function rmsNorm(x: Tensor, weight: Tensor, eps: number): Tensor {
+  const d = x.shape[x.rank - 1];
+  if (weight.rank !== 1 || weight.shape[0] !== d) throw new F.GraphBuildError(`rmsNorm: weight ${weight} must be [${d}] for input ${x}`);
+  const meanSquare = F.reduceMean(F.mul(x, x), [-1], true); // [..., 1]
+  const inv = F.reciprocal(F.sqrt(F.add(meanSquare, eps))); // [..., 1]
+  return F.mul(F.mul(x, inv), weight); // [..., D]
+}
+
+export interface MlpWeights {
+  gate: Tensor; // [I, D]
+  up: Tensor; // [I, D]
+  down: Tensor; // [D, I]
+}
+
+/** Llama's gated MLP: down(silu(gate(x)) * up(x)), x [..., D] -> [..., D]. */
+export function gatedMlp(x: Tensor, w: MlpWeights): Tensor {
+  const h = F.mul(silu(linear(x, w.gate)), linear(x, w.up)); // [..., I]
+  return linear(h, w.down); // [..., D]
+}
+
+/** Bool [T, T], true where key position <= query position (row = query, column = key). */
+export function causalMask(g: Graph, dtype: DType, t: number): Tensor {
+  // Trilu runs on float only on WebGPU; with a static T, ONNX Runtime folds this to a constant.
+  return F.cast(F.trilu(F.full(g, dtype, [t, t], 1), false), 'bool');
+}
+
+/** [B, T, H*hd] -> [B, H, T, hd] */
+export function splitHeads(x: Tensor, nHeads: number): Tensor {
+  const [b, t, hd] = x.shape as [Dim, Dim, Dim];
+  if (typeof hd !== 'number' || hd % nHeads !== 0) throw new F.GraphBuildError(`splitHeads: ${x} does not split into ${nHeads} heads`);
+  return F.transpose(F.reshape(x, [b, t, nHeads, hd / nHeads]), [0, 2, 1, 3]);
+}
+
+/** [B, H, T, hd] -> [B, T, H*hd] */
+export function mergeHeads(x: Tensor): Tensor {
+  const [b, h, t, hd] = x.shape as [Dim, Dim, Dim, Dim];
+  if (typeof h !== 'number' || typeof hd !== 'number') throw new F.GraphBuildError(`mergeHeads: ${x} needs static heads and head size`);
+  return F.reshape(F.transpose(x, [0, 2, 1, 3]), [b, t, h * hd]);
+}
+
+/** Grouped-query attention: each of the Hkv heads serves `rep` query heads. [B, Hkv, T, hd] -> [B, Hkv*rep, T, hd] */
+export function repeatKv(x: Tensor, rep: number): Tensor {
+  if (rep === 1) return x;
+  const [b, hkv, t, hd] = x.shape as [Dim, Dim, Dim, Dim];
+  if (!isStatic(x.shape)) throw new F.GraphBuildError(`repeatKv: ${x} needs a static shape`);
+  const wide = F.expand(F.unsqueeze(x, [2]), [b, hkv, rep, t, hd]); // [B, Hkv, rep, T, hd]
+  return F.reshape(wide, [b, (hkv as number) * rep, t, hd]);
+}
+
+/**
+ * Causal scaled dot-product attention, softmax(q k^T / sqrt(hd) + causal mask) v.
+ * q [B, H, T, hd]; k, v [B, Hkv, T, hd] with H a multiple of Hkv. Returns [B, H, T, hd].
+ */
+export function causalAttention(q: Tensor, k: Tensor, v: Tensor): Tensor {
+  const [, h, t, hd] = q.shape as [Dim, Dim, Dim, Dim];
+  const hkv = k.shape[1];
+  if (typeof h !== 'number' || typeof hkv !== 'number' || h % hkv !== 0) {
+    throw new F.GraphBuildError(`causalAttention: query heads of ${q} must be a multiple of key heads of ${k}`);
+  }
+  if (typeof t !== 'number' || typeof hd !== 'number') {
+    throw new F.GraphBuildError(`causalAttention: ${q} needs a static sequence length and head size (one graph per job shape)`);
+  }
+  const kk = repeatKv(k, h / hkv), vv = repeatKv(v, h / hkv); // [B, H, T, hd]
+  const scores = F.mul(F.matmul(q, F.transposeLast2(kk)), 1 / Math.sqrt(hd)); // [B, H, T, T]
+  // Where (not an additive bias): masked scores become exactly the lowest finite value, whose
+  // softmax weight underflows to 0, and their gradient is exactly 0.
+  const masked = F.where(causalMask(q.graph, q.dtype, t), scores, lowestFinite(q.dtype)); // [B, H, T, T]
+  return F.matmul(F.softmax(masked, -1), vv); // [B, H, T, hd]
+}
+
+export interface AttentionWeights {
+  q: Tensor; // [H*hd, D]
+  k: Tensor; // [Hkv*hd, D]
+  v: Tensor; // [Hkv*hd, D]
+  o: Tensor; // [D, H*hd]
+  /** Optional projection biases (Qwen2 has them on q, k, v). */
+  qBias?: Tensor | null;
+  kBias?: Tensor | null;
+  vBias?: Tensor | null;
+}
+
+export interface AttentionOptions {
+  nHeads: number;
+  nKvHeads: number;
+  /** Applied to q [B, H, T, hd] and k [B, Hkv, T, hd] before the scores (rotary embeddings). */
+  rope?: (q: Tensor, k: Tensor) => [Tensor, Tensor];
+}
+
+/** Multi-head causal self-attention with grouped-query heads: x [B, T, D] -> [B, T, D]. */
+export function selfAttention(x: Tensor, w: AttentionWeights, o: AttentionOptions): Tensor {
+  if (x.rank !== 3) throw new F.GraphBuildError(`selfAttention: input ${x} must be [B, T, D]`);
+  if (o.nHeads % o.nKvHeads !== 0) throw new F.GraphBuildError(`selfAttention: ${o.nHeads} heads are not a multiple of ${o.nKvHeads} key/value heads`);
+  let q = splitHeads(linear(x, w.q, w.qBias ?? null), o.nHeads); // [B, H, T, hd]
+  let k = splitHeads(linear(x, w.k, w.kBias ?? null), o.nKvHeads); // [B, Hkv, T, hd]
+  const v = splitHeads(linear(x, w.v, w.vBias ?? null), o.nKvHeads); // [B, Hkv, T, hd]
+  if (q.shape[3] !== k.shape[3]) throw new F.GraphBuildError(`selfAttention: head sizes differ (${shapeToString(q.shape)} vs ${shapeToString(k.shape)})`);
+  if (o.rope) [q, k] = o.rope(q, k);
+  return linear(mergeHeads(causalAttention(q, k, v)), w.o); // [B, T, D]
+}
+
+/**
+ * Mean cross-entropy over the rows whose label is not `ignoreIndex`, as
+ * torch.nn.functional.cross_entropy(logits, labels, ignore_index=-100). logits [N, V], labels int32 [N].
+ * Returns a scalar; 0 (not NaN, as PyTorch) when every label is ignored.
+ *
+ * Composed instead of ONNX SoftmaxCrossEntropyLoss, which has no WebGPU kernel, and with int32
+ * labels because int64 comparisons fall back to the CPU there.
+ */
+export function crossEntropy(logits: Tensor, labels: Tensor, ignoreIndex = -100): Tensor {
+  if (logits.rank !== 2 || labels.rank !== 1 || logits.shape[0] !== labels.shape[0]) {
+    throw new F.GraphBuildError(`crossEntropy: expects logits [N, V] and labels [N], got ${logits} and ${labels}`);
+  }
+  if (labels.dtype !== 'int32') throw new F.GraphBuildError(`crossEntropy: labels ${labels} must be int32 (int64 has no WebGPU kernels)`);
+  if (ignoreIndex >= 0) throw new F.GraphBuildError(`crossEntropy: ignoreIndex must be negative, got ${ignoreIndex}`);
+  const g = logits.graph, dt = logits.dtype;
+  const valid = F.greater(labels, F.scalar(g, 'int32', ignoreIndex)); // [N] bool: labels are >= 0 or ignoreIndex
+  const weight = F.cast(valid, dt); // [N]
+  const safe = F.unsqueeze(F.max2(labels, F.scalar(g, 'int32', 0)), [1]); // [N, 1] an in-range index for ignored rows
+
+  // log-sum-exp, shifted by the row maximum for stability. The shift leaves the value unchanged,
+  // so its gradient is taken as 0: an integer round trip hides it from autodiff (which follows
+  // float tensors only) and costs nothing in accuracy, since any shift near the maximum works.
+  const shift = F.cast(F.cast(F.reduceMax(logits, [1], true), 'int32'), dt); // [N, 1]
+  const shifted = F.sub(logits, shift); // [N, V]
+  const lse = F.log(F.reduceSum(F.exp(shifted), [1], true)); // [N, 1]
+  const target = F.gatherElements(shifted, safe, 1); // [N, 1]
+  const nll = F.reshape(F.sub(lse, target), [logits.shape[0]!]); // [N]
+
+  const total = F.reduceSum(F.mul(nll, weight), [0], false); // []
+  const count = F.max2(F.reduceSum(weight, [0], false), 1); // []
+  return F.div(total, count);
+}
