@@ -2,7 +2,8 @@
 // asks the rule table (rules.ts) for each node's vector-Jacobian product, and does the bookkeeping
 // the rules should not repeat: summing broadcast gradients back to input shapes, accumulating
 // gradients of tensors used more than once, skipping inputs that need none, naming nodes
-// "<node>/grad/...", and recomputing checkpointed segments instead of keeping their activations.
+// "<node>/grad/...", recomputing checkpointed segments instead of keeping their activations, and
+// dropping backward nodes no gradient uses.
 
 import { isFloat, numel, shapeToString } from '../graph/dtype.js';
 import { type Graph, type Node, Tensor } from '../graph/graph.js';
@@ -74,6 +75,7 @@ export function grad(loss: Tensor, wrt: readonly Tensor[], opts: GradOptions = {
   };
   grads.set(loss.name, opts.seed ?? F.scalar(g, loss.dtype, 1));
 
+  const firstBackward = g.nodes.length, initializersBefore = new Set(g.initializers.keys());
   const recompute = opts.recompute ?? g.segments.length > 0;
   const replay = new Recomputer(g);
 
@@ -107,7 +109,29 @@ export function grad(loss: Tensor, wrt: readonly Tensor[], opts: GradOptions = {
     }
   });
 
-  return wrt.map((w) => grads.get(w.name) ?? F.zerosLike(w));
+  const result = wrt.map((w) => grads.get(w.name) ?? F.zerosLike(w));
+  pruneBackward(g, firstBackward, initializersBefore, result);
+  return result;
+}
+
+/**
+ * Drops the backward nodes (and their constants) that no returned gradient depends on: rules
+ * build gradients for inputs nobody needs and recomputation clones outputs no rule reads, and
+ * ONNX Runtime runs every node of a graph, used or not, keeping its inputs alive until then.
+ */
+function pruneBackward(g: Graph, firstNode: number, initializersBefore: Set<string>, keep: readonly Tensor[]) {
+  const live = new Set(keep.map((t) => t.name));
+  const kept: Node[] = [];
+  for (let i = g.nodes.length - 1; i >= firstNode; i--) {
+    const n = g.nodes[i]!;
+    if (!n.outputs.some((o) => live.has(o.name))) continue;
+    kept.push(n);
+    for (const t of n.inputs) if (t) live.add(t.name);
+  }
+  g.nodes.splice(firstNode, g.nodes.length - firstNode, ...kept.reverse());
+  for (const name of [...g.initializers.keys()]) {
+    if (!initializersBefore.has(name) && !live.has(name)) g.initializers.delete(name);
+  }
 }
 
 /**
@@ -126,9 +150,11 @@ class Recomputer {
   value(segment: number, t: Tensor, dy: Tensor): Tensor {
     const seg = this.g.segments[segment]!;
     const p = t.producer;
-    if (!p) return t; // graph input or initializer: always alive
-    const idx = this.g.nodes.indexOf(p);
-    if (idx < seg.firstNode || idx >= seg.endNode) return this.barrier(segment, t, dy);
+    if (!p && this.g.isInitializer(t)) return t; // a constant: clones of constants may be folded
+    // Graph inputs too: a clone fed only by inputs and constants would otherwise run at the start
+    // of the step and keep its activation alive through the whole forward.
+    const idx = p ? this.g.nodes.indexOf(p) : -1;
+    if (!p || idx < seg.firstNode || idx >= seg.endNode) return this.barrier(segment, t, dy);
     const key = `${segment}:${t.name}`;
     const hit = this.clones.get(key);
     if (hit) return hit;
@@ -141,7 +167,7 @@ class Recomputer {
   }
 
   private barrier(segment: number, t: Tensor, dy: Tensor): Tensor {
-    if (!isFloat(t.dtype)) return t;
+    if (!isFloat(t.dtype) && t.dtype !== 'int64' && t.dtype !== 'int32') return t; // bool/8-bit: no cheap x + 0
     const key = `${segment}:${t.name}`;
     let b = this.barriers.get(key);
     if (!b) {

@@ -3,8 +3,8 @@
 // needed). Rules may return gradients in the *output's* broadcast shape: grad.ts sums them back to
 // each input's shape. `null` marks an op as deliberately not differentiable.
 
-import type { DType } from '../graph/dtype.js';
-import { type Graph, type Node, Tensor } from '../graph/graph.js';
+import { type DType, type Shape, isStatic } from '../graph/dtype.js';
+import { type Graph, type Node, Tensor, attr } from '../graph/graph.js';
 import * as F from '../graph/ops.js';
 
 export interface VjpContext {
@@ -56,11 +56,25 @@ function matmulGradB(a: Tensor, dy: Tensor, b: Tensor): Tensor {
   return F.matmul(F.transposeLast2(a), dy);
 }
 
+/** Broadcasts `t` to the (possibly symbolic) shape of `like`. */
+function expandLike(t: Tensor, like: Tensor): Tensor {
+  if (isStatic(like.shape)) return F.expand(t, like.shape);
+  return t.graph.addNode('Expand', [t, F.shapeOf(like)], [{ dtype: t.dtype, shape: like.shape }])[0]!;
+}
+
 /** Expands a reduced gradient (reduced over `axes`, keepdims or not) back over x's shape. */
 function expandReduced(dy: Tensor, x: Tensor, axes: number[], keepdims: boolean): Tensor {
   const ax = axes.length ? axes.map((a) => (a < 0 ? a + x.rank : a)) : x.shape.map((_, i) => i);
   const kept = keepdims ? dy : F.unsqueeze(dy, [...ax].sort((p, q) => p - q));
-  return F.mul(kept, F.full(x.graph, x.dtype, x.shape as number[], 1));
+  return expandLike(kept, x);
+}
+
+/** How many elements of x each output of a reduction over `axes` averages: a constant, or read at run time. */
+function reducedCount(x: Tensor, y: Tensor, axes: number[]): Tensor | number {
+  const dims: Shape = (axes.length ? axes : x.shape.map((_, i) => i)).map((a) => x.shape[a < 0 ? a + x.rank : a]!);
+  if (isStatic(dims)) return dims.reduce((p, q) => p * q, 1);
+  const size = (t: Tensor) => F.cast(t.graph.addNode('Size', [t], [{ dtype: 'int64', shape: [] }])[0]!, x.dtype);
+  return F.div(size(x), size(y));
 }
 
 const ones = (like: Tensor) => F.scalar(like.graph, like.dtype, 1);
@@ -113,21 +127,24 @@ export const rules: Record<string, VjpRule | null> = {
     const db = !c.needs[1] ? undefined
       : tB ? F.gemm(dy, a, null, { transA: true, transB: tA, alpha }) // B^T: dB = dY^T op(A)
       : F.gemm(a, dy, null, { transA: !tA, alpha }); // dB = op(A)^T dY
-    return [da, db, c.x[2] ? F.mul(dy, beta) : undefined];
+    return [da, db, c.x[2] ? F.mul(dy, Math.fround(beta)) : undefined]; // ORT applies beta as a float32 attribute
   },
 
   ReduceSum: (c) => [expandReduced(c.dy[0]!, X(c, 0), constInts(c.g, c.x[1] ?? null), attrInt(c.node, 'keepdims', 1) === 1)],
   ReduceMean: (c) => {
-    const x = X(c, 0), axes = constInts(c.g, c.x[1] ?? null);
-    const count = (axes.length ? axes : x.shape.map((_, i) => i)).reduce((p: number, a) => p * (x.shape[a < 0 ? a + x.rank : a] as number), 1);
-    return [expandReduced(F.mul(c.dy[0]!, 1 / count), x, axes, attrInt(c.node, 'keepdims', 1) === 1)];
+    const x = X(c, 0), axes = constInts(c.g, c.x[1] ?? null), count = reducedCount(x, c.y[0]!, axes);
+    const dy = typeof count === 'number' ? F.mul(c.dy[0]!, 1 / count) : F.div(c.dy[0]!, count);
+    return [expandReduced(dy, x, axes, attrInt(c.node, 'keepdims', 1) === 1)];
   },
   ReduceMax: (c) => {
     const x = X(c, 0), axes = constInts(c.g, c.x[1] ?? null), keep = attrInt(c.node, 'keepdims', 1) === 1;
     const ax = (axes.length ? axes : x.shape.map((_, i) => i)).map((a) => (a < 0 ? a + x.rank : a)).sort((p, q) => p - q);
     const yk = keep ? c.y[0]! : F.unsqueeze(c.y[0]!, ax);
     const dyk = keep ? c.dy[0]! : F.unsqueeze(c.dy[0]!, ax);
-    return [F.where(F.equal(x, yk), F.mul(dyk, F.full(x.graph, x.dtype, x.shape as number[], 1)), 0)];
+    // Tied maxima share the gradient evenly (as torch.amax does); giving each the whole of it
+    // would multiply the gradient by the number of ties.
+    const hit = F.cast(F.equal(x, yk), x.dtype);
+    return [F.mul(hit, F.div(dyk, F.reduceSum(hit, ax, true)))];
   },
   Softmax: (c) => {
     const y = c.y[0]!, axis = attrInt(c.node, 'axis', -1);
@@ -160,21 +177,42 @@ export const rules: Record<string, VjpRule | null> = {
     const x = X(c, 0), starts = constInts(c.g, c.x[1]!), ends = constInts(c.g, c.x[2]!);
     const axes = c.x[3] ? constInts(c.g, c.x[3]) : starts.map((_, i) => i);
     const steps = c.x[4] ? constInts(c.g, c.x[4]) : axes.map(() => 1);
-    if (steps.some((s) => s !== 1)) throw new Error('Slice gradient supports step 1 only');
-    const before = x.shape.map(() => 0), after = x.shape.map(() => 0);
+    // dx is dy zero-padded back to x's shape; a step -1 axis is first flipped back into x's order.
+    const before = x.shape.map(() => 0), after = x.shape.map(() => 0), flip: number[] = [];
     axes.forEach((a0, i) => {
-      const a = a0 < 0 ? a0 + x.rank : a0, d = x.shape[a] as number;
-      const s = Math.min(Math.max(starts[i]! < 0 ? starts[i]! + d : starts[i]!, 0), d);
-      before[a] = s;
-      after[a] = d - s - (c.y[0]!.shape[a] as number);
+      const a = a0 < 0 ? a0 + x.rank : a0, d = x.shape[a] as number, len = c.y[0]!.shape[a] as number;
+      const s0 = starts[i]! < 0 ? starts[i]! + d : starts[i]!;
+      if (steps[i] === 1) {
+        const s = Math.min(Math.max(s0, 0), d);
+        before[a] = s;
+        after[a] = d - s - len;
+      } else if (steps[i] === -1) {
+        const s = Math.min(Math.max(s0, 0), d - 1); // y[j] = x[s - j], j < len
+        before[a] = s - len + 1;
+        after[a] = d - 1 - s;
+        flip.push(a);
+      } else throw new Error(`Slice gradient supports steps 1 and -1, not ${steps[i]}`);
     });
-    return [F.pad(c.dy[0]!, before, after)];
+    const dy = flip.length ? F.slice(c.dy[0]!, flip.map(() => -1), flip.map(() => -Number.MAX_SAFE_INTEGER), flip, flip.map(() => -1)) : c.dy[0]!;
+    return [F.pad(dy, before, after)];
   },
   Gather: (c) => {
-    const data = X(c, 0), idx = X(c, 1);
-    if (attrInt(c.node, 'axis', 0) !== 0) throw new Error('Gather gradient supports axis 0 only');
-    const ids = F.unsqueeze(F.cast(idx, 'int64'), [-1]);
-    return [F.scatterND(F.zerosLike(data), ids, c.dy[0]!, 'add'), undefined];
+    // Scatter-add dy's rows into zeros (repeated indices add up); another axis moves to the front first.
+    const data = X(c, 0), idx = X(c, 1), dy = c.dy[0]!;
+    const a = attrInt(c.node, 'axis', 0), r = data.rank, q = idx.rank;
+    const ids = F.unsqueeze(F.cast(idx, 'int64'), [-1]); // [...idx, 1]
+    if (a === 0) return [F.scatterND(F.zerosLike(data), ids, dy, 'add'), undefined];
+    const range = (lo: number, hi: number) => Array.from({ length: hi - lo }, (_, i) => lo + i);
+    const front = [a, ...range(0, a), ...range(a + 1, r)]; // data axes with `a` first
+    const dyFront = F.transpose(dy, [...range(a, a + q), ...range(0, a), ...range(a + q, r - 1 + q)]); // [...idx, data without a]
+    const frontShape = front.map((p) => data.shape[p]!);
+    const zeros = isStatic(frontShape)
+      ? F.full(c.g, data.dtype, frontShape, 0)
+      : c.g.addNode('ConstantOfShape', [F.gather(F.shapeOf(data), F.int64s(c.g, front, 'perm'))], [{ dtype: data.dtype, shape: frontShape }], {
+          value: attr.t({ dtype: data.dtype, shape: [1], bytes: F.bytesOf(data.dtype, [0]) }),
+        })[0]!; // sized at run time
+    const back = front.map((_, i) => front.indexOf(i));
+    return [F.transpose(F.scatterND(zeros, ids, dyFront, 'add'), back), undefined];
   },
   GatherElements: (c) => [F.scatterElements(F.zerosLike(X(c, 0)), X(c, 1), c.dy[0]!, attrInt(c.node, 'axis', 0), 'add'), undefined],
   Trilu: (c) => [F.trilu(c.dy[0]!, attrInt(c.node, 'upper', 1) === 1, constInts(c.g, c.x[1] ?? null)[0] ?? 0), undefined],
@@ -182,6 +220,10 @@ export const rules: Record<string, VjpRule | null> = {
   SoftmaxCrossEntropyLoss: (c) => {
     // d logits = (softmax - onehot(label)) * valid / count * dLoss  (reduction "mean")
     const logits = X(c, 0), labels = X(c, 1);
+    const reduction = c.node.attrs.reduction;
+    if (c.x[2] || (reduction && !(reduction.type === 'string' && reduction.value === 'mean'))) {
+      throw new Error(`SoftmaxCrossEntropyLoss gradient (node ${c.node.name}): only reduction "mean" without class weights is supported`);
+    }
     const [nRows, nClasses] = logits.shape as number[];
     const ignore = attrInt(c.node, 'ignore_index', -100);
     const labels64 = F.cast(labels, 'int64');

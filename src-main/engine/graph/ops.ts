@@ -176,7 +176,13 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
   if (a.rank < 2 || b.rank < 2) fail('MatMul', 'Finch uses MatMul on rank >= 2 only', a, b);
   const k1 = a.shape[a.rank - 1]!, k2 = b.shape[b.rank - 2]!;
   if (k1 !== k2) fail('MatMul', `inner dimensions differ (${k1} vs ${k2})`, a, b);
-  const batch = broadcastShapes('MatMul', a.shape.slice(0, -2), b.shape.slice(0, -2));
+  const [ba, bb] = [a.shape.slice(0, -2), b.shape.slice(0, -2)];
+  let batch: Dim[] = [];
+  try {
+    batch = broadcastShapes('MatMul', ba, bb);
+  } catch {
+    fail('MatMul', `batch dimensions ${shapeToString(ba)} and ${shapeToString(bb)} do not broadcast`, a, b);
+  }
   return a.graph.addNode('MatMul', [a, b], [{ dtype: dt, shape: [...batch, a.shape[a.rank - 2]!, b.shape[b.rank - 1]!] }])[0]!;
 }
 
@@ -341,7 +347,7 @@ export function slice(x: Tensor, starts: readonly number[], ends: readonly numbe
       const e = clamp(ends[i]! < 0 ? ends[i]! + d : ends[i]!, 0, d);
       shape[ax] = Math.max(0, e - s);
     } else {
-      const s = clamp(starts[i]! < 0 ? starts[i]! + d : starts[i]!, -1, d - 1);
+      const s = clamp(starts[i]! < 0 ? starts[i]! + d : starts[i]!, 0, d - 1); // ONNX: [0, d-1] when stepping back
       const e = clamp(ends[i]! < 0 ? ends[i]! + d : ends[i]!, -1, d - 1);
       shape[ax] = Math.max(0, s - e);
     }
@@ -412,9 +418,11 @@ export function full(g: Graph, dtype: DType, shape: readonly number[], value: nu
   return g.addNode('ConstantOfShape', [int64s(g, shape)], [{ dtype, shape }], { value: attr.t(v) })[0]!;
 }
 
+/** Zeros of x's shape; a symbolic shape is read at run time (ConstantOfShape of Shape(x)). */
 export function zerosLike(x: Tensor): Tensor {
-  if (!x.shape.every((d) => typeof d === 'number')) fail('zerosLike', 'needs a static shape', x);
-  return full(x.graph, x.dtype, x.shape as number[], 0);
+  if (x.shape.every((d) => typeof d === 'number')) return full(x.graph, x.dtype, x.shape as number[], 0);
+  const v: ConstantData = { dtype: x.dtype, shape: [1], bytes: bytesOf(x.dtype, [0]) };
+  return x.graph.addNode('ConstantOfShape', [shapeOf(x)], [{ dtype: x.dtype, shape: x.shape }], { value: attr.t(v) })[0]!;
 }
 
 /** Mean softmax cross-entropy over rows whose label is not `ignoreIndex` (ONNX SoftmaxCrossEntropyLoss). */
