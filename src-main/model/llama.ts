@@ -67,12 +67,20 @@ const bytes = (a: Float32Array): Uint8Array => new Uint8Array(a.buffer, a.byteOf
 /** Per-graph view of the frozen weights: initializers are created on first use. */
 class WeightScope {
   private readonly cache = new Map<string, Tensor | F.NBitsWeight>();
-  constructor(readonly g: Graph, readonly w: FrozenWeights) {}
+  /** Base weights as graph inputs, in first-use order (full-parameter training). */
+  readonly inputs = new Map<string, Tensor>();
+  constructor(readonly g: Graph, readonly w: FrozenWeights, readonly trainable = false) {}
 
   float(name: string, shape: number[]): Tensor {
     const hit = this.cache.get(name);
     if (hit) return hit as Tensor;
-    const t = this.g.initializer(name, 'float32', shape, { kind: 'inline', bytes: bytes(this.w.f(name)) });
+    let t: Tensor;
+    if (this.trainable) {
+      t = this.g.input(name, 'float32', shape);
+      this.inputs.set(name, t);
+    } else {
+      t = this.g.initializer(name, 'float32', shape, { kind: 'inline', bytes: bytes(this.w.f(name)) });
+    }
     this.cache.set(name, t);
     return t;
   }
@@ -97,7 +105,7 @@ class WeightScope {
   /** y = x @ W^T (+ bias) for an HF [out, in] weight, float or 4-bit. x: [rows, in] -> [rows, out] */
   linear(x: Tensor, name: string, out: number, inp: number, bias: string | null): Tensor {
     const b = bias ? this.float(bias, [out]) : null;
-    if (this.w.quantize) {
+    if (this.w.quantize && !this.trainable) {
       const y = F.matMulNBits(x, this.nbits(name, out, inp));
       return b ? F.add(y, b) : y;
     }
@@ -273,7 +281,10 @@ function lmHead(c: LayerContext, h: Tensor): Tensor {
 export interface TrainGraphOptions {
   batch: number;
   seq: number;
-  lora: LoraSpec;
+  /** LoRA adapters to train, or null for full-parameter training (trainBase). */
+  lora: LoraSpec | null;
+  /** Every base weight becomes a graph input ("baseInputs"): full-parameter training. */
+  trainBase?: boolean;
   /** Recompute each decoder layer in the backward instead of keeping its activations. */
   checkpointLayers?: boolean;
   /** Split the vocabulary projection + loss into this many row chunks (large vocabularies). */
@@ -287,6 +298,8 @@ export interface TrainGraph {
   loss: Tensor;
   lora: LoraParam[];
   loraInputs: LoraInputs;
+  /** Base weights fed as inputs when trainBase is set, by HF name. */
+  baseInputs: Map<string, Tensor>;
   /** Number of dropout seeds to feed (0 = no dropout input). */
   dropoutModules: number;
 }
@@ -303,14 +316,15 @@ export function buildTrainForward(g: Graph, fw: FrozenWeights, invFreq: Float64A
   const positions = g.input('position_ids', 'int64', [B, T]);
   const bias = g.input('attn_bias', 'float32', [B, 1, T, T]);
   const targets = g.input('targets', 'int64', [B * T]);
-  const params = loraParams(cfg, o.lora);
+  const params = o.lora ? loraParams(cfg, o.lora) : [];
   const loraInputs: LoraInputs = new Map(params.map((p) => [p.name, g.input(p.name, 'float32', p.shape)]));
-  const nModules = cfg.numLayers * o.lora.targets.length;
-  const useDropout = (o.dropout ?? true) && o.lora.dropout > 0;
+  const nModules = o.lora ? cfg.numLayers * o.lora.targets.length : 0;
+  const useDropout = (o.dropout ?? true) && !!o.lora && o.lora.dropout > 0;
   const seeds = useDropout ? g.input('dropout_seeds', 'float32', [nModules]) : null;
+  const ws = new WeightScope(g, fw, !!o.trainBase);
   const c: LayerContext = {
-    cfg, ws: new WeightScope(g, fw), B, T, bt: null,
-    lora: { spec: o.lora, inputs: loraInputs, scale: loraScale(o.lora), dropoutSeeds: seeds },
+    cfg, ws, B, T, bt: null,
+    lora: o.lora ? { spec: o.lora, inputs: loraInputs, scale: loraScale(o.lora), dropoutSeeds: seeds } : null,
     cos: ids, sin: ids, bias, cache: null, moduleIndex: 0,
   };
   const h = trunk(c, { ids, positions, bias }, invFreq, T, !!o.checkpointLayers); // [rows, D]
@@ -337,7 +351,7 @@ export function buildTrainForward(g: Graph, fw: FrozenWeights, invFreq: Float64A
     });
     loss = F.div(total!, count);
   }
-  return { loss, lora: params, loraInputs, dropoutModules: useDropout ? nModules : 0 };
+  return { loss, lora: params, loraInputs, baseInputs: ws.inputs, dropoutModules: useDropout ? nModules : 0 };
 }
 
 // ---------------------------------------------------------------------------------------------

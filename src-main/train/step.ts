@@ -79,3 +79,11 @@ export function buildStepGraphs(fw: FrozenWeights, invFreq: Float64Array, shape:
   appendUpdate(ug, params, p, summed, opt);
   return { params, fused: null, grads: gg, update: ug, dropoutModules: tg.dropoutModules };
 }
+
+/** Forward + mean loss only (evaluation): same inputs as the step graph minus optimizer state. */
+export function buildLossGraph(fw: FrozenWeights, invFreq: Float64Array, shape: StepShape): Graph {
+  const g = new Graph('eval_loss');
+  const tg = buildTrainForward(g, fw, invFreq, { ...shape, dropout: false });
+  g.output(tg.loss, 'loss');
+  return g;
+}

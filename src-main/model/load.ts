@@ -1,0 +1,40 @@
+// Opening a Hugging Face model folder as one object: config, tokenizer, RoPE frequencies, and the
+// frozen weights streamed from safetensors (quantized to 4 bits on the way in for QLoRA).
+
+import { existsSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { ropeInvFreq, loadModelConfig } from './config.js';
+import { FrozenWeights } from './llama.js';
+import { Checkpoint } from './safetensors.js';
+import { loadTokenizer, type HfTextTokenizer } from './tokenizer.js';
+import type { ModelConfig } from './types.js';
+
+export interface LoadedModel {
+  dir: string;
+  config: ModelConfig;
+  tokenizer: HfTextTokenizer;
+  weights: FrozenWeights;
+  invFreq: Float64Array;
+  close(): void;
+}
+
+export class ModelFolderError extends Error {
+  override name = 'ModelFolderError';
+}
+
+export function loadModel(dir: string, opts: { quantize?: boolean; blockSize?: number } = {}): LoadedModel {
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) {
+    throw new ModelFolderError(`model folder not found: ${dir} (expected a Hugging Face folder with config.json, *.safetensors and tokenizer.json)`);
+  }
+  for (const f of ['config.json', 'tokenizer.json']) {
+    if (!existsSync(join(dir, f))) throw new ModelFolderError(`${join(dir, f)} is missing: a Hugging Face model folder needs config.json, *.safetensors and tokenizer.json`);
+  }
+  const config = loadModelConfig(dir);
+  const tokenizer = loadTokenizer(dir);
+  const ckpt = Checkpoint.open(dir);
+  const weights = new FrozenWeights(config, (name) => {
+    if (!ckpt.has(name)) throw new ModelFolderError(`${ckpt.source}: tensor "${name}" is missing (is this a complete ${config.modelType} checkpoint?)`);
+    return ckpt.readTensor(name);
+  }, opts.quantize ?? false, opts.blockSize ?? 32);
+  return { dir, config, tokenizer, weights, invFreq: ropeInvFreq(config), close: () => ckpt.close() };
+}
