@@ -29,6 +29,10 @@ export interface ModelConfig {
   tieWordEmbeddings: boolean;
   /** Qwen2 has biases on q/k/v projections. */
   attentionBias: boolean;
+  /** Bias on o_proj too (Llama's `attention_bias: true` puts one on all four; Qwen2 has none on o_proj). */
+  attentionOutputBias: boolean;
+  /** Biases on gate/up/down_proj (Llama's `mlp_bias`, false in every released checkpoint). */
+  mlpBias: boolean;
   /** Mistral's sliding window (null = full causal attention). */
   slidingWindow: number | null;
   bosTokenId: number | null;

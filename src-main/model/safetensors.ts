@@ -1,0 +1,607 @@
+// Safetensors checkpoints in and out, without loading whole files.
+//
+// Format (https://github.com/huggingface/safetensors): u64 little-endian header length N, then N
+// bytes of JSON {name: {dtype, shape, data_offsets: [begin, end]}, "__metadata__": {...}}, then the
+// data section; offsets are relative to the start of the data section.
+//
+// Reading opens each file once, parses only its header, and reads a tensor's byte range with
+// fs.readSync on demand, converting through a small reusable buffer, so an 8B checkpoint streams
+// tensor by tensor and the raw bytes of a tensor are never held next to its float32 copy.
+// Writing takes tensor data eagerly or as a thunk, so a merged checkpoint can also be streamed out.
+
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+
+export type SafetensorsDtype =
+  | 'F64' | 'F32' | 'F16' | 'BF16'
+  | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'BOOL';
+
+const DTYPE_BYTES: Record<SafetensorsDtype, number> = {
+  F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1,
+};
+
+export function dtypeBytes(dtype: SafetensorsDtype): number {
+  return DTYPE_BYTES[dtype];
+}
+
+function isKnownDtype(d: unknown): d is SafetensorsDtype {
+  return typeof d === 'string' && Object.hasOwn(DTYPE_BYTES, d);
+}
+
+/** Where one tensor lives: absolute byte range [begin, end) inside `file`. */
+export interface TensorInfo {
+  name: string;
+  dtype: SafetensorsDtype;
+  shape: number[];
+  /** Absolute path of the .safetensors file holding it. */
+  file: string;
+  /** Absolute byte offsets in `file` (header included), end exclusive. */
+  begin: number;
+  end: number;
+}
+
+// One header is at most this big; HF's reader uses the same bound to reject garbage lengths.
+const MAX_HEADER_BYTES = 100_000_000;
+// Conversion chunk: big enough for few syscalls, small enough to never matter for memory.
+const CHUNK_BYTES = 1 << 24;
+
+if (os.endianness() !== 'LE') {
+  throw new Error('safetensors.ts: big-endian hosts are not supported (safetensors is little-endian)');
+}
+
+export class SafetensorsError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'SafetensorsError';
+  }
+}
+
+interface ParsedFile {
+  file: string;
+  size: number;
+  dataStart: number;
+  metadata: Record<string, string>;
+  tensors: TensorInfo[];
+}
+
+/** Parses one file's header; validates every tensor's byte range against the file size. */
+function parseHeader(file: string): ParsedFile {
+  let fd: number;
+  try {
+    fd = fs.openSync(file, 'r');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new SafetensorsError(
+      code === 'ENOENT' ? `safetensors file not found: ${file}` : `cannot open ${file}: ${(e as Error).message}`,
+    );
+  }
+  try {
+    const size = fs.fstatSync(fd).size;
+    if (size < 8) throw new SafetensorsError(`${file}: truncated safetensors file (${size} bytes, no header length)`);
+    const lenBuf = Buffer.alloc(8);
+    fs.readSync(fd, lenBuf, 0, 8, 0);
+    const n = lenBuf.readBigUInt64LE(0);
+    if (n > BigInt(MAX_HEADER_BYTES)) {
+      throw new SafetensorsError(`${file}: header length ${n} is implausible; not a safetensors file?`);
+    }
+    const headerLen = Number(n);
+    if (8 + headerLen > size) {
+      throw new SafetensorsError(
+        `${file}: truncated safetensors file (header says ${headerLen} bytes, file has ${size - 8} after the length)`,
+      );
+    }
+    const hb = Buffer.alloc(headerLen);
+    fs.readSync(fd, hb, 0, headerLen, 8);
+    let header: unknown;
+    try {
+      header = JSON.parse(hb.toString('utf8'));
+    } catch (e) {
+      throw new SafetensorsError(`${file}: bad safetensors header JSON (${(e as Error).message})`);
+    }
+    if (header === null || typeof header !== 'object' || Array.isArray(header)) {
+      throw new SafetensorsError(`${file}: safetensors header is not a JSON object`);
+    }
+    const dataStart = 8 + headerLen;
+    const dataLen = size - dataStart;
+    const tensors: TensorInfo[] = [];
+    let metadata: Record<string, string> = {};
+    for (const [name, v] of Object.entries(header as Record<string, unknown>)) {
+      if (name === '__metadata__') {
+        metadata = (v ?? {}) as Record<string, string>;
+        continue;
+      }
+      const e = v as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
+      if (!isKnownDtype(e?.dtype)) {
+        throw new SafetensorsError(`${file}: tensor ${name} has unsupported dtype ${JSON.stringify(e?.dtype)}`);
+      }
+      const shape = e.shape;
+      const offs = e.data_offsets;
+      if (!Array.isArray(shape) || !shape.every((d) => Number.isInteger(d) && d >= 0)) {
+        throw new SafetensorsError(`${file}: tensor ${name} has a bad shape ${JSON.stringify(shape)}`);
+      }
+      if (!Array.isArray(offs) || offs.length !== 2 || !offs.every((d) => Number.isInteger(d) && d >= 0)) {
+        throw new SafetensorsError(`${file}: tensor ${name} has bad data_offsets ${JSON.stringify(offs)}`);
+      }
+      const [b, en] = offs as [number, number];
+      const numel = (shape as number[]).reduce((a, d) => a * d, 1);
+      if (en - b !== numel * DTYPE_BYTES[e.dtype]) {
+        throw new SafetensorsError(
+          `${file}: tensor ${name} spans ${en - b} bytes but ${e.dtype}[${shape.join(', ')}] needs ${numel * DTYPE_BYTES[e.dtype]}`,
+        );
+      }
+      if (en > dataLen) {
+        throw new SafetensorsError(
+          `${file}: tensor ${name} is out of range (ends at data byte ${en}, data section has ${dataLen}); truncated file?`,
+        );
+      }
+      tensors.push({ name, dtype: e.dtype, shape: shape as number[], file, begin: dataStart + b, end: dataStart + en });
+    }
+    return { file, size, dataStart, metadata, tensors };
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** Reads and parses a JSON file, with errors that name it. */
+function readJsonFile(file: string): unknown {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new SafetensorsError(`cannot read ${file}: ${(e as Error).message}`);
+  }
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new SafetensorsError(`${file}: invalid JSON (${(e as Error).message})`);
+  }
+}
+
+/**
+ * An opened checkpoint: one model.safetensors, a sharded model.safetensors.index.json, or any
+ * single .safetensors file. Tensors are read on demand; call close() to release file handles.
+ */
+export class Checkpoint {
+  readonly source: string;
+  /** `__metadata__` of the (first) file; for sharded checkpoints, the index's metadata is in indexMetadata. */
+  readonly metadata: Record<string, string>;
+  readonly indexMetadata: Record<string, unknown> | null;
+  private readonly byName = new Map<string, TensorInfo>();
+  private readonly fds = new Map<string, number>();
+  private chunk: ArrayBuffer | null = null;
+
+  private constructor(source: string, files: ParsedFile[], indexMetadata: Record<string, unknown> | null) {
+    this.source = source;
+    this.metadata = files[0]?.metadata ?? {};
+    this.indexMetadata = indexMetadata;
+    for (const f of files) for (const t of f.tensors) this.byName.set(t.name, t);
+  }
+
+  /**
+   * Opens `p`: a folder (model.safetensors, else model.safetensors.index.json, else its only
+   * *.safetensors file), a .safetensors file, or an index .json file.
+   */
+  static open(p: string): Checkpoint {
+    const abs = path.resolve(p);
+    let st: fs.Stats;
+    try {
+      st = fs.statSync(abs);
+    } catch {
+      throw new SafetensorsError(`checkpoint not found: ${abs}`);
+    }
+    if (st.isFile()) return abs.endsWith('.json') ? Checkpoint.openIndex(abs) : Checkpoint.openFile(abs);
+    const single = path.join(abs, 'model.safetensors');
+    if (fs.existsSync(single)) return Checkpoint.openFile(single);
+    const index = path.join(abs, 'model.safetensors.index.json');
+    if (fs.existsSync(index)) return Checkpoint.openIndex(index);
+    const any = fs.readdirSync(abs).filter((n) => n.endsWith('.safetensors'));
+    if (any.length === 1) return Checkpoint.openFile(path.join(abs, any[0]!));
+    throw new SafetensorsError(
+      `${abs}: no model.safetensors or model.safetensors.index.json` +
+        (any.length > 1 ? ` (found ${any.length} .safetensors files and no index)` : '') +
+        '. Finch reads safetensors only (never pickled pytorch_model.bin).',
+    );
+  }
+
+  private static openFile(file: string): Checkpoint {
+    return new Checkpoint(file, [parseHeader(file)], null);
+  }
+
+  private static openIndex(indexFile: string): Checkpoint {
+    const idx = readJsonFile(indexFile) as { weight_map?: unknown; metadata?: unknown };
+    const wm = idx?.weight_map;
+    if (wm === null || typeof wm !== 'object' || Array.isArray(wm)) {
+      throw new SafetensorsError(`${indexFile}: missing "weight_map" object`);
+    }
+    const dir = path.dirname(indexFile);
+    const weightMap = wm as Record<string, unknown>;
+    const shardNames = [...new Set(Object.values(weightMap))];
+    const parsed = new Map<string, ParsedFile>();
+    for (const s of shardNames) {
+      if (typeof s !== 'string' || s.includes('/') || s.includes('\\')) {
+        throw new SafetensorsError(`${indexFile}: bad shard file name ${JSON.stringify(s)} in weight_map`);
+      }
+      const shardPath = path.join(dir, s);
+      if (!fs.existsSync(shardPath)) {
+        throw new SafetensorsError(`${indexFile}: shard ${s} is listed in weight_map but missing from ${dir}`);
+      }
+      parsed.set(s, parseHeader(shardPath));
+    }
+    // Only tensors the index names are part of the checkpoint; each must be where the index says.
+    const files: ParsedFile[] = [];
+    for (const [s, pf] of parsed) {
+      const names = new Set(pf.tensors.map((t) => t.name));
+      for (const [name, shard] of Object.entries(weightMap)) {
+        if (shard === s && !names.has(name)) {
+          throw new SafetensorsError(`${indexFile}: tensor ${name} is mapped to ${s}, which does not contain it`);
+        }
+      }
+      files.push({ ...pf, tensors: pf.tensors.filter((t) => weightMap[t.name] === s) });
+    }
+    const md = idx.metadata;
+    return new Checkpoint(indexFile, files, md && typeof md === 'object' ? (md as Record<string, unknown>) : null);
+  }
+
+  /** Tensor names, sorted. */
+  names(): string[] {
+    return [...this.byName.keys()].sort();
+  }
+
+  has(name: string): boolean {
+    return this.byName.has(name);
+  }
+
+  info(name: string): TensorInfo {
+    const t = this.byName.get(name);
+    if (!t) throw new SafetensorsError(`${this.source}: no tensor named ${name}`);
+    return t;
+  }
+
+  tensors(): TensorInfo[] {
+    return this.names().map((n) => this.byName.get(n)!);
+  }
+
+  /** Reads one tensor converted to float32 (F32/F16/BF16/F64/integers/BOOL). */
+  readTensor(name: string): Float32Array {
+    const t = this.info(name);
+    const bpe = DTYPE_BYTES[t.dtype];
+    const numel = (t.end - t.begin) / bpe;
+    const out = new Float32Array(numel);
+    if (t.dtype === 'F32') {
+      // Straight into the output's bytes: no intermediate copy at all.
+      this.readRange(t, t.begin, new Uint8Array(out.buffer, out.byteOffset, out.byteLength));
+      return out;
+    }
+    const perChunk = Math.max(1, Math.floor(CHUNK_BYTES / bpe));
+    this.chunk ??= new ArrayBuffer(CHUNK_BYTES);
+    for (let i = 0; i < numel; i += perChunk) {
+      const n = Math.min(perChunk, numel - i);
+      const bytes = new Uint8Array(this.chunk, 0, n * bpe);
+      this.readRange(t, t.begin + i * bpe, bytes);
+      convertToF32(t.dtype, this.chunk, n, out, i);
+    }
+    return out;
+  }
+
+  /** Reads one tensor's raw little-endian bytes (for pass-through copies and quantizers). */
+  readRaw(name: string): Uint8Array {
+    const t = this.info(name);
+    const out = new Uint8Array(t.end - t.begin);
+    this.readRange(t, t.begin, out);
+    return out;
+  }
+
+  close(): void {
+    for (const fd of this.fds.values()) fs.closeSync(fd);
+    this.fds.clear();
+    this.chunk = null;
+  }
+
+  private fd(file: string): number {
+    let fd = this.fds.get(file);
+    if (fd === undefined) {
+      try {
+        fd = fs.openSync(file, 'r');
+      } catch (e) {
+        throw new SafetensorsError(`cannot open ${file}: ${(e as Error).message}`);
+      }
+      this.fds.set(file, fd);
+    }
+    return fd;
+  }
+
+  private readRange(t: TensorInfo, pos: number, into: Uint8Array): void {
+    const fd = this.fd(t.file);
+    let done = 0;
+    while (done < into.length) {
+      const n = fs.readSync(fd, into, done, Math.min(into.length - done, 1 << 30), pos + done);
+      if (n === 0) {
+        throw new SafetensorsError(`${t.file}: unexpected end of file reading tensor ${t.name} (file changed or truncated?)`);
+      }
+      done += n;
+    }
+  }
+}
+
+// ---- dtype conversion ------------------------------------------------------------------------
+
+// float16 -> float32 by table: 65536 entries, built once on first use.
+let F16_TABLE: Float32Array | null = null;
+function f16Table(): Float32Array {
+  if (F16_TABLE) return F16_TABLE;
+  const t = new Float32Array(65536);
+  for (let h = 0; h < 65536; h++) {
+    const s = h & 0x8000 ? -1 : 1;
+    const e = (h >> 10) & 0x1f;
+    const m = h & 0x3ff;
+    if (e === 0) t[h] = s * m * 2 ** -24;
+    else if (e === 31) t[h] = m ? NaN : s * Infinity;
+    else t[h] = s * (1 + m / 1024) * 2 ** (e - 15);
+  }
+  F16_TABLE = t;
+  return t;
+}
+
+function convertToF32(dtype: SafetensorsDtype, buf: ArrayBuffer, n: number, out: Float32Array, at: number): void {
+  switch (dtype) {
+    case 'BF16': {
+      // bf16 is the top half of a float32: shift the bits into place.
+      const src = new Uint16Array(buf, 0, n);
+      const dst = new Uint32Array(out.buffer, out.byteOffset + at * 4, n);
+      for (let i = 0; i < n; i++) dst[i] = src[i]! << 16;
+      return;
+    }
+    case 'F16': {
+      const src = new Uint16Array(buf, 0, n);
+      const tab = f16Table();
+      for (let i = 0; i < n; i++) out[at + i] = tab[src[i]!]!;
+      return;
+    }
+    case 'F32':
+      out.set(new Float32Array(buf, 0, n), at);
+      return;
+    case 'F64': {
+      const src = new Float64Array(buf, 0, n);
+      for (let i = 0; i < n; i++) out[at + i] = src[i]!;
+      return;
+    }
+    case 'I64': {
+      const src = new BigInt64Array(buf, 0, n);
+      for (let i = 0; i < n; i++) out[at + i] = Number(src[i]!);
+      return;
+    }
+    case 'I32':
+      out.set(new Int32Array(buf, 0, n), at);
+      return;
+    case 'I16':
+      out.set(new Int16Array(buf, 0, n), at);
+      return;
+    case 'I8':
+      out.set(new Int8Array(buf, 0, n), at);
+      return;
+    case 'U8':
+    case 'BOOL':
+      out.set(new Uint8Array(buf, 0, n), at);
+      return;
+  }
+}
+
+const f32Scratch = new Float32Array(1);
+const u32Scratch = new Uint32Array(f32Scratch.buffer);
+
+/** float32 -> bfloat16 bits, round to nearest even (as torch does); NaN stays a quiet NaN. */
+export function f32ToBf16Bits(x: number): number {
+  f32Scratch[0] = x;
+  const u = u32Scratch[0]!;
+  if ((u & 0x7f800000) === 0x7f800000 && (u & 0x7fffff) !== 0) return ((u >>> 16) | 0x40) & 0xffff;
+  return ((u + 0x7fff + ((u >>> 16) & 1)) >>> 16) & 0xffff;
+}
+
+/** float32 -> float16 bits, round to nearest even, subnormals, overflow to infinity. */
+export function f32ToF16Bits(x: number): number {
+  f32Scratch[0] = x;
+  const u = u32Scratch[0]!;
+  const sign = (u >>> 16) & 0x8000;
+  const exp = (u >>> 23) & 0xff;
+  let mant = u & 0x7fffff;
+  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
+  const e = exp - 127 + 15;
+  if (e >= 31) return sign | 0x7c00;
+  if (e <= 0) {
+    if (e < -10) return sign; // below half the smallest subnormal: rounds to zero
+    mant |= 0x800000; // make the implicit bit explicit, then shift into the subnormal range
+    const shift = 14 - e;
+    const half = 1 << (shift - 1);
+    const rest = mant & ((1 << shift) - 1);
+    let h = mant >>> shift;
+    if (rest > half || (rest === half && (h & 1))) h++;
+    return sign | h;
+  }
+  let h = (e << 10) | (mant >>> 13);
+  const rest = mant & 0x1fff;
+  if (rest > 0x1000 || (rest === 0x1000 && (h & 1))) h++; // may carry into the exponent: still correct
+  return sign | h;
+}
+
+export function bf16BitsToF32(h: number): number {
+  u32Scratch[0] = (h & 0xffff) << 16;
+  return f32Scratch[0]!;
+}
+
+export function f16BitsToF32(h: number): number {
+  return f16Table()[h & 0xffff]!;
+}
+
+// ---- writing ---------------------------------------------------------------------------------
+
+/**
+ * Tensor payload for writeSafetensors. Numeric arrays (Float32Array, Float64Array, number[]) are
+ * converted to the tensor's dtype. Typed arrays matching the storage (BigInt64Array for I64,
+ * Int32Array for I32, ...) and a Uint16Array for F16/BF16 are taken as the raw values/bits;
+ * a Uint8Array is taken as the exact raw bytes for any dtype.
+ */
+export type TensorData =
+  | Float32Array | Float64Array | number[]
+  | BigInt64Array | Int32Array | Int16Array | Int8Array | Uint16Array | Uint8Array;
+
+export interface TensorToWrite {
+  name: string;
+  dtype: SafetensorsDtype;
+  shape: readonly number[];
+  /** The values, or a thunk called once while writing, so big checkpoints stream. */
+  data: TensorData | (() => TensorData);
+}
+
+function encodeTensor(t: TensorToWrite, file: string): Uint8Array {
+  const data = typeof t.data === 'function' ? t.data() : t.data;
+  const numel = t.shape.reduce((a, d) => a * d, 1);
+  const nbytes = numel * DTYPE_BYTES[t.dtype];
+  const bad = (why: string) => new SafetensorsError(`writing ${file}: tensor ${t.name} ${why}`);
+  if (data instanceof Uint8Array && !(t.dtype === 'U8' || t.dtype === 'BOOL')) {
+    if (data.length !== nbytes) throw bad(`has ${data.length} raw bytes, ${t.dtype}[${t.shape.join(', ')}] needs ${nbytes}`);
+    return data;
+  }
+  if (data.length !== numel) throw bad(`has ${data.length} values, shape [${t.shape.join(', ')}] needs ${numel}`);
+  if (data instanceof BigInt64Array && t.dtype !== 'I64') throw bad(`has BigInt64Array data for dtype ${t.dtype}`);
+  const out = new ArrayBuffer(nbytes);
+  switch (t.dtype) {
+    case 'F32':
+      new Float32Array(out).set(data as ArrayLike<number>);
+      break;
+    case 'F64':
+      new Float64Array(out).set(data as ArrayLike<number>);
+      break;
+    case 'BF16':
+    case 'F16': {
+      const dst = new Uint16Array(out);
+      if (data instanceof Uint16Array) dst.set(data);
+      else {
+        const conv = t.dtype === 'BF16' ? f32ToBf16Bits : f32ToF16Bits;
+        for (let i = 0; i < numel; i++) dst[i] = conv((data as ArrayLike<number>)[i]!);
+      }
+      break;
+    }
+    case 'I64': {
+      const dst = new BigInt64Array(out);
+      if (data instanceof BigInt64Array) dst.set(data);
+      else for (let i = 0; i < numel; i++) dst[i] = BigInt(Math.trunc((data as ArrayLike<number>)[i]!));
+      break;
+    }
+    case 'I32':
+      new Int32Array(out).set(data as ArrayLike<number>);
+      break;
+    case 'I16':
+      new Int16Array(out).set(data as ArrayLike<number>);
+      break;
+    case 'I8':
+      new Int8Array(out).set(data as ArrayLike<number>);
+      break;
+    case 'U8':
+    case 'BOOL':
+      new Uint8Array(out).set(data as ArrayLike<number>);
+      break;
+  }
+  return new Uint8Array(out);
+}
+
+/** Builds the header bytes (length prefix + JSON padded with spaces to a multiple of 8). */
+function buildHeader(tensors: readonly TensorToWrite[], metadata: Record<string, string> | undefined): Buffer {
+  const header: Record<string, unknown> = {};
+  if (metadata && Object.keys(metadata).length) header.__metadata__ = metadata;
+  let off = 0;
+  for (const t of tensors) {
+    const n = t.shape.reduce((a, d) => a * d, 1) * DTYPE_BYTES[t.dtype];
+    header[t.name] = { dtype: t.dtype, shape: [...t.shape], data_offsets: [off, off + n] };
+    off += n;
+  }
+  let json = Buffer.from(JSON.stringify(header), 'utf8');
+  const pad = (8 - (json.length % 8)) % 8;
+  if (pad) json = Buffer.concat([json, Buffer.alloc(pad, 0x20)]);
+  const len = Buffer.alloc(8);
+  len.writeBigUInt64LE(BigInt(json.length));
+  return Buffer.concat([len, json]);
+}
+
+/** Total data bytes the tensors will take (for index.json's metadata.total_size). */
+export function tensorBytes(tensors: readonly Pick<TensorToWrite, 'dtype' | 'shape'>[]): number {
+  return tensors.reduce((a, t) => a + t.shape.reduce((x, d) => x * d, 1) * DTYPE_BYTES[t.dtype], 0);
+}
+
+/**
+ * Writes a .safetensors file atomically (tmp file + rename). Tensors are sorted by name; each
+ * tensor's data is produced, encoded and written one at a time.
+ */
+export function writeSafetensors(file: string, tensors: readonly TensorToWrite[], metadata?: Record<string, string>): void {
+  const seen = new Set<string>();
+  for (const t of tensors) {
+    if (seen.has(t.name)) throw new SafetensorsError(`writing ${file}: duplicate tensor name ${t.name}`);
+    if (t.name === '__metadata__' || t.name === '') throw new SafetensorsError(`writing ${file}: invalid tensor name ${JSON.stringify(t.name)}`);
+    seen.add(t.name);
+    if (!isKnownDtype(t.dtype)) throw new SafetensorsError(`writing ${file}: tensor ${t.name} has unknown dtype ${t.dtype}`);
+    if (!t.shape.every((d) => Number.isInteger(d) && d >= 0)) {
+      throw new SafetensorsError(`writing ${file}: tensor ${t.name} has a bad shape [${t.shape.join(', ')}]`);
+    }
+  }
+  if (metadata) {
+    for (const [k, v] of Object.entries(metadata)) {
+      if (typeof v !== 'string') throw new SafetensorsError(`writing ${file}: __metadata__.${k} must be a string`);
+    }
+  }
+  const sorted = [...tensors].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  const tmp = `${file}.tmp-${process.pid}-${Date.now()}`;
+  fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
+  const fd = fs.openSync(tmp, 'w');
+  try {
+    writeAll(fd, buildHeader(sorted, metadata));
+    for (const t of sorted) writeAll(fd, encodeTensor(t, file));
+    fs.fsyncSync(fd);
+    fs.closeSync(fd);
+    fs.renameSync(tmp, file);
+  } catch (e) {
+    try { fs.closeSync(fd); } catch { /* already closed */ }
+    fs.rmSync(tmp, { force: true });
+    throw e;
+  }
+}
+
+function writeAll(fd: number, bytes: Uint8Array): void {
+  let done = 0;
+  while (done < bytes.length) done += fs.writeSync(fd, bytes, done, Math.min(bytes.length - done, 1 << 30));
+}
+
+/**
+ * Writes a sharded checkpoint: one file per group plus `<base>.safetensors.index.json`
+ * (HF names: model-00001-of-00002.safetensors). Returns the shard file names.
+ */
+export function writeShardedSafetensors(
+  dir: string,
+  shards: readonly (readonly TensorToWrite[])[],
+  opts: { base?: string; metadata?: Record<string, string> } = {},
+): string[] {
+  const base = opts.base ?? 'model';
+  const n = shards.length;
+  const names: string[] = [];
+  const weightMap: Record<string, string> = {};
+  shards.forEach((group, i) => {
+    const name = `${base}-${String(i + 1).padStart(5, '0')}-of-${String(n).padStart(5, '0')}.safetensors`;
+    names.push(name);
+    for (const t of group) weightMap[t.name] = name;
+  });
+  const total = shards.reduce((a, g) => a + tensorBytes(g), 0);
+  shards.forEach((group, i) => writeSafetensors(path.join(dir, names[i]!), group, opts.metadata));
+  const sortedMap = Object.fromEntries(Object.entries(weightMap).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+  writeFileAtomic(
+    path.join(dir, `${base}.safetensors.index.json`),
+    JSON.stringify({ metadata: { total_size: total }, weight_map: sortedMap }, null, 2) + '\n',
+  );
+  return names;
+}
+
+/** Small text files (JSON configs) written atomically. */
+export function writeFileAtomic(file: string, text: string | Uint8Array): void {
+  fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
+  const tmp = `${file}.tmp-${process.pid}-${Date.now()}`;
+  fs.writeFileSync(tmp, text);
+  fs.renameSync(tmp, file);
+}

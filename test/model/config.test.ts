@@ -1,0 +1,201 @@
+// config.json normalisation for each family (with the real models' values), EOS merging with
+// generation_config.json, every error case, and RoPE inverse frequencies (Llama 3.1 scaling
+// included) against an independent float32 PyTorch implementation of transformers' formula.
+import assert from 'node:assert/strict';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { ModelConfigError, loadModelConfig, parseModelConfig, ropeInvFreq } from '../../src-main/model/config.js';
+import type { ModelConfig } from '../../src-main/model/types.js';
+import { runPythonScript, tempDir } from './model-helpers.js';
+
+const dir = tempDir();
+
+function folder(name: string, config: unknown, generation?: unknown): string {
+  const d = join(dir, name);
+  mkdirSync(d, { recursive: true });
+  writeFileSync(join(d, 'config.json'), typeof config === 'string' ? config : JSON.stringify(config));
+  if (generation !== undefined) writeFileSync(join(d, 'generation_config.json'), JSON.stringify(generation));
+  return d;
+}
+
+const LLAMA31_8B = {
+  architectures: ['LlamaForCausalLM'], attention_bias: false, attention_dropout: 0, bos_token_id: 128000,
+  eos_token_id: [128001, 128008, 128009], hidden_act: 'silu', hidden_size: 4096, initializer_range: 0.02,
+  intermediate_size: 14336, max_position_embeddings: 131072, mlp_bias: false, model_type: 'llama',
+  num_attention_heads: 32, num_hidden_layers: 32, num_key_value_heads: 8, pretraining_tp: 1, rms_norm_eps: 1e-5,
+  rope_scaling: { factor: 8.0, low_freq_factor: 1.0, high_freq_factor: 4.0, original_max_position_embeddings: 8192, rope_type: 'llama3' },
+  rope_theta: 500000.0, tie_word_embeddings: false, torch_dtype: 'bfloat16', vocab_size: 128256,
+};
+const LLAMA32_1B = {
+  ...LLAMA31_8B, hidden_size: 2048, intermediate_size: 8192, num_hidden_layers: 16, head_dim: 64, tie_word_embeddings: true,
+  eos_token_id: 128001,
+  rope_scaling: { factor: 32.0, low_freq_factor: 1.0, high_freq_factor: 4.0, original_max_position_embeddings: 8192, type: 'llama3' },
+};
+const LLAMA2_7B = {
+  architectures: ['LlamaForCausalLM'], bos_token_id: 1, eos_token_id: 2, hidden_act: 'silu', hidden_size: 4096,
+  initializer_range: 0.02, intermediate_size: 11008, max_position_embeddings: 4096, model_type: 'llama',
+  num_attention_heads: 32, num_hidden_layers: 32, pretraining_tp: 1, rms_norm_eps: 1e-5, rope_scaling: null,
+  tie_word_embeddings: false, torch_dtype: 'float16', vocab_size: 32000,
+};
+const MISTRAL_7B_V01 = {
+  architectures: ['MistralForCausalLM'], bos_token_id: 1, eos_token_id: 2, hidden_act: 'silu', hidden_size: 4096,
+  initializer_range: 0.02, intermediate_size: 14336, max_position_embeddings: 32768, model_type: 'mistral',
+  num_attention_heads: 32, num_hidden_layers: 32, num_key_value_heads: 8, rms_norm_eps: 1e-5, rope_theta: 10000.0,
+  sliding_window: 4096, tie_word_embeddings: false, torch_dtype: 'bfloat16', vocab_size: 32000,
+};
+const QWEN25_05B = {
+  architectures: ['Qwen2ForCausalLM'], attention_dropout: 0, bos_token_id: 151643, eos_token_id: 151643, hidden_act: 'silu',
+  hidden_size: 896, initializer_range: 0.02, intermediate_size: 4864, max_position_embeddings: 32768, max_window_layers: 21,
+  model_type: 'qwen2', num_attention_heads: 14, num_hidden_layers: 24, num_key_value_heads: 2, rms_norm_eps: 1e-6,
+  rope_theta: 1000000.0, sliding_window: 32768, tie_word_embeddings: true, torch_dtype: 'bfloat16', use_sliding_window: false,
+  vocab_size: 151936,
+};
+const SMOLLM2_135M = {
+  architectures: ['LlamaForCausalLM'], bos_token_id: 1, eos_token_id: 2, hidden_act: 'silu', hidden_size: 576,
+  intermediate_size: 1536, max_position_embeddings: 8192, model_type: 'llama', num_attention_heads: 9, num_hidden_layers: 30,
+  num_key_value_heads: 3, rms_norm_eps: 1e-5, rope_theta: 100000, tie_word_embeddings: true, torch_dtype: 'bfloat16', vocab_size: 49152,
+};
+
+test('Llama 3.1: llama3 rope scaling, GQA, eos union with generation_config (its order first)', () => {
+  const d = folder('llama31', LLAMA31_8B, { bos_token_id: 128000, eos_token_id: [128009, 128001], do_sample: true });
+  const c = loadModelConfig(d);
+  const expected: ModelConfig = {
+    modelType: 'llama', vocabSize: 128256, hiddenSize: 4096, intermediateSize: 14336, numLayers: 32, numHeads: 32,
+    numKvHeads: 8, headDim: 128, rmsNormEps: 1e-5, ropeTheta: 500000,
+    ropeScaling: { type: 'llama3', factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositionEmbeddings: 8192 },
+    maxPositionEmbeddings: 131072, tieWordEmbeddings: false, attentionBias: false, attentionOutputBias: false, mlpBias: false,
+    slidingWindow: null, bosTokenId: 128000, eosTokenIds: [128009, 128001, 128008], torchDtype: 'bfloat16',
+  };
+  assert.deepEqual(c, expected);
+});
+
+test('Llama 3.2: tied embeddings, explicit head_dim, rope_scaling with "type", single eos int', () => {
+  const c = parseModelConfig(LLAMA32_1B);
+  assert.equal(c.tieWordEmbeddings, true);
+  assert.equal(c.headDim, 64);
+  assert.equal(c.ropeScaling?.factor, 32);
+  assert.deepEqual(c.eosTokenIds, [128001]);
+});
+
+test('Llama 2: defaults (kv heads = heads, head_dim, rope_theta 10000, no scaling)', () => {
+  const c = parseModelConfig(LLAMA2_7B);
+  assert.equal(c.numKvHeads, 32);
+  assert.equal(c.headDim, 128);
+  assert.equal(c.ropeTheta, 10000);
+  assert.equal(c.ropeScaling, null);
+  assert.deepEqual(c.eosTokenIds, [2]);
+  assert.equal(c.bosTokenId, 1);
+  assert.equal(c.torchDtype, 'float16');
+  // A sparse config gets transformers' LlamaConfig defaults.
+  const sparse = parseModelConfig({ model_type: 'llama', vocab_size: 100, hidden_size: 64, intermediate_size: 128, num_hidden_layers: 2, num_attention_heads: 4 });
+  assert.equal(sparse.rmsNormEps, 1e-6);
+  assert.equal(sparse.maxPositionEmbeddings, 2048);
+  assert.equal(sparse.tieWordEmbeddings, false);
+  assert.equal(sparse.bosTokenId, null);
+  assert.deepEqual(sparse.eosTokenIds, []);
+  assert.equal(sparse.torchDtype, 'float32');
+  // Llama's attention_bias covers o_proj too; mlp_bias is passed on.
+  const biased = parseModelConfig({ ...LLAMA2_7B, attention_bias: true, mlp_bias: true });
+  assert.deepEqual([biased.attentionBias, biased.attentionOutputBias, biased.mlpBias], [true, true, true]);
+  // rope_scaling "default" means none.
+  assert.equal(parseModelConfig({ ...LLAMA2_7B, rope_scaling: { rope_type: 'default' } }).ropeScaling, null);
+});
+
+test('SmolLM2 is a llama: tied, GQA 9/3', () => {
+  const c = parseModelConfig(SMOLLM2_135M);
+  assert.deepEqual([c.modelType, c.numHeads, c.numKvHeads, c.headDim, c.tieWordEmbeddings, c.ropeTheta], ['llama', 9, 3, 64, true, 100000]);
+});
+
+test('Mistral: sliding_window kept, null means full attention, absent means the 4096 default', () => {
+  assert.equal(parseModelConfig(MISTRAL_7B_V01).slidingWindow, 4096);
+  assert.equal(parseModelConfig({ ...MISTRAL_7B_V01, sliding_window: null }).slidingWindow, null);
+  const { sliding_window: _sw, ...noWindow } = MISTRAL_7B_V01;
+  assert.equal(parseModelConfig(noWindow).slidingWindow, 4096);
+  // Mistral NeMo: head_dim 128 although hidden 5120 / 32 heads = 160.
+  const nemo = parseModelConfig({ ...MISTRAL_7B_V01, hidden_size: 5120, head_dim: 128, sliding_window: null });
+  assert.equal(nemo.headDim, 128);
+  assert.equal(parseModelConfig(MISTRAL_7B_V01).attentionBias, false);
+});
+
+test('Qwen2: q/k/v bias by default, none on o_proj, no sliding window when use_sliding_window is false', () => {
+  const c = parseModelConfig(QWEN25_05B);
+  assert.deepEqual([c.attentionBias, c.attentionOutputBias, c.mlpBias], [true, false, false]);
+  assert.equal(c.slidingWindow, null);
+  assert.equal(c.headDim, 64);
+  assert.equal(c.tieWordEmbeddings, true);
+  assert.equal(c.ropeTheta, 1000000);
+});
+
+test('transformers v5 rope_parameters are read (theta and llama3 scaling)', () => {
+  const { rope_theta: _t, rope_scaling: _s, ...rest } = LLAMA31_8B;
+  const c = parseModelConfig({
+    ...rest,
+    rope_parameters: { rope_type: 'llama3', rope_theta: 500000, factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 8192 },
+  });
+  assert.equal(c.ropeTheta, 500000);
+  assert.equal(c.ropeScaling?.originalMaxPositionEmbeddings, 8192);
+  assert.equal(parseModelConfig({ ...rest, rope_parameters: { rope_type: 'default', rope_theta: 12345 } }).ropeScaling, null);
+  assert.equal(parseModelConfig({ ...rest, rope_parameters: { rope_type: 'default', rope_theta: 12345 } }).ropeTheta, 12345);
+});
+
+test('errors name config.json and say what is wrong', () => {
+  const missing = join(dir, 'no-config');
+  mkdirSync(missing);
+  assert.throws(() => loadModelConfig(missing), (e: Error) => e instanceof ModelConfigError && e.message.includes(join(missing, 'config.json')) && /not found/.test(e.message));
+  const bad = folder('bad-json', '{"model_type": "llama",');
+  assert.throws(() => loadModelConfig(bad), new RegExp(`${join(bad, 'config.json')}: invalid JSON`));
+  const gpt2 = folder('gpt2', { model_type: 'gpt2', n_embd: 768 });
+  assert.throws(
+    () => loadModelConfig(gpt2),
+    (e: Error) => e.message.startsWith(join(gpt2, 'config.json')) && /model_type "gpt2" is not supported; Finch supports llama, mistral, qwen2/.test(e.message),
+  );
+  assert.throws(() => parseModelConfig({ ...LLAMA2_7B, model_type: undefined }), /model_type undefined is not supported/);
+  assert.throws(() => parseModelConfig({ ...LLAMA2_7B, rope_scaling: { type: 'yarn', factor: 4 } }), /config.json: rope_scaling type "yarn" is not supported/);
+  assert.throws(() => parseModelConfig({ ...LLAMA31_8B, rope_scaling: { rope_type: 'llama3', factor: 8 } }), /rope_scaling.low_freq_factor must be a positive number/);
+  const { hidden_size: _h, ...noHidden } = LLAMA2_7B;
+  assert.throws(() => parseModelConfig(noHidden), /missing required field "hidden_size"/);
+  assert.throws(() => parseModelConfig({ ...LLAMA2_7B, num_key_value_heads: 5 }), /multiple of num_key_value_heads \(5\)/);
+  assert.throws(() => parseModelConfig({ ...LLAMA2_7B, hidden_act: 'gelu' }), /hidden_act "gelu" is not supported/);
+  assert.throws(() => parseModelConfig({ ...LLAMA2_7B, vocab_size: '32000' }), /"vocab_size" must be a positive integer/);
+  assert.throws(() => parseModelConfig({ ...QWEN25_05B, use_sliding_window: true }), /use_sliding_window: true is not supported/);
+  const badGen = folder('bad-gen', LLAMA2_7B);
+  writeFileSync(join(badGen, 'generation_config.json'), '{');
+  assert.throws(() => loadModelConfig(badGen), /generation_config.json: invalid JSON/);
+});
+
+test('ropeInvFreq matches transformers\' formula computed in float32 PyTorch', () => {
+  const cases = [
+    { head_dim: 128, rope_theta: 500000, rope_scaling: LLAMA31_8B.rope_scaling }, // Llama 3.1 8B
+    { head_dim: 64, rope_theta: 500000, rope_scaling: LLAMA32_1B.rope_scaling }, // Llama 3.2 1B (factor 32)
+    { head_dim: 128, rope_theta: 10000, rope_scaling: null }, // Llama 2
+    { head_dim: 64, rope_theta: 1000000, rope_scaling: null }, // Qwen2.5
+    { head_dim: 16, rope_theta: 500000, rope_scaling: { factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 64 } },
+  ];
+  const inPath = join(dir, 'rope-in.json'), outPath = join(dir, 'rope-out.json');
+  writeFileSync(inPath, JSON.stringify(cases));
+  runPythonScript('oracle_rope.py', [inPath, outPath]);
+  const expected = JSON.parse(readFileSync(outPath, 'utf8')) as number[][];
+  cases.forEach((c, k) => {
+    const rs = c.rope_scaling;
+    const ours = ropeInvFreq({
+      headDim: c.head_dim,
+      ropeTheta: c.rope_theta,
+      ropeScaling: rs && { type: 'llama3', factor: rs.factor, lowFreqFactor: rs.low_freq_factor, highFreqFactor: rs.high_freq_factor, originalMaxPositionEmbeddings: rs.original_max_position_embeddings },
+    });
+    const want = expected[k]!;
+    assert.equal(ours.length, c.head_dim / 2);
+    for (let i = 0; i < want.length; i++) {
+      // float32 ulp is 6e-8 relative; powf may differ from fround(pow) by an ulp or two.
+      const rel = Math.abs(ours[i]! - want[i]!) / want[i]!;
+      assert.ok(rel <= 3e-7, `case ${k} (${JSON.stringify(c)}) inv_freq[${i}]: ${ours[i]} vs torch ${want[i]} (rel ${rel.toExponential(2)})`);
+    }
+  });
+  // The Llama 3.1 case covers all three bands: kept, interpolated, divided by the factor.
+  const base = ropeInvFreq({ headDim: 128, ropeTheta: 500000, ropeScaling: null });
+  const scaled = ropeInvFreq({ headDim: 128, ropeTheta: 500000, ropeScaling: { type: 'llama3', factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositionEmbeddings: 8192 } });
+  const ratios = [...scaled].map((v, i) => base[i]! / v);
+  assert.equal(ratios[0], 1);
+  assert.ok(Math.abs(ratios[63]! - 8) < 1e-5, `lowest frequency divided by ${ratios[63]}, expected 8`);
+  assert.ok(ratios.some((r) => r > 1.01 && r < 7.99), 'some frequencies are interpolated');
+});
