@@ -25,7 +25,8 @@ export const DEFAULT_OPTIMIZER: OptimizerConfig = { weightDecay: 0, beta1: 0.9, 
 export interface StepShape {
   batch: number;
   seq: number;
-  lora: LoraSpec;
+  /** Null only for evaluating the base model (buildLossGraph). */
+  lora: LoraSpec | null;
   checkpointLayers?: boolean;
   lossChunks?: number;
 }
@@ -56,6 +57,7 @@ function appendUpdate(g: Graph, params: LoraParam[], p: Tensor[], grads: Tensor[
 }
 
 export function buildStepGraphs(fw: FrozenWeights, invFreq: Float64Array, shape: StepShape, opt: OptimizerConfig, gradAccum: number): StepGraphs {
+  if (!shape.lora) throw new Error('buildStepGraphs: a training step needs a LoRA spec');
   const params = loraParams(fw.cfg, shape.lora);
   const forward = (g: Graph) => {
     const tg = buildTrainForward(g, fw, invFreq, { ...shape, dropout: true });

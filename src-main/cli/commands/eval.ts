@@ -1,0 +1,94 @@
+// `finch eval`: loss / perplexity of a model (and an adapter) on a dataset, and with
+// --exact-match the accuracy of final answers (GSM8K "#### N", MetaMathQA "The answer is: N"),
+// base and adapter side by side in one generation batch.
+
+import { parseArgs } from 'node:util';
+import { FORMAT_NAMES, type FormatName, parseColumnMap } from '../../data/formats.js';
+import { loadPeftAdapter } from '../../model/adapter.js';
+import { loadModel } from '../../model/load.js';
+import { evaluateExactMatch, evaluateLoss, readQa } from '../../train/evaluate.js';
+import { reportError } from '../errors.js';
+
+const USAGE = `Usage: finch eval --model DIR --data FILE [options]
+
+  --adapter DIR        also evaluate this PEFT adapter (the base is reported beside it)
+  --format F           ${FORMAT_NAMES.join(' | ')} (default: detected)
+  --map K=COL,...      column mapping, e.g. prompt=query,completion=response
+  --train-on W         completions (default) | all: which tokens are scored
+                       (raw text rows score every token: BOS if the tokenizer adds one, text, EOS)
+  --seq-len N          default 1024
+  --batch N            default 8
+  --exact-match        also generate answers and score final-answer exact match
+  --limit N            exact match on the first N rows only
+  --max-new-tokens N   for --exact-match (default 256)
+  --4bit               load the frozen weights in 4 bits
+  --threads N
+  --json               print one JSON object`;
+
+export async function run(argv: string[]): Promise<number> {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: {
+        model: { type: 'string' }, adapter: { type: 'string' }, data: { type: 'string' }, format: { type: 'string' }, map: { type: 'string' },
+        'train-on': { type: 'string', default: 'completions' }, 'seq-len': { type: 'string', default: '1024' }, batch: { type: 'string', default: '8' },
+        'exact-match': { type: 'boolean', default: false }, limit: { type: 'string' }, 'max-new-tokens': { type: 'string', default: '256' },
+        '4bit': { type: 'boolean', default: false }, threads: { type: 'string', default: '0' }, json: { type: 'boolean', default: false },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+      strict: true,
+    }));
+  } catch (e) {
+    console.error(`finch eval: ${(e as Error).message}\n\n${USAGE}`);
+    return 2;
+  }
+  if (values.help) { console.log(USAGE); return 0; }
+  if (!values.model || !values.data) { console.error(`finch eval: --model and --data are required.\n\n${USAGE}`); return 2; }
+  if (values.format && !FORMAT_NAMES.includes(values.format as FormatName)) { console.error(`finch eval: --format must be one of ${FORMAT_NAMES.join(', ')}`); return 2; }
+  if (!['completions', 'all'].includes(values['train-on'])) { console.error('finch eval: --train-on must be completions or all'); return 2; }
+  const ints = { seqLen: Number(values['seq-len']), batch: Number(values.batch), maxNew: Number(values['max-new-tokens']), threads: Number(values.threads) };
+  for (const [k, n] of Object.entries(ints)) if (!Number.isInteger(n) || n < 0) { console.error(`finch eval: ${k} must be a non-negative integer`); return 2; }
+
+  let model;
+  try {
+    model = loadModel(values.model, { quantize: values['4bit'] });
+  } catch (e) {
+    return reportError('eval', e);
+  }
+  try {
+    const adapter = values.adapter ? loadPeftAdapter(values.adapter, model.config) : null;
+    const dataOpts = {
+      format: values.format as FormatName | undefined, map: values.map ? parseColumnMap(values.map) : undefined,
+      trainOn: values['train-on'] as 'completions' | 'all', seqLen: ints.seqLen, batch: ints.batch, threads: ints.threads,
+    };
+    const log = (s: string) => { if (!values.json) console.error(s); };
+    log('scoring the loss...');
+    const base = await evaluateLoss(model, values.data, null, dataOpts);
+    const tuned = adapter ? await evaluateLoss(model, values.data, adapter, dataOpts) : null;
+    let em = null;
+    if (values['exact-match']) {
+      const qa = await readQa(values.data, { format: dataOpts.format, map: dataOpts.map, limit: values.limit ? Number(values.limit) : undefined });
+      log(`generating answers for ${qa.length} prompts...`);
+      em = await evaluateExactMatch(model, qa, adapter, { maxNewTokens: ints.maxNew, batch: ints.batch, threads: ints.threads });
+    }
+    const main = tuned ?? base;
+    const result = {
+      loss: main.loss, perplexity: main.perplexity, tokens: main.tokens,
+      exact_match: em ? (em.adapter ?? em.base) : null,
+      ...(adapter ? { base: { loss: base.loss, perplexity: base.perplexity, tokens: base.tokens, exact_match: em ? em.base : null } } : {}),
+    };
+    if (values.json) console.log(JSON.stringify(result));
+    else {
+      const line = (name: string, r: { loss: number; perplexity: number; tokens: number }, acc: number | null) =>
+        console.log(`${name.padEnd(8)} loss ${r.loss.toFixed(4)}  perplexity ${r.perplexity.toFixed(2)}  tokens ${r.tokens}${acc === null ? '' : `  exact match ${(acc * 100).toFixed(1)}%`}`);
+      line('base', base, em ? em.base : null);
+      if (tuned) line('adapter', tuned, em ? em.adapter : null);
+    }
+    return 0;
+  } catch (e) {
+    return reportError('eval', e);
+  } finally {
+    model.close();
+  }
+}

@@ -1,0 +1,108 @@
+// `finch generate`: continues a prompt with a Hugging Face model folder, optionally with a PEFT
+// LoRA adapter, streaming the text to the terminal.
+
+import { parseArgs } from 'node:util';
+import { Generator } from '../../infer/generate.js';
+import { GREEDY, type SamplingOptions } from '../../infer/sampling.js';
+import { loadPeftAdapter } from '../../model/adapter.js';
+import { loadModel } from '../../model/load.js';
+import { reportError } from '../errors.js';
+
+const USAGE = `Usage: finch generate --model DIR --prompt TEXT [options]
+
+Options:
+  --model DIR            Hugging Face model folder (required)
+  --adapter DIR          PEFT LoRA adapter folder (adapter_config.json + adapter_model.safetensors)
+  --prompt TEXT          the prompt ("" starts from the BOS token)
+  --chat                 wrap the prompt in the model's chat template as a user turn
+  --system TEXT          a system message (with --chat)
+  --max-new-tokens N     default 128
+  --greedy               pick the most likely token (the default)
+  --temperature T        sample at temperature T (with --top-p, --top-k, --seed)
+  --top-p P              nucleus sampling (default 1)
+  --top-k K              top-k sampling (default 0 = off)
+  --repetition-penalty R default 1 (off)
+  --seed S               sampling seed (default 0)
+  --stop TEXT            stop when TEXT appears (repeatable)
+  --4bit                 load the frozen weights in 4 bits
+  --threads N            CPU threads (default: all)
+  --json                 print {"text": "...", "ids": [...generated ids]}`;
+
+export async function run(argv: string[]): Promise<number> {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: {
+        model: { type: 'string' }, adapter: { type: 'string' }, prompt: { type: 'string' }, chat: { type: 'boolean', default: false },
+        system: { type: 'string' }, 'max-new-tokens': { type: 'string', default: '128' }, greedy: { type: 'boolean', default: false },
+        temperature: { type: 'string' }, 'top-p': { type: 'string', default: '1' }, 'top-k': { type: 'string', default: '0' },
+        'repetition-penalty': { type: 'string', default: '1' }, seed: { type: 'string', default: '0' }, stop: { type: 'string', multiple: true },
+        '4bit': { type: 'boolean', default: false }, threads: { type: 'string', default: '0' }, json: { type: 'boolean', default: false },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+      strict: true,
+    }));
+  } catch (e) {
+    console.error(`finch generate: ${(e as Error).message}\n\n${USAGE}`);
+    return 2;
+  }
+  if (values.help) { console.log(USAGE); return 0; }
+  if (!values.model || values.prompt === undefined) { console.error(`finch generate: --model and --prompt are required.\n\n${USAGE}`); return 2; }
+  const num = (name: string, v: string, min: number) => {
+    const n = Number(v);
+    if (!Number.isFinite(n) || n < min) throw new Error(`--${name} must be a number >= ${min}, got "${v}"`);
+    return n;
+  };
+  let sampling: SamplingOptions, maxNew: number;
+  try {
+    maxNew = num('max-new-tokens', values['max-new-tokens'], 1);
+    const temperature = values.greedy || values.temperature === undefined ? 0 : num('temperature', values.temperature, 0);
+    sampling = temperature === 0 ? { ...GREEDY, repetitionPenalty: num('repetition-penalty', values['repetition-penalty'], 0) } : {
+      temperature, topP: num('top-p', values['top-p'], 0), topK: num('top-k', values['top-k'], 0),
+      repetitionPenalty: num('repetition-penalty', values['repetition-penalty'], 0), seed: num('seed', values.seed, 0),
+    };
+  } catch (e) {
+    console.error(`finch generate: ${(e as Error).message}`);
+    return 2;
+  }
+
+  let model;
+  try {
+    model = loadModel(values.model, { quantize: values['4bit'] });
+  } catch (e) {
+    return reportError('generate', e);
+  }
+  try {
+    const tok = model.tokenizer;
+    let ids: number[];
+    if (values.chat) {
+      const messages = [...(values.system ? [{ role: 'system' as const, content: values.system }] : []), { role: 'user' as const, content: values.prompt }];
+      ids = tok.encode(tok.applyChatTemplate(messages, { addGenerationPrompt: true }), { addSpecialTokens: false });
+    } else if (values.prompt === '') {
+      if (tok.bosId === null) { console.error('finch generate: an empty prompt needs a BOS token, and this tokenizer has none'); return 2; }
+      ids = [tok.bosId];
+    } else {
+      ids = tok.encode(values.prompt, { addSpecialTokens: true });
+    }
+    const adapter = values.adapter ? loadPeftAdapter(values.adapter, model.config) : null;
+    const gen = await Generator.create(model.weights, model.invFreq, {
+      maxPositions: Math.min(model.config.maxPositionEmbeddings, ids.length + maxNew),
+      lora: adapter?.spec ?? null,
+      threads: Number(values.threads),
+    });
+    const res = await gen.generate({
+      prompts: [ids], maxNewTokens: maxNew, sampling, eosIds: model.config.eosTokenIds.length ? model.config.eosTokenIds : tok.eosIds,
+      adapter: adapter?.tensors, loraScales: adapter ? [1] : undefined, stopStrings: values.stop, tokenizer: tok,
+      onText: values.json ? undefined : (_row, delta) => process.stdout.write(delta),
+    });
+    await gen.release();
+    if (values.json) console.log(JSON.stringify({ text: res[0]!.text, ids: res[0]!.ids }));
+    else process.stdout.write('\n');
+    return 0;
+  } catch (e) {
+    return reportError('generate', e);
+  } finally {
+    model.close();
+  }
+}

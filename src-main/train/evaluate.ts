@@ -1,0 +1,132 @@
+// Evaluation of a model, with or without an adapter: mean loss and perplexity over a dataset's
+// trained tokens, and exact match of final answers for math data, where base and adapter answer
+// each prompt side by side in one generation batch.
+
+import { prepareDataset } from '../data/dataset.js';
+import type { ColumnMap, FormatName } from '../data/formats.js';
+import { resolveFormat, toExample } from '../data/formats.js';
+import { openRows } from '../data/read/index.js';
+import type { TrainOn } from '../data/template.js';
+import { isChat } from '../data/types.js';
+import { serializeModel } from '../engine/onnx/writer.js';
+import { type HostTensor, Session } from '../engine/runtime/session.js';
+import { Generator } from '../infer/generate.js';
+import type { LoadedModel } from '../model/load.js';
+import type { LoraSpec } from '../model/lora.js';
+import type { ChatMessage } from '../model/types.js';
+import { exactMatch, extractAnswer } from './answers.js';
+import { batchFeeds } from './feeds.js';
+import { buildLossGraph } from './step.js';
+
+export interface EvalDataOptions {
+  format?: FormatName;
+  map?: ColumnMap;
+  trainOn?: TrainOn;
+  seqLen: number;
+  batch: number;
+  threads?: number;
+  onBadRow?: 'fail' | 'skip';
+}
+
+export interface Adapter {
+  spec: LoraSpec;
+  tensors: Map<string, Float32Array>;
+}
+
+export interface LossResult {
+  loss: number;
+  perplexity: number;
+  /** Tokens scored. */
+  tokens: number;
+}
+
+/** Mean next-token loss over every trained token of the dataset (all rows, no split). */
+export async function evaluateLoss(model: LoadedModel, file: string, adapter: Adapter | null, o: EvalDataOptions): Promise<LossResult> {
+  const data = await prepareDataset(file, model.tokenizer, {
+    seqLen: o.seqLen, valFraction: 0, trainOn: o.trainOn ?? 'completions', format: o.format, map: o.map, onBadRow: o.onBadRow ?? 'fail',
+  });
+  const set = data.train;
+  let longest = 0;
+  for (let i = 0; i < set.length; i++) longest = Math.max(longest, set.tokenCount(i));
+  const T = Math.min(o.seqLen, Math.ceil(longest / 8) * 8);
+  const B = Math.min(o.batch, set.length);
+  const graph = buildLossGraph(model.weights, model.invFreq, { batch: B, seq: T, lora: adapter?.spec ?? null });
+  const session = await Session.create(serializeModel(graph), { threads: o.threads ?? 0 });
+  const params: Record<string, HostTensor> = {};
+  for (const [name, t] of adapter?.tensors ?? []) {
+    const shape = graph.inputs.find((x) => x.name === name)?.shape as number[] | undefined;
+    if (shape) params[name] = { dtype: 'float32', dims: shape, data: t };
+  }
+  let sum = 0, count = 0;
+  for (let i = 0; i < set.length; i += B) {
+    const idx = Array.from({ length: Math.min(B, set.length - i) }, (_, k) => i + k);
+    const b = set.batch(idx, { T });
+    if (b.targets === 0) continue;
+    const out = await session.run({ ...batchFeeds(b, B, T), ...params });
+    sum += (out.loss!.data as Float32Array)[0]! * b.targets;
+    count += b.targets;
+  }
+  await session.release();
+  const loss = count ? sum / count : NaN;
+  return { loss, perplexity: Math.exp(loss), tokens: count };
+}
+
+export interface ExactMatchResult {
+  /** Fraction of rows whose extracted final answer equals the reference's. */
+  base: number;
+  adapter: number | null;
+  rows: { prompt: string; reference: string; base: string; adapter: string | null; baseCorrect: boolean; adapterCorrect: boolean | null }[];
+}
+
+/** Reads (prompt messages, reference answer text) pairs: every turn but the last assistant one. */
+export async function readQa(file: string, o: { format?: FormatName; map?: ColumnMap; limit?: number }): Promise<{ prompt: ChatMessage[]; reference: string }[]> {
+  const opened = await openRows(file, {});
+  const out: { prompt: ChatMessage[]; reference: string }[] = [];
+  let fmt = null;
+  for await (const { row } of opened.rows) {
+    fmt ??= resolveFormat(file, row, { format: o.format, map: o.map });
+    const ex = toExample(row, fmt);
+    if (!isChat(ex) || ex.messages.at(-1)?.role !== 'assistant') continue;
+    out.push({ prompt: ex.messages.slice(0, -1), reference: ex.messages.at(-1)!.content });
+    if (o.limit && out.length >= o.limit) break;
+  }
+  return out;
+}
+
+/**
+ * Greedy answers for each prompt, from the base model and (if given) the adapter in the same
+ * batch, scored by exact match of the extracted final answer (answers.ts).
+ */
+export async function evaluateExactMatch(
+  model: LoadedModel, qa: { prompt: ChatMessage[]; reference: string }[], adapter: Adapter | null,
+  o: { maxNewTokens: number; batch: number; threads?: number; onRow?: (i: number) => void },
+): Promise<ExactMatchResult> {
+  const tok = model.tokenizer;
+  const prompts = qa.map((q) => tok.encode(tok.applyChatTemplate(q.prompt, { addGenerationPrompt: true }), { addSpecialTokens: false }));
+  const longest = Math.max(...prompts.map((p) => p.length));
+  const gen = await Generator.create(model.weights, model.invFreq, {
+    maxPositions: Math.min(model.config.maxPositionEmbeddings, longest + o.maxNewTokens), lora: adapter?.spec ?? null, threads: o.threads ?? 0,
+  });
+  const eos = model.config.eosTokenIds.length ? model.config.eosTokenIds : tok.eosIds;
+  const rows: ExactMatchResult['rows'] = [];
+  for (let i = 0; i < qa.length; i += o.batch) {
+    const chunk = prompts.slice(i, i + o.batch);
+    // Base and adapter rows side by side: [p0, p1, ..., p0', p1', ...] with LoRA scales 0 and 1.
+    const batchPrompts = adapter ? [...chunk, ...chunk] : chunk;
+    const scales = adapter ? [...chunk.map(() => 0), ...chunk.map(() => 1)] : undefined;
+    const res = await gen.generate({ prompts: batchPrompts, maxNewTokens: o.maxNewTokens, eosIds: eos, tokenizer: tok, loraScales: scales, adapter: adapter?.tensors });
+    chunk.forEach((_, k) => {
+      const q = qa[i + k]!;
+      const ref = extractAnswer(q.reference) ?? q.reference.trim();
+      const base = res[k]!.text, tuned = adapter ? res[chunk.length + k]!.text : null;
+      rows.push({
+        prompt: q.prompt.at(-1)?.content ?? '', reference: ref, base, adapter: tuned,
+        baseCorrect: exactMatch(base, q.reference), adapterCorrect: tuned === null ? null : exactMatch(tuned, q.reference),
+      });
+      o.onRow?.(i + k);
+    });
+  }
+  await gen.release();
+  const frac = (f: (r: ExactMatchResult['rows'][number]) => boolean) => rows.filter(f).length / Math.max(1, rows.length);
+  return { base: frac((r) => r.baseCorrect), adapter: adapter ? frac((r) => r.adapterCorrect === true) : null, rows };
+}
