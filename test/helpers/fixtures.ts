@@ -1,0 +1,58 @@
+// Shared on-disk fixtures for end-to-end tests: a small synthetic checkpoint and a MetaMathQA-style
+// dataset, written once per process into a temporary folder.
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { spawn } from 'node:child_process';
+import { writeSyntheticCheckpoint, type SyntheticCheckpointOptions } from '../../src-main/model/synthetic.js';
+
+export const FINCH_BIN = new URL('../../bin/finch.mjs', import.meta.url).pathname;
+
+export function tempDir(prefix = 'finch-test-'): string {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+export function tinyCheckpoint(opts: SyntheticCheckpointOptions = {}): string {
+  const dir = join(tempDir('finch-model-'), 'model');
+  writeSyntheticCheckpoint(dir, { hiddenSize: 64, numLayers: 2, numHeads: 4, numKvHeads: 2, vocabSize: 512, ...opts });
+  return dir;
+}
+
+/** MetaMathQA-style rows: query/response with "The answer is: N". */
+export function mathRows(n: number): { query: string; response: string }[] {
+  return Array.from({ length: n }, (_, i) => {
+    const a = i % 10, b = (i * 7 + 3) % 10;
+    return { query: `What is ${a} plus ${b}?`, response: `${a} plus ${b} makes ${a + b}. The answer is: ${a + b}` };
+  });
+}
+
+export function writeJsonl(file: string, rows: readonly object[]): string {
+  writeFileSync(file, rows.map((r) => JSON.stringify(r)).join('\n') + '\n');
+  return file;
+}
+
+export interface CliResult { code: number | null; stdout: string; stderr: string }
+
+/** Runs `finch ...args`; `onLine` sees each stdout line as it arrives (and may kill the child). */
+export function finch(args: string[], onLine?: (line: string, kill: () => void) => void): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [FINCH_BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '', stderr = '', pending = '';
+    child.stdout.setEncoding('utf8').on('data', (c: string) => {
+      stdout += c;
+      pending += c;
+      let nl;
+      while ((nl = pending.indexOf('\n')) >= 0) {
+        const line = pending.slice(0, nl);
+        pending = pending.slice(nl + 1);
+        onLine?.(line, () => child.kill('SIGKILL'));
+      }
+    });
+    child.stderr.setEncoding('utf8').on('data', (c: string) => { stderr += c; });
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+export const events = (stdout: string): Record<string, unknown>[] =>
+  stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);

@@ -1,0 +1,74 @@
+// The fine-tuning run end to end through `finch train`: loss falls, a run killed with SIGKILL
+// resumes from its last checkpoint onto the same loss curve, gradient accumulation, the NaN
+// guard, and refusing to overwrite a run.
+import assert from 'node:assert/strict';
+import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { events, finch, mathRows, tempDir, tinyCheckpoint, writeJsonl } from '../helpers/fixtures.js';
+
+const model = tinyCheckpoint();
+const work = tempDir();
+const data = writeJsonl(join(work, 'math.jsonl'), mathRows(64));
+const common = ['--model', model, '--data', data, '--map', 'prompt=query,completion=response', '--batch', '4', '--lr', '5e-3',
+  '--dropout', '0.1', '--val-fraction', '0.1', '--seed', '3', '--threads', '1', '--json'];
+const stepLosses = (stdout: string) => new Map(events(stdout).filter((e) => e.event === 'step').map((e) => [e.step as number, e.loss as number]));
+
+test('loss falls and the final adapter is written in PEFT format', async () => {
+  const out = join(work, 'run-a');
+  const r = await finch(['train', ...common, '--out', out, '--max-steps', '40', '--checkpoint-every', '20']);
+  assert.equal(r.code, 0, r.stderr);
+  const losses = [...stepLosses(r.stdout).values()];
+  const head = losses.slice(0, 5).reduce((a, b) => a + b) / 5, tail = losses.slice(-5).reduce((a, b) => a + b) / 5;
+  assert.ok(tail < head * 0.9, `loss should fall: first ${head.toFixed(3)}, last ${tail.toFixed(3)}`);
+  const done = events(r.stdout).at(-1)!;
+  assert.equal(done.event, 'done');
+  assert.equal(done.adapter, out);
+  assert.ok(existsSync(join(out, 'adapter_config.json')) && existsSync(join(out, 'adapter_model.safetensors')));
+  assert.ok(events(r.stdout).some((e) => e.event === 'eval'));
+});
+
+test('a run killed with SIGKILL resumes from its last checkpoint with the same loss curve', async () => {
+  const full = await finch(['train', ...common, '--out', join(work, 'uninterrupted'), '--max-steps', '16', '--checkpoint-every', '5']);
+  assert.equal(full.code, 0, full.stderr);
+  const reference = stepLosses(full.stdout);
+
+  const out = join(work, 'killed');
+  let killedAt = 0;
+  const first = await finch(['train', ...common, '--out', out, '--max-steps', '16', '--checkpoint-every', '5'], (line, kill) => {
+    if (line.includes('"event":"step"') && JSON.parse(line).step === 8) { killedAt = 8; kill(); }
+  });
+  assert.equal(killedAt, 8, 'the run should have been killed at step 8');
+  assert.notEqual(first.code, 0);
+  assert.deepEqual(readdirSync(join(out, 'checkpoints')).filter((n) => n.startsWith('step-')), ['step-00000005']);
+
+  const again = await finch(['train', '--out', out, '--resume', out, '--json']);
+  assert.equal(again.code, 0, again.stderr);
+  assert.ok(events(again.stdout).some((e) => e.event === 'resumed' && e.step === 5));
+  const resumed = stepLosses(again.stdout);
+  assert.deepEqual([...resumed.keys()], Array.from({ length: 11 }, (_, i) => i + 6));
+  for (const [step, loss] of resumed) {
+    const ref = reference.get(step)!;
+    assert.ok(Math.abs(loss - ref) <= 1e-5 * Math.abs(ref), `step ${step}: resumed loss ${loss} vs uninterrupted ${ref}`);
+  }
+});
+
+test('gradient accumulation trains and the NaN guard stops a diverging run with a clear message', async () => {
+  const acc = await finch(['train', ...common, '--out', join(work, 'accum'), '--max-steps', '6', '--grad-accum', '2', '--batch', '2']);
+  assert.equal(acc.code, 0, acc.stderr);
+  assert.equal(stepLosses(acc.stdout).size, 6);
+
+  const out = join(work, 'diverge');
+  const r = await finch(['train', ...common, '--out', out, '--max-steps', '10', '--lr', '1e30', '--max-grad-norm', '0', '--checkpoint-every', '1']);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /the loss became (NaN|Infinity|-Infinity).*Lower the learning rate/s);
+  // The last good checkpoint is kept and holds finite numbers.
+  assert.ok(readdirSync(join(out, 'checkpoints')).some((n) => n.startsWith('step-')));
+});
+
+test('refuses to start over a run that has checkpoints, and names --resume', async () => {
+  const out = join(work, 'run-a');
+  const r = await finch(['train', ...common, '--out', out, '--max-steps', '2']);
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /--resume/);
+});
