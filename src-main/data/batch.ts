@@ -1,0 +1,139 @@
+// Sequences (one sample, or several short samples packed together) and padded batches.
+//
+// What a Batch holds, for B rows of T tokens, all flattened row-major to [B*T]:
+//   inputIds       token ids; padding on the right with the pad id
+//   labels         Hugging Face convention, NOT shifted: labels[t] = inputIds[t] where token t is a
+//                  training target, else -100. The loss shifts (logits at t predict labels[t+1]).
+//                  The first token of every sample is -100: nothing before it in its sample predicts it.
+//   attentionMask  1 for real tokens, 0 for padding
+//   positionIds    0, 1, 2, ... restarting at every sample in a packed row (0 on padding)
+//   segmentIds     1, 2, 3, ... the sample each token belongs to within its row, 0 on padding
+// A packed row must not attend across samples: the model masks attention to
+// segmentIds[i] == segmentIds[j] && j <= i (a block-diagonal causal mask), and uses positionIds for
+// RoPE. Without packing every row is one sample, so the ordinary causal mask plus attentionMask suffice.
+
+import type { SampleStore } from './samples.js';
+
+export type IdArray = Int32Array | BigInt64Array;
+
+export interface Batch {
+  inputIds: IdArray; // [B*T]
+  labels: IdArray; // [B*T], -100 ignored
+  attentionMask: IdArray; // [B*T]
+  positionIds: IdArray; // [B*T]
+  segmentIds: Int32Array; // [B*T]
+  B: number;
+  T: number;
+  dtype: 'int32' | 'int64';
+  /** Real (non-padding) tokens and loss terms in the batch, for tokens/s and loss averaging. */
+  tokens: number;
+  targets: number;
+}
+
+export interface BatchOptions {
+  /** Row length to pad to; default the longest row in the batch (must be >= it). */
+  T?: number;
+  /** Id dtype; int64 matches Hugging Face ONNX graphs (default), int32 halves the transfer. */
+  dtype?: 'int32' | 'int64';
+}
+
+/** A split's sequences: rows of a batch, each one or more samples from the store. */
+export class SequenceSet {
+  constructor(
+    private readonly store: SampleStore,
+    /** Sample indices of all sequences, concatenated; sequence i is members[starts[i]..starts[i+1]). */
+    private readonly members: Int32Array,
+    private readonly starts: Int32Array,
+    readonly padId: number,
+  ) {}
+
+  get length(): number {
+    return this.starts.length - 1;
+  }
+
+  samples(i: number): Int32Array {
+    return this.members.subarray(this.starts[i]!, this.starts[i + 1]!);
+  }
+
+  tokenCount(i: number): number {
+    let n = 0;
+    for (const s of this.samples(i)) n += this.store.length(s);
+    return n;
+  }
+
+  /** Total tokens over all sequences. */
+  totalTokens(): number {
+    let n = 0;
+    for (let i = 0; i < this.length; i++) n += this.tokenCount(i);
+    return n;
+  }
+
+  /** The batch of the given sequences, in the given order. */
+  batch(indices: readonly number[], opts: BatchOptions = {}): Batch {
+    const B = indices.length;
+    if (B === 0) throw new Error('batch: no sequences given');
+    const longest = Math.max(...indices.map((i) => this.tokenCount(i)));
+    const T = opts.T ?? longest;
+    if (T < longest) throw new Error(`batch: a sequence has ${longest} tokens, more than T=${T}`);
+    const ids = new Int32Array(B * T).fill(this.padId);
+    const labels = new Int32Array(B * T).fill(-100);
+    const mask = new Int32Array(B * T);
+    const pos = new Int32Array(B * T);
+    const seg = new Int32Array(B * T);
+    let targets = 0;
+    let tokens = 0;
+    indices.forEach((seqIdx, b) => {
+      if (seqIdx < 0 || seqIdx >= this.length) throw new Error(`batch: sequence ${seqIdx} out of range (0..${this.length - 1})`);
+      let t = b * T;
+      let segment = 0;
+      for (const s of this.samples(seqIdx)) {
+        const toks = this.store.tokens(s);
+        const trained = this.store.trained(s);
+        segment++;
+        ids.set(toks, t);
+        mask.fill(1, t, t + toks.length);
+        seg.fill(segment, t, t + toks.length);
+        for (let j = 0; j < toks.length; j++) {
+          pos[t + j] = j;
+          if (j > 0 && trained[j]) {
+            labels[t + j] = toks[j]!;
+            targets++;
+          }
+        }
+        t += toks.length;
+        tokens += toks.length;
+      }
+    });
+    const dtype = opts.dtype ?? 'int64';
+    const conv = dtype === 'int64' ? toInt64 : (a: Int32Array) => a;
+    return { inputIds: conv(ids), labels: conv(labels), attentionMask: conv(mask), positionIds: conv(pos), segmentIds: seg, B, T, dtype, tokens, targets };
+  }
+}
+
+function toInt64(a: Int32Array): BigInt64Array {
+  const out = new BigInt64Array(a.length);
+  for (let i = 0; i < a.length; i++) out[i] = BigInt(a[i]!);
+  return out;
+}
+
+/**
+ * Groups samples (in the given order) into sequences of at most T tokens. Without packing each
+ * sample is its own sequence; with packing, consecutive samples share a row while they fit
+ * (greedy, order-preserving, so a seeded order gives a reproducible packing).
+ */
+export function buildSequences(store: SampleStore, order: readonly number[], T: number, pack: boolean, padId: number): SequenceSet {
+  const members = Int32Array.from(order);
+  if (!pack) return new SequenceSet(store, members, Int32Array.from({ length: order.length + 1 }, (_, i) => i), padId);
+  const starts: number[] = [0];
+  let used = 0;
+  order.forEach((s, k) => {
+    const n = store.length(s);
+    if (used > 0 && used + n > T) {
+      starts.push(k);
+      used = 0;
+    }
+    used += n;
+  });
+  if (order.length) starts.push(order.length);
+  return new SequenceSet(store, members, Int32Array.from(starts), padId);
+}

@@ -1,0 +1,247 @@
+// The data pipeline end to end: read rows -> detect/convert format -> template + tokenize + mask
+// -> truncate -> seeded train/validation split -> (optional) packing. Rows stream through; only
+// the tokenized samples are kept (compactly, in a SampleStore).
+
+import { DatasetError, RowError } from './errors.js';
+import { resolveFormat, toExample, type FormatOptions, type ResolvedFormat } from './formats.js';
+import { openRows, type FileKind, type ReadOptions } from './read/index.js';
+import { shuffledIndices } from './random.js';
+import { SampleStore } from './samples.js';
+import { SampleEncoder, type EncodeOptions } from './template.js';
+import { buildSequences, type SequenceSet } from './batch.js';
+import { isChat, type Example } from './types.js';
+import type { TextTokenizer } from '../model/types.js';
+
+export interface PrepareOptions extends ReadOptions, FormatOptions, EncodeOptions {
+  /** Tokens per sequence; longer samples are truncated (and counted). */
+  seqLen: number;
+  /** Pack several short samples into one sequence (see batch.ts for how attention is kept apart). */
+  pack?: boolean;
+  /** Fraction of samples held out for validation (0 = none), or an exact count with valRows. */
+  valFraction?: number;
+  valRows?: number;
+  /** Seed of the train/validation split (default 0). */
+  seed?: number;
+  /** Stop after this many rows (previews, benchmarks). */
+  maxRows?: number;
+  /** Called every 1000 rows with the number of rows read. */
+  onProgress?: (rows: number) => void;
+}
+
+export interface LengthStats {
+  /** Rows measured and their total tokens. */
+  count: number;
+  total: number;
+  min: number;
+  mean: number;
+  p50: number;
+  p95: number;
+  max: number;
+}
+
+export interface DatasetStats {
+  /** Rows the reader produced, and bad rows skipped (reader and conversion errors). */
+  rows: number;
+  badRows: number;
+  /** Samples kept (train + validation). */
+  samples: number;
+  /** Kept samples cut to seqLen. */
+  truncated: number;
+  /** Rows dropped because every trained token lies beyond seqLen (the prompt fills the sequence). */
+  droppedTooLong: number;
+  /** Rows dropped because they have nothing to train on (no assistant turn). */
+  droppedNoTarget: number;
+  /** Rows whose prompt/completion boundary is approximate (see template.ts), and the first few lines. */
+  boundaryIssues: number;
+  boundaryIssueLines: number[];
+  /** Token lengths of the encoded rows before truncation. */
+  lengths: LengthStats;
+  /** Tokens kept after truncation, and how many of them are training targets. */
+  tokens: number;
+  trainedTokens: number;
+  /** Packed rows only: real tokens / (sequences x seqLen). */
+  packingEfficiency: number | null;
+}
+
+export interface PreparedDataset {
+  file: string;
+  fileKind: FileKind;
+  format: ResolvedFormat;
+  /** The chat template used, or null when every row is raw text. */
+  template: 'model' | 'fallback' | null;
+  seqLen: number;
+  train: SequenceSet;
+  validation: SequenceSet;
+  samples: SampleStore;
+  stats: DatasetStats;
+  /** Warnings and facts for the run log: skipped rows, truncation, fallback template, boundary issues. */
+  notes: string[];
+}
+
+/**
+ * The converted examples of a file, in order, without tokenizing (evaluation prompts, exports).
+ * Bad rows follow opts.onBadRow like prepareDataset.
+ */
+export async function* readExamples(file: string, opts: ReadOptions & FormatOptions = {}): AsyncGenerator<{ example: Example; line: number }> {
+  const { bad, rows } = await openRows(file, opts);
+  let format: ResolvedFormat | null = null;
+  let n = 0;
+  for await (const { row, line } of rows) {
+    n++;
+    format ??= resolveFormat(file, row, opts);
+    try {
+      yield { example: toExample(row, format), line };
+    } catch (e) {
+      if (!(e instanceof RowError)) throw e;
+      bad.add(line, e.message);
+    }
+  }
+  if (n === 0) throw new DatasetError(`${file}: the dataset is empty${bad.count ? ` (all ${bad.count} rows are bad)` : ''}`, file);
+}
+
+export async function prepareDataset(file: string, tok: TextTokenizer, opts: PrepareOptions): Promise<PreparedDataset> {
+  const T = opts.seqLen;
+  if (!Number.isInteger(T) || T < 2) throw new DatasetError(`sequence length must be an integer >= 2, got ${T}`, file);
+  const encoder = new SampleEncoder(tok, opts);
+  const { kind, bad, rows } = await openRows(file, opts);
+  const store = new SampleStore();
+  const lengths: number[] = [];
+  let format: ResolvedFormat | null = null;
+  let sawChat = false;
+  let n = 0;
+  let truncated = 0;
+  let droppedTooLong = 0;
+  let droppedNoTarget = 0;
+  let trainedTokens = 0;
+  const boundaryIssueLines: number[] = [];
+  let boundaryIssues = 0;
+  let firstBoundaryIssue = '';
+
+  for await (const { row, line } of rows) {
+    if (opts.maxRows !== undefined && n >= opts.maxRows) break;
+    n++;
+    if (opts.onProgress && n % 1000 === 0) opts.onProgress(n);
+    format ??= resolveFormat(file, row, opts);
+    let enc;
+    try {
+      const ex = toExample(row, format);
+      sawChat ||= isChat(ex);
+      enc = encoder.encode(ex);
+    } catch (e) {
+      if (!(e instanceof RowError)) throw e;
+      bad.add(line, e.message);
+      continue;
+    }
+    if (enc.boundaryIssue) {
+      boundaryIssues++;
+      if (boundaryIssueLines.length < 10) boundaryIssueLines.push(line);
+      firstBoundaryIssue ||= `${bad.unit} ${line}: ${enc.boundaryIssue}`;
+    }
+    lengths.push(enc.ids.length);
+    // A target needs context before it: a target at position 0 trains nothing.
+    const firstTarget = enc.trained.indexOf(1, 1);
+    if (firstTarget < 0) {
+      droppedNoTarget++;
+      continue;
+    }
+    if (firstTarget >= T) {
+      droppedTooLong++;
+      continue;
+    }
+    const keep = Math.min(T, enc.ids.length);
+    if (enc.ids.length > T) truncated++;
+    const trained = enc.trained.subarray(0, keep);
+    for (let j = 1; j < keep; j++) trainedTokens += trained[j]!;
+    store.push(enc.ids.subarray(0, keep), trained, line);
+  }
+  bad.finish(); // also when maxRows stopped early
+
+  const notes: string[] = [...encoder.notes];
+  const skipped = bad.summary();
+  if (skipped) notes.push(skipped);
+  if (lengths.length === 0) {
+    const first = bad.first[0];
+    throw new DatasetError(
+      bad.count ? `${file}: no usable rows: all ${bad.count} rows are bad (first: ${bad.unit} ${first!.line}: ${first!.reason})` : `${file}: the dataset is empty`,
+      file,
+    );
+  }
+  const lengthStats = describeLengths(lengths);
+  const withTargets = lengths.length - droppedNoTarget;
+  if (withTargets > 0 && truncated + droppedTooLong === withTargets) {
+    throw new DatasetError(
+      `${file}: every row is longer than the sequence length ${T} (rows have ${lengthStats.min}-${lengthStats.max} tokens, median ${lengthStats.p50}, 95th percentile ${lengthStats.p95}); raise --seq-len to about ${lengthStats.p95}`,
+      file,
+    );
+  }
+  if (store.count === 0) {
+    throw new DatasetError(`${file}: nothing to train on: none of the ${droppedNoTarget} rows has an assistant turn`, file);
+  }
+  if (truncated) notes.push(`${truncated} of ${store.count} rows (${pct(truncated, store.count)}) were truncated to ${T} tokens`);
+  if (droppedTooLong) notes.push(`${droppedTooLong} rows were dropped: their prompt fills all ${T} tokens, leaving nothing to train on`);
+  if (droppedNoTarget) notes.push(`${droppedNoTarget} rows were dropped: they have no assistant turn to train on`);
+  if (boundaryIssues) {
+    notes.push(`${boundaryIssues} rows have an approximate prompt/completion boundary (first: ${firstBoundaryIssue}); their mask starts at the first token that differs`);
+  }
+
+  // Seeded split over the kept samples; train keeps file order (the trainer shuffles per epoch).
+  const valCount = validationCount(store.count, opts, file);
+  const perm = shuffledIndices(store.count, opts.seed ?? 0);
+  const valIdx = perm.slice(0, valCount).sort((a, b) => a - b);
+  const trainIdx = perm.slice(valCount).sort((a, b) => a - b);
+  const padId = tok.padId ?? tok.eosIds[0] ?? 0;
+  const train = buildSequences(store, trainIdx, T, opts.pack ?? false, padId);
+  const validation = buildSequences(store, valIdx, T, opts.pack ?? false, padId);
+  const packingEfficiency = opts.pack ? store.totalTokens / ((train.length + validation.length) * T) : null;
+  if (packingEfficiency !== null) notes.push(`packed ${store.count} samples into ${train.length + validation.length} sequences (${pct(store.totalTokens, (train.length + validation.length) * T)} of tokens are real)`);
+
+  return {
+    file,
+    fileKind: kind,
+    format: format!,
+    template: sawChat ? encoder.template : null,
+    seqLen: T,
+    train,
+    validation,
+    samples: store,
+    notes,
+    stats: {
+      rows: n,
+      badRows: bad.count,
+      samples: store.count,
+      truncated,
+      droppedTooLong,
+      droppedNoTarget,
+      boundaryIssues,
+      boundaryIssueLines,
+      lengths: lengthStats,
+      tokens: store.totalTokens,
+      trainedTokens,
+      packingEfficiency,
+    },
+  };
+}
+
+function validationCount(samples: number, opts: PrepareOptions, file: string): number {
+  const frac = opts.valFraction ?? 0;
+  if (frac < 0 || frac >= 1) throw new DatasetError(`validation fraction must be in [0, 1), got ${frac}`, file);
+  const count = opts.valRows ?? (frac > 0 ? Math.max(1, Math.round(frac * samples)) : 0);
+  if (count > 0 && count >= samples) {
+    throw new DatasetError(`${file}: ${samples} usable rows are too few to hold out ${count} for validation`, file);
+  }
+  return count;
+}
+
+export function describeLengths(lengths: readonly number[]): LengthStats {
+  if (lengths.length === 0) return { count: 0, total: 0, min: 0, mean: 0, p50: 0, p95: 0, max: 0 };
+  const sorted = Float64Array.from(lengths).sort();
+  const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)]!;
+  let sum = 0;
+  for (const v of sorted) sum += v;
+  return { count: sorted.length, total: sum, min: sorted[0]!, mean: sum / sorted.length, p50: at(0.5), p95: at(0.95), max: sorted[sorted.length - 1]! };
+}
+
+function pct(a: number, b: number): string {
+  return `${((100 * a) / b).toFixed(1)}%`;
+}
+

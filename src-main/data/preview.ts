@@ -1,0 +1,130 @@
+// The dataset preview the wizard shows before a run: the first rows as read, the detected format
+// and columns, and each row's training text split into trained and ignored spans. It never
+// throws for row-level problems; they come back on the rows (a file that cannot be opened still throws).
+
+import { DatasetError, RowError, type BadRow } from './errors.js';
+import { resolveFormat, suggestMap, toExample, type ColumnMap, type FormatOptions, type ResolvedFormat } from './formats.js';
+import { openRows, type FileKind, type ReadOptions } from './read/index.js';
+import { SampleEncoder, type EncodeOptions } from './template.js';
+import type { Example } from './types.js';
+import type { TextTokenizer } from '../model/types.js';
+
+export interface PreviewOptions extends Omit<ReadOptions, 'onBadRow'>, FormatOptions, EncodeOptions {
+  /** Rows to show (default 5). */
+  rows?: number;
+  /** Without a tokenizer the preview stops at the converted examples. */
+  tokenizer?: TextTokenizer;
+  /** Marks tokens beyond this length as truncated. */
+  seqLen?: number;
+}
+
+export interface Span {
+  text: string;
+  /** Tokens the loss trains on (labels = ids); false for prompt/template tokens (labels -100). */
+  trained: boolean;
+  /** Tokens cut off by the sequence length. */
+  truncated: boolean;
+}
+
+export interface PreviewRow {
+  line: number;
+  /** The row as read, made JSON-safe (bigint as text, bytes summarised). */
+  raw: Record<string, unknown>;
+  example: Example | null;
+  error: string | null;
+  rendered: { spans: Span[]; tokens: number; trainedTokens: number; boundaryIssue: string | null } | null;
+}
+
+export interface DatasetPreview {
+  file: string;
+  fileKind: FileKind;
+  columns: string[];
+  format: ResolvedFormat | null;
+  /** Why the format could not be resolved (with the columns found), or null. */
+  formatError: string | null;
+  /** A likely prompt/completion column mapping when the columns are not a known format. */
+  suggestedMap: ColumnMap | null;
+  template: 'model' | 'fallback' | null;
+  notes: string[];
+  rows: PreviewRow[];
+  /** Unreadable rows met while reading the preview rows (bad JSON, invalid UTF-8, ...). */
+  badRows: BadRow[];
+}
+
+export async function previewDataset(file: string, opts: PreviewOptions = {}): Promise<DatasetPreview> {
+  const want = opts.rows ?? 5;
+  const { kind, bad, rows } = await openRows(file, { ...opts, onBadRow: 'skip' });
+  let encoder: SampleEncoder | null = null;
+  if (opts.tokenizer) encoder = new SampleEncoder(opts.tokenizer, opts);
+  const out: DatasetPreview = {
+    file, fileKind: kind, columns: [], format: null, formatError: null, suggestedMap: null,
+    template: null, notes: encoder ? [...encoder.notes] : [], rows: [], badRows: [],
+  };
+  for await (const { row, line } of rows) {
+    if (out.rows.length >= want) break;
+    if (out.rows.length === 0) {
+      out.columns = Object.keys(row);
+      try {
+        out.format = resolveFormat(file, row, opts);
+      } catch (e) {
+        out.formatError = (e as Error).message;
+        out.suggestedMap = suggestMap(out.columns);
+      }
+    }
+    const pr: PreviewRow = { line, raw: jsonSafe(row) as Record<string, unknown>, example: null, error: null, rendered: null };
+    out.rows.push(pr);
+    if (!out.format) continue;
+    try {
+      pr.example = toExample(row, out.format);
+      if (encoder) {
+        const enc = encoder.encode(pr.example);
+        if ('messages' in pr.example) out.template = encoder.template;
+        let trainedTokens = 0;
+        for (let j = 1; j < Math.min(enc.ids.length, opts.seqLen ?? Infinity); j++) trainedTokens += enc.trained[j]!;
+        pr.rendered = { spans: spans(opts.tokenizer!, enc.ids, enc.trained, opts.seqLen), tokens: enc.ids.length, trainedTokens, boundaryIssue: enc.boundaryIssue };
+      }
+    } catch (e) {
+      if (e instanceof DatasetError && encoder) {
+        // A model/option problem (e.g. no chat template where one is required): say so once, show rows unrendered.
+        out.notes.push(e.message);
+        encoder = null;
+      } else if (e instanceof RowError) pr.error = e.message;
+      else throw e;
+    }
+  }
+  out.badRows = [...bad.first];
+  if (out.rows.length === 0) out.notes.push(`${file}: the dataset is empty${bad.count ? ' (no readable rows)' : ''}`);
+  return out;
+}
+
+/**
+ * Splits a sample into runs of equally-flagged tokens. Each run's text is the difference between
+ * decoding the ids up to its end and up to its start, so runs concatenate to the decoded sample
+ * even for tokenizers whose decode treats a leading space specially.
+ */
+function spans(tok: TextTokenizer, ids: Int32Array, trained: Uint8Array, seqLen?: number): Span[] {
+  const limit = seqLen ?? Infinity;
+  const out: Span[] = [];
+  const all = Array.from(ids);
+  let prevText = '';
+  let start = 0;
+  for (let j = 1; j <= ids.length; j++) {
+    const boundary = j === ids.length || trained[j] !== trained[start] || (j >= limit) !== (start >= limit);
+    if (!boundary) continue;
+    const text = tok.decode(all.slice(0, j), { skipSpecialTokens: false });
+    const piece = text.startsWith(prevText) ? text.slice(prevText.length) : tok.decode(all.slice(start, j), { skipSpecialTokens: false });
+    out.push({ text: piece, trained: trained[start] === 1, truncated: start >= limit });
+    prevText = text;
+    start = j;
+  }
+  return out;
+}
+
+function jsonSafe(v: unknown): unknown {
+  if (typeof v === 'bigint') return v.toString();
+  if (v instanceof Date) return v.toISOString();
+  if (v instanceof Uint8Array) return `<${v.length} bytes>`;
+  if (Array.isArray(v)) return v.map(jsonSafe);
+  if (v && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, jsonSafe(x)]));
+  return v;
+}
