@@ -6,7 +6,7 @@ import { prepareDataset } from '../data/dataset.js';
 import type { ColumnMap, FormatName } from '../data/formats.js';
 import { resolveFormat, toExample } from '../data/formats.js';
 import { openRows } from '../data/read/index.js';
-import type { TrainOn } from '../data/template.js';
+import { encodeGenerationPrompt, type TrainOn } from '../data/template.js';
 import { isChat } from '../data/types.js';
 import { serializeModel } from '../engine/onnx/writer.js';
 import { type HostTensor, Session } from '../engine/runtime/session.js';
@@ -102,7 +102,7 @@ export async function evaluateExactMatch(
   o: { maxNewTokens: number; batch: number; threads?: number; onRow?: (i: number) => void },
 ): Promise<ExactMatchResult> {
   const tok = model.tokenizer;
-  const prompts = qa.map((q) => tok.encode(tok.applyChatTemplate(q.prompt, { addGenerationPrompt: true }), { addSpecialTokens: false }));
+  const prompts = qa.map((q) => encodeGenerationPrompt(tok, q.prompt)); // exactly as training rendered prompts
   const longest = Math.max(...prompts.map((p) => p.length));
   const gen = await Generator.create(model.weights, model.invFreq, {
     maxPositions: Math.min(model.config.maxPositionEmbeddings, longest + o.maxNewTokens), lora: adapter?.spec ?? null, threads: o.threads ?? 0,

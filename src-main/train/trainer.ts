@@ -14,7 +14,7 @@ import type { Batch } from '../data/batch.js';
 import { prepareDataset, type PreparedDataset } from '../data/dataset.js';
 import type { FormatName, ColumnMap } from '../data/formats.js';
 import { shuffledIndices } from '../data/random.js';
-import type { TrainOn } from '../data/template.js';
+import type { TemplateChoice, TrainOn } from '../data/template.js';
 import { serializeModel } from '../engine/onnx/writer.js';
 import { type HostTensor, type Provider, Session } from '../engine/runtime/session.js';
 import { loadPeftAdapter, savePeftAdapter } from '../model/adapter.js';
@@ -33,6 +33,8 @@ export interface TrainConfig {
   map?: ColumnMap;
   onBadRow?: 'fail' | 'skip';
   trainOn: TrainOn;
+  /** Chat template: the model's ('model', required), Finch's fallback, or 'auto' (model's if any). */
+  template: TemplateChoice;
   pack: boolean;
   seqLen: number;
   valFraction: number;
@@ -62,6 +64,7 @@ export interface TrainConfig {
 /** Defaults, documented where they live. */
 export const TRAIN_DEFAULTS: Omit<TrainConfig, 'model' | 'data' | 'out'> = {
   trainOn: 'completions', // prompt tokens are not trained (labels -100)
+  template: 'auto',
   pack: false,
   seqLen: 512,
   valFraction: 0.05, // held-out rows for the eval loss
@@ -149,7 +152,7 @@ export async function train(cfg: TrainConfig, emit: (e: TrainEvent) => void, con
 
 async function runWith(model: LoadedModel, cfg: TrainConfig, out: string, emit: (e: TrainEvent) => void, control: TrainControl) {
   const data = await prepareDataset(cfg.data, model.tokenizer, {
-    seqLen: cfg.seqLen, pack: cfg.pack, valFraction: cfg.valFraction, seed: cfg.seed, trainOn: cfg.trainOn,
+    seqLen: cfg.seqLen, pack: cfg.pack, valFraction: cfg.valFraction, seed: cfg.seed, trainOn: cfg.trainOn, template: cfg.template ?? 'auto',
     format: cfg.format, map: cfg.map, onBadRow: cfg.onBadRow ?? 'fail',
   });
   if (data.train.length === 0) throw new TrainingError(`${cfg.data}: no training rows left after preparing the dataset (${data.notes.join('; ')})`);

@@ -5,6 +5,7 @@ import { parseArgs } from 'node:util';
 import { Generator } from '../../infer/generate.js';
 import { GREEDY, type SamplingOptions } from '../../infer/sampling.js';
 import { loadPeftAdapter } from '../../model/adapter.js';
+import { encodeGenerationPrompt } from '../../data/template.js';
 import { loadModel } from '../../model/load.js';
 import { reportError } from '../errors.js';
 
@@ -78,7 +79,7 @@ export async function run(argv: string[]): Promise<number> {
     let ids: number[];
     if (values.chat) {
       const messages = [...(values.system ? [{ role: 'system' as const, content: values.system }] : []), { role: 'user' as const, content: values.prompt }];
-      ids = tok.encode(tok.applyChatTemplate(messages, { addGenerationPrompt: true }), { addSpecialTokens: false });
+      ids = encodeGenerationPrompt(tok, messages); // the model's chat template, else Finch's training fallback
     } else if (values.prompt === '') {
       if (tok.bosId === null) { console.error('finch generate: an empty prompt needs a BOS token, and this tokenizer has none'); return 2; }
       ids = [tok.bosId];

@@ -19,6 +19,8 @@ Data:
   --format F           alpaca | sharegpt | messages | completion | text (default: detected)
   --map K=COL,...      column mapping, e.g. prompt=query,completion=response (MetaMathQA)
   --train-on W         completions (default: prompt tokens are not trained) | all
+  --template T         auto (the model's chat template, else Finch's fallback) | model | fallback;
+                       with --format messages or sharegpt the default is model (an error without one)
   --seq-len N          tokens per sequence (default ${TRAIN_DEFAULTS.seqLen}); longer rows are truncated
   --pack               pack short samples into one sequence
   --val-fraction F     held-out fraction for the eval loss (default ${TRAIN_DEFAULTS.valFraction})
@@ -50,7 +52,7 @@ Run:
 
 const OPTIONS = {
   model: { type: 'string' }, data: { type: 'string' }, out: { type: 'string' }, config: { type: 'string' }, resume: { type: 'string' },
-  format: { type: 'string' }, map: { type: 'string' }, 'train-on': { type: 'string' }, 'seq-len': { type: 'string' }, pack: { type: 'boolean' },
+  format: { type: 'string' }, map: { type: 'string' }, 'train-on': { type: 'string' }, template: { type: 'string' }, 'seq-len': { type: 'string' }, pack: { type: 'boolean' },
   'val-fraction': { type: 'string' }, 'on-bad-row': { type: 'string' }, rank: { type: 'string' }, alpha: { type: 'string' },
   dropout: { type: 'string' }, targets: { type: 'string' }, rslora: { type: 'boolean' }, '4bit': { type: 'boolean' }, lr: { type: 'string' },
   schedule: { type: 'string' }, warmup: { type: 'string' }, epochs: { type: 'string' }, 'max-steps': { type: 'string' }, batch: { type: 'string' },
@@ -94,6 +96,7 @@ export function configFrom(v: Values): TrainConfig {
     map: typeof v.map === 'string' ? parseColumnMap(v.map) : undefined,
     onBadRow: pick('on-bad-row', ['fail', 'skip'] as const, 'fail'),
     trainOn: pick('train-on', ['completions', 'all'] as const, d.trainOn),
+    template: pick('template', ['auto', 'model', 'fallback'] as const, format === 'messages' || format === 'sharegpt' ? 'model' : d.template),
     pack: v.pack === true,
     seqLen: numberOf(v, 'seq-len', d.seqLen, { int: true, min: 8 }),
     valFraction: numberOf(v, 'val-fraction', d.valFraction, { min: 0, max: 0.5 }),
