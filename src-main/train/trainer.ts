@@ -94,6 +94,7 @@ export type TrainEvent =
   | { event: 'eval'; step: number; eval_loss: number; perplexity: number }
   | { event: 'checkpoint'; step: number; path: string }
   | { event: 'paused'; step: number }
+  | { event: 'continued'; step: number }
   | { event: 'resumed'; step: number }
   | { event: 'done'; adapter: string; steps: number; loss: number | null; eval_loss: number | null; status: 'completed' | 'cancelled' };
 
@@ -224,9 +225,10 @@ async function runWith(model: LoadedModel, cfg: TrainConfig, out: string, emit: 
   let status: 'completed' | 'cancelled' = 'completed';
 
   while (state.step < totalSteps) {
-    while (control.paused && !control.cancelled) {
+    if (control.paused && !control.cancelled) {
       emit({ event: 'paused', step: state.step });
-      await new Promise((r) => setTimeout(r, 200));
+      while (control.paused && !control.cancelled) await new Promise((r) => setTimeout(r, 100));
+      emit({ event: 'continued', step: state.step });
     }
     if (control.cancelled) { status = 'cancelled'; break; }
     const step = state.step;
