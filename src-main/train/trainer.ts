@@ -305,6 +305,10 @@ async function runWith(model: LoadedModel, cfg: TrainConfig, out: string, emit: 
   await updateSession?.release();
   await evalSession?.release();
   if (status === 'cancelled') {
+    // Keep the progress: a cancelled run resumes where it stopped.
+    if (state.step > 0 && state.step % cfg.checkpointEvery !== 0) {
+      emit({ event: 'checkpoint', step: state.step, path: saveCheckpoint(out, state, model, cfg, graphs, params, m, v) });
+    }
     writeFileAtomic(join(out, 'run.json'), JSON.stringify({ config: cfg, status, step: state.step, losses: state.losses, evals: state.evals }, null, 2));
     emit({ event: 'done', adapter: latestCheckpoint(out) ?? '', steps: state.step, loss: lastLoss, eval_loss: state.evals.at(-1)?.loss ?? null, status });
     return { adapter: latestCheckpoint(out) ?? '', steps: state.step };
