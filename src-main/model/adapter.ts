@@ -230,6 +230,7 @@ function specFromConfig(c: Json, cfg: ModelConfig, file: string): LoraSpec {
   if (peftType !== 'LORA') fail(`peft_type is ${JSON.stringify(peftType)}; Finch loads LoRA adapters only ("LORA")`);
   if (c.use_dora === true) fail('use_dora is true: DoRA adapters are not supported (Finch applies plain LoRA)');
   if (c.lora_bias === true) fail('lora_bias is true: LoRA B biases are not supported');
+  checkPlainLora(c, fail);
   const r = c.r ?? 8;
   const alpha = c.lora_alpha ?? 8;
   const dropout = c.lora_dropout ?? 0;
@@ -242,6 +243,43 @@ function specFromConfig(c: Json, cfg: ModelConfig, file: string): LoraSpec {
   checkPattern(c.alpha_pattern, 'alpha_pattern', alpha as number, fail);
   const targets = targetsFromConfig(c, cfg, fail);
   return { rank: r as number, alpha: alpha as number, dropout: dropout as number, rslora: rslora as boolean, targets };
+}
+
+// PEFT options that change what the adapter computes, or which base weights it expects: a
+// non-default value means loading it as plain LoRA would give a different model.
+const VARIANT_KEYS: [key: string, what: string][] = [
+  ['alora_invocation_tokens', 'activated LoRA (aLoRA)'],
+  ['target_parameters', 'LoRA on raw parameters'],
+  ['use_bdlora', 'block-diagonal LoRA'],
+  ['arrow_config', 'Arrow routing'],
+  ['layer_replication', 'layer replication'],
+  ['trainable_token_indices', 'trainable token embeddings'],
+  ['monteclora_config', 'MonteCLoRA'],
+  ['velora_config', 'VeLoRA'],
+  ['kasa_config', 'KaSA'],
+];
+// Initialisations that also rewrite the base weights (W - B0 A0): the saved adapter only works on
+// that modified base unless PEFT converted it when saving (which resets init_lora_weights).
+const BASE_CHANGING_INIT = /^(pissa|olora|corda|loftq|lora_ga)/;
+
+function checkPlainLora(c: Json, fail: (m: string) => never): void {
+  const empty = (v: unknown) =>
+    v === undefined || v === null || v === false || (Array.isArray(v) && v.length === 0) ||
+    (typeof v === 'object' && v !== null && Object.keys(v).length === 0);
+  for (const [key, what] of VARIANT_KEYS) {
+    if (!empty(c[key])) fail(`"${key}" is set (${what}), which Finch does not support; only plain LoRA adapters load`);
+  }
+  if (c.use_qalora === true) fail('"use_qalora" is true (QA-LoRA for GPTQ models), which Finch does not support');
+  if (!empty(c.modules_to_save)) {
+    fail(`"modules_to_save" ${JSON.stringify(c.modules_to_save)}: fully trained modules next to the LoRA are not supported`);
+  }
+  const init = c.init_lora_weights;
+  if (typeof init === 'string' && BASE_CHANGING_INIT.test(init)) {
+    fail(
+      `"init_lora_weights" is "${init}", which also changes the base weights, so this adapter does not fit the original base. ` +
+        'Convert it in PEFT with save_pretrained(..., path_initial_model_for_weight_conversion=...) to a plain LoRA',
+    );
+  }
 }
 
 /** Per-module ranks/alphas cannot be expressed in one LoraSpec: accept them only when they change nothing. */

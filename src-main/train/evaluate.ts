@@ -99,7 +99,7 @@ export async function readQa(file: string, o: { format?: FormatName; map?: Colum
  */
 export async function evaluateExactMatch(
   model: LoadedModel, qa: { prompt: ChatMessage[]; reference: string }[], adapter: Adapter | null,
-  o: { maxNewTokens: number; batch: number; threads?: number; onRow?: (i: number) => void },
+  o: { maxNewTokens: number; batch: number; threads?: number; onRow?: (i: number) => void; /** Adapter answers only (base rows empty). */ skipBase?: boolean },
 ): Promise<ExactMatchResult> {
   const tok = model.tokenizer;
   const prompts = qa.map((q) => encodeGenerationPrompt(tok, q.prompt)); // exactly as training rendered prompts
@@ -112,13 +112,15 @@ export async function evaluateExactMatch(
   for (let i = 0; i < qa.length; i += o.batch) {
     const chunk = prompts.slice(i, i + o.batch);
     // Base and adapter rows side by side: [p0, p1, ..., p0', p1', ...] with LoRA scales 0 and 1.
-    const batchPrompts = adapter ? [...chunk, ...chunk] : chunk;
-    const scales = adapter ? [...chunk.map(() => 0), ...chunk.map(() => 1)] : undefined;
+    const both = adapter && !o.skipBase;
+    const batchPrompts = both ? [...chunk, ...chunk] : chunk;
+    const scales = adapter ? [...(both ? chunk.map(() => 0) : []), ...chunk.map(() => 1)] : undefined;
     const res = await gen.generate({ prompts: batchPrompts, maxNewTokens: o.maxNewTokens, eosIds: eos, tokenizer: tok, loraScales: scales, adapter: adapter?.tensors });
     chunk.forEach((_, k) => {
       const q = qa[i + k]!;
       const ref = extractAnswer(q.reference) ?? q.reference.trim();
-      const base = res[k]!.text, tuned = adapter ? res[chunk.length + k]!.text : null;
+      const base = adapter && o.skipBase ? '' : res[k]!.text;
+      const tuned = adapter ? res[(both ? chunk.length : 0) + k]!.text : null;
       rows.push({
         prompt: q.prompt.at(-1)?.content ?? '', reference: ref, base, adapter: tuned,
         baseCorrect: exactMatch(base, q.reference), adapterCorrect: tuned === null ? null : exactMatch(tuned, q.reference),

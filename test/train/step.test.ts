@@ -53,8 +53,8 @@ test('100 QLoRA steps on a learnable toy sequence task drive the loss down', asy
     losses.push((out.loss!.data as Float32Array)[0]!);
     for (const q of g.params) {
       p.set(q.name, out[`new:${q.name}`]!.data as Float32Array);
-      m.set(q.name, out[`new_m:${q.name}`]!.data as Float32Array);
-      v.set(q.name, out[`new_v:${q.name}`]!.data as Float32Array);
+      m.set(q.name, out[`new_m:${q.name}`]!.data as Float32Array<ArrayBuffer>);
+      v.set(q.name, out[`new_v:${q.name}`]!.data as Float32Array<ArrayBuffer>);
     }
   }
   console.log(`# toy task loss: ${losses[0]!.toFixed(3)} -> ${losses[99]!.toFixed(3)}`);
