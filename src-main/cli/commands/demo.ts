@@ -102,7 +102,7 @@ export async function run(argv: string[]): Promise<number> {
     await runDemo({ steps, evalRows, threads: Number(values.threads), out: values.out }, emit);
     return 0;
   } catch (e) {
-    bar?.stop();
+    (bar as ReturnType<typeof createProgress> | null)?.stop();
     return reportError('demo', e);
   }
 }
