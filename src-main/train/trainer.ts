@@ -225,6 +225,9 @@ async function runWith(model: LoadedModel, cfg: TrainConfig, out: string, emit: 
   let status: 'completed' | 'cancelled' = 'completed';
 
   while (state.step < totalSteps) {
+    // session.run does not yield to the event loop: yield once per step so that control messages
+    // (pause, cancel from the app or a worker's parent) are seen at the next step boundary.
+    await new Promise((r) => setImmediate(r));
     if (control.paused && !control.cancelled) {
       emit({ event: 'paused', step: state.step });
       while (control.paused && !control.cancelled) await new Promise((r) => setTimeout(r, 100));
