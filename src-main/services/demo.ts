@@ -21,14 +21,14 @@ export const DEMO_TEST = join(DEMO_ASSETS, 'data', 'test.jsonl');
 
 /** The demo's fine-tuning recipe, tuned to finish in about two minutes on 2 CPU cores. */
 export const DEMO_RECIPE = {
-  steps: 150,
+  steps: 300,
   batch: 8,
   lr: 3e-3,
   rank: 16,
   alpha: 32,
   seqLen: 160,
   /** Held-out problems scored before and after. */
-  evalRows: 60,
+  evalRows: 200,
   /** Problems shown side by side. */
   showRows: 4,
   maxNewTokens: 48,

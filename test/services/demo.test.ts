@@ -1,0 +1,25 @@
+// A shortened `finch demo` (fewer steps, fewer held-out problems): it runs offline on the bundled
+// model and dataset, its JSON events end with "done", and the fine-tune raises held-out accuracy.
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { events, finch, tempDir } from '../helpers/fixtures.js';
+
+test('a shortened demo fine-tunes the bundled model and held-out accuracy rises', async () => {
+  const out = join(tempDir(), 'demo-run');
+  const r = await finch(['demo', '--steps', '80', '--eval-rows', '24', '--out', out, '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  const ev = events(r.stdout);
+  const done = ev.at(-1)!;
+  assert.equal(done.event, 'done');
+  const base = done.base_accuracy as number, tuned = done.tuned_accuracy as number;
+  console.log(`# shortened demo: base ${base}, tuned ${tuned}, ${(done.seconds as number).toFixed(0)} s`);
+  assert.ok(tuned >= base + 0.25, `held-out accuracy should rise clearly: base ${base}, tuned ${tuned}`);
+  assert.equal(done.adapter, out);
+  assert.ok(existsSync(join(out, 'adapter_model.safetensors')) && existsSync(join(out, 'adapter_config.json')));
+  assert.ok(existsSync(join(out, 'demo.json')));
+  // The side-by-side rows show different base and tuned answers.
+  const compare = ev.find((e) => e.event === 'compare') as { rows: { base: string; tuned: string }[] } | undefined;
+  assert.ok(compare && compare.rows.some((row) => row.base !== row.tuned));
+});
