@@ -6,7 +6,7 @@
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { nodeArgsFor } from '../engine/runtime/worker.js';
-import { estimateTrainingMemory, formatBytes } from '../train/memory.js';
+import { describePlan, estimateTrainingMemory, formatBytes, leanQloraPlan } from '../train/memory.js';
 import { PRESETS, presetConfig } from './train-presets.js';
 import { benchEnv, runJsonChild } from './timing.js';
 
@@ -33,10 +33,11 @@ export async function run(argv: string[]): Promise<number> {
   const preset = PRESETS[values.preset];
   if (!preset) { console.error(`finch bench train: unknown preset "${values.preset}" (choose ${Object.keys(PRESETS).join(', ')})`); return 2; }
   if (values.estimate) {
-    const est = estimateTrainingMemory(presetConfig(preset), { batch: preset.batch, seq: preset.seq, rank: preset.rank, targets: 7, quantize: true, checkpointLayers: true });
-    if (values.json) console.log(JSON.stringify({ preset: preset.name, ...est }));
+    const plan = leanQloraPlan(presetConfig(preset), preset.batch, preset.seq);
+    const est = estimateTrainingMemory(presetConfig(preset), plan);
+    if (values.json) console.log(JSON.stringify({ preset: preset.name, plan, ...est }));
     else {
-      console.log(`Estimated peak memory, ${preset.name} QLoRA (4-bit base, r=${preset.rank}, batch ${preset.batch} x ${preset.seq}, gradient checkpointing):`);
+      console.log(`Estimated peak memory, ${preset.name} QLoRA (${describePlan(plan)}):`);
       for (const [k, v] of Object.entries(est.parts)) console.log(`  ${k.padEnd(28)} ${formatBytes(v)}`);
       console.log(`  ${'total'.padEnd(28)} ${formatBytes(est.totalBytes)}`);
     }

@@ -9,16 +9,25 @@
 // Activations are kept 2-D, [rows = B*T, D], so every projection is one GEMM; attention reshapes
 // to [B, heads, T, hd]. Frozen projections are float initializers (Gemm, transB) or 4-bit
 // MatMulNBits weights (QLoRA); LoRA matrices are graph inputs, so the trainer owns them.
+//
+// Memory (train/memory.ts models exactly this): a training graph stores each 4-bit weight once, as
+// a uint4 [N, K] initializer that both the forward and the backward dequantize (onnx/writer.ts
+// lowers it; ORT's own MatMulNBits would keep a second, repacked copy). Attention scores, MLP
+// intermediates and logits are built in chunks (ChunkPlan) so that a checkpointed layer's backward
+// holds one chunk at a time; embeddings can be gathered on the host (hostEmbeddings).
 
 import type { DType, Dim } from '../engine/graph/dtype.js';
 import { type Graph, Tensor } from '../engine/graph/graph.js';
 import * as F from '../engine/graph/ops.js';
 import { type LoraParam, type LoraSpec, type LoraTarget, loraParams, loraScale, modulePath, projectionShape } from './lora.js';
-import { type Int4Weight, quantizeInt4 } from './quant.js';
+import { DEFAULT_BLOCK, type Int4Weight, int4Columns, int4Rows, quantizeInt4 } from './quant.js';
 import type { ModelConfig } from './types.js';
 
 /** Where frozen weights come from: HF tensor name -> float32 data (streamed from safetensors). */
 export type WeightSource = (name: string) => Float32Array;
+
+/** One row of a frozen tensor (an embedding row read from the checkpoint on demand). */
+export type RowSource = (name: string, row: number) => Float32Array;
 
 export interface ModelBuildOptions {
   config: ModelConfig;
@@ -34,7 +43,17 @@ export class FrozenWeights {
   private readonly float = new Map<string, Float32Array>();
   private readonly int4 = new Map<string, Int4Weight>();
 
-  constructor(readonly cfg: ModelConfig, private readonly src: WeightSource, readonly quantize: boolean, readonly blockSize = 32) {}
+  /**
+   * `rows` reads single embedding rows without loading the table (host-side embeddings for large
+   * vocabularies); without it embedRows() loads the whole table once.
+   */
+  constructor(
+    readonly cfg: ModelConfig,
+    private readonly src: WeightSource,
+    readonly quantize: boolean,
+    readonly blockSize = DEFAULT_BLOCK,
+    private readonly rows: RowSource | null = null,
+  ) {}
 
   /** A float tensor by HF name (norms, biases, embeddings; projections when not quantized). */
   f(name: string): Float32Array {
@@ -56,6 +75,19 @@ export class FrozenWeights {
     return w;
   }
 
+  /** Embedding rows for token ids, [ids.length, D] (the host-side gather behind "inputs_embeds"). */
+  embedRows(ids: ArrayLike<number | bigint>): Float32Array {
+    const D = this.cfg.hiddenSize, name = 'model.embed_tokens.weight';
+    const out = new Float32Array(ids.length * D);
+    const table = this.rows ? null : this.f(name);
+    for (let i = 0; i < ids.length; i++) {
+      const id = Number(ids[i]);
+      if (!(id >= 0 && id < this.cfg.vocabSize)) throw new Error(`embedRows: token id ${id} is outside the vocabulary (0..${this.cfg.vocabSize - 1})`);
+      out.set(table ? table.subarray(id * D, (id + 1) * D) : this.rows!(name, id), i * D);
+    }
+    return out;
+  }
+
   /** The lm_head weight name (tied models reuse the embedding). */
   get lmHeadName(): string {
     return this.cfg.tieWordEmbeddings ? 'model.embed_tokens.weight' : 'lm_head.weight';
@@ -64,12 +96,31 @@ export class FrozenWeights {
 
 const bytes = (a: Float32Array): Uint8Array => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
 
-/** Per-graph view of the frozen weights: initializers are created on first use. */
+/**
+ * A piece of an [out, in] weight: output rows (axis 0) or input columns (axis 1) `sizes[index]`
+ * wide, starting at the sum of the sizes before it. Chunked MLPs and vocabulary-chunked heads use
+ * row pieces (contiguous in memory: views, no copy) and column pieces (copied once at build).
+ */
+interface Part {
+  axis: 0 | 1;
+  sizes: readonly number[];
+  index: number;
+}
+
+const partStart = (p: Part): number => p.sizes.slice(0, p.index).reduce((a, b) => a + b, 0);
+const partName = (p: Part | null): string => (p ? `.${p.axis ? 'c' : 'r'}${p.index}` : '');
+
+/**
+ * Per-graph view of the frozen weights: initializers are created on first use. `singleStorage`
+ * (training graphs) keeps each 4-bit weight as one uint4 [N, K] initializer that the forward and
+ * the backward both dequantize; generation graphs use ORT's MatMulNBits layout, which the CPU EP
+ * repacks once for fast decoding.
+ */
 class WeightScope {
-  private readonly cache = new Map<string, Tensor | F.NBitsWeight>();
+  private readonly cache = new Map<string, Tensor | F.NBitsWeight | Tensor[]>();
   /** Base weights as graph inputs, in first-use order (full-parameter training). */
   readonly inputs = new Map<string, Tensor>();
-  constructor(readonly g: Graph, readonly w: FrozenWeights, readonly trainable = false) {}
+  constructor(readonly g: Graph, readonly w: FrozenWeights, readonly trainable = false, readonly singleStorage = false) {}
 
   float(name: string, shape: number[]): Tensor {
     const hit = this.cache.get(name);
@@ -85,36 +136,139 @@ class WeightScope {
     return t;
   }
 
-  nbits(name: string, out: number, inp: number): F.NBitsWeight {
-    const hit = this.cache.get(name);
+  /** A piece of a float [out, inp] weight (its own initializer; a Split of the input when trainable). */
+  private floatPart(name: string, out: number, inp: number, part: Part): Tensor {
+    if (this.trainable) {
+      const key = `${name}/split${part.axis}:${part.sizes.join(',')}`;
+      let pieces = this.cache.get(key) as Tensor[] | undefined;
+      if (!pieces) {
+        pieces = F.split(this.float(name, [out, inp]), part.sizes, part.axis);
+        this.cache.set(key, pieces);
+      }
+      return pieces[part.index]!;
+    }
+    const pname = `${name}${partName(part)}`;
+    const hit = this.cache.get(pname);
+    if (hit) return hit as Tensor;
+    const full = this.w.f(name), start = partStart(part), size = part.sizes[part.index]!;
+    let t: Tensor;
+    if (part.axis === 0) {
+      t = this.g.initializer(pname, 'float32', [size, inp], { kind: 'inline', bytes: bytes(full.subarray(start * inp, (start + size) * inp)) });
+    } else {
+      const cols = new Float32Array(out * size);
+      for (let n = 0; n < out; n++) cols.set(full.subarray(n * inp + start, n * inp + start + size), n * size);
+      t = this.g.initializer(pname, 'float32', [out, size], { kind: 'inline', bytes: bytes(cols) });
+    }
+    this.cache.set(pname, t);
+    return t;
+  }
+
+  /** The shared all-8 zero point of a [N, K/block] scale grid (uint4, symmetric quantization). */
+  private zeroPoint(N: number, blocks: number): Tensor {
+    const name = `int4.zero_point.${N}x${blocks}`;
+    return this.g.initializers.get(name)?.tensor
+      ?? this.g.initializer(name, 'uint4', [N, blocks], { kind: 'inline', bytes: new Uint8Array(Math.ceil((N * blocks) / 2)).fill(0x88) });
+  }
+
+  nbits(name: string, out: number, inp: number, part: Part | null = null): F.NBitsWeight {
+    const key = `${name}${partName(part)}`;
+    const hit = this.cache.get(key);
     if (hit) return hit as F.NBitsWeight;
-    const q = this.w.q(name, out, inp);
-    const blocks = inp / q.blockSize;
-    const nb: F.NBitsWeight = {
-      packed: this.g.initializer(`${name}.q4`, 'uint8', [out, blocks, q.blockSize / 2], { kind: 'inline', bytes: q.packed }),
-      scales: this.g.initializer(`${name}.scales`, 'float32', [out * blocks], { kind: 'inline', bytes: bytes(q.scales) }),
-      zeroPoints: null,
-      K: inp,
-      N: out,
-      blockSize: q.blockSize,
-    };
-    this.cache.set(name, nb);
+    let q = this.w.q(name, out, inp);
+    if (part) {
+      const start = partStart(part), size = part.sizes[part.index]!;
+      q = part.axis === 0 ? int4Rows(q, start, size) : int4Columns(q, start, size);
+    }
+    const N = q.N, K = q.K, blocks = K / q.blockSize;
+    const nb: F.NBitsWeight = this.singleStorage
+      ? {
+          packed: this.g.initializer(`${key}.int4`, 'uint4', [N, K], { kind: 'inline', bytes: q.packed }),
+          scales: this.g.initializer(`${key}.scales`, 'float32', [N, blocks], { kind: 'inline', bytes: bytes(q.scales) }),
+          zeroPoints: this.zeroPoint(N, blocks),
+          K, N, blockSize: q.blockSize,
+        }
+      : {
+          packed: this.g.initializer(`${key}.q4`, 'uint8', [N, blocks, q.blockSize / 2], { kind: 'inline', bytes: q.packed }),
+          scales: this.g.initializer(`${key}.scales`, 'float32', [N * blocks], { kind: 'inline', bytes: bytes(q.scales) }),
+          zeroPoints: null,
+          K, N, blockSize: q.blockSize,
+        };
+    this.cache.set(key, nb);
     return nb;
   }
 
-  /** y = x @ W^T (+ bias) for an HF [out, in] weight, float or 4-bit. x: [rows, in] -> [rows, out] */
-  linear(x: Tensor, name: string, out: number, inp: number, bias: string | null): Tensor {
-    const b = bias ? this.float(bias, [out]) : null;
+  /**
+   * y = x @ W^T (+ bias) for an HF [out, in] weight, float or 4-bit, or for a piece of it.
+   * x: [rows, in] (or [rows, piece] for a column piece) -> [rows, out] (or [rows, piece]).
+   */
+  linear(x: Tensor, name: string, out: number, inp: number, bias: string | null, part: Part | null = null): Tensor {
+    let b = bias ? this.float(bias, [out]) : null;
+    if (b && part) {
+      if (part.axis === 1) throw new Error(`${name}: a bias belongs to the sum of column pieces, not to one piece`);
+      b = F.split(b, part.sizes, 0)[part.index]!;
+    }
     if (this.w.quantize && !this.trainable) {
-      const y = F.matMulNBits(x, this.nbits(name, out, inp));
+      const y = F.matMulNBits(x, this.nbits(name, out, inp, part));
       return b ? F.add(y, b) : y;
     }
-    return F.gemm(x, this.float(name, [out, inp]), b, { transB: true });
+    const w = part ? this.floatPart(name, out, inp, part) : this.float(name, [out, inp]);
+    return F.gemm(x, w, b, { transB: true });
   }
 }
 
 /** Graph inputs holding the LoRA matrices, by PEFT name. */
 export type LoraInputs = Map<string, Tensor>;
+
+// ---------------------------------------------------------------------------------------------
+// Chunking: how a training graph splits its largest activations
+
+/** Default size of one chunk of attention scores, MLP intermediates or logits (float32 bytes). */
+export const CHUNK_BYTES = 32 * 2 ** 20;
+
+export interface ChunkPlan {
+  /** Query heads per attention chunk (numHeads = one chunk). */
+  attentionHeads: number;
+  /** Widths of the MLP intermediate pieces (one entry = unchunked). */
+  mlpSizes: number[];
+  /** Rows of the vocabulary per loss piece (one entry = one SoftmaxCrossEntropyLoss). */
+  vocabSizes: number[];
+}
+
+/** `total` split into `n` near-equal pieces, each a multiple of `align` except the last. */
+function pieces(total: number, n: number, align: number): number[] {
+  const size = Math.ceil(total / n / align) * align;
+  const out: number[] = [];
+  for (let at = 0; at < total; at += size) out.push(Math.min(size, total - at));
+  return out;
+}
+
+/**
+ * The chunking a training graph of this shape uses (train/memory.ts prices exactly this). A tensor
+ * at most twice `chunkBytes` stays whole; a larger one is cut into pieces of about `chunkBytes`.
+ */
+export function chunkPlan(cfg: ModelConfig, batch: number, seq: number, blockSize: number, chunkBytes = CHUNK_BYTES): ChunkPlan {
+  const H = cfg.numHeads, G = H / cfg.numKvHeads, rows = batch * seq;
+  const perHead = batch * seq * seq * 4; // one head's [B, T, T] scores
+  let attentionHeads = H;
+  if (perHead * H > 2 * chunkBytes) {
+    // Head counts a chunk may have: a divisor of G (inside one KV group) or a multiple of G dividing H.
+    const valid = Array.from({ length: H }, (_, i) => i + 1).filter((h) => (h <= G ? G % h === 0 : h % G === 0 && H % h === 0));
+    attentionHeads = Math.max(1, ...valid.filter((h) => h * perHead <= chunkBytes));
+  }
+  // An MLP or vocabulary piece of width w holds [rows, w] activations and, 4-bit, a dequantized
+  // [w, D] weight: the larger of the two sets its size.
+  const span = Math.max(rows, cfg.hiddenSize) * 4;
+  const mlpBytes = span * cfg.intermediateSize;
+  const mlpSizes = mlpBytes > 2 * chunkBytes
+    ? pieces(cfg.intermediateSize, Math.ceil(mlpBytes / chunkBytes), blockSize) // column pieces of down_proj stay block-aligned
+    : [cfg.intermediateSize];
+  const logitBytes = span * cfg.vocabSize;
+  const vocabSizes = logitBytes > 2 * chunkBytes ? pieces(cfg.vocabSize, Math.ceil(logitBytes / chunkBytes), 1) : [cfg.vocabSize];
+  return { attentionHeads, mlpSizes, vocabSizes };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Layers
 
 interface LayerContext {
   cfg: ModelConfig;
@@ -131,6 +285,7 @@ interface LayerContext {
   /** Per-layer KV cache for generation: past [B, KV, P, hd] in, present out. */
   cache: { pastK: Tensor[]; pastV: Tensor[]; presentK: Tensor[]; presentV: Tensor[] } | null;
   moduleIndex: number;
+  chunks: ChunkPlan;
 }
 
 function rmsNorm(x: Tensor, weight: Tensor, eps: number): Tensor {
@@ -149,17 +304,31 @@ function toBT(c: LayerContext, x: Tensor, tail: number[]): Tensor {
   return x.graph.addNode('Reshape', [x, shape], [{ dtype: x.dtype, shape: [c.B, c.T, ...tail] }])[0]!;
 }
 
-/** Dropout on LoRA inputs with a counter-based hash, so masks are reproducible and resumable. */
-function loraDropout(c: LayerContext, x: Tensor, p: number): Tensor {
-  if (p <= 0 || !c.lora?.dropoutSeeds) return x;
+/** The next dropout module index (one seed per LoRA module), or -1 when dropout is off. */
+function dropoutIndex(c: LayerContext): number {
+  return c.lora && c.lora.spec.dropout > 0 && c.lora.dropoutSeeds ? c.moduleIndex++ : -1;
+}
+
+/**
+ * Dropout on LoRA inputs with a counter-based hash, so masks are reproducible and resumable.
+ * x may be columns [col0, col0 + cols) of a `width`-wide input: the mask is then that piece of the
+ * whole input's mask, so chunking does not change it.
+ */
+function loraDropout(c: LayerContext, x: Tensor, idx: number, col0 = 0, width?: number): Tensor {
+  const p = c.lora?.spec.dropout ?? 0;
+  if (idx < 0 || p <= 0 || !c.lora?.dropoutSeeds) return x;
   const g = x.graph;
-  const idx = c.moduleIndex++;
   const seed = F.slice(c.lora.dropoutSeeds, [idx], [idx + 1], [0]); // [1] float, fed per step
   const [rows, cols] = x.shape as number[];
-  const iota = g.initializers.get(`dropout.iota.${rows}x${cols}`)?.tensor
-    ?? g.initializer(`dropout.iota.${rows}x${cols}`, 'float32', [rows!, cols!], {
+  const full = width ?? cols!;
+  const name = full === cols ? `dropout.iota.${rows}x${cols}` : `dropout.iota.${rows}x${full}[${col0}:${col0 + cols!}]`;
+  const iota = g.initializers.get(name)?.tensor
+    ?? g.initializer(name, 'float32', [rows!, cols!], {
       kind: 'inline',
-      bytes: bytes(Float32Array.from({ length: rows! * cols! }, (_, i) => i % 65521 + Math.floor(i / 65521) * 0.5)),
+      bytes: bytes(Float32Array.from({ length: rows! * cols! }, (_, k) => {
+        const i = Math.floor(k / cols!) * full + col0 + (k % cols!); // index in the whole input
+        return i % 65521 + Math.floor(i / 65521) * 0.5;
+      })),
     });
   const s = F.sin(F.add(F.mul(iota, 12.9898), F.mul(seed, 78.233)));
   const r = F.mul(s, 43758.5453);
@@ -168,17 +337,26 @@ function loraDropout(c: LayerContext, x: Tensor, p: number): Tensor {
   return F.mul(x, F.mul(keep, 1 / (1 - p)));
 }
 
+/** The LoRA matrices of a module, or null when it carries no adapter. */
+function loraOf(c: LayerContext, layer: number, target: LoraTarget): { a: Tensor; b: Tensor } | null {
+  if (!c.lora || !c.lora.spec.targets.includes(target)) return null;
+  const path = modulePath(layer, target);
+  return {
+    a: c.lora.inputs.get(`base_model.model.${path}.lora_A.weight`)!, // [r, in]
+    b: c.lora.inputs.get(`base_model.model.${path}.lora_B.weight`)!, // [out, r]
+  };
+}
+
 /** A projection with its optional LoRA branch. x: [rows, in] -> [rows, out] */
 function projection(c: LayerContext, x: Tensor, layer: number, target: LoraTarget, withBias: boolean): Tensor {
   const [out, inp] = projectionShape(c.cfg, target);
   const path = modulePath(layer, target);
   const y = c.ws.linear(x, `${path}.weight`, out, inp, withBias ? `${path}.bias` : null);
-  if (!c.lora || !c.lora.spec.targets.includes(target)) return y;
-  const a = c.lora.inputs.get(`base_model.model.${path}.lora_A.weight`)!; // [r, in]
-  const b = c.lora.inputs.get(`base_model.model.${path}.lora_B.weight`)!; // [out, r]
-  const xa = F.gemm(loraDropout(c, x, c.lora.spec.dropout), a, null, { transB: true }); // [rows, r]
-  const delta = F.gemm(xa, b, null, { transB: true }); // [rows, out]
-  return F.add(y, F.mul(delta, c.lora.scale));
+  const ab = loraOf(c, layer, target);
+  if (!ab) return y;
+  const xa = F.gemm(loraDropout(c, x, dropoutIndex(c)), ab.a, null, { transB: true }); // [rows, r]
+  const delta = F.gemm(xa, ab.b, null, { transB: true }); // [rows, out]
+  return F.add(y, F.mul(delta, c.lora!.scale));
 }
 
 /** Rotary embedding on [B, heads, T, hd]: x * cos + rotate_half(x) * sin. */
@@ -186,6 +364,20 @@ function rope(x: Tensor, cos: Tensor, sin: Tensor, hd: number): Tensor {
   const [x1, x2] = F.split(x, [hd / 2, hd / 2], -1);
   const rotated = F.concat([F.neg(x2!), x1!], -1);
   return F.add(F.mul(x, cos), F.mul(rotated, sin));
+}
+
+/**
+ * Causal attention of `hc` query heads against their `kvc` KV heads, without repeating K/V: each
+ * KV head's query heads fold into rows. q [B, hc, T, hd], k/v [B, kvc, S, hd] -> [B, hc, T, hd]
+ */
+function attend(c: LayerContext, q: Tensor, k: Tensor, v: Tensor): Tensor {
+  const hd = c.cfg.headDim, hc = q.shape[1] as number, kvc = k.shape[1] as number, gq = hc / kvc, S = k.shape[2]!;
+  const rowsG = gq === 1 ? c.T : typeof c.T === 'number' ? gq * c.T : `${gq}*${c.T}`;
+  const qg = F.reshape(q, [c.B, kvc, rowsG, hd]); // [B, kvc, gq*T, hd]
+  const scores = F.mul(F.matmul(qg, F.transposeLast2(k)), 1 / Math.sqrt(hd)); // [B, kvc, gq*T, S]
+  const probs = F.softmax(F.add(F.reshape(scores, [c.B, hc, c.T, S]), c.bias), -1); // [B, hc, T, S]
+  const ctx = F.matmul(F.reshape(probs, [c.B, kvc, rowsG, S]), v); // [B, kvc, gq*T, hd]
+  return F.reshape(ctx, [c.B, hc, c.T, hd]);
 }
 
 function attention(c: LayerContext, x: Tensor, layer: number): Tensor {
@@ -203,22 +395,70 @@ function attention(c: LayerContext, x: Tensor, layer: number): Tensor {
     c.cache.presentK.push(k);
     c.cache.presentV.push(v);
   }
-  // Grouped-query attention without repeating K/V: fold each KV head's G query heads into rows.
-  const S = k.shape[2]!;
-  const qg = F.reshape(qr, [c.B, KV, G === 1 ? c.T : typeof c.T === 'number' ? G * c.T : `${G}*${c.T}`, hd]); // [B, KV, G*T, hd]
-  const scores = F.mul(F.matmul(qg, F.transposeLast2(k)), 1 / Math.sqrt(hd)); // [B, KV, G*T, S]
-  const probs = F.softmax(F.add(F.reshape(scores, [c.B, H, c.T, S]), c.bias), -1); // [B, H, T, S]
-  const ctx = F.matmul(F.reshape(probs, [c.B, KV, qg.shape[2]!, S]), v); // [B, KV, G*T, hd]
-  const merged = F.reshape(F.transpose(F.reshape(ctx, [c.B, H, c.T, hd]), [0, 2, 1, 3]), [rowsOf(c), H * hd]); // [rows, H*hd]
+  // Chunks of hc query heads: only one chunk's [B, hc, T, S] scores and probabilities are live.
+  const hc = c.chunks.attentionHeads;
+  let ctx: Tensor;
+  if (hc >= H) {
+    ctx = attend(c, qr, k, v);
+  } else {
+    const kvc = Math.max(1, hc / G); // KV heads per chunk
+    const qs = F.split(qr, Array<number>(H / hc).fill(hc), 1);
+    const ks = F.split(k, Array<number>(KV / kvc).fill(kvc), 1), vs = F.split(v, Array<number>(KV / kvc).fill(kvc), 1);
+    const kvOf = (i: number) => Math.floor((i * hc) / G / kvc); // chunk i's KV piece
+    // Each chunk is a (nested) checkpoint segment: its backward recomputes its own probabilities.
+    ctx = F.concat(qs.map((qi, i) => x.graph.checkpoint(`attn.${i}`, () => attend(c, qi, ks[kvOf(i)]!, vs[kvOf(i)]!))), 1); // [B, H, T, hd]
+  }
+  const merged = F.reshape(F.transpose(ctx, [0, 2, 1, 3]), [rowsOf(c), H * hd]); // [rows, H*hd]
   return projection(c, merged, layer, 'o_proj', cfg.attentionOutputBias);
 }
 
 function mlp(c: LayerContext, x: Tensor, layer: number): Tensor {
   const bias = c.cfg.mlpBias;
-  const gate = projection(c, x, layer, 'gate_proj', bias);
-  const up = projection(c, x, layer, 'up_proj', bias);
-  const act = F.mul(F.mul(gate, F.sigmoid(gate)), up); // silu(gate) * up, [rows, I]
-  return projection(c, act, layer, 'down_proj', bias);
+  const sizes = c.chunks.mlpSizes;
+  if (sizes.length === 1) {
+    const gate = projection(c, x, layer, 'gate_proj', bias);
+    const up = projection(c, x, layer, 'up_proj', bias);
+    const act = F.mul(F.mul(gate, F.sigmoid(gate)), up); // silu(gate) * up, [rows, I]
+    return projection(c, act, layer, 'down_proj', bias);
+  }
+  // Chunked over the intermediate features: piece j uses rows Ij of gate/up and columns Ij of
+  // down, so only one piece's [rows, I/n] intermediates are live. Each piece is a (nested)
+  // checkpoint segment that also applies its share of down's LoRA ((act_j @ A_j^T) @ B^T), so
+  // nothing outside a piece reads its intermediates and its backward recomputes it once.
+  // Gate/up LoRA: x @ A^T is shared by the pieces, B splits by rows.
+  const D = c.cfg.hiddenSize, I = c.cfg.intermediateSize;
+  const loraIn = (target: LoraTarget) => {
+    const ab = loraOf(c, layer, target);
+    if (!ab) return null;
+    const xa = F.gemm(loraDropout(c, x, dropoutIndex(c)), ab.a, null, { transB: true }); // [rows, r]
+    return { xa, bs: F.split(ab.b, sizes, 0) }; // B pieces [I/n, r]
+  };
+  const gateL = loraIn('gate_proj'), upL = loraIn('up_proj');
+  const downL = loraOf(c, layer, 'down_proj');
+  const downDrop = downL ? dropoutIndex(c) : -1;
+  const downAs = downL ? F.split(downL.a, sizes, 1) : null; // A pieces [r, I/n]
+  const p = (target: LoraTarget) => `${modulePath(layer, target)}`;
+  let out: Tensor | null = null;
+  let col0 = 0;
+  sizes.forEach((size, j) => {
+    const first = col0;
+    const y = x.graph.checkpoint(`mlp.${j}`, () => {
+      const part: Part = { axis: 0, sizes, index: j };
+      const half = (target: 'gate_proj' | 'up_proj', l: ReturnType<typeof loraIn>) => {
+        const h = c.ws.linear(x, `${p(target)}.weight`, I, D, bias ? `${p(target)}.bias` : null, part); // [rows, I/n]
+        return l ? F.add(h, F.mul(F.gemm(l.xa, l.bs[j]!, null, { transB: true }), c.lora!.scale)) : h;
+      };
+      const gate = half('gate_proj', gateL), up = half('up_proj', upL);
+      const act = F.mul(F.mul(gate, F.sigmoid(gate)), up); // [rows, I/n]
+      const base = c.ws.linear(act, `${p('down_proj')}.weight`, D, I, null, { axis: 1, sizes, index: j }); // [rows, D]
+      if (!downL) return base;
+      const xa = F.gemm(loraDropout(c, act, downDrop, first, I), downAs![j]!, null, { transB: true }); // [rows, r]
+      return F.add(base, F.mul(F.gemm(xa, downL.b, null, { transB: true }), c.lora!.scale));
+    });
+    out = out ? F.add(out, y) : y;
+    col0 += size;
+  });
+  return bias ? F.add(out!, c.ws.float(`${p('down_proj')}.bias`, [D])) : out!;
 }
 
 function decoderLayer(c: LayerContext, h: Tensor, layer: number): Tensor {
@@ -245,15 +485,21 @@ export function ropeTables(invFreq: Float64Array, positions: number): { cos: Flo
 }
 
 interface ForwardInputs {
-  ids: Tensor; // [B, T] int64
+  /** Token ids [B, T] int64, or embeddings gathered on the host [rows, D]. */
+  ids: Tensor;
+  embeds: Tensor | null;
   positions: Tensor; // [B, T] int64
   bias: Tensor; // [B, 1, T, S] float
 }
 
-/** Embedding through the final norm: hidden states [rows, D]. */
-function trunk(c: LayerContext, inp: ForwardInputs, invFreq: Float64Array, maxPositions: number, checkpoint: boolean): Tensor {
+/**
+ * Embedding through the final norm: hidden states [rows, D]. `checkpoint` = layers per segment:
+ * 0 keeps every activation, 1 checkpoints each layer (L layer inputs kept), g > 1 nests layers in
+ * segments of g (about L/g + g layer inputs kept, for one more forward pass).
+ */
+function trunk(c: LayerContext, inp: ForwardInputs, invFreq: Float64Array, maxPositions: number, checkpoint: number): Tensor {
   const { cfg, ws } = c;
-  const g = inp.ids.graph;
+  const g = inp.positions.graph;
   const D = cfg.hiddenSize, hd = cfg.headDim;
   const tables = ropeTables(invFreq, maxPositions);
   const cosT = g.initializer('rope.cos', 'float32', [maxPositions, hd], { kind: 'inline', bytes: bytes(tables.cos) });
@@ -261,18 +507,63 @@ function trunk(c: LayerContext, inp: ForwardInputs, invFreq: Float64Array, maxPo
   c.cos = F.unsqueeze(F.gather(cosT, inp.positions), [1]); // [B, 1, T, hd]
   c.sin = F.unsqueeze(F.gather(sinT, inp.positions), [1]);
   c.bias = inp.bias;
-  const flatIds = F.reshape(inp.ids, [rowsOf(c)]);
-  let h = F.gather(ws.float('model.embed_tokens.weight', [cfg.vocabSize, D]), flatIds); // [rows, D]
-  for (let l = 0; l < cfg.numLayers; l++) {
+  let h = inp.embeds ?? F.gather(ws.float('model.embed_tokens.weight', [cfg.vocabSize, D]), F.reshape(inp.ids, [rowsOf(c)])); // [rows, D]
+  const layer = (l: number) => {
     const run = () => g.scope(`layers.${l}`, () => decoderLayer(c, h, l));
     h = checkpoint ? g.checkpoint(`layers.${l}`, run) : run();
+  };
+  for (let l = 0; l < cfg.numLayers; l += Math.max(1, checkpoint)) {
+    const last = Math.min(cfg.numLayers, l + Math.max(1, checkpoint));
+    if (checkpoint > 1) g.checkpoint(`group.${l}-${last - 1}`, () => { for (let k = l; k < last; k++) layer(k); });
+    else layer(l);
   }
   return rmsNorm(h, ws.float('model.norm.weight', [D]), cfg.rmsNormEps);
 }
 
-function lmHead(c: LayerContext, h: Tensor): Tensor {
+function lmHead(c: LayerContext, h: Tensor, part: Part | null = null): Tensor {
   const { cfg, ws } = c;
-  return ws.linear(h, ws.w.lmHeadName, cfg.vocabSize, cfg.hiddenSize, null); // [rows, V]
+  return ws.linear(h, ws.w.lmHeadName, cfg.vocabSize, cfg.hiddenSize, null, part); // [rows, V] (or [rows, piece])
+}
+
+/**
+ * Mean cross-entropy over targets != -100 with the vocabulary in pieces: each piece is a
+ * checkpoint segment giving per-row log-sum-exp and target logit, so the backward recomputes one
+ * [rows, V/n] block of logits at a time (the lm_head is read once per pass, unlike row chunks).
+ */
+function vocabChunkedLoss(c: LayerContext, h: Tensor, targets: Tensor, sizes: number[]): Tensor {
+  const g = h.graph;
+  // A stabiliser that carries no gradient (integer casts stop autodiff): the maximum rounded to an
+  // integer. The log-sum-exp's gradient does not depend on it, so it need not be exact.
+  const stab = (x: Tensor) => F.cast(F.cast(F.reduceMax(x, [1], true), 'int32'), 'float32'); // [rows, 1]
+  const lses: Tensor[] = [];
+  let picked: Tensor | null = null;
+  let start = 0;
+  sizes.forEach((size, j) => {
+    const first = start;
+    // One [rows, 2] output: ORT schedules the target gather with the log-sum-exp, not at the end
+    // of the step (the loss value is the last output it computes), which would keep the logits.
+    const both = g.checkpoint(`loss.vocab${j}`, () => {
+      const logits = lmHead(c, h, { axis: 0, sizes, index: j }); // [rows, size]
+      const m = stab(logits);
+      const lse = F.add(F.log(F.reduceSum(F.exp(F.sub(logits, m)), [1], true)), m); // [rows, 1]
+      const local = F.sub(targets, F.scalar(g, 'int64', first)); // [rows]
+      const inside = F.and(F.greaterOrEqual(local, F.scalar(g, 'int64', 0)), F.less(local, F.scalar(g, 'int64', size)));
+      const idx = F.unsqueeze(F.where(inside, local, F.scalar(g, 'int64', 0)), [1]); // [rows, 1]
+      const tgt = F.mul(F.gatherElements(logits, idx, 1), F.unsqueeze(F.cast(inside, 'float32'), [1])); // [rows, 1]
+      return F.concat([lse, tgt], 1); // [rows, 2]
+    });
+    const [lse, tgt] = F.split(both, [1, 1], 1) as [Tensor, Tensor];
+    lses.push(lse);
+    picked = picked ? F.add(picked, tgt) : tgt;
+    start += size;
+  });
+  const all = F.concat(lses, 1); // [rows, n]
+  const m = stab(all);
+  const lse = F.add(F.log(F.reduceSum(F.exp(F.sub(all, m)), [1], true)), m); // [rows, 1]
+  const valid = F.cast(F.not(F.equal(targets, F.scalar(g, 'int64', -100))), 'float32'); // [rows]
+  const count = F.max2(F.reduceSum(valid, [0], false), 1);
+  const nll = F.mul(F.reshape(F.sub(lse, picked!), [targets.shape[0]!]), valid); // [rows]
+  return F.div(F.reduceSum(nll, [0], false), count);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -287,10 +578,23 @@ export interface TrainGraphOptions {
   trainBase?: boolean;
   /** Recompute each decoder layer in the backward instead of keeping its activations. */
   checkpointLayers?: boolean;
-  /** Split the vocabulary projection + loss into this many row chunks (large vocabularies). */
+  /**
+   * With checkpointLayers: nest the layers in outer segments of this many (two-level
+   * checkpointing): about L/g + g layer inputs stay alive instead of L, for one more forward pass.
+   * Default 1.
+   */
+  checkpointGroup?: number;
+  /** Split the vocabulary projection + loss into this many row chunks (overrides the vocabulary chunks). */
   lossChunks?: number;
   /** Feed per-module dropout seeds (input "dropout_seeds") when lora.dropout > 0. */
   dropout?: boolean;
+  /**
+   * Take the embeddings as input "inputs_embeds" [B*T, D] (FrozenWeights.embedRows) instead of
+   * storing the table in the graph: 2 GiB less for a 128k x 4096 float32 vocabulary.
+   */
+  hostEmbeddings?: boolean;
+  /** Chunk size for attention scores, MLP intermediates and logits (default CHUNK_BYTES). */
+  chunkBytes?: number;
 }
 
 export interface TrainGraph {
@@ -302,17 +606,22 @@ export interface TrainGraph {
   baseInputs: Map<string, Tensor>;
   /** Number of dropout seeds to feed (0 = no dropout input). */
   dropoutModules: number;
+  /** How the graph chunks its largest activations. */
+  chunks: ChunkPlan;
 }
 
 /**
- * The forward + loss of a causal LM for a static [B, T] batch. Inputs: input_ids, position_ids
- * (int64 [B, T]), attn_bias (float [B, 1, T, T], 0 or -1e9), targets (int64 [B*T], the next token
- * or -100), the LoRA matrices by PEFT name, and dropout_seeds when dropout is on.
+ * The forward + loss of a causal LM for a static [B, T] batch. Inputs: input_ids (or
+ * inputs_embeds with hostEmbeddings), position_ids (int64 [B, T]), attn_bias (float [B, 1, T, T],
+ * 0 or -1e9), targets (int64 [B*T], the next token or -100), the LoRA matrices by PEFT name, and
+ * dropout_seeds when dropout is on.
  */
 export function buildTrainForward(g: Graph, fw: FrozenWeights, invFreq: Float64Array, o: TrainGraphOptions): TrainGraph {
   const { cfg } = fw;
   const B = o.batch, T = o.seq;
-  const ids = g.input('input_ids', 'int64', [B, T]);
+  if (o.hostEmbeddings && o.trainBase) throw new Error('buildTrainForward: hostEmbeddings cannot be combined with trainBase (the embeddings are trained)');
+  const ids = o.hostEmbeddings ? null : g.input('input_ids', 'int64', [B, T]);
+  const embeds = o.hostEmbeddings ? g.input('inputs_embeds', 'float32', [B * T, cfg.hiddenSize]) : null;
   const positions = g.input('position_ids', 'int64', [B, T]);
   const bias = g.input('attn_bias', 'float32', [B, 1, T, T]);
   const targets = g.input('targets', 'int64', [B * T]);
@@ -321,21 +630,25 @@ export function buildTrainForward(g: Graph, fw: FrozenWeights, invFreq: Float64A
   const nModules = o.lora ? cfg.numLayers * o.lora.targets.length : 0;
   const useDropout = (o.dropout ?? true) && !!o.lora && o.lora.dropout > 0;
   const seeds = useDropout ? g.input('dropout_seeds', 'float32', [nModules]) : null;
-  const ws = new WeightScope(g, fw, !!o.trainBase);
+  const ws = new WeightScope(g, fw, !!o.trainBase, true);
+  const chunks = chunkPlan(cfg, B, T, fw.blockSize, o.chunkBytes);
+  if (o.lossChunks && o.lossChunks > 1) chunks.vocabSizes = [cfg.vocabSize];
   const c: LayerContext = {
     cfg, ws, B, T, bt: null,
     lora: o.lora ? { spec: o.lora, inputs: loraInputs, scale: loraScale(o.lora), dropoutSeeds: seeds } : null,
-    cos: ids, sin: ids, bias, cache: null, moduleIndex: 0,
+    cos: positions, sin: positions, bias, cache: null, moduleIndex: 0, chunks,
   };
-  const h = trunk(c, { ids, positions, bias }, invFreq, T, !!o.checkpointLayers); // [rows, D]
-  const chunks = Math.max(1, o.lossChunks ?? 1);
+  const h = trunk(c, { ids: ids ?? positions, embeds, positions, bias }, invFreq, T, o.checkpointLayers ? Math.max(1, o.checkpointGroup ?? 1) : 0); // [rows, D]
+  const rowChunks = Math.max(1, o.lossChunks ?? 1);
   let loss: Tensor;
-  if (chunks === 1) {
+  if (chunks.vocabSizes.length > 1) {
+    loss = vocabChunkedLoss(c, h, targets, chunks.vocabSizes);
+  } else if (rowChunks === 1) {
     loss = F.softmaxCrossEntropyLoss(lmHead(c, h), targets);
   } else {
-    // Chunked: each chunk's logits are recomputed in the backward, so only [rows/chunks, V] is live.
-    const rows = B * T, size = Math.ceil(rows / chunks);
-    const sizes = Array.from({ length: chunks }, (_, i) => Math.min(size, rows - i * size)).filter((s) => s > 0);
+    // Row chunks: each chunk's logits are recomputed in the backward, so only [rows/chunks, V] is live.
+    const rows = B * T, size = Math.ceil(rows / rowChunks);
+    const sizes = Array.from({ length: rowChunks }, (_, i) => Math.min(size, rows - i * size)).filter((s) => s > 0);
     const hs = F.split(h, sizes, 0), ts = F.split(targets, sizes, 0);
     const valid = F.cast(F.not(F.equal(targets, F.scalar(g, 'int64', -100))), 'float32');
     const count = F.max2(F.reduceSum(valid, [0], false), 1);
@@ -351,7 +664,7 @@ export function buildTrainForward(g: Graph, fw: FrozenWeights, invFreq: Float64A
     });
     loss = F.div(total!, count);
   }
-  return { loss, lora: params, loraInputs, baseInputs: ws.inputs, dropoutModules: useDropout ? nModules : 0 };
+  return { loss, lora: params, loraInputs, baseInputs: ws.inputs, dropoutModules: useDropout ? nModules : 0, chunks };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -390,8 +703,9 @@ export function buildGeneration(g: Graph, fw: FrozenWeights, invFreq: Float64Arr
     loraCtx = { spec: lora, inputs, scale: F.mul(perRow, loraScale(lora)), dropoutSeeds: null };
   }
   const bt = F.shapeOf(ids); // [2] = (B, T)
-  const c: LayerContext = { cfg, ws: new WeightScope(g, fw), B, T, bt, lora: loraCtx, cos: ids, sin: ids, bias, cache, moduleIndex: 0 };
-  const h = trunk(c, { ids, positions, bias }, invFreq, maxPositions, false); // [rows, D]
+  const whole: ChunkPlan = { attentionHeads: cfg.numHeads, mlpSizes: [cfg.intermediateSize], vocabSizes: [cfg.vocabSize] };
+  const c: LayerContext = { cfg, ws: new WeightScope(g, fw), B, T, bt, lora: loraCtx, cos: ids, sin: ids, bias, cache, moduleIndex: 0, chunks: whole };
+  const h = trunk(c, { ids, embeds: null, positions, bias }, invFreq, maxPositions, 0); // [rows, D]
   // Only the last position's logits are needed: gather row t = T-1 of each sequence.
   const last = F.reshape(F.slice(toBT(c, h, [cfg.hiddenSize]), [-1], [Number.MAX_SAFE_INTEGER], [1]), [B, cfg.hiddenSize]);
   const logits = lmHead(c, last);

@@ -62,3 +62,34 @@ export function dequantizeInt4(q: Int4Weight): Float32Array {
 
 /** Bytes a quantized [N, K] weight takes in the session (packed nibbles + float32 scales). */
 export const int4Bytes = (N: number, K: number, blockSize = DEFAULT_BLOCK): number => (N * K) / 2 + ((N * K) / blockSize) * 4;
+
+/** Output rows [start, start + size) of a quantized weight: views of the same bytes (rows are contiguous). */
+export function int4Rows(q: Int4Weight, start: number, size: number): Int4Weight {
+  const blocks = q.K / q.blockSize;
+  if (start < 0 || start + size > q.N) throw new Error(`int4 rows [${start}, ${start + size}) outside [0, ${q.N})`);
+  return {
+    N: size, K: q.K, blockSize: q.blockSize,
+    packed: q.packed.subarray((start * q.K) / 2, ((start + size) * q.K) / 2),
+    scales: q.scales.subarray(start * blocks, (start + size) * blocks),
+  };
+}
+
+/**
+ * Input columns [start, start + size) of a quantized weight, as a new [N, size] weight (a copy:
+ * columns are strided). Both ends must fall on block boundaries, so the values are unchanged.
+ */
+export function int4Columns(q: Int4Weight, start: number, size: number): Int4Weight {
+  const { N, K, blockSize } = q;
+  if (start % blockSize || (size % blockSize && start + size !== K) || start + size > K) {
+    throw new Error(`int4 columns [${start}, ${start + size}) of K=${K} must start on a block boundary (block ${blockSize})`);
+  }
+  if (size % blockSize) throw new Error(`int4 columns: width ${size} is not a multiple of the block size ${blockSize}`);
+  const blocks = K / blockSize, pb = size / blockSize;
+  const packed = new Uint8Array((N * size) / 2);
+  const scales = new Float32Array(N * pb);
+  for (let n = 0; n < N; n++) {
+    packed.set(q.packed.subarray((n * K + start) / 2, (n * K + start + size) / 2), (n * size) / 2);
+    scales.set(q.scales.subarray(n * blocks + start / blockSize, n * blocks + start / blockSize + pb), n * pb);
+  }
+  return { N, K: size, blockSize, packed, scales };
+}

@@ -1,71 +1,165 @@
 // Predicts the peak memory of a LoRA/QLoRA training step before a run starts, from the graph
-// Finch builds (llama.ts, step.ts), so the wizard can warn "this will not fit" up front.
-// Each part mirrors a concrete allocation; ORT's arena rounding and the JS heap are not modelled.
+// Finch builds (model/llama.ts, train/step.ts), so the wizard can warn "this will not fit" up front.
+// Each part mirrors a concrete allocation of that graph; test/model/memory.test.ts holds the total
+// to the peak RSS of a real step (ONNX Runtime CPU, no arena, no memory pattern).
+//
+// The step's peak is the backward of the top checkpointed layer: the static parts (weights, inputs,
+// LoRA state) plus every kept layer input plus the working set of one layer's backward (one
+// attention chunk or one MLP piece at a time, model/llama.ts ChunkPlan). After the backward the
+// update allocates the new LoRA state, while the activations are gone; the larger of the two wins.
 
-import { int4Bytes } from '../model/quant.js';
+import { CHUNK_BYTES, chunkPlan } from '../model/llama.js';
+import { DEFAULT_BLOCK, int4Bytes } from '../model/quant.js';
 import type { ModelConfig } from '../model/types.js';
 
 export interface MemoryPlan {
   batch: number;
   seq: number;
   rank: number;
-  /** How many of the seven projections carry LoRA. */
+  /** How many of the seven projections carry LoRA (q, k, v, o, gate, up, down, in that order). */
   targets: number;
   quantize: boolean;
   checkpointLayers: boolean;
-  /** Loss chunks (logits live for rows/chunks at a time); default: enough for <= 64 MiB per chunk. */
-  lossChunks?: number;
+  /** Layers per outer checkpoint segment (two-level checkpointing); default 1. */
+  checkpointGroup?: number;
+  /** Embeddings gathered on the host and fed as "inputs_embeds" (the table is not in the graph). */
+  hostEmbeddings?: boolean;
   blockSize?: number;
+  chunkBytes?: number;
+  /** LoRA dropout > 0: the graph holds hash-counter constants for the masks. */
+  dropout?: boolean;
 }
 
 export interface MemoryEstimate {
   parts: Record<string, number>;
   totalBytes: number;
-  lossChunks: number;
+  /** The chunking the graph uses (model/llama.ts chunkPlan). */
+  chunks: ReturnType<typeof chunkPlan>;
 }
 
 const F32 = 4;
 
+/**
+ * ONNX Runtime's own memory: graph, kernels, plan and per-run state per written node, and a fixed
+ * part (thread pools, MLAS). Fitted with the activation model below to the peak RSS of 7 measured
+ * steps (scaled Llama, 512-2048 tokens, 3k-24k nodes; within -8%..+17%, test/model/memory.test.ts).
+ */
+export const ORT_BYTES_PER_NODE = 3.5 * 1024;
+export const ORT_FIXED_BYTES = 40 * 2 ** 20;
+
+/** Bytes of one frozen [N, K] projection as the training graph stores it. */
+export function frozenBytes(n: number, k: number, quantize: boolean, block: number): number {
+  return quantize ? int4Bytes(n, k, block) : n * k * F32; // uint4 + float scales, or float32
+}
+
+/**
+ * Nodes of the written step graph (forward, recomputes, backward, update), fitted to the graphs
+ * llama.ts + step.ts build (within 5% over layers, chunk sizes, 4-bit or float, 4 or 7 LoRA
+ * targets, checkpoint groups; checked in test/model/memory.test.ts).
+ */
+export function estimateNodes(cfg: ModelConfig, p: MemoryPlan): number {
+  const ch = chunkPlan(cfg, p.batch, p.seq, p.blockSize ?? DEFAULT_BLOCK, p.chunkBytes ?? CHUNK_BYTES);
+  const A = cfg.numHeads / ch.attentionHeads, M = ch.mlpSizes.length, Vp = ch.vocabSizes.length;
+  const q = p.quantize ? 1 : 0, grouped = (p.checkpointGroup ?? 1) > 1 ? 1 : 0, mlpLora = p.targets > 4 ? 1 : 0;
+  const perLayer = 193 + 82.7 * A + 22.9 * M + q * (48.6 + 38.4 * M) + 53.3 * p.targets + 88.3 * mlpLora * M + grouped * (54.9 + 3.9 * A + 7.2 * M);
+  return Math.round(cfg.numLayers * perLayer + 64 + Vp * (62.8 + 12.7 * q));
+}
+
 export function estimateTrainingMemory(cfg: ModelConfig, p: MemoryPlan): MemoryEstimate {
   const D = cfg.hiddenSize, I = cfg.intermediateSize, L = cfg.numLayers, V = cfg.vocabSize;
-  const qDim = cfg.numHeads * cfg.headDim, kvDim = cfg.numKvHeads * cfg.headDim;
-  const rows = p.batch * p.seq;
-  const block = p.blockSize ?? 32;
+  const H = cfg.numHeads, hd = cfg.headDim, qDim = H * hd, kvDim = cfg.numKvHeads * hd;
+  const B = p.batch, T = p.seq, rows = B * T;
+  const block = p.blockSize ?? DEFAULT_BLOCK;
+  const ch = chunkPlan(cfg, B, T, block, p.chunkBytes ?? CHUNK_BYTES);
   const projections: [number, number][] = [[qDim, D], [kvDim, D], [kvDim, D], [D, qDim], [I, D], [I, D], [D, I]]; // [out, in]
 
-  // Frozen weights. 4-bit: MatMulNBits packing for the forward, plus the uint4 view the backward
-  // dequantizes (autodiff/rules.ts: dequantizedNBits) shares bytes in JS but is its own initializer.
-  const weight = (n: number, k: number) => (p.quantize ? int4Bytes(n, k, block) + (n * k) / 2 + (n * k) / block / 2 : n * k * F32);
-  const perLayer = projections.reduce((s, [n, k]) => s + weight(n, k), 0) + 2 * D * F32;
-  const lmHead = weight(V, D);
-  const embeddings = V * D * F32;
+  // Frozen weights: one initializer per projection (4-bit: uint4 + scales, read by both the forward
+  // and the backward), norms, biases; the lm_head like a projection; the embedding table float32.
+  const biases = (cfg.attentionBias ? qDim + 2 * kvDim : 0) + (cfg.attentionOutputBias ? D : 0) + (cfg.mlpBias ? 2 * I + D : 0);
+  const perLayer = projections.reduce((s, [n, k]) => s + frozenBytes(n, k, p.quantize, block), 0) + (2 * D + biases) * F32;
+  const embeddings = p.hostEmbeddings ? 0 : V * D * F32;
+  const lmHead = cfg.tieWordEmbeddings && !p.quantize ? (p.hostEmbeddings ? V * D * F32 : 0) : frozenBytes(V, D, p.quantize, block);
 
-  // LoRA: parameters, both moments and their updated copies (graph inputs and outputs), gradients.
-  const loraParams = L * projections.slice(0, p.targets).reduce((s, [n, k]) => s + p.rank * (n + k), 0);
-  const lora = loraParams * F32 * 7;
+  // Graph inputs: ids/positions/targets, the [B, 1, T, T] mask, host embeddings; RoPE tables.
+  const inputs = 3 * rows * 8 + B * T * T * F32 + (p.hostEmbeddings ? rows * D * F32 : 0) + 2 * T * hd * F32;
 
-  // Activations. With checkpointing only each layer's input survives the forward; the backward
-  // recomputes one layer at a time. Without, every layer's working set is kept.
-  const attnScores = p.batch * cfg.numHeads * p.seq * p.seq * F32; // one [B, H, T, T] tensor
-  const layerWorking = 3 * attnScores + 4 * rows * I * F32 + 10 * rows * Math.max(D, qDim) * F32;
-  const largestDequant = p.quantize ? Math.max(...projections.map(([n, k]) => n * k * F32)) : 0;
-  const activations = p.checkpointLayers ? L * rows * D * F32 + layerWorking + largestDequant : L * layerWorking + largestDequant;
-  const chunks = p.lossChunks ?? Math.max(1, Math.ceil((rows * V * F32) / (64 * 2 ** 20)));
-  const logits = 3 * Math.ceil(rows / chunks) * V * F32; // logits, softmax, their gradient
+  // LoRA matrices, AdamW moments (fed: 3 copies) and gradients (1) during the backward; the update
+  // adds the new parameters and moments (3 more). Dropout masks hash constant [rows, in] counters.
+  const loraParams = L * projections.slice(0, p.targets).reduce((s, [n, k]) => s + p.rank * (n + k), 0) * F32;
+  const dropout = p.dropout ? rows * (D + (p.targets > 3 ? qDim : 0) + (p.targets > 6 ? I : 0)) * F32 * 2 : 0;
 
-  const parts = {
+  // Activations. ONNX Runtime's allocation plan hands a freed buffer to the next tensor of the same
+  // byte size, so buffers are held per size class at that class's own peak count (traced on the
+  // graph, test/model/memory.test.ts): [rows, D] tensors (kept layer inputs plus ~8 of one layer's
+  // backward), 6 per MLP piece width (gate, sigmoid, SiLU, up and their gradients), 4 attention
+  // chunk scores and 4 logits pieces (values, exponentials, gradients), and each dequantized weight
+  // shape once. Checkpointing keeps each segment's input until its backward: L of them, or with
+  // groups of g the L/g outer ones plus the g inner ones of the group in its backward.
+  const TD = rows * D * F32;
+  const g = p.checkpointLayers ? Math.max(1, p.checkpointGroup ?? 1) : 0;
+  const keptInputs = g === 0 ? 0 : g === 1 ? L : Math.ceil(L / g) + g - 1;
+  const classes = new Map<number, number>();
+  const hold = (bytes: number, count: number) => { if (bytes > 0) classes.set(bytes, (classes.get(bytes) ?? 0) + count); };
+  // The loss phase (outer inputs, the last layer's output and the final norm's 3) comes before
+  // the layers' backward (all kept inputs and 8 of the layer's own).
+  const outer = g <= 1 ? L : Math.ceil(L / g);
+  hold(TD, g === 0 ? L * 12 + 3 : Math.max(keptInputs + 8, outer + 4));
+  hold(rows * kvDim * F32, 4);
+  for (const w of new Set(ch.mlpSizes)) hold(rows * w * F32, (g === 0 ? L : 1) * 6);
+  hold(B * ch.attentionHeads * T * T * F32, (g === 0 ? L : 1) * 4);
+  for (const w of new Set(ch.vocabSizes)) hold(rows * w * F32, 4);
+  if (p.quantize) {
+    for (const [n, k] of [[qDim, D], [kvDim, D]]) hold(n! * k! * F32, 1);
+    for (const w of new Set(ch.mlpSizes)) hold(w * D * F32, 2); // a gate/up row piece and a down column piece
+    for (const w of new Set(ch.vocabSizes)) hold(w * D * F32, 1);
+  }
+  const activations = [...classes].reduce((s, [bytes, count]) => s + bytes * count, 0);
+  const kept = keptInputs * TD;
+  const ort = ORT_FIXED_BYTES + estimateNodes(cfg, p) * ORT_BYTES_PER_NODE;
+
+  const backward = activations + 4 * loraParams;
+  const update = 7 * loraParams;
+  const parts: Record<string, number> = {
     'frozen weights (layers)': L * perLayer,
     'lm_head': lmHead,
-    'embeddings (float32)': embeddings,
-    'LoRA + AdamW state': lora,
-    'activations': activations,
-    'logits / loss (chunked)': logits,
+    [p.hostEmbeddings ? 'embeddings (host rows)' : 'embeddings (float32)']: embeddings,
+    'inputs (ids, mask)': inputs,
+    'LoRA + AdamW state': backward >= update ? 4 * loraParams : update,
+    'checkpointed layer inputs': backward >= update ? kept : 0,
+    'layer backward (one chunk)': backward >= update ? activations - kept : 0,
+    'ONNX Runtime session': ort,
   };
-  return { parts, totalBytes: Object.values(parts).reduce((a, b) => a + b, 0), lossChunks: chunks };
+  if (!p.quantize) parts['float weights, repacked by ORT'] = L * perLayer + lmHead; // Gemm repacks constant B, twice (forward, backward)
+  if (dropout) parts['dropout masks'] = dropout;
+  return { parts, totalBytes: Object.values(parts).reduce((a, b) => a + b, 0), chunks: ch };
 }
 
 export function formatBytes(n: number): string {
   if (n >= 2 ** 30) return `${(n / 2 ** 30).toFixed(2)} GiB`;
   if (n >= 2 ** 20) return `${(n / 2 ** 20).toFixed(1)} MiB`;
   return `${(n / 1024).toFixed(1)} KiB`;
+}
+
+/**
+ * Finch's lowest-memory QLoRA recipe for a model: the adapter of torchtune's Llama 3 8B QLoRA
+ * config (r=8, alpha 16, all seven projections; recipes/configs/llama3/8B_qlora_single_device.yaml),
+ * 4-bit blocks of 64 as QLoRA's NF4, embeddings gathered on the host, and two-level checkpointing
+ * with groups of about sqrt(L) layers (one more forward pass per step for ~L - 2 sqrt(L) fewer
+ * kept layer inputs).
+ */
+export function leanQloraPlan(cfg: ModelConfig, batch: number, seq: number): MemoryPlan {
+  return {
+    batch, seq, rank: 8, targets: 7, quantize: true, blockSize: 64, hostEmbeddings: true,
+    checkpointLayers: true, checkpointGroup: Math.max(1, Math.round(Math.sqrt(cfg.numLayers))),
+  };
+}
+
+/** One line naming what a plan builds ("4-bit (blocks of 64), LoRA r=8 on 7 projections, ..."). */
+export function describePlan(p: MemoryPlan): string {
+  const ck = !p.checkpointLayers ? 'no checkpointing' : (p.checkpointGroup ?? 1) > 1 ? `checkpointing in groups of ${p.checkpointGroup} layers` : 'per-layer checkpointing';
+  return [
+    p.quantize ? `4-bit base (blocks of ${p.blockSize ?? DEFAULT_BLOCK})` : 'float32 base',
+    `LoRA r=${p.rank} on ${p.targets} projections`, `batch ${p.batch} x ${p.seq}`, ck,
+    p.hostEmbeddings ? 'embeddings gathered on the host' : 'embeddings in the graph',
+  ].join(', ');
 }

@@ -78,9 +78,29 @@ export function grad(loss: Tensor, wrt: readonly Tensor[], opts: GradOptions = {
   const firstBackward = g.nodes.length, initializersBefore = new Set(g.initializers.keys());
   const recompute = opts.recompute ?? g.segments.length > 0;
   const replay = new Recomputer(g);
+  // A wrt gradient is final after the backward of its last use on the path (onPath is reversed).
+  const lastUse = new Map<number, Tensor[]>();
+  for (const w of wrt) {
+    const k = onPath.reduce((at, n, i) => (n.inputs.some((t) => t?.name === w.name) ? i : at), -1);
+    if (k >= 0) lastUse.set(k, [...(lastUse.get(k) ?? []), w]);
+  }
 
+  let prevSegment: number | null = null;
+  const touched = new Map<string, Tensor>(); // gradients of the current segment's inputs
+  const position = new Map(g.nodes.map((n, i) => [n, i] as const));
+  const fromOutside = (t: Tensor, segment: number) => {
+    const s = g.segments[segment]!, at = t.producer ? position.get(t.producer)! : -1;
+    return at < s.firstNode || at >= s.endNode;
+  };
   g.outsideSegments(() => {
-    for (const n of onPath) {
+    for (const [k, n] of onPath.entries()) {
+      // Leaving a segment: later recomputes wait for every gradient it produced, so ONNX Runtime
+      // runs segments' backwards one after another instead of recomputing several ahead of time.
+      if (n.segment !== prevSegment) {
+        if (prevSegment !== null) for (const d of touched.values()) replay.finished(d);
+        touched.clear();
+        prevSegment = n.segment;
+      }
       const rule = rules[n.op];
       if (rule === undefined) {
         throw new AutodiffError(`no gradient rule for op ${n.domain ? `${n.domain}.` : ''}${n.op} (node ${n.name}); add one to engine/autodiff/rules.ts`);
@@ -104,8 +124,11 @@ export function grad(loss: Tensor, wrt: readonly Tensor[], opts: GradOptions = {
           if (!t || !needs[i] || !d) return;
           if (d.dtype !== t.dtype) throw new AutodiffError(`rule ${n.op} gave a ${d.dtype} gradient for ${t}`);
           accumulate(t, unbroadcast(d, t));
+          // The running sum: waiting for it also frees this contribution.
+          if (n.segment !== null && fromOutside(t, n.segment)) touched.set(t.name, grads.get(t.name)!);
         });
       });
+      for (const w of lastUse.get(k) ?? []) replay.finished(grads.get(w.name)!);
     }
   });
 
@@ -140,12 +163,22 @@ function pruneBackward(g: Graph, firstNode: number, initializersBefore: Set<stri
  * "barrier" (x + 0 * one element of the incoming gradient) so that ONNX Runtime can neither run the
  * clone during the forward nor merge it with the original (common-subexpression elimination);
  * the original activations are then dead after the forward and their memory is reused.
+ * A nested segment's inputs come from its enclosing segment's recompute. Barriers also wait for
+ * the wrt gradients already final ("fence"): ONNX Runtime's default order would otherwise defer
+ * those (LoRA weight gradients, say) to the end and keep every layer's recomputed inputs alive.
  */
 class Recomputer {
   private readonly clones = new Map<string, Tensor>();
   private readonly barriers = new Map<string, Tensor>();
+  private fence: Tensor | null = null; // [1] float: depends on every gradient marked finished
+  private pending: Tensor[] = [];
 
   constructor(private readonly g: Graph) {}
+
+  /** A gradient later recomputes must wait for (a final wrt gradient, a finished segment's input gradient). */
+  finished(grad: Tensor): void {
+    if (isFloat(grad.dtype)) this.pending.push(grad);
+  }
 
   value(segment: number, t: Tensor, dy: Tensor): Tensor {
     const seg = this.g.segments[segment]!;
@@ -154,7 +187,11 @@ class Recomputer {
     // Graph inputs too: a clone fed only by inputs and constants would otherwise run at the start
     // of the step and keep its activation alive through the whole forward.
     const idx = p ? this.g.nodes.indexOf(p) : -1;
-    if (!p || idx < seg.firstNode || idx >= seg.endNode) return this.barrier(segment, t, dy);
+    if (!p || idx < seg.firstNode || idx >= seg.endNode) {
+      const outer = seg.parent === null ? null : this.g.segments[seg.parent]!;
+      const inOuter = outer && idx >= outer.firstNode && idx < outer.endNode;
+      return this.barrier(segment, inOuter ? this.value(outer.id, t, dy) : t, dy);
+    }
     const key = `${segment}:${t.name}`;
     const hit = this.clones.get(key);
     if (hit) return hit;
@@ -172,9 +209,14 @@ class Recomputer {
     let b = this.barriers.get(key);
     if (!b) {
       b = this.g.atScope(`${this.g.segments[segment]!.name}/recompute`, () => {
-        const flat = F.reshape(dy, [dy.shape.every((d) => typeof d === 'number') ? numel(dy.shape) : 'numel']);
-        const first = F.slice(flat, [0], [1], [0]); // [1]
-        const zero = F.mul(F.cast(first, t.dtype), 0);
+        const first = (x: Tensor) => F.slice(F.reshape(x, [x.shape.every((d) => typeof d === 'number') ? numel(x.shape) : 'numel']), [0], [1], [0]); // [1]
+        const f32 = (x: Tensor) => (x.dtype === 'float32' ? x : F.cast(x, 'float32'));
+        for (const gr of this.pending.splice(0)) {
+          const e = f32(first(gr));
+          this.fence = this.fence ? F.add(this.fence, e) : e;
+        }
+        const gate = this.fence ? F.add(f32(first(dy)), this.fence) : first(dy);
+        const zero = F.mul(F.cast(gate, t.dtype), 0);
         return F.add(t, zero);
       });
       this.barriers.set(key, b);

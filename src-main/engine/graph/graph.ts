@@ -79,6 +79,8 @@ export interface Segment {
   name: string;
   firstNode: number; // index into graph.nodes
   endNode: number; // exclusive
+  /** The enclosing segment of a nested one: its nodes are recomputed again inside the outer recompute. */
+  parent: number | null;
 }
 
 export interface OutputSpec {
@@ -217,17 +219,20 @@ export class Graph {
 
   /**
    * Gradient checkpointing: nodes created inside `fn` form a segment whose activations the backward
-   * recomputes from the segment's inputs instead of keeping them alive (autodiff/grad.ts).
+   * recomputes from the segment's inputs instead of keeping them alive (autodiff/grad.ts). A segment
+   * opened inside another is nested: the outer recompute runs through it, and its own backward
+   * recomputes it once more, so its activations (one attention chunk's scores, say) are live only
+   * during that backward.
    */
   checkpoint<T>(name: string, fn: () => T): T {
-    if (this.openSegment) return fn(); // nested segments merge into the outer one
-    const seg: Segment = { id: this.segments.length, name, firstNode: this.nodes.length, endNode: -1 };
+    const parent = this.openSegment;
+    const seg: Segment = { id: this.segments.length, name: parent ? `${parent.name}/${name}` : name, firstNode: this.nodes.length, endNode: -1, parent: parent?.id ?? null };
     this.segments.push(seg);
     this.openSegment = seg;
     try {
       return fn();
     } finally {
-      this.openSegment = null;
+      this.openSegment = parent;
       seg.endNode = this.nodes.length;
     }
   }
