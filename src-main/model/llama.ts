@@ -355,8 +355,10 @@ function projection(c: LayerContext, x: Tensor, layer: number, target: LoraTarge
   const ab = loraOf(c, layer, target);
   if (!ab) return y;
   const xa = F.gemm(loraDropout(c, x, dropoutIndex(c)), ab.a, null, { transB: true }); // [rows, r]
-  const delta = F.gemm(xa, ab.b, null, { transB: true }); // [rows, out]
-  return F.add(y, F.mul(delta, c.lora!.scale));
+  // y + scale * xa @ B^T as one Gemm (alpha, C = y): no [rows, out] temporaries for the scale and sum.
+  const scale = c.lora!.scale;
+  if (typeof scale === 'number') return F.gemm(xa, ab.b, y, { transB: true, alpha: scale }); // [rows, out]
+  return F.gemm(F.mul(xa, scale), ab.b, y, { transB: true }); // per-row scale (generation), applied on [rows, r]
 }
 
 /** Rotary embedding on [B, heads, T, hd]: x * cos + rotate_half(x) * sin. */
