@@ -22,7 +22,7 @@ export class ModelFolderError extends Error {
   override name = 'ModelFolderError';
 }
 
-export function loadModel(dir: string, opts: { quantize?: boolean; blockSize?: number } = {}): LoadedModel {
+export function loadModel(dir: string, opts: { quantize?: boolean; blockSize?: number; /** read embedding rows on demand (host embeddings) */ rowReads?: boolean } = {}): LoadedModel {
   if (!existsSync(dir) || !statSync(dir).isDirectory()) {
     throw new ModelFolderError(`model folder not found: ${dir} (expected a Hugging Face folder with config.json, *.safetensors and tokenizer.json)`);
   }
@@ -35,6 +35,6 @@ export function loadModel(dir: string, opts: { quantize?: boolean; blockSize?: n
   const weights = new FrozenWeights(config, (name) => {
     if (!ckpt.has(name)) throw new ModelFolderError(`${ckpt.source}: tensor "${name}" is missing (is this a complete ${config.modelType} checkpoint?)`);
     return ckpt.readTensor(name);
-  }, opts.quantize ?? false, opts.blockSize ?? 32);
+  }, opts.quantize ?? false, opts.blockSize ?? 32, opts.rowReads ? (name, row) => ckpt.readRow(name, row) : null);
   return { dir, config, tokenizer, weights, invFreq: ropeInvFreq(config), close: () => ckpt.close() };
 }

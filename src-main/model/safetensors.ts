@@ -284,6 +284,20 @@ export class Checkpoint {
     return out;
   }
 
+  /** Reads row `index` of a 2-D tensor converted to float32 (an embedding row, without the table). */
+  readRow(name: string, index: number): Float32Array {
+    const t = this.info(name);
+    if (t.shape.length !== 2 || index < 0 || index >= t.shape[0]!) {
+      throw new SafetensorsError(`${t.file}: row ${index} of tensor ${name} ${JSON.stringify(t.shape)} does not exist`);
+    }
+    const cols = t.shape[1]!, bpe = DTYPE_BYTES[t.dtype];
+    const raw = new ArrayBuffer(cols * bpe);
+    this.readRange(t, t.begin + index * cols * bpe, new Uint8Array(raw));
+    const out = new Float32Array(cols);
+    convertToF32(t.dtype, raw, cols, out, 0);
+    return out;
+  }
+
   /** Reads one tensor's raw little-endian bytes (for pass-through copies and quantizers). */
   readRaw(name: string): Uint8Array {
     const t = this.info(name);

@@ -9,12 +9,12 @@ const MASKED = -1e9;
 const num = (a: Int32Array | BigInt64Array, i: number): number => Number(a[i]!);
 
 /**
- * Feeds for a batch of B rows of T tokens (rows beyond the batch, up to `rows`, are padding).
+ * Feeds for a batch of B rows of T tokens (with `embed`, the token rows as "inputs_embeds" [B*T, D]) (rows beyond the batch, up to `rows`, are padding).
  * attn_bias[b, 0, i, j] = 0 where token i may attend to j: j <= i, same packed sample, j real.
  * A padding query attends to itself only (its loss is ignored; this keeps softmax finite).
  * targets[b*T + t] = labels[b*T + t + 1]: the logits at t predict the next token.
  */
-export function batchFeeds(batch: Batch, rows: number, T: number): Record<string, HostTensor> {
+export function batchFeeds(batch: Batch, rows: number, T: number, embed?: (ids: BigInt64Array) => Float32Array): Record<string, HostTensor> {
   if (batch.T > T) throw new Error(`batch of ${batch.T} tokens does not fit the graph's ${T}`);
   const B = rows;
   const ids = new BigInt64Array(B * T), pos = new BigInt64Array(B * T), targets = new BigInt64Array(B * T).fill(-100n);
@@ -37,8 +37,12 @@ export function batchFeeds(batch: Batch, rows: number, T: number): Record<string
       for (let j = 0; j <= i; j++) if (seg[b * T + j] === si) bias[row + j] = 0;
     }
   }
+  const tokens: Record<string, HostTensor> = embed
+    ? { inputs_embeds: { dtype: 'float32', dims: [B * T, 0], data: embed(ids) } }
+    : { input_ids: { dtype: 'int64', dims: [B, T], data: ids } };
+  if (embed) tokens.inputs_embeds = { ...tokens.inputs_embeds!, dims: [B * T, tokens.inputs_embeds!.data.length / (B * T)] };
   return {
-    input_ids: { dtype: 'int64', dims: [B, T], data: ids },
+    ...tokens,
     position_ids: { dtype: 'int64', dims: [B, T], data: pos },
     attn_bias: { dtype: 'float32', dims: [B, 1, T, T], data: bias },
     targets: { dtype: 'int64', dims: [B * T], data: targets },

@@ -28,7 +28,11 @@ export interface StepShape {
   /** Null only for evaluating the base model (buildLossGraph). */
   lora: LoraSpec | null;
   checkpointLayers?: boolean;
+  /** With checkpointLayers: outer segments of this many layers (two-level checkpointing). */
+  checkpointGroup?: number;
   lossChunks?: number;
+  /** The graph takes "inputs_embeds" (rows gathered on the host) instead of holding the table. */
+  hostEmbeddings?: boolean;
 }
 
 export interface StepGraphs {

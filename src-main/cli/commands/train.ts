@@ -31,7 +31,8 @@ LoRA:
   --dropout P          default ${TRAIN_DEFAULTS.lora.dropout}
   --targets LIST       comma list of q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj (default all)
   --rslora             scale alpha/sqrt(r)
-  --4bit               QLoRA: the frozen base in 4 bits
+  --4bit               QLoRA: the frozen base in 4 bits (embedding rows are gathered on the host)
+  --block-size N       4-bit block: 32 (default, lower error) | 64 (less memory)
 Optimisation:
   --lr LR              default ${TRAIN_DEFAULTS.lr}
   --schedule S         constant | linear | cosine (default ${TRAIN_DEFAULTS.schedule})
@@ -54,7 +55,7 @@ const OPTIONS = {
   model: { type: 'string' }, data: { type: 'string' }, out: { type: 'string' }, config: { type: 'string' }, resume: { type: 'string' },
   format: { type: 'string' }, map: { type: 'string' }, 'train-on': { type: 'string' }, template: { type: 'string' }, 'seq-len': { type: 'string' }, pack: { type: 'boolean' },
   'val-fraction': { type: 'string' }, 'on-bad-row': { type: 'string' }, rank: { type: 'string' }, alpha: { type: 'string' },
-  dropout: { type: 'string' }, targets: { type: 'string' }, rslora: { type: 'boolean' }, '4bit': { type: 'boolean' }, lr: { type: 'string' },
+  dropout: { type: 'string' }, targets: { type: 'string' }, rslora: { type: 'boolean' }, '4bit': { type: 'boolean' }, 'block-size': { type: 'string' }, lr: { type: 'string' },
   schedule: { type: 'string' }, warmup: { type: 'string' }, epochs: { type: 'string' }, 'max-steps': { type: 'string' }, batch: { type: 'string' },
   'grad-accum': { type: 'string' }, 'weight-decay': { type: 'string' }, 'max-grad-norm': { type: 'string' },
   'gradient-checkpointing': { type: 'boolean' }, 'eval-every': { type: 'string' }, 'checkpoint-every': { type: 'string' },
@@ -124,6 +125,7 @@ export function configFrom(v: Values): TrainConfig {
     threads: numberOf(v, 'threads', d.threads, { int: true, min: 0 }),
     provider: d.provider,
     checkpointLayers: v['gradient-checkpointing'] === true,
+    blockSize: pick('block-size', ['32', '64'] as const, '32') === '64' ? 64 : 32,
   };
 }
 

@@ -77,6 +77,21 @@ function reducedCount(x: Tensor, y: Tensor, axes: number[]): Tensor | number {
   return F.div(size(x), size(y));
 }
 
+/**
+ * zeros(data) with dy's rows added at idx along axis 0, through ScatterElements: ORT's CPU
+ * ScatterND(reduction=add) loses updates when it runs on several threads with repeated indices
+ * (measured: different results run to run), ScatterElements(add) is exact. Static shapes only
+ * (null otherwise). data [V, ...rest], idx [...q], dy [...q, ...rest]
+ */
+function rowScatterAdd(data: Tensor, idx: Tensor, dy: Tensor): Tensor | null {
+  if (!isStatic(data.shape) || !isStatic(idx.shape)) return null;
+  const [V, ...rest] = data.shape as number[];
+  const n = (idx.shape as number[]).reduce((p, q) => p * q, 1), m = rest.reduce((p, q) => p * q, 1);
+  const rows = F.expand(F.reshape(F.cast(idx, 'int64'), [n, 1]), [n, m]); // [n, m] row index per element
+  const summed = F.scatterElements(F.full(data.graph, data.dtype, [V!, m], 0), rows, F.reshape(dy, [n, m]), 0, 'add'); // [V, m]
+  return F.reshape(summed, data.shape);
+}
+
 const ones = (like: Tensor) => F.scalar(like.graph, like.dtype, 1);
 
 // --- the table ---------------------------------------------------------------------------------
@@ -201,7 +216,7 @@ export const rules: Record<string, VjpRule | null> = {
     const data = X(c, 0), idx = X(c, 1), dy = c.dy[0]!;
     const a = attrInt(c.node, 'axis', 0), r = data.rank, q = idx.rank;
     const ids = F.unsqueeze(F.cast(idx, 'int64'), [-1]); // [...idx, 1]
-    if (a === 0) return [F.scatterND(F.zerosLike(data), ids, dy, 'add'), undefined];
+    if (a === 0) return [rowScatterAdd(data, idx, dy) ?? F.scatterND(F.zerosLike(data), ids, dy, 'add'), undefined];
     const range = (lo: number, hi: number) => Array.from({ length: hi - lo }, (_, i) => lo + i);
     const front = [a, ...range(0, a), ...range(a + 1, r)]; // data axes with `a` first
     const dyFront = F.transpose(dy, [...range(a, a + q), ...range(0, a), ...range(a + q, r - 1 + q)]); // [...idx, data without a]
