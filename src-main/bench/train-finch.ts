@@ -12,7 +12,7 @@ import { buildStepGraphs, DEFAULT_OPTIMIZER } from '../train/step.js';
 import { type TrainPreset, presetConfig } from './train-presets.js';
 import { measure } from './timing.js';
 
-const o = JSON.parse(process.argv[2]!) as { preset: TrainPreset; threads: number; steps: number; warmup: number; quantize: boolean };
+const o = JSON.parse(process.argv[2]!) as { preset: TrainPreset; threads: number; steps: number; warmup: number; quantize: boolean; chunkBytes?: number };
 const p = o.preset;
 const cfg = presetConfig(p);
 
@@ -67,8 +67,10 @@ function sizeOf(name: string): number {
 const invFreq = Float64Array.from({ length: cfg.headDim / 2 }, (_, i) => 1 / cfg.ropeTheta ** ((2 * i) / cfg.headDim));
 const lora = { rank: p.rank, alpha: p.alpha, dropout: 0, rslora: false, targets: LORA_TARGETS };
 const B = p.batch, T = p.seq;
-const sg = buildStepGraphs(fw, invFreq, { batch: B, seq: T, lora }, DEFAULT_OPTIMIZER, 1);
-const session = await Session.create(serializeModel(sg.fused!), { threads: o.threads });
+// The trainer's default chunking (chunkPlan): it is also the faster plan here, as smaller tensors reuse memory.
+const sg = buildStepGraphs(fw, invFreq, { batch: B, seq: T, lora, chunkBytes: o.chunkBytes }, DEFAULT_OPTIMIZER, 1);
+// As the trainer runs a step without gradient checkpointing: with ORT's memory arena (trainer.ts).
+const session = await Session.create(serializeModel(sg.fused!), { threads: o.threads, cpuMemArena: true });
 const init = initLora(sg.params, 0);
 const feeds: Record<string, HostTensor> = {
   input_ids: { dtype: 'int64', dims: [B, T], data: BigInt64Array.from({ length: B * T }, () => BigInt(Math.floor(rand() * cfg.vocabSize))) },

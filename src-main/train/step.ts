@@ -33,6 +33,8 @@ export interface StepShape {
   lossChunks?: number;
   /** The graph takes "inputs_embeds" (rows gathered on the host) instead of holding the table. */
   hostEmbeddings?: boolean;
+  /** Activations larger than twice this are computed in chunks (llama.ts chunkPlan); Infinity = never. */
+  chunkBytes?: number;
 }
 
 export interface StepGraphs {

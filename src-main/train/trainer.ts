@@ -180,7 +180,10 @@ async function runWith(model: LoadedModel, cfg: TrainConfig, out: string, emit: 
   const embed = shape.hostEmbeddings ? (ids: BigInt64Array) => model.weights.embedRows(ids) : undefined;
   const opt = { weightDecay: cfg.weightDecay, beta1: 0.9, beta2: 0.999, eps: 1e-8, maxGradNorm: cfg.maxGradNorm };
   const graphs = buildStepGraphs(model.weights, model.invFreq, shape, opt, cfg.gradAccum);
-  const sessionOpts = { provider: cfg.provider, threads: cfg.threads };
+  // ORT's memory arena: measured 2.5-3x faster steps on the small bench preset (no page faults on
+  // fresh buffers each step) at similar peak RSS; off in the memory-saving mode (checkpointing),
+  // where the arena's rounding up costs more than it saves.
+  const sessionOpts = { provider: cfg.provider, threads: cfg.threads, cpuMemArena: !cfg.checkpointLayers };
   const stepSession = await Session.create(serializeModel((graphs.fused ?? graphs.grads)!), sessionOpts);
   const updateSession = graphs.update ? await Session.create(serializeModel(graphs.update), sessionOpts) : null;
   let evalSession: Session | null = null;
