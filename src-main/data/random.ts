@@ -1,16 +1,9 @@
+import { mulberry32 } from '../util/random.js';
+
 // A small seeded generator (mulberry32) for reproducible splits and orders: the same seed gives
 // the same split on every machine, which resume and evaluation rely on.
 
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export const seededRandom = mulberry32;
 
 /** A seeded permutation of 0..n-1 (Fisher-Yates). */
 export function shuffledIndices(n: number, seed: number): number[] {

@@ -2,7 +2,10 @@
 // A [r, in] Kaiming-uniform and B [out, r] zero, as Hugging Face PEFT initialises them, so a fresh
 // adapter changes nothing. Tensor names are PEFT's, so adapters round-trip with PEFT and vLLM.
 
+import { mulberry32 } from '../util/random.js';
 import type { ModelConfig } from './types.js';
+
+export { mulberry32 };
 
 export const LORA_TARGETS = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'] as const;
 export type LoraTarget = (typeof LORA_TARGETS)[number];
@@ -71,18 +74,6 @@ export function loraParams(cfg: ModelConfig, spec: LoraSpec): LoraParam[] {
     }
   }
   return out;
-}
-
-/** A small seeded PRNG (mulberry32) so initialisation and dropout are reproducible and resumable. */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /**
