@@ -1,10 +1,10 @@
 // `finch demo`: the bundled model and dataset, QLoRA fine-tuning with a live progress bar, and the
 // base and tuned answers side by side with held-out accuracy before and after (services/demo.ts).
 
-import { parseArgs } from 'node:util';
 import { type DemoEvent, type DemoRow, DEMO_RECIPE, runDemo } from '../../services/demo.js';
 import { reportError } from '../errors.js';
 import { createProgress, formatDuration } from '../progress.js';
+import { parseCommand } from '../args.js';
 
 const USAGE = `Usage: finch demo [--steps N] [--eval-rows N] [--threads N] [--out DIR] [--json]
 
@@ -33,21 +33,12 @@ function printRows(rows: DemoRow[], tuned: boolean): void {
 }
 
 export async function run(argv: string[]): Promise<number> {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      options: {
-        steps: { type: 'string' }, 'eval-rows': { type: 'string' }, threads: { type: 'string', default: '0' }, out: { type: 'string' },
-        json: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h', default: false },
-      },
-      strict: true,
-    }));
-  } catch (e) {
-    console.error(`finch demo: ${(e as Error).message}\n\n${USAGE}`);
-    return 2;
-  }
-  if (values.help) { console.log(USAGE); return 0; }
+  const parsed = parseCommand('demo', argv, {
+    steps: { type: 'string' }, 'eval-rows': { type: 'string' }, threads: { type: 'string', default: '0' }, out: { type: 'string' },
+    json: { type: 'boolean', default: false }
+  }, USAGE);
+  if ('exit' in parsed) return parsed.exit;
+  const { values } = parsed;
   const int = (v: string | undefined, name: string) => {
     if (v === undefined) return undefined;
     const n = Number(v);

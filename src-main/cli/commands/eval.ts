@@ -2,12 +2,12 @@
 // --exact-match the accuracy of final answers (GSM8K "#### N", MetaMathQA "The answer is: N"),
 // base and adapter side by side in one generation batch.
 
-import { parseArgs } from 'node:util';
 import { FORMAT_NAMES, type FormatName, parseColumnMap } from '../../data/formats.js';
 import { loadPeftAdapter } from '../../model/adapter.js';
 import { loadModel } from '../../model/load.js';
 import { evaluateExactMatch, evaluateLoss, readQa } from '../../train/evaluate.js';
 import { reportError } from '../errors.js';
+import { parseCommand } from '../args.js';
 
 const USAGE = `Usage: finch eval --model DIR --data FILE [options]
 
@@ -26,24 +26,14 @@ const USAGE = `Usage: finch eval --model DIR --data FILE [options]
   --json               print one JSON object`;
 
 export async function run(argv: string[]): Promise<number> {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      options: {
-        model: { type: 'string' }, adapter: { type: 'string' }, data: { type: 'string' }, format: { type: 'string' }, map: { type: 'string' },
-        'train-on': { type: 'string', default: 'completions' }, 'seq-len': { type: 'string', default: '1024' }, batch: { type: 'string', default: '8' },
-        'exact-match': { type: 'boolean', default: false }, limit: { type: 'string' }, 'max-new-tokens': { type: 'string', default: '256' },
-        '4bit': { type: 'boolean', default: false }, threads: { type: 'string', default: '0' }, json: { type: 'boolean', default: false },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
-      strict: true,
-    }));
-  } catch (e) {
-    console.error(`finch eval: ${(e as Error).message}\n\n${USAGE}`);
-    return 2;
-  }
-  if (values.help) { console.log(USAGE); return 0; }
+  const parsed = parseCommand('eval', argv, {
+    model: { type: 'string' }, adapter: { type: 'string' }, data: { type: 'string' }, format: { type: 'string' }, map: { type: 'string' },
+    'train-on': { type: 'string', default: 'completions' }, 'seq-len': { type: 'string', default: '1024' }, batch: { type: 'string', default: '8' },
+    'exact-match': { type: 'boolean', default: false }, limit: { type: 'string' }, 'max-new-tokens': { type: 'string', default: '256' },
+    '4bit': { type: 'boolean', default: false }, threads: { type: 'string', default: '0' }, json: { type: 'boolean', default: false },
+  }, USAGE);
+  if ('exit' in parsed) return parsed.exit;
+  const { values } = parsed;
   if (!values.model || !values.data) { console.error(`finch eval: --model and --data are required.\n\n${USAGE}`); return 2; }
   if (values.format && !FORMAT_NAMES.includes(values.format as FormatName)) { console.error(`finch eval: --format must be one of ${FORMAT_NAMES.join(', ')}`); return 2; }
   if (!['completions', 'all'].includes(values['train-on'])) { console.error('finch eval: --train-on must be completions or all'); return 2; }

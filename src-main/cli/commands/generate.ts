@@ -1,13 +1,13 @@
 // `finch generate`: continues a prompt with a Hugging Face model folder, optionally with a PEFT
 // LoRA adapter, streaming the text to the terminal.
 
-import { parseArgs } from 'node:util';
 import { Generator } from '../../infer/generate.js';
 import { GREEDY, type SamplingOptions } from '../../infer/sampling.js';
 import { loadPeftAdapter } from '../../model/adapter.js';
 import { encodeGenerationPrompt } from '../../data/template.js';
 import { loadModel } from '../../model/load.js';
 import { reportError } from '../errors.js';
+import { parseCommand } from '../args.js';
 
 const USAGE = `Usage: finch generate --model DIR --prompt TEXT [options]
 
@@ -30,25 +30,15 @@ Options:
   --json                 print {"text": "...", "ids": [...generated ids]}`;
 
 export async function run(argv: string[]): Promise<number> {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      options: {
-        model: { type: 'string' }, adapter: { type: 'string' }, prompt: { type: 'string' }, chat: { type: 'boolean', default: false },
-        system: { type: 'string' }, 'max-new-tokens': { type: 'string', default: '128' }, greedy: { type: 'boolean', default: false },
-        temperature: { type: 'string' }, 'top-p': { type: 'string', default: '1' }, 'top-k': { type: 'string', default: '0' },
-        'repetition-penalty': { type: 'string', default: '1' }, seed: { type: 'string', default: '0' }, stop: { type: 'string', multiple: true },
-        '4bit': { type: 'boolean', default: false }, threads: { type: 'string', default: '0' }, json: { type: 'boolean', default: false },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
-      strict: true,
-    }));
-  } catch (e) {
-    console.error(`finch generate: ${(e as Error).message}\n\n${USAGE}`);
-    return 2;
-  }
-  if (values.help) { console.log(USAGE); return 0; }
+  const parsed = parseCommand('generate', argv, {
+    model: { type: 'string' }, adapter: { type: 'string' }, prompt: { type: 'string' }, chat: { type: 'boolean', default: false },
+    system: { type: 'string' }, 'max-new-tokens': { type: 'string', default: '128' }, greedy: { type: 'boolean', default: false },
+    temperature: { type: 'string' }, 'top-p': { type: 'string', default: '1' }, 'top-k': { type: 'string', default: '0' },
+    'repetition-penalty': { type: 'string', default: '1' }, seed: { type: 'string', default: '0' }, stop: { type: 'string', multiple: true },
+    '4bit': { type: 'boolean', default: false }, threads: { type: 'string', default: '0' }, json: { type: 'boolean', default: false },
+  }, USAGE);
+  if ('exit' in parsed) return parsed.exit;
+  const { values } = parsed;
   if (!values.model || values.prompt === undefined) { console.error(`finch generate: --model and --prompt are required.\n\n${USAGE}`); return 2; }
   const num = (name: string, v: string, min: number) => {
     const n = Number(v);

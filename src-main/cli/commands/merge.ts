@@ -1,10 +1,10 @@
 // `finch merge`: folds a PEFT LoRA adapter into its base model and writes a merged Hugging Face
 // checkpoint in the base's dtype (for tools without adapter support), tensor by tensor.
 
-import { parseArgs } from 'node:util';
 import { mergeAdapter } from '../../model/merge.js';
 import { reportError } from '../errors.js';
 import { createProgress } from '../progress.js';
+import { parseCommand } from '../args.js';
 
 const USAGE = `Usage: finch merge --model DIR --adapter DIR --out DIR [--overwrite] [--json]
 
@@ -12,21 +12,12 @@ Writes DIR (--out) = base weights + scale * B @ A for every adapted projection, 
 checkpoint's dtype and sharding, with its config and tokenizer files.`;
 
 export async function run(argv: string[]): Promise<number> {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      options: {
-        model: { type: 'string' }, adapter: { type: 'string' }, out: { type: 'string' },
-        overwrite: { type: 'boolean', default: false }, json: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h', default: false },
-      },
-      strict: true,
-    }));
-  } catch (e) {
-    console.error(`finch merge: ${(e as Error).message}\n\n${USAGE}`);
-    return 2;
-  }
-  if (values.help) { console.log(USAGE); return 0; }
+  const parsed = parseCommand('merge', argv, {
+    model: { type: 'string' }, adapter: { type: 'string' }, out: { type: 'string' },
+    overwrite: { type: 'boolean', default: false }, json: { type: 'boolean', default: false }
+  }, USAGE);
+  if ('exit' in parsed) return parsed.exit;
+  const { values } = parsed;
   if (!values.model || !values.adapter || !values.out) { console.error(`finch merge: --model, --adapter and --out are required.\n\n${USAGE}`); return 2; }
   let bar: ReturnType<typeof createProgress> | null = null;
   try {

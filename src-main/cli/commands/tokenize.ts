@@ -1,8 +1,8 @@
 // `finch tokenize --model DIR --text TEXT [--json] [--no-special] [--tokens]`: encodes text with a
 // model folder's own tokenizer (BOS where that tokenizer adds it) and prints the ids.
 
-import { parseArgs } from 'node:util';
 import { loadTokenizer } from '../../model/tokenizer.js';
+import { parseCommand } from '../args.js';
 
 const USAGE = `Usage: finch tokenize --model DIR --text TEXT [options]
 
@@ -18,29 +18,15 @@ Options:
   -h, --help       show this help`;
 
 export async function run(argv: string[]): Promise<number> {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      options: {
-        model: { type: 'string' },
-        text: { type: 'string' },
-        json: { type: 'boolean', default: false },
-        'no-special': { type: 'boolean', default: false },
-        tokens: { type: 'boolean', default: false },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
-      strict: true,
-      allowPositionals: false,
-    }));
-  } catch (e) {
-    console.error(`finch tokenize: ${(e as Error).message}\n\n${USAGE}`);
-    return 2;
-  }
-  if (values.help) {
-    console.log(USAGE);
-    return 0;
-  }
+  const parsed = parseCommand('tokenize', argv, {
+    model: { type: 'string' },
+    text: { type: 'string' },
+    json: { type: 'boolean', default: false },
+    'no-special': { type: 'boolean', default: false },
+    tokens: { type: 'boolean', default: false },
+  }, USAGE);
+  if ('exit' in parsed) return parsed.exit;
+  const { values } = parsed;
   if (values.model === undefined || values.text === undefined) {
     console.error(`finch tokenize: --model and --text are required.\n\n${USAGE}`);
     return 2;
