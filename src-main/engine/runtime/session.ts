@@ -70,7 +70,7 @@ function sessionOptions(o: SessionOptions, externalData?: SerializedModel['exter
   if (o.exactQuantizedMatMul ?? true) session.qdq_matmulnbits_accuracy_level = '0';
   if (o.prepackWeights === false) session.disable_prepacking = '1';
   const opts: ort.InferenceSession.SessionOptions = {
-    executionProviders: [provider === 'dml' ? 'dml' : provider],
+    executionProviders: [provider],
     graphOptimizationLevel: o.optimization ?? 'all',
     intraOpNumThreads: o.threads ?? 0,
     interOpNumThreads: 1,
