@@ -3,8 +3,8 @@
 // transformers' LlamaConfig / MistralConfig / Qwen2Config so a sparse config means what it means
 // in Hugging Face. Also the RoPE inverse frequencies, including Llama 3.1's scaling.
 
-import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { readJsonObject } from '../util/json-file.js';
 import type { Llama3RopeScaling, ModelConfig, ModelType } from './types.js';
 
 export const SUPPORTED_MODEL_TYPES: readonly ModelType[] = ['llama', 'mistral', 'qwen2'];
@@ -26,25 +26,7 @@ const FAMILY_DEFAULTS: Record<ModelType, { maxPositionEmbeddings: number; slidin
 type Json = Record<string, unknown>;
 
 function readJson(file: string, required: boolean): Json | null {
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch (e) {
-    if (!required && (e as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw new ModelConfigError(
-      (e as NodeJS.ErrnoException).code === 'ENOENT'
-        ? `${file} not found: a Hugging Face model folder needs config.json`
-        : `cannot read ${file}: ${(e as Error).message}`,
-    );
-  }
-  let v: unknown;
-  try {
-    v = JSON.parse(text);
-  } catch (e) {
-    throw new ModelConfigError(`${file}: invalid JSON (${(e as Error).message})`);
-  }
-  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new ModelConfigError(`${file}: expected a JSON object`);
-  return v as Json;
+  return readJsonObject(file, { required, missingHint: 'a Hugging Face model folder needs config.json', error: (m) => new ModelConfigError(m) });
 }
 
 /** Reads `dir/config.json` and `dir/generation_config.json` (optional) into a ModelConfig. */

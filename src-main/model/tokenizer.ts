@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as hfTokenizers from '@huggingface/tokenizers';
 import { Template } from '@huggingface/jinja';
+import { readJsonObject } from '../util/json-file.js';
 import type { ChatMessage, TextTokenizer } from './types.js';
 
 // @huggingface/tokenizers 0.2's .d.ts files use extensionless relative imports, which NodeNext
@@ -32,25 +33,8 @@ export class TokenizerError extends Error {
 
 type Json = Record<string, unknown>;
 
-function readJsonObject(file: string, required: boolean, what: string): Json | null {
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
-      if (!required) return null;
-      throw new TokenizerError(`${file} not found: ${what}`);
-    }
-    throw new TokenizerError(`cannot read ${file}: ${(e as Error).message}`);
-  }
-  let v: unknown;
-  try {
-    v = JSON.parse(text);
-  } catch (e) {
-    throw new TokenizerError(`${file}: invalid JSON (${(e as Error).message})`);
-  }
-  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new TokenizerError(`${file}: expected a JSON object`);
-  return v as Json;
+function readJson(file: string, required: boolean, what: string): Json | null {
+  return readJsonObject(file, { required, missingHint: what, error: (m) => new TokenizerError(m) });
 }
 
 /** tokenizer_config.json writes special tokens as a string or as an AddedToken object. */
@@ -195,10 +179,10 @@ export function loadTokenizer(dir: string): HfTextTokenizer {
   if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new TokenizerError(`model folder not found: ${dir}`);
   const tokFile = path.join(dir, 'tokenizer.json');
   const cfgFile = path.join(dir, 'tokenizer_config.json');
-  const tokJson = readJsonObject(tokFile, true, 'Finch needs the fast-tokenizer file tokenizer.json (tokenizer.model alone is not supported)')!;
-  const cfg = readJsonObject(cfgFile, false, '') ?? {};
-  const gen = readJsonObject(path.join(dir, 'generation_config.json'), false, '');
-  const modelCfg = readJsonObject(path.join(dir, 'config.json'), false, '');
+  const tokJson = readJson(tokFile, true, 'Finch needs the fast-tokenizer file tokenizer.json (tokenizer.model alone is not supported)')!;
+  const cfg = readJson(cfgFile, false, '') ?? {};
+  const gen = readJson(path.join(dir, 'generation_config.json'), false, '');
+  const modelCfg = readJson(path.join(dir, 'config.json'), false, '');
 
   if (!tokJson.model || typeof tokJson.model !== 'object') throw new TokenizerError(`${tokFile}: missing "model" section`);
   // The library iterates added_tokens unconditionally; an absent list means none.
@@ -224,7 +208,7 @@ function resolveChatTemplate(dir: string, cfg: Json, cfgFile: string): { text: s
   const jinjaFile = path.join(dir, 'chat_template.jinja');
   if (fs.existsSync(jinjaFile)) return { text: fs.readFileSync(jinjaFile, 'utf8'), source: jinjaFile };
   const jsonFile = path.join(dir, 'chat_template.json');
-  const fromJson = readJsonObject(jsonFile, false, '');
+  const fromJson = readJson(jsonFile, false, '');
   if (fromJson && fromJson.chat_template !== undefined) return pickTemplate(fromJson.chat_template, jsonFile);
   return pickTemplate(cfg.chat_template, cfgFile);
 }

@@ -4,6 +4,7 @@
 
 import { type DType, type Dim, type Shape, isFloat, numel, shapeToString } from './dtype.js';
 import { type AttrValue, type ConstantData, type Graph, Tensor, attr } from './graph.js';
+import { f32ToF16Bits } from '../../util/float16.js';
 
 export class GraphBuildError extends Error {
   override name = 'GraphBuildError';
@@ -50,34 +51,9 @@ export function bytesOf(dtype: DType, values: ArrayLike<number> | ArrayLike<bigi
     }
     case 'uint8': case 'bool': return Uint8Array.from(values as ArrayLike<number>);
     case 'int8': return new Uint8Array(Int8Array.from(values as ArrayLike<number>).buffer);
-    case 'float16': return new Uint8Array(Uint16Array.from(Array.from(values as ArrayLike<number>, toHalf)).buffer);
+    case 'float16': return new Uint8Array(Uint16Array.from(Array.from(values as ArrayLike<number>, f32ToF16Bits)).buffer);
     default: throw new GraphBuildError(`constant: dtype ${dtype} needs raw bytes`);
   }
-}
-
-/** IEEE half from a number (round to nearest even), for float16 constants. */
-export function toHalf(v: number): number {
-  const f = new Float32Array([v]);
-  const x = new Uint32Array(f.buffer)[0]!;
-  const sign = (x >>> 16) & 0x8000;
-  const exp = (x >>> 23) & 0xff;
-  let mant = x & 0x7fffff;
-  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
-  let e = exp - 127 + 15;
-  if (e >= 0x1f) return sign | 0x7c00;
-  if (e <= 0) {
-    if (e < -10) return sign;
-    mant |= 0x800000;
-    const shift = 14 - e;
-    let h = mant >> shift;
-    const rem = mant & ((1 << shift) - 1), half = 1 << (shift - 1);
-    if (rem > half || (rem === half && h & 1)) h++;
-    return sign | h;
-  }
-  let h = (e << 10) | (mant >> 13);
-  const rem = mant & 0x1fff;
-  if (rem > 0x1000 || (rem === 0x1000 && h & 1)) h++;
-  return sign | h;
 }
 
 export function constant(g: Graph, dtype: DType, shape: readonly number[], values: ArrayLike<number> | ArrayLike<bigint>, base = 'const'): Tensor {
