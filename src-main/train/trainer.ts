@@ -223,9 +223,11 @@ async function runWith(model: LoadedModel, cfg: TrainConfig, out: string, emit: 
     for (const p of graphs.params) f[p.name] = tensor(p.shape, params.get(p.name)!);
     return f;
   };
+  let epochOrder = { epoch: -1, order: [] as number[] }; // the shuffle of the current epoch, made once
   const microBatch = (k: number): Batch => {
     const epoch = Math.floor(k / microPerEpoch), j = k % microPerEpoch;
-    const order = shuffledIndices(data.train.length, cfg.seed + epoch);
+    if (epochOrder.epoch !== epoch) epochOrder = { epoch, order: shuffledIndices(data.train.length, cfg.seed + epoch) };
+    const order = epochOrder.order;
     const idx = order.slice(j * B, (j + 1) * B);
     return data.train.batch(idx, { T });
   };
