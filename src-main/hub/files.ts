@@ -3,7 +3,11 @@
 // loaded, so they are never downloaded. A dataset's data files are listed with their format and,
 // where the path says so, their split.
 
-export type DatasetFormat = 'parquet' | 'jsonl' | 'json' | 'csv' | 'tsv';
+import { extname } from 'node:path';
+import { FILE_KINDS, type FileKind } from '../data/read/index.js';
+
+/** The formats Finch's dataset readers take: Parquet, JSON, JSON Lines, CSV, TSV. */
+export type DatasetFormat = FileKind;
 
 /** A file of the repository as the Hub's tree listing describes it. */
 export interface RepoFile {
@@ -74,19 +78,10 @@ export function weightFiles(files: readonly RepoFile[], index: { weight_map?: Re
   return top.length ? top : null;
 }
 
-const FORMAT_BY_EXTENSION: [RegExp, DatasetFormat][] = [
-  [/\.parquet$/i, 'parquet'],
-  [/\.(jsonl|ndjson)$/i, 'jsonl'],
-  [/\.json$/i, 'json'],
-  [/\.csv$/i, 'csv'],
-  [/\.tsv$/i, 'tsv'],
-];
-
 /** The data format a dataset file's name says, or null for files Finch does not read (README, scripts, archives). */
 export function datasetFormat(path: string): DatasetFormat | null {
   if (/(^|\/)(dataset_infos?|dataset_dict|state)\.json$/i.test(path)) return null; // `datasets` metadata, not rows
-  for (const [re, format] of FORMAT_BY_EXTENSION) if (re.test(path)) return format;
-  return null;
+  return FILE_KINDS[extname(path).toLowerCase()] ?? null;
 }
 
 // Split names as the `datasets` library recognises them in file and folder names: a word bounded
