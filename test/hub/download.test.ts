@@ -196,6 +196,22 @@ test('cancel: aborting mid-file rejects with cancelled and keeps the .part for a
   assert.deepEqual(readTree(r.dir), modelFiles);
 });
 
+test('a file whose bytes differ from the hash the Hub lists is refused and its part deleted', async () => {
+  const cacheDir = tempDir('finch-hub-');
+  for (const path of [SHARD1, 'tokenizer.json']) { // sha256 of an LFS file; git blob id of a small one
+    hub.corrupt.add(path);
+    try {
+      const e = await rejection(downloadRepo({ repo: 'finch-test/tiny-llama', kind: 'model', endpoint: hub.url, cacheDir, files: [path] }));
+      assert.equal(e.code, 'integrity');
+      assert.match(e.message, new RegExp(`${path.replace('.', '\\.')} of model finch-test/tiny-llama: (sha256|git blob id) [0-9a-f]+ differs`));
+    } finally {
+      hub.corrupt.delete(path);
+    }
+    const dest = join(cacheDir, 'models', 'finch-test', 'tiny-llama', COMMIT, path);
+    assert.ok(!existsSync(dest) && !existsSync(`${dest}.part`));
+  }
+});
+
 test('pickle is refused by name, and a model with only pickle weights is no_weights', async () => {
   const n = hub.requests.length;
   const e = await rejection(downloadRepo({ repo: 'finch-test/tiny-llama', kind: 'model', endpoint: hub.url, files: ['pytorch_model.bin'], cacheDir: tempDir() }));

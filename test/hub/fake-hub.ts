@@ -41,6 +41,8 @@ export class FakeHub {
   readonly validTokens = new Set<string>();
   /** path -> bytes after which the next response for it is cut (the socket destroyed). One-shot. */
   readonly cutAfter = new Map<string, number>();
+  /** Paths served with one byte changed (what a broken proxy or disk would do). */
+  readonly corrupt = new Set<string>();
   /** path -> bytes after which responses stall (headers and some data sent, then nothing). */
   readonly stallAfter = new Map<string, number>();
   private readonly repos = new Map<string, FakeRepo>();
@@ -171,7 +173,8 @@ export class FakeHub {
         return void res.end();
       }
     }
-    const body = blob.subarray(start, end + 1);
+    const body = Buffer.from(blob.subarray(start, end + 1));
+    if (this.corrupt.has(path) && body.length) body[body.length >> 1] = 255 - body[body.length >> 1]!;
     res.writeHead(range ? 206 : 200, {
       'content-type': 'application/octet-stream', 'content-length': String(body.length), 'accept-ranges': 'bytes', ...headers,
       ...(range ? { 'content-range': `bytes ${start}-${end}/${blob.length}` } : {}),
