@@ -103,6 +103,8 @@ export interface DatasetFile {
 const REPO_ID = /^[A-Za-z0-9][\w.-]*(\/[A-Za-z0-9][\w.-]*)?$/;
 // Branch and tag names as git allows them, minus anything that could change the URL's meaning.
 const REVISION = /^(?!.*\.\.)[\w.\-/]+$/;
+/** Files being transferred by this process (their final paths). */
+const transferring = new Set<string>();
 /** Free space kept beyond the download itself (temporary files, the store, the OS). */
 const SPACE_MARGIN = 64 * 1024 * 1024;
 
@@ -271,9 +273,20 @@ export async function downloadRepo(o: DownloadRepoOptions): Promise<DownloadResu
       progress('file-done', f, f.size);
       return;
     }
-    const base = bytes - before.bytes; // `bytes` counts this file's partial bytes already
-    progress('file', f, before.bytes, { resumedFrom: before.bytes });
-    let resumedFrom = before.bytes;
+    // One transfer of a file at a time in this process (a second click in the app must not write the same .part).
+    if (transferring.has(dest)) throw new HubError('busy', `${f.path} of ${o.kind} ${target.repo} is already being downloaded (${dest})`, 'wait for that download to finish, or cancel it');
+    transferring.add(dest);
+    try {
+      await transferWithRetries(f, dest, before.bytes);
+    } finally {
+      transferring.delete(dest);
+    }
+  };
+
+  const transferWithRetries = async (f: RepoFile, dest: string, onDisk: number): Promise<void> => {
+    const base = bytes - onDisk; // `bytes` counts this file's partial bytes already
+    progress('file', f, onDisk, { resumedFrom: onDisk });
+    let resumedFrom = onDisk;
     for (let attempt = 0; ; attempt++) {
       try {
         const r = await transferFile({

@@ -212,6 +212,29 @@ test('a file whose bytes differ from the hash the Hub lists is refused and its p
   }
 });
 
+test('a second download of a file being downloaded is refused as busy; other files of the repository are not', async () => {
+  const cacheDir = tempDir('finch-hub-');
+  hub.stallAfter.set(SHARD1, 500);
+  const ac = new AbortController();
+  let stalled!: () => void;
+  const reached = new Promise<void>((r) => { stalled = r; });
+  const first = downloadRepo({
+    repo: 'finch-test/tiny-llama', kind: 'model', endpoint: hub.url, cacheDir, signal: ac.signal,
+    onProgress: (e) => { if (e.file === SHARD1 && e.fileBytes >= 500) stalled(); },
+  });
+  await reached;
+  const busy = await rejection(downloadRepo({ repo: 'finch-test/tiny-llama', kind: 'model', endpoint: hub.url, cacheDir }));
+  assert.equal(busy.code, 'busy');
+  assert.match(busy.message, /is already being downloaded/);
+  const other = await downloadRepo({ repo: 'finch-test/tiny-llama', kind: 'model', endpoint: hub.url, cacheDir, files: ['config.json'] });
+  assert.equal(other.files.length, 1);
+  ac.abort();
+  assert.equal((await rejection(first)).code, 'cancelled');
+  hub.stallAfter.delete(SHARD1);
+  const done = await downloadRepo({ repo: 'finch-test/tiny-llama', kind: 'model', endpoint: hub.url, cacheDir });
+  assert.deepEqual(readTree(done.dir), modelFiles, 'the lock is released after the cancelled download');
+});
+
 test('pickle is refused by name, and a model with only pickle weights is no_weights', async () => {
   const n = hub.requests.length;
   const e = await rejection(downloadRepo({ repo: 'finch-test/tiny-llama', kind: 'model', endpoint: hub.url, files: ['pytorch_model.bin'], cacheDir: tempDir() }));
