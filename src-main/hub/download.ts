@@ -222,7 +222,7 @@ export async function downloadRepo(o: DownloadRepoOptions): Promise<DownloadResu
     const data = new Set(dataFilesOf(files).map((f) => f.path));
     plan = files.filter((f) => data.has(f.path));
     for (const f of files) if (!data.has(f.path)) skipped.push({ path: f.path, reason: isPickle(f.path) ? PICKLE_NOTE : 'not a data file Finch reads (Parquet, JSON, JSONL, CSV, TSV)' });
-    if (!plan.length) throw new HubError('not_found', `dataset ${target.repo} has no Parquet, JSON, JSONL or CSV files`, 'a dataset built by a loading script cannot be read; look for a version with data files');
+    if (!plan.length) throw new HubError('not_found', `dataset ${target.repo} has no Parquet, JSON, JSONL or CSV files`, `a dataset built by a loading script cannot be read as is; the Hub's Parquet conversion may exist: finch pull ${target.repo}@refs/convert/parquet --dataset --list`);
   } else {
     const support = modelSupportFiles(files);
     skipped.push(...support.skipped);
