@@ -66,7 +66,7 @@ export async function transferFile(o: TransferOptions): Promise<TransferResult> 
     await rm(part, { force: true }); // longer than the file: not a prefix of it
     have = 0;
   }
-  const resumedFrom = have;
+  let resumedFrom = have;
   const digest = newHash(file);
   let received = 0;
 
@@ -95,7 +95,9 @@ export async function transferFile(o: TransferOptions): Promise<TransferResult> 
         }
         append = true;
       }
-      if (!append) have = 0; // a 200 answer is the whole file: start the part again
+      if (!append) {
+        have = resumedFrom = 0; // a 200 answer (a server ignoring Range) is the whole file: start the part again
+      }
       if (append && have > 0) await hashPrefix(digest.hash, part);
       const fh = await open(part, append ? 'a' : 'w');
       try {

@@ -123,6 +123,21 @@ test('a transfer cut mid-file leaves a .part; the next call resumes it with Rang
   assert.deepEqual(readTree(r.dir), modelFiles);
 });
 
+test('a server that ignores Range (200 to a resume) restarts the file from byte 0, and the result is still exact', async () => {
+  const cacheDir = tempDir('finch-hub-');
+  hub.cutAfter.set(SHARD1, 1500);
+  assert.equal((await rejection(downloadRepo({ repo: 'finch-test/tiny-llama', kind: 'model', endpoint: hub.url, cacheDir, retries: 0 }))).code, 'network');
+  hub.ignoreRange.add(SHARD1);
+  try {
+    const r = await downloadRepo({ repo: 'finch-test/tiny-llama', kind: 'model', endpoint: hub.url, cacheDir, retries: 0 });
+    assert.equal(hub.fileRequests(SHARD1).at(-1)!.range, 'bytes=1500-', 'a resume was asked for');
+    assert.equal(r.files.find((f) => f.path === SHARD1)!.resumedFrom, 0, 'but nothing of the part was kept');
+    assert.deepEqual(readTree(r.dir), modelFiles);
+  } finally {
+    hub.ignoreRange.delete(SHARD1);
+  }
+});
+
 test('by default a cut connection is resumed within the same call', async () => {
   const cacheDir = tempDir('finch-hub-');
   hub.cutAfter.set(SHARD1, 1000);

@@ -41,6 +41,8 @@ export class FakeHub {
   readonly validTokens = new Set<string>();
   /** path -> bytes after which the next response for it is cut (the socket destroyed). One-shot. */
   readonly cutAfter = new Map<string, number>();
+  /** Paths whose Range requests are answered with the whole file (200), as some proxies do. */
+  readonly ignoreRange = new Set<string>();
   /** Paths served with one byte changed (what a broken proxy or disk would do). */
   readonly corrupt = new Set<string>();
   /** path -> bytes after which responses stall (headers and some data sent, then nothing). */
@@ -164,7 +166,7 @@ export class FakeHub {
   /** 200, or 206 for `Range: bytes=N-` / `bytes=N-M`, or 416; applies the cut and stall faults. */
   private sendBytes(req: IncomingMessage, res: ServerResponse, blob: Buffer, path: string, headers: Record<string, string>): void {
     let start = 0, end = blob.length - 1;
-    const range = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? '');
+    const range = this.ignoreRange.has(path) ? null : /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? '');
     if (range) {
       start = Number(range[1]);
       if (range[2]) end = Math.min(Number(range[2]), end);
