@@ -98,6 +98,8 @@ export interface DatasetFile {
   format: DatasetFormat;
   /** "train", "validation" or "test" when the path names it. */
   split?: string;
+  /** Set when the file is on another branch than the one asked for (the Parquet conversion): pass it to downloadRepo. */
+  revision?: string;
 }
 
 const REPO_ID = /^[A-Za-z0-9][\w.-]*(\/[A-Za-z0-9][\w.-]*)?$/;
@@ -153,10 +155,25 @@ async function resolveRepo(o: HubAccess, kind: HubKind): Promise<Resolved> {
   }
 }
 
-/** The data files of a dataset repository, with format and split. */
+/** The branch where the Hub keeps its Parquet conversion of a dataset. */
+export const PARQUET_CONVERSION = 'refs/convert/parquet';
+
+/**
+ * The data files of a dataset repository, with format and split. A dataset without data files (one
+ * built by a loading script), asked for without a revision, lists the Hub's Parquet conversion
+ * instead; those files carry `revision` for downloadRepo.
+ */
 export async function listDatasetFiles(o: HubAccess): Promise<DatasetFile[]> {
   const { files } = await resolveRepo(o, 'dataset');
-  return dataFilesOf(files);
+  const data = dataFilesOf(files);
+  if (data.length || o.revision) return data;
+  try {
+    const converted = await resolveRepo({ ...o, revision: PARQUET_CONVERSION }, 'dataset');
+    return dataFilesOf(converted.files).map((f) => ({ ...f, revision: PARQUET_CONVERSION }));
+  } catch (e) {
+    if (e instanceof HubError && e.code === 'revision_not_found') return [];
+    throw e;
+  }
 }
 
 function dataFilesOf(files: readonly RepoFile[]): DatasetFile[] {
@@ -222,7 +239,7 @@ export async function downloadRepo(o: DownloadRepoOptions): Promise<DownloadResu
     const data = new Set(dataFilesOf(files).map((f) => f.path));
     plan = files.filter((f) => data.has(f.path));
     for (const f of files) if (!data.has(f.path)) skipped.push({ path: f.path, reason: isPickle(f.path) ? PICKLE_NOTE : 'not a data file Finch reads (Parquet, JSON, JSONL, CSV, TSV)' });
-    if (!plan.length) throw new HubError('not_found', `dataset ${target.repo} has no Parquet, JSON, JSONL or CSV files`, `a dataset built by a loading script cannot be read as is; the Hub's Parquet conversion may exist: finch pull ${target.repo}@refs/convert/parquet --dataset --list`);
+    if (!plan.length) throw new HubError('not_found', `dataset ${target.repo} has no Parquet, JSON, JSONL or CSV files`, `a dataset built by a loading script cannot be read as is; the Hub's Parquet conversion may exist: finch pull ${target.repo}@${PARQUET_CONVERSION} --dataset --list`);
   } else {
     const support = modelSupportFiles(files);
     skipped.push(...support.skipped);

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { parquetWriteFile } from 'hyparquet-writer';
 import { openRows } from '../../src-main/data/read/index.js';
-import { HubError, downloadRepo, listDatasetFiles, type DownloadProgress } from '../../src-main/hub/index.js';
+import { HubError, PARQUET_CONVERSION, downloadRepo, listDatasetFiles, type DownloadProgress } from '../../src-main/hub/index.js';
 import { loadModel } from '../../src-main/model/load.js';
 import { writeSyntheticCheckpoint } from '../../src-main/model/synthetic.js';
 import { mathRows, tempDir } from '../helpers/fixtures.js';
@@ -314,4 +314,29 @@ test('a dataset repository: data files with format and split listed; the chosen 
   // Without a choice: every data file, no README or metadata.
   const all = await downloadRepo({ repo: 'datasets/meta-math/MetaMathQA', kind: 'dataset', endpoint: hub.url, cacheDir });
   assert.deepEqual(all.files.map((f) => f.path).sort(), listed.map((f) => f.path).sort());
+});
+
+test('a dataset without data files lists the Hub\'s Parquet conversion (refs/convert/parquet), which then downloads', async () => {
+  const src = tempDir('finch-hub-ds-');
+  const rows = mathRows(4);
+  parquetWriteFile({ filename: join(src, 'p.parquet'), columnData: [{ name: 'query', data: rows.map((r) => r.query), type: 'STRING' }] });
+  const parquet = readFileSync(join(src, 'p.parquet'));
+  hub.add({
+    kind: 'dataset', id: 'finch-test/scripted', sha: '4'.repeat(40), files: new Map([['README.md', Buffer.from('#')], ['scripted.py', Buffer.from('import datasets')]]),
+    branches: { 'refs/convert/parquet': { sha: '5'.repeat(40), files: new Map([['default/train/0000.parquet', parquet], ['default/test/0000.parquet', parquet]]) } },
+  });
+  const listed = await listDatasetFiles({ repo: 'finch-test/scripted', endpoint: hub.url });
+  assert.deepEqual(listed.map((f) => [f.path, f.split, f.revision]).sort(), [
+    ['default/test/0000.parquet', 'test', PARQUET_CONVERSION], ['default/train/0000.parquet', 'train', PARQUET_CONVERSION],
+  ]);
+  const cacheDir = tempDir('finch-hub-');
+  const e = await rejection(downloadRepo({ repo: 'finch-test/scripted', kind: 'dataset', endpoint: hub.url, cacheDir }));
+  assert.equal(e.code, 'not_found');
+  assert.ok(e.hint.includes(`finch-test/scripted@${PARQUET_CONVERSION}`), e.hint);
+  const train = listed.find((f) => f.split === 'train')!;
+  const r = await downloadRepo({ repo: 'finch-test/scripted', kind: 'dataset', revision: train.revision, files: [train.path], endpoint: hub.url, cacheDir });
+  assert.equal(r.commit, '5'.repeat(40));
+  assert.deepEqual(readFileSync(r.files[0]!.localPath), parquet);
+  // Asked for a revision, the listing is of that revision only.
+  assert.deepEqual(await listDatasetFiles({ repo: 'finch-test/scripted', revision: 'main', endpoint: hub.url }), []);
 });

@@ -6,7 +6,8 @@
 //       small files: 200/206 with ETag (git blob id) and X-Repo-Commit;
 //       LFS files: 302 to a CDN (a second server: another origin) with X-Linked-Etag / X-Linked-Size;
 //       the CDN serves Range. Requests to it are recorded as /cdn/<sha256>.
-// Errors carry X-Error-Code (GatedRepo, RepoNotFound, RevisionNotFound, EntryNotFound) and a JSON
+// A repository may have other branches with their own commit (refs/convert/parquet, the Hub's
+// Parquet conversion of a dataset). Errors carry X-Error-Code (GatedRepo, RepoNotFound, RevisionNotFound, EntryNotFound) and a JSON
 // {"error": ...} body. Faults for tests: cut the connection, or stall, after N bytes of a file.
 
 import { createHash } from 'node:crypto';
@@ -22,6 +23,8 @@ export interface FakeRepo {
   refs?: string[];
   /** Gated: files need a token in `grantedTokens`. */
   gated?: boolean;
+  /** Other branches with their own commit and files ("refs/convert/parquet": the Hub's Parquet conversion). */
+  branches?: Record<string, { sha: string; files: Map<string, Buffer> }>;
 }
 
 export interface RecordedRequest {
@@ -57,7 +60,9 @@ export class FakeHub {
 
   add(repo: FakeRepo): FakeRepo {
     this.repos.set(`${repo.kind}:${repo.id}`, repo);
-    for (const [path, b] of repo.files) if (isLfs(path)) this.blobs.set(sha256(b), b);
+    for (const files of [repo.files, ...Object.values(repo.branches ?? {}).map((b) => b.files)]) {
+      for (const [path, b] of files) if (isLfs(path)) this.blobs.set(sha256(b), b);
+    }
     return repo;
   }
 
@@ -120,20 +125,22 @@ export class FakeHub {
     const repo = this.repos.get(`${kind}:${id}`);
     // The real Hub answers 401 for an unknown repository without a token (private ones stay hidden).
     if (!repo) return this.error(res, token ? 404 : 401, 'RepoNotFound', 'Repository not found');
-    if (rev !== repo.sha && rev !== 'HEAD' && !['main', ...(repo.refs ?? [])].includes(rev)) {
+    const branch = Object.entries(repo.branches ?? {}).find(([name, b]) => rev === name || rev === b.sha)?.[1];
+    if (!branch && rev !== repo.sha && rev !== 'HEAD' && !['main', ...(repo.refs ?? [])].includes(rev)) {
       return this.error(res, 404, 'RevisionNotFound', `Invalid rev id: ${rev}`);
     }
+    const { sha, files } = branch ?? repo;
     if (api?.[3] === 'revision') {
       res.writeHead(200, { 'content-type': 'application/json' });
       return void res.end(JSON.stringify({
-        _id: `id-${repo.id}`, id: repo.id, sha: repo.sha, private: false, gated: repo.gated ? 'manual' : false,
-        downloads: 0, likes: 0, lastModified: '2026-01-01T00:00:00.000Z', siblings: [...repo.files.keys()].map((rfilename) => ({ rfilename })),
+        _id: `id-${repo.id}`, id: repo.id, sha, private: false, gated: repo.gated ? 'manual' : false,
+        downloads: 0, likes: 0, lastModified: '2026-01-01T00:00:00.000Z', siblings: [...files.keys()].map((rfilename) => ({ rfilename })),
       }));
     }
     if (api) {
       const entries: object[] = [];
       const dirs = new Set<string>();
-      for (const [path, b] of repo.files) {
+      for (const [path, b] of files) {
         const parts = path.split('/');
         for (let i = 1; i < parts.length; i++) dirs.add(parts.slice(0, i).join('/'));
         const size = this.claimedSizes.get(`${repo.id}:${path}`) ?? b.length;
@@ -151,16 +158,16 @@ export class FakeHub {
         ? this.error(res, 401, 'GatedRepo', `Access to ${what} is restricted. You must have access to it and be authenticated to access it. Please log in.`)
         : this.error(res, 403, 'GatedRepo', `Access to ${what} is restricted and you are not in the authorized list. Visit ${this.url}/${repo.id} to ask for access.`);
     }
-    const blob = repo.files.get(path);
+    const blob = files.get(path);
     if (!blob) return this.error(res, 404, 'EntryNotFound', 'Entry not found');
     if (isLfs(path)) {
       res.writeHead(302, {
         location: `${this.cdnUrl}/${sha256(blob)}?path=${encodeURIComponent(path)}`,
-        'x-linked-etag': `"${sha256(blob)}"`, 'x-linked-size': String(blob.length), 'x-repo-commit': repo.sha, etag: `"${gitOid(blob)}"`,
+        'x-linked-etag': `"${sha256(blob)}"`, 'x-linked-size': String(blob.length), 'x-repo-commit': sha, etag: `"${gitOid(blob)}"`,
       });
       return void res.end();
     }
-    this.sendBytes(req, res, blob, path, { etag: `"${gitOid(blob)}"`, 'x-repo-commit': repo.sha });
+    this.sendBytes(req, res, blob, path, { etag: `"${gitOid(blob)}"`, 'x-repo-commit': sha });
   }
 
   /** 200, or 206 for `Range: bytes=N-` / `bytes=N-M`, or 416; applies the cut and stall faults. */

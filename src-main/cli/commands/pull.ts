@@ -56,7 +56,11 @@ export async function run(argv: string[]): Promise<number> {
       if (kind !== 'dataset') return usageError('pull', '--list lists a dataset\'s data files (add --dataset)', USAGE);
       const files = await listDatasetFiles({ ...access, signal: ac.signal });
       if (json) json.emit('files', { repo, files });
-      else for (const f of files) console.log(`${f.path}\t${f.format}\t${f.size}\t${f.split ?? '-'}`);
+      else {
+        for (const f of files) console.log(`${f.path}\t${f.format}\t${f.size}\t${f.split ?? '-'}`);
+        const elsewhere = files.find((f) => f.revision)?.revision;
+        if (elsewhere) console.error(`note: ${repo} has no data files of its own; these are the Hub's conversion on ${elsewhere}: finch pull ${repo}@${elsewhere} --dataset --file PATH`);
+      }
       return 0;
     }
     const eta = new EtaEstimator(1);
