@@ -7,8 +7,9 @@
 //       LFS files: 302 to a CDN (a second server: another origin) with X-Linked-Etag / X-Linked-Size;
 //       the CDN serves Range. Requests to it are recorded as /cdn/<sha256>.
 // A repository may have other branches with their own commit (refs/convert/parquet, the Hub's
-// Parquet conversion of a dataset). Errors carry X-Error-Code (GatedRepo, RepoNotFound, RevisionNotFound, EntryNotFound) and a JSON
-// {"error": ...} body. Faults for tests: cut the connection, or stall, after N bytes of a file.
+// Parquet conversion of a dataset). Errors carry X-Error-Code (GatedRepo, RepoNotFound,
+// RevisionNotFound, EntryNotFound) and a JSON {"error": ...} body. Faults for tests: cut the
+// connection or stall after N bytes of a file, ignore Range, corrupt a byte.
 
 import { createHash } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
