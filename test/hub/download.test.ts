@@ -33,6 +33,17 @@ function readTree(dir: string, prefix = ''): Map<string, Buffer> {
   return out;
 }
 
+/** Cuts the connection for `path` once the client has written `bytes` of it; pass the result as onProgress. */
+function cutOnceAt(path: string, bytes: number): (p: DownloadProgress) => void {
+  hub.stallAfter.set(path, bytes);
+  return (p) => {
+    if (p.file === path && p.fileBytes >= bytes && hub.stallAfter.has(path)) {
+      hub.stallAfter.delete(path);
+      hub.cutStalled();
+    }
+  };
+}
+
 async function rejection(p: Promise<unknown>): Promise<HubError> {
   try {
     await p;
@@ -105,8 +116,7 @@ test('a transfer cut mid-file leaves a .part; the next call resumes it with Rang
   const cacheDir = tempDir('finch-hub-');
   const cut = 3000;
   assert.ok(modelFiles.get(SHARD1)!.length > 2 * cut);
-  hub.cutAfter.set(SHARD1, cut);
-  const failed = await rejection(downloadRepo({ repo: 'finch-test/tiny-llama', kind: 'model', endpoint: hub.url, cacheDir, retries: 0 }));
+  const failed = await rejection(downloadRepo({ repo: 'finch-test/tiny-llama', kind: 'model', endpoint: hub.url, cacheDir, retries: 0, onProgress: cutOnceAt(SHARD1, cut) }));
   assert.equal(failed.code, 'network');
   assert.match(failed.message, new RegExp(`cut after ${cut} of ${modelFiles.get(SHARD1)!.length} bytes of ${SHARD1}`));
   const dest = join(cacheDir, 'models', 'finch-test', 'tiny-llama', COMMIT, SHARD1);
@@ -125,8 +135,8 @@ test('a transfer cut mid-file leaves a .part; the next call resumes it with Rang
 
 test('a server that ignores Range (200 to a resume) restarts the file from byte 0, and the result is still exact', async () => {
   const cacheDir = tempDir('finch-hub-');
-  hub.cutAfter.set(SHARD1, 1500);
-  assert.equal((await rejection(downloadRepo({ repo: 'finch-test/tiny-llama', kind: 'model', endpoint: hub.url, cacheDir, retries: 0 }))).code, 'network');
+  const onProgress = cutOnceAt(SHARD1, 1500);
+  assert.equal((await rejection(downloadRepo({ repo: 'finch-test/tiny-llama', kind: 'model', endpoint: hub.url, cacheDir, retries: 0, onProgress }))).code, 'network');
   hub.ignoreRange.add(SHARD1);
   try {
     const r = await downloadRepo({ repo: 'finch-test/tiny-llama', kind: 'model', endpoint: hub.url, cacheDir, retries: 0 });
@@ -140,9 +150,8 @@ test('a server that ignores Range (200 to a resume) restarts the file from byte 
 
 test('by default a cut connection is resumed within the same call', async () => {
   const cacheDir = tempDir('finch-hub-');
-  hub.cutAfter.set(SHARD1, 1000);
   const before = hub.fileRequests(SHARD1).length;
-  const r = await downloadRepo({ repo: 'finch-test/tiny-llama', kind: 'model', endpoint: hub.url, cacheDir });
+  const r = await downloadRepo({ repo: 'finch-test/tiny-llama', kind: 'model', endpoint: hub.url, cacheDir, onProgress: cutOnceAt(SHARD1, 1000) });
   const ranges = hub.fileRequests(SHARD1).slice(before).map((q) => q.range ?? null);
   assert.ok(ranges.includes('bytes=1000-'), JSON.stringify(ranges));
   assert.deepEqual(readTree(r.dir), modelFiles);

@@ -9,7 +9,7 @@
 // A repository may have other branches with their own commit (refs/convert/parquet, the Hub's
 // Parquet conversion of a dataset). Errors carry X-Error-Code (GatedRepo, RepoNotFound,
 // RevisionNotFound, EntryNotFound) and a JSON {"error": ...} body. Faults for tests: cut the
-// connection or stall after N bytes of a file, ignore Range, corrupt a byte.
+// connection after N bytes of a file (stall, then cut), ignore Range, corrupt a byte.
 
 import { createHash } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -43,14 +43,13 @@ export class FakeHub {
   readonly requests: RecordedRequest[] = [];
   readonly grantedTokens = new Set<string>();
   readonly validTokens = new Set<string>();
-  /** path -> bytes after which the next response for it is cut (the socket destroyed). One-shot. */
-  readonly cutAfter = new Map<string, number>();
   /** Paths whose Range requests are answered with the whole file (200), as some proxies do. */
   readonly ignoreRange = new Set<string>();
   /** Paths served with one byte changed (what a broken proxy or disk would do). */
   readonly corrupt = new Set<string>();
   /** path -> bytes after which responses stall (headers and some data sent, then nothing). */
   readonly stallAfter = new Map<string, number>();
+  private readonly stalled = new Set<ServerResponse>();
   private readonly repos = new Map<string, FakeRepo>();
   private readonly claimedSizes = new Map<string, number>(); // "repo:path" -> size the listing claims
   private readonly blobs = new Map<string, Buffer>(); // sha256 -> content (the "CDN")
@@ -96,6 +95,15 @@ export class FakeHub {
     const blob = this.blobs.get(url.pathname.slice(1));
     if (!blob) return this.error(res, 404, null, 'Not Found');
     this.sendBytes(req, res, blob, url.searchParams.get('path') ?? '', { etag: `"${url.pathname.slice(1)}"` });
+  }
+
+  /**
+   * Cuts the connections of stalled responses mid-body, as a network failure would. Tests call it
+   * once the client has written the stalled bytes, so the cut point is exact on a loaded machine
+   * (a cut racing the client's reads would lose bytes it had received but not yet consumed).
+   */
+  cutStalled(): void {
+    for (const res of this.stalled) res.socket?.destroy();
   }
 
   /** Requests for one file's bytes (resolve and CDN), in order. */
@@ -189,15 +197,11 @@ export class FakeHub {
       'content-type': 'application/octet-stream', 'content-length': String(body.length), 'accept-ranges': 'bytes', ...headers,
       ...(range ? { 'content-range': `bytes ${start}-${end}/${blob.length}` } : {}),
     });
-    const cut = this.cutAfter.get(path);
     const stall = this.stallAfter.get(path);
-    if (cut !== undefined) {
-      this.cutAfter.delete(path);
-      res.write(body.subarray(0, cut), () => setTimeout(() => res.socket?.destroy(), 20));
-      return;
-    }
     if (stall !== undefined) {
-      res.write(body.subarray(0, stall)); // then nothing, until the client goes away
+      res.write(body.subarray(0, stall)); // then nothing, until the client goes away or cutStalled()
+      this.stalled.add(res);
+      res.on('close', () => this.stalled.delete(res));
       return;
     }
     res.end(body);
