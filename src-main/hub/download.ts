@@ -75,6 +75,8 @@ export interface DownloadedFile {
 export interface SkippedFile {
   path: string;
   reason: string;
+  /** A pickle file: never downloaded, whatever was asked. */
+  pickle: boolean;
 }
 
 export interface DownloadResult {
@@ -223,7 +225,7 @@ export async function downloadRepo(o: DownloadRepoOptions): Promise<DownloadResu
   const [owner, name = owner] = target.repo.split('/');
   const dir = join(o.cacheDir ?? join(finchHome(), 'hub'), `${o.kind}s`, owner!, name!, commit);
   const byPath = new Map(files.map((f) => [f.path, f]));
-  const skipped: SkippedFile[] = [];
+  const skipped: Omit<SkippedFile, 'pickle'>[] = [];
   const fetchedWhilePlanning = new Set<string>();
   let bytesReceived = 0;
   let plan: RepoFile[];
@@ -343,5 +345,8 @@ export async function downloadRepo(o: DownloadRepoOptions): Promise<DownloadResu
   }
   progress('start', undefined, 0);
   for (const f of plan) await fetchOne(f);
-  return { dir, repo: target.repo, kind: o.kind, revision: target.revision, commit, files: results, skipped, bytesReceived };
+  return {
+    dir, repo: target.repo, kind: o.kind, revision: target.revision, commit, files: results,
+    skipped: skipped.map((x) => ({ ...x, pickle: isPickle(x.path) })), bytesReceived,
+  };
 }
