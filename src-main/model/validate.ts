@@ -13,7 +13,7 @@ export interface ExpectedWeight {
   shape: number[];
   /** Per dimension, the config field it comes from ("hidden_size", "num_key_value_heads × head_dim"). */
   dims: string[];
-  /** The config field that makes this weight exist at all (layers, biases, an untied lm_head). */
+  /** Why the config implies this weight, completing "tensor X is missing: ..." */
   because: string;
 }
 
@@ -25,9 +25,10 @@ export class ConfigWeightsMismatchError extends Error {
 export function expectedWeights(cfg: ModelConfig): ExpectedWeight[] {
   const { hiddenSize: d, numHeads: h, numKvHeads: kv, headDim: hd, intermediateSize: f, vocabSize: v } = cfg;
   const D = 'hidden_size', F = 'intermediate_size', Q = 'num_attention_heads × head_dim', KV = 'num_key_value_heads × head_dim';
-  const layers = 'num_hidden_layers';
-  const qkvBias = cfg.modelType === 'qwen2' ? 'model_type "qwen2" (q/k/v biases)' : 'attention_bias';
-  const out: ExpectedWeight[] = [{ name: 'model.embed_tokens.weight', shape: [v, d], dims: ['vocab_size', D], because: 'model_type' }];
+  const layers = `num_hidden_layers is ${cfg.numLayers} and every layer has one`;
+  const everyModel = `every ${cfg.modelType} checkpoint has one`;
+  const qkvBias = cfg.modelType === 'qwen2' ? 'Qwen2 models have q/k/v biases' : 'attention_bias is true';
+  const out: ExpectedWeight[] = [{ name: 'model.embed_tokens.weight', shape: [v, d], dims: ['vocab_size', D], because: everyModel }];
   for (let l = 0; l < cfg.numLayers; l++) {
     const p = `model.layers.${l}`;
     const attn: [string, number, string][] = [['q_proj', h * hd, Q], ['k_proj', kv * hd, KV], ['v_proj', kv * hd, KV]];
@@ -36,17 +37,19 @@ export function expectedWeights(cfg: ModelConfig): ExpectedWeight[] {
       if (cfg.attentionBias) out.push({ name: `${p}.self_attn.${proj}.bias`, shape: [rows], dims: [field], because: qkvBias });
     }
     out.push({ name: `${p}.self_attn.o_proj.weight`, shape: [d, h * hd], dims: [D, Q], because: layers });
-    if (cfg.attentionOutputBias) out.push({ name: `${p}.self_attn.o_proj.bias`, shape: [d], dims: [D], because: 'attention_bias' });
+    if (cfg.attentionOutputBias) out.push({ name: `${p}.self_attn.o_proj.bias`, shape: [d], dims: [D], because: 'attention_bias is true' });
     const mlp: [string, number, number, string, string][] = [['gate_proj', f, d, F, D], ['up_proj', f, d, F, D], ['down_proj', d, f, D, F]];
     for (const [proj, rows, cols, rowField, colField] of mlp) {
       out.push({ name: `${p}.mlp.${proj}.weight`, shape: [rows, cols], dims: [rowField, colField], because: layers });
-      if (cfg.mlpBias) out.push({ name: `${p}.mlp.${proj}.bias`, shape: [rows], dims: [rowField], because: 'mlp_bias' });
+      if (cfg.mlpBias) out.push({ name: `${p}.mlp.${proj}.bias`, shape: [rows], dims: [rowField], because: 'mlp_bias is true' });
     }
     out.push({ name: `${p}.input_layernorm.weight`, shape: [d], dims: [D], because: layers });
     out.push({ name: `${p}.post_attention_layernorm.weight`, shape: [d], dims: [D], because: layers });
   }
-  out.push({ name: 'model.norm.weight', shape: [d], dims: [D], because: 'model_type' });
-  if (!cfg.tieWordEmbeddings) out.push({ name: 'lm_head.weight', shape: [v, d], dims: ['vocab_size', D], because: 'tie_word_embeddings: false' });
+  out.push({ name: 'model.norm.weight', shape: [d], dims: [D], because: everyModel });
+  if (!cfg.tieWordEmbeddings) {
+    out.push({ name: 'lm_head.weight', shape: [v, d], dims: ['vocab_size', D], because: 'tie_word_embeddings is false (set it to true if the model shares its embedding matrix)' });
+  }
   return out;
 }
 
@@ -71,6 +74,12 @@ export function checkWeightsMatchConfig(cfg: ModelConfig, weights: WeightHeaders
   const shapeOf = new Map(weights.tensors().map((t) => [t.name, t.shape]));
   const expected = expectedWeights(cfg);
 
+  // Pre-quantized checkpoints (GPTQ, AWQ) store packed integers under other names.
+  const packed = [...shapeOf.keys()].find((n) => /\.(qweight|qzeros|weight_packed)$/.test(n));
+  if (packed) {
+    fail(`the weights are pre-quantized (${packed}: GPTQ/AWQ packing), which Finch does not read; use the original float16/bfloat16 checkpoint (--4bit quantizes it on load)`);
+  }
+
   // Layer count first: it explains a whole family of missing (or unused) tensors at once.
   let layersInWeights = 0;
   for (const name of shapeOf.keys()) {
@@ -84,8 +93,7 @@ export function checkWeightsMatchConfig(cfg: ModelConfig, weights: WeightHeaders
   for (const w of expected) {
     const actual = shapeOf.get(w.name);
     if (!actual) {
-      fail(`tensor ${w.name} is missing, but ${w.because === 'model_type' ? `model_type "${cfg.modelType}"` : w.because} needs it` +
-        (w.name === 'lm_head.weight' ? ' (set tie_word_embeddings to true if the model shares its embedding matrix)' : ''));
+      fail(`tensor ${w.name} is missing: ${w.because}`);
     }
     if (actual!.length !== w.shape.length || actual!.some((n, i) => n !== w.shape[i])) {
       const off = w.shape.map((n, i) => (actual![i] !== n ? i : -1)).filter((i) => i >= 0);

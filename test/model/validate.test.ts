@@ -40,9 +40,9 @@ test('layer count, key/value heads, intermediate size, an untied head and biases
   assert.match(loadError(mismatched({}, { num_key_value_heads: 2 })),
     /tensor model\.layers\.0\.self_attn\.k_proj\.weight is \[64, 64\], but the config gives \[32, 64\] \(num_key_value_heads × head_dim by hidden_size\): num_key_value_heads × head_dim does not match the weights \(they were made with num_key_value_heads × head_dim = 64\)/);
   assert.match(loadError(mismatched({}, { intermediate_size: 100 })), /tensor model\.layers\.0\.mlp\.gate_proj\.weight is \[128, 64\].*intermediate_size does not match the weights \(they were made with intermediate_size 128\)/);
-  assert.match(loadError(mismatched({ tieWordEmbeddings: true }, { tie_word_embeddings: false })), /tensor lm_head\.weight is missing, but tie_word_embeddings: false needs it \(set tie_word_embeddings to true/);
+  assert.match(loadError(mismatched({ tieWordEmbeddings: true }, { tie_word_embeddings: false })), /tensor lm_head\.weight is missing: tie_word_embeddings is false \(set it to true if the model shares its embedding matrix\)/);
   assert.match(loadError(mismatched({ attentionBias: true }, { attention_bias: false })), /tensor model\.layers\.0\.self_attn\.[kqvo]_proj\.bias is in the weights, but attention_bias is false/);
-  assert.match(loadError(mismatched({}, { attention_bias: true })), /tensor model\.layers\.0\.self_attn\.q_proj\.bias is missing, but attention_bias needs it/);
+  assert.match(loadError(mismatched({}, { attention_bias: true })), /tensor model\.layers\.0\.self_attn\.q_proj\.bias is missing: attention_bias is true/);
 });
 
 test('matching folders pass for every family, GQA, tied, sharded and biased layouts', () => {
@@ -72,4 +72,16 @@ test('a tokenizer with more ids than the embedding has rows is refused; fewer is
   } finally {
     ckpt.close();
   }
+});
+
+test('a missing layer tensor says why the config needs it; pre-quantized (GPTQ/AWQ) weights are named as such', () => {
+  const dir = writeSyntheticCheckpoint(join(tempDir('finch-validate-'), 'model'), { hiddenSize: 32, numLayers: 2, numHeads: 2, vocabSize: 300 }).dir;
+  const cfg = loadModelConfig(dir);
+  const all = expectedWeights(cfg).map((w) => ({ name: w.name, shape: w.shape }));
+  const without = (name: string) => ({ source: 'w.safetensors', tensors: () => all.filter((t) => t.name !== name) });
+  assert.throws(() => checkWeightsMatchConfig(cfg, without('model.layers.1.mlp.up_proj.weight'), 'config.json'),
+    /tensor model\.layers\.1\.mlp\.up_proj\.weight is missing: num_hidden_layers is 2 and every layer has one/);
+  assert.throws(() => checkWeightsMatchConfig(cfg, without('model.norm.weight'), 'config.json'), /model\.norm\.weight is missing: every llama checkpoint has one/);
+  const gptq = all.map((t) => (t.name.endsWith('q_proj.weight') ? { name: t.name.replace(/weight$/, 'qweight'), shape: [4, 32] } : t));
+  assert.throws(() => checkWeightsMatchConfig(cfg, { source: 'w.safetensors', tensors: () => gptq }, 'config.json'), /pre-quantized \(model\.layers\.0\.self_attn\.q_proj\.qweight: GPTQ\/AWQ/);
 });
