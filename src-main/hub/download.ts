@@ -13,7 +13,7 @@ import {
   PICKLE_NOTE, SAFETENSORS_INDEX, datasetFormat, inferSplit, isPickle, isSafeRelativePath, modelSupportFiles, weightFiles,
   type DatasetFormat, type RepoFile,
 } from './files.js';
-import { errorFromThrown, hubFetch, type HubTarget } from './http.js';
+import { delay, errorFromThrown, hubFetch, type HubTarget } from './http.js';
 import { partPath, transferFile } from './transfer.js';
 
 export type { DatasetFormat } from './files.js';
@@ -215,6 +215,19 @@ async function freeBytes(dir: string): Promise<number> {
   }
 }
 
+/** Runs a transfer again after a cut connection (it resumes from its part file), up to `retries` times. */
+async function withResumes<T>(transfer: () => Promise<T>, retries: number, target: HubTarget, signal: AbortSignal | undefined): Promise<T> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await transfer();
+    } catch (e) {
+      const err = errorFromThrown(e, target, signal);
+      if (err.code !== 'network' || attempt >= retries) throw err;
+      await delay(500 * 2 ** attempt, signal).catch(() => undefined); // a cancel surfaces from the next try
+    }
+  }
+}
+
 const formatBytes = (n: number): string =>
   n >= 1e9 ? `${(n / 1e9).toFixed(2)} GB` : n >= 1e6 ? `${(n / 1e6).toFixed(1)} MB` : `${Math.ceil(n / 1e3)} kB`;
 
@@ -251,7 +264,9 @@ export async function downloadRepo(o: DownloadRepoOptions): Promise<DownloadResu
     if (index) {
       const dest = join(dir, SAFETENSORS_INDEX);
       if (!(await bytesOnDisk(dest, index.size)).complete) {
-        const r = await transferFile({ url: resolveUrl(target, commit, index.path), dest, file: index, target: { ...target, file: index.path }, token, signal: o.signal });
+        const indexTarget = { ...target, file: index.path };
+        const r = await withResumes(() => transferFile({ url: resolveUrl(target, commit, index.path), dest, file: index, target: indexTarget, token, signal: o.signal }),
+          o.retries ?? 3, indexTarget, o.signal);
         bytesReceived += r.received;
         fetchedWhilePlanning.add(index.path);
       }
@@ -305,25 +320,18 @@ export async function downloadRepo(o: DownloadRepoOptions): Promise<DownloadResu
   const transferWithRetries = async (f: RepoFile, dest: string, onDisk: number): Promise<void> => {
     const base = bytes - onDisk; // `bytes` counts this file's partial bytes already
     progress('file', f, onDisk, { resumedFrom: onDisk });
-    let resumedFrom = onDisk;
-    for (let attempt = 0; ; attempt++) {
-      try {
-        const r = await transferFile({
-          url: resolveUrl(target, commit, f.path), dest, file: f, target: { ...target, file: f.path }, token, signal: o.signal,
-          onBytes: (fileBytes, chunk) => {
-            bytes = base + fileBytes;
-            bytesReceived += chunk;
-            progress('bytes', f, fileBytes);
-          },
-        });
-        if (attempt === 0) resumedFrom = r.resumedFrom;
-        break;
-      } catch (e) {
-        const err = errorFromThrown(e, { ...target, file: f.path }, o.signal);
-        if (err.code !== 'network' || attempt >= (o.retries ?? 3)) throw err;
-        await new Promise((r) => setTimeout(r, 500 * 2 ** attempt));
-      }
-    }
+    let resumedFrom = onDisk, attempts = 0;
+    await withResumes(async () => {
+      const r = await transferFile({
+        url: resolveUrl(target, commit, f.path), dest, file: f, target: { ...target, file: f.path }, token, signal: o.signal,
+        onBytes: (fileBytes, chunk) => {
+          bytes = base + fileBytes;
+          bytesReceived += chunk;
+          progress('bytes', f, fileBytes);
+        },
+      });
+      if (attempts++ === 0) resumedFrom = r.resumedFrom; // 0 when the server ignored the Range request
+    }, o.retries ?? 3, { ...target, file: f.path }, o.signal);
     bytes = base + f.size;
     filesDone++;
     results.push({ path: f.path, size: f.size, localPath: dest, cached: false, resumedFrom });

@@ -135,6 +135,14 @@ test('a transfer cut mid-file leaves a .part; the next call resumes it with Rang
   assert.deepEqual(readTree(r.dir), modelFiles);
 });
 
+test('a request that gets no answer at all (a connection closed as it was reused) is sent again, even with retries 0', async () => {
+  hub.hangUpOnce.add('tokenizer.json');
+  const before = hub.fileRequests('tokenizer.json').length;
+  const r = await downloadRepo({ repo: 'finch-test/tiny-llama', kind: 'model', endpoint: hub.url, cacheDir: tempDir('finch-hub-'), retries: 0, files: ['tokenizer.json'] });
+  assert.equal(hub.fileRequests('tokenizer.json').length - before, 2);
+  assert.deepEqual(readFileSync(r.files[0]!.localPath), modelFiles.get('tokenizer.json'));
+});
+
 test('a server that ignores Range (200 to a resume) restarts the file from byte 0, and the result is still exact', async () => {
   const cacheDir = tempDir('finch-hub-');
   const onProgress = cutOnceAt(SHARD1, 1500);

@@ -9,7 +9,8 @@
 // A repository may have other branches with their own commit (refs/convert/parquet, the Hub's
 // Parquet conversion of a dataset). Errors carry X-Error-Code (GatedRepo, RepoNotFound,
 // RevisionNotFound, EntryNotFound) and a JSON {"error": ...} body. Faults for tests: cut the
-// connection after N bytes of a file (stall, then cut), ignore Range, corrupt a byte.
+// connection after N bytes of a file (stall, then cut) or before any answer, ignore Range,
+// corrupt a byte.
 
 import { createHash } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -43,6 +44,8 @@ export class FakeHub {
   readonly requests: RecordedRequest[] = [];
   readonly grantedTokens = new Set<string>();
   readonly validTokens = new Set<string>();
+  /** Paths whose next request gets no answer at all: the connection is closed (one-shot). */
+  readonly hangUpOnce = new Set<string>();
   /** Paths whose Range requests are answered with the whole file (200), as some proxies do. */
   readonly ignoreRange = new Set<string>();
   /** Paths served with one byte changed (what a broken proxy or disk would do). */
@@ -167,6 +170,7 @@ export class FakeHub {
         ? this.error(res, 401, 'GatedRepo', `Access to ${what} is restricted. You must have access to it and be authenticated to access it. Please log in.`)
         : this.error(res, 403, 'GatedRepo', `Access to ${what} is restricted and you are not in the authorized list. Visit ${this.url}/${repo.id} to ask for access.`);
     }
+    if (this.hangUpOnce.delete(path)) return void req.socket.destroy();
     const blob = files.get(path);
     if (!blob) return this.error(res, 404, 'EntryNotFound', 'Entry not found');
     if (isLfs(path)) {
