@@ -5,6 +5,7 @@
 //
 // Output folder:
 //   <out>/adapter_config.json, adapter_model.safetensors   the final PEFT adapter
+//   <out>/finch_adapter.json                                the chat template training used (model/adapter.ts)
 //   <out>/run.json                                          config, status and loss history
 //   <out>/checkpoints/step-<N>/                             written and read by Checkpointer (checkpoint.ts)
 
@@ -170,7 +171,9 @@ export async function trainModel(model: LoadedModel, cfg: TrainConfig, emit: (e:
   const sessionOpts = { provider: cfg.provider, threads: cfg.threads, cpuMemArena: !cfg.checkpointLayers };
   const sessions = await openStepSessions(graphs, sessionOpts);
   let evalSession: Session | null = null;
-  const checkpoints = new Checkpointer(out, { config: model.config, baseModel: cfg.model, spec: cfg.lora, params: graphs.params }, cfg.keepCheckpoints);
+  // Recorded beside every adapter the run writes: eval and generate render prompts as training did.
+  const finch = { template: data.template };
+  const checkpoints = new Checkpointer(out, { config: model.config, baseModel: cfg.model, spec: cfg.lora, params: graphs.params, finch }, cfg.keepCheckpoints);
 
   // State: parameters and moments, fresh or from the last checkpoint.
   let state: TrainerState = { step: 0, config: cfg, losses: [], evals: [], datasetFingerprint: fingerprint };
@@ -263,7 +266,7 @@ export async function trainModel(model: LoadedModel, cfg: TrainConfig, emit: (e:
     }
     adapter = checkpoints.latest() ?? '';
   } else {
-    savePeftAdapter(out, { spec: cfg.lora, baseModel: cfg.model, tensors: tensors.params, cfg: model.config });
+    savePeftAdapter(out, { spec: cfg.lora, baseModel: cfg.model, tensors: tensors.params, cfg: model.config, finch });
   }
   runJson();
   emit({ event: 'done', adapter, steps: state.step, loss: lastLoss, eval_loss: state.evals.at(-1)?.loss ?? null, status });

@@ -136,6 +136,21 @@ test('saving into an existing run folder replaces the adapter and leaves the res
   assert.deepEqual(readdirSync(root).filter((f) => f.includes('tmp')), []);
 });
 
+test('finch_adapter.json: written beside the PEFT files, read back, replaced or removed with the weights, checked', () => {
+  const dir = fresh('finch-info');
+  savePeftAdapter(dir, { spec: QV, baseModel: 'b', tensors: randomTensors(QV, 1), cfg, finch: { template: 'fallback' } });
+  assert.deepEqual(readdirSync(dir).sort(), ['adapter_config.json', 'adapter_model.safetensors', 'finch_adapter.json']);
+  assert.deepEqual(JSON.parse(readFileSync(join(dir, 'adapter_config.json'), 'utf8')), peftAdapterConfig(QV, 'b'));
+  assert.deepEqual(loadPeftAdapter(dir, cfg).finch, { template: 'fallback' });
+  savePeftAdapter(dir, { spec: QV, baseModel: 'b', tensors: randomTensors(QV, 2), cfg, finch: { template: 'model' } });
+  assert.deepEqual(loadPeftAdapter(dir, cfg).finch, { template: 'model' });
+  // New weights without a record must not inherit the old one.
+  savePeftAdapter(dir, { spec: QV, baseModel: 'b', tensors: randomTensors(QV, 3), cfg });
+  assert.equal(loadPeftAdapter(dir, cfg).finch, null);
+  writeFileSync(join(dir, 'finch_adapter.json'), JSON.stringify({ template: 'alpaca' }));
+  assertAdapterError(() => loadPeftAdapter(dir, cfg), 'finch_adapter.json', '"template"', '"alpaca"');
+});
+
 test('save refuses tensors that do not match the spec, writing nothing', () => {
   const t = randomTensors(QV, 1);
   const first = [...t.keys()][0]!;
