@@ -9,9 +9,10 @@ import { test } from 'node:test';
 import { AdapterError, loadPeftAdapter, peftAdapterConfig, savePeftAdapter } from '../../src-main/model/adapter.js';
 import { loraParams, type LoraSpec } from '../../src-main/model/lora.js';
 import { Checkpoint, f16BitsToF32, f32ToF16Bits, writeSafetensors, type SafetensorsDtype } from '../../src-main/model/safetensors.js';
-import { Rng, writeSyntheticCheckpoint } from '../../src-main/model/synthetic.js';
+import { writeSyntheticCheckpoint } from '../../src-main/model/synthetic.js';
 import type { ModelConfig } from '../../src-main/model/types.js';
 import { tempDir } from './model-helpers.js';
+import { Rng } from '../../src-main/util/random.js';
 
 const root = tempDir('finch-adapter-');
 // A small GQA model: q [32, 32], k/v [16, 32], gate/up [48, 32], down [32, 48]; 2 layers.
