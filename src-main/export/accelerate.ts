@@ -16,6 +16,7 @@ import * as path from 'node:path';
 import { prepareDataset } from '../data/dataset.js';
 import type { SequenceSet } from '../data/batch.js';
 import { loadModelConfig } from '../model/config.js';
+import { writeFileAtomic } from '../model/safetensors.js';
 import { loadTokenizer } from '../model/tokenizer.js';
 import type { ModelType } from '../model/types.js';
 import { resumeConfig, type TrainConfig } from '../train/trainer.js';
@@ -98,13 +99,6 @@ function rows(set: SequenceSet): ExportedRow[] {
   return out;
 }
 
-function writeAtomic(file: string, text: string): void {
-  fs.mkdirSync(path.dirname(file), { recursive: true });
-  const tmp = `${file}.tmp-${process.pid}`;
-  fs.writeFileSync(tmp, text);
-  fs.renameSync(tmp, file);
-}
-
 /** Exports run folder `runDir` (its run.json / checkpoint config) to `outDir`. */
 export async function exportAccelerate(runDir: string, outDir: string, opts: { gpus?: number } = {}): Promise<AccelerateExportResult> {
   const cfg = resumeConfig(runDir);
@@ -125,14 +119,14 @@ export async function exportAccelerate(runDir: string, outDir: string, opts: { g
   fs.rmSync(tmp, { recursive: true, force: true });
   try {
     const jsonl = (r: ExportedRow[]) => r.map((x) => JSON.stringify(x)).join('\n') + (r.length ? '\n' : '');
-    writeAtomic(path.join(tmp, 'data', 'train.jsonl'), jsonl(train));
-    writeAtomic(path.join(tmp, 'data', 'validation.jsonl'), jsonl(validation));
+    writeFileAtomic(path.join(tmp, 'data', 'train.jsonl'), jsonl(train));
+    writeFileAtomic(path.join(tmp, 'data', 'validation.jsonl'), jsonl(validation));
     const table = settingsTable(cfg);
-    writeAtomic(path.join(tmp, 'train.py'), trainScript(table, tok.padId ?? tok.eosIds[0] ?? 0));
-    writeAtomic(path.join(tmp, 'accelerate', 'ddp.yaml'), accelerateConfig('MULTI_GPU', gpus, null));
-    writeAtomic(path.join(tmp, 'accelerate', 'fsdp.yaml'), accelerateConfig('FSDP', gpus, DECODER_LAYER[modelCfg.modelType]));
+    writeFileAtomic(path.join(tmp, 'train.py'), trainScript(table, tok.padId ?? tok.eosIds[0] ?? 0));
+    writeFileAtomic(path.join(tmp, 'accelerate', 'ddp.yaml'), accelerateConfig('MULTI_GPU', gpus, null));
+    writeFileAtomic(path.join(tmp, 'accelerate', 'fsdp.yaml'), accelerateConfig('FSDP', gpus, DECODER_LAYER[modelCfg.modelType]));
     const launch = 'accelerate launch --config_file accelerate/ddp.yaml train.py';
-    writeAtomic(path.join(tmp, 'README.md'), readme(cfg, table, launch, train.length, validation.length, data.notes));
+    writeFileAtomic(path.join(tmp, 'README.md'), readme(cfg, table, launch, train.length, validation.length, data.notes));
     if (fs.existsSync(out)) fs.rmdirSync(out);
     fs.renameSync(tmp, out);
     return { outDir: out, files: ['data/train.jsonl', 'data/validation.jsonl', 'train.py', 'accelerate/ddp.yaml', 'accelerate/fsdp.yaml', 'README.md'], trainRows: train.length, validationRows: validation.length, launchCommand: `cd ${JSON.stringify(out)} && ${launch}` };

@@ -15,7 +15,7 @@ import { loadPeftAdapter, type PeftAdapter } from '../adapter.js';
 import { loadModelConfig } from '../config.js';
 import { LORA_TARGETS, loraScale, modulePath } from '../lora.js';
 import { addScaledProduct, loraPairs } from '../merge.js';
-import { Checkpoint } from '../safetensors.js';
+import { Checkpoint, writeFileAtomic } from '../safetensors.js';
 import type { ModelConfig } from '../types.js';
 import { readJsonObject } from '../../util/json-file.js';
 import { architectureMetadata, ggufArchitecture, permuteRotary, projectionName, ropeFreqFactors, rotaryHeads, tensorMap, type MappedTensor } from './architecture.js';
@@ -191,9 +191,7 @@ export function exportOllama(o: Omit<GgufExportOptions, 'out'> & { outDir: strin
     ...model.stopTokens.map((t) => `PARAMETER stop ${JSON.stringify(t)}`),
   ];
   const modelfile = path.join(outDir, 'Modelfile');
-  const tmp = `${modelfile}.tmp-${process.pid}`;
-  fs.writeFileSync(tmp, lines.join('\n') + '\n');
-  fs.renameSync(tmp, modelfile);
+  writeFileAtomic(modelfile, lines.join('\n') + '\n');
   files.push('Modelfile');
   const name = (o.modelName ?? path.basename(outDir)).toLowerCase().replace(/[^a-z0-9._-]+/g, '-');
   return { outDir, modelfile, files, createCommand: `ollama create ${name} -f ${JSON.stringify(modelfile)}` };
