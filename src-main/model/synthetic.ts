@@ -9,14 +9,13 @@ import * as path from 'node:path';
 import { loadModelConfig } from './config.js';
 import { writeFileAtomic, writeSafetensors, writeShardedSafetensors, tensorBytes, type SafetensorsDtype, type TensorToWrite } from './safetensors.js';
 import { builtinCorpus } from './synthetic/corpus.js';
-import { Rng } from './synthetic/random.js';
+import { Rng } from '../util/random.js';
 import { CHAT_TEMPLATES, trainTokenizer, type ChatTemplateName, type TokenizerFamily, type TrainedTokenizer } from './synthetic/tokenizers.js';
 import type { Llama3RopeScaling, ModelConfig, ModelType } from './types.js';
 
 export { builtinCorpus } from './synthetic/corpus.js';
 export { trainTokenizer, CHAT_TEMPLATES, bytesToUnicode, type TokenizerFamily, type TrainedTokenizer, type ChatTemplateName } from './synthetic/tokenizers.js';
 export { trainBpe } from './synthetic/bpe.js';
-export { Rng } from './synthetic/random.js';
 
 export type StorageDtype = 'float32' | 'bfloat16' | 'float16';
 
