@@ -232,6 +232,7 @@ class App extends EventEmitter {
     this.emit('will-quit', electronEvent({}));
     fake.quitCount++;
     this.emit('quit');
+    this.quitting = false; // the real process would be gone; the fake can quit again in the next test
   }
   exit(code = 0): void { fake.exitCode = code; this.emit('quit'); }
   focus(): void {}
