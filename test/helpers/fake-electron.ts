@@ -56,6 +56,7 @@ export class WebContents extends EventEmitter {
   }
   async loadURL(url: string): Promise<void> {
     this.mainFrame.url = url;
+    await new Promise((r) => setImmediate(r)); // loading is asynchronous in Electron too
     this.emit('did-finish-load');
   }
   setWindowOpenHandler(h: OpenHandler): void {
