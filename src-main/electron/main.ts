@@ -6,7 +6,7 @@
 import { app, BrowserWindow, net, protocol, session, shell } from 'electron';
 import { dirname, join, normalize, sep } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import type { ApiCalls, ProviderName } from '../../src-shared/api.js';
+import type { Dispatcher } from '../services/dispatch.js';
 import { registerIpc } from './ipc.js';
 
 const here = dirname(fileURLToPath(import.meta.url)); // dist/electron after the build
@@ -47,24 +47,11 @@ function serveRenderer(): void {
   });
 }
 
-/** Until src-main/services/ implements DesktopApi: app info, and a clear error for the rest. */
-function placeholderServices(): ApiCalls {
-  const later = (what: string) => async (): Promise<never> => {
-    throw new Error(`${what} is not implemented in this build of Finch yet`);
-  };
+/** Until the desktop shell wires src-main/services (createServices): every call answers that clearly. */
+function placeholderDispatcher(): Dispatcher {
   return {
-    appInfo: async () => {
-      const { availableProviders } = await import('../engine/runtime/session.js');
-      const known: ProviderName[] = ['cpu', 'webgpu', 'dml', 'cuda', 'coreml'];
-      return {
-        version: app.getVersion(),
-        platform: `${process.platform}-${process.arch}`,
-        providers: availableProviders().map((p) => p.name as ProviderName).filter((n) => known.includes(n)),
-      };
-    },
-    listModels: later('listModels'),
-    startRun: later('startRun'),
-    stopRun: later('stopRun'),
+    events: { subscribe: () => () => {} },
+    dispatch: async (name) => ({ ok: false, error: { code: 'internal', message: `${name} is not wired into this build of the desktop app yet`, hint: 'use browser mode: npx finch serve' } }),
   };
 }
 
@@ -108,7 +95,7 @@ app.whenReady().then(() => {
     });
   }
   serveRenderer();
-  registerIpc(placeholderServices(), isAppUrl);
+  registerIpc(placeholderDispatcher(), isAppUrl);
   createWindow();
   app.on('activate', () => {
     if (BrowserWindow.getAllWindows().length === 0) createWindow();

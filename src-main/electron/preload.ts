@@ -1,24 +1,20 @@
 // The renderer's only door to Finch: exposes `window.api` (DesktopApi) over IPC. It runs in a
 // sandboxed preload, so it may import only 'electron' (bundled to CommonJS by
 // scripts/build-electron.mjs, with src-shared inlined) and hands the page plain functions.
+// The API object is generated from the contract's call table (makeApiClient), like the browser's.
 
 import { contextBridge, ipcRenderer, type IpcRendererEvent } from 'electron';
-import { API_EVENTS, callChannel, type ApiCalls, type DesktopApi, type RunEvent } from '../../src-shared/api.js';
+import { EVENT_CHANNEL, callChannel, makeApiClient, type CallResult, type FinchEvent } from '../../src-shared/api.js';
 
-const invoke = <K extends keyof ApiCalls>(name: K) =>
-  ((...args: unknown[]) => ipcRenderer.invoke(callChannel(name), ...args)) as ApiCalls[K];
-
-const api = {
-  appInfo: invoke('appInfo'),
-  listModels: invoke('listModels'),
-  startRun: invoke('startRun'),
-  stopRun: invoke('stopRun'),
-  onRunEvent(listener: (e: RunEvent) => void): () => void {
+const api = makeApiClient(
+  (name, args) => ipcRenderer.invoke(callChannel(name), ...args) as Promise<CallResult>,
+  (listener) => {
     // Wrap: the page must never see the IpcRendererEvent (it carries the sender).
-    const handler = (_event: IpcRendererEvent, e: RunEvent) => listener(e);
-    ipcRenderer.on(API_EVENTS.onRunEvent, handler);
-    return () => { ipcRenderer.off(API_EVENTS.onRunEvent, handler); };
+    const handler = (_event: IpcRendererEvent, e: FinchEvent) => listener(e);
+    ipcRenderer.on(EVENT_CHANNEL, handler);
+    return () => { ipcRenderer.off(EVENT_CHANNEL, handler); };
   },
-} satisfies DesktopApi;
+);
 
-contextBridge.exposeInMainWorld('api', api);
+// contextBridge copies plain functions; makeApiClient's object holds only those.
+contextBridge.exposeInMainWorld('api', { ...api });
