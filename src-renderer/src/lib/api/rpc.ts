@@ -53,7 +53,7 @@ export class RpcClient {
     });
   }
 
-  /** Every "event" notification's params; returns the unsubscribe function. */
+  /** Every "event" notification's event; returns the unsubscribe function. */
   subscribe(listener: (params: unknown) => void): () => void {
     this.listeners.add(listener);
     return () => { this.listeners.delete(listener); };
@@ -96,7 +96,9 @@ export class RpcClient {
       return; // not JSON-RPC; nothing to route it to
     }
     if (msg.method === 'event') {
-      for (const l of this.listeners) l(msg.params);
+      // params is the argument array of the notification: [event].
+      const event = Array.isArray(msg.params) ? msg.params[0] : msg.params;
+      for (const l of this.listeners) l(event);
       return;
     }
     if (typeof msg.id !== 'number') return;

@@ -30,9 +30,9 @@ export function connection(): Connection {
   return conn!;
 }
 
-/** Listens to one event type (or '*'); returns the unsubscribe function. */
+/** Listens to one event type (or '*'); returns the unsubscribe function. Registering does not
+ * connect: events flow once the first call (or useApi) has set up the connection. */
 export function onEvent<T extends FinchEventType>(type: T | '*', listener: (e: Extract<FinchEvent, { type: T }>) => void): () => void {
-  finch();
   let set = listeners.get(type);
   if (!set) listeners.set(type, (set = new Set()));
   set.add(listener as Listener);
