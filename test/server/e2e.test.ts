@@ -41,6 +41,13 @@ test('train the demo over the WebSocket, compare base and tuned, and find it all
   console.log(`# base: ${JSON.stringify(left.text)}\n# tuned (${STEPS} steps): ${JSON.stringify(right.text)}`);
   assert.notEqual(right.text, left.text, 'the tuned side answers differently from the base');
 
+  // A long sampled answer stopped at once ends 'stopped', well short of its token budget.
+  const long = await api.generate({ modelId: model.id, left: { side: { kind: 'run', runId: run.id }, messages }, maxNewTokens: 400, sampling: { temperature: 1.5, topK: 0, topP: 1, repetitionPenalty: 1, seed: 1 } });
+  await api.stopGeneration(long.generationId);
+  const stopped = await app.waitFor((e): e is Extract<FinchEvent, { type: 'generation-done' }> => e.type === 'generation-done' && e.generationId === long.generationId);
+  assert.equal(stopped.finish, 'stopped');
+  assert.ok(stopped.tokens < 400);
+
   const saved = await api.saveComparison({
     modelId: model.id, left: { kind: 'base' }, right: { kind: 'run', runId: run.id }, messages,
     leftOutput: left.text, rightOutput: right.text, rating: 'right', notes: 'tuned follows the answer format',
