@@ -1,6 +1,7 @@
 // Runs started from the `finch` command line appear in the app: a real `finch train` writes its
 // run folder under FINCH_HOME/runs, and the services import it (origin 'cli') with its loss
-// history, checkpoints and adapter, linked to the library's model when the model is there.
+// history, checkpoints and adapter, linked to the library's model when the model is there; that
+// adapter then exports, imports back, merges into its base, and answers a batch comparison.
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -35,6 +36,27 @@ test('a run made by `finch train` under FINCH_HOME appears in listRuns with its 
     assert.deepEqual(d.checkpoints.map((c) => c.step), [2, 3]);
     // Found once: listing again imports nothing new.
     assert.equal((await app.api.listRuns()).length, 1);
+
+    // Its adapter exports, imports back (checked against the base) and merges into the base.
+    const exported = await app.api.exportAdapter({ source: { kind: 'run', runId: run!.id }, dest: join(tempDir(), 'exported') });
+    assert.deepEqual(exported.files.map((f) => f.name).sort(), ['adapter_config.json', 'adapter_model.safetensors']);
+    await assert.rejects(app.api.exportAdapter({ source: { kind: 'run', runId: run!.id }, dest: exported.path }), (e: { code: string; message: string }) => e.code === 'conflict' && /not empty/.test(e.message));
+    const imported = await app.api.importAdapter({ path: exported.path, baseModelId: m.id, name: 'round trip' });
+    assert.equal(imported.rank, 16);
+    const merged = await app.api.exportMerged({ modelId: m.id, source: { kind: 'adapter', adapterId: imported.id }, dest: join(tempDir(), 'merged') });
+    assert.ok(merged.files.some((f) => f.name.endsWith('.safetensors')) && merged.files.some((f) => f.name === 'config.json'));
+    const mergedModel = await app.api.addLocalModel({ path: merged.path, name: 'merged' });
+    assert.equal(mergedModel.parameters, m.parameters);
+    const wrongBase = await app.api.addLocalModel({ path: tinyCheckpoint({ hiddenSize: 32 }), name: 'other' });
+    await assert.rejects(app.api.importAdapter({ path: exported.path, baseModelId: wrongBase.id }), (e: { code: string }) => e.code === 'bad_adapter');
+
+    // Held-out rows answered by both sides, scored by exact match.
+    const ds = await app.api.addDataset({ path: data, map: { prompt: 'query', completion: 'response' } });
+    const batch = await app.api.batchCompare({ modelId: m.id, left: { kind: 'base' }, right: { kind: 'run', runId: run!.id }, datasetId: ds.id, rows: 4, maxNewTokens: 8, batchId: 'b1' });
+    assert.equal(batch.rows.length, 4);
+    assert.ok(batch.rows.every((r) => r.prompt.startsWith('What is') && typeof r.left === 'string' && typeof r.right === 'string'));
+    assert.ok(app.events.some((e) => e.type === 'batch-progress' && e.batchId === 'b1' && e.done === e.total));
+    assert.deepEqual(batch.differing, batch.rows.flatMap((r, i) => (r.leftCorrect !== r.rightCorrect ? [i] : [])));
   } finally {
     await app.close();
   }

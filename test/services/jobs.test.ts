@@ -1,6 +1,6 @@
 // Jobs run in their own processes: a training process killed mid-step (as a native crash in ONNX
 // Runtime would end it) leaves its run 'failed' with the reason while the app keeps answering, and
-// resumeRun continues from the last checkpoint to the end. A second run started meanwhile waits
+// resumeRun continues from the last checkpoint to the end. Pause holds a run between steps. A second run started meanwhile waits
 // 'queued' (one training run at a time), and a run cancelled while queued never starts.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -19,6 +19,15 @@ test('a training process killed mid-step fails its run, the app keeps answering,
     const queued = await api.startRun({ ...cfg, name: 'waits' });
     assert.equal(queued.status, 'queued', 'one training run at a time');
     const status = (id: string, s: RunStatus) => app.waitFor((e): e is StatusEvent => e.type === 'run-status' && e.runId === id && e.status === s);
+
+    // Paused, the run takes no step until it is resumed.
+    await app.waitFor((e) => e.type === 'run-step' && e.runId === run.id && e.step === 2);
+    assert.equal((await api.pauseRun(run.id)).status, 'paused');
+    const pausedAt = await app.waitFor((e): e is Extract<FinchEvent, { type: 'run-log' }> => e.type === 'run-log' && e.runId === run.id && /^paused at step/.test(e.line.message));
+    const stepsWhenPaused = app.events.filter((e) => e.type === 'run-step' && e.runId === run.id).length;
+    await new Promise((r) => setTimeout(r, 1500));
+    assert.equal(app.events.filter((e) => e.type === 'run-step' && e.runId === run.id).length, stepsWhenPaused, `no step while paused (${pausedAt.line.message})`);
+    assert.equal((await api.resumeRun(run.id)).status, 'running');
 
     // Past the checkpoint of step 4, in the middle of a later step: kill the process outright.
     await app.waitFor((e) => e.type === 'run-step' && e.runId === run.id && e.step === 5);
