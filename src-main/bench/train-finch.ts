@@ -76,7 +76,7 @@ const feeds: Record<string, HostTensor> = {
   input_ids: { dtype: 'int64', dims: [B, T], data: BigInt64Array.from({ length: B * T }, () => BigInt(Math.floor(rand() * cfg.vocabSize))) },
   position_ids: { dtype: 'int64', dims: [B, T], data: BigInt64Array.from({ length: B * T }, (_, i) => BigInt(i % T)) },
   attn_bias: { dtype: 'float32', dims: [B, 1, T, T], data: Float32Array.from({ length: B * T * T }, (_, i) => (i % T <= Math.floor(i / T) % T ? 0 : -1e9)) },
-  targets: { dtype: 'int64', dims: [B * T], data: BigInt64Array.from({ length: B * T }, () => BigInt(Math.floor(rand() * cfg.vocabSize))) },
+  targets: { dtype: 'int32', dims: [B * T], data: Int32Array.from({ length: B * T }, () => Math.floor(rand() * cfg.vocabSize)) },
   lr: { dtype: 'float32', dims: [], data: Float32Array.of(1e-4) },
   step: { dtype: 'float32', dims: [], data: Float32Array.of(1) },
 };

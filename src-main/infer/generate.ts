@@ -4,7 +4,7 @@
 
 import { Graph } from '../engine/graph/graph.js';
 import { serializeModel } from '../engine/onnx/writer.js';
-import { type HostTensor, type Provider, Session } from '../engine/runtime/session.js';
+import { type HostTensor, type Provider, Session, type SessionOptions } from '../engine/runtime/session.js';
 import { FrozenWeights, buildGeneration } from '../model/llama.js';
 import { type LoraSpec, loraParams } from '../model/lora.js';
 import type { TextTokenizer } from '../model/types.js';
@@ -18,6 +18,8 @@ export interface GeneratorOptions {
   /** Build the graph with LoRA inputs (weights can be swapped per call). */
   lora?: LoraSpec | null;
   provider?: Provider;
+  /** Refuse to run any node on the CPU when the provider is not the CPU (no silent fallback). */
+  strictProvider?: boolean;
   threads?: number;
 }
 
@@ -45,25 +47,42 @@ export interface GenerateResult {
 }
 
 export class Generator {
+  /** One session per batch size: the graph's batch is fixed so that it needs no shape arithmetic (see buildGeneration). */
+  private readonly sessions = new Map<number, Session>();
+
   private constructor(
-    private readonly session: Session,
     readonly fw: FrozenWeights,
+    private readonly invFreq: Float64Array,
     readonly lora: LoraSpec | null,
     readonly maxPositions: number,
+    private readonly options: SessionOptions,
   ) {}
 
   static async create(fw: FrozenWeights, invFreq: Float64Array, o: GeneratorOptions): Promise<Generator> {
-    const g = new Graph('generate');
-    const gen = buildGeneration(g, fw, invFreq, o.maxPositions, o.lora ?? null);
-    g.output(gen.logits, 'logits');
-    gen.presentK.forEach((t, l) => g.output(t, `present_k.${l}`));
-    gen.presentV.forEach((t, l) => g.output(t, `present_v.${l}`));
-    const session = await Session.create(serializeModel(g), { provider: o.provider ?? 'cpu', threads: o.threads ?? 0 });
-    return new Generator(session, fw, o.lora ?? null, o.maxPositions);
+    const gen = new Generator(fw, invFreq, o.lora ?? null, o.maxPositions, {
+      provider: o.provider ?? 'cpu', threads: o.threads ?? 0, disableCpuFallback: o.strictProvider ?? false,
+    });
+    await gen.sessionFor(1); // builds (and checks) the graph now, so errors surface at creation
+    return gen;
+  }
+
+  private async sessionFor(batch: number): Promise<Session> {
+    let s = this.sessions.get(batch);
+    if (!s) {
+      const g = new Graph('generate');
+      const gen = buildGeneration(g, this.fw, this.invFreq, this.maxPositions, this.lora, batch);
+      g.output(gen.logits, 'logits');
+      gen.presentK.forEach((t, l) => g.output(t, `present_k.${l}`));
+      gen.presentV.forEach((t, l) => g.output(t, `present_v.${l}`));
+      s = await Session.create(serializeModel(g), this.options);
+      this.sessions.set(batch, s);
+    }
+    return s;
   }
 
   async release(): Promise<void> {
-    await this.session.release();
+    for (const s of this.sessions.values()) await s.release();
+    this.sessions.clear();
   }
 
   async generate(req: GenerateRequest): Promise<GenerateResult[]> {
@@ -74,6 +93,7 @@ export class Generator {
     if (L + req.maxNewTokens > this.maxPositions) {
       throw new Error(`generate: prompt (${L}) + max new tokens (${req.maxNewTokens}) exceeds the context of ${this.maxPositions}`);
     }
+    const session = await this.sessionFor(B);
     const sampler = new Sampler(req.sampling ?? GREEDY);
     const padStart = req.prompts.map((p) => L - p.length); // left padding
     const seqs = req.prompts.map((p) => [...p]);
@@ -118,7 +138,7 @@ export class Generator {
           }
         }
       }
-      const out = await this.session.run({
+      const out = await session.run({
         input_ids: { dtype: 'int64', dims: [B, T], data: ids },
         position_ids: { dtype: 'int64', dims: [B, T], data: pos },
         attn_bias: { dtype: 'float32', dims: [B, 1, T, P + T], data: bias },
