@@ -11,7 +11,7 @@ import { Generator } from '../../src-main/infer/generate.js';
 import { buildGeneration } from '../../src-main/model/llama.js';
 import { loadModel } from '../../src-main/model/load.js';
 import { DEFAULT_LORA, initLora, loraParams, mulberry32 } from '../../src-main/model/lora.js';
-import { DEFAULT_OPTIMIZER, buildLossGraph, buildStepGraphs } from '../../src-main/train/step.js';
+import { DEFAULT_OPTIMIZER, buildAccumulatingStep, buildFusedStep, buildLossGraph } from '../../src-main/train/step.js';
 import { webGpuSession } from '../helpers/webgpu.js';
 
 const DEMO = 'assets/demo/model';
@@ -38,19 +38,19 @@ test('every graph of the demo model (float and 4-bit) creates a WebGPU session w
   for (const quantize of [false, true]) {
     const m = loadModel(DEMO, { quantize });
     const shape = { batch: B, seq: T, lora, hostEmbeddings: quantize };
-    const pair = buildStepGraphs(m.weights, m.invFreq, shape, DEFAULT_OPTIMIZER, 2);
+    const pair = buildAccumulatingStep(m.weights, m.invFreq, shape, DEFAULT_OPTIMIZER);
     const generation = new Graph('generate');
     const gen = buildGeneration(generation, m.weights, m.invFreq, 96, lora, 2);
     generation.output(gen.logits, 'logits');
     gen.presentK.forEach((t, l) => generation.output(t, `present_k.${l}`));
     gen.presentV.forEach((t, l) => generation.output(t, `present_v.${l}`));
     const graphs: [string, Graph][] = [
-      ['fused step', buildStepGraphs(m.weights, m.invFreq, shape, DEFAULT_OPTIMIZER, 1).fused!],
-      ['gradient graph', pair.grads!],
-      ['update graph', pair.update!],
+      ['fused step', buildFusedStep(m.weights, m.invFreq, shape, DEFAULT_OPTIMIZER).step],
+      ['gradient graph', pair.grads],
+      ['update graph', pair.update],
       // Small chunks: attention heads, MLP pieces and vocabulary pieces all split, in nested segments.
-      ['checkpointed + chunked step', buildStepGraphs(m.weights, m.invFreq, { ...shape, checkpointLayers: true, checkpointGroup: 2, chunkBytes: 16 * 1024 }, DEFAULT_OPTIMIZER, 1).fused!],
-      ['row-chunked loss step', buildStepGraphs(m.weights, m.invFreq, { ...shape, lossChunks: 2 }, DEFAULT_OPTIMIZER, 1).fused!],
+      ['checkpointed + chunked step', buildFusedStep(m.weights, m.invFreq, { ...shape, checkpointLayers: true, checkpointGroup: 2, chunkBytes: 16 * 1024 }, DEFAULT_OPTIMIZER).step],
+      ['row-chunked loss step', buildFusedStep(m.weights, m.invFreq, { ...shape, lossChunks: 2 }, DEFAULT_OPTIMIZER).step],
       ['eval loss', buildLossGraph(m.weights, m.invFreq, shape)],
       ['prefill/decode', generation],
     ];
@@ -70,8 +70,8 @@ for (const quantize of [false, true]) {
   test(`${STEPS} ${quantize ? 'QLoRA (4-bit)' : 'LoRA (float)'} steps on WebGPU match the CPU: loss within 1e-4 relative, LoRA matrices within 1e-4`, async () => {
     const m = loadModel(DEMO, { quantize });
     const embed = quantize ? (ids: BigInt64Array) => m.weights.embedRows(ids) : undefined;
-    const graphs = buildStepGraphs(m.weights, m.invFreq, { batch: B, seq: T, lora, hostEmbeddings: quantize }, DEFAULT_OPTIMIZER, 1);
-    const model = serializeModel(graphs.fused!);
+    const graphs = buildFusedStep(m.weights, m.invFreq, { batch: B, seq: T, lora, hostEmbeddings: quantize }, DEFAULT_OPTIMIZER);
+    const model = serializeModel(graphs.step);
     const sides = [
       { name: 'cpu', session: await Session.create(model, { provider: 'cpu', threads: 2 }) },
       { name: 'webgpu', session: await webGpuSession(model) },
