@@ -304,8 +304,21 @@ function dropoutIndex(c: LayerContext): number {
   return c.lora && c.lora.spec.dropout > 0 && c.lora.dropoutSeeds ? c.moduleIndex++ : -1;
 }
 
+/** A 32-bit integer hash (lowbias32, Chris Wellons) of an element index, as a float in [0, 1) on a 2^-24 grid. */
+function uniformOf(i: number): number {
+  let h = i >>> 0;
+  h = Math.imul(h ^ (h >>> 16), 0x7feb352d);
+  h = Math.imul(h ^ (h >>> 15), 0x846ca68b);
+  h ^= h >>> 16;
+  return (h >>> 8) / 2 ** 24;
+}
+
 /**
- * Dropout on LoRA inputs with a counter-based hash, so masks are reproducible and resumable.
+ * Dropout on LoRA inputs, reproducible and resumable, and the same mask on every execution
+ * provider: each element has a fixed uniform u_i (hashed on the host, an initializer) and each
+ * step a per-module shift c = frac(seed * golden ratio); the element is dropped where
+ * frac(u_i + c) < p. Every op on the way is exact or correctly rounded in float32 (no sin, whose
+ * GPU and CPU results differ), so CPU and WebGPU drop the same elements.
  * x may be columns [col0, col0 + cols) of a `width`-wide input: the mask is then that piece of the
  * whole input's mask, so chunking does not change it.
  */
@@ -316,19 +329,17 @@ function loraDropout(c: LayerContext, x: Tensor, idx: number, col0 = 0, width?: 
   const seed = F.slice(c.lora.dropoutSeeds, [idx], [idx + 1], [0]); // [1] float, fed per step
   const [rows, cols] = x.shape as number[];
   const full = width ?? cols!;
-  const name = full === cols ? `dropout.iota.${rows}x${cols}` : `dropout.iota.${rows}x${full}[${col0}:${col0 + cols!}]`;
-  const iota = g.initializers.get(name)?.tensor
+  const name = full === cols ? `dropout.uniform.${rows}x${cols}` : `dropout.uniform.${rows}x${full}[${col0}:${col0 + cols!}]`;
+  const uniform = g.initializers.get(name)?.tensor
     ?? g.initializer(name, 'float32', [rows!, cols!], {
       kind: 'inline',
-      bytes: bytes(Float32Array.from({ length: rows! * cols! }, (_, k) => {
-        const i = Math.floor(k / cols!) * full + col0 + (k % cols!); // index in the whole input
-        return i % 65521 + Math.floor(i / 65521) * 0.5;
-      })),
+      bytes: bytes(Float32Array.from({ length: rows! * cols! }, (_, k) => uniformOf(Math.floor(k / cols!) * full + col0 + (k % cols!)))),
     });
-  const s = F.sin(F.add(F.mul(iota, 12.9898), F.mul(seed, 78.233)));
-  const r = F.mul(s, 43758.5453);
-  const u = F.sub(r, F.cast(F.cast(r, 'int32'), 'float32')); // frac, in (-1, 1)
-  const keep = F.cast(F.greater(F.abs(u), p), 'float32');
+  const frac = (v: Tensor) => F.sub(v, F.cast(F.cast(v, 'int32'), 'float32')); // v >= 0: exact
+  const shift = frac(F.mul(seed, 0.6180339887498949)); // [1] in [0, 1)
+  const sum = F.add(uniform, shift); // [rows, cols] in [0, 2)
+  const u = F.sub(sum, F.cast(F.greaterOrEqual(sum, 1), 'float32')); // frac, exact
+  const keep = F.cast(F.greaterOrEqual(u, p), 'float32');
   return F.mul(x, F.mul(keep, 1 / (1 - p)));
 }
 
