@@ -66,13 +66,14 @@ test('every graph of the demo model (float and 4-bit) creates a WebGPU session w
 
 const STEPS = 10;
 /**
- * Gradients agree to ~3e-6 of their largest element (measured). Adam's first steps divide each
- * gradient by its own magnitude, so an element whose gradient is at that noise floor gets an update
- * of +-lr with a sign set by rounding, on any two float32 devices (or thread counts). Such elements
- * (|g| <= NOISE_FLOOR * max|g| at some step, on the CPU) are counted and left out of the parameter
- * comparison, from that step on; everything else must agree to 1e-4.
+ * The gradients agree to ~3e-6 of their largest element (measured; Adam's first moment m is
+ * compared directly below). Adam divides each gradient by its own magnitude (+ eps 1e-8), so an
+ * element whose gradient is within a few hundred times that rounding noise gets an update whose
+ * size or even sign is set by rounding: on any two float32 devices, or thread counts. Elements whose
+ * CPU gradient is below ILL_CONDITIONED * max|g| at some step are counted (they must stay rare)
+ * and left out of the parameter comparison from that step on; every other element must agree to 1e-4.
  */
-const NOISE_FLOOR = 1e-5;
+const ILL_CONDITIONED = 1e-3;
 
 for (const quantize of [false, true]) {
   test(`${STEPS} ${quantize ? 'QLoRA (4-bit)' : 'LoRA (float)'} steps on WebGPU match the CPU: loss within 1e-4 relative, LoRA matrices within 1e-4`, async () => {
@@ -90,7 +91,7 @@ for (const quantize of [false, true]) {
     });
     const [cpu, gpu] = sides as [typeof sides[0], typeof sides[0]];
     const noisy = new Map<string, Uint8Array>(graphs.params.map((p) => [p.name, new Uint8Array(p.shape[0] * p.shape[1])]));
-    let worst = 0;
+    let worst = 0, worstM = 0;
     for (let step = 0; step < STEPS; step++) {
       const data = batch(100 + step, m.config.vocabSize, embed);
       const seeds = Float32Array.from({ length: graphs.dropoutModules }, (_, i) => (step * 31 + i * 7.3) % 1000);
@@ -123,7 +124,12 @@ for (const quantize of [false, true]) {
         const gradOf = (i: number) => (m1[i]! - b1 * m0[i]!) / (1 - b1);
         let gmax = 0;
         for (let i = 0; i < m1.length; i++) gmax = Math.max(gmax, Math.abs(gradOf(i)));
-        for (let i = 0; i < m1.length; i++) if (gmax > 0 && Math.abs(gradOf(i)) <= NOISE_FLOOR * gmax && gradOf(i) !== 0) mask[i] = 1;
+        for (let i = 0; i < m1.length; i++) if (gmax > 0 && Math.abs(gradOf(i)) <= ILL_CONDITIONED * gmax && gradOf(i) !== 0) mask[i] = 1;
+        const ma = cpu.m.get(p.name)!, mb = gpu.m.get(p.name)!;
+        let mDiff = 0, mScale = 0;
+        for (let i = 0; i < ma.length; i++) { mDiff = Math.max(mDiff, Math.abs(ma[i]! - mb[i]!)); mScale = Math.max(mScale, Math.abs(ma[i]!)); }
+        assert.ok(mDiff <= 1e-4 * mScale, `step ${step + 1}, ${p.name}: Adam m (the gradients) max |WebGPU - CPU| ${mDiff.toExponential(2)} vs max |CPU| ${mScale.toExponential(2)}`);
+        worstM = Math.max(worstM, mDiff / (mScale || 1));
         const a = cpu.params.get(p.name)!, b = gpu.params.get(p.name)!;
         let diff = 0, scale = 0;
         for (let i = 0; i < a.length; i++) {
@@ -136,9 +142,9 @@ for (const quantize of [false, true]) {
     }
     const elements = [...noisy.values()].reduce((n, a) => n + a.length, 0);
     const left = [...noisy.values()].reduce((n, a) => n + a.reduce((x, y) => x + y, 0), 0);
-    assert.ok(left <= elements * 1e-3, `${left} of ${elements} LoRA elements had a gradient at the noise floor: more than 0.1% means the gradients disagree`);
+    assert.ok(left <= elements * 0.02, `${left} of ${elements} LoRA elements had an ill-conditioned Adam update: more than 2% is not rounding`);
     assert.ok(cpu.losses.every(Number.isFinite), `losses ${cpu.losses}`);
-    console.log(`${quantize ? '4-bit' : 'float'}: CPU losses ${cpu.losses.map((l) => l.toFixed(5)).join(' ')}; worst LoRA difference ${worst.toExponential(2)} of max; ${left} of ${elements} elements at the gradient noise floor left out`);
+    console.log(`${quantize ? '4-bit' : 'float'}: CPU losses ${cpu.losses.map((l) => l.toFixed(5)).join(' ')}; worst gradient (Adam m) difference ${worstM.toExponential(2)} of max, worst LoRA difference ${worst.toExponential(2)} of max; ${left} of ${elements} elements with ill-conditioned updates left out`);
     for (const s of sides) await s.session.release();
     m.close();
   });
