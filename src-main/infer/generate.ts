@@ -47,8 +47,11 @@ export interface GenerateResult {
 }
 
 export class Generator {
-  /** One session per batch size: the graph's batch is fixed so that it needs no shape arithmetic (see buildGeneration). */
-  private readonly sessions = new Map<number, Session>();
+  /**
+   * The session for the last batch size used: the graph's batch is fixed so that it needs no shape
+   * arithmetic (see buildGeneration). Another batch size replaces it (one copy of the weights).
+   */
+  private current: { batch: number; session: Session } | null = null;
 
   private constructor(
     readonly fw: FrozenWeights,
@@ -59,30 +62,28 @@ export class Generator {
   ) {}
 
   static async create(fw: FrozenWeights, invFreq: Float64Array, o: GeneratorOptions): Promise<Generator> {
-    const gen = new Generator(fw, invFreq, o.lora ?? null, o.maxPositions, {
+    // Sessions are built on first use, for the batch size a request brings.
+    return new Generator(fw, invFreq, o.lora ?? null, o.maxPositions, {
       provider: o.provider ?? 'cpu', threads: o.threads ?? 0, disableCpuFallback: o.strictProvider ?? false,
     });
-    await gen.sessionFor(1); // builds (and checks) the graph now, so errors surface at creation
-    return gen;
   }
 
   private async sessionFor(batch: number): Promise<Session> {
-    let s = this.sessions.get(batch);
-    if (!s) {
+    if (this.current?.batch !== batch) {
+      await this.release();
       const g = new Graph('generate');
       const gen = buildGeneration(g, this.fw, this.invFreq, this.maxPositions, this.lora, batch);
       g.output(gen.logits, 'logits');
       gen.presentK.forEach((t, l) => g.output(t, `present_k.${l}`));
       gen.presentV.forEach((t, l) => g.output(t, `present_v.${l}`));
-      s = await Session.create(serializeModel(g), this.options);
-      this.sessions.set(batch, s);
+      this.current = { batch, session: await Session.create(serializeModel(g), this.options) };
     }
-    return s;
+    return this.current!.session;
   }
 
   async release(): Promise<void> {
-    for (const s of this.sessions.values()) await s.release();
-    this.sessions.clear();
+    await this.current?.session.release();
+    this.current = null;
   }
 
   async generate(req: GenerateRequest): Promise<GenerateResult[]> {
