@@ -5,15 +5,16 @@
 import { Graph } from '../engine/graph/graph.js';
 import * as F from '../engine/graph/ops.js';
 import { serializeModel } from '../engine/onnx/writer.js';
-import { type HostTensor, Session } from '../engine/runtime/session.js';
+import { type HostTensor, type Provider, Session } from '../engine/runtime/session.js';
 import { FrozenWeights } from '../model/llama.js';
 import { LORA_TARGETS, initLora } from '../model/lora.js';
+import { estimateTrainingMemory } from '../train/memory.js';
 import { mulberry32 } from '../util/random.js';
 import { buildFusedStep, DEFAULT_OPTIMIZER } from '../train/step.js';
 import { type TrainPreset, presetConfig } from './train-presets.js';
 import { measure } from './timing.js';
 
-const o = JSON.parse(process.argv[2]!) as { preset: TrainPreset; threads: number; steps: number; warmup: number; quantize: boolean; chunkBytes?: number };
+const o = JSON.parse(process.argv[2]!) as { preset: TrainPreset; threads: number; steps: number; warmup: number; quantize: boolean; chunkBytes?: number; provider?: Provider; strict?: boolean };
 const p = o.preset;
 const cfg = presetConfig(p);
 
@@ -70,14 +71,15 @@ const lora = { rank: p.rank, alpha: p.alpha, dropout: 0, rslora: false, targets:
 const B = p.batch, T = p.seq;
 // The trainer's default chunking (chunkPlan): it is also the faster plan here, as smaller tensors reuse memory.
 const sg = buildFusedStep(fw, invFreq, { batch: B, seq: T, lora, chunkBytes: o.chunkBytes }, DEFAULT_OPTIMIZER);
+const rssBeforeSession = process.memoryUsage().rss / 2 ** 20; // the frozen weights are generated now
 // As the trainer runs a step without gradient checkpointing: with ORT's memory arena (trainer.ts).
-const session = await Session.create(serializeModel(sg.step), { threads: o.threads, cpuMemArena: true });
+const session = await Session.create(serializeModel(sg.step), { threads: o.threads, cpuMemArena: true, provider: o.provider ?? 'cpu', disableCpuFallback: o.strict ?? false });
 const init = initLora(sg.params, 0);
 const feeds: Record<string, HostTensor> = {
   input_ids: { dtype: 'int64', dims: [B, T], data: BigInt64Array.from({ length: B * T }, () => BigInt(Math.floor(rand() * cfg.vocabSize))) },
   position_ids: { dtype: 'int64', dims: [B, T], data: BigInt64Array.from({ length: B * T }, (_, i) => BigInt(i % T)) },
   attn_bias: { dtype: 'float32', dims: [B, 1, T, T], data: Float32Array.from({ length: B * T * T }, (_, i) => (i % T <= Math.floor(i / T) % T ? 0 : -1e9)) },
-  targets: { dtype: 'int64', dims: [B * T], data: BigInt64Array.from({ length: B * T }, () => BigInt(Math.floor(rand() * cfg.vocabSize))) },
+  targets: { dtype: 'int32', dims: [B * T], data: Int32Array.from({ length: B * T }, () => Math.floor(rand() * cfg.vocabSize)) },
   lr: { dtype: 'float32', dims: [], data: Float32Array.of(1e-4) },
   step: { dtype: 'float32', dims: [], data: Float32Array.of(1) },
 };
@@ -87,9 +89,11 @@ for (const q of sg.params) {
   feeds[`m:${q.name}`] = { dtype: 'float32', dims: q.shape, data: new Float32Array(d.length) };
   feeds[`v:${q.name}`] = { dtype: 'float32', dims: q.shape, data: new Float32Array(d.length) };
 }
-let stepNo = 1, loss = 0;
+let stepNo = 1, loss = 0, transferred = 0;
+const bytesOf = (ts: Iterable<HostTensor>) => [...ts].reduce((s, t) => s + t.data.byteLength, 0);
 const t = await measure(async () => {
   const out = await session.run(feeds);
+  transferred = bytesOf(Object.values(feeds)) + bytesOf(Object.values(out)); // state lives on the host: fed and fetched each step
   loss = (out.loss!.data as Float32Array)[0]!;
   for (const q of sg.params) { // a real step: updated parameters and moments feed the next one
     feeds[q.name] = out[`new:${q.name}`]!;
@@ -103,6 +107,10 @@ console.log(JSON.stringify({
   tokens_per_s: (B * T) / stepS,
   step_s: stepS,
   peak_rss_mb: process.resourceUsage().maxRSS / 1024,
+  // The session's estimate (train/memory.ts) plus what this process holds besides it: its RSS
+  // before the step session (Node, the float weights generated in JavaScript).
+  estimate_mb: (estimateTrainingMemory(cfg, { batch: B, seq: T, rank: p.rank, targets: 7, quantize: o.quantize, checkpointLayers: false, hostEmbeddings: false, chunkBytes: o.chunkBytes }).totalBytes) / 2 ** 20 + rssBeforeSession,
+  host_device_bytes_per_step: transferred,
   loss,
   gflops: stepFlops() / stepS / 1e9,
   matmul_peak_gflops: peak,

@@ -7,24 +7,27 @@ import { parseCommand } from '../cli/args.js';
 import { fileURLToPath } from 'node:url';
 import { nodeArgsFor } from '../engine/runtime/worker.js';
 import { describePlan, estimateTrainingMemory, formatBytes, leanQloraPlan } from '../train/memory.js';
+import { PROVIDER_OPTIONS, PROVIDER_USAGE, chooseProvider, providerFlags } from '../cli/provider.js';
 import { PRESETS, presetConfig } from './train-presets.js';
 import { benchEnv, runJsonChild } from './timing.js';
 
 interface SideResult { tokens_per_s: number; step_s: number; peak_rss_mb: number; loss: number }
-interface FinchResult extends SideResult { gflops: number; matmul_peak_gflops: number }
+interface FinchResult extends SideResult { gflops: number; matmul_peak_gflops: number; estimate_mb: number; host_device_bytes_per_step: number }
 
-const USAGE = `Usage: finch bench train [--preset small|tiny|llama3-8b] [--threads N] [--steps N] [--4bit] [--no-peer] [--estimate] [--json]
+const USAGE = `Usage: finch bench train [--preset small|tiny|llama3-8b] [--threads N] [--steps N] [--4bit] [--no-peer] [--estimate] [--provider P] [--strict-provider] [--json]
 
 Tokens/s of Finch's LoRA training step (forward, backward, AdamW: one session.run) against a
 PyTorch peer on the same model, batch and thread count, plus MFU: Finch's achieved GFLOP/s as a
 fraction of the MatMul peak measured in the same run.
-  --estimate   print the estimated peak memory (QLoRA, gradient checkpointing) instead of running`;
+  --estimate   print the estimated peak memory (QLoRA, gradient checkpointing) instead of running
+${PROVIDER_USAGE}
+(the PyTorch peer runs on the CPU)`;
 
 export async function run(argv: string[]): Promise<number> {
   const parsed = parseCommand('bench train', argv, {
     preset: { type: 'string', default: 'small' }, threads: { type: 'string', default: '2' }, steps: { type: 'string', default: '5' },
     '4bit': { type: 'boolean', default: false }, 'no-peer': { type: 'boolean', default: false }, estimate: { type: 'boolean', default: false },
-    json: { type: 'boolean', default: false },
+    json: { type: 'boolean', default: false }, ...PROVIDER_OPTIONS,
   }, USAGE);
   if ('exit' in parsed) return parsed.exit;
   const { values } = parsed;
@@ -42,12 +45,13 @@ export async function run(argv: string[]): Promise<number> {
     return 0;
   }
   const threads = Number(values.threads), steps = Number(values.steps);
+  const device = await chooseProvider(providerFlags(values), values.json ? () => {} : undefined);
   const env = benchEnv(threads);
   const log = (s: string) => { if (!values.json) console.error(s); };
   const entry = new URL('./train-finch.ts', import.meta.url);
   log(`finch: ${preset.name} preset, ${threads} threads, ${steps} steps...`);
   const finch = await runJsonChild<FinchResult>(process.execPath, [...nodeArgsFor(entry), fileURLToPath(entry),
-    JSON.stringify({ preset, threads, steps, warmup: 1, quantize: values['4bit'] })], env);
+    JSON.stringify({ preset, threads, steps, warmup: 1, quantize: values['4bit'], provider: device.provider, strict: device.strict })], env);
   let peer: SideResult | null = null;
   if (!values['no-peer']) {
     log('peer: PyTorch...');
@@ -59,7 +63,10 @@ export async function run(argv: string[]): Promise<number> {
   const result = {
     preset: preset.name,
     threads,
-    finch: { tokens_per_s: finch.tokens_per_s, peak_rss_mb: finch.peak_rss_mb, step_s: finch.step_s, gflops: finch.gflops },
+    finch: {
+      tokens_per_s: finch.tokens_per_s, peak_rss_mb: finch.peak_rss_mb, step_s: finch.step_s, gflops: finch.gflops,
+      estimate_mb: finch.estimate_mb, provider: device.provider, adapter: device.adapter, host_device_bytes_per_step: finch.host_device_bytes_per_step,
+    },
     peer: peer ? { tokens_per_s: peer.tokens_per_s, peak_rss_mb: peer.peak_rss_mb, step_s: peer.step_s } : null,
     ratio: peer ? finch.tokens_per_s / peer.tokens_per_s : null,
     mfu: finch.gflops / finch.matmul_peak_gflops,
@@ -67,7 +74,8 @@ export async function run(argv: string[]): Promise<number> {
   };
   if (values.json) console.log(JSON.stringify(result));
   else {
-    console.log(`Finch   ${finch.tokens_per_s.toFixed(0)} tokens/s, ${finch.step_s.toFixed(3)} s/step, peak RSS ${finch.peak_rss_mb.toFixed(0)} MB, ${finch.gflops.toFixed(0)} GFLOP/s`);
+    console.log(`Finch   ${finch.tokens_per_s.toFixed(0)} tokens/s, ${finch.step_s.toFixed(3)} s/step, peak RSS ${finch.peak_rss_mb.toFixed(0)} MB (estimated ${finch.estimate_mb.toFixed(0)} MB), ${finch.gflops.toFixed(0)} GFLOP/s on ${device.provider}`);
+    if (device.provider !== 'cpu') console.log(`        ${(finch.host_device_bytes_per_step / 2 ** 20).toFixed(1)} MiB host<->device per step`);
     if (peer) console.log(`PyTorch ${peer.tokens_per_s.toFixed(0)} tokens/s, ${peer.step_s.toFixed(3)} s/step, peak RSS ${peer.peak_rss_mb.toFixed(0)} MB`);
     if (result.ratio) console.log(`ratio   ${result.ratio.toFixed(2)}x`);
     console.log(`MFU     ${(result.mfu * 100).toFixed(0)}% of the measured MatMul peak (${finch.matmul_peak_gflops.toFixed(0)} GFLOP/s)`);

@@ -4,7 +4,7 @@
 
 import { Graph } from '../engine/graph/graph.js';
 import { serializeModel } from '../engine/onnx/writer.js';
-import { type HostTensor, type Provider, Session } from '../engine/runtime/session.js';
+import { type HostTensor, type Provider, Session, type SessionOptions } from '../engine/runtime/session.js';
 import { FrozenWeights, buildGeneration } from '../model/llama.js';
 import { type LoraSpec, loraParams } from '../model/lora.js';
 import type { TextTokenizer } from '../model/types.js';
@@ -18,6 +18,8 @@ export interface GeneratorOptions {
   /** Build the graph with LoRA inputs (weights can be swapped per call). */
   lora?: LoraSpec | null;
   provider?: Provider;
+  /** Refuse to run any node on the CPU when the provider is not the CPU (no silent fallback). */
+  strictProvider?: boolean;
   threads?: number;
 }
 
@@ -50,25 +52,43 @@ export interface GenerateResult {
 }
 
 export class Generator {
+  /**
+   * The session for the last batch size used: the graph's batch is fixed so that it needs no shape
+   * arithmetic (see buildGeneration). Another batch size replaces it (one copy of the weights).
+   */
+  private current: { batch: number; session: Session } | null = null;
+
   private constructor(
-    private readonly session: Session,
     readonly fw: FrozenWeights,
+    private readonly invFreq: Float64Array,
     readonly lora: LoraSpec | null,
     readonly maxPositions: number,
+    private readonly options: SessionOptions,
   ) {}
 
   static async create(fw: FrozenWeights, invFreq: Float64Array, o: GeneratorOptions): Promise<Generator> {
-    const g = new Graph('generate');
-    const gen = buildGeneration(g, fw, invFreq, o.maxPositions, o.lora ?? null);
-    g.output(gen.logits, 'logits');
-    gen.presentK.forEach((t, l) => g.output(t, `present_k.${l}`));
-    gen.presentV.forEach((t, l) => g.output(t, `present_v.${l}`));
-    const session = await Session.create(serializeModel(g), { provider: o.provider ?? 'cpu', threads: o.threads ?? 0 });
-    return new Generator(session, fw, o.lora ?? null, o.maxPositions);
+    // Sessions are built on first use, for the batch size a request brings.
+    return new Generator(fw, invFreq, o.lora ?? null, o.maxPositions, {
+      provider: o.provider ?? 'cpu', threads: o.threads ?? 0, disableCpuFallback: o.strictProvider ?? false,
+    });
+  }
+
+  private async sessionFor(batch: number): Promise<Session> {
+    if (this.current?.batch !== batch) {
+      await this.release();
+      const g = new Graph('generate');
+      const gen = buildGeneration(g, this.fw, this.invFreq, this.maxPositions, this.lora, batch);
+      g.output(gen.logits, 'logits');
+      gen.presentK.forEach((t, l) => g.output(t, `present_k.${l}`));
+      gen.presentV.forEach((t, l) => g.output(t, `present_v.${l}`));
+      this.current = { batch, session: await Session.create(serializeModel(g), this.options) };
+    }
+    return this.current!.session;
   }
 
   async release(): Promise<void> {
-    await this.session.release();
+    await this.current?.session.release();
+    this.current = null;
   }
 
   async generate(req: GenerateRequest): Promise<GenerateResult[]> {
@@ -79,6 +99,7 @@ export class Generator {
     if (L + req.maxNewTokens > this.maxPositions) {
       throw new Error(`generate: prompt (${L}) + max new tokens (${req.maxNewTokens}) exceeds the context of ${this.maxPositions}`);
     }
+    const session = await this.sessionFor(B);
     const sampler = new Sampler(req.sampling ?? GREEDY);
     const padStart = req.prompts.map((p) => L - p.length); // left padding
     const seqs = req.prompts.map((p) => [...p]);
@@ -123,7 +144,7 @@ export class Generator {
           }
         }
       }
-      const out = await this.session.run({
+      const out = await session.run({
         input_ids: { dtype: 'int64', dims: [B, T], data: ids },
         position_ids: { dtype: 'int64', dims: [B, T], data: pos },
         attn_bias: { dtype: 'float32', dims: [B, 1, T, P + T], data: bias },

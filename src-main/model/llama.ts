@@ -6,8 +6,10 @@
 //   h   = h + mlp(rmsnorm(h))         # SiLU-gated: down(silu(gate(x)) * up(x))
 //   out = lm_head(rmsnorm(h))
 //
-// Activations are kept 2-D, [rows = B*T, D], so every projection is one GEMM; attention reshapes
-// to [B, heads, T, hd]. Frozen projections are float initializers (Gemm, transB) or 4-bit
+// The blocks (RMSNorm, rotary embedding, SiLU, LoRA linear, cross-entropy) are engine/nn's, which
+// use only ops with kernels on both the CPU and WebGPU providers: no int64 arithmetic (targets are
+// int32, shapes are constants), no SoftmaxCrossEntropyLoss or LogSoftmax. Activations are kept
+// 2-D, [rows = B*T, D], so every projection is one GEMM; attention reshapes to [B, heads, T, hd]. Frozen projections are float initializers (Gemm, transB) or 4-bit
 // MatMulNBits weights (QLoRA); LoRA matrices are graph inputs, so the trainer owns them.
 //
 // Memory (train/memory.ts models exactly this): a training graph stores each 4-bit weight once, as
@@ -19,6 +21,7 @@
 import type { DType, Dim } from '../engine/graph/dtype.js';
 import { type Graph, Tensor } from '../engine/graph/graph.js';
 import * as F from '../engine/graph/ops.js';
+import * as nn from '../engine/nn/layers.js';
 import { type LoraParam, type LoraSpec, type LoraTarget, loraParams, loraScale, modulePath, projectionShape } from './lora.js';
 import { DEFAULT_BLOCK, type Int4Weight, int4Columns, int4Rows, quantizeInt4 } from './quant.js';
 import type { ModelConfig } from './types.js';
@@ -273,12 +276,14 @@ export function chunkPlan(cfg: ModelConfig, batch: number, seq: number, blockSiz
 interface LayerContext {
   cfg: ModelConfig;
   ws: WeightScope;
-  lora: { spec: LoraSpec; inputs: LoraInputs; scale: Tensor | number; dropoutSeeds: Tensor | null } | null;
-  /** Batch and sequence dims of the activations (numbers for training, symbols for generation). */
-  B: Dim;
+  lora: { spec: LoraSpec; inputs: LoraInputs; scale: nn.LoraBranch['scale']; dropoutSeeds: Tensor | null } | null;
+  /**
+   * Batch and sequence dims of the activations: numbers for training; for generation B is a number
+   * and T a symbol, so every reshape has a constant shape ([B, -1, ...]): shapes computed in the
+   * graph (Shape, Concat on int64) would run on the CPU under WebGPU.
+   */
+  B: number;
   T: Dim;
-  /** [B, T] as an int64 shape tensor, when B or T is symbolic. */
-  bt: Tensor | null;
   cos: Tensor; // [B, 1, T, hd]
   sin: Tensor; // [B, 1, T, hd]
   bias: Tensor; // [B, 1, T, S] additive attention mask
@@ -288,29 +293,32 @@ interface LayerContext {
   chunks: ChunkPlan;
 }
 
-function rmsNorm(x: Tensor, weight: Tensor, eps: number): Tensor {
-  // x: [rows, D] -> x / sqrt(mean(x^2) + eps) * weight
-  const ms = F.reduceMean(F.mul(x, x), [-1], true); // [rows, 1]
-  return F.mul(F.mul(x, F.reciprocal(F.sqrt(F.add(ms, eps)))), weight);
-}
-
 /** B*T when static, else a symbol (Reshape infers it). */
-const rowsOf = (c: LayerContext): Dim => (typeof c.B === 'number' && typeof c.T === 'number' ? c.B * c.T : 'rows');
+const rowsOf = (c: LayerContext): Dim => (typeof c.T === 'number' ? c.B * c.T : 'rows');
 
-/** Reshape [rows, ...] activations to [B, T, ...tail] (static, or through a shape tensor). */
-function toBT(c: LayerContext, x: Tensor, tail: number[]): Tensor {
-  if (!c.bt) return F.reshape(x, [c.B, c.T, ...tail]);
-  const shape = F.concat([c.bt, F.int64s(x.graph, tail)], 0);
-  return x.graph.addNode('Reshape', [x, shape], [{ dtype: x.dtype, shape: [c.B, c.T, ...tail] }])[0]!;
-}
+/** Reshape [rows, ...] activations to [B, T, ...tail] (a constant shape: T is inferred when symbolic). */
+const toBT = (c: LayerContext, x: Tensor, tail: number[]): Tensor => F.reshape(x, [c.B, c.T, ...tail]);
 
 /** The next dropout module index (one seed per LoRA module), or -1 when dropout is off. */
 function dropoutIndex(c: LayerContext): number {
   return c.lora && c.lora.spec.dropout > 0 && c.lora.dropoutSeeds ? c.moduleIndex++ : -1;
 }
 
+/** A 32-bit integer hash (lowbias32, Chris Wellons) of an element index, as a float in [0, 1) on a 2^-24 grid. */
+function uniformOf(i: number): number {
+  let h = i >>> 0;
+  h = Math.imul(h ^ (h >>> 16), 0x7feb352d);
+  h = Math.imul(h ^ (h >>> 15), 0x846ca68b);
+  h ^= h >>> 16;
+  return (h >>> 8) / 2 ** 24;
+}
+
 /**
- * Dropout on LoRA inputs with a counter-based hash, so masks are reproducible and resumable.
+ * Dropout on LoRA inputs, reproducible and resumable, and the same mask on every execution
+ * provider: each element has a fixed uniform u_i (hashed on the host, an initializer) and each
+ * step a per-module shift c = frac(seed * golden ratio); the element is dropped where
+ * frac(u_i + c) < p. Every op on the way is exact or correctly rounded in float32 (no sin, whose
+ * GPU and CPU results differ), so CPU and WebGPU drop the same elements.
  * x may be columns [col0, col0 + cols) of a `width`-wide input: the mask is then that piece of the
  * whole input's mask, so chunking does not change it.
  */
@@ -321,19 +329,17 @@ function loraDropout(c: LayerContext, x: Tensor, idx: number, col0 = 0, width?: 
   const seed = F.slice(c.lora.dropoutSeeds, [idx], [idx + 1], [0]); // [1] float, fed per step
   const [rows, cols] = x.shape as number[];
   const full = width ?? cols!;
-  const name = full === cols ? `dropout.iota.${rows}x${cols}` : `dropout.iota.${rows}x${full}[${col0}:${col0 + cols!}]`;
-  const iota = g.initializers.get(name)?.tensor
+  const name = full === cols ? `dropout.uniform.${rows}x${cols}` : `dropout.uniform.${rows}x${full}[${col0}:${col0 + cols!}]`;
+  const uniform = g.initializers.get(name)?.tensor
     ?? g.initializer(name, 'float32', [rows!, cols!], {
       kind: 'inline',
-      bytes: bytes(Float32Array.from({ length: rows! * cols! }, (_, k) => {
-        const i = Math.floor(k / cols!) * full + col0 + (k % cols!); // index in the whole input
-        return i % 65521 + Math.floor(i / 65521) * 0.5;
-      })),
+      bytes: bytes(Float32Array.from({ length: rows! * cols! }, (_, k) => uniformOf(Math.floor(k / cols!) * full + col0 + (k % cols!)))),
     });
-  const s = F.sin(F.add(F.mul(iota, 12.9898), F.mul(seed, 78.233)));
-  const r = F.mul(s, 43758.5453);
-  const u = F.sub(r, F.cast(F.cast(r, 'int32'), 'float32')); // frac, in (-1, 1)
-  const keep = F.cast(F.greater(F.abs(u), p), 'float32');
+  const frac = (v: Tensor) => F.sub(v, F.cast(F.cast(v, 'int32'), 'float32')); // v >= 0: exact
+  const shift = frac(F.mul(seed, 0.6180339887498949)); // [1] in [0, 1)
+  const sum = F.add(uniform, shift); // [rows, cols] in [0, 2)
+  const u = F.sub(sum, F.cast(F.greaterOrEqual(sum, 1), 'float32')); // frac, exact
+  const keep = F.cast(F.greaterOrEqual(u, p), 'float32');
   return F.mul(x, F.mul(keep, 1 / (1 - p)));
 }
 
@@ -347,25 +353,15 @@ function loraOf(c: LayerContext, layer: number, target: LoraTarget): { a: Tensor
   };
 }
 
-/** A projection with its optional LoRA branch. x: [rows, in] -> [rows, out] */
+/** A projection with its optional LoRA branch (nn.loraLinear). x: [rows, in] -> [rows, out] */
 function projection(c: LayerContext, x: Tensor, layer: number, target: LoraTarget, withBias: boolean): Tensor {
   const [out, inp] = projectionShape(c.cfg, target);
   const path = modulePath(layer, target);
   const y = c.ws.linear(x, `${path}.weight`, out, inp, withBias ? `${path}.bias` : null);
   const ab = loraOf(c, layer, target);
   if (!ab) return y;
-  const xa = F.gemm(loraDropout(c, x, dropoutIndex(c)), ab.a, null, { transB: true }); // [rows, r]
-  // y + scale * xa @ B^T as one Gemm (alpha, C = y): no [rows, out] temporaries for the scale and sum.
-  const scale = c.lora!.scale;
-  if (typeof scale === 'number') return F.gemm(xa, ab.b, y, { transB: true, alpha: scale }); // [rows, out]
-  return F.gemm(F.mul(xa, scale), ab.b, y, { transB: true }); // per-row scale (generation), applied on [rows, r]
-}
-
-/** Rotary embedding on [B, heads, T, hd]: x * cos + rotate_half(x) * sin. */
-function rope(x: Tensor, cos: Tensor, sin: Tensor, hd: number): Tensor {
-  const [x1, x2] = F.split(x, [hd / 2, hd / 2], -1);
-  const rotated = F.concat([F.neg(x2!), x1!], -1);
-  return F.add(F.mul(x, cos), F.mul(rotated, sin));
+  const xa = nn.loraDown(loraDropout(c, x, dropoutIndex(c)), ab.a); // [rows, r]
+  return nn.loraLinear(y, xa, { b: ab.b, scale: c.lora!.scale }); // [rows, out]
 }
 
 /**
@@ -389,8 +385,8 @@ function attention(c: LayerContext, x: Tensor, layer: number): Tensor {
   const q = F.transpose(toBT(c, projection(c, x, layer, 'q_proj', bias), [H, hd]), [0, 2, 1, 3]); // [B, H, T, hd]
   let k = F.transpose(toBT(c, projection(c, x, layer, 'k_proj', bias), [KV, hd]), [0, 2, 1, 3]); // [B, KV, T, hd]
   let v = F.transpose(toBT(c, projection(c, x, layer, 'v_proj', bias), [KV, hd]), [0, 2, 1, 3]); // [B, KV, T, hd]
-  const qr = rope(q, c.cos, c.sin, hd);
-  k = rope(k, c.cos, c.sin, hd);
+  const qr = nn.rotary(q, c.cos, c.sin);
+  k = nn.rotary(k, c.cos, c.sin);
   if (c.cache) {
     k = F.concat([c.cache.pastK[layer]!, k], 2); // [B, KV, P+T, hd]
     v = F.concat([c.cache.pastV[layer]!, v], 2);
@@ -420,7 +416,7 @@ function mlp(c: LayerContext, x: Tensor, layer: number): Tensor {
   if (sizes.length === 1) {
     const gate = projection(c, x, layer, 'gate_proj', bias);
     const up = projection(c, x, layer, 'up_proj', bias);
-    const act = F.mul(F.mul(gate, F.sigmoid(gate)), up); // silu(gate) * up, [rows, I]
+    const act = F.mul(nn.silu(gate), up); // [rows, I]
     return projection(c, act, layer, 'down_proj', bias);
   }
   // Chunked over the intermediate features: piece j uses rows Ij of gate/up and columns Ij of
@@ -432,7 +428,7 @@ function mlp(c: LayerContext, x: Tensor, layer: number): Tensor {
   const loraIn = (target: LoraTarget) => {
     const ab = loraOf(c, layer, target);
     if (!ab) return null;
-    const xa = F.gemm(loraDropout(c, x, dropoutIndex(c)), ab.a, null, { transB: true }); // [rows, r]
+    const xa = nn.loraDown(loraDropout(c, x, dropoutIndex(c)), ab.a); // [rows, r]
     return { xa, bs: F.split(ab.b, sizes, 0) }; // B pieces [I/n, r]
   };
   const gateL = loraIn('gate_proj'), upL = loraIn('up_proj');
@@ -448,14 +444,14 @@ function mlp(c: LayerContext, x: Tensor, layer: number): Tensor {
       const part: Part = { axis: 0, sizes, index: j };
       const half = (target: 'gate_proj' | 'up_proj', l: ReturnType<typeof loraIn>) => {
         const h = c.ws.linear(x, `${p(target)}.weight`, I, D, bias ? `${p(target)}.bias` : null, part); // [rows, I/n]
-        return l ? F.add(h, F.mul(F.gemm(l.xa, l.bs[j]!, null, { transB: true }), c.lora!.scale)) : h;
+        return l ? nn.loraLinear(h, l.xa, { b: l.bs[j]!, scale: c.lora!.scale }) : h;
       };
       const gate = half('gate_proj', gateL), up = half('up_proj', upL);
-      const act = F.mul(F.mul(gate, F.sigmoid(gate)), up); // [rows, I/n]
+      const act = F.mul(nn.silu(gate), up); // [rows, I/n]
       const base = c.ws.linear(act, `${p('down_proj')}.weight`, D, I, null, { axis: 1, sizes, index: j }); // [rows, D]
       if (!downL) return base;
-      const xa = F.gemm(loraDropout(c, act, downDrop, first, I), downAs![j]!, null, { transB: true }); // [rows, r]
-      return F.add(base, F.mul(F.gemm(xa, downL.b, null, { transB: true }), c.lora!.scale));
+      const xa = nn.loraDown(loraDropout(c, act, downDrop, first, I), downAs![j]!); // [rows, r]
+      return nn.loraLinear(base, xa, { b: downL.b, scale: c.lora!.scale });
     });
     out = out ? F.add(out, y) : y;
     col0 += size;
@@ -466,9 +462,9 @@ function mlp(c: LayerContext, x: Tensor, layer: number): Tensor {
 function decoderLayer(c: LayerContext, h: Tensor, layer: number): Tensor {
   const p = `model.layers.${layer}`;
   const D = c.cfg.hiddenSize, eps = c.cfg.rmsNormEps;
-  const a = attention(c, rmsNorm(h, c.ws.float(`${p}.input_layernorm.weight`, [D]), eps), layer);
+  const a = attention(c, nn.rmsNorm(h, c.ws.float(`${p}.input_layernorm.weight`, [D]), eps), layer);
   const h1 = F.add(h, a);
-  const m = mlp(c, rmsNorm(h1, c.ws.float(`${p}.post_attention_layernorm.weight`, [D]), eps), layer);
+  const m = mlp(c, nn.rmsNorm(h1, c.ws.float(`${p}.post_attention_layernorm.weight`, [D]), eps), layer);
   return F.add(h1, m);
 }
 
@@ -509,7 +505,8 @@ function trunk(c: LayerContext, inp: ForwardInputs, invFreq: Float64Array, maxPo
   c.cos = F.unsqueeze(F.gather(cosT, inp.positions), [1]); // [B, 1, T, hd]
   c.sin = F.unsqueeze(F.gather(sinT, inp.positions), [1]);
   c.bias = inp.bias;
-  let h = inp.embeds ?? F.gather(ws.float('model.embed_tokens.weight', [cfg.vocabSize, D]), F.reshape(inp.ids, [rowsOf(c)])); // [rows, D]
+  // Gather [B, T] ids, then reshape the float rows: reshaping the int64 ids would run on the CPU.
+  let h = inp.embeds ?? F.reshape(F.gather(ws.float('model.embed_tokens.weight', [cfg.vocabSize, D]), inp.ids), [rowsOf(c), D]); // [rows, D]
   const layer = (l: number) => {
     const run = () => g.scope(`layers.${l}`, () => decoderLayer(c, h, l));
     h = checkpoint ? g.checkpoint(`layers.${l}`, run) : run();
@@ -519,7 +516,7 @@ function trunk(c: LayerContext, inp: ForwardInputs, invFreq: Float64Array, maxPo
     if (checkpoint > 1) g.checkpoint(`group.${l}-${last - 1}`, () => { for (let k = l; k < last; k++) layer(k); });
     else layer(l);
   }
-  return rmsNorm(h, ws.float('model.norm.weight', [D]), cfg.rmsNormEps);
+  return nn.rmsNorm(h, ws.float('model.norm.weight', [D]), cfg.rmsNormEps);
 }
 
 function lmHead(c: LayerContext, h: Tensor, part: Part | null = null): Tensor {
@@ -529,43 +526,21 @@ function lmHead(c: LayerContext, h: Tensor, part: Part | null = null): Tensor {
 
 /**
  * Mean cross-entropy over targets != -100 with the vocabulary in pieces: each piece is a
- * checkpoint segment giving per-row log-sum-exp and target logit, so the backward recomputes one
- * [rows, V/n] block of logits at a time (the lm_head is read once per pass, unlike row chunks).
+ * checkpoint segment giving per-row log-sum-exp and target logit (nn.crossEntropyPiece), so the
+ * backward recomputes one [rows, V/n] block of logits at a time (the lm_head is read once per
+ * pass, unlike row chunks).
  */
 function vocabChunkedLoss(c: LayerContext, h: Tensor, targets: Tensor, sizes: number[]): Tensor {
   const g = h.graph;
-  // A stabiliser that carries no gradient (integer casts stop autodiff): the maximum rounded to an
-  // integer. The log-sum-exp's gradient does not depend on it, so it need not be exact.
-  const stab = (x: Tensor) => F.cast(F.cast(F.reduceMax(x, [1], true), 'int32'), 'float32'); // [rows, 1]
-  const lses: Tensor[] = [];
-  let picked: Tensor | null = null;
   let start = 0;
-  sizes.forEach((size, j) => {
+  const pieces = sizes.map((size, j) => {
     const first = start;
+    start += size;
     // One [rows, 2] output: ORT schedules the target gather with the log-sum-exp, not at the end
     // of the step (the loss value is the last output it computes), which would keep the logits.
-    const both = g.checkpoint(`loss.vocab${j}`, () => {
-      const logits = lmHead(c, h, { axis: 0, sizes, index: j }); // [rows, size]
-      const m = stab(logits);
-      const lse = F.add(F.log(F.reduceSum(F.exp(F.sub(logits, m)), [1], true)), m); // [rows, 1]
-      const local = F.sub(targets, F.scalar(g, 'int64', first)); // [rows]
-      const inside = F.and(F.greaterOrEqual(local, F.scalar(g, 'int64', 0)), F.less(local, F.scalar(g, 'int64', size)));
-      const idx = F.unsqueeze(F.where(inside, local, F.scalar(g, 'int64', 0)), [1]); // [rows, 1]
-      const tgt = F.mul(F.gatherElements(logits, idx, 1), F.unsqueeze(F.cast(inside, 'float32'), [1])); // [rows, 1]
-      return F.concat([lse, tgt], 1); // [rows, 2]
-    });
-    const [lse, tgt] = F.split(both, [1, 1], 1) as [Tensor, Tensor];
-    lses.push(lse);
-    picked = picked ? F.add(picked, tgt) : tgt;
-    start += size;
+    return g.checkpoint(`loss.vocab${j}`, () => nn.crossEntropyPiece(lmHead(c, h, { axis: 0, sizes, index: j }), targets, first));
   });
-  const all = F.concat(lses, 1); // [rows, n]
-  const m = stab(all);
-  const lse = F.add(F.log(F.reduceSum(F.exp(F.sub(all, m)), [1], true)), m); // [rows, 1]
-  const valid = F.cast(F.not(F.equal(targets, F.scalar(g, 'int64', -100))), 'float32'); // [rows]
-  const count = F.max2(F.reduceSum(valid, [0], false), 1);
-  const nll = F.mul(F.reshape(F.sub(lse, picked!), [targets.shape[0]!]), valid); // [rows]
-  return F.div(F.reduceSum(nll, [0], false), count);
+  return nn.crossEntropyFromPieces(pieces, targets);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -615,7 +590,7 @@ export interface TrainGraph {
 /**
  * The forward + loss of a causal LM for a static [B, T] batch. Inputs: input_ids (or
  * inputs_embeds with hostEmbeddings), position_ids (int64 [B, T]), attn_bias (float [B, 1, T, T],
- * 0 or -1e9), targets (int64 [B*T], the next token or -100), the LoRA matrices by PEFT name, and
+ * 0 or -1e9), targets (int32 [B*T], the next token or -100), the LoRA matrices by PEFT name, and
  * dropout_seeds when dropout is on.
  */
 export function buildTrainForward(g: Graph, fw: FrozenWeights, invFreq: Float64Array, o: TrainGraphOptions): TrainGraph {
@@ -626,7 +601,7 @@ export function buildTrainForward(g: Graph, fw: FrozenWeights, invFreq: Float64A
   const embeds = o.hostEmbeddings ? g.input('inputs_embeds', 'float32', [B * T, cfg.hiddenSize]) : null;
   const positions = g.input('position_ids', 'int64', [B, T]);
   const bias = g.input('attn_bias', 'float32', [B, 1, T, T]);
-  const targets = g.input('targets', 'int64', [B * T]);
+  const targets = g.input('targets', 'int32', [B * T]);
   const params = o.lora ? loraParams(cfg, o.lora) : [];
   const loraInputs: LoraInputs = new Map(params.map((p) => [p.name, g.input(p.name, 'float32', p.shape)]));
   const nModules = o.lora ? cfg.numLayers * o.lora.targets.length : 0;
@@ -636,7 +611,7 @@ export function buildTrainForward(g: Graph, fw: FrozenWeights, invFreq: Float64A
   const chunks = chunkPlan(cfg, B, T, fw.blockSize, o.chunkBytes);
   if (o.lossChunks && o.lossChunks > 1) chunks.vocabSizes = [cfg.vocabSize];
   const c: LayerContext = {
-    cfg, ws, B, T, bt: null,
+    cfg, ws, B, T,
     lora: o.lora ? { spec: o.lora, inputs: loraInputs, scale: loraScale(o.lora), dropoutSeeds: seeds } : null,
     cos: positions, sin: positions, bias, cache: null, moduleIndex: 0, chunks,
   };
@@ -646,22 +621,18 @@ export function buildTrainForward(g: Graph, fw: FrozenWeights, invFreq: Float64A
   if (chunks.vocabSizes.length > 1) {
     loss = vocabChunkedLoss(c, h, targets, chunks.vocabSizes);
   } else if (rowChunks === 1) {
-    loss = F.softmaxCrossEntropyLoss(lmHead(c, h), targets);
+    loss = nn.crossEntropy(lmHead(c, h), targets);
   } else {
     // Row chunks: each chunk's logits are recomputed in the backward, so only [rows/chunks, V] is live.
     const rows = B * T, size = Math.ceil(rows / rowChunks);
     const sizes = Array.from({ length: rowChunks }, (_, i) => Math.min(size, rows - i * size)).filter((s) => s > 0);
     const hs = F.split(h, sizes, 0), ts = F.split(targets, sizes, 0);
-    const valid = F.cast(F.not(F.equal(targets, F.scalar(g, 'int64', -100))), 'float32');
+    const valid = F.cast(F.greater(targets, F.scalar(g, 'int32', -100)), 'float32'); // [rows]
     const count = F.max2(F.reduceSum(valid, [0], false), 1);
     let total: Tensor | null = null;
     hs.forEach((hc, i) => {
-      const part = g.checkpoint(`loss.${i}`, () => {
-        const logits = lmHead(c, hc);
-        const mean = F.softmaxCrossEntropyLoss(logits, ts[i]!);
-        const n = F.reduceSum(F.cast(F.not(F.equal(ts[i]!, F.scalar(g, 'int64', -100))), 'float32'), [0], false);
-        return F.mul(mean, n); // sum over this chunk's valid tokens
-      });
+      // Sum over this chunk's valid tokens.
+      const part = g.checkpoint(`loss.${i}`, () => nn.crossEntropyFromPieces([nn.crossEntropyPiece(lmHead(c, hc), ts[i]!)], ts[i]!, { reduction: 'sum' }));
       total = total ? F.add(total, part) : part;
     });
     loss = F.div(total!, count);
@@ -682,11 +653,12 @@ export interface GenerationGraph {
  * Inputs: input_ids [B, T], position_ids [B, T], attn_bias [B, 1, T, P+T], past_k.N / past_v.N
  * [B, KV, P, hd], lora_scale [B] (0 = base model, 1 = tuned: base and tuned answers share one
  * session and one copy of the weights), and the LoRA matrices when `lora` is given.
- * Outputs the last position's logits and the present caches.
+ * Outputs the last position's logits and the present caches. The batch B is fixed (so every
+ * reshape has a constant shape); T (prefill or one decoded token) and P vary per run.
  */
-export function buildGeneration(g: Graph, fw: FrozenWeights, invFreq: Float64Array, maxPositions: number, lora: LoraSpec | null): GenerationGraph {
+export function buildGeneration(g: Graph, fw: FrozenWeights, invFreq: Float64Array, maxPositions: number, lora: LoraSpec | null, batch: number): GenerationGraph {
   const { cfg } = fw;
-  const B = 'batch', T = 'seq', P = 'past';
+  const B = batch, T = 'seq', P = 'past';
   const ids = g.input('input_ids', 'int64', [B, T]);
   const positions = g.input('position_ids', 'int64', [B, T]);
   const bias = g.input('attn_bias', 'float32', [B, 1, T, `${P}+${T}`]);
@@ -700,13 +672,14 @@ export function buildGeneration(g: Graph, fw: FrozenWeights, invFreq: Float64Arr
     const scaleIn = g.input('lora_scale', 'float32', [B]);
     const params = loraParams(cfg, lora);
     const inputs: LoraInputs = new Map(params.map((p) => [p.name, g.input(p.name, 'float32', p.shape)]));
-    // Per-row scale: rows are B*T in batch-major order, so expand [B] -> [B, T] -> [rows, 1].
-    const perRow = F.reshape(F.mul(F.unsqueeze(scaleIn, [1]), F.cast(F.greaterOrEqual(F.cast(positions, 'float32'), 0), 'float32')), ['rows', 1]);
-    loraCtx = { spec: lora, inputs, scale: F.mul(perRow, loraScale(lora)), dropoutSeeds: null };
+    // Per-row scale: rows are B*T in batch-major order, so xa [rows, r] is scaled as [B, T, r] by [B, 1, 1].
+    const perBatch = F.reshape(F.mul(scaleIn, loraScale(lora)), [B, 1, 1]);
+    const r = lora.rank;
+    const scale = (xa: Tensor) => F.reshape(F.mul(F.reshape(xa, [B, T, r]), perBatch), ['rows', r]); // [rows, r]
+    loraCtx = { spec: lora, inputs, scale, dropoutSeeds: null };
   }
-  const bt = F.shapeOf(ids); // [2] = (B, T)
   const whole: ChunkPlan = { attentionHeads: cfg.numHeads, mlpSizes: [cfg.intermediateSize], vocabSizes: [cfg.vocabSize] };
-  const c: LayerContext = { cfg, ws: new WeightScope(g, fw), B, T, bt, lora: loraCtx, cos: ids, sin: ids, bias, cache, moduleIndex: 0, chunks: whole };
+  const c: LayerContext = { cfg, ws: new WeightScope(g, fw), B, T, lora: loraCtx, cos: ids, sin: ids, bias, cache, moduleIndex: 0, chunks: whole };
   const h = trunk(c, { ids, embeds: null, positions, bias }, invFreq, maxPositions, 0); // [rows, D]
   // Only the last position's logits are needed: gather row t = T-1 of each sequence.
   const last = F.reshape(F.slice(toBT(c, h, [cfg.hiddenSize]), [-1], [Number.MAX_SAFE_INTEGER], [1]), [B, cfg.hiddenSize]);

@@ -4,6 +4,7 @@
 // exact-match accuracy before and after. The same service backs `finch demo` and the app's
 // "Try the demo".
 
+import type { Provider } from '../engine/runtime/session.js';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -38,6 +39,9 @@ export interface DemoOptions {
   steps?: number;
   evalRows?: number;
   threads?: number;
+  /** Execution provider for training and generation (default: the CPU). */
+  provider?: Provider;
+  strictProvider?: boolean;
   /** Where the run goes (default: a new folder under Finch's runs directory). */
   out?: string;
 }
@@ -67,7 +71,8 @@ export async function runDemo(o: DemoOptions, emit: (e: DemoEvent) => void): Pro
   emit({ event: 'loaded', model: DEMO_MODEL, parameters, seconds: (performance.now() - t0) / 1000 });
   try {
     const qa = await readQa(DEMO_TEST, { map: { prompt: 'query', completion: 'response' }, limit: o.evalRows ?? DEMO_RECIPE.evalRows });
-    const gen = { maxNewTokens: DEMO_RECIPE.maxNewTokens, batch: 16, threads };
+    const device = { provider: o.provider ?? 'cpu', strictProvider: o.strictProvider ?? false } as const;
+    const gen = { maxNewTokens: DEMO_RECIPE.maxNewTokens, batch: 16, threads, ...device };
     const before = await evaluateExactMatch(model, qa, null, gen);
     const toRow = (r: (typeof before.rows)[number]): DemoRow => ({ prompt: r.prompt, reference: r.reference, base: r.base, tuned: r.adapter, baseCorrect: r.baseCorrect, tunedCorrect: r.adapterCorrect });
     emit({ event: 'base', rows: before.rows.slice(0, DEMO_RECIPE.showRows).map(toRow), base_accuracy: before.base });
@@ -75,7 +80,7 @@ export async function runDemo(o: DemoOptions, emit: (e: DemoEvent) => void): Pro
     const cfg: TrainConfig = {
       ...TRAIN_DEFAULTS, model: DEMO_MODEL, data: DEMO_TRAIN, out, map: { prompt: 'query', completion: 'response' },
       quantize: true, maxSteps: steps, batch: DEMO_RECIPE.batch, lr: DEMO_RECIPE.lr, schedule: 'cosine', warmupSteps: Math.min(10, Math.floor(steps / 10)),
-      seqLen: DEMO_RECIPE.seqLen, valFraction: 0, checkpointEvery: steps, threads,
+      seqLen: DEMO_RECIPE.seqLen, valFraction: 0, checkpointEvery: steps, threads, ...device,
       lora: { ...TRAIN_DEFAULTS.lora, rank: DEMO_RECIPE.rank, alpha: DEMO_RECIPE.alpha, dropout: 0 },
     };
     // The trainer's own "done" becomes "train_done": the demo's "done" is the last event. The

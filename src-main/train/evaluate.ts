@@ -10,7 +10,7 @@ import { openRows } from '../data/read/index.js';
 import { encodeGenerationPrompt, type TemplateChoice, type TrainOn } from '../data/template.js';
 import { isChat } from '../data/types.js';
 import { serializeModel } from '../engine/onnx/writer.js';
-import { type HostTensor, Session } from '../engine/runtime/session.js';
+import { type HostTensor, type Provider, Session } from '../engine/runtime/session.js';
 import { Generator } from '../infer/generate.js';
 import { adapterTemplate, type FinchAdapterInfo } from '../model/adapter.js';
 import type { LoadedModel } from '../model/load.js';
@@ -29,6 +29,9 @@ export interface EvalDataOptions {
   seqLen: number;
   batch: number;
   threads?: number;
+  provider?: Provider;
+  /** No CPU fallback on a GPU provider. */
+  strictProvider?: boolean;
   onBadRow?: 'fail' | 'skip';
 }
 
@@ -84,7 +87,7 @@ export async function evaluateLoss(model: LoadedModel, file: string, adapter: Ad
   const T = staticSeqLen([set], o.seqLen);
   const B = Math.min(o.batch, set.length);
   const graph = buildLossGraph(model.weights, model.invFreq, { batch: B, seq: T, lora: adapter?.spec ?? null });
-  const session = await Session.create(serializeModel(graph), { threads: o.threads ?? 0 });
+  const session = await Session.create(serializeModel(graph), { threads: o.threads ?? 0, provider: o.provider ?? 'cpu', disableCpuFallback: o.strictProvider ?? false });
   const params: Record<string, HostTensor> = {};
   for (const [name, t] of adapter?.tensors ?? []) {
     const shape = graph.inputs.find((x) => x.name === name)?.shape as number[] | undefined;
@@ -129,6 +132,7 @@ export async function evaluateExactMatch(
   o: {
     maxNewTokens: number; batch: number; threads?: number; onRow?: (i: number) => void; /** Adapter answers only (base rows empty). */ skipBase?: boolean;
     /** Prompt rendering for base and adapter alike (default: as the adapter's training did). */ template?: TemplateChoice;
+    provider?: Provider; strictProvider?: boolean;
   },
 ): Promise<ExactMatchResult> {
   const tok = model.tokenizer;
@@ -136,7 +140,7 @@ export async function evaluateExactMatch(
   const prompts = qa.map((q) => encodeGenerationPrompt(tok, q.prompt, template)); // exactly as training rendered prompts
   const longest = Math.max(...prompts.map((p) => p.length));
   const gen = await Generator.create(model.weights, model.invFreq, {
-    maxPositions: Math.min(model.config.maxPositionEmbeddings, longest + o.maxNewTokens), lora: adapter?.spec ?? null, threads: o.threads ?? 0,
+    maxPositions: Math.min(model.config.maxPositionEmbeddings, longest + o.maxNewTokens), lora: adapter?.spec ?? null, threads: o.threads ?? 0, provider: o.provider, strictProvider: o.strictProvider,
   });
   const eos = model.config.eosTokenIds.length ? model.config.eosTokenIds : tok.eosIds;
   const rows: ExactMatchResult['rows'] = [];

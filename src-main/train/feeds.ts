@@ -17,7 +17,7 @@ const num = (a: Int32Array | BigInt64Array, i: number): number => Number(a[i]!);
 export function batchFeeds(batch: Batch, rows: number, T: number, embed?: (ids: BigInt64Array) => Float32Array): Record<string, HostTensor> {
   if (batch.T > T) throw new Error(`batch of ${batch.T} tokens does not fit the graph's ${T}`);
   const B = rows;
-  const ids = new BigInt64Array(B * T), pos = new BigInt64Array(B * T), targets = new BigInt64Array(B * T).fill(-100n);
+  const ids = new BigInt64Array(B * T), pos = new BigInt64Array(B * T), targets = new Int32Array(B * T).fill(-100);
   const bias = new Float32Array(B * T * T).fill(MASKED);
   const seg = new Int32Array(B * T);
   for (let b = 0; b < batch.B; b++) {
@@ -26,7 +26,7 @@ export function batchFeeds(batch: Batch, rows: number, T: number, embed?: (ids: 
       ids[dst] = BigInt(num(batch.inputIds, src));
       pos[dst] = BigInt(num(batch.positionIds, src));
       seg[dst] = num(batch.attentionMask, src) ? batch.segmentIds[src]! : 0;
-      if (t + 1 < batch.T) targets[dst] = BigInt(num(batch.labels, src + 1));
+      if (t + 1 < batch.T) targets[dst] = num(batch.labels, src + 1);
     }
   }
   for (let b = 0; b < B; b++) {
@@ -45,6 +45,6 @@ export function batchFeeds(batch: Batch, rows: number, T: number, embed?: (ids: 
     ...tokens,
     position_ids: { dtype: 'int64', dims: [B, T], data: pos },
     attn_bias: { dtype: 'float32', dims: [B, 1, T, T], data: bias },
-    targets: { dtype: 'int64', dims: [B * T], data: targets },
+    targets: { dtype: 'int32', dims: [B * T], data: targets }, // int32: int64 arithmetic has no WebGPU kernels
   };
 }

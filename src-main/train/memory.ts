@@ -1,6 +1,6 @@
 // Predicts the peak memory of a LoRA/QLoRA training step before a run starts, from the graph
 // Finch builds (model/llama.ts, train/step.ts), so the wizard can warn "this will not fit" up front.
-// Each part mirrors a concrete allocation of that graph; test/model/memory.test.ts holds the total
+// Each part mirrors a concrete allocation of that graph; test/train/memory.test.ts holds the total
 // to the peak RSS of a real step (ONNX Runtime CPU, no arena, no memory pattern).
 //
 // The step's peak is the backward of the top checkpointed layer: the static parts (weights, inputs,
@@ -42,7 +42,7 @@ const F32 = 4;
 /**
  * ONNX Runtime's own memory: graph, kernels, plan and per-run state per written node, and a fixed
  * part (thread pools, MLAS). Fitted with the activation model below to the peak RSS of 7 measured
- * steps (scaled Llama, 512-2048 tokens, 3k-24k nodes; within -8%..+17%, test/model/memory.test.ts).
+ * steps (scaled Llama, 512-2048 tokens, 3k-24k nodes; within -8%..+17%, test/train/memory.test.ts).
  */
 export const ORT_BYTES_PER_NODE = 3.5 * 1024;
 export const ORT_FIXED_BYTES = 40 * 2 ** 20;
@@ -55,7 +55,7 @@ export function frozenBytes(n: number, k: number, quantize: boolean, block: numb
 /**
  * Nodes of the written step graph (forward, recomputes, backward, update), fitted to the graphs
  * llama.ts + step.ts build (within 5% over layers, chunk sizes, 4-bit or float, 4 or 7 LoRA
- * targets, checkpoint groups; checked in test/model/memory.test.ts).
+ * targets, checkpoint groups; checked in test/train/memory.test.ts).
  */
 export function estimateNodes(cfg: ModelConfig, p: MemoryPlan): number {
   const ch = chunkPlan(cfg, p.batch, p.seq, p.blockSize ?? DEFAULT_BLOCK, p.chunkBytes ?? CHUNK_BYTES);
@@ -90,7 +90,7 @@ export function estimateTrainingMemory(cfg: ModelConfig, p: MemoryPlan): MemoryE
 
   // Activations. ONNX Runtime's allocation plan hands a freed buffer to the next tensor of the same
   // byte size, so buffers are held per size class at that class's own peak count (traced on the
-  // graph, test/model/memory.test.ts): [rows, D] tensors (kept layer inputs plus ~8 of one layer's
+  // graph, test/train/memory.test.ts): [rows, D] tensors (kept layer inputs plus ~8 of one layer's
   // backward), 6 per MLP piece width (gate, sigmoid, SiLU, up and their gradients), 4 attention
   // chunk scores and 4 logits pieces (values, exponentials, gradients), and each dequantized weight
   // shape once. Checkpointing keeps each segment's input until its backward: L of them, or with

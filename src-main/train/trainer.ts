@@ -17,6 +17,8 @@ import type { FormatName, ColumnMap } from '../data/formats.js';
 import { shuffledIndices } from '../data/random.js';
 import type { TemplateChoice, TrainOn } from '../data/template.js';
 import { serializeModel } from '../engine/onnx/writer.js';
+import { type PlacedNode, fallbackNodes } from '../engine/runtime/placement.js';
+import { type GpuAdapter, type ProviderChoice, resolveProvider } from '../engine/runtime/providers.js';
 import { type HostTensor, type Provider, Session, type SessionOptions } from '../engine/runtime/session.js';
 import { savePeftAdapter } from '../model/adapter.js';
 import { loadModel, type LoadedModel } from '../model/load.js';
@@ -61,7 +63,10 @@ export interface TrainConfig {
   keepCheckpoints: number;
   seed: number;
   threads: number;
-  provider: Provider;
+  /** Execution provider: auto (a hardware GPU if any, never a software adapter), cpu, webgpu, dml, cuda, coreml. */
+  provider: ProviderChoice;
+  /** A node that would fall back to the CPU on a GPU provider is an error, not a warning. */
+  strictProvider?: boolean;
   checkpointLayers: boolean;
   /** 4-bit block size (32: lower error; 64: ~5% less memory). */
   blockSize: number;
@@ -90,12 +95,14 @@ export const TRAIN_DEFAULTS: Omit<TrainConfig, 'model' | 'data' | 'out'> = {
   keepCheckpoints: 2,
   seed: 0,
   threads: 0,
-  provider: 'cpu',
+  provider: 'auto',
+  strictProvider: false,
   checkpointLayers: false,
   blockSize: 32,
 };
 
 export type TrainEvent =
+  | { event: 'device' } & DeviceRecord
   | { event: 'prepared'; train_sequences: number; val_sequences: number; seq_len: number; truncated: number; total_steps: number; notes: string[] }
   | { event: 'step'; step: number; total_steps: number; loss: number; lr: number; grad_norm: number; tokens_per_s: number; elapsed_s: number; eta_s: number; rss_mb: number }
   | { event: 'eval'; step: number; eval_loss: number; perplexity: number }
@@ -104,6 +111,17 @@ export type TrainEvent =
   | { event: 'continued'; step: number }
   | { event: 'resumed'; step: number }
   | { event: 'done'; adapter: string; steps: number; loss: number | null; eval_loss: number | null; status: 'completed' | 'cancelled' };
+
+/** Where a run's graphs execute, as recorded in run.json and printed at the start. */
+export interface DeviceRecord {
+  provider: Provider;
+  /** The WebGPU adapter expected to run the graphs (listed by Dawn; ORT cannot confirm its own). */
+  adapter: GpuAdapter | null;
+  reason: string;
+  strict: boolean;
+  /** Nodes ORT runs on the CPU instead of `provider` (none under strict, where they are an error). */
+  fallback_nodes: PlacedNode[];
+}
 
 export interface TrainControl {
   paused: boolean;
@@ -169,7 +187,14 @@ export async function trainModel(model: LoadedModel, cfg: TrainConfig, emit: (e:
   // ORT's memory arena: measured 2.5-3x faster steps on the small bench preset (no page faults on
   // fresh buffers each step) at similar peak RSS; off in the memory-saving mode (checkpointing),
   // where the arena's rounding up costs more than it saves.
-  const sessionOpts = { provider: cfg.provider, threads: cfg.threads, cpuMemArena: !cfg.checkpointLayers };
+  const chosen = await resolveProvider(cfg.provider ?? 'auto');
+  const strict = !!cfg.strictProvider && chosen.provider !== 'cpu';
+  const sessionOpts = { provider: chosen.provider, disableCpuFallback: strict, threads: cfg.threads, cpuMemArena: !cfg.checkpointLayers };
+  const device: DeviceRecord = {
+    provider: chosen.provider, adapter: chosen.adapter, reason: chosen.reason, strict,
+    fallback_nodes: strict ? [] : await fallbackNodes(serializeModel(graphs.kind === 'fused' ? graphs.step : graphs.grads), chosen.provider, sessionOpts),
+  };
+  emit({ event: 'device', ...device });
   const sessions = await openStepSessions(graphs, sessionOpts);
   let evalSession: Session | null = null;
   // Recorded beside every adapter the run writes: eval and generate render prompts as training did.
@@ -193,7 +218,7 @@ export async function trainModel(model: LoadedModel, cfg: TrainConfig, emit: (e:
       tensors.m.set(k, new Float32Array(t.length));
       tensors.v.set(k, new Float32Array(t.length));
     }
-    writeFileAtomic(join(out, 'run.json'), JSON.stringify({ config: cfg, status: 'running' }, null, 2));
+    writeFileAtomic(join(out, 'run.json'), JSON.stringify({ config: cfg, status: 'running', device }, null, 2));
   }
   const paramFeeds = (): Record<string, HostTensor> => {
     const f: Record<string, HostTensor> = {};
@@ -258,7 +283,7 @@ export async function trainModel(model: LoadedModel, cfg: TrainConfig, emit: (e:
 
   await releaseStepSessions(sessions);
   await evalSession?.release();
-  const runJson = () => writeFileAtomic(join(out, 'run.json'), JSON.stringify({ config: cfg, status, step: state.step, losses: state.losses, evals: state.evals }, null, 2));
+  const runJson = () => writeFileAtomic(join(out, 'run.json'), JSON.stringify({ config: cfg, status, device, step: state.step, losses: state.losses, evals: state.evals }, null, 2));
   let adapter = out;
   if (status === 'cancelled') {
     // Keep the progress: a cancelled run resumes where it stopped.

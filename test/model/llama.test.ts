@@ -42,9 +42,9 @@ async function runCase(c: Case) {
   for (let b = 0; b < B; b++) for (let i = 0; i < T; i++) for (let j = 0; j < T; j++) {
     bias[(b * T + i) * T + j] = j <= i && valid(b, j) ? 0 : -1e9;
   }
-  const targets = BigInt64Array.from({ length: B * T }, (_, i) => {
+  const targets = Int32Array.from({ length: B * T }, (_, i) => {
     const b = Math.floor(i / T), t = i % T;
-    return t < 2 || t === T - 1 || !valid(b, t + 1) ? -100n : ids[i + 1]!;
+    return t < 2 || t === T - 1 || !valid(b, t + 1) ? -100 : Number(ids[i + 1]!);
   });
   const lora = new Map(params.map((p) => {
     const a = Float32Array.from({ length: p.shape[0] * p.shape[1] }, () => (rand() * 2 - 1) * 0.3);
@@ -55,7 +55,7 @@ async function runCase(c: Case) {
     input_ids: { dtype: 'int64', dims: [B, T], data: ids },
     position_ids: { dtype: 'int64', dims: [B, T], data: pos },
     attn_bias: { dtype: 'float32', dims: [B, 1, T, T], data: bias },
-    targets: { dtype: 'int64', dims: [B * T], data: targets },
+    targets: { dtype: 'int32', dims: [B * T], data: targets },
   };
   for (const p of params) feeds[p.name] = { dtype: 'float32', dims: p.shape, data: lora.get(p.name)! };
   const session = await Session.create(serializeModel(g), { threads: 2 });
@@ -66,7 +66,7 @@ async function runCase(c: Case) {
   const index: Record<string, { dtype: string; shape: number[]; offset: number }> = {};
   const parts: Buffer[] = [];
   let off = 0;
-  const put = (name: string, dtype: string, shape: number[], data: Float32Array | BigInt64Array) => {
+  const put = (name: string, dtype: string, shape: number[], data: Float32Array | BigInt64Array | Int32Array) => {
     const b = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
     index[name] = { dtype, shape, offset: off };
     parts.push(b);
@@ -79,7 +79,7 @@ async function runCase(c: Case) {
   }
   for (const k of ['input_ids', 'position_ids', 'attn_bias', 'targets']) {
     const f = feeds[k]!;
-    put(k, f.dtype, [...f.dims], f.data as Float32Array | BigInt64Array);
+    put(k, f.dtype, [...f.dims], f.data as Float32Array | BigInt64Array | Int32Array);
   }
   for (const p of params) put(p.name, 'float32', p.shape, lora.get(p.name)!);
   writeFileSync(join(dir, 'tensors.bin'), Buffer.concat(parts));

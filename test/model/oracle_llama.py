@@ -1,7 +1,7 @@
 """Independent PyTorch reference of the Hugging Face Llama/Mistral/Qwen2 decoder with LoRA.
 
 Reads <dir>/manifest.json (config, tensor index, batch) and <dir>/tensors.bin (little-endian
-float32/int64), computes the causal-LM loss (mean over targets != -100) and the gradient of every
+float32/int64/int32), computes the causal-LM loss (mean over targets != -100) and the gradient of every
 LoRA matrix, and writes <dir>/out.bin + out.json the same way. Written from the architecture
 description (transformers' modeling_llama), not from Finch's graph code.
 """
@@ -19,7 +19,7 @@ raw = open(f"{d}/tensors.bin", "rb").read()
 
 def load(name):
     e = man["tensors"][name]
-    dt = {"float32": torch.float32, "int64": torch.int64}[e["dtype"]]
+    dt = {"float32": torch.float32, "int64": torch.int64, "int32": torch.int32}[e["dtype"]]
     n = 1
     for s in e["shape"]:
         n *= s
@@ -90,7 +90,7 @@ for l in range(cfg["numLayers"]):
 h = rms(h, W["model.norm.weight"])
 head = W["model.embed_tokens.weight"] if cfg["tieWordEmbeddings"] else W["lm_head.weight"]
 logits = (h @ head.T).reshape(B * T, -1)
-loss = torch.nn.functional.cross_entropy(logits, targets, ignore_index=-100)
+loss = torch.nn.functional.cross_entropy(logits, targets.long(), ignore_index=-100)
 loss.backward()
 
 outs = {"loss": loss.detach().reshape(1), "logits": logits.detach()}

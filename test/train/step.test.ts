@@ -17,16 +17,16 @@ const B = 4, T = 16;
 
 /** Toy task: each row counts upward by a row-specific stride, modulo the vocabulary. */
 function batchFeeds(): Record<string, HostTensor> {
-  const ids = new BigInt64Array(B * T), targets = new BigInt64Array(B * T), pos = new BigInt64Array(B * T);
+  const ids = new BigInt64Array(B * T), targets = new Int32Array(B * T), pos = new BigInt64Array(B * T);
   for (let b = 0; b < B; b++) for (let t = 0; t < T; t++) {
     ids[b * T + t] = BigInt((b * 5 + t * (b + 1)) % cfg.vocabSize);
-    targets[b * T + t] = t === T - 1 ? -100n : BigInt((b * 5 + (t + 1) * (b + 1)) % cfg.vocabSize);
+    targets[b * T + t] = t === T - 1 ? -100 : (b * 5 + (t + 1) * (b + 1)) % cfg.vocabSize;
     pos[b * T + t] = BigInt(t);
   }
   const bias = Float32Array.from({ length: B * T * T }, (_, i) => (i % T <= Math.floor(i / T) % T ? 0 : -1e9));
   return {
     input_ids: { dtype: 'int64', dims: [B, T], data: ids }, position_ids: { dtype: 'int64', dims: [B, T], data: pos },
-    attn_bias: { dtype: 'float32', dims: [B, 1, T, T], data: bias }, targets: { dtype: 'int64', dims: [B * T], data: targets },
+    attn_bias: { dtype: 'float32', dims: [B, 1, T, T], data: bias }, targets: { dtype: 'int32', dims: [B * T], data: targets },
   };
 }
 

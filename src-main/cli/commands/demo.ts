@@ -1,12 +1,13 @@
 // `finch demo`: the bundled model and dataset, QLoRA fine-tuning with a live progress bar, and the
 // base and tuned answers side by side with held-out accuracy before and after (services/demo.ts).
 
+import { PROVIDER_OPTIONS, PROVIDER_USAGE, chooseProvider, providerFlags } from '../provider.js';
 import { type DemoEvent, type DemoRow, DEMO_RECIPE, runDemo } from '../../services/demo.js';
 import { reportError } from '../errors.js';
 import { createProgress, formatDuration } from '../progress.js';
 import { parseCommand } from '../args.js';
 
-const USAGE = `Usage: finch demo [--steps N] [--eval-rows N] [--threads N] [--out DIR] [--json]
+const USAGE = `Usage: finch demo [--steps N] [--eval-rows N] [--threads N] [--provider P] [--out DIR] [--json]
 
 Fine-tunes the bundled demo model (4-bit base, LoRA) on the bundled arithmetic word problems and
 shows base vs tuned answers and held-out accuracy. Offline; about 2-3 minutes on 2 CPU cores.
@@ -14,6 +15,7 @@ shows base vs tuned answers and held-out accuracy. Offline; about 2-3 minutes on
   --steps N       LoRA steps (default ${DEMO_RECIPE.steps})
   --eval-rows N   held-out problems to score (default ${DEMO_RECIPE.evalRows})
   --threads N     CPU threads (default: all)
+${PROVIDER_USAGE}
   --out DIR       where the run goes (default: a new folder under ~/.finch/runs, or $FINCH_HOME/runs)
   --json          one JSON event per line, ending with {"event":"done",...}`;
 
@@ -35,7 +37,7 @@ function printRows(rows: DemoRow[], tuned: boolean): void {
 export async function run(argv: string[]): Promise<number> {
   const parsed = parseCommand('demo', argv, {
     steps: { type: 'string' }, 'eval-rows': { type: 'string' }, threads: { type: 'string', default: '0' }, out: { type: 'string' },
-    json: { type: 'boolean', default: false }
+    json: { type: 'boolean', default: false }, ...PROVIDER_OPTIONS,
   }, USAGE);
   if ('exit' in parsed) return parsed.exit;
   const { values } = parsed;
@@ -90,7 +92,8 @@ export async function run(argv: string[]): Promise<number> {
     }
   };
   try {
-    await runDemo({ steps, evalRows, threads: Number(values.threads), out: values.out }, emit);
+    const device = await chooseProvider(providerFlags(values), values.json ? () => {} : undefined);
+    await runDemo({ steps, evalRows, threads: Number(values.threads), out: values.out, provider: device.provider, strictProvider: device.strict }, emit);
     return 0;
   } catch (e) {
     (bar as ReturnType<typeof createProgress> | null)?.stop();

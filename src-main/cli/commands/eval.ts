@@ -2,6 +2,7 @@
 // --exact-match the accuracy of final answers (GSM8K "#### N", MetaMathQA "The answer is: N"),
 // base and adapter side by side in one generation batch.
 
+import { PROVIDER_OPTIONS, PROVIDER_USAGE, chooseProvider, providerFlags } from '../provider.js';
 import { FORMAT_NAMES, type FormatName, parseColumnMap } from '../../data/formats.js';
 import { adapterTemplate, loadPeftAdapter } from '../../model/adapter.js';
 import { loadModel } from '../../model/load.js';
@@ -24,6 +25,7 @@ const USAGE = `Usage: finch eval --model DIR --data FILE [options]
   --max-new-tokens N   for --exact-match (default 256)
   --4bit               load the frozen weights in 4 bits
   --threads N
+${PROVIDER_USAGE}
   --json               print one JSON object`;
 
 export async function run(argv: string[]): Promise<number> {
@@ -32,6 +34,7 @@ export async function run(argv: string[]): Promise<number> {
     'train-on': { type: 'string', default: 'completions' }, 'seq-len': { type: 'string', default: '1024' }, batch: { type: 'string', default: '8' },
     'exact-match': { type: 'boolean', default: false }, limit: { type: 'string' }, 'max-new-tokens': { type: 'string', default: '256' },
     '4bit': { type: 'boolean', default: false }, threads: { type: 'string', default: '0' }, json: { type: 'boolean', default: false },
+    ...PROVIDER_OPTIONS,
   }, USAGE);
   if ('exit' in parsed) return parsed.exit;
   const { values } = parsed;
@@ -41,8 +44,9 @@ export async function run(argv: string[]): Promise<number> {
   const ints = { seqLen: Number(values['seq-len']), batch: Number(values.batch), maxNew: Number(values['max-new-tokens']), threads: Number(values.threads) };
   for (const [k, n] of Object.entries(ints)) if (!Number.isInteger(n) || n < 0) { console.error(`finch eval: ${k} must be a non-negative integer`); return 2; }
 
-  let model;
+  let model, device;
   try {
+    device = await chooseProvider(providerFlags(values));
     model = loadModel(values.model, { quantize: values['4bit'] });
   } catch (e) {
     return reportError('eval', e);
@@ -54,6 +58,7 @@ export async function run(argv: string[]): Promise<number> {
     const dataOpts = {
       format: values.format as FormatName | undefined, map: values.map ? parseColumnMap(values.map) : undefined, template,
       trainOn: values['train-on'] as 'completions' | 'all', seqLen: ints.seqLen, batch: ints.batch, threads: ints.threads,
+      provider: device.provider, strictProvider: device.strict,
     };
     const log = (s: string) => { if (!values.json) console.error(s); };
     log('scoring the loss...');
@@ -63,12 +68,13 @@ export async function run(argv: string[]): Promise<number> {
     if (values['exact-match']) {
       const qa = await readQa(values.data, { format: dataOpts.format, map: dataOpts.map, limit: values.limit ? Number(values.limit) : undefined });
       log(`generating answers for ${qa.length} prompts...`);
-      em = await evaluateExactMatch(model, qa, adapter, { maxNewTokens: ints.maxNew, batch: ints.batch, threads: ints.threads, template });
+      em = await evaluateExactMatch(model, qa, adapter, { maxNewTokens: ints.maxNew, batch: ints.batch, threads: ints.threads, template, provider: device.provider, strictProvider: device.strict });
     }
     const main = tuned ?? base;
     const result = {
       loss: main.loss, perplexity: main.perplexity, tokens: main.tokens,
       exact_match: em ? (em.adapter ?? em.base) : null,
+      provider: device.provider, adapter_device: device.adapter,
       ...(adapter ? { base: { loss: base.loss, perplexity: base.perplexity, tokens: base.tokens, exact_match: em ? em.base : null } } : {}),
     };
     if (values.json) console.log(JSON.stringify(result));

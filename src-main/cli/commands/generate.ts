@@ -1,6 +1,7 @@
 // `finch generate`: continues a prompt with a Hugging Face model folder, optionally with a PEFT
 // LoRA adapter, streaming the text to the terminal.
 
+import { PROVIDER_OPTIONS, PROVIDER_USAGE, chooseProvider, providerFlags } from '../provider.js';
 import { Generator } from '../../infer/generate.js';
 import { GREEDY, type SamplingOptions } from '../../infer/sampling.js';
 import { adapterTemplate, loadPeftAdapter } from '../../model/adapter.js';
@@ -28,6 +29,7 @@ Options:
   --stop TEXT            stop when TEXT appears (repeatable)
   --4bit                 load the frozen weights in 4 bits
   --threads N            CPU threads (default: all)
+${PROVIDER_USAGE}
   --json                 print {"text": "...", "ids": [...generated ids], "prompt_ids": [...]}`;
 
 export async function run(argv: string[]): Promise<number> {
@@ -37,6 +39,7 @@ export async function run(argv: string[]): Promise<number> {
     temperature: { type: 'string' }, 'top-p': { type: 'string', default: '1' }, 'top-k': { type: 'string', default: '0' },
     'repetition-penalty': { type: 'string', default: '1' }, seed: { type: 'string', default: '0' }, stop: { type: 'string', multiple: true },
     '4bit': { type: 'boolean', default: false }, threads: { type: 'string', default: '0' }, json: { type: 'boolean', default: false },
+    ...PROVIDER_OPTIONS,
   }, USAGE);
   if ('exit' in parsed) return parsed.exit;
   const { values } = parsed;
@@ -59,8 +62,9 @@ export async function run(argv: string[]): Promise<number> {
     return 2;
   }
 
-  let model;
+  let model, device;
   try {
+    device = await chooseProvider(providerFlags(values));
     model = loadModel(values.model, { quantize: values['4bit'] });
   } catch (e) {
     return reportError('generate', e);
@@ -82,7 +86,7 @@ export async function run(argv: string[]): Promise<number> {
     const gen = await Generator.create(model.weights, model.invFreq, {
       maxPositions: Math.min(model.config.maxPositionEmbeddings, ids.length + maxNew),
       lora: adapter?.spec ?? null,
-      threads: Number(values.threads),
+      threads: Number(values.threads), provider: device.provider, strictProvider: device.strict,
     });
     const res = await gen.generate({
       prompts: [ids], maxNewTokens: maxNew, sampling, eosIds: model.config.eosTokenIds.length ? model.config.eosTokenIds : tok.eosIds,

@@ -6,9 +6,10 @@ import { existsSync, readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import YAML from 'yaml';
 import { parseColumnMap, FORMAT_NAMES, type FormatName } from '../../data/formats.js';
+import { PROVIDER_CHOICES } from '../../engine/runtime/providers.js';
 import { parseTargets } from '../../model/lora.js';
 import { latestCheckpoint, resumeConfig } from '../../train/checkpoint.js';
-import { type TrainConfig, type TrainEvent, TRAIN_DEFAULTS, train } from '../../train/trainer.js';
+import { type DeviceRecord, type TrainConfig, type TrainEvent, TRAIN_DEFAULTS, train } from '../../train/trainer.js';
 import { reportError } from '../errors.js';
 import { fileInTheWay, removeEmptyUpTo, topmostMissing } from '../out-folder.js';
 import { createProgress, formatDuration } from '../progress.js';
@@ -51,6 +52,8 @@ Run:
   --checkpoint-every N default ${TRAIN_DEFAULTS.checkpointEvery}
   --seed S             default 0
   --threads N          CPU threads (default: all)
+  --provider P         auto (default: a hardware GPU if any, never a software adapter) | cpu | webgpu | dml | cuda | coreml
+  --strict-provider    a node that would fall back to the CPU is an error, not a warning
   --json               one JSON object per line instead of the progress bar`;
 
 const OPTIONS = {
@@ -61,7 +64,7 @@ const OPTIONS = {
   schedule: { type: 'string' }, warmup: { type: 'string' }, epochs: { type: 'string' }, 'max-steps': { type: 'string' }, batch: { type: 'string' },
   'grad-accum': { type: 'string' }, 'weight-decay': { type: 'string' }, 'max-grad-norm': { type: 'string' },
   'gradient-checkpointing': { type: 'boolean' }, 'eval-every': { type: 'string' }, 'checkpoint-every': { type: 'string' },
-  seed: { type: 'string' }, threads: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+  seed: { type: 'string' }, threads: { type: 'string' }, provider: { type: 'string' }, 'strict-provider': { type: 'boolean' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
 } as const;
 
 type Values = Partial<Record<keyof typeof OPTIONS, string | boolean>>;
@@ -125,7 +128,8 @@ export function configFrom(v: Values): TrainConfig {
     keepCheckpoints: d.keepCheckpoints,
     seed: numberOf(v, 'seed', d.seed, { int: true, min: 0 }),
     threads: numberOf(v, 'threads', d.threads, { int: true, min: 0 }),
-    provider: d.provider,
+    provider: pick('provider', PROVIDER_CHOICES, d.provider),
+    strictProvider: v['strict-provider'] === true,
     checkpointLayers: v['gradient-checkpointing'] === true,
     blockSize: pick('block-size', ['32', '64'] as const, '32') === '64' ? 64 : 32,
   };
@@ -147,6 +151,12 @@ function readConfigFile(file: string): Values {
     out[k as keyof typeof OPTIONS] = typeof val === 'boolean' ? val : String(val);
   }
   return out;
+}
+
+/** One line naming where the run executes, with the nodes that fell back to the CPU. */
+export function deviceLine(d: DeviceRecord): string {
+  const off = d.fallback_nodes.length ? `; ${d.fallback_nodes.length} node(s) fall back to the CPU: ${d.fallback_nodes.slice(0, 8).map((n) => `${n.op} (${n.name})`).join(', ')}${d.fallback_nodes.length > 8 ? ', ...' : ''}` : d.provider === 'cpu' ? '' : '; every node on the device';
+  return `provider: ${d.provider}, ${d.reason}${d.strict ? ' [strict]' : ''}${off}`;
 }
 
 export async function run(argv: string[]): Promise<number> {
@@ -182,6 +192,7 @@ export async function run(argv: string[]): Promise<number> {
         console.error(`${e.train_sequences} training sequences, ${e.val_sequences} validation, ${e.seq_len} tokens each, ${e.total_steps} steps`);
         bar = createProgress({ label: 'train', total: e.total_steps, unit: 'steps', stream: process.stderr });
         break;
+      case 'device': console.error(deviceLine(e)); break;
       case 'resumed': console.error(`resuming at step ${e.step}`); break;
       case 'step': bar?.update(e.step, { loss: e.loss.toFixed(4), lr: e.lr.toExponential(2), 'tok/s': Math.round(e.tokens_per_s) }); break;
       case 'eval': console.error(`\nstep ${e.step}: eval loss ${e.eval_loss.toFixed(4)}, perplexity ${e.perplexity.toFixed(2)}`); break;

@@ -147,6 +147,56 @@ export function selfAttention(x: Tensor, w: AttentionWeights, o: AttentionOption
 }
 
 /**
+ * One vocabulary piece of a cross-entropy: for logits [N, V'] holding the vocabulary rows
+ * [first, first + V'), the per-row log-sum-exp and the logit of the label where the label falls in
+ * this piece (0 elsewhere), as one [N, 2] tensor. Sums of pieces give the full cross-entropy
+ * (crossEntropyFromPieces), so a large vocabulary never needs its whole [N, V] logits at once.
+ * labels: int32 [N] (int64 comparisons fall back to the CPU on WebGPU).
+ */
+export function crossEntropyPiece(logits: Tensor, labels: Tensor, first = 0): Tensor {
+  if (logits.rank !== 2 || labels.rank !== 1 || logits.shape[0] !== labels.shape[0]) {
+    throw new F.GraphBuildError(`crossEntropyPiece: expects logits [N, V] and labels [N], got ${logits} and ${labels}`);
+  }
+  if (labels.dtype !== 'int32') throw new F.GraphBuildError(`crossEntropyPiece: labels ${labels} must be int32 (int64 has no WebGPU kernels)`);
+  const g = logits.graph, dt = logits.dtype, size = logits.shape[1] as number;
+  // log-sum-exp, shifted by the row maximum for stability. The shift leaves the value unchanged,
+  // so its gradient is taken as 0: an integer round trip hides it from autodiff (which follows
+  // float tensors only) and costs nothing in accuracy, since any shift near the maximum works.
+  const shift = F.cast(F.cast(F.reduceMax(logits, [1], true), 'int32'), dt); // [N, 1]
+  const lse = F.add(F.log(F.reduceSum(F.exp(F.sub(logits, shift)), [1], true)), shift); // [N, 1]
+  const local = first ? F.sub(labels, F.scalar(g, 'int32', first)) : labels; // [N] index inside this piece
+  const inside = F.and(F.greaterOrEqual(local, F.scalar(g, 'int32', 0)), F.less(local, F.scalar(g, 'int32', size))); // [N] bool
+  const safe = F.unsqueeze(F.where(inside, local, F.scalar(g, 'int32', 0)), [1]); // [N, 1] in range for every row
+  const target = F.mul(F.gatherElements(logits, safe, 1), F.unsqueeze(F.cast(inside, dt), [1])); // [N, 1]
+  return F.concat([lse, target], 1); // [N, 2]
+}
+
+/**
+ * Combines vocabulary pieces ([N, 2] each, crossEntropyPiece) into the cross-entropy over rows
+ * whose label is not `ignoreIndex`: the mean (default) or the sum over those rows.
+ */
+export function crossEntropyFromPieces(pieces: readonly Tensor[], labels: Tensor, o: { ignoreIndex?: number; reduction?: 'mean' | 'sum' } = {}): Tensor {
+  const ignoreIndex = o.ignoreIndex ?? -100;
+  if (ignoreIndex >= 0) throw new F.GraphBuildError(`crossEntropy: ignoreIndex must be negative, got ${ignoreIndex}`);
+  const g = labels.graph, n = labels.shape[0]!;
+  let lse: Tensor, target: Tensor;
+  if (pieces.length === 1) {
+    [lse, target] = F.split(pieces[0]!, [1, 1], 1) as [Tensor, Tensor]; // [N, 1] each
+  } else {
+    const split = pieces.map((p) => F.split(p, [1, 1], 1) as [Tensor, Tensor]);
+    const all = F.concat(split.map((s) => s[0]), 1); // [N, pieces]
+    const shift = F.cast(F.cast(F.reduceMax(all, [1], true), 'int32'), all.dtype); // [N, 1], no gradient
+    lse = F.add(F.log(F.reduceSum(F.exp(F.sub(all, shift)), [1], true)), shift); // [N, 1]
+    target = split.map((s) => s[1]).reduce((a, b) => F.add(a, b)); // [N, 1]: only one piece holds each label
+  }
+  const weight = F.cast(F.greater(labels, F.scalar(g, 'int32', ignoreIndex)), lse.dtype); // [N]: labels are >= 0 or ignoreIndex
+  const nll = F.reshape(F.sub(lse, target), [n]); // [N]
+  const total = F.reduceSum(F.mul(nll, weight), [0], false); // []
+  if (o.reduction === 'sum') return total;
+  return F.div(total, F.max2(F.reduceSum(weight, [0], false), 1));
+}
+
+/**
  * Mean cross-entropy over the rows whose label is not `ignoreIndex`, as
  * torch.nn.functional.cross_entropy(logits, labels, ignore_index=-100). logits [N, V], labels int32 [N].
  * Returns a scalar; 0 (not NaN, as PyTorch) when every label is ignored.
@@ -155,26 +205,35 @@ export function selfAttention(x: Tensor, w: AttentionWeights, o: AttentionOption
  * labels because int64 comparisons fall back to the CPU there.
  */
 export function crossEntropy(logits: Tensor, labels: Tensor, ignoreIndex = -100): Tensor {
-  if (logits.rank !== 2 || labels.rank !== 1 || logits.shape[0] !== labels.shape[0]) {
-    throw new F.GraphBuildError(`crossEntropy: expects logits [N, V] and labels [N], got ${logits} and ${labels}`);
-  }
-  if (labels.dtype !== 'int32') throw new F.GraphBuildError(`crossEntropy: labels ${labels} must be int32 (int64 has no WebGPU kernels)`);
   if (ignoreIndex >= 0) throw new F.GraphBuildError(`crossEntropy: ignoreIndex must be negative, got ${ignoreIndex}`);
-  const g = logits.graph, dt = logits.dtype;
-  const valid = F.greater(labels, F.scalar(g, 'int32', ignoreIndex)); // [N] bool: labels are >= 0 or ignoreIndex
-  const weight = F.cast(valid, dt); // [N]
-  const safe = F.unsqueeze(F.max2(labels, F.scalar(g, 'int32', 0)), [1]); // [N, 1] an in-range index for ignored rows
+  return crossEntropyFromPieces([crossEntropyPiece(logits, labels)], labels, { ignoreIndex });
+}
 
-  // log-sum-exp, shifted by the row maximum for stability. The shift leaves the value unchanged,
-  // so its gradient is taken as 0: an integer round trip hides it from autodiff (which follows
-  // float tensors only) and costs nothing in accuracy, since any shift near the maximum works.
-  const shift = F.cast(F.cast(F.reduceMax(logits, [1], true), 'int32'), dt); // [N, 1]
-  const shifted = F.sub(logits, shift); // [N, V]
-  const lse = F.log(F.reduceSum(F.exp(shifted), [1], true)); // [N, 1]
-  const target = F.gatherElements(shifted, safe, 1); // [N, 1]
-  const nll = F.reshape(F.sub(lse, target), [logits.shape[0]!]); // [N]
+/** Rotary embedding (HF rotate_half layout) on [B, heads, T, hd]: x * cos + rotate_half(x) * sin. */
+export function rotary(x: Tensor, cos: Tensor, sin: Tensor): Tensor {
+  const hd = x.shape[x.rank - 1];
+  if (typeof hd !== 'number' || hd % 2) throw new F.GraphBuildError(`rotary: ${x} needs an even, static head size`);
+  const [x1, x2] = F.split(x, [hd / 2, hd / 2], -1);
+  return F.add(F.mul(x, cos), F.mul(F.concat([F.neg(x2!), x1!], -1), sin));
+}
 
-  const total = F.reduceSum(F.mul(nll, weight), [0], false); // []
-  const count = F.max2(F.reduceSum(weight, [0], false), 1); // []
-  return F.div(total, count);
+/** The LoRA branch of one projection: B [out, r], the scale alpha/r (or a function scaling [rows, r] per row). */
+export interface LoraBranch {
+  b: Tensor; // [out, r]
+  scale: number | ((xa: Tensor) => Tensor);
+}
+
+/** x @ A^T: the shared down-projection of a LoRA branch. x [rows, in], a [r, in] -> [rows, r] */
+export function loraDown(x: Tensor, a: Tensor): Tensor {
+  return F.gemm(x, a, null, { transB: true });
+}
+
+/**
+ * LoRA on a linear layer: base + scale * (x @ A^T) @ B^T, with base = x @ W^T (+ bias) already
+ * computed and xa = loraDown(dropout(x), A). One Gemm (alpha, C = base): no [rows, out]
+ * temporaries for the scale and the sum. base [rows, out], xa [rows, r] -> [rows, out]
+ */
+export function loraLinear(base: Tensor, xa: Tensor, lora: LoraBranch): Tensor {
+  if (typeof lora.scale === 'number') return F.gemm(xa, lora.b, base, { transB: true, alpha: lora.scale });
+  return F.gemm(lora.scale(xa), lora.b, base, { transB: true }); // per-row scale, applied on [rows, r]
 }

@@ -81,6 +81,18 @@ export function nodesOffProvider(placement: Placement, provider: Provider): Plac
   return Object.fromEntries(Object.entries(placement).filter(([ep]) => ep !== EP_NAME[provider]));
 }
 
+/**
+ * The nodes of `model` that ORT would run on the CPU although `provider` was asked for (each one
+ * costs host-device copies every run). Empty on the CPU provider. When ORT puts every node on the
+ * CPU it does not list them: one entry then stands for all of them.
+ */
+export async function fallbackNodes(model: ModelSource, provider: Provider, options: SessionOptions = {}): Promise<PlacedNode[]> {
+  if (provider === 'cpu') return [];
+  const cpu = (await nodePlacement(model, provider, { ...options, disableCpuFallback: false }))[EP_NAME.cpu];
+  if (!cpu) return [];
+  return cpu.nodes ?? [{ op: '*', name: `all ${cpu.count} nodes` }];
+}
+
 const CHILD_FLAG = '--finch-placement-child';
 
 /**

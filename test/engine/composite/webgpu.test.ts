@@ -9,29 +9,14 @@ import { test } from 'node:test';
 import { Graph } from '../../../src-main/engine/graph/graph.js';
 import * as F from '../../../src-main/engine/graph/ops.js';
 import * as nn from '../../../src-main/engine/nn/layers.js';
-import { type SerializedModel, serializeModel } from '../../../src-main/engine/onnx/writer.js';
-import { type HostTensor, Session, availableProviders } from '../../../src-main/engine/runtime/session.js';
+import { serializeModel } from '../../../src-main/engine/onnx/writer.js';
+import { type HostTensor, Session } from '../../../src-main/engine/runtime/session.js';
+import { webGpuSession } from '../../helpers/webgpu.js';
 import { Comparison } from '../../helpers/torch.js';
 import { TOLERANCE } from './harness.js';
 import { PARAMS, buildTinyStep, carryState, initialFeeds, setStep, tinyData } from './tiny-block.js';
 
 const STEPS = 5;
-const INSTALL_HINT =
-  'WebGPU needs a Vulkan driver Dawn accepts. Without a GPU install Mesa 25 lavapipe from bookworm-backports: ' +
-  'add the suite "bookworm-backports" (same URIs and Signed-By as /etc/apt/sources.list.d/debian.sources), then ' +
-  '`apt-get update && apt-get install -y -t bookworm-backports mesa-vulkan-drivers` (CI does this).';
-
-async function webGpuSession(model: SerializedModel): Promise<Session> {
-  if (!availableProviders().some((p) => p.name === 'webgpu')) throw new Error(`this onnxruntime-node build has no webgpu backend`);
-  try {
-    return await Session.create(model, { provider: 'webgpu', disableCpuFallback: true });
-  } catch (e) {
-    const msg = (e as Error).message;
-    if (/adapter/i.test(msg)) throw new Error(`no WebGPU adapter: ${msg}\n${INSTALL_HINT}`);
-    throw new Error(`the WebGPU session could not be created with CPU fallback disabled (some node has no WebGPU kernel?): ${msg}`);
-  }
-}
-
 test(`training step on WebGPU (no CPU fallback) matches the CPU over ${STEPS} steps`, async () => {
   const data = tinyData(7, STEPS);
   const { graph, opt } = buildTinyStep(data);

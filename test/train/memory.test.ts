@@ -45,9 +45,9 @@ async function lossAndGrads(cfg: ModelConfig, quantize: boolean, o: Partial<Trai
   const feeds: Record<string, HostTensor> = {
     position_ids: { dtype: 'int64', dims: [B, T], data: BigInt64Array.from({ length: B * T }, (_, i) => BigInt(i % T)) },
     attn_bias: { dtype: 'float32', dims: [B, 1, T, T], data: bias },
-    targets: { dtype: 'int64', dims: [B * T], data: BigInt64Array.from({ length: B * T }, (_, i) => {
+    targets: { dtype: 'int32', dims: [B * T], data: Int32Array.from({ length: B * T }, (_, i) => {
       const b = Math.floor(i / T), t = i % T;
-      return t < 2 || t === T - 1 || !valid(b, t + 1) ? -100n : ids[i + 1]!;
+      return t < 2 || t === T - 1 || !valid(b, t + 1) ? -100 : Number(ids[i + 1]!);
     }) },
   };
   if (o.hostEmbeddings) feeds.inputs_embeds = { dtype: 'float32', dims: [B * T, cfg.hiddenSize], data: fw.embedRows(ids) };

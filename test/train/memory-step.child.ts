@@ -76,7 +76,7 @@ const afterCreate = kib('VmRSS');
 const feeds: Record<string, HostTensor> = {
   position_ids: { dtype: 'int64', dims: [B, T], data: BigInt64Array.from({ length: rows }, (_, i) => BigInt(i % T)) },
   attn_bias: { dtype: 'float32', dims: [B, 1, T, T], data: Float32Array.from({ length: B * T * T }, (_, i) => (i % T <= Math.floor(i / T) % T ? 0 : -1e9)) },
-  targets: { dtype: 'int64', dims: [rows], data: BigInt64Array.from({ length: rows }, (_, i) => (i % T === T - 1 ? -100n : ids[i + 1]!)) },
+  targets: { dtype: 'int32', dims: [rows], data: Int32Array.from({ length: rows }, (_, i) => (i % T === T - 1 ? -100 : Number(ids[i + 1]!))) },
   lr: { dtype: 'float32', dims: [], data: Float32Array.of(1e-4) },
   step: { dtype: 'float32', dims: [], data: Float32Array.of(1) },
 };

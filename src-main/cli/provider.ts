@@ -1,0 +1,31 @@
+// `--provider` and `--strict-provider`, shared by the commands that run graphs (eval, generate,
+// demo, bench train; train reads them through its config): parsing, resolving and one line saying
+// what was chosen and why.
+
+import { type ProviderChoice, type ProviderDecision, parseProviderChoice, resolveProvider } from '../engine/runtime/providers.js';
+
+export const PROVIDER_OPTIONS = {
+  provider: { type: 'string', default: 'auto' },
+  'strict-provider': { type: 'boolean', default: false },
+} as const;
+
+export const PROVIDER_USAGE = `  --provider P         auto (default: a hardware GPU if any, never a software adapter) | cpu | webgpu | dml | cuda | coreml
+  --strict-provider    a node that would fall back to the CPU is an error, not a warning`;
+
+export interface ProviderFlags {
+  provider: ProviderChoice;
+  strict: boolean;
+}
+
+/** Validates the flags (throws with the flag named). */
+export function providerFlags(values: { provider?: string; 'strict-provider'?: boolean }): ProviderFlags {
+  return { provider: parseProviderChoice(values.provider ?? 'auto', '--provider'), strict: values['strict-provider'] === true };
+}
+
+/** Resolves the flags to a provider and logs the choice (stderr: stdout may carry --json). */
+export async function chooseProvider(flags: ProviderFlags, log: (line: string) => void = (l) => console.error(l)): Promise<ProviderDecision & { strict: boolean }> {
+  const d = await resolveProvider(flags.provider);
+  const strict = flags.strict && d.provider !== 'cpu';
+  log(`provider: ${d.provider}, ${d.reason}${strict ? ' [strict]' : ''}`);
+  return { ...d, strict };
+}

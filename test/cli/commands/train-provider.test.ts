@@ -1,0 +1,15 @@
+// `finch train` reads --provider / --strict-provider (and the run config keys of the same names).
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { configFrom } from '../../../src-main/cli/commands/train.js';
+
+const required = { model: 'm', data: 'd', out: 'o' };
+
+test('provider defaults to auto; webgpu and strict are read; an unknown provider names the choices', () => {
+  assert.equal(configFrom(required).provider, 'auto');
+  assert.equal(configFrom(required).strictProvider, false);
+  const c = configFrom({ ...required, provider: 'webgpu', 'strict-provider': true });
+  assert.equal(c.provider, 'webgpu');
+  assert.equal(c.strictProvider, true);
+  assert.throws(() => configFrom({ ...required, provider: 'rocm' }), /--provider must be one of auto, cpu, webgpu, dml, cuda, coreml, got "rocm"/);
+});
