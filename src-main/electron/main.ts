@@ -16,7 +16,8 @@ import { pickPath } from './dialogs.js';
 import { forwardEvents, registerIpc } from './ipc.js';
 import { installAppMenu } from './menu.js';
 import { RunWatch } from './runs.js';
-import { appUrlCheck, APP_ENTRY, hardenSession, hardenWebContents, registerAppScheme, serveRenderer } from './security.js';
+import { appUrlCheck, APP_ENTRY } from './app-scheme.js';
+import { hardenSession, hardenWebContents, registerAppScheme, serveRenderer } from './security.js';
 import { createMainWindow, windowIcon } from './window.js';
 
 const here = dirname(fileURLToPath(import.meta.url)); // dist/electron after the build
