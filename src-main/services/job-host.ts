@@ -17,21 +17,20 @@ const errorOf = (e: unknown) => ({ name: (e as Error)?.name ?? 'Error', message:
 // ---- training ------------------------------------------------------------------------------------
 
 async function runTraining(p: TrainPayload, control: TrainControl): Promise<void> {
-  const { train } = await import('../train/trainer.js');
+  const { trainModel } = await import('../train/trainer.js');
   const cfg = p.config;
-  // Sample answers are made from the checkpoint written at an evaluation step, by a second,
-  // 4-bit copy of the model loaded on first use (the trainer keeps its own copy to itself).
-  let sampler: LoadedModel | null = null;
+  // One loaded model serves the trainer and the sample answers (made from the checkpoint written
+  // at an evaluation step). QLoRA reads embedding rows from disk unless samples need the table.
+  const model = loadModel(cfg.model, { quantize: cfg.quantize, blockSize: cfg.blockSize, rowReads: cfg.quantize && !p.samples });
   let pending = Promise.resolve();
   const evalSteps = new Set<number>();
   let totalSteps = -1;
   const answer = (step: number, dir: string, s: SamplePrompts) => {
     pending = pending.then(async () => {
       try {
-        sampler ??= loadModel(cfg.model, { quantize: true });
-        const adapter = loadPeftAdapter(dir, sampler.config);
+        const adapter = loadPeftAdapter(dir, model.config);
         const qa = s.prompts.map((prompt, i) => ({ prompt, reference: s.references[i]! }));
-        const r = await evaluateExactMatch(sampler, qa, { spec: adapter.spec, tensors: adapter.tensors }, { maxNewTokens: s.maxNewTokens, batch: qa.length, threads: cfg.threads, skipBase: true });
+        const r = await evaluateExactMatch(model, qa, { spec: adapter.spec, tensors: adapter.tensors }, { maxNewTokens: s.maxNewTokens, batch: qa.length, threads: cfg.threads, skipBase: true });
         send({ type: 'samples', step, samples: r.rows.map((row) => ({ prompt: row.prompt, reference: row.reference, answer: row.adapter ?? '', correct: row.adapterCorrect })) });
       } catch (e) {
         send({ type: 'log', level: 'warn', message: `sample answers at step ${step} failed: ${errorOf(e).message}` });
@@ -39,7 +38,7 @@ async function runTraining(p: TrainPayload, control: TrainControl): Promise<void
     });
   };
   try {
-    await train(cfg, (event) => {
+    await trainModel(model, cfg, (event) => {
       send({ type: 'train', event });
       if (!p.samples) return;
       if (event.event === 'prepared') totalSteps = event.total_steps;
@@ -49,7 +48,7 @@ async function runTraining(p: TrainPayload, control: TrainControl): Promise<void
     }, control);
     await pending;
   } finally {
-    (sampler as LoadedModel | null)?.close();
+    model.close();
   }
 }
 

@@ -16,7 +16,7 @@ import { loadModelConfig } from '../model/config.js';
 import { loadTokenizer } from '../model/tokenizer.js';
 import type { ModelConfig } from '../model/types.js';
 import { frozenBytes } from '../train/memory.js';
-import { latestCheckpoint } from '../train/trainer.js';
+import { latestCheckpoint } from '../train/checkpoint.js';
 import type { Store } from '../store/store.js';
 import { ServiceError } from './errors.js';
 
