@@ -33,6 +33,8 @@ export interface ServicesOptions {
   browserMode?: boolean;
   /** How jobs are hosted (default: Node child processes; Electron passes utility processes). */
   spawnJob?: SpawnJob;
+  /** The desktop app's native open dialog; without one (browser mode) pickPath answers null. */
+  pickPath?: ApiCalls['pickPath'];
 }
 
 export interface Services {
@@ -230,6 +232,7 @@ export function createServices(o: ServicesOptions = {}): Services {
       return c;
     },
     listComparisons: async (filter) => store.listComparisons().filter((c) => !filter.runId || [c.left, c.right].some((s) => s.kind === 'run' && s.runId === filter.runId)),
+    pickPath: o.pickPath ?? (async () => null),
   };
 
   runs.recover();
