@@ -165,6 +165,8 @@ function serveApi(ws: WebSocket, dispatcher: Dispatcher): void {
   const send = (msg: object) => { if (ws.readyState === ws.OPEN) ws.send(JSON.stringify(msg)); };
   const off = dispatcher.events.subscribe((e) => send({ jsonrpc: '2.0', method: 'event', params: [e] }));
   ws.on('close', off);
+  // Oversized or malformed frames: ws closes the socket (1009/1002) and reports it here; the server goes on.
+  ws.on('error', () => ws.terminate());
   ws.on('message', (data, isBinary) => {
     let msg: unknown;
     try {

@@ -5,12 +5,11 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { cpus, freemem, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
-import type { AppInfo, MemoryEstimateResult, ProviderInfo, ProviderName, RunConfig } from '../../src-shared/api.js';
+import { PROVIDER_NAMES, type AppInfo, type MemoryEstimateResult, type ProviderInfo, type ProviderName, type RunConfig } from '../../src-shared/api.js';
 import { availableProviders } from '../engine/runtime/session.js';
 import { loadModelConfig } from '../model/config.js';
 import { estimateTrainingMemory, formatBytes, type MemoryPlan } from '../train/memory.js';
 
-const PROVIDERS: ProviderName[] = ['cpu', 'webgpu', 'dml', 'cuda', 'coreml'];
 
 /** CUDA is listed by onnxruntime-node on Linux x64 even when its provider libraries were never downloaded. */
 function cudaInstalled(): boolean {
@@ -25,7 +24,7 @@ function cudaInstalled(): boolean {
 
 export function providers(): ProviderInfo[] {
   const listed = new Set(availableProviders().map((p) => p.name));
-  return PROVIDERS.map((name): ProviderInfo => {
+  return PROVIDER_NAMES.map((name): ProviderInfo => {
     if (name === 'cpu') return { name, available: true, note: 'every machine' };
     if (!listed.has(name)) return { name, available: false, note: 'not in this build of ONNX Runtime for this platform' };
     if (name === 'cuda' && !cudaInstalled()) return { name, available: false, note: 'needs the CUDA provider libraries (see README: CUDA on Linux)' };
@@ -74,9 +73,13 @@ export function estimateMemory(modelPath: string, c: RunConfig): MemoryEstimateR
   if (!c.checkpointLayers) candidates.push({ text: 'turn on gradient checkpointing (recompute activations in the backward pass)', change: { checkpointLayers: true } });
   if (c.batch > 1) candidates.push({ text: `halve the batch to ${Math.floor(c.batch / 2)} and double gradient accumulation (same effective batch)`, change: { batch: Math.floor(c.batch / 2), gradAccum: c.gradAccum * 2 } });
   if (c.seqLen > 256) candidates.push({ text: `shorten sequences to ${c.seqLen / 2} tokens`, change: { seqLen: Math.floor(c.seqLen / 2) } });
-  const suggestions = verdict === 'fits' ? [] : candidates
-    .map((s) => ({ ...s, hostBytes: need({ ...c, ...s.change }).totalBytes }))
-    .filter((s) => s.hostBytes < est.totalBytes)
+  const scored = candidates.map((s) => ({ ...s, hostBytes: need({ ...c, ...s.change }).totalBytes })).filter((s) => s.hostBytes < est.totalBytes);
+  if (scored.length > 1) {
+    // When no single change is enough, all of them together may be.
+    const change = Object.assign({}, ...scored.map((s) => s.change)) as Partial<RunConfig>;
+    scored.push({ text: 'all of these together', change, hostBytes: need({ ...c, ...change }).totalBytes });
+  }
+  const suggestions = verdict === 'fits' ? [] : scored
     .sort((a, b) => a.hostBytes - b.hostBytes)
     .map((s) => ({ ...s, text: `${s.text}: ${formatBytes(s.hostBytes)}` }));
   return {
