@@ -201,8 +201,8 @@ export const ExportAdapterRequest = z.strictObject({
 export const ExportMergedRequest = z.strictObject({
   modelId: Id,
   source: ModelSide.refine((s) => s.kind !== 'base', { message: 'merge needs an adapter or a run, not the base model' }),
+  /** The folder to write: the base's files with the adapter folded into its weights (same dtype as the base). */
   dest: UserPath,
-  dtype: z.enum(['float32', 'float16', 'bfloat16']).optional(),
 });
 export const Settings = z.strictObject({
   /** Hugging Face token for gated models (write-only through the API: appInfo/getSettings say only whether one is set). */

@@ -25,11 +25,12 @@ const BY_CLASS: Record<string, ErrorCode> = {
 
 export function toApiError(e: unknown): ApiError {
   if (e instanceof ServiceError) return { code: e.code, message: e.message, hint: e.hint };
-  if (e && typeof e === 'object' && 'code' in e && 'message' in e && typeof (e as { hint?: unknown }).hint !== 'undefined') {
-    // A HubError (src-main/hub): code + message + hint already.
-    const h = e as { code: string; message: string; hint: string | null; status?: number };
-    const auth = h.code === 'unauthorized' || h.code === 'forbidden' || h.code === 'gated' || h.status === 401 || h.status === 403;
-    return { code: h.code === 'cancelled' ? 'cancelled' : auth ? 'hub_auth' : 'hub', message: h.message, hint: h.hint ?? null };
+  if (e instanceof Error && e.name === 'HubError') {
+    // src-main/hub's errors carry a code and a hint already (401/403 say how to get access).
+    const code = (e as Error & { code: string }).code, hint = (e as Error & { hint?: string }).hint || null;
+    const mapped: ErrorCode = code === 'unauthorized' || code === 'forbidden' ? 'hub_auth' : code === 'cancelled' ? 'cancelled'
+      : code === 'no_space' ? 'disk_full' : code === 'bad_request' ? 'invalid_argument' : 'hub';
+    return { code: mapped, message: e.message, hint };
   }
   const err = e instanceof Error ? e : new Error(String(e));
   const sys = (err as NodeJS.ErrnoException).code;
