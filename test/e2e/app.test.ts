@@ -120,6 +120,7 @@ test('the app end to end in Chromium', { skip: haveBrowser ? false : `no Chromiu
   const port = await freePort();
   const server = await startServer(home, port);
   let browser: Browser | null = null;
+  let lastPage: Page | null = null; // for a screenshot when a step fails
   const pageErrors: string[] = [];
   try {
     browser = await chromium.launch({
@@ -134,6 +135,7 @@ test('the app end to end in Chromium', { skip: haveBrowser ? false : `no Chromiu
       return u.hostname === '127.0.0.1' ? route.continue() : route.abort();
     });
     const page = await context.newPage();
+    lastPage = page;
     page.on('pageerror', (e) => pageErrors.push(`pageerror: ${e.message}`));
     page.on('console', (m) => { if (m.type() === 'error') pageErrors.push(`console: ${m.text()}`); });
 
@@ -164,16 +166,17 @@ test('the app end to end in Chromium', { skip: haveBrowser ? false : `no Chromiu
 
     // ---- Wizard: settings (preset, knobs, memory verdict) -----------------------------------------
     await page.getByRole('button', { name: 'Next: Settings' }).click();
-    await page.getByRole('radio', { name: /Quick/ }).check();
+    await page.getByRole('radio', { name: 'Quick' }).check();
     // A short run at the demo's learning rate, with an eval halfway so samples appear.
-    await page.getByLabel('Max steps').fill('16');
-    await page.getByLabel('Max steps').blur();
-    await page.getByLabel('Learning rate').fill('0.003');
-    await page.getByLabel('Learning rate').blur();
-    await page.getByLabel(/Evaluate every/).fill('8');
-    await page.getByLabel(/Evaluate every/).blur();
-    await page.getByLabel('Sequence length').fill('160');
-    await page.getByLabel('Sequence length').blur();
+    const knob = async (name: RegExp, value: string) => {
+      const input = page.getByRole('spinbutton', { name });
+      await input.fill(value);
+      await input.blur(); // knobs apply on change
+    };
+    await knob(/^Max steps/, '16');
+    await knob(/^Learning rate$/, '0.003');
+    await knob(/^Evaluate every/, '8');
+    await knob(/^Sequence length$/, '160');
     const verdict = page.getByTestId('memory-verdict');
     await verdict.waitFor({ timeout: 60_000 });
     assert.match(await verdict.getAttribute('data-verdict') ?? '', /^(fits|tight|will-not-fit)$/);
@@ -191,7 +194,9 @@ test('the app end to end in Chromium', { skip: haveBrowser ? false : `no Chromiu
     // ---- Run dashboard ---------------------------------------------------------------------------
     await page.getByRole('heading', { name: 'e2e short run', level: 1 }).waitFor();
     const runUrl = page.url();
-    await page.locator('.badge', { hasText: 'completed' }).first().waitFor({ timeout: 180_000 });
+    const runBadge = page.locator('h1 .badge');
+    await page.locator('h1 .badge', { hasText: /completed|failed|cancelled|interrupted/ }).waitFor({ timeout: 180_000 });
+    assert.equal((await runBadge.textContent())?.trim(), 'completed', `the run ended ${await runBadge.textContent()}: ${await page.locator('[role=alert]').allTextContents()}`);
     const lossChart = page.getByRole('img', { name: /^Training and eval loss by step\./ });
     const label = await lossChart.getAttribute('aria-label') ?? '';
     const points = Number(/training loss: (\d+) points/.exec(label)?.[1] ?? 0);
@@ -244,7 +249,7 @@ test('the app end to end in Chromium', { skip: haveBrowser ? false : `no Chromiu
     await shot(page, '09-compare-dark');
     await page.goto(runUrl);
     await page.getByRole('heading', { name: 'e2e short run', level: 1 }).waitFor();
-    await page.locator('.badge', { hasText: 'completed' }).first().waitFor();
+    await page.locator('h1 .badge', { hasText: 'completed' }).waitFor();
     await assertAccessible(page, 'run dashboard (dark, reopened from the store)');
     await shot(page, '10-run-dark-reopened');
     await page.getByRole('button', { name: 'Switch to light theme' }).click();
@@ -266,6 +271,7 @@ test('the app end to end in Chromium', { skip: haveBrowser ? false : `no Chromiu
 
     assert.deepEqual(pageErrors, [], 'no errors in the page console');
   } catch (e) {
+    await lastPage?.screenshot({ path: join(ARTIFACTS, 'failure.png'), fullPage: true }).catch(() => {});
     if (e instanceof Error) e.message += `\n--- finch serve output ---\n${server.output().slice(-4000)}`;
     throw e;
   } finally {
