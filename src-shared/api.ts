@@ -37,6 +37,7 @@ export type ImportAdapterRequest = z.infer<typeof S.ImportAdapterRequest>;
 export type ExportAdapterRequest = z.infer<typeof S.ExportAdapterRequest>;
 export type ExportMergedRequest = z.infer<typeof S.ExportMergedRequest>;
 export type Settings = z.infer<typeof S.Settings>;
+export type PickPathRequest = z.infer<typeof S.PickPathRequest>;
 export type StartDemoRequest = z.infer<(typeof S.CALL_ARGS)['startDemo']>[0];
 
 export type Id = string;
@@ -461,6 +462,12 @@ export interface DesktopApi {
   saveComparison(req: SaveComparisonRequest): Promise<Comparison>;
   listComparisons(filter: { runId?: RunId }): Promise<Comparison[]>;
 
+  /**
+   * Desktop app: a native open dialog; resolves with the chosen path, or null when the user
+   * cancels. Browser mode has no dialogs and answers null (appInfo.browserMode: show a path field).
+   */
+  pickPath(req: PickPathRequest): Promise<string | null>;
+
   /** Every event (runs, downloads, generation); returns the unsubscribe function. */
   onEvent(listener: (e: FinchEvent) => void): () => void;
 }
@@ -480,6 +487,7 @@ export const API_CALLS = [
   'estimateMemory', 'startRun', 'pauseRun', 'resumeRun', 'cancelRun', 'listRuns', 'runDetails', 'deleteRun', 'startDemo',
   'listAdapters', 'importAdapter', 'exportAdapter', 'exportMerged',
   'generate', 'stopGeneration', 'batchCompare', 'saveComparison', 'listComparisons',
+  'pickPath',
 ] as const satisfies readonly CallName[];
 type Missing = Exclude<CallName, (typeof API_CALLS)[number]>;
 const allCallsListed: [Missing] extends [never] ? true : { missing: Missing } = true;

@@ -214,6 +214,15 @@ export const Settings = z.strictObject({
   defaultProvider: ProviderChoice,
 });
 
+/**
+ * A native open dialog (desktop app only): what the user is asked to pick. The renderer never
+ * reads the file system itself; it gets back the path the user chose and passes it to
+ * addLocalModel / addDataset / importAdapter / export*.
+ */
+export const PickPathRequest = z.strictObject({
+  kind: z.enum(['model-folder', 'dataset-file', 'adapter-folder', 'export-folder']),
+});
+
 // ---- the call table ----------------------------------------------------------------------------
 
 /** Each call's argument tuple: the dispatcher parses `args` with it before calling the service. */
@@ -256,6 +265,8 @@ export const CALL_ARGS = {
   batchCompare: z.tuple([BatchCompareRequest]),
   saveComparison: z.tuple([SaveComparisonRequest]),
   listComparisons: z.tuple([z.strictObject({ runId: Id.optional() })]),
+
+  pickPath: z.tuple([PickPathRequest]),
 } as const;
 
 export type CallArgs = { [K in keyof typeof CALL_ARGS]: z.infer<(typeof CALL_ARGS)[K]> };

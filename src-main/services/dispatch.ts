@@ -26,11 +26,14 @@ const KNOWN = new Set<string>(API_CALLS);
 export const isCallName = (name: string): name is CallName => KNOWN.has(name);
 
 /** The failing field of a schema error as a path ("0.lora.rank"), and a sentence naming it. */
-export function invalidArgument(name: string, err: ZodError): ApiError {
+export function invalidArgument(name: string, err: ZodError, argCount: number): ApiError {
   const issue = err.issues[0]!;
   const field = issue.path.map(String).join('.');
   let message = issue.message;
-  if (issue.code === 'unrecognized_keys') message = `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
+  if (!field && (issue.code === 'too_small' || issue.code === 'too_big')) {
+    const n = Number(issue.code === 'too_small' ? issue.minimum : issue.maximum);
+    message = `takes ${n} argument${n === 1 ? '' : 's'}, got ${argCount}`;
+  } else if (issue.code === 'unrecognized_keys') message = `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
   return {
     code: 'invalid_argument',
     message: `${name}: argument ${field || '(list)'}: ${message}`,
@@ -46,8 +49,9 @@ export function createDispatcher(services: ApiCalls, events: EventSource): Dispa
       if (!isCallName(name)) {
         return { ok: false, error: { code: 'unknown_call', message: `no API call named "${name}"`, hint: `the calls are: ${API_CALLS.join(', ')}` } };
       }
-      const parsed = CALL_ARGS[name].safeParse(Array.isArray(args) ? args : [args]);
-      if (!parsed.success) return { ok: false, error: invalidArgument(name, parsed.error) };
+      const list = Array.isArray(args) ? args : [args];
+      const parsed = CALL_ARGS[name].safeParse(list);
+      if (!parsed.success) return { ok: false, error: invalidArgument(name, parsed.error, list.length) };
       try {
         const value = await (services[name] as (...a: unknown[]) => Promise<unknown>)(...(parsed.data as unknown[]));
         return { ok: true, value: value ?? null };

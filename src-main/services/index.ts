@@ -229,6 +229,8 @@ export function createServices(o: ServicesOptions = {}): Services {
       bus.emit({ type: 'library-changed', what: 'comparisons' });
       return c;
     },
+    // Native dialogs belong to the desktop shell, which replaces this; browser mode types paths.
+    pickPath: async () => null,
     listComparisons: async (filter) => store.listComparisons().filter((c) => !filter.runId || [c.left, c.right].some((s) => s.kind === 'run' && s.runId === filter.runId)),
   };
 

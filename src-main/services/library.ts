@@ -192,11 +192,12 @@ export function emptyDestination(dest: string): string {
   return out;
 }
 
+/** About `bins` equal-width bins from the shortest to the longest value. */
 function histogram(values: number[], bins: number): { from: number; to: number; count: number }[] {
   if (!values.length) return [];
-  const max = Math.max(...values), width = Math.max(1, Math.ceil((max + 1) / bins));
-  const out = Array.from({ length: Math.ceil((max + 1) / width) }, (_, i) => ({ from: i * width, to: (i + 1) * width, count: 0 }));
-  for (const v of values) out[Math.floor(v / width)]!.count++;
+  const lo = Math.min(...values), hi = Math.max(...values), width = Math.max(1, Math.ceil((hi - lo + 1) / bins));
+  const out = Array.from({ length: Math.ceil((hi - lo + 1) / width) }, (_, i) => ({ from: lo + i * width, to: lo + (i + 1) * width, count: 0 }));
+  for (const v of values) out[Math.floor((v - lo) / width)]!.count++;
   return out;
 }
 

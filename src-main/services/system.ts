@@ -74,9 +74,13 @@ export function estimateMemory(modelPath: string, c: RunConfig): MemoryEstimateR
   if (!c.checkpointLayers) candidates.push({ text: 'turn on gradient checkpointing (recompute activations in the backward pass)', change: { checkpointLayers: true } });
   if (c.batch > 1) candidates.push({ text: `halve the batch to ${Math.floor(c.batch / 2)} and double gradient accumulation (same effective batch)`, change: { batch: Math.floor(c.batch / 2), gradAccum: c.gradAccum * 2 } });
   if (c.seqLen > 256) candidates.push({ text: `shorten sequences to ${c.seqLen / 2} tokens`, change: { seqLen: Math.floor(c.seqLen / 2) } });
-  const suggestions = verdict === 'fits' ? [] : candidates
-    .map((s) => ({ ...s, hostBytes: need({ ...c, ...s.change }).totalBytes }))
-    .filter((s) => s.hostBytes < est.totalBytes)
+  const scored = candidates.map((s) => ({ ...s, hostBytes: need({ ...c, ...s.change }).totalBytes })).filter((s) => s.hostBytes < est.totalBytes);
+  if (scored.length > 1) {
+    // When no single change is enough, all of them together may be.
+    const change = Object.assign({}, ...scored.map((s) => s.change)) as Partial<RunConfig>;
+    scored.push({ text: 'all of these together', change, hostBytes: need({ ...c, ...change }).totalBytes });
+  }
+  const suggestions = verdict === 'fits' ? [] : scored
     .sort((a, b) => a.hostBytes - b.hostBytes)
     .map((s) => ({ ...s, text: `${s.text}: ${formatBytes(s.hostBytes)}` }));
   return {
