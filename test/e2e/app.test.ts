@@ -10,8 +10,8 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -36,26 +36,8 @@ async function freePort(): Promise<number> {
   });
 }
 
-function newest(dir: string): number {
-  let t = 0;
-  for (const name of readdirSync(dir)) {
-    const p = join(dir, name);
-    const st = statSync(p);
-    t = Math.max(t, st.isDirectory() ? newest(p) : st.mtimeMs);
-  }
-  return t;
-}
-
-/** Builds dist/renderer when it is missing or older than the renderer's sources. */
-function ensureRendererBuilt(): void {
-  const index = join(ROOT, 'dist', 'renderer', 'index.html');
-  const sources = Math.max(newest(join(ROOT, 'src-renderer')), newest(join(ROOT, 'src-shared')));
-  if (existsSync(index) && statSync(index).mtimeMs >= sources) return;
-  const r = spawnSync(process.execPath, [join(ROOT, 'node_modules', 'vite', 'bin', 'vite.js'), 'build', '--config', 'src-renderer/vite.config.ts', '--logLevel', 'warn'], { cwd: ROOT, stdio: 'inherit' });
-  assert.equal(r.status, 0, 'vite build of the renderer failed');
-}
-
-/** Starts `finch serve` and resolves with the URL it prints (with its token). */
+/** Starts `finch serve` (which builds the renderer first when it is missing or stale) and resolves
+ * with the URL it prints (with its token). */
 async function startServer(home: string, port: number): Promise<{ proc: ChildProcess; url: string; output: () => string }> {
   const proc = spawn(process.execPath, [join(ROOT, 'bin', 'finch.mjs'), 'serve', '--port', String(port)], {
     cwd: ROOT,
@@ -66,7 +48,7 @@ async function startServer(home: string, port: number): Promise<{ proc: ChildPro
   proc.stdout!.on('data', (d) => { out += d; });
   proc.stderr!.on('data', (d) => { out += d; });
   const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`finch serve printed no URL in 60 s:\n${out}`)), 60_000);
+    const timer = setTimeout(() => reject(new Error(`finch serve printed no URL in 180 s:\n${out}`)), 180_000);
     const look = () => {
       const m = /http:\/\/127\.0\.0\.1:\d+\/\S*token=[\w-]+/.exec(out);
       if (m) { clearTimeout(timer); resolve(m[0]); }
@@ -114,7 +96,6 @@ async function accentPixels(page: Page, selector: string): Promise<number> {
 }
 
 test('the app end to end in Chromium', { skip: haveBrowser ? false : `no Chromium at ${CHROMIUM}`, timeout: 300_000 }, async () => {
-  ensureRendererBuilt();
   mkdirSync(ARTIFACTS, { recursive: true });
   const home = mkdtempSync(join(tmpdir(), 'finch-e2e-'));
   const port = await freePort();
