@@ -13,7 +13,9 @@ import type * as S from './schemas.js';
 
 // ---- argument types (inferred from the schemas) ------------------------------------------------
 
-export type ProviderName = z.infer<typeof S.ProviderName>;
+/** ONNX Runtime execution providers Finch can run on: the one list (engine/runtime/session.ts's Provider is this type). */
+export const PROVIDER_NAMES = ['cpu', 'webgpu', 'dml', 'cuda', 'coreml'] as const;
+export type ProviderName = (typeof PROVIDER_NAMES)[number];
 export type ProviderChoice = z.infer<typeof S.ProviderChoice>;
 export type FormatName = z.infer<typeof S.FormatName>;
 export type ColumnMap = z.infer<typeof S.ColumnMap>;

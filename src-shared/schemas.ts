@@ -5,13 +5,14 @@
 // Objects are strict: an unknown field is an error naming it, not silently dropped.
 
 import { z } from 'zod';
+import { PROVIDER_NAMES } from './api.js';
 
 // ---- small pieces ------------------------------------------------------------------------------
 
 export const Id = z.string().min(1).max(200);
 /** A path the user typed or picked in a native dialog; the API reads only paths given like this. */
 export const UserPath = z.string().min(1).max(4096);
-export const ProviderName = z.enum(['cpu', 'webgpu', 'dml', 'cuda', 'coreml']);
+export const ProviderName = z.enum(PROVIDER_NAMES);
 /** A run's provider: one of the above, or 'auto' (appInfo says what it picks and why). */
 export const ProviderChoice = z.union([ProviderName, z.literal('auto')]);
 export const FormatName = z.enum(['alpaca', 'sharegpt', 'messages', 'completion', 'text']);

@@ -9,14 +9,13 @@ import * as path from 'node:path';
 import { loadModelConfig } from './config.js';
 import { writeFileAtomic, writeSafetensors, writeShardedSafetensors, tensorBytes, type SafetensorsDtype, type TensorToWrite } from './safetensors.js';
 import { builtinCorpus } from './synthetic/corpus.js';
-import { Rng } from './synthetic/random.js';
+import { Rng } from '../util/random.js';
 import { CHAT_TEMPLATES, trainTokenizer, type ChatTemplateName, type TokenizerFamily, type TrainedTokenizer } from './synthetic/tokenizers.js';
 import type { Llama3RopeScaling, ModelConfig, ModelType } from './types.js';
 
 export { builtinCorpus } from './synthetic/corpus.js';
 export { trainTokenizer, CHAT_TEMPLATES, bytesToUnicode, type TokenizerFamily, type TrainedTokenizer, type ChatTemplateName } from './synthetic/tokenizers.js';
 export { trainBpe } from './synthetic/bpe.js';
-export { Rng } from './synthetic/random.js';
 
 export type StorageDtype = 'float32' | 'bfloat16' | 'float16';
 
@@ -35,6 +34,8 @@ export interface SyntheticCheckpointOptions {
    * byte-level / 2.8k SentencePiece tokens; pass `corpus` for larger vocabularies.
    */
   vocabSize?: number;
+  /** Embedding rows when more than the tokenizer's ids (vocabularies padded, or benchmark shapes). */
+  modelVocabSize?: number;
   hiddenSize?: number; // 64
   numLayers?: number; // 2
   numHeads?: number; // 4
@@ -143,7 +144,7 @@ export function writeSyntheticCheckpoint(dir: string, opts: SyntheticCheckpointO
   const config: Record<string, unknown> = {
     architectures: [ARCHITECTURES[modelType]],
     model_type: modelType,
-    vocab_size: tok.vocabSize,
+    vocab_size: Math.max(tok.vocabSize, opts.modelVocabSize ?? 0),
     hidden_size: hidden,
     intermediate_size: opts.intermediateSize ?? 2 * hidden,
     num_hidden_layers: opts.numLayers ?? 2,

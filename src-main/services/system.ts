@@ -5,12 +5,11 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { cpus, freemem, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
-import type { AppInfo, MemoryEstimateResult, ProviderInfo, ProviderName, RunConfig } from '../../src-shared/api.js';
+import { PROVIDER_NAMES, type AppInfo, type MemoryEstimateResult, type ProviderInfo, type ProviderName, type RunConfig } from '../../src-shared/api.js';
 import { availableProviders } from '../engine/runtime/session.js';
 import { loadModelConfig } from '../model/config.js';
 import { estimateTrainingMemory, formatBytes, type MemoryPlan } from '../train/memory.js';
 
-const PROVIDERS: ProviderName[] = ['cpu', 'webgpu', 'dml', 'cuda', 'coreml'];
 
 /** CUDA is listed by onnxruntime-node on Linux x64 even when its provider libraries were never downloaded. */
 function cudaInstalled(): boolean {
@@ -25,7 +24,7 @@ function cudaInstalled(): boolean {
 
 export function providers(): ProviderInfo[] {
   const listed = new Set(availableProviders().map((p) => p.name));
-  return PROVIDERS.map((name): ProviderInfo => {
+  return PROVIDER_NAMES.map((name): ProviderInfo => {
     if (name === 'cpu') return { name, available: true, note: 'every machine' };
     if (!listed.has(name)) return { name, available: false, note: 'not in this build of ONNX Runtime for this platform' };
     if (name === 'cuda' && !cudaInstalled()) return { name, available: false, note: 'needs the CUDA provider libraries (see README: CUDA on Linux)' };

@@ -3,7 +3,7 @@
 // gated (401/403), unknown repository and revision, cancel, pickle refused, the disk-space check,
 // and a dataset repository's files and splits.
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { parquetWriteFile } from 'hyparquet-writer';
@@ -11,7 +11,7 @@ import { openRows } from '../../src-main/data/read/index.js';
 import { HubError, downloadRepo, listDatasetFiles, type DownloadProgress } from '../../src-main/hub/index.js';
 import { loadModel } from '../../src-main/model/load.js';
 import { writeSyntheticCheckpoint } from '../../src-main/model/synthetic.js';
-import { mathRows, tempDir } from '../helpers/fixtures.js';
+import { mathRows, readTree, tempDir } from '../helpers/fixtures.js';
 import { FakeHub } from './fake-hub.js';
 
 delete process.env.HF_TOKEN;
@@ -21,17 +21,6 @@ const COMMIT = 'a'.repeat(40);
 const SHARD1 = 'model-00001-of-00002.safetensors';
 const hub = new FakeHub();
 let modelFiles: Map<string, Buffer>;
-
-/** All files of a folder, relative path -> content. */
-function readTree(dir: string, prefix = ''): Map<string, Buffer> {
-  const out = new Map<string, Buffer>();
-  for (const name of readdirSync(dir)) {
-    const p = join(dir, name);
-    if (statSync(p).isDirectory()) for (const [k, v] of readTree(p, `${prefix}${name}/`)) out.set(k, v);
-    else out.set(prefix + name, readFileSync(p));
-  }
-  return out;
-}
 
 async function rejection(p: Promise<unknown>): Promise<HubError> {
   try {

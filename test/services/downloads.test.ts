@@ -3,32 +3,22 @@
 // with hub_auth and a hint, then downloads with a granted token; a dataset repository lists its
 // data files with their splits, and the chosen file joins the library with its column mapping.
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import type { FinchEvent } from '../../src-shared/api.js';
 import { writeSyntheticCheckpoint } from '../../src-main/model/synthetic.js';
 import { startApp, type TestApp } from '../helpers/app.js';
-import { mathRows, tempDir } from '../helpers/fixtures.js';
+import { mathRows, readTree, tempDir } from '../helpers/fixtures.js';
 import { FakeHub } from '../hub/fake-hub.js';
 
 type Download = Extract<FinchEvent, { type: 'download' }>;
 const hub = new FakeHub();
 let app: TestApp;
 
-function files(dir: string, prefix = ''): Map<string, Buffer> {
-  const out = new Map<string, Buffer>();
-  for (const name of readdirSync(dir)) {
-    const p = join(dir, name);
-    if (statSync(p).isDirectory()) for (const [k, v] of files(p, `${prefix}${name}/`)) out.set(k, v);
-    else out.set(prefix + name, readFileSync(p));
-  }
-  return out;
-}
 
 before(async () => {
   const ckpt = writeSyntheticCheckpoint(join(tempDir('finch-hub-src-'), 'model'), { hiddenSize: 64, numLayers: 2, numHeads: 4, vocabSize: 512 });
-  const model = files(ckpt.dir);
+  const model = readTree(ckpt.dir);
   hub.add({ kind: 'model', id: 'finch-test/tiny-llama', files: model, sha: 'a'.repeat(40) });
   hub.add({ kind: 'model', id: 'finch-test/gated-llama', files: model, sha: 'b'.repeat(40), gated: true });
   const jsonl = (rows: object[]) => Buffer.from(rows.map((r) => JSON.stringify(r)).join('\n') + '\n');
