@@ -14,8 +14,11 @@ import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { ensureRendererBuilt, ROOT } from './renderer-build.mjs';
+import { register } from 'tsx/esm/api';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
 /** The line main.ts prints once the window has loaded its page. */
 const READY_LINE = 'finch: window ready';
@@ -85,7 +88,10 @@ function launch(binary) {
 }
 
 try {
-  ensureRendererBuilt();
+  // The renderer is built the way `finch serve` builds it (when missing or older than its sources).
+  register();
+  const { ensureRendererBuilt } = await import('../src-main/cli/commands/serve.ts');
+  ensureRendererBuilt((s) => console.log(`finch: ${s}`));
   if (values.browser) {
     browserMode(null);
   } else {

@@ -8,12 +8,13 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium, type Browser } from 'playwright-core';
-import { ensureRendererBuilt, RENDERER_INDEX } from '../../scripts/renderer-build.mjs';
+import { ensureRendererBuilt as buildRenderer, RENDERER_DIR as RENDERER } from '../../src-main/cli/commands/serve.js';
 import { contentSecurityPolicy } from '../../src-shared/csp.js';
 import { rendererResponse } from '../../src-main/electron/app-scheme.js';
 
 const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
-const RENDERER = join(RENDERER_INDEX, '..');
+const RENDERER_INDEX = join(RENDERER, 'index.html');
+const ensureRendererBuilt = () => buildRenderer(() => {});
 const ORIGIN = 'http://finch.test';
 
 /** Probes appended to the built index.html: each would leave a trace if the policy let it run. */
@@ -72,14 +73,14 @@ async function visit(browser: Browser, via: 'header' | 'meta') {
 }
 
 test('the built renderer carries the one policy as its <meta>', () => {
-  ensureRendererBuilt({ quiet: true });
+  ensureRendererBuilt();
   const html = readFileSync(RENDERER_INDEX, 'utf8');
   const meta = /<meta\s+http-equiv="Content-Security-Policy"\s+content="([^"]*)"/.exec(html);
   assert.equal(meta?.[1], contentSecurityPolicy({ meta: true }));
 });
 
 test('in Chromium the policy refuses inline script, eval and every remote origin, by header and by meta', { skip: existsSync(CHROMIUM) ? false : `no Chromium at ${CHROMIUM}`, timeout: 120_000 }, async () => {
-  ensureRendererBuilt({ quiet: true });
+  ensureRendererBuilt();
   const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--host-resolver-rules=MAP * ~NOTFOUND', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'] });
   try {
     for (const via of ['header', 'meta'] as const) {
