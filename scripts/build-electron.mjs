@@ -3,6 +3,8 @@
 // Vite into dist/renderer/). Needed only for the desktop app: the CLI runs TypeScript directly.
 //  - main.js: ESM, Finch's own sources inlined, npm packages left to node_modules (native ones
 //    such as onnxruntime-node and better-sqlite3 cannot be bundled).
+//  - job-host.js: the services' job process (training, generation), run as a utility process;
+//    ESM like main.js, npm packages (onnxruntime-node) from node_modules.
 //  - preload.cjs: CommonJS, everything inlined: a sandboxed preload may require only 'electron'.
 // esbuild comes with tsx (a runtime dependency), so this needs nothing extra.
 // Usage: node scripts/build-electron.mjs [--outdir DIR]   (default dist/electron)
@@ -17,7 +19,7 @@ const common = { absWorkingDir: root, bundle: true, platform: 'node', target: 'n
 
 await build({
   ...common,
-  entryPoints: { main: 'src-main/electron/main.ts' },
+  entryPoints: { main: 'src-main/electron/main.ts', 'job-host': 'src-main/services/job-host.ts' },
   format: 'esm',
   packages: 'external',
   outExtension: { '.js': '.js' },
@@ -29,4 +31,4 @@ await build({
   external: ['electron'],
   outExtension: { '.js': '.cjs' },
 });
-console.log(`built ${outdir}/main.js and ${outdir}/preload.cjs`);
+console.log(`built ${outdir}/main.js, job-host.js and preload.cjs`);

@@ -3,13 +3,18 @@
 import { defineConfig } from 'vite';
 import { svelte } from '@sveltejs/vite-plugin-svelte';
 import { fileURLToPath } from 'node:url';
+import { contentSecurityPolicy } from '../src-shared/csp.js';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 
 export default defineConfig({
   root: here,
   base: './',
-  plugins: [svelte()],
+  plugins: [
+    svelte(),
+    // index.html's CSP <meta> is Finch's one policy (src-shared/csp.ts), the same Electron sends as a header.
+    { name: 'finch-csp', transformIndexHtml: (html: string) => html.replace('%FINCH_CSP%', contentSecurityPolicy({ meta: true })) },
+  ],
   build: {
     outDir: fileURLToPath(new URL('../dist/renderer', import.meta.url)),
     emptyOutDir: true,

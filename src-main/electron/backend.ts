@@ -1,30 +1,25 @@
-// The back end as the desktop app hosts it: the services behind the one validating dispatcher,
-// with the shell's own part of the contract (pickPath: native dialogs) filled in here.
+// The back end as the desktop app hosts it: the services (createServices) behind their one
+// validating dispatcher, with jobs in Electron utility processes (jobs.ts) and pickPath answered
+// by native dialogs.
 
-import type { ApiCalls, PickPathRequest } from '../../src-shared/api.js';
-import { createDispatcher, type Dispatcher } from '../services/dispatch.js';
-import { ServiceError } from '../services/errors.js';
+import type { ApiCalls } from '../../src-shared/api.js';
+import { fileURLToPath } from 'node:url';
+import { nodeArgsFor } from '../engine/runtime/worker.js';
+import type { Services } from '../services/index.js';
+import { utilityJobs } from './jobs.js';
 
-export interface DesktopBackend {
-  dispatcher: Dispatcher;
-  close(): Promise<void>;
+/**
+ * The job host's entry: in a build, the bundle scripts/build-electron.mjs writes beside main.js;
+ * running from the TypeScript sources (tests), the module itself with the tsx loader.
+ */
+function jobHostEntry(): URL {
+  const fromSources = new URL(import.meta.url).pathname.endsWith('.ts');
+  return fromSources ? new URL('../services/job-host.ts', import.meta.url) : new URL('./job-host.js', import.meta.url);
 }
 
-export interface ShellParts {
-  pickPath(req: PickPathRequest): Promise<string | null>;
-}
-
-export async function startDesktopBackend(shell: ShellParts): Promise<DesktopBackend> {
-  const notYet = (name: string) => async (): Promise<never> => {
-    throw new ServiceError('internal', `${name} is not wired into this build of the desktop app yet`, 'use browser mode: npx finch serve');
-  };
-  const services = Object.fromEntries(
-    (['appInfo'] as const).map((n) => [n, notYet(n)]),
-  ) as unknown as ApiCalls;
-  const listeners = new Set<(e: never) => void>();
-  const dispatcher = createDispatcher(
-    new Proxy({ ...services, pickPath: shell.pickPath }, { get: (t, k: string) => (t as Record<string, unknown>)[k] ?? notYet(k) }),
-    { subscribe: (l) => { listeners.add(l); return () => listeners.delete(l); } },
-  );
-  return { dispatcher, close: async () => {} };
+export async function startDesktopBackend(o: { pickPath: ApiCalls['pickPath'] }): Promise<Services> {
+  // Loaded here, not at the top: main.ts sets FINCH_ASSETS (where the demo model lives) first.
+  const { createServices } = await import('../services/index.js');
+  const entry = jobHostEntry();
+  return createServices({ spawnJob: utilityJobs({ entry: fileURLToPath(entry), execArgv: nodeArgsFor(entry) }), pickPath: o.pickPath });
 }

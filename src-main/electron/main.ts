@@ -11,12 +11,13 @@ import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { finchHome } from '../store/paths.js';
-import { startDesktopBackend, type DesktopBackend } from './backend.js';
+import { startDesktopBackend } from './backend.js';
 import { pickPath } from './dialogs.js';
 import { forwardEvents, registerIpc } from './ipc.js';
 import { installAppMenu } from './menu.js';
 import { RunWatch } from './runs.js';
-import { appUrlCheck, APP_ENTRY, hardenSession, hardenWebContents, registerAppScheme, serveRenderer } from './security.js';
+import { appUrlCheck, APP_ENTRY } from './app-scheme.js';
+import { hardenSession, hardenWebContents, registerAppScheme, serveRenderer } from './security.js';
 import { createMainWindow, windowIcon } from './window.js';
 
 const here = dirname(fileURLToPath(import.meta.url)); // dist/electron after the build
@@ -24,6 +25,8 @@ const RENDERER_DIR = process.env.FINCH_RENDERER_DIR ?? join(here, '..', 'rendere
 /** The icons and demo assets: beside the app in a package (extraResources), in the checkout otherwise. */
 const ASSETS_DIR = app.isPackaged ? join(process.resourcesPath, 'assets') : join(here, '..', '..', 'assets');
 const DEV_URL = process.env.FINCH_RENDERER_URL;
+// The services and job processes find the demo model through this (services/demo.ts).
+process.env.FINCH_ASSETS ??= ASSETS_DIR;
 const isAppUrl = appUrlCheck(DEV_URL);
 
 let mainWindow: BrowserWindow | null = null;
@@ -62,13 +65,13 @@ async function start(): Promise<void> {
   }
   serveRenderer(RENDERER_DIR);
 
-  const backend: DesktopBackend = await startDesktopBackend({ pickPath: (req) => pickPath(mainWindow, req) });
+  const backend = await startDesktopBackend({ pickPath: (req) => pickPath(mainWindow, req) });
   const { dispatcher } = backend;
   registerIpc({ dispatcher, appContents, isAppUrl });
   forwardEvents({ dispatcher, appContents });
   const runs = new RunWatch(dispatcher, () => mainWindow);
   runs.installQuitGuard();
-  app.on('will-quit', () => void backend.close());
+  app.on('will-quit', () => backend.close());
 
   /** Menu actions: the native dialog, then the library call; a failure is shown with its hint. */
   const addFromDialog = async (kind: 'model-folder' | 'dataset-file') => {

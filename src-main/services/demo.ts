@@ -15,7 +15,8 @@ import { evaluateExactMatch, readQa } from '../train/evaluate.js';
 import { TRAIN_DEFAULTS, type TrainConfig, type TrainEvent, trainModel } from '../train/trainer.js';
 import { newRunId, runsDir } from '../store/paths.js';
 
-export const DEMO_ASSETS = fileURLToPath(new URL('../../assets/demo/', import.meta.url));
+/** The bundled demo assets: the checkout's assets/demo, or FINCH_ASSETS/demo (a packaged app's resources). */
+export const DEMO_ASSETS = process.env.FINCH_ASSETS ? join(process.env.FINCH_ASSETS, 'demo') : fileURLToPath(new URL('../../assets/demo/', import.meta.url));
 export const DEMO_MODEL = join(DEMO_ASSETS, 'model');
 export const DEMO_TRAIN = join(DEMO_ASSETS, 'data', 'train.jsonl');
 export const DEMO_TEST = join(DEMO_ASSETS, 'data', 'test.jsonl');

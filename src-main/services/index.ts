@@ -35,6 +35,8 @@ export interface ServicesOptions {
   browserMode?: boolean;
   /** How jobs are hosted (default: Node child processes; Electron passes utility processes). */
   spawnJob?: SpawnJob;
+  /** The desktop app's native open dialog; without one (browser mode) pickPath answers null. */
+  pickPath?: ApiCalls['pickPath'];
 }
 
 export interface Services {
@@ -254,9 +256,9 @@ export function createServices(o: ServicesOptions = {}): Services {
       bus.emit({ type: 'library-changed', what: 'comparisons' });
       return c;
     },
-    // Native dialogs belong to the desktop shell, which replaces this; browser mode types paths.
-    pickPath: async () => null,
     listComparisons: async (filter) => store.listComparisons().filter((c) => !filter.runId || [c.left, c.right].some((s) => s.kind === 'run' && s.runId === filter.runId)),
+    // Native dialogs belong to the desktop shell (o.pickPath); browser mode types paths.
+    pickPath: o.pickPath ?? (async () => null),
   };
 
   runs.recover();

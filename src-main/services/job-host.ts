@@ -11,7 +11,19 @@ import { evaluateExactMatch, readQa, type Adapter } from '../train/evaluate.js';
 import type { TrainControl } from '../train/trainer.js';
 import type { FromJob, GenRow, SamplePrompts, ToJob, TrainPayload } from './jobs.js';
 
-const send = (m: FromJob): void => { process.send?.(m); };
+/**
+ * The parent: an Electron utility process talks through `process.parentPort` (messages arrive as
+ * `{ data }`; the desktop app hosts jobs there), a Node child process through its IPC channel.
+ */
+interface ParentPort { postMessage(m: unknown): void; on(event: 'message', l: (e: { data: unknown }) => void): void }
+const parentPort = (process as unknown as { parentPort?: ParentPort }).parentPort;
+const send = (m: FromJob): void => { if (parentPort) parentPort.postMessage(m); else process.send?.(m); };
+const onParentMessage = (l: (m: ToJob) => void): void => {
+  if (parentPort) parentPort.on('message', (e) => l(e.data as ToJob));
+  else process.on('message', l);
+};
+/** After the last message of a run: a Node child lets go of its channel; a utility process waits to be ended by its parent. */
+const releaseParent = (): void => { if (!parentPort) process.disconnect(); };
 const errorOf = (e: unknown) => ({ name: (e as Error)?.name ?? 'Error', message: (e as Error)?.message ?? String(e) });
 
 // ---- training ------------------------------------------------------------------------------------
@@ -172,17 +184,17 @@ class Engine {
 
 // ---- the message loop ----------------------------------------------------------------------------
 
-if (process.send) {
+if (parentPort || process.send) {
   const control: TrainControl = { paused: false, cancelled: false };
   const engine = new Engine();
   let queue = Promise.resolve(); // generation requests run one at a time
-  process.on('message', (m: ToJob) => {
+  onParentMessage((m) => {
     switch (m.op) {
       case 'start':
         if (m.kind === 'train') {
           runTraining(m.payload as TrainPayload, control).then(
-            () => { send({ type: 'finished' }); process.disconnect(); },
-            (e) => { send({ type: 'failed', ...errorOf(e) }); process.disconnect(); },
+            () => { send({ type: 'finished' }); releaseParent(); },
+            (e) => { send({ type: 'failed', ...errorOf(e) }); releaseParent(); },
           );
         }
         break;
@@ -199,6 +211,6 @@ if (process.send) {
         break;
     }
   });
-  // The parent going away ends the job (no orphaned trainers).
+  // The parent going away ends the job (no orphaned trainers; Electron ends utility processes itself).
   process.on('disconnect', () => setTimeout(() => process.exit(0), 50).unref());
 }

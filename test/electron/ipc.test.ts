@@ -11,7 +11,7 @@ const electron = await installFakeElectron();
 const { BrowserWindow, WebFrameMain, ipcRenderer, fake } = electron;
 const { registerIpc, forwardEvents } = await import('../../src-main/electron/ipc.js');
 const { createDispatcher } = await import('../../src-main/services/dispatch.js');
-const { appUrlCheck, APP_ENTRY } = await import('../../src-main/electron/security.js');
+const { appUrlCheck, APP_ENTRY } = await import('../../src-main/electron/app-scheme.js');
 
 /** Services that record what reached them: proof that a call went through the dispatcher. */
 function recordingServices(log: { name: string; args: unknown[] }[]): ApiCalls {

@@ -23,7 +23,7 @@ if (scenario === 'normal') {
 }
 if (scenario === 'second-instance') fake.singleInstanceLock = false;
 await import(entry ? pathToFileURL(resolve(entry)).href : '../../src-main/electron/main.js');
-for (let i = 0; i < 100 && scenario === 'normal' && !BrowserWindow.getAllWindows().some((w) => w.visible); i++) await new Promise((r) => setTimeout(r, 20));
+for (let i = 0; i < 3000 && scenario === 'normal' && !BrowserWindow.getAllWindows().some((w) => w.visible); i++) await new Promise((r) => setTimeout(r, 20));
 await new Promise((r) => setTimeout(r, 50));
 const win = BrowserWindow.getAllWindows()[0];
 const page = protocol.handlers.get('app') ? await protocol.handlers.get('app')!(new Request('app://finch/index.html')) : null;

@@ -26,7 +26,8 @@ const logged: string[] = [];
 const log = console.log;
 console.log = (...a: unknown[]) => { logged.push(a.join(' ')); };
 await import('../../src-main/electron/main.js');
-const until = async (cond: () => boolean) => { for (let i = 0; i < 200 && !cond(); i++) await new Promise((r) => setTimeout(r, 10)); };
+/** Waits for a condition (generous cap: the back end loads SQLite and ONNX Runtime at start). */
+const until = async (cond: () => boolean) => { for (let i = 0; i < 6000 && !cond(); i++) await new Promise((r) => setTimeout(r, 10)); };
 await until(() => BrowserWindow.getAllWindows().some((w) => w.visible));
 console.log = log;
 const win = BrowserWindow.getAllWindows()[0]!;

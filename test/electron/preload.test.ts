@@ -17,7 +17,7 @@ const { BrowserWindow, fake } = await installFakeElectron();
 const { registerIpc, forwardEvents } = await import('../../src-main/electron/ipc.js');
 const { createDispatcher } = await import('../../src-main/services/dispatch.js');
 const { ServiceError } = await import('../../src-main/services/errors.js');
-const { appUrlCheck, APP_ENTRY } = await import('../../src-main/electron/security.js');
+const { appUrlCheck, APP_ENTRY } = await import('../../src-main/electron/app-scheme.js');
 
 const reached: { name: string; args: unknown[] }[] = [];
 const services = new Proxy({} as ApiCalls, {

@@ -1,4 +1,4 @@
-// src-main/electron/security.ts with a faked electron module: what the walls around the renderer
+// src-main/electron/security.ts (and app-scheme.ts, which it registers) with a faked electron module: what the walls around the renderer
 // do, not how they are spelled. (The CSP itself is checked in a real Chromium by
 // test/shared/csp.test.ts.)
 import { test } from 'node:test';
@@ -11,13 +11,14 @@ import { contentSecurityPolicy } from '../../src-shared/csp.js';
 
 const { BrowserWindow, WebFrameMain, session, shell } = await installFakeElectron();
 const sec = await import('../../src-main/electron/security.js');
-const isAppUrl = sec.appUrlCheck(undefined);
+const scheme = await import('../../src-main/electron/app-scheme.js');
+const isAppUrl = scheme.appUrlCheck(undefined);
 
 test('app URLs are app://finch only', () => {
   assert.equal(isAppUrl('app://finch/index.html'), true);
   assert.equal(isAppUrl('app://finch/assets/x.js'), true);
   for (const u of ['app://evil/index.html', 'https://finch/index.html', 'file:///index.html', 'http://127.0.0.1:5173/', 'not a url', '']) assert.equal(isAppUrl(u), false, u);
-  const dev = sec.appUrlCheck('http://localhost:5173/');
+  const dev = scheme.appUrlCheck('http://localhost:5173/');
   assert.equal(dev('http://localhost:5173/src/main.ts'), true);
   assert.equal(dev('http://localhost:5174/'), false);
 });
@@ -29,18 +30,18 @@ test('the app scheme serves only the renderer folder, every file with the CSP he
     writeFileSync(join(dir, 'index.html'), '<!doctype html><title>Finch</title>');
     writeFileSync(join(dir, 'assets', 'app.js'), 'console.log(1)');
     writeFileSync(join(dir, '..', `${dir.split('/').pop()}-secret.txt`), 'secret');
-    const index = await sec.rendererResponse(dir, 'app://finch/');
+    const index = await scheme.rendererResponse(dir, 'app://finch/');
     assert.equal(index.status, 200);
     assert.equal(index.headers.get('content-type'), 'text/html; charset=utf-8');
     assert.equal(index.headers.get('content-security-policy'), contentSecurityPolicy());
     assert.equal(index.headers.get('x-content-type-options'), 'nosniff');
     assert.equal(await index.text(), '<!doctype html><title>Finch</title>');
-    const js = await sec.rendererResponse(dir, 'app://finch/assets/app.js');
+    const js = await scheme.rendererResponse(dir, 'app://finch/assets/app.js');
     assert.equal(js.headers.get('content-type'), 'text/javascript; charset=utf-8');
     assert.equal(js.headers.get('content-security-policy'), contentSecurityPolicy());
     const escape = `${dir.split('/').pop()}-secret.txt`;
     for (const url of [`app://finch/../${escape}`, `app://finch/%2e%2e/${escape}`, `app://finch/%2e%2e%2f${escape}`, 'app://finch/%E0%A4%A', 'app://other/index.html', 'app://finch/missing.js', 'app://finch/assets']) {
-      assert.equal((await sec.rendererResponse(dir, url)).status, 404, url);
+      assert.equal((await scheme.rendererResponse(dir, url)).status, 404, url);
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -62,7 +63,7 @@ test('the session denies every permission and loads nothing but Finch\'s pages',
 test('in development the dev server and its HMR socket are the one exception, with the CSP added', async () => {
   const ses = new (session.defaultSession.constructor as new () => typeof session.defaultSession)();
   const dev = 'http://localhost:5173/';
-  sec.hardenSession(ses as never, sec.appUrlCheck(dev), dev);
+  sec.hardenSession(ses as never, scheme.appUrlCheck(dev), dev);
   assert.equal(await ses.allowsRequest('http://localhost:5173/src/main.ts'), true);
   assert.equal(await ses.allowsRequest('ws://localhost:5173/'), true);
   assert.equal(await ses.allowsRequest('ws://localhost:5999/'), false);

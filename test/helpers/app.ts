@@ -68,7 +68,7 @@ async function ipcClient(services: Services): Promise<DesktopApi> {
   const { installFakeElectron } = await import('./electron-loader.js');
   const { BrowserWindow, fake } = await installFakeElectron();
   const { registerIpc, forwardEvents } = await import('../../src-main/electron/ipc.js');
-  const { appUrlCheck, APP_ENTRY } = await import('../../src-main/electron/security.js');
+  const { appUrlCheck, APP_ENTRY } = await import('../../src-main/electron/app-scheme.js');
   const win = new BrowserWindow({});
   await win.loadURL(APP_ENTRY);
   registerIpc({ dispatcher: services.dispatcher, appContents: () => win.webContents as never, isAppUrl: appUrlCheck(undefined) });

@@ -10,7 +10,7 @@
 //  - windows: close() emits a cancellable 'close', then 'closed'; every web contents created is
 //    announced by app's 'web-contents-created'.
 //  - utilityProcess.fork runs the module in a real Node child process whose `process.parentPort`
-//    speaks over the child's IPC channel (test/helpers/fake-parent-port.ts), so a crash is a real
+//    speaks over the child's IPC channel (test/helpers/fake-parent-port.mjs), so a crash is a real
 //    process exit.
 // Everything a test needs to drive or inspect is on the `fake` export.
 
@@ -341,7 +341,7 @@ export const powerSaveBlocker = {
 
 // ---- utility processes ----------------------------------------------------------------------------
 
-const PARENT_PORT_SHIM = new URL('./fake-parent-port.ts', import.meta.url).href;
+const PARENT_PORT_SHIM = new URL('./fake-parent-port.mjs', import.meta.url).href;
 
 /** Electron's UtilityProcess over a Node child process (the module sees `process.parentPort`). */
 class UtilityProcess extends EventEmitter {
@@ -351,7 +351,7 @@ class UtilityProcess extends EventEmitter {
     super();
     this.child = forkChild(modulePath, args, {
       env: options.env ?? process.env,
-      execArgv: ['--import', 'tsx', '--import', PARENT_PORT_SHIM, ...(options.execArgv ?? [])],
+      execArgv: ['--import', PARENT_PORT_SHIM, ...(options.execArgv ?? [])],
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
       serialization: 'advanced',
     });

@@ -38,7 +38,8 @@ function newestMtime(dir: string): number {
 export function ensureRendererBuilt(log: (s: string) => void): string {
   const index = join(RENDERER_DIR, 'index.html');
   const built = existsSync(index) ? statSync(index).mtimeMs : 0;
-  if (built && (!existsSync(RENDERER_SRC) || newestMtime(RENDERER_SRC) <= built)) return RENDERER_DIR;
+  // src-shared counts too: the renderer imports the contract, and its CSP <meta> comes from src-shared/csp.ts.
+  if (built && (!existsSync(RENDERER_SRC) || Math.max(newestMtime(RENDERER_SRC), newestMtime(join(ROOT, 'src-shared'))) <= built)) return RENDERER_DIR;
   if (!existsSync(VITE_CONFIG)) {
     if (built) return RENDERER_DIR;
     throw new Error(`the app's pages are not built (${index} is missing) and ${VITE_CONFIG} does not exist in this copy of Finch; reinstall Finch, or run the API alone with a renderer build from elsewhere`);

@@ -10,8 +10,8 @@ export function exportAdapter(source: AdapterSide, dest: string): Promise<Export
   return finch().exportAdapter({ source, dest });
 }
 
-export function exportMerged(modelId: string, source: AdapterSide, dest: string, dtype: 'float32' | 'float16' | 'bfloat16'): Promise<ExportResult> {
-  return finch().exportMerged({ modelId, source, dest, dtype });
+export function exportMerged(modelId: string, source: AdapterSide, dest: string): Promise<ExportResult> {
+  return finch().exportMerged({ modelId, source, dest });
 }
 
 export async function importAdapter(path: string, baseModelId: string): Promise<AdapterSummary> {

@@ -181,9 +181,9 @@ export class Wizard {
         rows: 8,
       });
       if (seq !== this.previewSeq) return;
+      // A detected format stays implicit (the back end detects it again at start); only a mapping
+      // the person chose is sent with the run.
       this.preview = p;
-      if (!this.map && p.format) this.map = clone(p.format.columns);
-      if (!this.format && p.format) this.format = p.format.name;
     } catch (e) {
       if (seq === this.previewSeq) this.previewError = e;
     } finally {
