@@ -18,9 +18,10 @@ export const COMMANDS: readonly CommandSpec[] = [
   { name: 'generate', summary: 'generate text from a model (optionally with a LoRA adapter)', load: () => import('./commands/generate.js') },
   { name: 'train', summary: 'fine-tune a model with LoRA / QLoRA on a dataset', load: () => import('./commands/train.js') },
   { name: 'merge', summary: 'fold a LoRA adapter into its base model (merged safetensors checkpoint)', load: () => import('./commands/merge.js') },
+  { name: 'export', summary: 'export a model or adapter as GGUF / Ollama, or a run for multi-GPU training (accelerate)', load: () => import('./commands/export.js') },
   { name: 'eval', summary: 'evaluate a model or adapter on a dataset (loss, perplexity)', load: () => import('./commands/eval.js') },
   { name: 'demo', summary: 'train the bundled tiny model on the bundled dataset, then compare', load: () => import('./commands/demo.js') },
-  { name: 'bench', summary: 'benchmarks: `bench engine` (ONNX Runtime vs PyTorch), `bench train`, `bench data`', load: () => import('./commands/bench.js') },
+  { name: 'bench', summary: 'benchmarks: `bench engine` (ONNX Runtime vs PyTorch), `bench train`, `bench data`, `bench generate`', load: () => import('./commands/bench.js') },
 ];
 
 export const EXIT = { ok: 0, failure: 1, usage: 2 } as const;

@@ -34,6 +34,8 @@ export interface SyntheticCheckpointOptions {
    * byte-level / 2.8k SentencePiece tokens; pass `corpus` for larger vocabularies.
    */
   vocabSize?: number;
+  /** Embedding rows when more than the tokenizer's ids (vocabularies padded, or benchmark shapes). */
+  modelVocabSize?: number;
   hiddenSize?: number; // 64
   numLayers?: number; // 2
   numHeads?: number; // 4
@@ -142,7 +144,7 @@ export function writeSyntheticCheckpoint(dir: string, opts: SyntheticCheckpointO
   const config: Record<string, unknown> = {
     architectures: [ARCHITECTURES[modelType]],
     model_type: modelType,
-    vocab_size: tok.vocabSize,
+    vocab_size: Math.max(tok.vocabSize, opts.modelVocabSize ?? 0),
     hidden_size: hidden,
     intermediate_size: opts.intermediateSize ?? 2 * hidden,
     num_hidden_layers: opts.numLayers ?? 2,

@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import { Graph } from '../../../src-main/engine/graph/graph.js';
 import * as F from '../../../src-main/engine/graph/ops.js';
 import { ModelProto } from '../../../src-main/engine/onnx/proto.js';
-import { IR_VERSION, OPSET, serializeModel, writeModelFile } from '../../../src-main/engine/onnx/writer.js';
+import { IR_VERSION, OPSET, type SerializedModel, serializeModel, writeModelFile } from '../../../src-main/engine/onnx/writer.js';
 import { Session } from '../../../src-main/engine/runtime/session.js';
 import { tempDir } from '../../helpers/fixtures.js';
 
@@ -28,6 +28,14 @@ const X = Float32Array.from([1, 0, -1, 2, 0.5, 0.25, 0, -2]); // [2, 4]
 const W = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12], B = [0.5, -1, 2];
 const XW = [0, 1].flatMap((r) => [0, 1, 2].map((c) => [0, 1, 2, 3].reduce((s, k) => s + X[r * 4 + k]! * W[k * 3 + c]!, 0))); // exact in float32
 const Y = XW.map((v, i) => v + B[i % 3]!);
+
+/** y for input X, through a session on `model`. */
+async function runOn(model: string | SerializedModel): Promise<number[]> {
+  const s = await Session.create(model, { threads: 1 });
+  const y = (await s.run({ x: { dtype: 'float32', dims: [2, 4], data: X } })).y!.data as Float32Array;
+  await s.release();
+  return [...y];
+}
 
 test('the written proto holds the graph: versions, inputs with symbolic dims, nodes, initializers, outputs', () => {
   const m = ModelProto.decode(serializeModel(build()).bytes) as unknown as {
@@ -57,10 +65,7 @@ test('initializers at or over the threshold go to one external blob, 64-byte ali
     assert.equal(e.location, blob.path);
   }
   assert.deepEqual([...new Float32Array(blob.data.slice(Number(where.b!.offset), Number(where.b!.offset) + 12).buffer)], [0.5, -1, 2]);
-  const s = await Session.create(model, { threads: 1 });
-  const y = (await s.run({ x: { dtype: 'float32', dims: [2, 4], data: X } })).y!.data as Float32Array;
-  await s.release();
-  assert.deepEqual([...y], Y);
+  assert.deepEqual(await runOn(model), Y);
 });
 
 test('writeModelFile writes <name>.onnx and its data file with no temporary files left, and loads from the path', async () => {
@@ -69,10 +74,7 @@ test('writeModelFile writes <name>.onnx and its data file with no temporary file
   assert.equal(path, join(dir, 'on_disk.onnx'));
   assert.deepEqual(readdirSync(dir).sort(), ['on_disk.onnx', 'on_disk.onnx.data']);
   assert.deepEqual(readFileSync(path), Buffer.from(serializeModel(build('on_disk'), { externalThreshold: 12 }).bytes));
-  const s = await Session.create(path, { threads: 1 });
-  const y = (await s.run({ x: { dtype: 'float32', dims: [2, 4], data: X } })).y!.data as Float32Array;
-  await s.release();
-  assert.deepEqual([...y], Y);
+  assert.deepEqual(await runOn(path), Y);
 });
 
 test('file-backed initializers: read in place inside the model folder, refused outside it or in memory', async () => {
@@ -85,10 +87,7 @@ test('file-backed initializers: read in place inside the model folder, refused o
     g.output(F.matmul(x, w), 'y');
     return g;
   };
-  const s = await Session.create(writeModelFile(make(join(dir, 'weights.bin')), dir), { threads: 1 });
-  const y = (await s.run({ x: { dtype: 'float32', dims: [2, 4], data: X } })).y!.data as Float32Array;
-  await s.release();
-  assert.deepEqual([...y], XW);
+  assert.deepEqual(await runOn(writeModelFile(make(join(dir, 'weights.bin')), dir)), XW);
   const elsewhere = tempDir();
   assert.throws(() => writeModelFile(make(join(dir, 'weights.bin')), elsewhere), /must be inside the model folder/);
   assert.ok(!existsSync(join(elsewhere, 'filed.onnx')));
