@@ -5,16 +5,19 @@
 //    such as onnxruntime-node and better-sqlite3 cannot be bundled).
 //  - preload.cjs: CommonJS, everything inlined: a sandboxed preload may require only 'electron'.
 // esbuild comes with tsx (a runtime dependency), so this needs nothing extra.
+// Usage: node scripts/build-electron.mjs [--outdir DIR]   (default dist/electron)
 import { build } from 'esbuild';
+import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
-const common = { absWorkingDir: root, bundle: true, platform: 'node', target: 'node20', sourcemap: true, logLevel: 'warning' };
+const { values } = parseArgs({ options: { outdir: { type: 'string', default: 'dist/electron' } } });
+const outdir = values.outdir;
+const common = { absWorkingDir: root, bundle: true, platform: 'node', target: 'node22', sourcemap: true, logLevel: 'warning', outdir };
 
 await build({
   ...common,
   entryPoints: { main: 'src-main/electron/main.ts' },
-  outdir: 'dist/electron',
   format: 'esm',
   packages: 'external',
   outExtension: { '.js': '.js' },
@@ -22,9 +25,8 @@ await build({
 await build({
   ...common,
   entryPoints: { preload: 'src-main/electron/preload.ts' },
-  outdir: 'dist/electron',
   format: 'cjs',
   external: ['electron'],
   outExtension: { '.js': '.cjs' },
 });
-console.log('built dist/electron/main.js and dist/electron/preload.cjs');
+console.log(`built ${outdir}/main.js and ${outdir}/preload.cjs`);

@@ -1,75 +1,548 @@
 // The one contract between Finch's UI and its back end. The renderer only ever speaks DesktopApi:
-// through the preload bridge in Electron (src-main/electron/preload.ts), and any other transport
-// (a browser mode, say) is to be built from the same tables below, so a method added here and not
-// implemented is a compile error, not a silent missing channel.
-// Everything crossing it is plain data (structured-clone safe): no classes, no functions.
+// through the preload bridge in Electron (src-main/electron/) or over the WebSocket of browser mode
+// (src-main/server/). Both transports are built from the tables at the end of this file, and every
+// call's arguments are validated by the schemas in ./schemas.ts (the argument types below are
+// inferred from them, so a type and its schema cannot drift apart).
+// Everything crossing is plain data (structured-clone and JSON safe): no classes, no functions,
+// no bigint, no typed arrays. Failures cross as ApiError data, never as a stack trace.
+//
+// This file has no runtime imports: the sandboxed preload and the renderer can include it freely.
 
-export type RunId = string;
+import type { z } from 'zod';
+import type * as S from './schemas.js';
+
+// ---- argument types (inferred from the schemas) ------------------------------------------------
+
 /** ONNX Runtime execution providers Finch can run on: the one list (engine/runtime/session.ts's Provider is this type). */
 export const PROVIDER_NAMES = ['cpu', 'webgpu', 'dml', 'cuda', 'coreml'] as const;
 export type ProviderName = (typeof PROVIDER_NAMES)[number];
+export type ProviderChoice = z.infer<typeof S.ProviderChoice>;
+export type FormatName = z.infer<typeof S.FormatName>;
+export type ColumnMap = z.infer<typeof S.ColumnMap>;
+export type LoraTarget = z.infer<typeof S.LoraTarget>;
+export type ChatMessage = z.infer<typeof S.ChatMessage>;
+export type LoraSettings = z.infer<typeof S.LoraSettings>;
+export type RunConfig = z.infer<typeof S.RunConfig>;
+export type ModelSide = z.infer<typeof S.ModelSide>;
+export type Sampling = z.infer<typeof S.Sampling>;
+export type GenerateRequest = z.infer<typeof S.GenerateRequest>;
+export type BatchCompareRequest = z.infer<typeof S.BatchCompareRequest>;
+export type SaveComparisonRequest = z.infer<typeof S.SaveComparisonRequest>;
+export type AddLocalModelRequest = z.infer<typeof S.AddLocalModelRequest>;
+export type DownloadModelRequest = z.infer<typeof S.DownloadModelRequest>;
+export type RemoveRequest = z.infer<typeof S.RemoveRequest>;
+export type AddDatasetRequest = z.infer<typeof S.AddDatasetRequest>;
+export type HubDatasetRequest = z.infer<typeof S.HubDatasetRequest>;
+export type DownloadDatasetRequest = z.infer<typeof S.DownloadDatasetRequest>;
+export type PreviewRequest = z.infer<typeof S.PreviewRequest>;
+export type ImportAdapterRequest = z.infer<typeof S.ImportAdapterRequest>;
+export type ExportAdapterRequest = z.infer<typeof S.ExportAdapterRequest>;
+export type ExportMergedRequest = z.infer<typeof S.ExportMergedRequest>;
+export type ExportGgufRequest = z.infer<typeof S.ExportGgufRequest>;
+export type ExportOllamaRequest = z.infer<typeof S.ExportOllamaRequest>;
+export type ExportAccelerateRequest = z.infer<typeof S.ExportAccelerateRequest>;
+export type Settings = z.infer<typeof S.Settings>;
+export type PickPathRequest = z.infer<typeof S.PickPathRequest>;
+export type StartDemoRequest = z.infer<(typeof S.CALL_ARGS)['startDemo']>[0];
+
+export type Id = string;
+export type RunId = string;
+
+/** Every default of a run; the wizard starts from these (they equal the trainer's TRAIN_DEFAULTS, checked by a test). */
+export const RUN_DEFAULTS: Omit<RunConfig, 'modelId' | 'datasetId'> = {
+  trainOn: 'completions',
+  template: 'auto',
+  pack: false,
+  seqLen: 512,
+  valFraction: 0.05,
+  lora: { rank: 16, alpha: 32, dropout: 0.05, rslora: false, targets: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'] },
+  quantize: false,
+  lr: 2e-4,
+  schedule: 'cosine',
+  warmupSteps: 0,
+  epochs: 1,
+  maxSteps: null,
+  batch: 4,
+  gradAccum: 1,
+  weightDecay: 0,
+  maxGradNorm: 1.0,
+  evalEvery: 0,
+  checkpointEvery: 100,
+  keepCheckpoints: 2,
+  seed: 0,
+  threads: 0,
+  provider: 'auto',
+  checkpointLayers: false,
+  blockSize: 32,
+  samplePrompts: 3,
+};
+
+export const GREEDY_SAMPLING: Sampling = { temperature: 0, topK: 0, topP: 1, repetitionPenalty: 1, seed: 0 };
+
+// ---- errors ------------------------------------------------------------------------------------
+
+export type ErrorCode =
+  | 'invalid_argument' // a field failed its schema (`field` names it)
+  | 'unknown_call'
+  | 'not_found' // no model/dataset/run/... with that id, or a path that does not exist
+  | 'conflict' // the call does not fit the current state (pause a finished run, a folder exists)
+  | 'bad_model' // a model folder that cannot be used (names the file and field)
+  | 'bad_dataset' // a dataset that cannot be read or converted (names the file and line)
+  | 'bad_adapter'
+  | 'hub' // a Hugging Face Hub failure (network, 404, unknown revision)
+  | 'hub_auth' // 401/403: the hint says how to request access and where to put the token
+  | 'disk_full'
+  | 'job_failed' // a training or generation process crashed or threw
+  | 'cancelled'
+  | 'internal';
+
+/** How every failure crosses a transport. */
+export interface ApiError {
+  code: ErrorCode;
+  /** One sentence for a person: what went wrong, naming the file/line/field. */
+  message: string;
+  /** What to do about it, or null. */
+  hint: string | null;
+  /** For invalid_argument: the failing field as a path ("0.lora.rank"). */
+  field?: string;
+}
+
+/** What the dispatcher answers: transports carry this envelope and clients unwrap it. */
+export type CallResult<T = unknown> = { ok: true; value: T } | { ok: false; error: ApiError };
+
+// ---- results -----------------------------------------------------------------------------------
+
+export interface ProviderInfo {
+  name: ProviderName;
+  /** ONNX Runtime in this build offers it on this machine. */
+  available: boolean;
+  /** Why not, or what it runs on ("Vulkan (Linux)", "needs the CUDA libraries: see README"). */
+  note: string;
+}
 
 export interface AppInfo {
   version: string;
   platform: string;
-  /** Execution providers this build of ONNX Runtime offers on this machine. */
-  providers: ProviderName[];
+  arch: string;
+  cpus: number;
+  /** Host memory in bytes. */
+  totalMemory: number;
+  freeMemory: number;
+  providers: ProviderInfo[];
+  /** What provider 'auto' picks on this machine, and why. */
+  auto: { provider: ProviderName; reason: string };
+  /** Where runs, downloads and the database live. */
+  finchHome: string;
+  /** True in browser mode: file paths are typed, not picked in a dialog. */
+  browserMode: boolean;
+  /** A Hugging Face token is configured (settings or HF_TOKEN); the token itself never crosses. */
+  hfTokenSet: boolean;
 }
 
+export interface SettingsView {
+  hfTokenSet: boolean;
+  hfEndpoint: string | null;
+  cacheDir: string | null;
+  defaultProvider: ProviderChoice;
+}
+
+export type LibrarySource = 'local' | 'hub' | 'demo';
+
 export interface ModelSummary {
-  id: string;
+  id: Id;
   name: string;
   /** The Hugging Face model folder. */
   path: string;
+  source: LibrarySource;
+  repo: string | null;
+  revision: string | null;
+  /** 'llama' | 'mistral' | 'qwen2' (config.json model_type). */
   modelType: string;
-  parameters: number | null;
+  parameters: number;
+  sizeBytes: number;
+  /** The checkpoint's storage dtype ("bfloat16", "float16", "float32"). */
+  dtype: string;
+  hasChatTemplate: boolean;
+  addedAt: string;
 }
 
-export interface RunConfig {
-  modelId: string;
-  datasetPath: string;
-  method: 'lora' | 'qlora';
+export interface ModelDetails extends ModelSummary {
+  architecture: {
+    hiddenSize: number;
+    layers: number;
+    heads: number;
+    kvHeads: number;
+    headDim: number;
+    intermediateSize: number;
+    vocabSize: number;
+    maxPositions: number;
+    ropeTheta: number;
+    tiedEmbeddings: boolean;
+  };
+  files: { name: string; bytes: number }[];
+  /** Frozen-weight bytes in 4 bits (QLoRA) and in float32 (LoRA). */
+  weightBytes4bit: number;
+  weightBytes32bit: number;
+}
+
+export interface DatasetSummary {
+  id: Id;
+  name: string;
+  path: string;
+  source: LibrarySource;
+  repo: string | null;
+  /** The Hub split the file belongs to ("train", "test"), when known. */
+  split: string | null;
+  fileKind: string;
+  sizeBytes: number;
+  /** The detected (or chosen) format and column mapping, null when it needs a mapping. */
+  format: FormatName | null;
+  map: ColumnMap | null;
+  addedAt: string;
+}
+
+export interface HubDatasetFile {
+  path: string;
+  size: number;
+  format: 'parquet' | 'json' | 'jsonl' | 'csv' | 'tsv';
+  split: string | null;
+}
+
+export interface TextSpan {
+  text: string;
+  /** Tokens the loss trains on; false for prompt/template tokens. */
+  trained: boolean;
+  /** Cut off by the sequence length. */
+  truncated: boolean;
+}
+
+export interface DatasetPreview {
+  file: string;
+  fileKind: string;
+  columns: string[];
+  format: { name: FormatName; columns: ColumnMap; mapped: boolean } | null;
+  /** Why no format could be resolved (naming the columns found), or null. */
+  formatError: string | null;
+  /** A likely mapping when the columns are not a known format. */
+  suggestedMap: ColumnMap | null;
+  template: 'model' | 'fallback' | null;
+  notes: string[];
+  rows: { line: number; raw: Record<string, unknown>; error: string | null }[];
+  /** The first convertible row rendered as training text (needs modelId). */
+  sample: { line: number; spans: TextSpan[]; tokens: number; trainedTokens: number } | null;
+  /** Token lengths of the first statsRows rows (needs modelId). */
+  lengths: {
+    rows: number;
+    badRows: number;
+    min: number;
+    mean: number;
+    p50: number;
+    p95: number;
+    max: number;
+    /** Rows longer than seqLen (cut). */
+    overSeqLen: number;
+    histogram: { from: number; to: number; count: number }[];
+  } | null;
+  badRows: { line: number; message: string }[];
+}
+
+export interface MemoryEstimateResult {
+  /** Peak host memory of a training step (bytes), by part and in total. */
+  hostBytes: number;
+  parts: Record<string, number>;
+  /** GPU memory needed when the provider is a GPU (the same graph), else null. */
+  gpuBytes: number | null;
+  availableHostBytes: number;
+  totalHostBytes: number;
+  availableGpuBytes: number | null;
+  verdict: 'fits' | 'tight' | 'will-not-fit';
   provider: ProviderName;
+  /** What to change, most effective first; `change` can be applied to the config as is. */
+  suggestions: { text: string; change: Partial<RunConfig>; hostBytes: number }[];
+}
+
+export type RunStatus = 'queued' | 'running' | 'paused' | 'completed' | 'failed' | 'cancelled' | 'interrupted';
+export const RUN_STATUSES: readonly RunStatus[] = ['queued', 'running', 'paused', 'completed', 'failed', 'cancelled', 'interrupted'];
+/** Statuses a run can be resumed from (exactly, from its last checkpoint). */
+export const RESUMABLE: readonly RunStatus[] = ['paused', 'failed', 'cancelled', 'interrupted'];
+
+export interface RunSummary {
+  id: RunId;
+  name: string;
+  kind: 'train' | 'demo';
+  /** 'cli': started by `finch train`/`finch demo` and found under FINCH_HOME/runs. */
+  origin: 'app' | 'cli';
+  status: RunStatus;
+  modelId: Id | null;
+  datasetId: Id | null;
+  modelName: string;
+  datasetName: string;
+  provider: ProviderName | null;
+  step: number;
+  totalSteps: number | null;
+  loss: number | null;
+  evalLoss: number | null;
+  bestEvalLoss: number | null;
+  createdAt: string;
+  startedAt: string | null;
+  finishedAt: string | null;
+  /** Seconds spent running (pauses excluded). */
+  durationS: number;
+  /** The run folder (adapter, checkpoints, run.json). */
+  dir: string;
+  /** The final adapter folder, when the run completed. */
+  adapterPath: string | null;
+  error: ApiError | null;
+}
+
+export interface MetricPoint {
+  step: number;
+  loss: number;
+  lr: number;
+  gradNorm: number;
+  tokensPerS: number;
+  rssMb: number;
+}
+export interface EvalPoint { step: number; evalLoss: number; perplexity: number }
+export interface EvalSample { prompt: string; reference: string; answer: string; correct: boolean | null }
+export interface CheckpointInfo { step: number; path: string; createdAt: string }
+export interface LogLine { at: string; level: 'info' | 'warn' | 'error'; message: string }
+
+export interface RunDetails extends RunSummary {
+  config: RunConfig | null;
+  /** The config as the trainer got it (paths resolved). */
+  trainConfig: Record<string, unknown> | null;
+  metrics: MetricPoint[];
+  evals: EvalPoint[];
+  /** Sample answers at each evaluation, newest last. */
+  samples: { step: number; samples: EvalSample[] }[];
+  checkpoints: CheckpointInfo[];
+  logs: LogLine[];
+  /** The demo's base/tuned comparison, for demo runs. */
+  demo: DemoResult | null;
+}
+
+export interface DemoRow { prompt: string; reference: string; base: string; tuned: string | null; baseCorrect: boolean; tunedCorrect: boolean | null }
+export interface DemoResult { baseAccuracy: number; tunedAccuracy: number | null; rows: DemoRow[] }
+
+export interface StartDemoResult {
+  model: ModelSummary;
+  dataset: DatasetSummary;
+  /** The demo recipe as a run config (start it with startRun, or see `run` when start was true). */
+  config: RunConfig;
+  run: RunSummary | null;
+}
+
+export interface AdapterSummary {
+  id: Id;
+  name: string;
+  path: string;
+  baseModelId: Id;
+  /** 'run': a run's final adapter; 'imported': a PEFT folder made elsewhere. */
+  origin: 'run' | 'imported';
+  runId: RunId | null;
   rank: number;
   alpha: number;
-  learningRate: number;
-  epochs: number;
+  targets: string[];
+  addedAt: string;
 }
 
-/** What a running job reports; the main process stores these and forwards them to windows. */
-export type RunEvent =
-  | { type: 'started'; runId: RunId; totalSteps: number }
-  | { type: 'step'; runId: RunId; step: number; totalSteps: number; loss: number; tokensPerSecond: number; etaSeconds: number | null }
-  | { type: 'log'; runId: RunId; level: 'info' | 'warn'; message: string }
-  | { type: 'finished'; runId: RunId; adapterPath: string }
-  | { type: 'failed'; runId: RunId; message: string };
+export interface GenerationStarted {
+  generationId: Id;
+}
+
+export interface BatchCompareResult {
+  rows: { prompt: string; reference: string; left: string; right: string; leftCorrect: boolean; rightCorrect: boolean }[];
+  leftAccuracy: number;
+  rightAccuracy: number;
+  /** Indices of rows where exactly one side is right. */
+  differing: number[];
+}
+
+export interface Comparison {
+  id: Id;
+  modelId: Id;
+  left: ModelSide;
+  right: ModelSide;
+  /** Human labels of the two sides ("base", "run 'math' step 300"). */
+  leftLabel: string;
+  rightLabel: string;
+  messages: ChatMessage[];
+  leftOutput: string;
+  rightOutput: string;
+  sampling: Sampling | null;
+  maxNewTokens: number | null;
+  rating: 'left' | 'right' | 'tie' | 'both-bad' | null;
+  notes: string;
+  createdAt: string;
+}
+
+export interface ExportResult {
+  path: string;
+  files: { name: string; bytes: number }[];
+  /** What to run next, when there is something (`ollama create ...`, `accelerate launch ...`). */
+  command?: string;
+}
+
+export interface DownloadStarted {
+  downloadId: Id;
+}
+
+// ---- events: one vocabulary for runs, downloads, generation ------------------------------------
+
+export type FinchEvent =
+  | { type: 'run-status'; runId: RunId; status: RunStatus; error: ApiError | null }
+  | { type: 'run-prepared'; runId: RunId; trainSequences: number; valSequences: number; seqLen: number; truncated: number; totalSteps: number; notes: string[] }
+  | { type: 'run-step'; runId: RunId; step: number; totalSteps: number; loss: number; lr: number; gradNorm: number; tokensPerS: number; elapsedS: number; etaS: number; rssMb: number }
+  | { type: 'run-eval'; runId: RunId; step: number; evalLoss: number | null; perplexity: number | null; samples: EvalSample[] }
+  | { type: 'run-checkpoint'; runId: RunId; step: number; path: string }
+  | { type: 'run-log'; runId: RunId; line: LogLine }
+  | { type: 'run-done'; runId: RunId; status: 'completed' | 'cancelled'; adapterPath: string | null; steps: number; loss: number | null; evalLoss: number | null }
+  /** The demo's base answers before training ('base') and both sides after ('compare'). */
+  | { type: 'run-demo'; runId: RunId; phase: 'base' | 'compare'; result: DemoResult }
+  | {
+    type: 'download'; downloadId: Id; kind: 'model' | 'dataset'; repo: string;
+    state: 'running' | 'done' | 'failed' | 'cancelled';
+    /** The file being transferred now, bytes so far and in all (null while listing). */
+    file: string | null; bytes: number; totalBytes: number | null; bytesPerS: number; etaS: number | null;
+    /** Set when state is 'done': the library entry made. */
+    modelId: Id | null; datasetId: Id | null;
+    error: ApiError | null;
+  }
+  | { type: 'generation-delta'; generationId: Id; side: 'left' | 'right'; text: string }
+  | { type: 'generation-done'; generationId: Id; side: 'left' | 'right'; text: string; tokens: number; finish: 'eos' | 'length' | 'stop' | 'stopped'; seconds: number; tokensPerS: number }
+  | { type: 'generation-error'; generationId: Id; error: ApiError }
+  | { type: 'batch-progress'; batchId: Id; done: number; total: number }
+  | { type: 'export-progress'; dest: string; done: number; total: number }
+  /** A library list changed (a download finished, a CLI run appeared): refetch it. */
+  | { type: 'library-changed'; what: 'models' | 'datasets' | 'runs' | 'adapters' | 'comparisons' };
+
+export type FinchEventType = FinchEvent['type'];
+
+// ---- the API -----------------------------------------------------------------------------------
 
 export interface DesktopApi {
   appInfo(): Promise<AppInfo>;
+  getSettings(): Promise<SettingsView>;
+  setSettings(patch: Partial<Settings>): Promise<SettingsView>;
+
   listModels(): Promise<ModelSummary[]>;
-  startRun(config: RunConfig): Promise<RunId>;
-  stopRun(runId: RunId): Promise<void>;
-  /** Subscribes to every run's events; returns the unsubscribe function. */
-  onRunEvent(listener: (e: RunEvent) => void): () => void;
+  addLocalModel(req: AddLocalModelRequest): Promise<ModelSummary>;
+  /** Starts a Hub download; progress and the new model's id arrive as 'download' events. */
+  downloadModel(req: DownloadModelRequest): Promise<DownloadStarted>;
+  cancelDownload(downloadId: Id): Promise<void>;
+  removeModel(id: Id, opts: RemoveRequest): Promise<void>;
+  modelDetails(id: Id): Promise<ModelDetails>;
+
+  listDatasets(): Promise<DatasetSummary[]>;
+  addDataset(req: AddDatasetRequest): Promise<DatasetSummary>;
+  listHubDatasetFiles(req: HubDatasetRequest): Promise<HubDatasetFile[]>;
+  /** Starts a Hub download of one data file; it joins the library when done ('download' events). */
+  downloadDataset(req: DownloadDatasetRequest): Promise<DownloadStarted>;
+  removeDataset(id: Id, opts: RemoveRequest): Promise<void>;
+  previewDataset(req: PreviewRequest): Promise<DatasetPreview>;
+
+  estimateMemory(config: RunConfig): Promise<MemoryEstimateResult>;
+  /** Starts (or queues, while another run trains) a run. */
+  startRun(config: RunConfig): Promise<RunSummary>;
+  pauseRun(id: RunId): Promise<RunSummary>;
+  /** Continues a paused run, or resumes an interrupted/failed/cancelled one exactly from its last checkpoint. */
+  resumeRun(id: RunId): Promise<RunSummary>;
+  /** Stops after the current step; the last checkpoint stays, so it can be resumed. */
+  cancelRun(id: RunId): Promise<RunSummary>;
+  listRuns(): Promise<RunSummary[]>;
+  runDetails(id: RunId): Promise<RunDetails>;
+  deleteRun(id: RunId, opts: RemoveRequest): Promise<void>;
+  /** Adds the bundled demo model and dataset and the demo recipe; with start (default) runs it. */
+  startDemo(req: StartDemoRequest): Promise<StartDemoResult>;
+
+  listAdapters(): Promise<AdapterSummary[]>;
+  /** A PEFT adapter folder made elsewhere, checked against its base model's shapes. */
+  importAdapter(req: ImportAdapterRequest): Promise<AdapterSummary>;
+  exportAdapter(req: ExportAdapterRequest): Promise<ExportResult>;
+  exportMerged(req: ExportMergedRequest): Promise<ExportResult>;
+  /** One GGUF file for llama.cpp / LM Studio. */
+  exportGguf(req: ExportGgufRequest): Promise<ExportResult>;
+  /** A folder for Ollama (GGUF + Modelfile); `command` registers it. */
+  exportOllama(req: ExportOllamaRequest): Promise<ExportResult>;
+  /** A run as a Transformers + PEFT + Accelerate project for multi-GPU training; `command` launches it. */
+  exportAccelerate(req: ExportAccelerateRequest): Promise<ExportResult>;
+
+  /** Starts streaming answers ('generation-*' events keyed by generationId and side). */
+  generate(req: GenerateRequest): Promise<GenerationStarted>;
+  stopGeneration(generationId: Id): Promise<void>;
+  batchCompare(req: BatchCompareRequest): Promise<BatchCompareResult>;
+  saveComparison(req: SaveComparisonRequest): Promise<Comparison>;
+  listComparisons(filter: { runId?: RunId }): Promise<Comparison[]>;
+
+  /**
+   * Desktop app: a native open dialog; resolves with the chosen path, or null when the user
+   * cancels. Browser mode has no dialogs and answers null (appInfo.browserMode: show a path field).
+   */
+  pickPath(req: PickPathRequest): Promise<string | null>;
+
+  /** Every event (runs, downloads, generation); returns the unsubscribe function. */
+  onEvent(listener: (e: FinchEvent) => void): () => void;
 }
 
-// ---- transport tables -------------------------------------------------------------------------
+// ---- transport tables --------------------------------------------------------------------------
 
-/** Request/response methods: everything but the `on...` subscriptions. */
+/** Request/response methods: everything but the `on...` subscription. */
 export type ApiCalls = { [K in keyof DesktopApi as K extends `on${string}` ? never : K]: DesktopApi[K] };
 export type CallName = keyof ApiCalls;
+export type CallResultOf<K extends CallName> = Awaited<ReturnType<ApiCalls[K]>>;
 
-/** Every call, for transports to register; the check below fails to compile if one is missing. */
-export const API_CALLS = ['appInfo', 'listModels', 'startRun', 'stopRun'] as const satisfies readonly CallName[];
+/** Every call, for transports to register; the checks below fail to compile if one is missing. */
+export const API_CALLS = [
+  'appInfo', 'getSettings', 'setSettings',
+  'listModels', 'addLocalModel', 'downloadModel', 'cancelDownload', 'removeModel', 'modelDetails',
+  'listDatasets', 'addDataset', 'listHubDatasetFiles', 'downloadDataset', 'removeDataset', 'previewDataset',
+  'estimateMemory', 'startRun', 'pauseRun', 'resumeRun', 'cancelRun', 'listRuns', 'runDetails', 'deleteRun', 'startDemo',
+  'listAdapters', 'importAdapter', 'exportAdapter', 'exportMerged', 'exportGguf', 'exportOllama', 'exportAccelerate',
+  'generate', 'stopGeneration', 'batchCompare', 'saveComparison', 'listComparisons',
+  'pickPath',
+] as const satisfies readonly CallName[];
 type Missing = Exclude<CallName, (typeof API_CALLS)[number]>;
 const allCallsListed: [Missing] extends [never] ? true : { missing: Missing } = true;
 void allCallsListed;
 
-/** Push channels: subscription method -> event channel name. */
-export const API_EVENTS = { onRunEvent: 'finch:run-event' } as const satisfies Record<Exclude<keyof DesktopApi, CallName>, string>;
+// Each call's parameters are exactly its schema's tuple (schemas.ts CALL_ARGS).
+type ParamsMismatch = { [K in CallName]: Parameters<ApiCalls[K]> extends S.CallArgs[K] ? (S.CallArgs[K] extends Parameters<ApiCalls[K]> ? never : K) : K }[CallName];
+const paramsMatchSchemas: [ParamsMismatch] extends [never] ? true : { mismatch: ParamsMismatch } = true;
+void paramsMatchSchemas;
 
-/** The IPC / WebSocket channel name of a call. */
+/** The one push channel (IPC channel name; in JSON-RPC, notifications with method "event"). */
+export const EVENT_CHANNEL = 'finch:event';
+
+/** The IPC channel name of a call. */
 export const callChannel = (name: CallName): string => `finch:${name}`;
+
+/** A rejected call on the client side: the ApiError's fields on an Error (message is the sentence). */
+export interface ApiFailure extends Error, Omit<ApiError, 'message'> {}
+
+/** Turns an ApiError into a throwable Error carrying code, hint and field (for clients). */
+export function apiFailure(e: ApiError): ApiFailure {
+  return Object.assign(new Error(e.message), { name: 'FinchApiError', code: e.code, hint: e.hint, field: e.field });
+}
+
+/**
+ * Builds a DesktopApi from a transport: `call` sends (name, args) and resolves with the dispatcher's
+ * envelope; `subscribe` delivers every FinchEvent. Electron's preload and the browser's WebSocket
+ * client both use this, so the renderer sees one identical `window.api`.
+ */
+export function makeApiClient(call: (name: CallName, args: unknown[]) => Promise<CallResult>, subscribe: (listener: (e: FinchEvent) => void) => () => void): DesktopApi {
+  const api: Record<string, unknown> = {
+    onEvent: (listener: (e: FinchEvent) => void) => subscribe(listener),
+  };
+  for (const name of API_CALLS) {
+    api[name] = async (...args: unknown[]) => {
+      const r = await call(name, args);
+      if (!r.ok) throw apiFailure(r.error);
+      return r.value;
+    };
+  }
+  return api as unknown as DesktopApi;
+}
 
 declare global {
   // In the renderer, `window.api` is the preload's bridge (or the WebSocket client in browser mode).

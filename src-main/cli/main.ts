@@ -19,9 +19,11 @@ export const COMMANDS: readonly CommandSpec[] = [
   { name: 'train', summary: 'fine-tune a model with LoRA / QLoRA on a dataset', load: () => import('./commands/train.js') },
   { name: 'merge', summary: 'fold a LoRA adapter into its base model (merged safetensors checkpoint)', load: () => import('./commands/merge.js') },
   { name: 'export', summary: 'export a model or adapter as GGUF / Ollama, or a run for multi-GPU training (accelerate)', load: () => import('./commands/export.js') },
+  { name: 'pull', summary: 'download a model or dataset from the Hugging Face Hub (resumable; never pickle)', load: () => import('./commands/pull.js') },
   { name: 'eval', summary: 'evaluate a model or adapter on a dataset (loss, perplexity)', load: () => import('./commands/eval.js') },
   { name: 'demo', summary: 'train the bundled tiny model on the bundled dataset, then compare', load: () => import('./commands/demo.js') },
   { name: 'bench', summary: 'benchmarks: `bench engine` (ONNX Runtime vs PyTorch), `bench train`, `bench data`, `bench generate`', load: () => import('./commands/bench.js') },
+  { name: 'serve', summary: 'serve the app UI to a browser on 127.0.0.1 (browser mode)', load: () => import('./commands/serve.js') },
 ];
 
 export const EXIT = { ok: 0, failure: 1, usage: 2 } as const;

@@ -1,123 +1,100 @@
-// Electron main process: one window, Finch's pages served from the app:// scheme, and the IPC
-// bridge to the services. No heavy work here: training and generation run in workers.
-// Security: the renderer is sandboxed and context-isolated with no Node, its pages carry a strict
-// Content-Security-Policy, it cannot open windows or navigate away, and it asks for no permissions.
+// Electron main process: Finch's one window, its pages served from app://finch, the IPC bridge to
+// the back end, and the desktop's own parts (menu, native dialogs, keeping the system awake while
+// training, asking before quitting a training run, notifications). No heavy work here: training
+// and generation run in job processes (jobs.ts). The walls around the renderer are security.ts.
+//
+// Development: FINCH_RENDERER_URL=http://localhost:5173 loads the Vite dev server instead of
+// dist/renderer (with the same CSP, plus the dev server's HMR socket).
 
-import { app, BrowserWindow, net, protocol, session, shell } from 'electron';
-import { dirname, join, normalize, sep } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
-import { type ApiCalls, PROVIDER_NAMES, type ProviderName } from '../../src-shared/api.js';
-import { registerIpc } from './ipc.js';
+import { app, BrowserWindow, dialog, session, shell } from 'electron';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { finchHome } from '../store/paths.js';
+import { startDesktopBackend, type DesktopBackend } from './backend.js';
+import { pickPath } from './dialogs.js';
+import { forwardEvents, registerIpc } from './ipc.js';
+import { installAppMenu } from './menu.js';
+import { RunWatch } from './runs.js';
+import { appUrlCheck, APP_ENTRY, hardenSession, hardenWebContents, registerAppScheme, serveRenderer } from './security.js';
+import { createMainWindow, windowIcon } from './window.js';
 
 const here = dirname(fileURLToPath(import.meta.url)); // dist/electron after the build
-const RENDERER_DIR = join(here, '..', 'renderer');
-const APP_ORIGIN = 'app://finch';
-/** Development: the renderer's Vite dev server (e.g. http://localhost:5173). */
+const RENDERER_DIR = process.env.FINCH_RENDERER_DIR ?? join(here, '..', 'renderer');
+/** The icons and demo assets: beside the app in a package (extraResources), in the checkout otherwise. */
+const ASSETS_DIR = app.isPackaged ? join(process.resourcesPath, 'assets') : join(here, '..', '..', 'assets');
 const DEV_URL = process.env.FINCH_RENDERER_URL;
+const isAppUrl = appUrlCheck(DEV_URL);
 
-const CSP = [
-  "default-src 'self'",
-  "script-src 'self'",
-  "style-src 'self' 'unsafe-inline'", // Svelte's scoped styles and chart.js set inline styles
-  "img-src 'self' data:",
-  "font-src 'self'",
-  "connect-src 'self'",
-  "object-src 'none'",
-  "base-uri 'none'",
-  "form-action 'none'",
-  "frame-ancestors 'none'",
-].join('; ');
+let mainWindow: BrowserWindow | null = null;
+const appContents = () => (mainWindow && !mainWindow.isDestroyed() ? mainWindow.webContents : null);
 
-const isAppUrl = (url: string): boolean =>
-  url.startsWith(`${APP_ORIGIN}/`) || (DEV_URL !== undefined && url.startsWith(DEV_URL));
-
-protocol.registerSchemesAsPrivileged([{ scheme: 'app', privileges: { standard: true, secure: true, supportFetchAPI: true } }]);
-
-/** Serves dist/renderer under app://finch/, never a file outside it, always with the CSP. */
-function serveRenderer(): void {
-  protocol.handle('app', async (request) => {
-    const { host, pathname } = new URL(request.url);
-    const rel = normalize(decodeURIComponent(pathname === '/' ? '/index.html' : pathname)).replace(/^[/\\]+/, '');
-    const file = join(RENDERER_DIR, rel);
-    if (host !== 'finch' || !file.startsWith(RENDERER_DIR + sep)) return new Response('not found', { status: 404 });
-    const res = await net.fetch(pathToFileURL(file).toString());
-    const headers = new Headers(res.headers);
-    headers.set('Content-Security-Policy', CSP);
-    return new Response(res.body, { status: res.status, headers });
-  });
-}
-
-/** Until src-main/services/ implements DesktopApi: app info, and a clear error for the rest. */
-function placeholderServices(): ApiCalls {
-  const later = (what: string) => async (): Promise<never> => {
-    throw new Error(`${what} is not implemented in this build of Finch yet`);
-  };
-  return {
-    appInfo: async () => {
-      const { availableProviders } = await import('../engine/runtime/session.js');
-      const known: readonly ProviderName[] = PROVIDER_NAMES;
-      return {
-        version: app.getVersion(),
-        platform: `${process.platform}-${process.arch}`,
-        providers: availableProviders().map((p) => p.name as ProviderName).filter((n) => known.includes(n)),
-      };
-    },
-    listModels: later('listModels'),
-    startRun: later('startRun'),
-    stopRun: later('stopRun'),
-  };
-}
-
-function createWindow(): BrowserWindow {
-  const win = new BrowserWindow({
-    width: 1280,
-    height: 820,
-    show: false,
-    title: 'Finch',
-    webPreferences: {
-      preload: join(here, 'preload.cjs'),
-      contextIsolation: true,
-      nodeIntegration: false,
-      sandbox: true,
-      webSecurity: true,
-      spellcheck: false,
-    },
-  });
-  win.once('ready-to-show', () => win.show());
-  // Links to the web open in the user's browser; nothing opens inside Finch.
-  win.webContents.setWindowOpenHandler(({ url }) => {
-    if (/^https?:\/\//.test(url)) void shell.openExternal(url);
-    return { action: 'deny' };
-  });
-  win.webContents.on('will-navigate', (event, url) => {
-    if (!isAppUrl(url)) event.preventDefault();
-  });
-  void win.loadURL(DEV_URL ?? `${APP_ORIGIN}/index.html`);
-  return win;
-}
-
+registerAppScheme();
 app.enableSandbox();
+if (process.platform === 'win32') app.setAppUserModelId('app.finch.desktop'); // notifications need it
 
-app.whenReady().then(() => {
-  session.defaultSession.setPermissionRequestHandler((_wc, _permission, callback) => callback(false));
-  if (DEV_URL) {
-    // The dev server's pages get the same policy as packaged ones (plus Vite's HMR socket).
-    session.defaultSession.webRequest.onHeadersReceived((details, callback) => {
-      const hmr = DEV_URL.replace(/^http/, 'ws');
-      callback({ responseHeaders: { ...details.responseHeaders, 'Content-Security-Policy': [CSP.replace("connect-src 'self'", `connect-src 'self' ${hmr}`)] } });
-    });
-  }
-  serveRenderer();
-  registerIpc(placeholderServices(), isAppUrl);
-  createWindow();
-  app.on('activate', () => {
-    if (BrowserWindow.getAllWindows().length === 0) createWindow();
+if (!app.requestSingleInstanceLock()) {
+  // Another Finch is running: it gets focused (its 'second-instance'), this one leaves.
+  app.quit();
+} else {
+  app.on('second-instance', () => {
+    if (!mainWindow || mainWindow.isDestroyed()) return;
+    if (mainWindow.isMinimized()) mainWindow.restore();
+    mainWindow.show();
+    mainWindow.focus();
   });
-}).catch((err: unknown) => {
-  console.error('finch: failed to start', err);
-  app.exit(1);
-});
+  app.on('web-contents-created', (_event, contents) => hardenWebContents(contents, isAppUrl));
+  app.on('window-all-closed', () => {
+    if (process.platform !== 'darwin') app.quit();
+  });
+  app.whenReady().then(start).catch((err: unknown) => {
+    const e = err as Error;
+    console.error('finch: failed to start:', e);
+    dialog.showErrorBox('Finch could not start', `${e.message}\n\nRun \`npx finch serve\` for browser mode, or report this with the message above.`);
+    app.exit(1);
+  });
+}
 
-app.on('window-all-closed', () => {
-  if (process.platform !== 'darwin') app.quit();
-});
+async function start(): Promise<void> {
+  hardenSession(session.defaultSession, isAppUrl, DEV_URL);
+  if (!DEV_URL && !existsSync(join(RENDERER_DIR, 'index.html'))) {
+    throw new Error(`the app's pages are missing (${join(RENDERER_DIR, 'index.html')}): build them with \`npm run build:renderer\`, or start with \`npm start\``);
+  }
+  serveRenderer(RENDERER_DIR);
+
+  const backend: DesktopBackend = await startDesktopBackend({ pickPath: (req) => pickPath(mainWindow, req) });
+  const { dispatcher } = backend;
+  registerIpc({ dispatcher, appContents, isAppUrl });
+  forwardEvents({ dispatcher, appContents });
+  const runs = new RunWatch(dispatcher, () => mainWindow);
+  runs.installQuitGuard();
+  app.on('will-quit', () => void backend.close());
+
+  /** Menu actions: the native dialog, then the library call; a failure is shown with its hint. */
+  const addFromDialog = async (kind: 'model-folder' | 'dataset-file') => {
+    const path = await pickPath(mainWindow, { kind });
+    if (path === null) return;
+    const r = kind === 'model-folder' ? await dispatcher.dispatch('addLocalModel', [{ path }]) : await dispatcher.dispatch('addDataset', [{ path }]);
+    if (!r.ok) dialog.showErrorBox(kind === 'model-folder' ? 'Could not add the model' : 'Could not add the dataset', [r.error.message, r.error.hint].filter(Boolean).join('\n\n'));
+  };
+  installAppMenu({
+    addModelFolder: () => void addFromDialog('model-folder'),
+    addDatasetFile: () => void addFromDialog('dataset-file'),
+    openDataFolder: () => void shell.openPath(finchHome()),
+  });
+
+  const openWindow = () => {
+    mainWindow = createMainWindow({
+      preload: join(here, 'preload.cjs'),
+      stateFile: join(app.getPath('userData'), 'window-state.json'),
+      icon: windowIcon(ASSETS_DIR),
+      url: DEV_URL ?? APP_ENTRY,
+    });
+    runs.guardWindow(mainWindow);
+    mainWindow.webContents.once('did-finish-load', () => console.log('finch: window ready'));
+  };
+  openWindow();
+  app.on('activate', () => {
+    if (BrowserWindow.getAllWindows().length === 0) openWindow();
+  });
+}

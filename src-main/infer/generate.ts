@@ -36,12 +36,17 @@ export interface GenerateRequest {
   onText?: (row: number, delta: string) => void;
   /** Full recomputation each step instead of the cache (a correctness reference). */
   noCache?: boolean;
+  /**
+   * Stops between tokens (unfinished rows end with 'stopped'). With a signal the loop yields to the
+   * event loop once per token, so a stop message can arrive while session.run keeps the thread busy.
+   */
+  signal?: AbortSignal;
 }
 
 export interface GenerateResult {
   ids: number[];
   text: string;
-  finish: 'eos' | 'length' | 'stop';
+  finish: 'eos' | 'length' | 'stop' | 'stopped';
 }
 
 export class Generator {
@@ -138,6 +143,13 @@ export class Generator {
     let P = L;
     const V = cfg.vocabSize;
     for (let t = 0; t < req.maxNewTokens; t++) {
+      if (req.signal) {
+        await new Promise((r) => setImmediate(r));
+        if (req.signal.aborted) {
+          done.forEach((d, b) => { if (!d) done[b] = 'stopped'; });
+          break;
+        }
+      }
       const chosen: number[] = [];
       for (let b = 0; b < B; b++) {
         if (done[b]) {

@@ -1,6 +1,6 @@
 // Shared on-disk fixtures for end-to-end tests: a small synthetic checkpoint and a MetaMathQA-style
 // dataset, written once per process into a temporary folder.
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
@@ -56,3 +56,14 @@ export function finch(args: string[], onLine?: (line: string, kill: () => void) 
 
 export const events = (stdout: string): Record<string, unknown>[] =>
   stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
+
+/** Every file below `dir` by relative path ('a/b.json'), with its bytes. */
+export function readTree(dir: string, prefix = ''): Map<string, Buffer> {
+  const out = new Map<string, Buffer>();
+  for (const name of readdirSync(dir)) {
+    const p = join(dir, name);
+    if (statSync(p).isDirectory()) for (const [k, v] of readTree(p, `${prefix}${name}/`)) out.set(k, v);
+    else out.set(prefix + name, readFileSync(p));
+  }
+  return out;
+}

@@ -1,0 +1,272 @@
+// The DesktopApi implementation: one object with every call of the contract, composed from the
+// library, runs, generation, downloads and system services over one store and one event bus.
+// Transports never call it directly: they go through createDispatcher (validation, errors as data).
+//
+//   const app = createServices({ browserMode: true });
+//   const dispatcher = createDispatcher(app.api, app.bus);
+//   ...
+//   app.close();   // stops jobs (a training run becomes 'interrupted'), closes the database
+
+import { readFileSync, statSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import type { ApiCalls, ModelSide, RunConfig, RunSummary, SettingsView } from '../../src-shared/api.js';
+import { RUN_DEFAULTS } from '../../src-shared/api.js';
+import { exportAccelerate } from '../export/accelerate.js';
+import { exportGguf, exportGgufAdapter, exportOllama } from '../model/gguf/export.js';
+import { mergeAdapter } from '../model/merge.js';
+import { readQa } from '../train/evaluate.js';
+import type { TrainConfig } from '../train/trainer.js';
+import { finchHome } from '../store/paths.js';
+import { Store } from '../store/store.js';
+import { EventBus } from './bus.js';
+import { DEMO_MODEL, DEMO_RECIPE, DEMO_TEST, DEMO_TRAIN } from './demo.js';
+import { createDispatcher, type Dispatcher } from './dispatch.js';
+import { Downloads } from './downloads.js';
+import { ServiceError } from './errors.js';
+import { GenerationService, type ResolvedSide } from './generation.js';
+import { forkJob, type SamplePrompts, type SpawnJob } from './jobs.js';
+import { Library, emptyDestination, removeFilesUnder } from './library.js';
+import { RunManager } from './runs.js';
+import { appInfo, autoProvider, estimateMemory } from './system.js';
+
+export interface ServicesOptions {
+  /** Default: FINCH_HOME/finch.db. */
+  dbFile?: string;
+  browserMode?: boolean;
+  /** How jobs are hosted (default: Node child processes; Electron passes utility processes). */
+  spawnJob?: SpawnJob;
+}
+
+export interface Services {
+  api: ApiCalls;
+  bus: EventBus;
+  dispatcher: Dispatcher;
+  store: Store;
+  runs: RunManager;
+  generation: GenerationService;
+  close(): void;
+}
+
+const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+const DEMO_MAP = { prompt: 'query', completion: 'response' } as const;
+/** Tokens per sample answer at evaluations. */
+const SAMPLE_TOKENS = 64;
+
+export function createServices(o: ServicesOptions = {}): Services {
+  const home = finchHome();
+  const store = new Store(o.dbFile ?? join(home, 'finch.db'));
+  const bus = new EventBus();
+  const spawnJob = o.spawnJob ?? forkJob;
+  const library = new Library(store);
+  const generation = new GenerationService(bus, spawnJob);
+
+  const hfToken = () => store.setting<string>('hfToken') ?? process.env.HF_TOKEN ?? undefined;
+  const settingsView = (): SettingsView => ({
+    hfTokenSet: Boolean(hfToken()), hfEndpoint: store.setting<string>('hfEndpoint'), cacheDir: store.setting<string>('cacheDir'),
+    defaultProvider: store.setting<SettingsView['defaultProvider']>('defaultProvider') ?? 'auto',
+  });
+  const downloads = new Downloads(bus, library, {
+    token: hfToken, endpoint: () => store.setting<string>('hfEndpoint') ?? undefined, cacheDir: () => store.setting<string>('cacheDir') ?? undefined,
+  });
+
+  /** A few held-out prompts for a run's sample answers: the demo's test set, else the dataset's last rows. */
+  const samplePrompts = async (run: RunSummary, cfg: TrainConfig, n: number): Promise<SamplePrompts | null> => {
+    if (n === 0) return null;
+    const demo = run.kind === 'demo' || cfg.data === DEMO_TRAIN;
+    const qa = demo ? await readQa(DEMO_TEST, { map: DEMO_MAP, limit: n }) : (await readQa(cfg.data, { format: cfg.format, map: cfg.map })).slice(-n);
+    if (!qa.length) return null;
+    return { prompts: qa.map((q) => q.prompt), references: qa.map((q) => q.reference), maxNewTokens: demo ? DEMO_RECIPE.maxNewTokens : SAMPLE_TOKENS };
+  };
+
+  const runs: RunManager = new RunManager(store, library, bus, spawnJob, samplePrompts, (run) => {
+    const model = run.modelId ? store.model(run.modelId) : null;
+    if (model && run.adapterPath) {
+      const cfg = store.runRow(run.id)?.config;
+      store.addAdapter({ name: run.name, path: run.adapterPath, baseModelId: model.id, origin: 'run', runId: run.id, rank: cfg?.lora.rank ?? 0, alpha: cfg?.lora.alpha ?? 0, targets: cfg?.lora.targets ?? [] });
+      bus.emit({ type: 'library-changed', what: 'adapters' });
+    }
+    if (run.kind === 'demo' && model && run.adapterPath) void demoCompare(run, model.path, run.adapterPath);
+  });
+
+  /** After a demo run: base and tuned answers on held-out problems, as `finch demo` shows them. */
+  const demoCompare = async (run: RunSummary, modelPath: string, adapter: string) => {
+    try {
+      const rows = await generation.batch(modelPath, { left: null, right: adapter, dataset: DEMO_TEST, map: DEMO_MAP, rows: 4 * DEMO_RECIPE.showRows, maxNewTokens: DEMO_RECIPE.maxNewTokens });
+      const frac = (f: (r: (typeof rows)[number]) => boolean) => rows.filter(f).length / Math.max(1, rows.length);
+      const result = {
+        baseAccuracy: frac((r) => r.leftCorrect), tunedAccuracy: frac((r) => r.rightCorrect),
+        rows: rows.map((r) => ({ prompt: r.prompt, reference: r.reference, base: r.left, tuned: r.right, baseCorrect: r.leftCorrect, tunedCorrect: r.rightCorrect })),
+      };
+      store.updateRun(run.id, { demo: result });
+      bus.emit({ type: 'run-demo', runId: run.id, phase: 'compare', result });
+    } catch (e) {
+      bus.emit({ type: 'run-log', runId: run.id, line: { at: new Date().toISOString(), level: 'warn', message: `demo comparison failed: ${(e as Error).message}` } });
+    }
+  };
+
+  const providerOf = (c: RunConfig): TrainConfig['provider'] => {
+    const p = c.provider === 'auto' ? (settingsView().defaultProvider === 'auto' ? autoProvider().provider : settingsView().defaultProvider) : c.provider;
+    return (p === 'auto' ? 'cpu' : p) as TrainConfig['provider'];
+  };
+  const sideLabel = (s: ModelSide): string => {
+    if (s.kind === 'base') return 'base model';
+    if (s.kind === 'adapter') return `adapter "${store.adapter(s.adapterId)?.name ?? s.adapterId}"`;
+    const r = store.run(s.runId);
+    return `run "${r?.name ?? s.runId}"${s.step ? ` at step ${s.step}` : ''}`;
+  };
+  const adapterOf = (s: ModelSide, modelId: string | null) => library.adapterDir(s, modelId, (id) => runs.run(id));
+
+  const demoLibrary = async () => {
+    const model = store.modelByPath(DEMO_MODEL) ?? library.addModel(DEMO_MODEL, { name: 'Finch demo model', source: 'demo' });
+    const dataset = store.datasetByPath(DEMO_TRAIN) ?? await library.addDataset(DEMO_TRAIN, { name: 'Demo arithmetic (MetaMathQA-style)', source: 'demo', repo: null, split: 'train', map: { ...DEMO_MAP } });
+    return { model, dataset };
+  };
+
+  const api: ApiCalls = {
+    appInfo: async () => appInfo({ version: VERSION, finchHome: home, browserMode: o.browserMode ?? false, hfTokenSet: Boolean(hfToken()) }),
+    getSettings: async () => settingsView(),
+    setSettings: async (patch) => {
+      for (const [k, v] of Object.entries(patch)) store.setSetting(k, v);
+      return settingsView();
+    },
+
+    listModels: async () => store.listModels(),
+    addLocalModel: async (req) => {
+      const m = library.addModel(req.path, { name: req.name, source: 'local' });
+      bus.emit({ type: 'library-changed', what: 'models' });
+      return m;
+    },
+    downloadModel: async (req) => ({ downloadId: downloads.model(req) }),
+    cancelDownload: async (id) => downloads.cancel(id),
+    removeModel: async (id, opts) => {
+      const m = library.model(id);
+      store.removeModel(id);
+      if (opts.deleteFiles && m.source === 'hub') removeFilesUnder(store.setting<string>('cacheDir') ?? join(home, 'hub'), m.path);
+      bus.emit({ type: 'library-changed', what: 'models' });
+    },
+    modelDetails: async (id) => library.modelDetails(id),
+
+    listDatasets: async () => store.listDatasets(),
+    addDataset: async (req) => {
+      const d = await library.addDataset(req.path, { name: req.name, source: 'local', repo: null, split: null, format: req.format, map: req.map });
+      bus.emit({ type: 'library-changed', what: 'datasets' });
+      return d;
+    },
+    listHubDatasetFiles: async (req) => downloads.listDatasetFiles(req.repo, req.revision, req.token),
+    downloadDataset: async (req) => ({ downloadId: downloads.dataset(req) }),
+    removeDataset: async (id, opts) => {
+      const d = library.dataset(id);
+      store.removeDataset(id);
+      if (opts.deleteFiles && d.source === 'hub') removeFilesUnder(store.setting<string>('cacheDir') ?? join(home, 'hub'), d.path);
+      bus.emit({ type: 'library-changed', what: 'datasets' });
+    },
+    previewDataset: async (req) => library.preview(req),
+
+    estimateMemory: async (cfg) => estimateMemory(library.model(cfg.modelId).path, cfg),
+    startRun: async (cfg) => runs.start(cfg, 'train', providerOf(cfg)),
+    pauseRun: async (id) => runs.pause(id),
+    resumeRun: async (id) => runs.resume(id),
+    cancelRun: async (id) => runs.cancel(id),
+    listRuns: async () => runs.list(),
+    runDetails: async (id) => runs.details(id),
+    deleteRun: async (id, opts) => runs.delete(id, opts.deleteFiles),
+    startDemo: async (req) => {
+      const { model, dataset } = await demoLibrary();
+      const steps = req.steps ?? DEMO_RECIPE.steps;
+      const config: RunConfig = {
+        ...RUN_DEFAULTS, name: 'Demo: arithmetic word problems', modelId: model.id, datasetId: dataset.id, map: { ...DEMO_MAP }, quantize: true,
+        maxSteps: steps, batch: DEMO_RECIPE.batch, lr: DEMO_RECIPE.lr, schedule: 'cosine', warmupSteps: Math.min(10, Math.floor(steps / 10)),
+        seqLen: DEMO_RECIPE.seqLen, valFraction: 0, checkpointEvery: steps, provider: 'cpu',
+        lora: { ...RUN_DEFAULTS.lora, rank: DEMO_RECIPE.rank, alpha: DEMO_RECIPE.alpha, dropout: 0 },
+      };
+      const run = req.start === false ? null : runs.start(config, 'demo', 'cpu');
+      return { model, dataset, config, run };
+    },
+
+    listAdapters: async () => store.listAdapters(),
+    importAdapter: async (req) => {
+      const a = library.importAdapter(req.path, req.baseModelId, req.name);
+      bus.emit({ type: 'library-changed', what: 'adapters' });
+      return a;
+    },
+    exportAdapter: async (req) => library.exportAdapter(adapterOf(req.source, null)!, req.dest),
+    exportMerged: async (req) => {
+      const base = library.model(req.modelId);
+      const out = emptyDestination(req.dest);
+      const r = mergeAdapter(base.path, adapterOf(req.source, req.modelId)!, out, {
+        onProgress: (p) => bus.emit({ type: 'export-progress', dest: out, done: p.index, total: p.total }),
+      });
+      return { path: r.outDir, files: [...r.weightFiles, ...r.copiedFiles].map((name) => ({ name, bytes: statSync(join(r.outDir, name)).size })) };
+    },
+
+    exportGguf: async (req) => {
+      const base = library.model(req.modelId);
+      const adapter = adapterOf(req.source, req.modelId);
+      if (req.loraOnly && !adapter) throw new ServiceError('invalid_argument', 'loraOnly exports an adapter: choose a run or an adapter, not the base model', null);
+      const onProgress = (done: number, total: number) => bus.emit({ type: 'export-progress', dest: req.dest, done, total });
+      const o = { model: base.path, adapter, dtype: req.dtype ?? 'f16', out: req.dest, name: base.name, onProgress } as const;
+      const r = req.loraOnly ? exportGgufAdapter(o) : exportGguf(o);
+      return { path: r.out, files: [{ name: basename(r.out), bytes: r.bytes }] };
+    },
+    exportOllama: async (req) => {
+      const base = library.model(req.modelId);
+      const r = exportOllama({
+        model: base.path, adapter: adapterOf(req.source, req.modelId), dtype: req.dtype ?? 'f16', outDir: emptyDestination(req.dest),
+        separateAdapter: req.separateAdapter, modelName: req.name, name: base.name,
+        onProgress: (done, total) => bus.emit({ type: 'export-progress', dest: req.dest, done, total }),
+      });
+      return { path: req.dest, files: r.files.map((name) => ({ name, bytes: statSync(join(req.dest, name)).size })), command: r.createCommand };
+    },
+    exportAccelerate: async (req) => {
+      const r = await exportAccelerate(runs.run(req.runId).dir, emptyDestination(req.dest), { gpus: req.gpus });
+      return { path: r.outDir, files: r.files.map((name) => ({ name, bytes: statSync(join(r.outDir, name)).size })), command: r.launchCommand };
+    },
+
+    generate: async (req) => {
+      const model = library.model(req.modelId);
+      const sides: ResolvedSide[] = [{ side: 'left', messages: req.left.messages, adapterDir: adapterOf(req.left.side, model.id) }];
+      if (req.right) sides.push({ side: 'right', messages: req.right.messages, adapterDir: adapterOf(req.right.side, model.id) });
+      for (const s of sides) {
+        if (s.messages.at(-1)?.role !== 'user') throw new ServiceError('invalid_argument', `the ${s.side} conversation must end with the user's message`, null);
+      }
+      return { generationId: generation.generate(model.path, req, sides) };
+    },
+    stopGeneration: async (id) => generation.stop(id),
+    batchCompare: async (req) => {
+      const model = library.model(req.modelId);
+      const ds = library.dataset(req.datasetId);
+      const rows = await generation.batch(model.path, {
+        left: adapterOf(req.left, model.id), right: adapterOf(req.right, model.id), dataset: ds.path,
+        format: req.format ?? ds.format ?? undefined, map: req.map ?? ds.map ?? undefined, rows: req.rows, maxNewTokens: req.maxNewTokens, batchId: req.batchId,
+      });
+      const acc = (f: (r: (typeof rows)[number]) => boolean) => rows.filter(f).length / Math.max(1, rows.length);
+      return {
+        rows, leftAccuracy: acc((r) => r.leftCorrect), rightAccuracy: acc((r) => r.rightCorrect),
+        differing: rows.flatMap((r, i) => (r.leftCorrect !== r.rightCorrect ? [i] : [])),
+      };
+    },
+    saveComparison: async (req) => {
+      library.model(req.modelId);
+      const c = store.addComparison({
+        modelId: req.modelId, left: req.left, right: req.right, leftLabel: sideLabel(req.left), rightLabel: sideLabel(req.right), messages: req.messages,
+        leftOutput: req.leftOutput, rightOutput: req.rightOutput, sampling: req.sampling ?? null, maxNewTokens: req.maxNewTokens ?? null, rating: req.rating, notes: req.notes,
+      });
+      bus.emit({ type: 'library-changed', what: 'comparisons' });
+      return c;
+    },
+    // Native dialogs belong to the desktop shell, which replaces this; browser mode types paths.
+    pickPath: async () => null,
+    listComparisons: async (filter) => store.listComparisons().filter((c) => !filter.runId || [c.left, c.right].some((s) => s.kind === 'run' && s.runId === filter.runId)),
+  };
+
+  runs.recover();
+  return {
+    api, bus, dispatcher: createDispatcher(api, bus), store, runs, generation,
+    close() {
+      downloads.cancelAll();
+      runs.shutdown();
+      generation.close();
+      store.close();
+    },
+  };
+}

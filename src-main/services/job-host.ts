@@ -1,0 +1,204 @@
+// The child-process side of a job (see jobs.ts): a training run, or the generation engine that
+// keeps one model loaded and answers generate / batch-compare requests. It talks to its parent
+// only through process messages; everything it sends is plain data.
+
+import { encodeGenerationPrompt, type TemplateChoice } from '../data/template.js';
+import { Generator } from '../infer/generate.js';
+import { loadPeftAdapter, type PeftAdapter } from '../model/adapter.js';
+import { loadModel, type LoadedModel } from '../model/load.js';
+import type { LoraSpec } from '../model/lora.js';
+import { evaluateExactMatch, readQa, type Adapter } from '../train/evaluate.js';
+import type { TrainControl } from '../train/trainer.js';
+import type { FromJob, GenRow, SamplePrompts, ToJob, TrainPayload } from './jobs.js';
+
+const send = (m: FromJob): void => { process.send?.(m); };
+const errorOf = (e: unknown) => ({ name: (e as Error)?.name ?? 'Error', message: (e as Error)?.message ?? String(e) });
+
+// ---- training ------------------------------------------------------------------------------------
+
+async function runTraining(p: TrainPayload, control: TrainControl): Promise<void> {
+  const { trainModel } = await import('../train/trainer.js');
+  const cfg = p.config;
+  // One loaded model serves the trainer and the sample answers (made from the checkpoint written
+  // at an evaluation step). QLoRA reads embedding rows from disk unless samples need the table.
+  const model = loadModel(cfg.model, { quantize: cfg.quantize, blockSize: cfg.blockSize, rowReads: cfg.quantize && !p.samples });
+  let pending = Promise.resolve();
+  const evalSteps = new Set<number>();
+  let totalSteps = -1;
+  const answer = (step: number, dir: string, s: SamplePrompts) => {
+    pending = pending.then(async () => {
+      try {
+        const adapter = loadPeftAdapter(dir, model.config);
+        const qa = s.prompts.map((prompt, i) => ({ prompt, reference: s.references[i]! }));
+        const r = await evaluateExactMatch(model, qa, { spec: adapter.spec, tensors: adapter.tensors }, { maxNewTokens: s.maxNewTokens, batch: qa.length, threads: cfg.threads, skipBase: true });
+        send({ type: 'samples', step, samples: r.rows.map((row) => ({ prompt: row.prompt, reference: row.reference, answer: row.adapter ?? '', correct: row.adapterCorrect })) });
+      } catch (e) {
+        send({ type: 'log', level: 'warn', message: `sample answers at step ${step} failed: ${errorOf(e).message}` });
+      }
+    });
+  };
+  try {
+    await trainModel(model, cfg, (event) => {
+      send({ type: 'train', event });
+      if (!p.samples) return;
+      if (event.event === 'prepared') totalSteps = event.total_steps;
+      if (event.event === 'eval') evalSteps.add(event.step);
+      // At an evaluation, and at the end of a run without a validation split: answer with that checkpoint.
+      if (event.event === 'checkpoint' && (evalSteps.has(event.step) || event.step === totalSteps)) answer(event.step, event.path, p.samples);
+    }, control);
+    await pending;
+  } finally {
+    model.close();
+  }
+}
+
+// ---- generation ----------------------------------------------------------------------------------
+
+/** One model stays loaded; generators are kept per LoRA shape (rank/targets) and context length. */
+class Engine {
+  private model: LoadedModel | null = null;
+  private generators = new Map<string, Generator>();
+  private adapters = new Map<string, PeftAdapter>();
+  private stops = new Map<string, AbortController>();
+
+  /** Stops a running generation, or one still waiting in the queue. */
+  stop(id: string): void {
+    let c = this.stops.get(id);
+    if (!c) this.stops.set(id, (c = new AbortController()));
+    c.abort();
+  }
+
+  private async load(path: string): Promise<LoadedModel> {
+    if (this.model?.dir !== path) await this.unload();
+    this.model ??= loadModel(path);
+    return this.model;
+  }
+
+  async unload(): Promise<void> {
+    for (const g of this.generators.values()) await g.release();
+    this.generators.clear();
+    this.adapters.clear();
+    this.model?.close();
+    this.model = null;
+  }
+
+  private adapter(dir: string, m: LoadedModel): PeftAdapter {
+    let a = this.adapters.get(dir);
+    if (!a) {
+      a = loadPeftAdapter(dir, m.config);
+      this.adapters.set(dir, a);
+    }
+    return a;
+  }
+
+  private async generator(m: LoadedModel, spec: LoraSpec | null, positions: number): Promise<Generator> {
+    // Context rounded up to a power of two, so one graph serves many prompt lengths.
+    const max = Math.min(m.config.maxPositionEmbeddings, 2 ** Math.ceil(Math.log2(Math.max(64, positions))));
+    const key = `${spec ? `${spec.rank}:${spec.alpha}:${spec.rslora}:${[...spec.targets].join(',')}` : 'base'}@${max}`;
+    let g = this.generators.get(key);
+    if (!g) {
+      g = await Generator.create(m.weights, m.invFreq, { maxPositions: max, lora: spec });
+      this.generators.set(key, g);
+    }
+    return g;
+  }
+
+  async generate(req: Extract<ToJob, { op: 'generate' }>): Promise<void> {
+    const m = await this.load(req.modelPath);
+    const stop = this.stops.get(req.id) ?? new AbortController();
+    this.stops.set(req.id, stop);
+    try {
+      // Rows sharing one adapter (or none) go through one batch with per-row LoRA scales; two
+      // different adapters take two batches, one after the other.
+      const groups = new Map<string, GenRow[]>();
+      const adapterRows = req.rows.filter((r) => r.adapterDir);
+      const firstAdapter = adapterRows[0]?.adapterDir ?? null;
+      for (const r of req.rows) {
+        const key = r.adapterDir === null || r.adapterDir === firstAdapter ? 'shared' : r.adapterDir;
+        groups.set(key, [...(groups.get(key) ?? []), r]);
+      }
+      for (const rows of groups.values()) {
+        const dir = rows.find((r) => r.adapterDir)?.adapterDir ?? null;
+        const adapter = dir ? this.adapter(dir, m) : null;
+        const prompts = rows.map((r) => encodeGenerationPrompt(m.tokenizer, r.messages, req.template as TemplateChoice));
+        const longest = Math.max(...prompts.map((p) => p.length));
+        if (longest + req.maxNewTokens > m.config.maxPositionEmbeddings) {
+          throw new Error(`the conversation (${longest} tokens) plus ${req.maxNewTokens} new tokens exceeds the model's context of ${m.config.maxPositionEmbeddings}: start a new conversation or ask for fewer tokens`);
+        }
+        const gen = await this.generator(m, adapter?.spec ?? null, longest + req.maxNewTokens);
+        const t0 = performance.now();
+        const eos = m.config.eosTokenIds.length ? m.config.eosTokenIds : m.tokenizer.eosIds;
+        const res = await gen.generate({
+          prompts, maxNewTokens: req.maxNewTokens, eosIds: eos, tokenizer: m.tokenizer, sampling: req.sampling ?? undefined,
+          loraScales: adapter ? rows.map((r) => (r.adapterDir ? 1 : 0)) : undefined, adapter: adapter?.tensors, signal: stop.signal,
+          onText: (row, delta) => send({ type: 'delta', id: req.id, side: rows[row]!.side, text: delta }),
+        });
+        const seconds = (performance.now() - t0) / 1000;
+        res.forEach((r, i) => send({ type: 'gen-done', id: req.id, side: rows[i]!.side, text: r.text, tokens: r.ids.length, finish: r.finish, seconds }));
+      }
+    } finally {
+      this.stops.delete(req.id);
+    }
+  }
+
+  async batch(req: Extract<ToJob, { op: 'batch' }>): Promise<void> {
+    const m = await this.load(req.modelPath);
+    const all = await readQa(req.dataset, { format: req.format, map: req.map });
+    const qa = all.slice(Math.max(0, all.length - req.rows)); // the last rows: held out from the front of the file
+    const total = qa.length;
+    const adapterOf = (dir: string | null): Adapter | null => (dir ? (({ spec, tensors }) => ({ spec, tensors }))(this.adapter(dir, m)) : null);
+    const opts = (offset: number) => ({ maxNewTokens: req.maxNewTokens, batch: 8, onRow: (i: number) => send({ type: 'batch-progress', id: req.id, done: offset + i + 1, total: 2 * total }) });
+    // Base beside an adapter shares one batch per chunk; otherwise each side runs on its own.
+    let left: { text: string; ok: boolean }[], right: { text: string; ok: boolean }[];
+    if ((req.left === null) !== (req.right === null)) {
+      const r = await evaluateExactMatch(m, qa, adapterOf(req.left ?? req.right), { ...opts(0), onRow: (i) => send({ type: 'batch-progress', id: req.id, done: 2 * (i + 1), total: 2 * total }) });
+      const base = r.rows.map((x) => ({ text: x.base, ok: x.baseCorrect }));
+      const tuned = r.rows.map((x) => ({ text: x.adapter ?? '', ok: x.adapterCorrect === true }));
+      [left, right] = req.left === null ? [base, tuned] : [tuned, base];
+    } else {
+      const side = async (dir: string | null, offset: number) => {
+        const r = await evaluateExactMatch(m, qa, adapterOf(dir), { ...opts(offset), skipBase: dir !== null });
+        return r.rows.map((x) => (dir ? { text: x.adapter ?? '', ok: x.adapterCorrect === true } : { text: x.base, ok: x.baseCorrect }));
+      };
+      left = await side(req.left, 0);
+      right = await side(req.right, total);
+    }
+    send({
+      type: 'batch-done', id: req.id,
+      rows: qa.map((q, i) => ({ prompt: q.prompt.at(-1)?.content ?? '', reference: q.reference, left: left[i]!.text, right: right[i]!.text, leftCorrect: left[i]!.ok, rightCorrect: right[i]!.ok })),
+    });
+  }
+}
+
+// ---- the message loop ----------------------------------------------------------------------------
+
+if (process.send) {
+  const control: TrainControl = { paused: false, cancelled: false };
+  const engine = new Engine();
+  let queue = Promise.resolve(); // generation requests run one at a time
+  process.on('message', (m: ToJob) => {
+    switch (m.op) {
+      case 'start':
+        if (m.kind === 'train') {
+          runTraining(m.payload as TrainPayload, control).then(
+            () => { send({ type: 'finished' }); process.disconnect(); },
+            (e) => { send({ type: 'failed', ...errorOf(e) }); process.disconnect(); },
+          );
+        }
+        break;
+      case 'pause': control.paused = true; break;
+      case 'resume': control.paused = false; break;
+      case 'cancel': control.cancelled = true; break;
+      case 'stop': engine.stop(m.id); break;
+      case 'unload': queue = queue.then(() => engine.unload()); break;
+      case 'generate':
+        queue = queue.then(() => engine.generate(m).catch((e) => send({ type: 'gen-failed', id: m.id, ...errorOf(e) })));
+        break;
+      case 'batch':
+        queue = queue.then(() => engine.batch(m).catch((e) => send({ type: 'batch-failed', id: m.id, ...errorOf(e) })));
+        break;
+    }
+  });
+  // The parent going away ends the job (no orphaned trainers).
+  process.on('disconnect', () => setTimeout(() => process.exit(0), 50).unref());
+}

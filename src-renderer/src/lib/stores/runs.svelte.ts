@@ -1,0 +1,125 @@
+// One run as the dashboard shows it: the stored details (config, metrics history, evals, logs,
+// checkpoints) fetched once, then grown by the live 'run-*' events. A finished run reopened later
+// shows the same charts from the store alone.
+
+import type { EvalSample, FinchEvent, LogLine, MetricPoint, EvalPoint, RunDetails, RunStatus } from '../../../../src-shared/api.ts';
+import { finch, onEvent } from '../services/finch.ts';
+
+const MAX_LOG_LINES = 2000;
+
+export class RunView {
+  details = $state<RunDetails | null>(null);
+  metrics = $state<MetricPoint[]>([]);
+  evals = $state<EvalPoint[]>([]);
+  samples = $state<{ step: number; samples: EvalSample[] }[]>([]);
+  logs = $state<LogLine[]>([]);
+  status = $state<RunStatus | null>(null);
+  totalSteps = $state<number | null>(null);
+  etaS = $state<number | null>(null);
+  elapsedS = $state(0);
+  error = $state<unknown>(null);
+  /** A pause/resume/cancel call in flight (buttons wait for it). */
+  busy = $state(false);
+
+  readonly step = $derived(this.metrics.at(-1)?.step ?? this.details?.step ?? 0);
+  readonly latest = $derived(this.metrics.at(-1) ?? null);
+  readonly progress = $derived(this.totalSteps ? Math.min(1, this.step / this.totalSteps) : 0);
+  readonly live = $derived(this.status === 'running' || this.status === 'queued' || this.status === 'paused');
+
+  constructor(readonly id: string) {}
+
+  async load(): Promise<void> {
+    try {
+      const d = await finch().runDetails(this.id);
+      this.details = d;
+      // Events may have arrived while the details were on their way: keep whichever is longer.
+      if (d.metrics.length >= this.metrics.length) this.metrics = d.metrics;
+      if (d.evals.length >= this.evals.length) this.evals = d.evals;
+      if (d.samples.length >= this.samples.length) this.samples = d.samples;
+      if (d.logs.length >= this.logs.length) this.logs = d.logs.slice(-MAX_LOG_LINES);
+      this.status = d.status;
+      this.totalSteps = d.totalSteps;
+      this.elapsedS = d.durationS;
+      this.error = null;
+    } catch (e) {
+      this.error = e;
+    }
+  }
+
+  /** Applies one of this run's events. */
+  apply(e: FinchEvent): void {
+    switch (e.type) {
+      case 'run-status':
+        this.status = e.status;
+        if (this.details) this.details.error = e.error;
+        if (e.status !== 'running') this.etaS = null;
+        break;
+      case 'run-prepared':
+        this.totalSteps = e.totalSteps;
+        break;
+      case 'run-step':
+        if (this.metrics.at(-1)?.step !== e.step) {
+          this.metrics.push({ step: e.step, loss: e.loss, lr: e.lr, gradNorm: e.gradNorm, tokensPerS: e.tokensPerS, rssMb: e.rssMb });
+        }
+        this.totalSteps = e.totalSteps;
+        this.etaS = e.etaS;
+        this.elapsedS = e.elapsedS;
+        if (this.status === 'queued' || this.status === null) this.status = 'running';
+        break;
+      case 'run-eval':
+        if (e.evalLoss != null) this.evals.push({ step: e.step, evalLoss: e.evalLoss, perplexity: e.perplexity ?? Math.exp(e.evalLoss) });
+        if (e.samples.length) this.samples.push({ step: e.step, samples: e.samples });
+        break;
+      case 'run-log':
+        this.logs.push(e.line);
+        if (this.logs.length > MAX_LOG_LINES) this.logs.splice(0, this.logs.length - MAX_LOG_LINES);
+        break;
+      case 'run-done':
+        this.status = e.status;
+        this.etaS = null;
+        void this.load(); // the adapter path, checkpoints and final numbers
+        break;
+      case 'run-demo':
+        if (this.details) this.details.demo = e.result;
+        break;
+      default:
+        break;
+    }
+  }
+
+  private async control(call: 'pauseRun' | 'resumeRun' | 'cancelRun'): Promise<void> {
+    this.busy = true;
+    try {
+      const r = await finch()[call](this.id);
+      this.status = r.status;
+      this.error = null;
+    } catch (e) {
+      this.error = e;
+    } finally {
+      this.busy = false;
+    }
+  }
+  pause(): Promise<void> { return this.control('pauseRun'); }
+  resume(): Promise<void> { return this.control('resumeRun'); }
+  cancel(): Promise<void> { return this.control('cancelRun'); }
+}
+
+const views = new Map<string, RunView>();
+let routed = false;
+
+/** The one RunView of a run (events keep it current while the app is open). */
+export function runView(id: string): RunView {
+  if (!routed) {
+    routed = true;
+    onEvent('*', (e) => {
+      if ('runId' in e) views.get(e.runId)?.apply(e);
+    });
+  }
+  let v = views.get(id);
+  if (!v) {
+    v = new RunView(id);
+    views.set(id, v);
+    void v.load();
+  }
+  return v;
+}

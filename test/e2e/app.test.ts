@@ -1,0 +1,277 @@
+/// <reference lib="dom" />
+// End to end: `finch serve` with a fresh FINCH_HOME, driven by Debian's Chromium (headless, no
+// network but 127.0.0.1) through the whole app: the demo model, the demo dataset's preview, the
+// settings with the memory verdict, a short run whose chart shows points, the compare view with
+// base and tuned answers that differ, a saved comparison, batch compare, and the run in history
+// after a reload. axe-core scans every screen (no serious or critical violations) and every
+// screen is saved as a PNG under test-artifacts/e2e/ for a person to look at.
+//
+// Skipped only where Chromium is missing and CI is not set; on CI a missing browser fails.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium, type Browser, type Page } from 'playwright-core';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const CHROMIUM = process.env.FINCH_CHROMIUM ?? '/usr/bin/chromium';
+const ARTIFACTS = join(ROOT, 'test-artifacts', 'e2e');
+const haveBrowser = existsSync(CHROMIUM);
+if (!haveBrowser && process.env.CI) throw new Error(`e2e: no Chromium at ${CHROMIUM} (install Debian's chromium package; CI must run this test)`);
+
+/** A port nobody listens on right now. */
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+function newest(dir: string): number {
+  let t = 0;
+  for (const name of readdirSync(dir)) {
+    const p = join(dir, name);
+    const st = statSync(p);
+    t = Math.max(t, st.isDirectory() ? newest(p) : st.mtimeMs);
+  }
+  return t;
+}
+
+/** Builds dist/renderer when it is missing or older than the renderer's sources. */
+function ensureRendererBuilt(): void {
+  const index = join(ROOT, 'dist', 'renderer', 'index.html');
+  const sources = Math.max(newest(join(ROOT, 'src-renderer')), newest(join(ROOT, 'src-shared')));
+  if (existsSync(index) && statSync(index).mtimeMs >= sources) return;
+  const r = spawnSync(process.execPath, [join(ROOT, 'node_modules', 'vite', 'bin', 'vite.js'), 'build', '--config', 'src-renderer/vite.config.ts', '--logLevel', 'warn'], { cwd: ROOT, stdio: 'inherit' });
+  assert.equal(r.status, 0, 'vite build of the renderer failed');
+}
+
+/** Starts `finch serve` and resolves with the URL it prints (with its token). */
+async function startServer(home: string, port: number): Promise<{ proc: ChildProcess; url: string; output: () => string }> {
+  const proc = spawn(process.execPath, [join(ROOT, 'bin', 'finch.mjs'), 'serve', '--port', String(port)], {
+    cwd: ROOT,
+    env: { ...process.env, FINCH_HOME: home },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  proc.stdout!.on('data', (d) => { out += d; });
+  proc.stderr!.on('data', (d) => { out += d; });
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`finch serve printed no URL in 60 s:\n${out}`)), 60_000);
+    const look = () => {
+      const m = /http:\/\/127\.0\.0\.1:\d+\/\S*token=[\w-]+/.exec(out);
+      if (m) { clearTimeout(timer); resolve(m[0]); }
+    };
+    proc.stdout!.on('data', look);
+    proc.once('exit', (code) => { clearTimeout(timer); reject(new Error(`finch serve exited (${code}):\n${out}`)); });
+  });
+  return { proc, url, output: () => out };
+}
+
+const axeSource = readFileSync(join(ROOT, 'node_modules', 'axe-core', 'axe.min.js'), 'utf8');
+
+/** axe-core on the current page: no serious or critical violations. Injected through the
+ * DevTools protocol (page.evaluate), which the page's Content-Security-Policy does not govern. */
+async function assertAccessible(page: Page, screen: string): Promise<void> {
+  const has = await page.evaluate(() => typeof (window as unknown as { axe?: unknown }).axe === 'object');
+  if (!has) await page.evaluate(axeSource);
+  const violations = await page.evaluate(async () => {
+    const axe = (window as unknown as { axe: { run: (ctx: Document, o: object) => Promise<{ violations: { id: string; impact: string; help: string; nodes: { target: string[] }[] }[] }> } }).axe;
+    const r = await axe.run(document, { resultTypes: ['violations'] });
+    return r.violations.map((v) => ({ id: v.id, impact: v.impact, help: v.help, targets: v.nodes.slice(0, 4).map((n) => n.target.join(' ')) }));
+  });
+  const bad = violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
+  assert.deepEqual(bad, [], `${screen}: accessibility violations:\n${JSON.stringify(bad, null, 2)}`);
+}
+
+async function shot(page: Page, name: string): Promise<void> {
+  await page.evaluate(() => window.scrollTo(0, 0)); // the sticky header belongs at the top of a full-page shot
+  await page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true });
+}
+
+/** Pixels of the canvas in the accent colour: the training-loss line has been drawn. */
+async function accentPixels(page: Page, selector: string): Promise<number> {
+  return page.evaluate((sel) => {
+    const canvas = document.querySelector(sel) as HTMLCanvasElement;
+    const accent = getComputedStyle(document.documentElement).getPropertyValue('--accent').trim();
+    const [r, g, b] = [1, 3, 5].map((i) => parseInt(accent.slice(i, i + 2), 16));
+    const data = canvas.getContext('2d')!.getImageData(0, 0, canvas.width, canvas.height).data;
+    let n = 0;
+    for (let i = 0; i < data.length; i += 4) {
+      if (Math.abs(data[i]! - r!) < 24 && Math.abs(data[i + 1]! - g!) < 24 && Math.abs(data[i + 2]! - b!) < 24 && data[i + 3]! > 200) n++;
+    }
+    return n;
+  }, selector);
+}
+
+test('the app end to end in Chromium', { skip: haveBrowser ? false : `no Chromium at ${CHROMIUM}`, timeout: 300_000 }, async () => {
+  ensureRendererBuilt();
+  mkdirSync(ARTIFACTS, { recursive: true });
+  const home = mkdtempSync(join(tmpdir(), 'finch-e2e-'));
+  const port = await freePort();
+  const server = await startServer(home, port);
+  let browser: Browser | null = null;
+  const pageErrors: string[] = [];
+  try {
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      headless: true,
+      // Off the network: every host but the loopback fails to resolve; requests are also filtered below.
+      args: ['--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'],
+    });
+    const context = await browser.newContext({ viewport: { width: 1360, height: 900 }, colorScheme: 'light', deviceScaleFactor: 1 });
+    await context.route('**/*', (route) => {
+      const u = new URL(route.request().url());
+      return u.hostname === '127.0.0.1' ? route.continue() : route.abort();
+    });
+    const page = await context.newPage();
+    page.on('pageerror', (e) => pageErrors.push(`pageerror: ${e.message}`));
+    page.on('console', (m) => { if (m.type() === 'error') pageErrors.push(`console: ${m.text()}`); });
+
+    // ---- Home ---------------------------------------------------------------------------------
+    await page.goto(server.url);
+    await page.getByRole('heading', { name: 'Runs' }).waitFor();
+    await page.getByRole('button', { name: 'Try the demo' }).waitFor();
+    await assertAccessible(page, 'home (empty)');
+    await shot(page, '01-home-empty');
+
+    // ---- Wizard: model ---------------------------------------------------------------------------
+    await page.getByRole('link', { name: 'New fine-tune' }).first().click();
+    await page.getByRole('button', { name: 'Use the bundled demo model' }).click();
+    await page.getByRole('heading', { name: /demo/i, level: 3 }).waitFor();
+    await page.getByText('Loads in 4 bits').waitFor();
+    await assertAccessible(page, 'wizard: model');
+    await shot(page, '02-wizard-model');
+
+    // ---- Wizard: dataset (preview, format, sample, histogram) -----------------------------------
+    await page.getByRole('button', { name: 'Next: Dataset' }).click();
+    await page.getByTestId('detected-format').waitFor({ timeout: 60_000 });
+    const table = page.getByRole('table', { name: 'Dataset preview' });
+    assert.ok(await table.locator('tbody tr').count() >= 3, 'the preview table shows rows');
+    await page.getByLabel('Rendered training example').locator('span.trained').first().waitFor();
+    await page.getByRole('img', { name: /Token lengths of \d+ rows/ }).waitFor();
+    await assertAccessible(page, 'wizard: dataset');
+    await shot(page, '03-wizard-dataset');
+
+    // ---- Wizard: settings (preset, knobs, memory verdict) -----------------------------------------
+    await page.getByRole('button', { name: 'Next: Settings' }).click();
+    await page.getByRole('radio', { name: /Quick/ }).check();
+    // A short run at the demo's learning rate, with an eval halfway so samples appear.
+    await page.getByLabel('Max steps').fill('16');
+    await page.getByLabel('Max steps').blur();
+    await page.getByLabel('Learning rate').fill('0.003');
+    await page.getByLabel('Learning rate').blur();
+    await page.getByLabel(/Evaluate every/).fill('8');
+    await page.getByLabel(/Evaluate every/).blur();
+    await page.getByLabel('Sequence length').fill('160');
+    await page.getByLabel('Sequence length').blur();
+    const verdict = page.getByTestId('memory-verdict');
+    await verdict.waitFor({ timeout: 60_000 });
+    assert.match(await verdict.getAttribute('data-verdict') ?? '', /^(fits|tight|will-not-fit)$/);
+    assert.equal(await verdict.getAttribute('data-verdict'), 'fits', 'the demo model fits on any machine');
+    await assertAccessible(page, 'wizard: settings');
+    await shot(page, '04-wizard-settings');
+
+    // ---- Review and start -----------------------------------------------------------------------
+    await page.getByRole('button', { name: 'Next: Review and start' }).click();
+    await page.getByLabel('Run name').fill('e2e short run');
+    await assertAccessible(page, 'wizard: review');
+    await shot(page, '05-wizard-review');
+    await page.getByRole('button', { name: 'Start fine-tuning' }).click();
+
+    // ---- Run dashboard ---------------------------------------------------------------------------
+    await page.getByRole('heading', { name: 'e2e short run', level: 1 }).waitFor();
+    const runUrl = page.url();
+    await page.locator('.badge', { hasText: 'completed' }).first().waitFor({ timeout: 180_000 });
+    const lossChart = page.getByRole('img', { name: /^Training and eval loss by step\./ });
+    const label = await lossChart.getAttribute('aria-label') ?? '';
+    const points = Number(/training loss: (\d+) points/.exec(label)?.[1] ?? 0);
+    assert.ok(points >= 8, `the loss chart has points (${label})`);
+    assert.ok(await accentPixels(page, 'section[aria-labelledby=loss-title] canvas') > 50, 'the training-loss line is drawn on the canvas');
+    await page.getByRole('heading', { name: /^Step \d+$/, level: 3 }).first().waitFor(); // sample answers at eval
+    await assertAccessible(page, 'run dashboard');
+    await shot(page, '06-run-dashboard');
+
+    // ---- Compare: base vs tuned ------------------------------------------------------------------
+    await page.getByRole('link', { name: 'Compare with base' }).click();
+    await page.getByRole('heading', { name: 'Compare', level: 1 }).waitFor();
+    const prompts = [
+      'There are 15 tulips in a box. Emma puts in 5 more. How many tulips are in the box now?',
+      'Omar has 12 pears. He loses 7 of them. How many pears does Omar have left?',
+      'Jack has 16 strawberries. He gives 1 to Luke. How many strawberries does Jack have now?',
+    ];
+    let differ = false;
+    for (const prompt of prompts) {
+      await page.getByRole('button', { name: 'New chat' }).click();
+      await page.getByLabel('Message to both models').fill(prompt);
+      await page.getByRole('button', { name: 'Send to both' }).click();
+      await page.getByRole('button', { name: 'Send to both' }).waitFor({ timeout: 120_000 }); // back from Stop: both sides done
+      const left = (await page.getByTestId('answer-left').last().textContent())?.trim() ?? '';
+      const right = (await page.getByTestId('answer-right').last().textContent())?.trim() ?? '';
+      assert.ok(left.length > 0 && right.length > 0, `both sides answered (${JSON.stringify({ left, right })})`);
+      if (left !== right) { differ = true; break; }
+    }
+    assert.ok(differ, 'base and tuned answers differ on at least one of the prompts');
+    await assertAccessible(page, 'compare');
+    await shot(page, '07-compare');
+
+    // ---- Save the comparison ---------------------------------------------------------------------
+    await page.getByRole('radio', { name: 'Right is better' }).check();
+    await page.getByLabel('Notes').fill('The tuned model follows the answer format.');
+    await page.getByRole('button', { name: 'Save comparison' }).click();
+    await page.getByRole('status').filter({ hasText: 'Saved' }).waitFor();
+
+    // ---- Batch compare ----------------------------------------------------------------------------
+    await page.getByLabel('Rows').fill('4');
+    await page.getByRole('button', { name: 'Run batch compare' }).click();
+    await page.getByText('Rows where they differ').waitFor({ timeout: 120_000 });
+    await assertAccessible(page, 'compare with batch results');
+    await shot(page, '08-compare-saved-batch');
+
+    // ---- Dark theme --------------------------------------------------------------------------------
+    await page.getByRole('button', { name: 'Switch to dark theme' }).click();
+    assert.equal(await page.evaluate(() => document.documentElement.dataset.theme), 'dark');
+    await assertAccessible(page, 'compare (dark)');
+    await shot(page, '09-compare-dark');
+    await page.goto(runUrl);
+    await page.getByRole('heading', { name: 'e2e short run', level: 1 }).waitFor();
+    await page.locator('.badge', { hasText: 'completed' }).first().waitFor();
+    await assertAccessible(page, 'run dashboard (dark, reopened from the store)');
+    await shot(page, '10-run-dark-reopened');
+    await page.getByRole('button', { name: 'Switch to light theme' }).click();
+
+    // ---- Export & import ---------------------------------------------------------------------------
+    await page.getByRole('link', { name: 'Export & import' }).click();
+    await page.getByRole('heading', { name: 'Import a PEFT adapter' }).waitFor();
+    await assertAccessible(page, 'export & import');
+    await shot(page, '11-export-import');
+
+    // ---- History after a reload ----------------------------------------------------------------------
+    await page.goto(server.url);
+    await page.reload();
+    const row = page.locator('tr', { hasText: 'e2e short run' });
+    await row.waitFor();
+    assert.match(await row.textContent() ?? '', /completed/);
+    await assertAccessible(page, 'home with history');
+    await shot(page, '12-home-history');
+
+    assert.deepEqual(pageErrors, [], 'no errors in the page console');
+  } catch (e) {
+    if (e instanceof Error) e.message += `\n--- finch serve output ---\n${server.output().slice(-4000)}`;
+    throw e;
+  } finally {
+    await browser?.close();
+    server.proc.kill('SIGTERM');
+    await new Promise((r) => { if (server.proc.exitCode !== null) r(null); else server.proc.once('exit', r); });
+    rmSync(home, { recursive: true, force: true });
+  }
+});

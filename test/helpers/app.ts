@@ -1,0 +1,80 @@
+// The back end as tests drive it: services over a fresh FINCH_HOME, reached through one of the
+// three transports (the in-process dispatcher, the WebSocket of `finch serve`, Electron IPC with
+// a faked electron module), each handing back the same DesktopApi the renderer gets.
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import WebSocket from 'ws';
+import { makeApiClient, type DesktopApi, type FinchEvent } from '../../src-shared/api.js';
+import { connectApi } from '../../src-shared/ws-client.js';
+import { createServices, type Services } from '../../src-main/services/index.js';
+import { startServer, type RunningServer } from '../../src-main/server/index.js';
+
+export type Transport = 'dispatcher' | 'websocket' | 'ipc';
+
+export interface TestApp {
+  api: DesktopApi;
+  services: Services;
+  server: RunningServer | null;
+  home: string;
+  /** Every event seen, in order. */
+  events: FinchEvent[];
+  /** Resolves with the first event (seen so far or later) that matches. */
+  waitFor<T extends FinchEvent>(match: (e: FinchEvent) => e is T, what?: string): Promise<T>;
+  waitFor(match: (e: FinchEvent) => boolean, what?: string): Promise<FinchEvent>;
+  close(): Promise<void>;
+}
+
+/** A new FINCH_HOME (or `home`, to reopen one), services over it, and a client through `transport`. */
+export async function startApp(transport: Transport, home = mkdtempSync(join(tmpdir(), 'finch-app-'))): Promise<TestApp> {
+  process.env.FINCH_HOME = home;
+  const services = createServices({ browserMode: transport === 'websocket' });
+  let server: RunningServer | null = null;
+  let api: DesktopApi;
+  let closeClient = () => {};
+  if (transport === 'dispatcher') {
+    api = makeApiClient((name, args) => services.dispatcher.dispatch(name, args), (l) => services.dispatcher.events.subscribe(l));
+  } else if (transport === 'websocket') {
+    server = await startServer({ dispatcher: services.dispatcher, rendererDir: null });
+    const conn = await connectApi(`ws://127.0.0.1:${server.port}/api?token=${server.token}`, WebSocket as never);
+    api = conn;
+    closeClient = () => conn.close();
+  } else {
+    api = await ipcClient(services);
+  }
+  const events: FinchEvent[] = [];
+  const waiters = new Set<{ match: (e: FinchEvent) => boolean; resolve: (e: FinchEvent) => void }>();
+  api.onEvent((e) => {
+    events.push(e);
+    for (const w of [...waiters]) if (w.match(e)) { waiters.delete(w); w.resolve(e); }
+  });
+  return {
+    api, services, server, home, events,
+    waitFor: ((match: (e: FinchEvent) => boolean) => {
+      const seen = events.find(match);
+      if (seen) return Promise.resolve(seen);
+      return new Promise((resolve) => waiters.add({ match, resolve }));
+    }) as TestApp['waitFor'],
+    async close() {
+      closeClient();
+      await server?.close();
+      services.close();
+    },
+  };
+}
+
+/** Electron's transport: the real ipc.ts and preload.ts over the faked electron module. */
+async function ipcClient(services: Services): Promise<DesktopApi> {
+  const { installFakeElectron } = await import('./electron-loader.js');
+  const { BrowserWindow, fake } = await installFakeElectron();
+  const { registerIpc, forwardEvents } = await import('../../src-main/electron/ipc.js');
+  const { appUrlCheck, APP_ENTRY } = await import('../../src-main/electron/security.js');
+  const win = new BrowserWindow({});
+  await win.loadURL(APP_ENTRY);
+  registerIpc({ dispatcher: services.dispatcher, appContents: () => win.webContents as never, isAppUrl: appUrlCheck(undefined) });
+  forwardEvents({ dispatcher: services.dispatcher, appContents: () => win.webContents as never });
+  fake.useWindow(win);
+  // The preload runs once per process (it exposes window.api on import).
+  await import('../../src-main/electron/preload.js');
+  return fake.mainWorld.api as DesktopApi;
+}

@@ -1,0 +1,77 @@
+import { settle } from './dom.ts';
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { scriptedApi } from './fake-api.ts';
+import type { DatasetPreview, MemoryEstimateResult, RunConfig } from '../../src-shared/api.ts';
+
+const { mount, unmount } = await import('svelte');
+const { useApi } = await import('../../src-renderer/src/lib/services/finch.ts');
+const { wizard } = await import('../../src-renderer/src/lib/stores/wizard.svelte.ts');
+const { default: MemoryMeter } = await import('../../src-renderer/src/lib/components/wizard/MemoryMeter.svelte');
+const { default: TokenSpans } = await import('../../src-renderer/src/lib/components/wizard/TokenSpans.svelte');
+const { default: LengthHistogram } = await import('../../src-renderer/src/lib/components/wizard/LengthHistogram.svelte');
+
+test('MemoryMeter: says "won’t fit" in words, and its suggestion button applies the change', async () => {
+  const est = (cfg: RunConfig): MemoryEstimateResult => ({
+    hostBytes: cfg.batch * 300e6, parts: { weights: 100e6, activations: cfg.batch * 300e6 - 100e6 }, gpuBytes: null,
+    availableHostBytes: 1e9, totalHostBytes: 2e9, availableGpuBytes: null, provider: 'cpu',
+    verdict: cfg.batch * 300e6 > 1e9 ? 'will-not-fit' : cfg.batch * 300e6 > 0.8e9 ? 'tight' : 'fits',
+    suggestions: [{ text: 'Batch size 1 with gradient accumulation 8', change: { batch: 1, gradAccum: 8 }, hostBytes: 300e6 }],
+  });
+  const { api } = scriptedApi({ estimateMemory: async (c) => est(c) });
+  useApi({ api, rpc: null });
+  wizard.reset();
+  wizard.modelId = 'm';
+  wizard.datasetId = 'd';
+  wizard.knobs.batch = 8;
+  await wizard.runEstimate();
+  const target = document.createElement('div');
+  document.body.append(target);
+  const c = mount(MemoryMeter, { target });
+  await settle();
+  const verdict = target.querySelector('[data-testid=memory-verdict]')!;
+  assert.equal(verdict.getAttribute('data-verdict'), 'will-not-fit');
+  assert.match(verdict.textContent ?? '', /Won’t fit/);
+  assert.match(target.textContent ?? '', /2\.2 GB\s+of 954 MB/);
+  const button = [...target.querySelectorAll('button')].find((b) => /Batch size 1/.test(b.textContent ?? ''))!;
+  (button as unknown as HTMLButtonElement).click();
+  assert.equal(wizard.knobs.batch, 1);
+  assert.equal(wizard.knobs.gradAccum, 8);
+  await new Promise((r) => setTimeout(r, 350));
+  await settle();
+  assert.equal(target.querySelector('[data-testid=memory-verdict]')!.getAttribute('data-verdict'), 'fits');
+  unmount(c);
+  target.remove();
+});
+
+test('TokenSpans marks trained and ignored text, with words for screen readers', async () => {
+  const target = document.createElement('div');
+  const c = mount(TokenSpans, { target, props: { spans: [
+    { text: '<|user|>What is 2+2?', trained: false, truncated: false },
+    { text: '4', trained: true, truncated: false },
+    { text: ' extra', trained: true, truncated: true },
+  ] } });
+  await settle();
+  const pre = target.querySelector('pre')!;
+  assert.equal(pre.querySelectorAll('span.trained').length, 2);
+  assert.equal(pre.querySelectorAll('span.ignored').length, 1);
+  assert.equal(pre.querySelectorAll('span.truncated').length, 1);
+  assert.match(pre.textContent ?? '', /\[ignored\] <\|user\|>What is 2\+2\?\[trained\] 4/);
+  unmount(c);
+});
+
+test('LengthHistogram: one bar per bin, bins past the sequence length flagged, rows to be cut counted', async () => {
+  const lengths: NonNullable<DatasetPreview['lengths']> = {
+    rows: 10, badRows: 0, min: 10, mean: 60, p50: 50, p95: 140, max: 150, overSeqLen: 3,
+    histogram: [{ from: 0, to: 50, count: 4 }, { from: 50, to: 100, count: 3 }, { from: 100, to: 150, count: 3 }],
+  };
+  const target = document.createElement('div');
+  const c = mount(LengthHistogram, { target, props: { lengths, seqLen: 100 } });
+  await settle();
+  const bars = target.querySelectorAll('.bar');
+  assert.equal(bars.length, 3);
+  assert.equal(target.querySelectorAll('.bar.over').length, 1);
+  assert.equal((bars[0] as unknown as HTMLElement).style.height, '100%');
+  assert.match(target.textContent ?? '', /3 rows are longer than the sequence length 100/);
+  unmount(c);
+});

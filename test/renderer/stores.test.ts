@@ -1,0 +1,104 @@
+import { settle } from './dom.ts';
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { scriptedApi } from './fake-api.ts';
+import type { MemoryEstimateResult, RunConfig } from '../../src-shared/api.ts';
+
+const { useApi } = await import('../../src-renderer/src/lib/services/finch.ts');
+const { RunView } = await import('../../src-renderer/src/lib/stores/runs.svelte.ts');
+const { CompareSession } = await import('../../src-renderer/src/lib/stores/compare.svelte.ts');
+const { Wizard, PRESETS, describePreset } = await import('../../src-renderer/src/lib/stores/wizard.svelte.ts');
+const { parseRoute, routeHash } = await import('../../src-renderer/src/lib/stores/router.svelte.ts');
+
+test('RunView grows its series from run events and ignores a repeated step', () => {
+  const v = new RunView('r1');
+  const step = (s: number, loss: number) => ({ type: 'run-step' as const, runId: 'r1', step: s, totalSteps: 10, loss, lr: 1e-3, gradNorm: 1, tokensPerS: 500, elapsedS: s, etaS: 10 - s, rssMb: 300 });
+  v.apply({ type: 'run-status', runId: 'r1', status: 'running', error: null });
+  v.apply(step(1, 2.5));
+  v.apply(step(2, 2.1));
+  v.apply(step(2, 2.1));
+  v.apply({ type: 'run-eval', runId: 'r1', step: 2, evalLoss: 2.2, perplexity: null, samples: [{ prompt: 'p', reference: 'r', answer: 'a', correct: false }] });
+  v.apply({ type: 'run-log', runId: 'r1', line: { at: '2026-01-01T00:00:00Z', level: 'info', message: 'hello' } });
+  assert.deepEqual(v.metrics.map((m) => m.loss), [2.5, 2.1]);
+  assert.equal(v.step, 2);
+  assert.equal(v.progress, 0.2);
+  assert.equal(v.etaS, 8);
+  assert.equal(v.evals[0]!.perplexity, Math.exp(2.2));
+  assert.equal(v.samples[0]!.samples[0]!.answer, 'a');
+  assert.equal(v.logs.length, 1);
+  assert.equal(v.live, true);
+  v.apply({ type: 'run-status', runId: 'r1', status: 'paused', error: null });
+  assert.equal(v.etaS, null);
+});
+
+test('CompareSession streams both sides of one generate call into two message lists, keeping each side its own history', async () => {
+  const { api, emit, log } = scriptedApi({ generate: async () => ({ generationId: 'g1' }) });
+  useApi({ api, rpc: null });
+  const c = new CompareSession();
+  c.setup('m1', { kind: 'base' }, { kind: 'run', runId: 'r1' }, { left: 'Base', right: 'Tuned' });
+  await c.send('What is 2 + 3?');
+  assert.equal(c.streaming, true);
+  emit({ type: 'generation-delta', generationId: 'g1', side: 'left', text: 'It is ' });
+  emit({ type: 'generation-delta', generationId: 'other', side: 'left', text: 'IGNORED' });
+  emit({ type: 'generation-delta', generationId: 'g1', side: 'right', text: '5' });
+  assert.equal(c.messages.left.at(-1)!.content, 'It is ');
+  emit({ type: 'generation-done', generationId: 'g1', side: 'left', text: 'It is 6', tokens: 3, finish: 'eos', seconds: 0.1, tokensPerS: 30 });
+  assert.equal(c.streaming, true, 'still waiting for the right side');
+  emit({ type: 'generation-done', generationId: 'g1', side: 'right', text: '5', tokens: 1, finish: 'eos', seconds: 0.1, tokensPerS: 10 });
+  assert.equal(c.streaming, false);
+  assert.equal(c.messages.left.at(-1)!.content, 'It is 6');
+  assert.equal(c.messages.right.at(-1)!.content, '5');
+
+  // The second turn sends each side its own earlier answer.
+  await c.send('And 3 + 3?');
+  const req = log.filter((l) => l.name === 'generate')[1]!.args[0] as { left: { messages: { content: string }[] }; right: { messages: { content: string }[]; side: unknown } };
+  assert.deepEqual(req.left.messages.map((m) => m.content), ['What is 2 + 3?', 'It is 6', 'And 3 + 3?']);
+  assert.deepEqual(req.right.messages.map((m) => m.content), ['What is 2 + 3?', '5', 'And 3 + 3?']);
+  assert.deepEqual(req.right.side, { kind: 'run', runId: 'r1' });
+});
+
+test('CompareSession puts a failed generate back as it was and keeps the error to show', async () => {
+  const { api } = scriptedApi({ generate: async () => { throw Object.assign(new Error('no adapter for run r9'), { code: 'not_found', hint: 'finish the run first' }); } });
+  useApi({ api, rpc: null });
+  const c = new CompareSession();
+  c.setup('m1', { kind: 'base' }, { kind: 'run', runId: 'r9' }, { left: 'Base', right: 'Tuned' });
+  await c.send('hi');
+  assert.equal(c.messages.left.length, 0);
+  assert.equal(c.streaming, false);
+  assert.equal((c.error as { hint: string }).hint, 'finish the run first');
+});
+
+test('Wizard: presets set exactly what they list; a memory suggestion applies in one call and re-estimates', async () => {
+  const estimates: RunConfig[] = [];
+  const verdict = (cfg: RunConfig): MemoryEstimateResult => ({
+    hostBytes: cfg.seqLen * 1e6, parts: {}, gpuBytes: null, availableHostBytes: 400e6, totalHostBytes: 1e9, availableGpuBytes: null,
+    verdict: cfg.seqLen > 256 ? 'will-not-fit' : 'fits', provider: 'cpu',
+    suggestions: cfg.seqLen > 256 ? [{ text: 'Sequence length 256', change: { seqLen: 256 }, hostBytes: 256e6 }] : [],
+  });
+  const { api } = scriptedApi({ estimateMemory: async (cfg) => { estimates.push(cfg); return verdict(cfg); } });
+  useApi({ api, rpc: null });
+  const w = new Wizard();
+  w.modelId = 'm1';
+  w.datasetId = 'd1';
+  w.applyPreset('quality');
+  assert.equal(w.knobs.lora.rank, PRESETS.quality.set.lora!.rank);
+  assert.ok(describePreset('quality').some((l) => l.includes('rank 32')));
+  await w.runEstimate();
+  assert.equal(w.estimate!.verdict, 'will-not-fit');
+  w.apply(w.estimate!.suggestions[0]!.change);
+  assert.equal(w.knobs.seqLen, 256);
+  assert.equal(w.preset, null, 'a changed knob is no longer the preset');
+  assert.equal(w.knobs.lora.rank, 32, 'the rest of the settings stay');
+  await new Promise((r) => setTimeout(r, 400));
+  await settle();
+  assert.equal(w.estimate!.verdict, 'fits');
+  assert.equal(estimates.at(-1)!.seqLen, 256);
+  assert.equal(estimates.at(-1)!.modelId, 'm1');
+});
+
+test('routes round-trip through the URL hash', () => {
+  for (const r of [{ name: 'home' }, { name: 'wizard' }, { name: 'run', id: 'a b' }, { name: 'compare', id: null }, { name: 'compare', id: 'x' }, { name: 'export', id: 'y' }] as const) {
+    assert.deepEqual(parseRoute(routeHash(r)), r);
+  }
+  assert.deepEqual(parseRoute('#/nonsense'), { name: 'home' });
+});
