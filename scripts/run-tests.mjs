@@ -1,6 +1,8 @@
 #!/usr/bin/env node
-// Runs every test/**/*.test.ts with Node's own test runner (TypeScript through tsx).
-// Node 20's --test does not expand globs, so the files are listed here.
+// Type-checks the project (tsx runs TypeScript without checking types), then runs every
+// test/**/*.test.ts with Node's own test runner. Node 20's --test does not expand globs, so the
+// files are listed here. The type-check is incremental (its state in node_modules/.cache), so a
+// rerun after a small change takes a few seconds.
 // Usage: npm test [-- substring ...]  (only files whose path contains a substring)
 import { readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
@@ -20,6 +22,13 @@ const chosen = filters.length ? files.filter((f) => filters.some((s) => f.includ
 if (chosen.length === 0) {
   console.error(`no test files match ${filters.join(' ')}`);
   process.exit(1);
+}
+const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc');
+const buildInfo = join(root, 'node_modules', '.cache', 'finch-tsc.tsbuildinfo');
+const typecheck = spawnSync(process.execPath, [tsc, '-p', root, '--noEmit', '--incremental', '--tsBuildInfoFile', buildInfo], { cwd: root, stdio: 'inherit' });
+if (typecheck.status !== 0) {
+  console.error('type-check failed (tsc -p . --noEmit): fix the errors above before the tests run');
+  process.exit(typecheck.status ?? 1);
 }
 const r = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=1', ...chosen], {
   cwd: root,

@@ -12,22 +12,19 @@ export interface CommandSpec {
   load: () => Promise<CommandModule>;
 }
 
-// A computed specifier: commands are written by different issues, and a static import of a module
-// that does not exist yet would fail type-checking; the table below stays the one list.
-const command = (name: string) => (): Promise<CommandModule> => import(`./commands/${name}.js`);
-
+// Every row names its module by a literal specifier, so a row without a module fails type-checking.
 export const COMMANDS: readonly CommandSpec[] = [
-  { name: 'tokenize', summary: 'encode text with a model\'s tokenizer and show the token ids', load: command('tokenize') },
-  { name: 'generate', summary: 'generate text from a model (optionally with a LoRA adapter)', load: command('generate') },
-  { name: 'train', summary: 'fine-tune a model with LoRA / QLoRA on a dataset', load: command('train') },
-  { name: 'merge', summary: 'fold a LoRA adapter into its base model (merged safetensors checkpoint)', load: command('merge') },
-  { name: 'export', summary: 'export a model or adapter as GGUF / Ollama, or a run for multi-GPU training (accelerate)', load: command('export') },
-  { name: 'pull', summary: 'download a model or dataset from the Hugging Face Hub (resumable; never pickle)', load: command('pull') },
-  { name: 'eval', summary: 'evaluate a model or adapter on a dataset (loss, perplexity)', load: command('eval') },
-  { name: 'demo', summary: 'train the bundled tiny model on the bundled dataset, then compare', load: command('demo') },
-  { name: 'bench', summary: 'benchmarks: `bench engine` (ONNX Runtime vs PyTorch), ...', load: command('bench') },
-  { name: 'doctor', summary: 'execution providers, WebGPU adapters, memory and what --provider auto picks', load: command('doctor') },
-  { name: 'serve', summary: 'serve the app UI to a browser on 127.0.0.1 (browser mode)', load: command('serve') },
+  { name: 'tokenize', summary: 'encode text with a model\'s tokenizer and show the token ids', load: () => import('./commands/tokenize.js') },
+  { name: 'generate', summary: 'generate text from a model (optionally with a LoRA adapter)', load: () => import('./commands/generate.js') },
+  { name: 'train', summary: 'fine-tune a model with LoRA / QLoRA on a dataset', load: () => import('./commands/train.js') },
+  { name: 'merge', summary: 'fold a LoRA adapter into its base model (merged safetensors checkpoint)', load: () => import('./commands/merge.js') },
+  { name: 'export', summary: 'export a model or adapter as GGUF / Ollama, or a run for multi-GPU training (accelerate)', load: () => import('./commands/export.js') },
+  { name: 'pull', summary: 'download a model or dataset from the Hugging Face Hub (resumable; never pickle)', load: () => import('./commands/pull.js') },
+  { name: 'eval', summary: 'evaluate a model or adapter on a dataset (loss, perplexity)', load: () => import('./commands/eval.js') },
+  { name: 'demo', summary: 'train the bundled tiny model on the bundled dataset, then compare', load: () => import('./commands/demo.js') },
+  { name: 'bench', summary: 'benchmarks: `bench engine` (ONNX Runtime vs PyTorch), `bench train`, `bench data`, `bench generate`', load: () => import('./commands/bench.js') },
+  { name: 'doctor', summary: 'execution providers, WebGPU adapters, memory and what --provider auto picks', load: () => import('./commands/doctor.js') },
+  { name: 'serve', summary: 'serve the app UI to a browser on 127.0.0.1 (browser mode)', load: () => import('./commands/serve.js') },
 ];
 
 export const EXIT = { ok: 0, failure: 1, usage: 2 } as const;
@@ -42,16 +39,6 @@ export function usage(commands: readonly CommandSpec[] = COMMANDS): string {
     '',
     'Run `finch <command> --help` for a command\'s options.',
   ].join('\n');
-}
-
-/**
- * True when `err` says the command module itself is missing (not yet written), as opposed to a
- * module that exists but fails to import one of its own dependencies: that must surface as is.
- */
-function isMissingCommandModule(err: unknown, name: string): boolean {
-  const e = err as { code?: string; message?: string } | null;
-  if (e?.code !== 'ERR_MODULE_NOT_FOUND' || typeof e.message !== 'string') return false;
-  return new RegExp(`commands[\\\\/]${name}\\.(js|ts)['"]? imported from .*[\\\\/]cli[\\\\/]main\\.`).test(e.message);
 }
 
 /** Runs the CLI; returns the process exit code. `commands` is injectable for tests. */
@@ -76,16 +63,7 @@ export async function main(argv: string[], commands: readonly CommandSpec[] = CO
     console.error(`finch: unknown command "${first}".\n\n${usage(commands)}`);
     return EXIT.usage;
   }
-  let mod: CommandModule;
-  try {
-    mod = await spec.load();
-  } catch (err) {
-    if (isMissingCommandModule(err, spec.name)) {
-      console.error(`finch ${spec.name}: not available yet (src-main/cli/commands/${spec.name}.ts is not written in this version of Finch).`);
-      return EXIT.failure;
-    }
-    throw err;
-  }
+  const mod = await spec.load();
   if (typeof mod.run !== 'function') {
     throw new Error(`src-main/cli/commands/${spec.name}.ts must export run(argv: string[]): Promise<number>`);
   }

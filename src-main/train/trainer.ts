@@ -349,6 +349,12 @@ interface StepInputs {
 /**
  * One optimizer step. Returns the updated tensors' outputs ("new:", "new_m:", "new_v:"), the
  * step's loss and gradient norm, and the tokens it read.
+ *
+ * With gradient accumulation the step's loss is the mean over every trained token of its
+ * micro-batches, as if they were one batch (Hugging Face Trainer normalizes the same way): each
+ * micro-batch's graph gives the mean loss L_i over its n_i trained tokens and its gradient g_i, and
+ * the step uses sum(n_i L_i) / N and sum(n_i g_i) / N with N = sum(n_i). Averaging the L_i instead
+ * would weight the tokens of a short micro-batch more than those of a long one.
  */
 async function runStep(sessions: StepSessions, graphs: StepGraphs, t: OptimizerTensors, s: StepInputs): Promise<{ outs: Record<string, HostTensor>; loss: number; gradNorm: number; tokens: number }> {
   const paramFeeds: Record<string, HostTensor> = {};
@@ -366,22 +372,25 @@ async function runStep(sessions: StepSessions, graphs: StepGraphs, t: OptimizerT
     outs = await sessions.step.run({ ...s.feeds(b), ...paramFeeds, ...optFeeds, ...seeds(0) });
     loss = (outs.loss!.data as Float32Array)[0]!;
   } else {
-    let lossSum = 0;
-    const sums = new Map<string, Float32Array>(graphs.params.map((p) => [p.name, new Float32Array(t.params.get(p.name)!.length)]));
+    let lossSum = 0, targets = 0; // sum(n_i L_i), N
+    const sums = new Map<string, Float64Array>(graphs.params.map((p) => [p.name, new Float64Array(t.params.get(p.name)!.length)])); // sum(n_i g_i)
     for (let micro = 0; micro < s.gradAccum; micro++) {
       const b = s.micro(s.step * s.gradAccum + micro);
       tokens += b.tokens;
+      if (b.targets === 0) continue; // nothing trained: its mean loss is 0/0 and its weight 0
       const g = await sessions.grads.run({ ...s.feeds(b), ...paramFeeds, ...seeds(micro) });
-      lossSum += (g.loss!.data as Float32Array)[0]!;
+      const n = b.targets;
+      lossSum += (g.loss!.data as Float32Array)[0]! * n;
+      targets += n;
       for (const p of graphs.params) {
         const sum = sums.get(p.name)!, d = g[`grad:${p.name}`]!.data as Float32Array;
-        for (let i = 0; i < sum.length; i++) sum[i]! += d[i]! / s.gradAccum;
+        for (let i = 0; i < sum.length; i++) sum[i]! += d[i]! * n;
       }
     }
     const f: Record<string, HostTensor> = { ...paramFeeds, ...optFeeds };
-    for (const p of graphs.params) f[`grad:${p.name}`] = tensor(p.shape, sums.get(p.name)!);
+    for (const p of graphs.params) f[`grad:${p.name}`] = tensor(p.shape, Float32Array.from(sums.get(p.name)!, (x) => x / targets));
     outs = await sessions.update.run(f);
-    loss = lossSum / s.gradAccum;
+    loss = lossSum / targets;
   }
   return { outs, loss, gradNorm: (outs.grad_norm!.data as Float32Array)[0]!, tokens };
 }

@@ -179,7 +179,7 @@ test('a folder as PEFT writes it (F16 tensors, list target_modules, newer keys) 
   }
 });
 
-// Made by Hugging Face PEFT 0.21 itself (test/model/peft_oracle.py make, on the synthetic base
+// Made by Hugging Face PEFT 0.21 itself (test/oracle/peft_oracle.py make, on the synthetic base
 // below): expected.json holds each tensor's shape, sum and first values as PEFT held them.
 const FIXTURES = new URL('./fixtures/peft-0.21/', import.meta.url).pathname;
 for (const [variant, spec] of [

@@ -1,6 +1,7 @@
 // The Llama-family training graph against an independent PyTorch implementation
-// (test/model/oracle_llama.py): logits, loss and every LoRA gradient, float and 4-bit bases,
-// with padding and prompt masks.
+// (test/oracle/oracle_llama.py): the loss and every LoRA gradient, float and 4-bit bases, with
+// padding and prompt masks. For the 4-bit bases the oracle gets weights dequantized by this file's
+// own reference of the int4 scheme (symmetricInt4), not by model/quant.ts.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -15,8 +16,25 @@ import { FrozenWeights, buildTrainForward } from '../../src-main/model/llama.js'
 import { type LoraSpec, LORA_TARGETS, loraParams } from '../../src-main/model/lora.js';
 import { mulberry32 } from '../../src-main/util/random.js';
 import type { ModelConfig } from '../../src-main/model/types.js';
-import { dequantizeInt4, quantizeInt4 } from '../../src-main/model/quant.js';
 import { invFreqOf, randomWeights, tinyConfig } from '../helpers/tiny-llama.js';
+
+/**
+ * What a symmetric blockwise int4 weight stands for, written from the scheme's definition: per
+ * block of `block` inputs, scale = float32(absmax / 7), q = clamp(round(w / scale) + 8, 0, 15),
+ * value = (q - 8) * scale.
+ */
+function symmetricInt4(w: Float32Array, N: number, K: number, block: number): Float32Array {
+  const out = new Float32Array(N * K);
+  for (let start = 0; start < N * K; start += block) {
+    const vals = w.subarray(start, start + block);
+    const scale = Math.fround(Math.max(...Array.from(vals, Math.abs)) / 7);
+    vals.forEach((v, j) => {
+      const q = scale > 0 ? Math.min(15, Math.max(0, Math.round(v / scale) + 8)) : 8;
+      out[start + j] = (q - 8) * scale;
+    });
+  }
+  return out;
+}
 
 interface Case { name: string; cfg: ModelConfig; quantize: boolean; checkpoint?: boolean; lossChunks?: number }
 
@@ -74,7 +92,7 @@ async function runCase(c: Case) {
   };
   for (const [name, w] of weights) {
     const isProj = /_proj\.weight$|lm_head/.test(name) && w.shape.length === 2;
-    const data = c.quantize && isProj ? dequantizeInt4(quantizeInt4(w.data, w.shape[0]!, w.shape[1]!, 32)) : w.data;
+    const data = c.quantize && isProj ? symmetricInt4(w.data, w.shape[0]!, w.shape[1]!, 32) : w.data;
     put(name, 'float32', w.shape, data);
   }
   for (const k of ['input_ids', 'position_ids', 'attn_bias', 'targets']) {
@@ -84,7 +102,7 @@ async function runCase(c: Case) {
   for (const p of params) put(p.name, 'float32', p.shape, lora.get(p.name)!);
   writeFileSync(join(dir, 'tensors.bin'), Buffer.concat(parts));
   writeFileSync(join(dir, 'manifest.json'), JSON.stringify({ config: cfg, tensors: index, lora: spec, invFreq: Array.from(invFreqOf(cfg)) }));
-  execFileSync('/usr/bin/python3', [new URL('./oracle_llama.py', import.meta.url).pathname, dir], { stdio: 'inherit' });
+  execFileSync('/usr/bin/python3', [new URL('../oracle/oracle_llama.py', import.meta.url).pathname, dir], { stdio: 'inherit' });
   const ref = JSON.parse(readFileSync(join(dir, 'out.json'), 'utf8')) as Record<string, { offset: number; shape: number[] }>;
   const refBin = readFileSync(join(dir, 'out.bin'));
   const refOf = (k: string) => {

@@ -1,5 +1,5 @@
 // Merging an adapter into its base: the merged checkpoint equals W + scale * B @ A as computed by
-// an independent PyTorch reader in float64 (test/model/merge_oracle.py), in bf16, f16 and f32,
+// an independent PyTorch reader in float64 (test/oracle/merge_oracle.py), in bf16, f16 and f32,
 // sharded and not; untouched tensors stay bit-identical; shards, dtypes, side files and progress
 // are as the base had them; and failures leave no output and no temporary folder.
 import assert from 'node:assert/strict';
@@ -172,7 +172,7 @@ test('Hugging Face PEFT loads the adapter and agrees with the merge', { skip: !P
     const out = join(root, `merged-${tag}`);
     mergeAdapter(base.dir, adapter, out);
     const reportFile = join(root, `${tag}.json`);
-    const r = spawnSync(PEFT_PYTHON!, [new URL('./peft_oracle.py', import.meta.url).pathname, 'check', base.dir, adapter, out, reportFile], { encoding: 'utf8', timeout: 300_000 });
+    const r = spawnSync(PEFT_PYTHON!, [new URL('../oracle/peft_oracle.py', import.meta.url).pathname, 'check', base.dir, adapter, out, reportFile], { encoding: 'utf8', timeout: 300_000 });
     assert.equal(r.status, 0, r.stderr);
     const rep = JSON.parse(readFileSync(reportFile, 'utf8'));
     assert.deepEqual(rep.warnings, [], 'PEFT loads the adapter without warnings');

@@ -1,5 +1,5 @@
 // safetensors read/write: round trips for every dtype, conversions checked bit for bit against
-// PyTorch (test/model/oracle_safetensors.py, an independent reader/writer), sharded indexes,
+// PyTorch (test/oracle/oracle_safetensors.py, an independent reader/writer), sharded indexes,
 // chunked streaming of large tensors, and every error case naming the file.
 import assert from 'node:assert/strict';
 import { readFileSync, statSync, truncateSync, writeFileSync, copyFileSync, mkdirSync, readdirSync } from 'node:fs';

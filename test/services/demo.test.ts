@@ -8,7 +8,8 @@ import { events, finch, tempDir } from '../helpers/fixtures.js';
 
 test('a shortened demo fine-tunes the bundled model and held-out accuracy rises', async () => {
   const out = join(tempDir(), 'demo-run');
-  const r = await finch(['demo', '--steps', '80', '--eval-rows', '24', '--out', out, '--json']);
+  // Two threads, not every core: the suite runs test files side by side.
+  const r = await finch(['demo', '--steps', '80', '--eval-rows', '24', '--threads', '2', '--out', out, '--json']);
   assert.equal(r.code, 0, r.stderr);
   const ev = events(r.stdout);
   const done = ev.at(-1)!;

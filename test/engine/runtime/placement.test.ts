@@ -54,7 +54,10 @@ test('the parser reads split placements with node names (format of ORT 1.30 sess
   assert.throws(() => parsePlacementLog('no placements here'), /no "Node placements"/);
 });
 
-// Runs where a WebGPU adapter exists (CI installs Mesa's lavapipe from bookworm-backports).
+// Needs a WebGPU adapter. CI installs one (Mesa's lavapipe from bookworm-backports), so there, or
+// wherever FINCH_REQUIRE_WEBGPU is set, a missing adapter fails the test instead of skipping it.
+const requireWebGpu = process.env.CI === 'true' || !!process.env.FINCH_REQUIRE_WEBGPU;
+
 test('on WebGPU, an op without a WebGPU kernel falls back to CPU and is named', async (t) => {
   const g = new Graph('mixed');
   const x = g.input('x', 'float32', [4, 8]);
@@ -67,7 +70,9 @@ test('on WebGPU, an op without a WebGPU kernel falls back to CPU and is named', 
   try {
     await (await Session.create(model, { provider: 'webgpu' })).release();
   } catch (err) {
-    t.skip(`no WebGPU adapter here: ${(err as Error).message.slice(0, 120)}`);
+    const why = `no WebGPU adapter here: ${(err as Error).message.slice(0, 300)}`;
+    if (requireWebGpu) assert.fail(`${why} (CI=true or FINCH_REQUIRE_WEBGPU is set: WebGPU must be available, e.g. Mesa's lavapipe)`);
+    t.skip(why);
     return;
   }
   const p = await nodePlacement(model, 'webgpu');

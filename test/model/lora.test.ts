@@ -1,0 +1,49 @@
+// LoRA bookkeeping (model/lora.ts): PEFT tensor names and shapes per projection, the default
+// initialization PEFT uses (A uniform in +-1/sqrt(in), B zero), scales and target parsing.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { DEFAULT_LORA, LORA_TARGETS, initLora, loraParams, loraScale, modulePath, parseTargets, projectionShape } from '../../src-main/model/lora.js';
+import { tinyConfig } from '../helpers/tiny-llama.js';
+
+const cfg = tinyConfig({ numLayers: 2, hiddenSize: 64, numHeads: 4, numKvHeads: 2, intermediateSize: 96 });
+
+test('names and shapes follow PEFT and the [out, in] projections of a GQA Llama', () => {
+  assert.equal(modulePath(1, 'k_proj'), 'model.layers.1.self_attn.k_proj');
+  assert.equal(modulePath(0, 'down_proj'), 'model.layers.0.mlp.down_proj');
+  const hd = cfg.headDim;
+  assert.deepEqual(projectionShape(cfg, 'q_proj'), [4 * hd, 64]);
+  assert.deepEqual(projectionShape(cfg, 'v_proj'), [2 * hd, 64]);
+  assert.deepEqual(projectionShape(cfg, 'o_proj'), [64, 4 * hd]);
+  assert.deepEqual(projectionShape(cfg, 'up_proj'), [96, 64]);
+  assert.deepEqual(projectionShape(cfg, 'down_proj'), [64, 96]);
+  const ps = loraParams(cfg, { ...DEFAULT_LORA, rank: 3, targets: ['v_proj', 'q_proj'] });
+  assert.deepEqual(ps.map((p) => p.name), [0, 1].flatMap((l) => ['q_proj', 'v_proj'].flatMap((t) =>
+    ['A', 'B'].map((w) => `base_model.model.model.layers.${l}.self_attn.${t}.lora_${w}.weight`))));
+  assert.deepEqual(ps[0]!.shape, [3, 64]); // A [r, in]
+  assert.deepEqual(ps[3]!.shape, [2 * hd, 3]); // v_proj B [out, r]
+});
+
+test('initialization: A uniform within +-1/sqrt(in) with the right spread, B zero, reproducible by seed', () => {
+  const ps = loraParams(cfg, { ...DEFAULT_LORA, rank: 8 });
+  const a = initLora(ps, 1), b = initLora(ps, 1), c = initLora(ps, 2);
+  for (const p of ps) {
+    const v = a.get(p.name)!;
+    assert.equal(v.length, p.shape[0] * p.shape[1]);
+    assert.deepEqual(v, b.get(p.name));
+    if (p.which === 'B') { assert.ok(v.every((x) => x === 0)); continue; }
+    const bound = 1 / Math.sqrt(p.shape[1]);
+    assert.ok(v.every((x) => Math.abs(x) <= bound));
+    // U(-b, b) has variance b^2 / 3; 512+ samples keep the estimate within 25% by a wide margin.
+    const variance = v.reduce((s, x) => s + x * x, 0) / v.length;
+    assert.ok(Math.abs(variance / (bound * bound / 3) - 1) < 0.25, `${p.name}: variance ${variance}`);
+    assert.notDeepEqual(v, c.get(p.name));
+  }
+});
+
+test('scale alpha/r, or alpha/sqrt(r) with rsLoRA; targets parse and refuse unknown names', () => {
+  assert.equal(loraScale({ ...DEFAULT_LORA, rank: 16, alpha: 32 }), 2);
+  assert.equal(loraScale({ ...DEFAULT_LORA, rank: 16, alpha: 32, rslora: true }), 8);
+  assert.deepEqual(parseTargets('all'), [...LORA_TARGETS]);
+  assert.deepEqual(parseTargets('q_proj, v_proj'), ['q_proj', 'v_proj']);
+  assert.throws(() => parseTargets('q_proj,qkv'), /qkv/);
+});
