@@ -38,6 +38,9 @@ export type PreviewRequest = z.infer<typeof S.PreviewRequest>;
 export type ImportAdapterRequest = z.infer<typeof S.ImportAdapterRequest>;
 export type ExportAdapterRequest = z.infer<typeof S.ExportAdapterRequest>;
 export type ExportMergedRequest = z.infer<typeof S.ExportMergedRequest>;
+export type ExportGgufRequest = z.infer<typeof S.ExportGgufRequest>;
+export type ExportOllamaRequest = z.infer<typeof S.ExportOllamaRequest>;
+export type ExportAccelerateRequest = z.infer<typeof S.ExportAccelerateRequest>;
 export type Settings = z.infer<typeof S.Settings>;
 export type PickPathRequest = z.infer<typeof S.PickPathRequest>;
 export type StartDemoRequest = z.infer<(typeof S.CALL_ARGS)['startDemo']>[0];
@@ -377,6 +380,8 @@ export interface Comparison {
 export interface ExportResult {
   path: string;
   files: { name: string; bytes: number }[];
+  /** What to run next, when there is something (`ollama create ...`, `accelerate launch ...`). */
+  command?: string;
 }
 
 export interface DownloadStarted {
@@ -456,6 +461,12 @@ export interface DesktopApi {
   importAdapter(req: ImportAdapterRequest): Promise<AdapterSummary>;
   exportAdapter(req: ExportAdapterRequest): Promise<ExportResult>;
   exportMerged(req: ExportMergedRequest): Promise<ExportResult>;
+  /** One GGUF file for llama.cpp / LM Studio. */
+  exportGguf(req: ExportGgufRequest): Promise<ExportResult>;
+  /** A folder for Ollama (GGUF + Modelfile); `command` registers it. */
+  exportOllama(req: ExportOllamaRequest): Promise<ExportResult>;
+  /** A run as a Transformers + PEFT + Accelerate project for multi-GPU training; `command` launches it. */
+  exportAccelerate(req: ExportAccelerateRequest): Promise<ExportResult>;
 
   /** Starts streaming answers ('generation-*' events keyed by generationId and side). */
   generate(req: GenerateRequest): Promise<GenerationStarted>;
@@ -487,7 +498,7 @@ export const API_CALLS = [
   'listModels', 'addLocalModel', 'downloadModel', 'cancelDownload', 'removeModel', 'modelDetails',
   'listDatasets', 'addDataset', 'listHubDatasetFiles', 'downloadDataset', 'removeDataset', 'previewDataset',
   'estimateMemory', 'startRun', 'pauseRun', 'resumeRun', 'cancelRun', 'listRuns', 'runDetails', 'deleteRun', 'startDemo',
-  'listAdapters', 'importAdapter', 'exportAdapter', 'exportMerged',
+  'listAdapters', 'importAdapter', 'exportAdapter', 'exportMerged', 'exportGguf', 'exportOllama', 'exportAccelerate',
   'generate', 'stopGeneration', 'batchCompare', 'saveComparison', 'listComparisons',
   'pickPath',
 ] as const satisfies readonly CallName[];

@@ -205,6 +205,32 @@ export const ExportMergedRequest = z.strictObject({
   /** The folder to write: the base's files with the adapter folded into its weights (same dtype as the base). */
   dest: UserPath,
 });
+/** GGUF tensor types: f16 (default) and f32 keep the weights; q8_0 and q4_0 quantize them as llama.cpp does. */
+export const GgufDtype = z.enum(['f32', 'f16', 'q8_0', 'q4_0']);
+export const ExportGgufRequest = z.strictObject({
+  modelId: Id,
+  /** base: the model alone; a run or adapter: merged in, or with loraOnly the adapter alone as a GGUF LoRA. */
+  source: ModelSide,
+  /** The .gguf file to write. */
+  dest: UserPath,
+  dtype: GgufDtype.optional(),
+  loraOnly: z.boolean().optional(),
+});
+export const ExportOllamaRequest = z.strictObject({
+  modelId: Id,
+  source: ModelSide,
+  /** The folder to write: model.gguf (and adapter.gguf with separateAdapter) and a Modelfile. */
+  dest: UserPath,
+  dtype: GgufDtype.optional(),
+  separateAdapter: z.boolean().optional(),
+  /** The name `ollama create` registers. */
+  name: z.string().regex(/^[a-z0-9][a-z0-9._:-]*$/, 'a lower-case Ollama model name').max(100).optional(),
+});
+export const ExportAccelerateRequest = z.strictObject({
+  runId: Id,
+  dest: UserPath,
+  gpus: z.int().min(1).max(1024).optional(),
+});
 export const Settings = z.strictObject({
   /** Hugging Face token for gated models (write-only through the API: appInfo/getSettings say only whether one is set). */
   hfToken: z.string().max(1000).nullable(),
@@ -260,6 +286,9 @@ export const CALL_ARGS = {
   importAdapter: z.tuple([ImportAdapterRequest]),
   exportAdapter: z.tuple([ExportAdapterRequest]),
   exportMerged: z.tuple([ExportMergedRequest]),
+  exportGguf: z.tuple([ExportGgufRequest]),
+  exportOllama: z.tuple([ExportOllamaRequest]),
+  exportAccelerate: z.tuple([ExportAccelerateRequest]),
 
   generate: z.tuple([GenerateRequest]),
   stopGeneration: z.tuple([Id]),

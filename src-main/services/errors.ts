@@ -20,6 +20,8 @@ const BY_CLASS: Record<string, ErrorCode> = {
   RowError: 'bad_dataset',
   AdapterError: 'bad_adapter',
   MergeError: 'bad_adapter',
+  GgufError: 'bad_model',
+  AccelerateExportError: 'conflict',
   TrainingError: 'job_failed',
 };
 

@@ -8,9 +8,11 @@
 //   app.close();   // stops jobs (a training run becomes 'interrupted'), closes the database
 
 import { readFileSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import type { ApiCalls, ModelSide, RunConfig, RunSummary, SettingsView } from '../../src-shared/api.js';
 import { RUN_DEFAULTS } from '../../src-shared/api.js';
+import { exportAccelerate } from '../export/accelerate.js';
+import { exportGguf, exportGgufAdapter, exportOllama } from '../model/gguf/export.js';
 import { mergeAdapter } from '../model/merge.js';
 import { readQa } from '../train/evaluate.js';
 import type { TrainConfig } from '../train/trainer.js';
@@ -195,6 +197,29 @@ export function createServices(o: ServicesOptions = {}): Services {
         onProgress: (p) => bus.emit({ type: 'export-progress', dest: out, done: p.index, total: p.total }),
       });
       return { path: r.outDir, files: [...r.weightFiles, ...r.copiedFiles].map((name) => ({ name, bytes: statSync(join(r.outDir, name)).size })) };
+    },
+
+    exportGguf: async (req) => {
+      const base = library.model(req.modelId);
+      const adapter = adapterOf(req.source, req.modelId);
+      if (req.loraOnly && !adapter) throw new ServiceError('invalid_argument', 'loraOnly exports an adapter: choose a run or an adapter, not the base model', null);
+      const onProgress = (done: number, total: number) => bus.emit({ type: 'export-progress', dest: req.dest, done, total });
+      const o = { model: base.path, adapter, dtype: req.dtype ?? 'f16', out: req.dest, name: base.name, onProgress } as const;
+      const r = req.loraOnly ? exportGgufAdapter(o) : exportGguf(o);
+      return { path: r.out, files: [{ name: basename(r.out), bytes: r.bytes }] };
+    },
+    exportOllama: async (req) => {
+      const base = library.model(req.modelId);
+      const r = exportOllama({
+        model: base.path, adapter: adapterOf(req.source, req.modelId), dtype: req.dtype ?? 'f16', outDir: emptyDestination(req.dest),
+        separateAdapter: req.separateAdapter, modelName: req.name, name: base.name,
+        onProgress: (done, total) => bus.emit({ type: 'export-progress', dest: req.dest, done, total }),
+      });
+      return { path: req.dest, files: r.files.map((name) => ({ name, bytes: statSync(join(req.dest, name)).size })), command: r.createCommand };
+    },
+    exportAccelerate: async (req) => {
+      const r = await exportAccelerate(runs.run(req.runId).dir, emptyDestination(req.dest), { gpus: req.gpus });
+      return { path: r.outDir, files: r.files.map((name) => ({ name, bytes: statSync(join(r.outDir, name)).size })), command: r.launchCommand };
     },
 
     generate: async (req) => {

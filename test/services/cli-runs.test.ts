@@ -3,6 +3,7 @@
 // history, checkpoints and adapter, linked to the library's model when the model is there; that
 // adapter then exports, imports back, merges into its base, and answers a batch comparison.
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { startApp } from '../helpers/app.js';
@@ -49,6 +50,16 @@ test('a run made by `finch train` under FINCH_HOME appears in listRuns with its 
     assert.equal(mergedModel.parameters, m.parameters);
     const wrongBase = await app.api.addLocalModel({ path: tinyCheckpoint({ hiddenSize: 32 }), name: 'other' });
     await assert.rejects(app.api.importAdapter({ path: exported.path, baseModelId: wrongBase.id }), (e: { code: string }) => e.code === 'bad_adapter');
+
+    // GGUF for llama.cpp (merged, and the adapter alone), a folder for Ollama, the run for Accelerate.
+    const gguf = await app.api.exportGguf({ modelId: m.id, source: { kind: 'run', runId: run!.id }, dest: join(tempDir(), 'tiny.gguf'), dtype: 'q8_0' });
+    assert.equal(readFileSync(gguf.path).subarray(0, 4).toString(), 'GGUF');
+    const lora = await app.api.exportGguf({ modelId: m.id, source: { kind: 'run', runId: run!.id }, dest: join(tempDir(), 'lora.gguf'), loraOnly: true });
+    assert.ok(lora.files[0]!.bytes < gguf.files[0]!.bytes);
+    const ollama = await app.api.exportOllama({ modelId: m.id, source: { kind: 'run', runId: run!.id }, dest: join(tempDir(), 'ollama'), name: 'tiny-math' });
+    assert.ok(ollama.files.some((f) => f.name === 'Modelfile') && /ollama create tiny-math/.test(ollama.command ?? ''));
+    const acc = await app.api.exportAccelerate({ runId: run!.id, dest: join(tempDir(), 'accelerate') });
+    assert.ok(acc.files.some((f) => f.name === 'train.py') && /accelerate launch/.test(acc.command ?? ''));
 
     // Held-out rows answered by both sides, scored by exact match.
     const ds = await app.api.addDataset({ path: data, map: { prompt: 'query', completion: 'response' } });

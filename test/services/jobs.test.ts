@@ -66,3 +66,25 @@ test('a training process killed mid-step fails its run, the app keeps answering,
     await app.close();
   }
 });
+
+test('a run training when the app stops is interrupted after a restart, and resumes from its checkpoint', async () => {
+  const app = await startApp('dispatcher');
+  const { config } = await app.api.startDemo({ start: false });
+  const run = await app.api.startRun({ ...config, name: 'interrupted', maxSteps: 4, checkpointEvery: 2, samplePrompts: 0 });
+  await app.waitFor((e) => e.type === 'run-checkpoint' && e.runId === run.id && e.step === 2);
+  await app.close(); // Finch quits mid-run: the job process goes with it
+
+  const again = await startApp('dispatcher', app.home);
+  try {
+    const found = await again.api.runDetails(run.id);
+    assert.equal(found.status, 'interrupted');
+    assert.ok(found.step >= 2);
+    await again.api.resumeRun(run.id);
+    await again.waitFor((e): e is StatusEvent => e.type === 'run-status' && e.runId === run.id && e.status === 'completed');
+    const d = await again.api.runDetails(run.id);
+    assert.deepEqual(d.metrics.map((m) => m.step), [1, 2, 3, 4]);
+    assert.ok(d.logs.some((l) => /resumed from the checkpoint of step [23]/.test(l.message)), d.logs.map((l) => l.message).join('\n'));
+  } finally {
+    await again.close();
+  }
+});
