@@ -13,7 +13,7 @@ import {
   PICKLE_NOTE, SAFETENSORS_INDEX, datasetFormat, inferSplit, isPickle, isSafeRelativePath, modelSupportFiles, weightFiles,
   type DatasetFormat, type RepoFile,
 } from './files.js';
-import { errorFromThrown, hubFetch, type HubTarget } from './http.js';
+import { delay, errorFromThrown, hubFetch, type HubTarget } from './http.js';
 import { partPath, transferFile } from './transfer.js';
 
 export type { DatasetFormat } from './files.js';
@@ -75,6 +75,8 @@ export interface DownloadedFile {
 export interface SkippedFile {
   path: string;
   reason: string;
+  /** A pickle file: never downloaded, whatever was asked. */
+  pickle: boolean;
 }
 
 export interface DownloadResult {
@@ -98,11 +100,15 @@ export interface DatasetFile {
   format: DatasetFormat;
   /** "train", "validation" or "test" when the path names it. */
   split?: string;
+  /** Set when the file is on another branch than the one asked for (the Parquet conversion): pass it to downloadRepo. */
+  revision?: string;
 }
 
 const REPO_ID = /^[A-Za-z0-9][\w.-]*(\/[A-Za-z0-9][\w.-]*)?$/;
 // Branch and tag names as git allows them, minus anything that could change the URL's meaning.
 const REVISION = /^(?!.*\.\.)[\w.\-/]+$/;
+/** Files being transferred by this process (their final paths). */
+const transferring = new Set<string>();
 /** Free space kept beyond the download itself (temporary files, the store, the OS). */
 const SPACE_MARGIN = 64 * 1024 * 1024;
 
@@ -151,10 +157,25 @@ async function resolveRepo(o: HubAccess, kind: HubKind): Promise<Resolved> {
   }
 }
 
-/** The data files of a dataset repository, with format and split. */
+/** The branch where the Hub keeps its Parquet conversion of a dataset. */
+export const PARQUET_CONVERSION = 'refs/convert/parquet';
+
+/**
+ * The data files of a dataset repository, with format and split. A dataset without data files (one
+ * built by a loading script), asked for without a revision, lists the Hub's Parquet conversion
+ * instead; those files carry `revision` for downloadRepo.
+ */
 export async function listDatasetFiles(o: HubAccess): Promise<DatasetFile[]> {
   const { files } = await resolveRepo(o, 'dataset');
-  return dataFilesOf(files);
+  const data = dataFilesOf(files);
+  if (data.length || o.revision) return data;
+  try {
+    const converted = await resolveRepo({ ...o, revision: PARQUET_CONVERSION }, 'dataset');
+    return dataFilesOf(converted.files).map((f) => ({ ...f, revision: PARQUET_CONVERSION }));
+  } catch (e) {
+    if (e instanceof HubError && e.code === 'revision_not_found') return [];
+    throw e;
+  }
 }
 
 function dataFilesOf(files: readonly RepoFile[]): DatasetFile[] {
@@ -194,6 +215,19 @@ async function freeBytes(dir: string): Promise<number> {
   }
 }
 
+/** Runs a transfer again after a cut connection (it resumes from its part file), up to `retries` times. */
+async function withResumes<T>(transfer: () => Promise<T>, retries: number, target: HubTarget, signal: AbortSignal | undefined): Promise<T> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await transfer();
+    } catch (e) {
+      const err = errorFromThrown(e, target, signal);
+      if (err.code !== 'network' || attempt >= retries) throw err;
+      await delay(500 * 2 ** attempt, signal).catch(() => undefined); // a cancel surfaces from the next try
+    }
+  }
+}
+
 const formatBytes = (n: number): string =>
   n >= 1e9 ? `${(n / 1e9).toFixed(2)} GB` : n >= 1e6 ? `${(n / 1e6).toFixed(1)} MB` : `${Math.ceil(n / 1e3)} kB`;
 
@@ -204,7 +238,7 @@ export async function downloadRepo(o: DownloadRepoOptions): Promise<DownloadResu
   const [owner, name = owner] = target.repo.split('/');
   const dir = join(o.cacheDir ?? join(finchHome(), 'hub'), `${o.kind}s`, owner!, name!, commit);
   const byPath = new Map(files.map((f) => [f.path, f]));
-  const skipped: SkippedFile[] = [];
+  const skipped: Omit<SkippedFile, 'pickle'>[] = [];
   const fetchedWhilePlanning = new Set<string>();
   let bytesReceived = 0;
   let plan: RepoFile[];
@@ -220,7 +254,7 @@ export async function downloadRepo(o: DownloadRepoOptions): Promise<DownloadResu
     const data = new Set(dataFilesOf(files).map((f) => f.path));
     plan = files.filter((f) => data.has(f.path));
     for (const f of files) if (!data.has(f.path)) skipped.push({ path: f.path, reason: isPickle(f.path) ? PICKLE_NOTE : 'not a data file Finch reads (Parquet, JSON, JSONL, CSV, TSV)' });
-    if (!plan.length) throw new HubError('not_found', `dataset ${target.repo} has no Parquet, JSON, JSONL or CSV files`, 'a dataset built by a loading script cannot be read; look for a version with data files');
+    if (!plan.length) throw new HubError('not_found', `dataset ${target.repo} has no Parquet, JSON, JSONL or CSV files`, `a dataset built by a loading script cannot be read as is; the Hub's Parquet conversion may exist: finch pull ${target.repo}@${PARQUET_CONVERSION} --dataset --list`);
   } else {
     const support = modelSupportFiles(files);
     skipped.push(...support.skipped);
@@ -230,7 +264,9 @@ export async function downloadRepo(o: DownloadRepoOptions): Promise<DownloadResu
     if (index) {
       const dest = join(dir, SAFETENSORS_INDEX);
       if (!(await bytesOnDisk(dest, index.size)).complete) {
-        const r = await transferFile({ url: resolveUrl(target, commit, index.path), dest, file: index, target: { ...target, file: index.path }, token, signal: o.signal });
+        const indexTarget = { ...target, file: index.path };
+        const r = await withResumes(() => transferFile({ url: resolveUrl(target, commit, index.path), dest, file: index, target: indexTarget, token, signal: o.signal }),
+          o.retries ?? 3, indexTarget, o.signal);
         bytesReceived += r.received;
         fetchedWhilePlanning.add(index.path);
       }
@@ -271,27 +307,31 @@ export async function downloadRepo(o: DownloadRepoOptions): Promise<DownloadResu
       progress('file-done', f, f.size);
       return;
     }
-    const base = bytes - before.bytes; // `bytes` counts this file's partial bytes already
-    progress('file', f, before.bytes, { resumedFrom: before.bytes });
-    let resumedFrom = before.bytes;
-    for (let attempt = 0; ; attempt++) {
-      try {
-        const r = await transferFile({
-          url: resolveUrl(target, commit, f.path), dest, file: f, target: { ...target, file: f.path }, token, signal: o.signal,
-          onBytes: (fileBytes, chunk) => {
-            bytes = base + fileBytes;
-            bytesReceived += chunk;
-            progress('bytes', f, fileBytes);
-          },
-        });
-        if (attempt === 0) resumedFrom = r.resumedFrom;
-        break;
-      } catch (e) {
-        const err = errorFromThrown(e, { ...target, file: f.path }, o.signal);
-        if (err.code !== 'network' || attempt >= (o.retries ?? 3)) throw err;
-        await new Promise((r) => setTimeout(r, 500 * 2 ** attempt));
-      }
+    // One transfer of a file at a time in this process (a second click in the app must not write the same .part).
+    if (transferring.has(dest)) throw new HubError('busy', `${f.path} of ${o.kind} ${target.repo} is already being downloaded (${dest})`, 'wait for that download to finish, or cancel it');
+    transferring.add(dest);
+    try {
+      await transferWithRetries(f, dest, before.bytes);
+    } finally {
+      transferring.delete(dest);
     }
+  };
+
+  const transferWithRetries = async (f: RepoFile, dest: string, onDisk: number): Promise<void> => {
+    const base = bytes - onDisk; // `bytes` counts this file's partial bytes already
+    progress('file', f, onDisk, { resumedFrom: onDisk });
+    let resumedFrom = onDisk, attempts = 0;
+    await withResumes(async () => {
+      const r = await transferFile({
+        url: resolveUrl(target, commit, f.path), dest, file: f, target: { ...target, file: f.path }, token, signal: o.signal,
+        onBytes: (fileBytes, chunk) => {
+          bytes = base + fileBytes;
+          bytesReceived += chunk;
+          progress('bytes', f, fileBytes);
+        },
+      });
+      if (attempts++ === 0) resumedFrom = r.resumedFrom; // 0 when the server ignored the Range request
+    }, o.retries ?? 3, { ...target, file: f.path }, o.signal);
     bytes = base + f.size;
     filesDone++;
     results.push({ path: f.path, size: f.size, localPath: dest, cached: false, resumedFrom });
@@ -313,5 +353,8 @@ export async function downloadRepo(o: DownloadRepoOptions): Promise<DownloadResu
   }
   progress('start', undefined, 0);
   for (const f of plan) await fetchOne(f);
-  return { dir, repo: target.repo, kind: o.kind, revision: target.revision, commit, files: results, skipped, bytesReceived };
+  return {
+    dir, repo: target.repo, kind: o.kind, revision: target.revision, commit, files: results,
+    skipped: skipped.map((x) => ({ ...x, pickle: isPickle(x.path) })), bytesReceived,
+  };
 }

@@ -13,6 +13,7 @@ export type HubErrorCode =
   | 'no_space' // not enough free disk space for what is left to download
   | 'integrity' // a downloaded file's size or hash differs from what the Hub lists
   | 'cancelled' // the AbortSignal fired
+  | 'busy' // this process is already transferring the same file (same repository, commit and path)
   | 'rate_limited' // 429
   | 'network'; // connection refused or cut, DNS, TLS, or a 5xx answer
 

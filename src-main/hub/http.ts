@@ -87,18 +87,39 @@ export function errorFromThrown(e: unknown, t: HubTarget, signal: AbortSignal | 
     'check the network connection (and HF_ENDPOINT if set); partial files are kept and the next run resumes them', { cause: e });
 }
 
+/** Waits `ms`, or rejects as soon as `signal` fires. */
+export function delay(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason);
+    const timer = setTimeout(() => { signal?.removeEventListener('abort', onAbort); resolve(); }, ms);
+    const onAbort = () => { clearTimeout(timer); reject(signal!.reason); };
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
 /**
- * A fetch for @huggingface/hub's listing calls: adds the signal (the library takes none) and
- * throws a HubError for any failed answer, before the library's generic error is built.
+ * fetch, tried twice more when no answer came at all (a kept-alive connection that the server
+ * closed just as it was reused is the common case); a HubError when all tries fail.
+ */
+export async function fetchAnswer(input: string | URL | Request, init: RequestInit, t: HubTarget, signal: AbortSignal | undefined): Promise<Response> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await fetch(input, { ...init, signal });
+    } catch (e) {
+      if (signal?.aborted || attempt >= 2) throw errorFromThrown(e, t, signal);
+      await delay(250 * 2 ** attempt, signal).catch(() => undefined);
+    }
+  }
+}
+
+/**
+ * A fetch for @huggingface/hub's listing calls: adds the signal (the library takes none) and the
+ * retries of fetchAnswer, and throws a HubError for any failed answer before the library's
+ * generic error is built.
  */
 export function hubFetch(t: HubTarget, signal: AbortSignal | undefined): typeof fetch {
   return async (input, init) => {
-    let res: Response;
-    try {
-      res = await fetch(input, { ...init, signal });
-    } catch (e) {
-      throw errorFromThrown(e, t, signal);
-    }
+    const res = await fetchAnswer(input, init ?? {}, t, signal);
     if (!res.ok) throw await errorFromResponse(res, t);
     return res;
   };

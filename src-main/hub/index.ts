@@ -5,6 +5,7 @@
 export { HubError, type HubErrorCode } from './errors.js';
 export {
   downloadRepo,
+  PARQUET_CONVERSION,
   listDatasetFiles,
   type DownloadRepoOptions,
   type DownloadResult,

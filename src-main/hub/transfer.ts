@@ -9,7 +9,7 @@ import { createReadStream } from 'node:fs';
 import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { HubError } from './errors.js';
-import { errorFromResponse, errorFromThrown, type HubTarget } from './http.js';
+import { errorFromResponse, errorFromThrown, fetchAnswer, type HubTarget } from './http.js';
 import type { RepoFile } from './files.js';
 
 export interface TransferOptions {
@@ -66,7 +66,7 @@ export async function transferFile(o: TransferOptions): Promise<TransferResult> 
     await rm(part, { force: true }); // longer than the file: not a prefix of it
     have = 0;
   }
-  const resumedFrom = have;
+  let resumedFrom = have;
   const digest = newHash(file);
   let received = 0;
 
@@ -74,12 +74,7 @@ export async function transferFile(o: TransferOptions): Promise<TransferResult> 
     const headers: Record<string, string> = { 'accept-encoding': 'identity' }; // byte counts must be the file's
     if (o.token) headers.authorization = `Bearer ${o.token}`;
     if (have > 0) headers.range = `bytes=${have}-`;
-    let res: Response;
-    try {
-      res = await fetch(o.url, { headers, signal, redirect: 'follow' });
-    } catch (e) {
-      throw errorFromThrown(e, target, signal);
-    }
+    const res = await fetchAnswer(o.url, { headers, redirect: 'follow' }, target, signal);
     if (res.status === 416 && have > 0) {
       // The server says the part already reaches the end; the size and hash checks below decide.
       await res.body?.cancel();
@@ -95,7 +90,9 @@ export async function transferFile(o: TransferOptions): Promise<TransferResult> 
         }
         append = true;
       }
-      if (!append) have = 0; // a 200 answer is the whole file: start the part again
+      if (!append) {
+        have = resumedFrom = 0; // a 200 answer (a server ignoring Range) is the whole file: start the part again
+      }
       if (append && have > 0) await hashPrefix(digest.hash, part);
       const fh = await open(part, append ? 'a' : 'w');
       try {

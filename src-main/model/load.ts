@@ -8,6 +8,7 @@ import { FrozenWeights } from './llama.js';
 import { Checkpoint } from './safetensors.js';
 import { loadTokenizer, type HfTextTokenizer } from './tokenizer.js';
 import type { ModelConfig } from './types.js';
+import { checkWeightsMatchConfig } from './validate.js';
 
 export interface LoadedModel {
   dir: string;
@@ -32,6 +33,7 @@ export function loadModel(dir: string, opts: { quantize?: boolean; blockSize?: n
   const config = loadModelConfig(dir);
   const tokenizer = loadTokenizer(dir);
   const ckpt = Checkpoint.open(dir);
+  checkWeightsMatchConfig(config, ckpt, join(dir, 'config.json'), tokenizer.vocabSize);
   const weights = new FrozenWeights(config, (name) => {
     if (!ckpt.has(name)) throw new ModelFolderError(`${ckpt.source}: tensor "${name}" is missing (is this a complete ${config.modelType} checkpoint?)`);
     return ckpt.readTensor(name);

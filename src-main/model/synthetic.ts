@@ -7,6 +7,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { loadModelConfig } from './config.js';
+import { expectedWeights } from './validate.js';
 import { writeFileAtomic, writeSafetensors, writeShardedSafetensors, tensorBytes, type SafetensorsDtype, type TensorToWrite } from './safetensors.js';
 import { builtinCorpus } from './synthetic/corpus.js';
 import { Rng } from '../util/random.js';
@@ -98,30 +99,11 @@ interface WeightSpec {
   init: 'normal' | 'ones' | 'bias';
 }
 
-/** The HF state-dict names and shapes of a Llama-family causal LM, in HF's module order. */
+/** The HF state-dict names and shapes of a Llama-family causal LM (model/validate.ts), each with its init. */
 export function llamaWeightSpecs(cfg: ModelConfig): WeightSpec[] {
-  const { hiddenSize: d, numHeads: h, numKvHeads: kv, headDim: hd, intermediateSize: f, vocabSize: v } = cfg;
-  const specs: WeightSpec[] = [{ name: 'model.embed_tokens.weight', shape: [v, d], init: 'normal' }];
-  for (let l = 0; l < cfg.numLayers; l++) {
-    const p = `model.layers.${l}`;
-    const attn: [string, number][] = [['q_proj', h * hd], ['k_proj', kv * hd], ['v_proj', kv * hd]];
-    for (const [proj, out] of attn) {
-      specs.push({ name: `${p}.self_attn.${proj}.weight`, shape: [out, d], init: 'normal' });
-      if (cfg.attentionBias) specs.push({ name: `${p}.self_attn.${proj}.bias`, shape: [out], init: 'bias' });
-    }
-    specs.push({ name: `${p}.self_attn.o_proj.weight`, shape: [d, h * hd], init: 'normal' });
-    if (cfg.attentionOutputBias) specs.push({ name: `${p}.self_attn.o_proj.bias`, shape: [d], init: 'bias' });
-    const mlp: [string, number, number][] = [['gate_proj', f, d], ['up_proj', f, d], ['down_proj', d, f]];
-    for (const [proj, out, inp] of mlp) {
-      specs.push({ name: `${p}.mlp.${proj}.weight`, shape: [out, inp], init: 'normal' });
-      if (cfg.mlpBias) specs.push({ name: `${p}.mlp.${proj}.bias`, shape: [out], init: 'bias' });
-    }
-    specs.push({ name: `${p}.input_layernorm.weight`, shape: [d], init: 'ones' });
-    specs.push({ name: `${p}.post_attention_layernorm.weight`, shape: [d], init: 'ones' });
-  }
-  specs.push({ name: 'model.norm.weight', shape: [d], init: 'ones' });
-  if (!cfg.tieWordEmbeddings) specs.push({ name: 'lm_head.weight', shape: [v, d], init: 'normal' });
-  return specs;
+  return expectedWeights(cfg).map(({ name, shape }) => ({
+    name, shape, init: name.endsWith('.bias') ? 'bias' : shape.length === 1 ? 'ones' : 'normal', // 1-D, not a bias: a norm
+  }));
 }
 
 /** Writes a synthetic checkpoint folder at `dir` (created if needed) and returns its config. */

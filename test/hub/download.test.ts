@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { parquetWriteFile } from 'hyparquet-writer';
 import { openRows } from '../../src-main/data/read/index.js';
-import { HubError, downloadRepo, listDatasetFiles, type DownloadProgress } from '../../src-main/hub/index.js';
+import { HubError, PARQUET_CONVERSION, downloadRepo, listDatasetFiles, type DownloadProgress } from '../../src-main/hub/index.js';
 import { loadModel } from '../../src-main/model/load.js';
 import { writeSyntheticCheckpoint } from '../../src-main/model/synthetic.js';
 import { mathRows, readTree, tempDir } from '../helpers/fixtures.js';
@@ -21,6 +21,17 @@ const COMMIT = 'a'.repeat(40);
 const SHARD1 = 'model-00001-of-00002.safetensors';
 const hub = new FakeHub();
 let modelFiles: Map<string, Buffer>;
+
+/** Cuts the connection for `path` once the client has written `bytes` of it; pass the result as onProgress. */
+function cutOnceAt(path: string, bytes: number): (p: DownloadProgress) => void {
+  hub.stallAfter.set(path, bytes);
+  return (p) => {
+    if (p.file === path && p.fileBytes >= bytes && hub.stallAfter.has(path)) {
+      hub.stallAfter.delete(path);
+      hub.cutStalled();
+    }
+  };
+}
 
 async function rejection(p: Promise<unknown>): Promise<HubError> {
   try {
@@ -58,10 +69,12 @@ test('a sharded model downloads byte for byte (no pickle, no extras), reports pr
   assert.equal(r.dir, join(cacheDir, 'models', 'finch-test', 'tiny-llama', COMMIT));
   assert.deepEqual(readTree(r.dir), modelFiles, 'exactly the checkpoint, byte for byte');
   assert.deepEqual(r.files.map((f) => f.path).sort(), [...modelFiles.keys()].sort());
-  const skipped = new Map(r.skipped.map((s) => [s.path, s.reason]));
-  assert.match(skipped.get('pytorch_model.bin')!, /pickle/);
-  assert.match(skipped.get('original/consolidated.00.pth')!, /pickle/);
-  assert.ok(skipped.has('.gitattributes'));
+  const skipped = new Map(r.skipped.map((s) => [s.path, s]));
+  for (const p of ['pytorch_model.bin', 'original/consolidated.00.pth']) {
+    assert.ok(skipped.get(p)!.pickle);
+    assert.match(skipped.get(p)!.reason, /pickle .* can run arbitrary code/);
+  }
+  assert.equal(skipped.get('.gitattributes')!.pickle, false);
   const total = [...modelFiles.values()].reduce((a, b) => a + b.length, 0);
   assert.equal(r.bytesReceived, total);
   // Progress: one plan, bytes never go back, the last event has every byte.
@@ -94,8 +107,7 @@ test('a transfer cut mid-file leaves a .part; the next call resumes it with Rang
   const cacheDir = tempDir('finch-hub-');
   const cut = 3000;
   assert.ok(modelFiles.get(SHARD1)!.length > 2 * cut);
-  hub.cutAfter.set(SHARD1, cut);
-  const failed = await rejection(downloadRepo({ repo: 'finch-test/tiny-llama', kind: 'model', endpoint: hub.url, cacheDir, retries: 0 }));
+  const failed = await rejection(downloadRepo({ repo: 'finch-test/tiny-llama', kind: 'model', endpoint: hub.url, cacheDir, retries: 0, onProgress: cutOnceAt(SHARD1, cut) }));
   assert.equal(failed.code, 'network');
   assert.match(failed.message, new RegExp(`cut after ${cut} of ${modelFiles.get(SHARD1)!.length} bytes of ${SHARD1}`));
   const dest = join(cacheDir, 'models', 'finch-test', 'tiny-llama', COMMIT, SHARD1);
@@ -112,11 +124,33 @@ test('a transfer cut mid-file leaves a .part; the next call resumes it with Rang
   assert.deepEqual(readTree(r.dir), modelFiles);
 });
 
+test('a request that gets no answer at all (a connection closed as it was reused) is sent again, even with retries 0', async () => {
+  hub.hangUpOnce.add('tokenizer.json');
+  const before = hub.fileRequests('tokenizer.json').length;
+  const r = await downloadRepo({ repo: 'finch-test/tiny-llama', kind: 'model', endpoint: hub.url, cacheDir: tempDir('finch-hub-'), retries: 0, files: ['tokenizer.json'] });
+  assert.equal(hub.fileRequests('tokenizer.json').length - before, 2);
+  assert.deepEqual(readFileSync(r.files[0]!.localPath), modelFiles.get('tokenizer.json'));
+});
+
+test('a server that ignores Range (200 to a resume) restarts the file from byte 0, and the result is still exact', async () => {
+  const cacheDir = tempDir('finch-hub-');
+  const onProgress = cutOnceAt(SHARD1, 1500);
+  assert.equal((await rejection(downloadRepo({ repo: 'finch-test/tiny-llama', kind: 'model', endpoint: hub.url, cacheDir, retries: 0, onProgress }))).code, 'network');
+  hub.ignoreRange.add(SHARD1);
+  try {
+    const r = await downloadRepo({ repo: 'finch-test/tiny-llama', kind: 'model', endpoint: hub.url, cacheDir, retries: 0 });
+    assert.equal(hub.fileRequests(SHARD1).at(-1)!.range, 'bytes=1500-', 'a resume was asked for');
+    assert.equal(r.files.find((f) => f.path === SHARD1)!.resumedFrom, 0, 'but nothing of the part was kept');
+    assert.deepEqual(readTree(r.dir), modelFiles);
+  } finally {
+    hub.ignoreRange.delete(SHARD1);
+  }
+});
+
 test('by default a cut connection is resumed within the same call', async () => {
   const cacheDir = tempDir('finch-hub-');
-  hub.cutAfter.set(SHARD1, 1000);
   const before = hub.fileRequests(SHARD1).length;
-  const r = await downloadRepo({ repo: 'finch-test/tiny-llama', kind: 'model', endpoint: hub.url, cacheDir });
+  const r = await downloadRepo({ repo: 'finch-test/tiny-llama', kind: 'model', endpoint: hub.url, cacheDir, onProgress: cutOnceAt(SHARD1, 1000) });
   const ranges = hub.fileRequests(SHARD1).slice(before).map((q) => q.range ?? null);
   assert.ok(ranges.includes('bytes=1000-'), JSON.stringify(ranges));
   assert.deepEqual(readTree(r.dir), modelFiles);
@@ -201,6 +235,29 @@ test('a file whose bytes differ from the hash the Hub lists is refused and its p
   }
 });
 
+test('a second download of a file being downloaded is refused as busy; other files of the repository are not', async () => {
+  const cacheDir = tempDir('finch-hub-');
+  hub.stallAfter.set(SHARD1, 500);
+  const ac = new AbortController();
+  let stalled!: () => void;
+  const reached = new Promise<void>((r) => { stalled = r; });
+  const first = downloadRepo({
+    repo: 'finch-test/tiny-llama', kind: 'model', endpoint: hub.url, cacheDir, signal: ac.signal,
+    onProgress: (e) => { if (e.file === SHARD1 && e.fileBytes >= 500) stalled(); },
+  });
+  await reached;
+  const busy = await rejection(downloadRepo({ repo: 'finch-test/tiny-llama', kind: 'model', endpoint: hub.url, cacheDir }));
+  assert.equal(busy.code, 'busy');
+  assert.match(busy.message, /is already being downloaded/);
+  const other = await downloadRepo({ repo: 'finch-test/tiny-llama', kind: 'model', endpoint: hub.url, cacheDir, files: ['config.json'] });
+  assert.equal(other.files.length, 1);
+  ac.abort();
+  assert.equal((await rejection(first)).code, 'cancelled');
+  hub.stallAfter.delete(SHARD1);
+  const done = await downloadRepo({ repo: 'finch-test/tiny-llama', kind: 'model', endpoint: hub.url, cacheDir });
+  assert.deepEqual(readTree(done.dir), modelFiles, 'the lock is released after the cancelled download');
+});
+
 test('pickle is refused by name, and a model with only pickle weights is no_weights', async () => {
   const n = hub.requests.length;
   const e = await rejection(downloadRepo({ repo: 'finch-test/tiny-llama', kind: 'model', endpoint: hub.url, files: ['pytorch_model.bin'], cacheDir: tempDir() }));
@@ -265,4 +322,29 @@ test('a dataset repository: data files with format and split listed; the chosen 
   // Without a choice: every data file, no README or metadata.
   const all = await downloadRepo({ repo: 'datasets/meta-math/MetaMathQA', kind: 'dataset', endpoint: hub.url, cacheDir });
   assert.deepEqual(all.files.map((f) => f.path).sort(), listed.map((f) => f.path).sort());
+});
+
+test('a dataset without data files lists the Hub\'s Parquet conversion (refs/convert/parquet), which then downloads', async () => {
+  const src = tempDir('finch-hub-ds-');
+  const rows = mathRows(4);
+  parquetWriteFile({ filename: join(src, 'p.parquet'), columnData: [{ name: 'query', data: rows.map((r) => r.query), type: 'STRING' }] });
+  const parquet = readFileSync(join(src, 'p.parquet'));
+  hub.add({
+    kind: 'dataset', id: 'finch-test/scripted', sha: '4'.repeat(40), files: new Map([['README.md', Buffer.from('#')], ['scripted.py', Buffer.from('import datasets')]]),
+    branches: { 'refs/convert/parquet': { sha: '5'.repeat(40), files: new Map([['default/train/0000.parquet', parquet], ['default/test/0000.parquet', parquet]]) } },
+  });
+  const listed = await listDatasetFiles({ repo: 'finch-test/scripted', endpoint: hub.url });
+  assert.deepEqual(listed.map((f) => [f.path, f.split, f.revision]).sort(), [
+    ['default/test/0000.parquet', 'test', PARQUET_CONVERSION], ['default/train/0000.parquet', 'train', PARQUET_CONVERSION],
+  ]);
+  const cacheDir = tempDir('finch-hub-');
+  const e = await rejection(downloadRepo({ repo: 'finch-test/scripted', kind: 'dataset', endpoint: hub.url, cacheDir }));
+  assert.equal(e.code, 'not_found');
+  assert.ok(e.hint.includes(`finch-test/scripted@${PARQUET_CONVERSION}`), e.hint);
+  const train = listed.find((f) => f.split === 'train')!;
+  const r = await downloadRepo({ repo: 'finch-test/scripted', kind: 'dataset', revision: train.revision, files: [train.path], endpoint: hub.url, cacheDir });
+  assert.equal(r.commit, '5'.repeat(40));
+  assert.deepEqual(readFileSync(r.files[0]!.localPath), parquet);
+  // Asked for a revision, the listing is of that revision only.
+  assert.deepEqual(await listDatasetFiles({ repo: 'finch-test/scripted', revision: 'main', endpoint: hub.url }), []);
 });

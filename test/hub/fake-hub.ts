@@ -6,8 +6,11 @@
 //       small files: 200/206 with ETag (git blob id) and X-Repo-Commit;
 //       LFS files: 302 to a CDN (a second server: another origin) with X-Linked-Etag / X-Linked-Size;
 //       the CDN serves Range. Requests to it are recorded as /cdn/<sha256>.
-// Errors carry X-Error-Code (GatedRepo, RepoNotFound, RevisionNotFound, EntryNotFound) and a JSON
-// {"error": ...} body. Faults for tests: cut the connection, or stall, after N bytes of a file.
+// A repository may have other branches with their own commit (refs/convert/parquet, the Hub's
+// Parquet conversion of a dataset). Errors carry X-Error-Code (GatedRepo, RepoNotFound,
+// RevisionNotFound, EntryNotFound) and a JSON {"error": ...} body. Faults for tests: cut the
+// connection after N bytes of a file (stall, then cut) or before any answer, ignore Range,
+// corrupt a byte.
 
 import { createHash } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -22,6 +25,8 @@ export interface FakeRepo {
   refs?: string[];
   /** Gated: files need a token in `grantedTokens`. */
   gated?: boolean;
+  /** Other branches with their own commit and files ("refs/convert/parquet": the Hub's Parquet conversion). */
+  branches?: Record<string, { sha: string; files: Map<string, Buffer> }>;
 }
 
 export interface RecordedRequest {
@@ -39,12 +44,15 @@ export class FakeHub {
   readonly requests: RecordedRequest[] = [];
   readonly grantedTokens = new Set<string>();
   readonly validTokens = new Set<string>();
-  /** path -> bytes after which the next response for it is cut (the socket destroyed). One-shot. */
-  readonly cutAfter = new Map<string, number>();
+  /** Paths whose next request gets no answer at all: the connection is closed (one-shot). */
+  readonly hangUpOnce = new Set<string>();
+  /** Paths whose Range requests are answered with the whole file (200), as some proxies do. */
+  readonly ignoreRange = new Set<string>();
   /** Paths served with one byte changed (what a broken proxy or disk would do). */
   readonly corrupt = new Set<string>();
   /** path -> bytes after which responses stall (headers and some data sent, then nothing). */
   readonly stallAfter = new Map<string, number>();
+  private readonly stalled = new Set<ServerResponse>();
   private readonly repos = new Map<string, FakeRepo>();
   private readonly claimedSizes = new Map<string, number>(); // "repo:path" -> size the listing claims
   private readonly blobs = new Map<string, Buffer>(); // sha256 -> content (the "CDN")
@@ -55,7 +63,9 @@ export class FakeHub {
 
   add(repo: FakeRepo): FakeRepo {
     this.repos.set(`${repo.kind}:${repo.id}`, repo);
-    for (const [path, b] of repo.files) if (isLfs(path)) this.blobs.set(sha256(b), b);
+    for (const files of [repo.files, ...Object.values(repo.branches ?? {}).map((b) => b.files)]) {
+      for (const [path, b] of files) if (isLfs(path)) this.blobs.set(sha256(b), b);
+    }
     return repo;
   }
 
@@ -90,6 +100,15 @@ export class FakeHub {
     this.sendBytes(req, res, blob, url.searchParams.get('path') ?? '', { etag: `"${url.pathname.slice(1)}"` });
   }
 
+  /**
+   * Cuts the connections of stalled responses mid-body, as a network failure would. Tests call it
+   * once the client has written the stalled bytes, so the cut point is exact on a loaded machine
+   * (a cut racing the client's reads would lose bytes it had received but not yet consumed).
+   */
+  cutStalled(): void {
+    for (const res of this.stalled) res.socket?.destroy();
+  }
+
   /** Requests for one file's bytes (resolve and CDN), in order. */
   fileRequests(path: string): RecordedRequest[] {
     const blob = [...this.repos.values()].map((r) => r.files.get(path)).find(Boolean);
@@ -118,20 +137,22 @@ export class FakeHub {
     const repo = this.repos.get(`${kind}:${id}`);
     // The real Hub answers 401 for an unknown repository without a token (private ones stay hidden).
     if (!repo) return this.error(res, token ? 404 : 401, 'RepoNotFound', 'Repository not found');
-    if (rev !== repo.sha && rev !== 'HEAD' && !['main', ...(repo.refs ?? [])].includes(rev)) {
+    const branch = Object.entries(repo.branches ?? {}).find(([name, b]) => rev === name || rev === b.sha)?.[1];
+    if (!branch && rev !== repo.sha && rev !== 'HEAD' && !['main', ...(repo.refs ?? [])].includes(rev)) {
       return this.error(res, 404, 'RevisionNotFound', `Invalid rev id: ${rev}`);
     }
+    const { sha, files } = branch ?? repo;
     if (api?.[3] === 'revision') {
       res.writeHead(200, { 'content-type': 'application/json' });
       return void res.end(JSON.stringify({
-        _id: `id-${repo.id}`, id: repo.id, sha: repo.sha, private: false, gated: repo.gated ? 'manual' : false,
-        downloads: 0, likes: 0, lastModified: '2026-01-01T00:00:00.000Z', siblings: [...repo.files.keys()].map((rfilename) => ({ rfilename })),
+        _id: `id-${repo.id}`, id: repo.id, sha, private: false, gated: repo.gated ? 'manual' : false,
+        downloads: 0, likes: 0, lastModified: '2026-01-01T00:00:00.000Z', siblings: [...files.keys()].map((rfilename) => ({ rfilename })),
       }));
     }
     if (api) {
       const entries: object[] = [];
       const dirs = new Set<string>();
-      for (const [path, b] of repo.files) {
+      for (const [path, b] of files) {
         const parts = path.split('/');
         for (let i = 1; i < parts.length; i++) dirs.add(parts.slice(0, i).join('/'));
         const size = this.claimedSizes.get(`${repo.id}:${path}`) ?? b.length;
@@ -149,22 +170,23 @@ export class FakeHub {
         ? this.error(res, 401, 'GatedRepo', `Access to ${what} is restricted. You must have access to it and be authenticated to access it. Please log in.`)
         : this.error(res, 403, 'GatedRepo', `Access to ${what} is restricted and you are not in the authorized list. Visit ${this.url}/${repo.id} to ask for access.`);
     }
-    const blob = repo.files.get(path);
+    if (this.hangUpOnce.delete(path)) return void req.socket.destroy();
+    const blob = files.get(path);
     if (!blob) return this.error(res, 404, 'EntryNotFound', 'Entry not found');
     if (isLfs(path)) {
       res.writeHead(302, {
         location: `${this.cdnUrl}/${sha256(blob)}?path=${encodeURIComponent(path)}`,
-        'x-linked-etag': `"${sha256(blob)}"`, 'x-linked-size': String(blob.length), 'x-repo-commit': repo.sha, etag: `"${gitOid(blob)}"`,
+        'x-linked-etag': `"${sha256(blob)}"`, 'x-linked-size': String(blob.length), 'x-repo-commit': sha, etag: `"${gitOid(blob)}"`,
       });
       return void res.end();
     }
-    this.sendBytes(req, res, blob, path, { etag: `"${gitOid(blob)}"`, 'x-repo-commit': repo.sha });
+    this.sendBytes(req, res, blob, path, { etag: `"${gitOid(blob)}"`, 'x-repo-commit': sha });
   }
 
   /** 200, or 206 for `Range: bytes=N-` / `bytes=N-M`, or 416; applies the cut and stall faults. */
   private sendBytes(req: IncomingMessage, res: ServerResponse, blob: Buffer, path: string, headers: Record<string, string>): void {
     let start = 0, end = blob.length - 1;
-    const range = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? '');
+    const range = this.ignoreRange.has(path) ? null : /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? '');
     if (range) {
       start = Number(range[1]);
       if (range[2]) end = Math.min(Number(range[2]), end);
@@ -179,15 +201,11 @@ export class FakeHub {
       'content-type': 'application/octet-stream', 'content-length': String(body.length), 'accept-ranges': 'bytes', ...headers,
       ...(range ? { 'content-range': `bytes ${start}-${end}/${blob.length}` } : {}),
     });
-    const cut = this.cutAfter.get(path);
     const stall = this.stallAfter.get(path);
-    if (cut !== undefined) {
-      this.cutAfter.delete(path);
-      res.write(body.subarray(0, cut), () => setTimeout(() => res.socket?.destroy(), 20));
-      return;
-    }
     if (stall !== undefined) {
-      res.write(body.subarray(0, stall)); // then nothing, until the client goes away
+      res.write(body.subarray(0, stall)); // then nothing, until the client goes away or cutStalled()
+      this.stalled.add(res);
+      res.on('close', () => this.stalled.delete(res));
       return;
     }
     res.end(body);

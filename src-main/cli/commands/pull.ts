@@ -56,10 +56,14 @@ export async function run(argv: string[]): Promise<number> {
       if (kind !== 'dataset') return usageError('pull', '--list lists a dataset\'s data files (add --dataset)', USAGE);
       const files = await listDatasetFiles({ ...access, signal: ac.signal });
       if (json) json.emit('files', { repo, files });
-      else for (const f of files) console.log(`${f.path}\t${f.format}\t${f.size}\t${f.split ?? '-'}`);
+      else {
+        for (const f of files) console.log(`${f.path}\t${f.format}\t${f.size}\t${f.split ?? '-'}`);
+        const elsewhere = files.find((f) => f.revision)?.revision;
+        if (elsewhere) console.error(`note: ${repo} has no data files of its own; these are the Hub's conversion on ${elsewhere}: finch pull ${repo}@${elsewhere} --dataset --file PATH`);
+      }
       return 0;
     }
-    const eta = new EtaEstimator(1);
+    let eta = new EtaEstimator(0);
     let scale = byteScale(0);
     let lastJson = 0;
     const onProgress = (p: DownloadProgress) => {
@@ -71,7 +75,8 @@ export async function run(argv: string[]): Promise<number> {
           eta.add(t, p.bytes);
           json.emit('progress', { file: p.file, fileBytes: p.fileBytes, fileTotal: p.fileTotal, bytes: p.bytes, total: p.total, etaSeconds: eta.etaSeconds() });
         } else if (p.event === 'start') {
-          Object.assign(eta, new EtaEstimator(p.total));
+          eta = new EtaEstimator(p.total);
+          eta.add(performance.now(), p.bytes);
           json.emit('start', { repo, kind, revision: revision ?? 'main', files: p.filesTotal, total: p.total, bytesOnDisk: p.bytes });
         } else if (p.event === 'file') {
           json.emit('file', { path: p.file, size: p.fileTotal, resumedFrom: p.resumedFrom ?? 0 });
@@ -92,8 +97,8 @@ export async function run(argv: string[]): Promise<number> {
     if (json) {
       json.emit('done', { dir: r.dir, repo: r.repo, kind: r.kind, revision: r.revision, commit: r.commit, files: r.files, skipped: r.skipped, bytesReceived: r.bytesReceived });
     } else {
-      for (const s of r.skipped.filter((x) => /pickle/.test(x.reason))) console.error(`note: skipped ${s.path}: ${s.reason}`);
-      const others = r.skipped.filter((x) => !/pickle/.test(x.reason)).length;
+      for (const s of r.skipped.filter((x) => x.pickle)) console.error(`note: skipped ${s.path}: ${s.reason}`);
+      const others = r.skipped.filter((x) => !x.pickle).length;
       if (others) console.error(`note: ${others} other file(s) of the repository are not needed and were not downloaded`);
       console.error(`${r.files.length} files at commit ${r.commit.slice(0, 10)}, ${r.files.filter((f) => f.cached).length} already in the cache`);
       console.log(r.dir);

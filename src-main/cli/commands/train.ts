@@ -10,6 +10,7 @@ import { parseTargets } from '../../model/lora.js';
 import { latestCheckpoint, resumeConfig } from '../../train/checkpoint.js';
 import { type TrainConfig, type TrainEvent, TRAIN_DEFAULTS, train } from '../../train/trainer.js';
 import { reportError } from '../errors.js';
+import { fileInTheWay, removeEmptyUpTo, topmostMissing } from '../out-folder.js';
 import { createProgress, formatDuration } from '../progress.js';
 
 const USAGE = `Usage: finch train --model DIR --data FILE --out DIR [options]
@@ -161,6 +162,8 @@ export async function run(argv: string[]): Promise<number> {
   try {
     if (typeof values.resume === 'string') cfg = resumeConfig(values.resume);
     else cfg = configFrom(typeof values.config === 'string' ? { ...readConfigFile(values.config), ...values } : values);
+    const notAFolder = fileInTheWay(cfg.out);
+    if (notAFolder) throw new UsageError(`--out ${cfg.out}: ${notAFolder} is a file, not a folder; --out names a folder for the run (created if missing)`);
     if (values.resume === undefined && latestCheckpoint(cfg.out)) {
       throw new UsageError(`${cfg.out} already holds a run with checkpoints: continue it with --resume ${cfg.out}, or choose another --out`);
     }
@@ -192,10 +195,13 @@ export async function run(argv: string[]): Promise<number> {
   const control = { paused: false, cancelled: false };
   process.once('SIGINT', () => { control.cancelled = true; });
   const t0 = performance.now();
+  const createdTop = topmostMissing(cfg.out);
   try {
     await train(cfg, emit, control);
   } catch (e) {
     (bar as ReturnType<typeof createProgress> | null)?.stop();
+    // A run that failed before writing anything leaves no empty folders behind (run.json stays: it allows --resume).
+    if (createdTop) removeEmptyUpTo(cfg.out, createdTop);
     return reportError('train', e);
   }
   if (!json) console.error(`time: ${formatDuration((performance.now() - t0) / 1000)}`);
