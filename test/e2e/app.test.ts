@@ -64,6 +64,10 @@ const axeSource = readFileSync(join(ROOT, 'node_modules', 'axe-core', 'axe.min.j
 /** axe-core on the current page: no serious or critical violations. Injected through the
  * DevTools protocol (page.evaluate), which the page's Content-Security-Policy does not govern. */
 async function assertAccessible(page: Page, screen: string): Promise<void> {
+  // Colours mid-transition (a theme switch, a hovered button) are not the page's colours: let finite animations end.
+  await page.evaluate(() => Promise.all(document.getAnimations()
+    .filter((an) => an.effect?.getTiming().iterations !== Infinity)
+    .map((an) => an.finished.catch(() => null))));
   const has = await page.evaluate(() => typeof (window as unknown as { axe?: unknown }).axe === 'object');
   if (!has) await page.evaluate(axeSource);
   const violations = await page.evaluate(async () => {
@@ -110,7 +114,7 @@ test('the app end to end in Chromium', { skip: haveBrowser ? false : `no Chromiu
       // Off the network: every host but the loopback fails to resolve; requests are also filtered below.
       args: ['--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'],
     });
-    const context = await browser.newContext({ viewport: { width: 1360, height: 900 }, colorScheme: 'light', deviceScaleFactor: 1 });
+    const context = await browser.newContext({ viewport: { width: 1360, height: 900 }, colorScheme: 'light', deviceScaleFactor: 1, reducedMotion: 'reduce' });
     await context.route('**/*', (route) => {
       const u = new URL(route.request().url());
       return u.hostname === '127.0.0.1' ? route.continue() : route.abort();
