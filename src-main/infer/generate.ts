@@ -3,11 +3,13 @@
 // tuned model is one batch of two through one session and one copy of the weights.
 
 import { Graph } from '../engine/graph/graph.js';
+import { type StagedModel, hasLazyWeights, stageModel } from '../engine/onnx/staged.js';
 import { serializeModel } from '../engine/onnx/writer.js';
 import { type HostTensor, type Provider, Session } from '../engine/runtime/session.js';
 import { FrozenWeights, buildGeneration } from '../model/llama.js';
 import { type LoraSpec, loraParams } from '../model/lora.js';
 import type { TextTokenizer } from '../model/types.js';
+import { stagingDir } from '../store/paths.js';
 import { GREEDY, Sampler, type SamplingOptions } from './sampling.js';
 
 const MASKED = -1e9;
@@ -50,6 +52,8 @@ export class Generator {
     readonly fw: FrozenWeights,
     readonly lora: LoraSpec | null,
     readonly maxPositions: number,
+    /** The model folder, when it could not be removed while the session maps it. */
+    private readonly staged: StagedModel | null,
   ) {}
 
   static async create(fw: FrozenWeights, invFreq: Float64Array, o: GeneratorOptions): Promise<Generator> {
@@ -58,12 +62,22 @@ export class Generator {
     g.output(gen.logits, 'logits');
     gen.presentK.forEach((t, l) => g.output(t, `present_k.${l}`));
     gen.presentV.forEach((t, l) => g.output(t, `present_v.${l}`));
-    const session = await Session.create(serializeModel(g), { provider: o.provider ?? 'cpu', threads: o.threads ?? 0 });
-    return new Generator(session, fw, o.lora ?? null, o.maxPositions);
+    const opts = { provider: o.provider ?? 'cpu', threads: o.threads ?? 0 } as const;
+    if (!hasLazyWeights(g)) return new Generator(await Session.create(serializeModel(g), opts), fw, o.lora ?? null, o.maxPositions, null);
+    // Streamed weights: written to disk one at a time, mapped by ORT from there.
+    const staged = stageModel(g, stagingDir());
+    try {
+      const session = await Session.create(staged.path, opts);
+      return new Generator(session, fw, o.lora ?? null, o.maxPositions, staged.dispose() ? null : staged);
+    } catch (e) {
+      staged.dispose();
+      throw e;
+    }
   }
 
   async release(): Promise<void> {
     await this.session.release();
+    this.staged?.dispose();
   }
 
   async generate(req: GenerateRequest): Promise<GenerateResult[]> {

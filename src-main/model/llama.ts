@@ -65,6 +65,24 @@ export class FrozenWeights {
     return w;
   }
 
+  /**
+   * Float initializers of the graphs built from these weights are read from the source when a
+   * graph is written, not held here: a model written to disk (writeModelFile) then passes through
+   * JS one tensor at a time, and no JS copy outlives the session that holds the weights.
+   */
+  streamFloats = false;
+
+  /** A float tensor read from the source without keeping it (each call reads again). */
+  read(name: string): Float32Array {
+    return this.float.get(name) ?? this.src(name);
+  }
+
+  /** Seeds a quantized projection (from the 4-bit cache, or a quantization done elsewhere). */
+  provideInt4(name: string, w: Int4Weight): void {
+    if (w.blockSize !== this.blockSize) throw new Error(`${name}: 4-bit weight has block size ${w.blockSize}, these weights use ${this.blockSize}`);
+    this.int4.set(name, w);
+  }
+
   /** A projection weight [out, in] quantized to 4 bits (the float copy is dropped after quantizing). */
   q(name: string, out: number, inp: number): Int4Weight {
     let w = this.int4.get(name);
@@ -130,7 +148,10 @@ class WeightScope {
       t = this.g.input(name, 'float32', shape);
       this.inputs.set(name, t);
     } else {
-      t = this.g.initializer(name, 'float32', shape, { kind: 'inline', bytes: bytes(this.w.f(name)) });
+      const w = this.w;
+      t = this.g.initializer(name, 'float32', shape, w.streamFloats
+        ? { kind: 'lazy', length: shape.reduce((a, d) => a * d, 4), read: () => bytes(w.read(name)) }
+        : { kind: 'inline', bytes: bytes(w.f(name)) });
     }
     this.cache.set(name, t);
     return t;
@@ -172,7 +193,8 @@ class WeightScope {
 
   nbits(name: string, out: number, inp: number, part: Part | null = null): F.NBitsWeight {
     const key = `${name}${partName(part)}`;
-    const hit = this.cache.get(key);
+    // Its own cache slot: a tied head quantizes the same tensor the embedding uses in float.
+    const hit = this.cache.get(`${key}#int4`);
     if (hit) return hit as F.NBitsWeight;
     let q = this.w.q(name, out, inp);
     if (part) {
@@ -193,7 +215,7 @@ class WeightScope {
           zeroPoints: null,
           K, N, blockSize: q.blockSize,
         };
-    this.cache.set(key, nb);
+    this.cache.set(`${key}#int4`, nb);
     return nb;
   }
 

@@ -36,5 +36,6 @@ export function loadModel(dir: string, opts: { quantize?: boolean; blockSize?: n
     if (!ckpt.has(name)) throw new ModelFolderError(`${ckpt.source}: tensor "${name}" is missing (is this a complete ${config.modelType} checkpoint?)`);
     return ckpt.readTensor(name);
   }, opts.quantize ?? false, opts.blockSize ?? 32, opts.rowReads ? (name, row) => ckpt.readRow(name, row) : null);
+  weights.streamFloats = true; // float weights go from the checkpoint to the session's file, one at a time
   return { dir, config, tokenizer, weights, invFreq: ropeInvFreq(config), close: () => ckpt.close() };
 }

@@ -35,6 +35,12 @@ export interface SyntheticCheckpointOptions {
    * byte-level / 2.8k SentencePiece tokens; pass `corpus` for larger vocabularies.
    */
   vocabSize?: number;
+  /**
+   * config.json's vocab_size when larger than the tokenizer (real checkpoints pad it: Qwen2.5-0.5B
+   * has 151936 embedding rows for a 151665-token tokenizer). Lets a small tokenizer stand in for a
+   * real model's full-size embedding and head. Default: the tokenizer's size.
+   */
+  modelVocabSize?: number;
   hiddenSize?: number; // 64
   numLayers?: number; // 2
   numHeads?: number; // 4
@@ -140,10 +146,13 @@ export function writeSyntheticCheckpoint(dir: string, opts: SyntheticCheckpointO
   const id = (s: string | null) => (s === null ? null : tok.ids.get(s)!);
   const eosIds = [tok.eos, ...tok.extraEos].map((s) => id(s)!);
 
+  if (opts.modelVocabSize !== undefined && opts.modelVocabSize < tok.vocabSize) {
+    throw new Error(`synthetic checkpoint: modelVocabSize ${opts.modelVocabSize} is smaller than the tokenizer's ${tok.vocabSize} tokens`);
+  }
   const config: Record<string, unknown> = {
     architectures: [ARCHITECTURES[modelType]],
     model_type: modelType,
-    vocab_size: tok.vocabSize,
+    vocab_size: opts.modelVocabSize ?? tok.vocabSize,
     hidden_size: hidden,
     intermediate_size: opts.intermediateSize ?? 2 * hidden,
     num_hidden_layers: opts.numLayers ?? 2,

@@ -62,9 +62,11 @@ function buildModel(
       }
       return { ...base, dataLocation: 1, externalData: externalEntries(location, data.offset, data.length) };
     }
-    const ext = placeExternal(data.bytes);
-    if (!ext) return { ...base, rawData: data.bytes };
-    return { ...base, dataLocation: 1, externalData: externalEntries(ext.location, ext.offset, data.bytes.byteLength) };
+    // A lazy weight is read here, written (or kept) once, and not referenced again by the writer.
+    const raw = data.kind === 'lazy' ? checkedRead(tensor.name, data) : data.bytes;
+    const ext = placeExternal(raw);
+    if (!ext) return { ...base, rawData: raw };
+    return { ...base, dataLocation: 1, externalData: externalEntries(ext.location, ext.offset, raw.byteLength) };
   });
 
   const node = g.nodes.flatMap(lower).map((n) => ({
@@ -89,6 +91,12 @@ function buildModel(
       output: g.outputs.map(valueInfo),
     },
   });
+}
+
+function checkedRead(name: string, lazy: { length: number; read: () => Uint8Array }): Uint8Array {
+  const b = lazy.read();
+  if (b.byteLength !== lazy.length) throw new Error(`initializer ${name}: its source gave ${b.byteLength} bytes, ${lazy.length} expected`);
+  return b;
 }
 
 /** A node as written: a builder node, or one of the nodes a builder node lowers to. */
@@ -127,6 +135,15 @@ function lower(n: Node): WrittenNode[] {
     },
     { name: n.name, op: 'Gemm', domain: '', inputs: [a, w], outputs: n.outputs, attrs: { transB: { type: 'int', value: 1 } } },
   ];
+}
+
+const MAP_ALIGN = 64 * 1024;
+
+/** writeSync may write less than asked (and at most 2 GiB at once): loop until all bytes are at `pos`. */
+function writeAllAt(fd: number, bytes: Uint8Array, pos: number): void {
+  for (let done = 0; done < bytes.byteLength;) {
+    done += writeSync(fd, bytes, done, Math.min(bytes.byteLength - done, 1 << 30), pos + done);
+  }
 }
 
 const externalEntries = (location: string, offset: number, length: number) => [
@@ -174,10 +191,12 @@ export function writeModelFile(g: Graph, dir: string, opts: WriteOptions = {}): 
     const msg = buildModel(g, (bytes) => {
       if (bytes.byteLength < threshold) return null;
       if (fd < 0) fd = openSync(dataTmp, 'w');
-      const pad = (64 - (size % 64)) % 64;
-      if (pad) { writeSync(fd, new Uint8Array(pad)); size += pad; }
+      // ONNX Runtime maps external data into memory (no copy) only at offsets aligned to the
+      // system's allocation granularity: 4 KiB pages on Linux and macOS, 64 KiB on Windows.
+      const pad = (MAP_ALIGN - (size % MAP_ALIGN)) % MAP_ALIGN;
+      size += pad; // a hole: the next positional write extends the file
       const offset = size;
-      writeSync(fd, bytes);
+      writeAllAt(fd, bytes, offset);
       size += bytes.byteLength;
       return { location: dataName, offset };
     }, resolve(dir));
