@@ -34,6 +34,7 @@ console.log(JSON.stringify({
   session_s: t2 - t1,
   forward_s: t3 - t2,
   peak_rss_mb: process.resourceUsage().maxRSS / 1024,
+  cpu_s: (process.cpuUsage().user + process.cpuUsage().system) / 1e6,
   js_array_buffers_mb: jsBuffersMb,
   token: res!.ids[0],
   int4_source: int4?.source ?? null,

@@ -27,8 +27,8 @@ export const LOAD_SHAPES: Record<string, SyntheticCheckpointOptions> = {
 
 const DTYPES: Record<string, StorageDtype> = { bf16: 'bfloat16', f16: 'float16' };
 
-interface FinchRun { first_token_s: number; load_s: number; session_s: number; forward_s: number; peak_rss_mb: number; js_array_buffers_mb: number; token: number }
-interface PeerRun { first_token_s: number; load_s: number; forward_s: number; peak_rss_mb: number; token: number }
+interface FinchRun { first_token_s: number; load_s: number; session_s: number; forward_s: number; peak_rss_mb: number; cpu_s: number; js_array_buffers_mb: number; token: number }
+interface PeerRun { first_token_s: number; load_s: number; forward_s: number; peak_rss_mb: number; cpu_s: number; token: number }
 
 const USAGE = `Usage: finch bench load [--shape NAME]... [--dtype bf16|f16]... [--threads N] [--models-dir DIR] [--no-4bit] [--json]
 
@@ -98,17 +98,20 @@ export async function run(argv: string[]): Promise<number> {
       }
       rows.push({
         shape, dtype: d, peer: p, finch_float: f, finch_4bit_cold: cold, finch_4bit_warm: warm,
-        float_time_ratio: f.first_token_s / p.first_token_s, float_rss_ratio: f.peak_rss_mb / p.peak_rss_mb,
+        float_time_ratio: f.first_token_s / p.first_token_s, float_cpu_ratio: f.cpu_s / p.cpu_s, float_rss_ratio: f.peak_rss_mb / p.peak_rss_mb,
         warm_vs_float_time: warm ? warm.first_token_s / f.first_token_s : null,
         same_token: p.token === f.token,
       });
     }
   }
   if (values.json) { console.log(JSON.stringify({ threads, rows })); return 0; }
-  const fmt = (r: { first_token_s: number; peak_rss_mb: number } | null) => (r ? `${r.first_token_s.toFixed(1).padStart(6)} s ${(r.peak_rss_mb / 1024).toFixed(2).padStart(6)} GB` : '        -');
-  console.log(`${'model'.padEnd(20)} ${'PyTorch float32'.padEnd(18)} ${'Finch float'.padEnd(18)} ${'Finch 4-bit cold'.padEnd(18)} ${'Finch 4-bit warm'.padEnd(18)} float time/RSS vs peer`);
+  // Wall time to the first token, CPU seconds (all threads: fairer on a shared machine), peak RSS.
+  const fmt = (r: { first_token_s: number; cpu_s: number; peak_rss_mb: number } | null) => (r
+    ? `${r.first_token_s.toFixed(1).padStart(5)} s ${r.cpu_s.toFixed(1).padStart(5)} cpu ${(r.peak_rss_mb / 1024).toFixed(2).padStart(5)} GB`
+    : '-'.padEnd(26)).padEnd(26);
+  console.log(`${'model'.padEnd(18)} ${'PyTorch float32'.padEnd(26)} ${'Finch float'.padEnd(26)} ${'Finch 4-bit cold'.padEnd(26)} ${'Finch 4-bit warm'.padEnd(26)} Finch float / PyTorch: wall, cpu, RSS`);
   for (const r of rows) {
-    console.log(`${`${r.shape} ${r.dtype}`.padEnd(20)} ${fmt(r.peer)} ${fmt(r.finch_float)} ${fmt(r.finch_4bit_cold)} ${fmt(r.finch_4bit_warm)} ${r.float_time_ratio.toFixed(2)}x / ${r.float_rss_ratio.toFixed(2)}x`);
+    console.log(`${`${r.shape} ${r.dtype}`.padEnd(18)} ${fmt(r.peer)} ${fmt(r.finch_float)} ${fmt(r.finch_4bit_cold)} ${fmt(r.finch_4bit_warm)} ${r.float_time_ratio.toFixed(2)}x, ${r.float_cpu_ratio.toFixed(2)}x, ${r.float_rss_ratio.toFixed(2)}x`);
   }
   return 0;
 }

@@ -24,6 +24,7 @@ export const COMMANDS: readonly CommandSpec[] = [
   { name: 'eval', summary: 'evaluate a model or adapter on a dataset (loss, perplexity)', load: command('eval') },
   { name: 'demo', summary: 'train the bundled tiny model on the bundled dataset, then compare', load: command('demo') },
   { name: 'bench', summary: 'benchmarks: `bench engine` (ONNX Runtime vs PyTorch), ...', load: command('bench') },
+  { name: 'cache', summary: 'list or clear the 4-bit weight cache (quantized checkpoints under FINCH_HOME)', load: command('cache') },
   { name: 'serve', summary: 'serve the app UI to a browser on 127.0.0.1 (browser mode)', load: command('serve') },
 ];
 

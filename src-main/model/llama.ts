@@ -26,6 +26,14 @@ import type { ModelConfig } from './types.js';
 /** Where frozen weights come from: HF tensor name -> float32 data (streamed from safetensors). */
 export type WeightSource = (name: string) => Float32Array;
 
+/** A tensor's bytes in a checkpoint file. */
+export interface RawWeightSlice {
+  path: string;
+  offset: number;
+  length: number;
+  dtype: 'float32' | 'float16' | 'bfloat16';
+}
+
 /** One row of a frozen tensor (an embedding row read from the checkpoint on demand). */
 export type RowSource = (name: string, row: number) => Float32Array;
 
@@ -71,6 +79,13 @@ export class FrozenWeights {
    * JS one tensor at a time, and no JS copy outlives the session that holds the weights.
    */
   streamFloats = false;
+
+  /**
+   * Where a tensor's raw bytes sit in its checkpoint file (float32/float16/bfloat16), when known.
+   * Streamed graphs then reference those bytes directly and cast them to float32 in the graph:
+   * ONNX Runtime folds the cast once at load, so no float32 copy is written or made in JS.
+   */
+  rawSlice: ((name: string) => RawWeightSlice | null) | null = null;
 
   /** A float tensor read from the source without keeping it (each call reads again). */
   read(name: string): Float32Array {
@@ -149,9 +164,16 @@ class WeightScope {
       this.inputs.set(name, t);
     } else {
       const w = this.w;
-      t = this.g.initializer(name, 'float32', shape, w.streamFloats
-        ? { kind: 'lazy', length: shape.reduce((a, d) => a * d, 4), read: () => bytes(w.read(name)) }
-        : { kind: 'inline', bytes: bytes(w.f(name)) });
+      const raw = w.streamFloats ? w.rawSlice?.(name) : null;
+      if (raw) {
+        // The checkpoint's own bytes, cast to float32 in the graph (folded by ORT at load).
+        const { path, offset, length } = raw;
+        t = F.cast(this.g.initializer(raw.dtype === 'float32' ? name : `${name}.${raw.dtype}`, raw.dtype, shape, { kind: 'file', path, offset, length }), 'float32');
+      } else {
+        t = this.g.initializer(name, 'float32', shape, w.streamFloats
+          ? { kind: 'lazy', length: shape.reduce((a, d) => a * d, 4), read: () => bytes(w.read(name)) }
+          : { kind: 'inline', bytes: bytes(w.f(name)) });
+      }
     }
     this.cache.set(name, t);
     return t;

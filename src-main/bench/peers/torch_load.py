@@ -5,7 +5,7 @@ the forward below is the architecture (RMSNorm, RoPE, grouped-query attention, S
 biases for Qwen2, tied head).
 
 Usage: python3 torch_load.py '<json: {"dir", "threads", "prompt": [ids], "spawned_ms"}>'
-Prints one JSON line: {"first_token_s", "load_s", "forward_s", "peak_rss_mb", "token"}.
+Prints one JSON line: {"first_token_s", "load_s", "forward_s", "peak_rss_mb", "cpu_s", "token"}.
 """
 import json
 import math
@@ -123,5 +123,6 @@ print(json.dumps({
     "forward_s": t_done - t_loaded,
     "import_s": t_import - c["spawned_ms"] / 1000,
     "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    "cpu_s": resource.getrusage(resource.RUSAGE_SELF).ru_utime + resource.getrusage(resource.RUSAGE_SELF).ru_stime,
     "token": token,
 }))

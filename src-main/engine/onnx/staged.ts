@@ -2,9 +2,11 @@
 // Runtime without a second copy. In memory (serializeModel) every weight would sit in JS twice (the
 // graph's bytes and the concatenated external data) while ORT copies it a third time; from a file,
 // weights stream through JS one at a time and ORT maps the aligned external data in place.
+// Initializers that already sit in a file (a checkpoint's tensors) are reached through a link in
+// the folder, as ONNX Runtime reads external data only from inside the model's folder.
 
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
+import { copyFileSync, linkSync, mkdirSync, mkdtempSync, realpathSync, rmSync } from 'node:fs';
+import { basename, join, resolve } from 'node:path';
 import type { Graph } from '../graph/graph.js';
 import { writeModelFile } from './writer.js';
 
@@ -19,8 +21,8 @@ export interface StagedModel {
   dispose(): boolean;
 }
 
-/** True when some initializer is read only at write time (streamed frozen weights). */
-export const hasLazyWeights = (g: Graph): boolean => [...g.initializers.values()].some((i) => i.data.kind === 'lazy');
+/** True when some initializer is read at write time or from a file (a checkpoint's frozen weights). */
+export const hasLazyWeights = (g: Graph): boolean => [...g.initializers.values()].some((i) => i.data.kind !== 'inline');
 
 /** Writes `g` under `parent` (created if needed) in a fresh folder. */
 export function stageModel(g: Graph, parent: string): StagedModel {
@@ -28,7 +30,7 @@ export function stageModel(g: Graph, parent: string): StagedModel {
   const dir = mkdtempSync(join(parent, `${g.name}-`));
   let path: string;
   try {
-    path = writeModelFile(g, dir);
+    path = writeModelFile(g, dir, { fileLinks: linkFiles(g, dir) });
   } catch (e) {
     rmSync(dir, { recursive: true, force: true });
     throw e;
@@ -45,4 +47,22 @@ export function stageModel(g: Graph, parent: string): StagedModel {
       return gone;
     },
   };
+}
+
+/**
+ * Puts every outside file that file-backed initializers read into `dir`: a hard link (ORT resolves
+ * symbolic links and refuses targets outside the folder), else a copy (another file system).
+ */
+function linkFiles(g: Graph, dir: string): Map<string, string> {
+  const links = new Map<string, string>();
+  for (const { data } of g.initializers.values()) {
+    if (data.kind !== 'file') continue;
+    const src = resolve(data.path);
+    if (links.has(src) || src.startsWith(resolve(dir))) continue;
+    const link = join(dir, `${links.size}-${basename(src)}`);
+    const target = realpathSync(src); // a Hugging Face cache file is a symbolic link to its blob
+    try { linkSync(target, link); } catch { copyFileSync(target, link); }
+    links.set(src, link);
+  }
+  return links;
 }

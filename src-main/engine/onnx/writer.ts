@@ -14,6 +14,8 @@ export const IR_VERSION = 10;
 export interface WriteOptions {
   /** Initializers of at least this many bytes go to the external data file (default 1 MiB). */
   externalThreshold?: number;
+  /** File-backed initializers' files by absolute path -> the path of a link to them inside the model folder. */
+  fileLinks?: ReadonlyMap<string, string>;
 }
 
 /** What to hand to an InferenceSession: a file path, or bytes plus the external data they name. */
@@ -51,12 +53,13 @@ function buildModel(
   g: Graph,
   placeExternal: (bytes: Uint8Array) => { location: string; offset: number } | null,
   modelDir: string | null,
+  fileLinks?: ReadonlyMap<string, string>,
 ) {
   const initializer = [...g.initializers.values()].map(({ tensor, data }) => {
     const base = { name: tensor.name, dims: [...(tensor.shape as number[])], dataType: ONNX_DTYPE[tensor.dtype] };
     if (data.kind === 'file') {
       if (!modelDir) throw new Error(`initializer ${tensor.name} lives in ${data.path}: write the model to a folder`);
-      const location = relative(modelDir, resolve(data.path));
+      const location = relative(modelDir, fileLinks?.get(resolve(data.path)) ?? resolve(data.path));
       if (location.startsWith('..') || isAbsolute(location)) {
         throw new Error(`initializer ${tensor.name}: ${data.path} must be inside the model folder ${modelDir} (ONNX Runtime refuses paths outside it)`);
       }
@@ -199,7 +202,7 @@ export function writeModelFile(g: Graph, dir: string, opts: WriteOptions = {}): 
       writeAllAt(fd, bytes, offset);
       size += bytes.byteLength;
       return { location: dataName, offset };
-    }, resolve(dir));
+    }, resolve(dir), opts.fileLinks);
     const bytes = ModelProto.encode(msg).finish();
     if (fd >= 0) { closeSync(fd); fd = -1; renameSync(dataTmp, join(dir, dataName)); }
     const tmp = `${modelPath}.tmp-${process.pid}`;
