@@ -8,7 +8,7 @@ import { serializeModel } from '../engine/onnx/writer.js';
 import { type HostTensor, Session } from '../engine/runtime/session.js';
 import { FrozenWeights } from '../model/llama.js';
 import { LORA_TARGETS, initLora, mulberry32 } from '../model/lora.js';
-import { buildStepGraphs, DEFAULT_OPTIMIZER } from '../train/step.js';
+import { buildFusedStep, DEFAULT_OPTIMIZER } from '../train/step.js';
 import { type TrainPreset, presetConfig } from './train-presets.js';
 import { measure } from './timing.js';
 
@@ -68,9 +68,9 @@ const invFreq = Float64Array.from({ length: cfg.headDim / 2 }, (_, i) => 1 / cfg
 const lora = { rank: p.rank, alpha: p.alpha, dropout: 0, rslora: false, targets: LORA_TARGETS };
 const B = p.batch, T = p.seq;
 // The trainer's default chunking (chunkPlan): it is also the faster plan here, as smaller tensors reuse memory.
-const sg = buildStepGraphs(fw, invFreq, { batch: B, seq: T, lora, chunkBytes: o.chunkBytes }, DEFAULT_OPTIMIZER, 1);
+const sg = buildFusedStep(fw, invFreq, { batch: B, seq: T, lora, chunkBytes: o.chunkBytes }, DEFAULT_OPTIMIZER);
 // As the trainer runs a step without gradient checkpointing: with ORT's memory arena (trainer.ts).
-const session = await Session.create(serializeModel(sg.fused!), { threads: o.threads, cpuMemArena: true });
+const session = await Session.create(serializeModel(sg.step), { threads: o.threads, cpuMemArena: true });
 const init = initLora(sg.params, 0);
 const feeds: Record<string, HostTensor> = {
   input_ids: { dtype: 'int64', dims: [B, T], data: BigInt64Array.from({ length: B * T }, () => BigInt(Math.floor(rand() * cfg.vocabSize))) },

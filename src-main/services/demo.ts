@@ -11,7 +11,7 @@ import { loadModel } from '../model/load.js';
 import { loadPeftAdapter } from '../model/adapter.js';
 import { writeFileAtomic } from '../model/safetensors.js';
 import { evaluateExactMatch, readQa } from '../train/evaluate.js';
-import { TRAIN_DEFAULTS, type TrainConfig, type TrainEvent, train } from '../train/trainer.js';
+import { TRAIN_DEFAULTS, type TrainConfig, type TrainEvent, trainModel } from '../train/trainer.js';
 import { newRunId, runsDir } from '../store/paths.js';
 
 export const DEMO_ASSETS = fileURLToPath(new URL('../../assets/demo/', import.meta.url));
@@ -78,8 +78,9 @@ export async function runDemo(o: DemoOptions, emit: (e: DemoEvent) => void): Pro
       seqLen: DEMO_RECIPE.seqLen, valFraction: 0, checkpointEvery: steps, threads,
       lora: { ...TRAIN_DEFAULTS.lora, rank: DEMO_RECIPE.rank, alpha: DEMO_RECIPE.alpha, dropout: 0 },
     };
-    // The trainer's own "done" becomes "train_done": the demo's "done" is the last event.
-    await train(cfg, (e) => emit(e.event === 'done' ? { ...e, event: 'train_done' } : e));
+    // The trainer's own "done" becomes "train_done": the demo's "done" is the last event. The
+    // trainer reuses the model loaded above (4-bit, block 32, as cfg asks) instead of loading it again.
+    await trainModel(model, cfg, (e) => emit(e.event === 'done' ? { ...e, event: 'train_done' } : e));
 
     const adapter = loadPeftAdapter(out, c);
     const after = await evaluateExactMatch(model, qa, { spec: adapter.spec, tensors: adapter.tensors }, { ...gen, skipBase: true });

@@ -2,6 +2,7 @@
 // trained tokens, and exact match of final answers for math data, where base and adapter answer
 // each prompt side by side in one generation batch.
 
+import type { SequenceSet } from '../data/batch.js';
 import { prepareDataset } from '../data/dataset.js';
 import type { ColumnMap, FormatName } from '../data/formats.js';
 import { resolveFormat, toExample } from '../data/formats.js';
@@ -40,15 +41,41 @@ export interface LossResult {
   tokens: number;
 }
 
+/**
+ * The one static sequence length of a run's graphs: the longest sequence of the given sets,
+ * rounded up to a multiple of 8, capped by seqLen.
+ */
+export function staticSeqLen(sets: readonly SequenceSet[], seqLen: number): number {
+  let longest = 0;
+  for (const set of sets) for (let i = 0; i < set.length; i++) longest = Math.max(longest, set.tokenCount(i));
+  return Math.min(seqLen, Math.ceil(longest / 8) * 8);
+}
+
+/**
+ * Mean loss over every trained token of `set`, through a loss graph of B rows by T tokens
+ * (buildLossGraph): each batch's mean is weighted by its target count.
+ */
+export async function meanLoss(session: Session, set: SequenceSet, B: number, T: number, params: Record<string, HostTensor>,
+  embed?: (ids: BigInt64Array) => Float32Array): Promise<{ loss: number; tokens: number }> {
+  let sum = 0, count = 0;
+  for (let i = 0; i < set.length; i += B) {
+    const idx = Array.from({ length: Math.min(B, set.length - i) }, (_, k) => i + k);
+    const b = set.batch(idx, { T });
+    if (b.targets === 0) continue;
+    const out = await session.run({ ...batchFeeds(b, B, T, embed), ...params });
+    sum += (out.loss!.data as Float32Array)[0]! * b.targets;
+    count += b.targets;
+  }
+  return { loss: count ? sum / count : NaN, tokens: count };
+}
+
 /** Mean next-token loss over every trained token of the dataset (all rows, no split). */
 export async function evaluateLoss(model: LoadedModel, file: string, adapter: Adapter | null, o: EvalDataOptions): Promise<LossResult> {
   const data = await prepareDataset(file, model.tokenizer, {
     seqLen: o.seqLen, valFraction: 0, trainOn: o.trainOn ?? 'completions', format: o.format, map: o.map, onBadRow: o.onBadRow ?? 'fail',
   });
   const set = data.train;
-  let longest = 0;
-  for (let i = 0; i < set.length; i++) longest = Math.max(longest, set.tokenCount(i));
-  const T = Math.min(o.seqLen, Math.ceil(longest / 8) * 8);
+  const T = staticSeqLen([set], o.seqLen);
   const B = Math.min(o.batch, set.length);
   const graph = buildLossGraph(model.weights, model.invFreq, { batch: B, seq: T, lora: adapter?.spec ?? null });
   const session = await Session.create(serializeModel(graph), { threads: o.threads ?? 0 });
@@ -57,18 +84,12 @@ export async function evaluateLoss(model: LoadedModel, file: string, adapter: Ad
     const shape = graph.inputs.find((x) => x.name === name)?.shape as number[] | undefined;
     if (shape) params[name] = { dtype: 'float32', dims: shape, data: t };
   }
-  let sum = 0, count = 0;
-  for (let i = 0; i < set.length; i += B) {
-    const idx = Array.from({ length: Math.min(B, set.length - i) }, (_, k) => i + k);
-    const b = set.batch(idx, { T });
-    if (b.targets === 0) continue;
-    const out = await session.run({ ...batchFeeds(b, B, T), ...params });
-    sum += (out.loss!.data as Float32Array)[0]! * b.targets;
-    count += b.targets;
+  try {
+    const { loss, tokens } = await meanLoss(session, set, B, T, params);
+    return { loss, perplexity: Math.exp(loss), tokens };
+  } finally {
+    await session.release();
   }
-  await session.release();
-  const loss = count ? sum / count : NaN;
-  return { loss, perplexity: Math.exp(loss), tokens: count };
 }
 
 export interface ExactMatchResult {

@@ -37,15 +37,26 @@ export interface StepShape {
   chunkBytes?: number;
 }
 
-export interface StepGraphs {
+/** The compiled step of one LoRA layout: either one fused graph, or gradient + update graphs. */
+export type StepGraphs = FusedStep | AccumulatingStep;
+
+interface StepCommon {
   params: LoraParam[];
-  /** Forward + backward + update (gradient accumulation off). */
-  fused: Graph | null;
-  /** Forward + backward only, outputs "grad:<name>" (accumulation on). */
-  grads: Graph | null;
-  /** AdamW over summed gradients fed as "grad:<name>" (accumulation on). */
-  update: Graph | null;
+  /** LoRA modules with dropout: the length of the "dropout_seeds" input (0 = no such input). */
   dropoutModules: number;
+}
+
+/** Forward + backward + update in one graph (gradient accumulation off). */
+export interface FusedStep extends StepCommon {
+  kind: 'fused';
+  step: Graph;
+}
+
+/** Gradient accumulation on: "grads" (forward + backward, outputs "grad:<name>") runs per micro-batch, "update" (AdamW over gradients fed as "grad:<name>") once per step. */
+export interface AccumulatingStep extends StepCommon {
+  kind: 'accumulating';
+  grads: Graph;
+  update: Graph;
 }
 
 function appendUpdate(g: Graph, params: LoraParam[], p: Tensor[], grads: Tensor[], opt: OptimizerConfig) {
@@ -63,29 +74,35 @@ function appendUpdate(g: Graph, params: LoraParam[], p: Tensor[], grads: Tensor[
 }
 
 export function buildStepGraphs(fw: FrozenWeights, invFreq: Float64Array, shape: StepShape, opt: OptimizerConfig, gradAccum: number): StepGraphs {
+  return gradAccum <= 1 ? buildFusedStep(fw, invFreq, shape, opt) : buildAccumulatingStep(fw, invFreq, shape, opt);
+}
+
+function stepForward(g: Graph, fw: FrozenWeights, invFreq: Float64Array, shape: StepShape) {
   if (!shape.lora) throw new Error('buildStepGraphs: a training step needs a LoRA spec');
   const params = loraParams(fw.cfg, shape.lora);
-  const forward = (g: Graph) => {
-    const tg = buildTrainForward(g, fw, invFreq, { ...shape, dropout: true });
-    const p = params.map((q) => tg.loraInputs.get(q.name)!);
-    return { tg, p, grads: grad(tg.loss, p) };
-  };
-  if (gradAccum <= 1) {
-    const g = new Graph('train_step');
-    const { tg, p, grads } = forward(g);
-    g.output(tg.loss, 'loss');
-    appendUpdate(g, params, p, grads, opt);
-    return { params, fused: g, grads: null, update: null, dropoutModules: tg.dropoutModules };
-  }
+  const tg = buildTrainForward(g, fw, invFreq, { ...shape, dropout: true });
+  const p = params.map((q) => tg.loraInputs.get(q.name)!);
+  const grads = grad(tg.loss, p);
+  g.output(tg.loss, 'loss');
+  return { params, p, grads, dropoutModules: tg.dropoutModules };
+}
+
+export function buildFusedStep(fw: FrozenWeights, invFreq: Float64Array, shape: StepShape, opt: OptimizerConfig): FusedStep {
+  const g = new Graph('train_step');
+  const { params, p, grads, dropoutModules } = stepForward(g, fw, invFreq, shape);
+  appendUpdate(g, params, p, grads, opt);
+  return { kind: 'fused', params, step: g, dropoutModules };
+}
+
+export function buildAccumulatingStep(fw: FrozenWeights, invFreq: Float64Array, shape: StepShape, opt: OptimizerConfig): AccumulatingStep {
   const gg = new Graph('train_grads');
-  const { tg, grads } = forward(gg);
-  gg.output(tg.loss, 'loss');
+  const { params, grads, dropoutModules } = stepForward(gg, fw, invFreq, shape);
   params.forEach((q, i) => gg.output(grads[i]!, `grad:${q.name}`));
   const ug = new Graph('train_update');
   const p = params.map((q) => ug.input(q.name, 'float32', q.shape));
   const summed = params.map((q) => ug.input(`grad:${q.name}`, 'float32', q.shape));
   appendUpdate(ug, params, p, summed, opt);
-  return { params, fused: null, grads: gg, update: ug, dropoutModules: tg.dropoutModules };
+  return { kind: 'accumulating', params, grads: gg, update: ug, dropoutModules };
 }
 
 /** Forward + mean loss only (evaluation): same inputs as the step graph minus optimizer state. */

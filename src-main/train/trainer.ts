@@ -6,9 +6,9 @@
 // Output folder:
 //   <out>/adapter_config.json, adapter_model.safetensors   the final PEFT adapter
 //   <out>/run.json                                          config, status and loss history
-//   <out>/checkpoints/step-<N>/                             adapter + optimizer.safetensors + trainer_state.json
+//   <out>/checkpoints/step-<N>/                             written and read by Checkpointer (checkpoint.ts)
 
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Batch } from '../data/batch.js';
 import { prepareDataset, type PreparedDataset } from '../data/dataset.js';
@@ -16,11 +16,13 @@ import type { FormatName, ColumnMap } from '../data/formats.js';
 import { shuffledIndices } from '../data/random.js';
 import type { TemplateChoice, TrainOn } from '../data/template.js';
 import { serializeModel } from '../engine/onnx/writer.js';
-import { type HostTensor, type Provider, Session } from '../engine/runtime/session.js';
-import { loadPeftAdapter, savePeftAdapter } from '../model/adapter.js';
+import { type HostTensor, type Provider, Session, type SessionOptions } from '../engine/runtime/session.js';
+import { savePeftAdapter } from '../model/adapter.js';
 import { loadModel, type LoadedModel } from '../model/load.js';
 import { type LoraSpec, initLora, mulberry32 } from '../model/lora.js';
-import { Checkpoint, writeFileAtomic, writeSafetensors } from '../model/safetensors.js';
+import { writeFileAtomic } from '../model/safetensors.js';
+import { Checkpointer, type OptimizerTensors, TrainingError, type TrainerState } from './checkpoint.js';
+import { meanLoss, staticSeqLen } from './evaluate.js';
 import { batchFeeds } from './feeds.js';
 import { type ScheduleName, learningRate } from './schedule.js';
 import { type StepGraphs, buildLossGraph, buildStepGraphs } from './step.js';
@@ -106,68 +108,50 @@ export interface TrainControl {
   cancelled: boolean;
 }
 
-export class TrainingError extends Error {
-  override name = 'TrainingError';
-}
-
-interface TrainerState {
-  step: number;
-  config: TrainConfig;
-  losses: { step: number; loss: number }[];
-  evals: { step: number; loss: number }[];
-  datasetFingerprint: string;
-}
-
-const STATE_FILE = 'trainer_state.json';
-
-/** The newest complete checkpoint folder of a run (complete = its state file exists), or null. */
-export function latestCheckpoint(out: string): string | null {
-  const dir = join(out, 'checkpoints');
-  if (!existsSync(dir)) return null;
-  const steps = readdirSync(dir).filter((n) => /^step-\d+$/.test(n) && existsSync(join(dir, n, STATE_FILE))).sort();
-  return steps.length ? join(dir, steps[steps.length - 1]!) : null;
-}
-
-/** Reads the config a run was started with, for `--resume DIR`. */
-export function resumeConfig(out: string): TrainConfig {
-  const ck = latestCheckpoint(out);
-  const runFile = join(out, 'run.json');
-  if (ck) return (JSON.parse(readFileSync(join(ck, STATE_FILE), 'utf8')) as TrainerState).config;
-  if (existsSync(runFile)) return (JSON.parse(readFileSync(runFile, 'utf8')) as { config: TrainConfig }).config;
-  throw new TrainingError(`${out}: nothing to resume (no checkpoints/ and no run.json in this folder)`);
-}
-
 /** Dropout seeds of one micro-batch: a pure function of (seed, step, micro), so resume repeats them. */
 function dropoutSeeds(seed: number, step: number, micro: number, n: number): Float32Array {
   const rand = mulberry32((seed * 1_000_003 + step * 7919 + micro * 104_729) >>> 0);
   return Float32Array.from({ length: n }, () => rand() * 1000);
 }
 
-export async function train(cfg: TrainConfig, emit: (e: TrainEvent) => void, control: TrainControl = { paused: false, cancelled: false }): Promise<{ adapter: string; steps: number }> {
-  const out = resolve(cfg.out);
-  mkdirSync(out, { recursive: true });
+/** Loads cfg.model and trains it (for callers that have no model loaded: the CLI, the worker). */
+export async function train(cfg: TrainConfig, emit: (e: TrainEvent) => void, control: TrainControl = { paused: false, cancelled: false }): Promise<TrainResult> {
   // QLoRA gathers embedding rows on the host: the table never enters the session (2 GiB at 128k x 4096).
   const model = loadModel(cfg.model, { quantize: cfg.quantize, blockSize: cfg.blockSize ?? 32, rowReads: cfg.quantize });
   try {
-    return await runWith(model, cfg, out, emit, control);
+    return await trainModel(model, cfg, emit, control);
   } finally {
     model.close();
   }
 }
 
-async function runWith(model: LoadedModel, cfg: TrainConfig, out: string, emit: (e: TrainEvent) => void, control: TrainControl) {
+export interface TrainResult {
+  /** The final adapter folder (cfg.out), or the last checkpoint of a cancelled run ('' if none). */
+  adapter: string;
+  steps: number;
+}
+
+/**
+ * Trains a LoRA adapter on a model the caller has loaded (and still owns: it is not closed here),
+ * loaded as cfg asks: 4-bit with cfg.blockSize when cfg.quantize, full precision otherwise.
+ */
+export async function trainModel(model: LoadedModel, cfg: TrainConfig, emit: (e: TrainEvent) => void, control: TrainControl = { paused: false, cancelled: false }): Promise<TrainResult> {
+  const blockSize = cfg.blockSize ?? 32;
+  if (model.weights.quantize !== cfg.quantize || (cfg.quantize && model.weights.blockSize !== blockSize)) {
+    throw new TrainingError(`${model.dir}: the model was loaded ${model.weights.quantize ? `4-bit (block ${model.weights.blockSize})` : 'in full precision'} ` +
+      `but the run asks for ${cfg.quantize ? `4-bit (block ${blockSize})` : 'full precision'}; load it with the run's settings`);
+  }
+  const out = resolve(cfg.out);
+  mkdirSync(out, { recursive: true });
   const data = await prepareDataset(cfg.data, model.tokenizer, {
     seqLen: cfg.seqLen, pack: cfg.pack, valFraction: cfg.valFraction, seed: cfg.seed, trainOn: cfg.trainOn, template: cfg.template ?? 'auto',
     format: cfg.format, map: cfg.map, onBadRow: cfg.onBadRow ?? 'fail',
   });
   if (data.train.length === 0) throw new TrainingError(`${cfg.data}: no training rows left after preparing the dataset (${data.notes.join('; ')})`);
-  // One static graph shape: the longest sequence, rounded up to 8, capped by seqLen.
-  let longest = 0;
-  for (const set of [data.train, data.validation]) for (let i = 0; i < set.length; i++) longest = Math.max(longest, set.tokenCount(i));
-  const T = Math.min(cfg.seqLen, Math.ceil(longest / 8) * 8);
+  const T = staticSeqLen([data.train, data.validation], cfg.seqLen);
   const B = cfg.batch;
-  const microPerEpoch = Math.ceil(data.train.length / B);
-  const stepsPerEpoch = Math.max(1, Math.floor(microPerEpoch / cfg.gradAccum));
+  const batches = new MicroBatches(data, B, T, cfg.seed);
+  const stepsPerEpoch = Math.max(1, Math.floor(batches.perEpoch / cfg.gradAccum));
   const totalSteps = cfg.maxSteps ?? stepsPerEpoch * cfg.epochs;
   const fingerprint = `${data.train.length}:${data.validation.length}:${data.stats.tokens}:${T}`;
   emit({ event: 'prepared', train_sequences: data.train.length, val_sequences: data.validation.length, seq_len: T, truncated: data.stats.truncated, total_steps: totalSteps, notes: data.notes });
@@ -184,52 +168,33 @@ async function runWith(model: LoadedModel, cfg: TrainConfig, out: string, emit: 
   // fresh buffers each step) at similar peak RSS; off in the memory-saving mode (checkpointing),
   // where the arena's rounding up costs more than it saves.
   const sessionOpts = { provider: cfg.provider, threads: cfg.threads, cpuMemArena: !cfg.checkpointLayers };
-  const stepSession = await Session.create(serializeModel((graphs.fused ?? graphs.grads)!), sessionOpts);
-  const updateSession = graphs.update ? await Session.create(serializeModel(graphs.update), sessionOpts) : null;
+  const sessions = await openStepSessions(graphs, sessionOpts);
   let evalSession: Session | null = null;
+  const checkpoints = new Checkpointer(out, { config: model.config, baseModel: cfg.model, spec: cfg.lora, params: graphs.params }, cfg.keepCheckpoints);
 
   // State: parameters and moments, fresh or from the last checkpoint.
-  const params = new Map<string, Float32Array>();
-  const m = new Map<string, Float32Array>();
-  const v = new Map<string, Float32Array>();
   let state: TrainerState = { step: 0, config: cfg, losses: [], evals: [], datasetFingerprint: fingerprint };
-  const resumeDir = latestCheckpoint(out);
-  if (resumeDir) {
-    state = JSON.parse(readFileSync(join(resumeDir, STATE_FILE), 'utf8')) as TrainerState;
-    if (state.datasetFingerprint !== fingerprint) {
-      throw new TrainingError(`${resumeDir}: the dataset or sequence length changed since this run started (${state.datasetFingerprint} vs ${fingerprint}); start a new run in another folder`);
+  let tensors: OptimizerTensors;
+  const restored = checkpoints.restore();
+  if (restored) {
+    if (restored.state.datasetFingerprint !== fingerprint) {
+      throw new TrainingError(`${restored.dir}: the dataset or sequence length changed since this run started (${restored.state.datasetFingerprint} vs ${fingerprint}); start a new run in another folder`);
     }
-    const adapter = loadPeftAdapter(resumeDir, model.config);
-    for (const [k, t] of adapter.tensors) params.set(k, t);
-    const ck = Checkpoint.open(join(resumeDir, 'optimizer.safetensors'));
-    for (const p of graphs.params) {
-      m.set(p.name, ck.readTensor(`m:${p.name}`));
-      v.set(p.name, ck.readTensor(`v:${p.name}`));
-    }
-    ck.close();
+    ({ state, tensors } = restored);
     emit({ event: 'resumed', step: state.step });
   } else {
+    tensors = { params: new Map(), m: new Map(), v: new Map() };
     for (const [k, t] of initLora(graphs.params, cfg.seed)) {
-      params.set(k, t);
-      m.set(k, new Float32Array(t.length));
-      v.set(k, new Float32Array(t.length));
+      tensors.params.set(k, t);
+      tensors.m.set(k, new Float32Array(t.length));
+      tensors.v.set(k, new Float32Array(t.length));
     }
     writeFileAtomic(join(out, 'run.json'), JSON.stringify({ config: cfg, status: 'running' }, null, 2));
   }
-
-  const tensor = (shapeOf: readonly number[], data: Float32Array): HostTensor => ({ dtype: 'float32', dims: shapeOf, data });
   const paramFeeds = (): Record<string, HostTensor> => {
     const f: Record<string, HostTensor> = {};
-    for (const p of graphs.params) f[p.name] = tensor(p.shape, params.get(p.name)!);
+    for (const p of graphs.params) f[p.name] = tensor(p.shape, tensors.params.get(p.name)!);
     return f;
-  };
-  let epochOrder = { epoch: -1, order: [] as number[] }; // the shuffle of the current epoch, made once
-  const microBatch = (k: number): Batch => {
-    const epoch = Math.floor(k / microPerEpoch), j = k % microPerEpoch;
-    if (epochOrder.epoch !== epoch) epochOrder = { epoch, order: shuffledIndices(data.train.length, cfg.seed + epoch) };
-    const order = epochOrder.order;
-    const idx = order.slice(j * B, (j + 1) * B);
-    return data.train.batch(idx, { T });
   };
 
   const started = performance.now();
@@ -250,57 +215,27 @@ async function runWith(model: LoadedModel, cfg: TrainConfig, out: string, emit: 
     if (control.cancelled) { status = 'cancelled'; break; }
     const step = state.step;
     const lr = learningRate(cfg.schedule, cfg.lr, step, totalSteps, cfg.warmupSteps);
-    const optFeeds = (): Record<string, HostTensor> => {
-      const f: Record<string, HostTensor> = { lr: tensor([], Float32Array.of(lr)), step: tensor([], Float32Array.of(step + 1)) };
-      for (const p of graphs.params) {
-        f[`m:${p.name}`] = tensor(p.shape, m.get(p.name)!);
-        f[`v:${p.name}`] = tensor(p.shape, v.get(p.name)!);
-      }
-      return f;
-    };
-    let lossSum = 0, tokens = 0;
-    let outs: Record<string, HostTensor>;
-    if (graphs.fused) {
-      const b = microBatch(step);
-      tokens += b.tokens;
-      outs = await stepSession.run({ ...batchFeeds(b, B, T, embed), ...paramFeeds(), ...optFeeds(), ...seedFeed(graphs, cfg.seed, step, 0) });
-      lossSum = (outs.loss!.data as Float32Array)[0]!;
-    } else {
-      const sums = new Map<string, Float32Array>(graphs.params.map((p) => [p.name, new Float32Array(params.get(p.name)!.length)]));
-      for (let micro = 0; micro < cfg.gradAccum; micro++) {
-        const b = microBatch(step * cfg.gradAccum + micro);
-        tokens += b.tokens;
-        const g = await stepSession.run({ ...batchFeeds(b, B, T, embed), ...paramFeeds(), ...seedFeed(graphs, cfg.seed, step, micro) });
-        lossSum += (g.loss!.data as Float32Array)[0]!;
-        for (const p of graphs.params) {
-          const s = sums.get(p.name)!, d = g[`grad:${p.name}`]!.data as Float32Array;
-          for (let i = 0; i < s.length; i++) s[i]! += d[i]! / cfg.gradAccum;
-        }
-      }
-      const f: Record<string, HostTensor> = { ...paramFeeds(), ...optFeeds() };
-      for (const p of graphs.params) f[`grad:${p.name}`] = tensor(p.shape, sums.get(p.name)!);
-      outs = await updateSession!.run(f);
-    }
-    const loss = lossSum / (graphs.fused ? 1 : cfg.gradAccum);
-    const gradNorm = (outs.grad_norm!.data as Float32Array)[0]!;
-    if (!Number.isFinite(loss) || !Number.isFinite(gradNorm)) {
-      const last = latestCheckpoint(out);
-      throw new TrainingError(`step ${step + 1}: the loss became ${loss} (gradient norm ${gradNorm}); the update was not applied. ` +
+    const r = await runStep(sessions, graphs, tensors, {
+      step, lr, gradAccum: cfg.gradAccum, seed: cfg.seed, micro: (k) => batches.get(k), feeds: (b) => batchFeeds(b, B, T, embed),
+    });
+    if (!Number.isFinite(r.loss) || !Number.isFinite(r.gradNorm)) {
+      const last = checkpoints.latest();
+      throw new TrainingError(`step ${step + 1}: the loss became ${r.loss} (gradient norm ${r.gradNorm}); the update was not applied. ` +
         `Lower the learning rate (now ${cfg.lr}) or enable gradient clipping, then resume${last ? ` from ${last}` : ''}.`);
     }
     for (const p of graphs.params) {
-      params.set(p.name, outs[`new:${p.name}`]!.data as Float32Array);
-      m.set(p.name, outs[`new_m:${p.name}`]!.data as Float32Array);
-      v.set(p.name, outs[`new_v:${p.name}`]!.data as Float32Array);
+      tensors.params.set(p.name, r.outs[`new:${p.name}`]!.data as Float32Array);
+      tensors.m.set(p.name, r.outs[`new_m:${p.name}`]!.data as Float32Array);
+      tensors.v.set(p.name, r.outs[`new_v:${p.name}`]!.data as Float32Array);
     }
     state.step = step + 1;
-    state.losses.push({ step: state.step, loss });
-    lastLoss = loss;
-    tokensSeen += tokens;
+    state.losses.push({ step: state.step, loss: r.loss });
+    lastLoss = r.loss;
+    tokensSeen += r.tokens;
     const elapsed = (performance.now() - started) / 1000;
     const done = state.step - startStep;
     emit({
-      event: 'step', step: state.step, total_steps: totalSteps, loss, lr, grad_norm: gradNorm,
+      event: 'step', step: state.step, total_steps: totalSteps, loss: r.loss, lr, grad_norm: r.gradNorm,
       tokens_per_s: tokensSeen / elapsed, elapsed_s: elapsed, eta_s: (elapsed / done) * (totalSteps - state.step),
       rss_mb: process.memoryUsage().rss / 2 ** 20,
     });
@@ -308,82 +243,121 @@ async function runWith(model: LoadedModel, cfg: TrainConfig, out: string, emit: 
     const last = state.step === totalSteps;
     if ((cfg.evalEvery > 0 && state.step % cfg.evalEvery === 0) || (last && data.validation.length > 0)) {
       evalSession ??= await Session.create(serializeModel(buildLossGraph(model.weights, model.invFreq, shape)), sessionOpts);
-      const evalLoss = await evaluate(evalSession, data, B, T, paramFeeds(), embed);
+      const evalLoss = (await meanLoss(evalSession, data.validation, B, T, paramFeeds(), embed)).loss;
       state.evals.push({ step: state.step, loss: evalLoss });
       emit({ event: 'eval', step: state.step, eval_loss: evalLoss, perplexity: Math.exp(evalLoss) });
     }
     if (state.step % cfg.checkpointEvery === 0 || last) {
-      const path = saveCheckpoint(out, state, model, cfg, graphs, params, m, v);
-      emit({ event: 'checkpoint', step: state.step, path });
+      emit({ event: 'checkpoint', step: state.step, path: checkpoints.save(state, tensors) });
     }
   }
 
-  await stepSession.release();
-  await updateSession?.release();
+  await releaseStepSessions(sessions);
   await evalSession?.release();
+  const runJson = () => writeFileAtomic(join(out, 'run.json'), JSON.stringify({ config: cfg, status, step: state.step, losses: state.losses, evals: state.evals }, null, 2));
+  let adapter = out;
   if (status === 'cancelled') {
     // Keep the progress: a cancelled run resumes where it stopped.
     if (state.step > 0 && state.step % cfg.checkpointEvery !== 0) {
-      emit({ event: 'checkpoint', step: state.step, path: saveCheckpoint(out, state, model, cfg, graphs, params, m, v) });
+      emit({ event: 'checkpoint', step: state.step, path: checkpoints.save(state, tensors) });
     }
-    writeFileAtomic(join(out, 'run.json'), JSON.stringify({ config: cfg, status, step: state.step, losses: state.losses, evals: state.evals }, null, 2));
-    emit({ event: 'done', adapter: latestCheckpoint(out) ?? '', steps: state.step, loss: lastLoss, eval_loss: state.evals.at(-1)?.loss ?? null, status });
-    return { adapter: latestCheckpoint(out) ?? '', steps: state.step };
+    adapter = checkpoints.latest() ?? '';
+  } else {
+    savePeftAdapter(out, { spec: cfg.lora, baseModel: cfg.model, tensors: tensors.params, cfg: model.config });
   }
-  savePeftAdapter(out, { spec: cfg.lora, baseModel: cfg.model, tensors: params, cfg: model.config });
-  writeFileAtomic(join(out, 'run.json'), JSON.stringify({ config: cfg, status, step: state.step, losses: state.losses, evals: state.evals }, null, 2));
-  emit({ event: 'done', adapter: out, steps: state.step, loss: lastLoss, eval_loss: state.evals.at(-1)?.loss ?? null, status });
-  return { adapter: out, steps: state.step };
+  runJson();
+  emit({ event: 'done', adapter, steps: state.step, loss: lastLoss, eval_loss: state.evals.at(-1)?.loss ?? null, status });
+  return { adapter, steps: state.step };
+}
+
+const tensor = (dims: readonly number[], data: Float32Array): HostTensor => ({ dtype: 'float32', dims, data });
+
+/** The micro-batches of a run in order: micro-batch k is a pure function of (seed, k). */
+class MicroBatches {
+  readonly perEpoch: number;
+  private epoch = -1;
+  private order: number[] = []; // the shuffle of the current epoch, made once
+
+  constructor(private readonly data: PreparedDataset, private readonly B: number, private readonly T: number, private readonly seed: number) {
+    this.perEpoch = Math.ceil(data.train.length / B);
+  }
+
+  get(k: number): Batch {
+    const epoch = Math.floor(k / this.perEpoch), j = k % this.perEpoch;
+    if (this.epoch !== epoch) {
+      this.epoch = epoch;
+      this.order = shuffledIndices(this.data.train.length, this.seed + epoch);
+    }
+    return this.data.train.batch(this.order.slice(j * this.B, (j + 1) * this.B), { T: this.T });
+  }
+}
+
+/** The sessions of a StepGraphs, same shape. */
+type StepSessions = { kind: 'fused'; step: Session } | { kind: 'accumulating'; grads: Session; update: Session };
+
+async function openStepSessions(graphs: StepGraphs, opts: SessionOptions): Promise<StepSessions> {
+  if (graphs.kind === 'fused') return { kind: 'fused', step: await Session.create(serializeModel(graphs.step), opts) };
+  const grads = await Session.create(serializeModel(graphs.grads), opts);
+  return { kind: 'accumulating', grads, update: await Session.create(serializeModel(graphs.update), opts) };
+}
+
+async function releaseStepSessions(s: StepSessions): Promise<void> {
+  if (s.kind === 'fused') return s.step.release();
+  await s.grads.release();
+  await s.update.release();
+}
+
+interface StepInputs {
+  step: number;
+  lr: number;
+  gradAccum: number;
+  seed: number;
+  /** Micro-batch k of the run (k = step for a fused step, step * gradAccum + micro otherwise). */
+  micro: (k: number) => Batch;
+  feeds: (b: Batch) => Record<string, HostTensor>;
+}
+
+/**
+ * One optimizer step. Returns the updated tensors' outputs ("new:", "new_m:", "new_v:"), the
+ * step's loss and gradient norm, and the tokens it read.
+ */
+async function runStep(sessions: StepSessions, graphs: StepGraphs, t: OptimizerTensors, s: StepInputs): Promise<{ outs: Record<string, HostTensor>; loss: number; gradNorm: number; tokens: number }> {
+  const paramFeeds: Record<string, HostTensor> = {};
+  const optFeeds: Record<string, HostTensor> = { lr: tensor([], Float32Array.of(s.lr)), step: tensor([], Float32Array.of(s.step + 1)) };
+  for (const p of graphs.params) {
+    paramFeeds[p.name] = tensor(p.shape, t.params.get(p.name)!);
+    optFeeds[`m:${p.name}`] = tensor(p.shape, t.m.get(p.name)!);
+    optFeeds[`v:${p.name}`] = tensor(p.shape, t.v.get(p.name)!);
+  }
+  const seeds = (micro: number) => seedFeed(graphs, s.seed, s.step, micro);
+  let outs: Record<string, HostTensor>, loss: number, tokens = 0;
+  if (sessions.kind === 'fused') {
+    const b = s.micro(s.step);
+    tokens += b.tokens;
+    outs = await sessions.step.run({ ...s.feeds(b), ...paramFeeds, ...optFeeds, ...seeds(0) });
+    loss = (outs.loss!.data as Float32Array)[0]!;
+  } else {
+    let lossSum = 0;
+    const sums = new Map<string, Float32Array>(graphs.params.map((p) => [p.name, new Float32Array(t.params.get(p.name)!.length)]));
+    for (let micro = 0; micro < s.gradAccum; micro++) {
+      const b = s.micro(s.step * s.gradAccum + micro);
+      tokens += b.tokens;
+      const g = await sessions.grads.run({ ...s.feeds(b), ...paramFeeds, ...seeds(micro) });
+      lossSum += (g.loss!.data as Float32Array)[0]!;
+      for (const p of graphs.params) {
+        const sum = sums.get(p.name)!, d = g[`grad:${p.name}`]!.data as Float32Array;
+        for (let i = 0; i < sum.length; i++) sum[i]! += d[i]! / s.gradAccum;
+      }
+    }
+    const f: Record<string, HostTensor> = { ...paramFeeds, ...optFeeds };
+    for (const p of graphs.params) f[`grad:${p.name}`] = tensor(p.shape, sums.get(p.name)!);
+    outs = await sessions.update.run(f);
+    loss = lossSum / s.gradAccum;
+  }
+  return { outs, loss, gradNorm: (outs.grad_norm!.data as Float32Array)[0]!, tokens };
 }
 
 function seedFeed(graphs: StepGraphs, seed: number, step: number, micro: number): Record<string, HostTensor> {
   if (!graphs.dropoutModules) return {};
-  return { dropout_seeds: { dtype: 'float32', dims: [graphs.dropoutModules], data: dropoutSeeds(seed, step, micro, graphs.dropoutModules) } };
-}
-
-/** Mean loss over the validation set, weighted by each batch's target count. */
-async function evaluate(session: Session, data: PreparedDataset, B: number, T: number, params: Record<string, HostTensor>, embed?: (ids: BigInt64Array) => Float32Array): Promise<number> {
-  let sum = 0, count = 0;
-  for (let i = 0; i < data.validation.length; i += B) {
-    const idx = Array.from({ length: Math.min(B, data.validation.length - i) }, (_, k) => i + k);
-    const b = data.validation.batch(idx, { T });
-    if (b.targets === 0) continue;
-    const out = await session.run({ ...batchFeeds(b, B, T, embed), ...params });
-    sum += (out.loss!.data as Float32Array)[0]! * b.targets;
-    count += b.targets;
-  }
-  return count ? sum / count : NaN;
-}
-
-/** Writes checkpoints/step-N atomically (temporary folder, then rename) and prunes old ones. */
-function saveCheckpoint(out: string, state: TrainerState, model: LoadedModel, cfg: TrainConfig, graphs: StepGraphs,
-  params: Map<string, Float32Array>, m: Map<string, Float32Array>, v: Map<string, Float32Array>): string {
-  const root = join(out, 'checkpoints');
-  mkdirSync(root, { recursive: true });
-  const name = `step-${String(state.step).padStart(8, '0')}`;
-  const final = join(root, name), tmp = join(root, `.tmp-${name}-${process.pid}`);
-  rmSync(tmp, { recursive: true, force: true });
-  try {
-    mkdirSync(tmp);
-    savePeftAdapter(tmp, { spec: cfg.lora, baseModel: cfg.model, tensors: params, cfg: model.config });
-    writeSafetensors(join(tmp, 'optimizer.safetensors'), graphs.params.flatMap((p) => [
-      { name: `m:${p.name}`, dtype: 'F32' as const, shape: p.shape, data: m.get(p.name)! },
-      { name: `v:${p.name}`, dtype: 'F32' as const, shape: p.shape, data: v.get(p.name)! },
-    ]));
-    writeFileAtomic(join(tmp, STATE_FILE), JSON.stringify(state));
-  } catch (e) {
-    rmSync(tmp, { recursive: true, force: true });
-    const err = e as NodeJS.ErrnoException;
-    const previous = latestCheckpoint(out);
-    if (err.code === 'ENOSPC') {
-      throw new TrainingError(`the disk is full: could not write the checkpoint of step ${state.step} under ${root}. ` +
-        `Free some space, then continue with --resume ${out}${previous ? ` (last good checkpoint: ${previous})` : ''}.`);
-    }
-    throw e;
-  }
-  rmSync(final, { recursive: true, force: true });
-  renameSync(tmp, final);
-  const all = readdirSync(root).filter((n) => /^step-\d+$/.test(n)).sort();
-  for (const old of all.slice(0, Math.max(0, all.length - cfg.keepCheckpoints))) rmSync(join(root, old), { recursive: true, force: true });
-  return final;
+  return { dropout_seeds: tensor([graphs.dropoutModules], dropoutSeeds(seed, step, micro, graphs.dropoutModules)) };
 }

@@ -12,7 +12,7 @@ import { type HostTensor, Session } from '../../src-main/engine/runtime/session.
 import { FrozenWeights } from '../../src-main/model/llama.js';
 import { LORA_TARGETS, type LoraParam, initLora, mulberry32 } from '../../src-main/model/lora.js';
 import type { ModelConfig } from '../../src-main/model/types.js';
-import { DEFAULT_OPTIMIZER, type StepShape, buildStepGraphs } from '../../src-main/train/step.js';
+import { DEFAULT_OPTIMIZER, type StepShape, buildFusedStep } from '../../src-main/train/step.js';
 
 export interface MemoryProbe {
   cfg: ModelConfig;
@@ -55,8 +55,8 @@ let embedRows: ((ids: ArrayLike<bigint>) => Float32Array) | undefined;
   const lora = { rank: p.rank, alpha: 2 * p.rank, dropout: 0, rslora: false, targets: LORA_TARGETS };
   const shape = { batch: p.batch, seq: p.seq, lora, checkpointLayers: p.checkpointLayers, checkpointGroup: p.checkpointGroup, hostEmbeddings: p.hostEmbeddings, chunkBytes: p.chunkBytes };
   const invFreq = Float64Array.from({ length: cfg.headDim / 2 }, (_, i) => 1 / cfg.ropeTheta ** ((2 * i) / cfg.headDim));
-  const sg = buildStepGraphs(fw, invFreq, shape as StepShape, DEFAULT_OPTIMIZER, 1);
-  modelPath = writeModelFile(sg.fused!, dir);
+  const sg = buildFusedStep(fw, invFreq, shape as StepShape, DEFAULT_OPTIMIZER);
+  modelPath = writeModelFile(sg.step, dir);
   params = sg.params;
   dropoutModules = sg.dropoutModules;
   if (p.hostEmbeddings) embedRows = (ids) => fw.embedRows(ids);

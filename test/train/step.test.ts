@@ -6,7 +6,7 @@ import { serializeModel } from '../../src-main/engine/onnx/writer.js';
 import { type HostTensor, Session } from '../../src-main/engine/runtime/session.js';
 import { FrozenWeights } from '../../src-main/model/llama.js';
 import { LORA_TARGETS, initLora } from '../../src-main/model/lora.js';
-import { DEFAULT_OPTIMIZER, buildStepGraphs } from '../../src-main/train/step.js';
+import { DEFAULT_OPTIMIZER, buildAccumulatingStep, buildFusedStep } from '../../src-main/train/step.js';
 import { invFreqOf, randomWeights, tinyConfig } from '../helpers/tiny-llama.js';
 
 const cfg = tinyConfig({ vocabSize: 32, numLayers: 2 });
@@ -30,7 +30,7 @@ function batchFeeds(): Record<string, HostTensor> {
   };
 }
 
-function stateFeeds(params: ReturnType<typeof buildStepGraphs>['params'], p: Map<string, Float32Array>, m: Map<string, Float32Array>, v: Map<string, Float32Array>, step: number, lr: number) {
+function stateFeeds(params: ReturnType<typeof buildFusedStep>['params'], p: Map<string, Float32Array>, m: Map<string, Float32Array>, v: Map<string, Float32Array>, step: number, lr: number) {
   const f: Record<string, HostTensor> = { lr: { dtype: 'float32', dims: [], data: Float32Array.of(lr) }, step: { dtype: 'float32', dims: [], data: Float32Array.of(step) } };
   for (const q of params) {
     f[q.name] = { dtype: 'float32', dims: q.shape, data: p.get(q.name)! };
@@ -41,8 +41,8 @@ function stateFeeds(params: ReturnType<typeof buildStepGraphs>['params'], p: Map
 }
 
 test('100 QLoRA steps on a learnable toy sequence task drive the loss down', async () => {
-  const g = buildStepGraphs(fw, invFreqOf(cfg), { batch: B, seq: T, lora }, DEFAULT_OPTIMIZER, 1);
-  const s = await Session.create(serializeModel(g.fused!), { threads: 1 });
+  const g = buildFusedStep(fw, invFreqOf(cfg), { batch: B, seq: T, lora }, DEFAULT_OPTIMIZER);
+  const s = await Session.create(serializeModel(g.step), { threads: 1 });
   const p = initLora(g.params, 1);
   const m = new Map(g.params.map((q) => [q.name, new Float32Array(q.shape[0] * q.shape[1])]));
   const v = new Map(g.params.map((q) => [q.name, new Float32Array(q.shape[0] * q.shape[1])]));
@@ -63,16 +63,16 @@ test('100 QLoRA steps on a learnable toy sequence task drive the loss down', asy
 });
 
 test('gradient accumulation (gradient graph + update graph) equals the fused step', async () => {
-  const fused = buildStepGraphs(fw, invFreqOf(cfg), { batch: B, seq: T, lora }, DEFAULT_OPTIMIZER, 1);
-  const split = buildStepGraphs(fw, invFreqOf(cfg), { batch: B, seq: T, lora }, DEFAULT_OPTIMIZER, 2);
+  const fused = buildFusedStep(fw, invFreqOf(cfg), { batch: B, seq: T, lora }, DEFAULT_OPTIMIZER);
+  const split = buildAccumulatingStep(fw, invFreqOf(cfg), { batch: B, seq: T, lora }, DEFAULT_OPTIMIZER);
   const p = initLora(fused.params, 2);
   for (const q of fused.params) if (q.which === 'B') p.get(q.name)!.fill(0.01); // non-zero B: A gets a gradient
   const zeros = () => new Map(fused.params.map((q) => [q.name, new Float32Array(q.shape[0] * q.shape[1])]));
   const data = batchFeeds();
-  const sf = await Session.create(serializeModel(fused.fused!), { threads: 1 });
+  const sf = await Session.create(serializeModel(fused.step), { threads: 1 });
   const a = await sf.run({ ...data, ...stateFeeds(fused.params, p, zeros(), zeros(), 1, 1e-3) });
-  const sg = await Session.create(serializeModel(split.grads!), { threads: 1 });
-  const su = await Session.create(serializeModel(split.update!), { threads: 1 });
+  const sg = await Session.create(serializeModel(split.grads), { threads: 1 });
+  const su = await Session.create(serializeModel(split.update), { threads: 1 });
   const paramFeeds = Object.fromEntries(fused.params.map((q) => [q.name, { dtype: 'float32' as const, dims: q.shape, data: p.get(q.name)! }]));
   const g = await sg.run({ ...data, ...paramFeeds });
   const upd: Record<string, HostTensor> = stateFeeds(fused.params, p, zeros(), zeros(), 1, 1e-3);

@@ -7,7 +7,8 @@ import { parseArgs } from 'node:util';
 import YAML from 'yaml';
 import { parseColumnMap, FORMAT_NAMES, type FormatName } from '../../data/formats.js';
 import { parseTargets } from '../../model/lora.js';
-import { type TrainConfig, type TrainEvent, TRAIN_DEFAULTS, latestCheckpoint, resumeConfig, train } from '../../train/trainer.js';
+import { latestCheckpoint, resumeConfig } from '../../train/checkpoint.js';
+import { type TrainConfig, type TrainEvent, TRAIN_DEFAULTS, train } from '../../train/trainer.js';
 import { reportError } from '../errors.js';
 import { createProgress, formatDuration } from '../progress.js';
 

@@ -5,9 +5,10 @@
 // "<node>/grad/...", recomputing checkpointed segments instead of keeping their activations, and
 // dropping backward nodes no gradient uses.
 
-import { isFloat, numel, shapeToString } from '../graph/dtype.js';
+import { isFloat, shapeToString } from '../graph/dtype.js';
 import { type Graph, type Node, Tensor } from '../graph/graph.js';
 import * as F from '../graph/ops.js';
+import { barrier, canBarrier, firstElement } from '../graph/ordering.js';
 import { rules, type VjpContext } from './rules.js';
 
 export class AutodiffError extends Error {
@@ -160,7 +161,7 @@ function pruneBackward(g: Graph, firstNode: number, initializersBefore: Set<stri
 /**
  * Gradient checkpointing: the first time the backward needs a tensor computed inside segment s,
  * it clones the producing nodes from the segment's inputs. Activation inputs pass through a
- * "barrier" (x + 0 * one element of the incoming gradient) so that ONNX Runtime can neither run the
+ * barrier (graph/ordering.ts: x plus a run-time zero from the incoming gradient) so that ONNX Runtime can neither run the
  * clone during the forward nor merge it with the original (common-subexpression elimination);
  * the original activations are then dead after the forward and their memory is reused.
  * A nested segment's inputs come from its enclosing segment's recompute. Barriers also wait for
@@ -204,20 +205,17 @@ class Recomputer {
   }
 
   private barrier(segment: number, t: Tensor, dy: Tensor): Tensor {
-    if (!isFloat(t.dtype) && t.dtype !== 'int64' && t.dtype !== 'int32') return t; // bool/8-bit: no cheap x + 0
+    if (!canBarrier(t.dtype)) return t;
     const key = `${segment}:${t.name}`;
     let b = this.barriers.get(key);
     if (!b) {
       b = this.g.atScope(`${this.g.segments[segment]!.name}/recompute`, () => {
-        const first = (x: Tensor) => F.slice(F.reshape(x, [x.shape.every((d) => typeof d === 'number') ? numel(x.shape) : 'numel']), [0], [1], [0]); // [1]
         const f32 = (x: Tensor) => (x.dtype === 'float32' ? x : F.cast(x, 'float32'));
         for (const gr of this.pending.splice(0)) {
-          const e = f32(first(gr));
+          const e = f32(firstElement(gr));
           this.fence = this.fence ? F.add(this.fence, e) : e;
         }
-        const gate = this.fence ? F.add(f32(first(dy)), this.fence) : first(dy);
-        const zero = F.mul(F.cast(gate, t.dtype), 0);
-        return F.add(t, zero);
+        return barrier(t, this.fence ? F.add(f32(firstElement(dy)), this.fence) : dy);
       });
       this.barriers.set(key, b);
     }
@@ -225,4 +223,3 @@ class Recomputer {
   }
 }
 
-export { Tensor };

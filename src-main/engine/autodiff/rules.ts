@@ -5,6 +5,7 @@
 
 import { type DType, type Shape, isStatic } from '../graph/dtype.js';
 import { type Graph, type Node, Tensor, attr } from '../graph/graph.js';
+import { dequantizeNBits } from '../graph/nbits.js';
 import * as F from '../graph/ops.js';
 
 export interface VjpContext {
@@ -253,45 +254,16 @@ export const rules: Record<string, VjpRule | null> = {
 
   // Y = A @ dequant(W)^T with W [N, K] frozen in 4 bits: dA = dY @ dequant(W). The weight is
   // dequantized afresh here rather than kept from the forward, so its float copy lives only for
-  // this one product; the scales gain "0 * dY[0]" so that ONNX Runtime cannot run the
-  // dequantization (constants only) ahead of time and hold its output.
+  // this one product; the dequantization waits for dY (graph/ordering.ts) so that ONNX Runtime
+  // cannot run it (constants only) ahead of time and hold its output.
   MatMulNBits: (c) => {
     if (!c.needs[0]) return [undefined];
     const K = attrInt(c.node, 'K', 0), N = attrInt(c.node, 'N', 0), block = attrInt(c.node, 'block_size', 32);
     const dy = c.dy[0]!;
-    const first = F.slice(F.reshape(dy, [dy.shape.every((d) => typeof d === 'number') ? dy.shape.reduce((p: number, q) => p * (q as number), 1) : 'numel']), [0], [1], [0]); // [1]
-    const w = dequantizedNBits(c.g, X(c, 1), X(c, 2), c.x[3] ?? null, K, N, block, F.mul(first, 0)); // [N, K]
+    const w = dequantizeNBits(c.g, X(c, 1), X(c, 2), c.x[3] ?? null, K, N, block, dy); // [N, K]
     return [F.matmul(dy, w)];
   },
 
   // Frozen-weight and integer ops: no gradient flows through them.
   DequantizeLinear: null,
 };
-
-/**
- * The float [N, K] weight behind a MatMulNBits node, as DequantizeLinear (blocked along K).
- * Finch's training graphs store the weight once as uint4 [N, K] with scales [N, K/block] and a
- * uint4 zero point (onnx/writer.ts lowers their forward to the same DequantizeLinear + Gemm).
- * ORT's own layout (uint8 [N, K/block, block/2], scales [N*K/block], zero point 8) is the same
- * bytes; it is read through a uint4 view initializer, which ORT stores separately. `gate`, a
- * [1] zero computed from a run-time tensor, is added to the scales to order the dequantization.
- */
-export function dequantizedNBits(g: Graph, packed: Tensor, scales: Tensor, zeroPoint: Tensor | null, K: number, N: number, block: number, gate: Tensor | null = null): Tensor {
-  const s2 = scales.rank === 2 ? scales : F.reshape(scales, [N, K / block]);
-  const s = gate ? F.add(s2, gate) : s2; // [N, K/block]
-  if (packed.dtype === 'uint4') {
-    if (!zeroPoint || zeroPoint.dtype !== 'uint4') throw new Error(`MatMulNBits gradient: the uint4 weight ${packed.name} needs a uint4 zero point`);
-    return F.dequantizeLinear(packed, s, zeroPoint, 1, block);
-  }
-  if (zeroPoint) throw new Error('MatMulNBits gradient: packed zero points are not supported (Finch quantizes symmetrically)');
-  const viewName = `${packed.name}.uint4`;
-  let view = g.initializers.get(viewName)?.tensor;
-  if (!view) {
-    const src = g.initializers.get(packed.name);
-    if (!src) throw new Error(`MatMulNBits gradient: ${packed.name} must be an initializer`);
-    view = g.initializer(viewName, 'uint4', [N, K], src.data);
-  }
-  const zero = g.initializers.get(`${viewName}.zp`)?.tensor
-    ?? g.initializer(`${viewName}.zp`, 'uint4', [N, K / block], { kind: 'inline', bytes: new Uint8Array(Math.ceil((N * K) / block / 2)).fill(0x88) });
-  return F.dequantizeLinear(view, s, zero, 1, block);
-}

@@ -216,6 +216,23 @@ export class Graph {
     return outs;
   }
 
+  /**
+   * Re-creates node `n` of another graph here, under its own node and output names, reading
+   * `inputs` (tensors of this graph): graph rewrites that keep every name they do not replace
+   * (onnx/lower.ts). The copy belongs to no checkpoint segment.
+   */
+  copyNode(n: Node, inputs: readonly (Tensor | null)[]): Tensor[] {
+    for (const t of inputs) {
+      if (t && t.graph !== this) throw new Error(`${n.op}: input ${t.name} belongs to another graph`);
+    }
+    this.names.add(n.name);
+    const outs: Tensor[] = [];
+    const node: Node = { name: n.name, op: n.op, domain: n.domain, inputs: [...inputs], outputs: outs, attrs: n.attrs, segment: null };
+    for (const o of n.outputs) outs.push(new Tensor(this, this.claim(o.name), o.dtype, o.shape, node));
+    this.nodes.push(node);
+    return outs;
+  }
+
   /** Marks a graph output; `name` renames it through an Identity node so callers get stable names. */
   output(t: Tensor, name?: string): Tensor {
     let out = t;

@@ -1,11 +1,13 @@
 // Serialises a builder Graph to an ONNX ModelProto (IR 10, opset 21 + com.microsoft 1).
 // Initializers go inline, or to an external data file when large (protobuf caps a message at
 // 2 GB, and big weights should be mapped, not copied). Output is deterministic: same graph, same bytes.
+// The graph is first lowered for ONNX Runtime (lower.ts).
 
 import { closeSync, mkdirSync, openSync, renameSync, writeSync } from 'node:fs';
 import { isAbsolute, join, relative, resolve } from 'node:path';
 import { ONNX_DTYPE, type Shape } from '../graph/dtype.js';
-import type { AttrValue, ConstantData, Graph, Node, Tensor } from '../graph/graph.js';
+import type { AttrValue, ConstantData, Graph, Tensor } from '../graph/graph.js';
+import { lowerForOrt } from './lower.js';
 import { ATTR_TYPE, ModelProto } from './proto.js';
 
 export const OPSET = 21;
@@ -50,11 +52,12 @@ function attribute(name: string, a: AttrValue) {
  * goes and returns its (location, offset) in an external file, or null to keep it inline.
  */
 function buildModel(
-  g: Graph,
+  built: Graph,
   placeExternal: (bytes: Uint8Array) => { location: string; offset: number } | null,
   modelDir: string | null,
   fileLinks?: ReadonlyMap<string, string>,
 ) {
+  const g = lowerForOrt(built);
   const initializer = [...g.initializers.values()].map(({ tensor, data }) => {
     const base = { name: tensor.name, dims: [...(tensor.shape as number[])], dataType: ONNX_DTYPE[tensor.dtype] };
     if (data.kind === 'file') {
@@ -72,7 +75,7 @@ function buildModel(
     return { ...base, dataLocation: 1, externalData: externalEntries(ext.location, ext.offset, raw.byteLength) };
   });
 
-  const node = g.nodes.flatMap(lower).map((n) => ({
+  const node = g.nodes.map((n) => ({
     name: n.name,
     opType: n.op,
     domain: n.domain,
@@ -100,44 +103,6 @@ function checkedRead(name: string, lazy: { length: number; read: () => Uint8Arra
   const b = lazy.read();
   if (b.byteLength !== lazy.length) throw new Error(`initializer ${name}: its source gave ${b.byteLength} bytes, ${lazy.length} expected`);
   return b;
-}
-
-/** A node as written: a builder node, or one of the nodes a builder node lowers to. */
-interface WrittenNode {
-  name: string;
-  op: string;
-  domain: string;
-  inputs: readonly ({ name: string } | null)[];
-  outputs: readonly { name: string }[];
-  attrs: Readonly<Record<string, AttrValue>>;
-}
-
-/**
- * Builder ops that ONNX Runtime runs best in another form. MatMulNBits over a uint4 [N, K] weight
- * (Finch's training graphs, model/llama.ts) becomes DequantizeLinear + Gemm(transB): ORT's
- * MatMulNBits kernel takes uint8 and repacks a private copy of it at load, so a weight that the
- * backward also dequantizes would be held twice. The float [N, K] lives only for the one Gemm:
- * its scales pass through "+ (max(A) - max(A))", an exact zero that ties the dequantization to
- * the input A, or ORT could run it early (it depends on constants only) and keep it alive.
- */
-function lower(n: Node): WrittenNode[] {
-  const b = n.inputs[1];
-  if (n.op !== 'MatMulNBits' || !b || b.dtype !== 'uint4') return [n];
-  const [a, , scales, zeroPoint] = n.inputs;
-  if (!a || a.rank !== 2) throw new Error(`${n.name}: a uint4 MatMulNBits needs a 2-D input, got ${a ? a.rank : 'none'}-D`);
-  const int = (k: string) => { const v = n.attrs[k]; return v && v.type === 'int' ? v.value : 0; };
-  const w = { name: `${n.name}/weight:0` }, max = { name: `${n.name}/gate_max:0` }, zero = { name: `${n.name}/gate_zero:0` }, gated = { name: `${n.name}/scales:0` };
-  return [
-    { name: `${n.name}/gate_max`, op: 'ReduceMax', domain: '', inputs: [a], outputs: [max], attrs: { keepdims: { type: 'int', value: 0 } } },
-    { name: `${n.name}/gate_zero`, op: 'Sub', domain: '', inputs: [max, max], outputs: [zero], attrs: {} },
-    { name: `${n.name}/gate_scales`, op: 'Add', domain: '', inputs: [scales!, zero], outputs: [gated], attrs: {} },
-    {
-      name: `${n.name}/DequantizeLinear`, op: 'DequantizeLinear', domain: '',
-      inputs: zeroPoint ? [b, gated, zeroPoint] : [b, gated], outputs: [w],
-      attrs: { axis: { type: 'int', value: 1 }, block_size: { type: 'int', value: int('block_size') } },
-    },
-    { name: n.name, op: 'Gemm', domain: '', inputs: [a, w], outputs: n.outputs, attrs: { transB: { type: 'int', value: 1 } } },
-  ];
 }
 
 const MAP_ALIGN = 64 * 1024;
