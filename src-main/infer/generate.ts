@@ -3,8 +3,7 @@
 // tuned model is one batch of two through one session and one copy of the weights.
 
 import { Graph } from '../engine/graph/graph.js';
-import { type StagedModel, hasLazyWeights, stageModel } from '../engine/onnx/staged.js';
-import { serializeModel } from '../engine/onnx/writer.js';
+import { sessionFromGraph } from '../engine/onnx/staged.js';
 import { type HostTensor, type Provider, Session } from '../engine/runtime/session.js';
 import { FrozenWeights, buildGeneration } from '../model/llama.js';
 import { type LoraSpec, loraParams } from '../model/lora.js';
@@ -52,8 +51,6 @@ export class Generator {
     readonly fw: FrozenWeights,
     readonly lora: LoraSpec | null,
     readonly maxPositions: number,
-    /** The model folder, when it could not be removed while the session maps it. */
-    private readonly staged: StagedModel | null,
   ) {}
 
   static async create(fw: FrozenWeights, invFreq: Float64Array, o: GeneratorOptions): Promise<Generator> {
@@ -66,21 +63,11 @@ export class Generator {
     // as much CPU as the whole load and +25% peak memory on a 0.5B model, for no gain in decoding
     // speed. 4-bit weights are repacked (MatMulNBits' fast kernels need it).
     const opts = { provider: o.provider ?? 'cpu', threads: o.threads ?? 0, prepackWeights: fw.quantize } as const;
-    if (!hasLazyWeights(g)) return new Generator(await Session.create(serializeModel(g), opts), fw, o.lora ?? null, o.maxPositions, null);
-    // Streamed weights: written to disk one at a time, mapped by ORT from there.
-    const staged = stageModel(g, stagingDir());
-    try {
-      const session = await Session.create(staged.path, opts);
-      return new Generator(session, fw, o.lora ?? null, o.maxPositions, staged.dispose() ? null : staged);
-    } catch (e) {
-      staged.dispose();
-      throw e;
-    }
+    return new Generator(await sessionFromGraph(g, opts, stagingDir()), fw, o.lora ?? null, o.maxPositions);
   }
 
   async release(): Promise<void> {
     await this.session.release();
-    this.staged?.dispose();
   }
 
   async generate(req: GenerateRequest): Promise<GenerateResult[]> {

@@ -9,7 +9,8 @@ import { resolveFormat, toExample } from '../data/formats.js';
 import { openRows } from '../data/read/index.js';
 import { encodeGenerationPrompt, type TrainOn } from '../data/template.js';
 import { isChat } from '../data/types.js';
-import { serializeModel } from '../engine/onnx/writer.js';
+import { sessionFromGraph } from '../engine/onnx/staged.js';
+import { stagingDir } from '../store/paths.js';
 import { type HostTensor, Session } from '../engine/runtime/session.js';
 import { Generator } from '../infer/generate.js';
 import type { LoadedModel } from '../model/load.js';
@@ -78,7 +79,7 @@ export async function evaluateLoss(model: LoadedModel, file: string, adapter: Ad
   const T = staticSeqLen([set], o.seqLen);
   const B = Math.min(o.batch, set.length);
   const graph = buildLossGraph(model.weights, model.invFreq, { batch: B, seq: T, lora: adapter?.spec ?? null });
-  const session = await Session.create(serializeModel(graph), { threads: o.threads ?? 0 });
+  const session = await sessionFromGraph(graph, { threads: o.threads ?? 0 }, stagingDir());
   const params: Record<string, HostTensor> = {};
   for (const [name, t] of adapter?.tensors ?? []) {
     const shape = graph.inputs.find((x) => x.name === name)?.shape as number[] | undefined;

@@ -8,7 +8,8 @@
 import { copyFileSync, linkSync, mkdirSync, mkdtempSync, realpathSync, rmSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import type { Graph } from '../graph/graph.js';
-import { writeModelFile } from './writer.js';
+import { Session, type SessionOptions } from '../runtime/session.js';
+import { serializeModel, writeModelFile } from './writer.js';
 
 export interface StagedModel {
   /** The .onnx path to create the session from. */
@@ -65,4 +66,19 @@ function linkFiles(g: Graph, dir: string): Map<string, string> {
     links.set(src, link);
   }
   return links;
+}
+
+/**
+ * A session for `g`: from a folder staged under `parent` when its weights stream from files (the
+ * folder is removed once ORT has loaded it, or at exit where the system keeps mapped files), else
+ * from memory.
+ */
+export async function sessionFromGraph(g: Graph, opts: SessionOptions, parent: string): Promise<Session> {
+  if (!hasLazyWeights(g)) return Session.create(serializeModel(g), opts);
+  const staged = stageModel(g, parent);
+  try {
+    return await Session.create(staged.path, opts);
+  } finally {
+    if (!staged.dispose()) process.once('exit', () => staged.dispose());
+  }
 }

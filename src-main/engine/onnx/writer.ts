@@ -3,7 +3,7 @@
 // 2 GB, and big weights should be mapped, not copied). Output is deterministic: same graph, same bytes.
 // The graph is first lowered for ONNX Runtime (lower.ts).
 
-import { closeSync, mkdirSync, openSync, renameSync, writeSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readSync, renameSync, writeSync } from 'node:fs';
 import { isAbsolute, join, relative, resolve } from 'node:path';
 import { ONNX_DTYPE, type Shape } from '../graph/dtype.js';
 import type { AttrValue, ConstantData, Graph, Tensor } from '../graph/graph.js';
@@ -60,16 +60,15 @@ function buildModel(
   const g = lowerForOrt(built);
   const initializer = [...g.initializers.values()].map(({ tensor, data }) => {
     const base = { name: tensor.name, dims: [...(tensor.shape as number[])], dataType: ONNX_DTYPE[tensor.dtype] };
-    if (data.kind === 'file') {
-      if (!modelDir) throw new Error(`initializer ${tensor.name} lives in ${data.path}: write the model to a folder`);
+    if (data.kind === 'file' && modelDir) {
       const location = relative(modelDir, fileLinks?.get(resolve(data.path)) ?? resolve(data.path));
       if (location.startsWith('..') || isAbsolute(location)) {
         throw new Error(`initializer ${tensor.name}: ${data.path} must be inside the model folder ${modelDir} (ONNX Runtime refuses paths outside it)`);
       }
       return { ...base, dataLocation: 1, externalData: externalEntries(location, data.offset, data.length) };
     }
-    // A lazy weight is read here, written (or kept) once, and not referenced again by the writer.
-    const raw = data.kind === 'lazy' ? checkedRead(tensor.name, data) : data.bytes;
+    // A lazy or file-backed weight is read here (in memory: into the blob), and not kept by the writer.
+    const raw = data.kind === 'lazy' ? checkedRead(tensor.name, data) : data.kind === 'file' ? readSlice(data) : data.bytes;
     const ext = placeExternal(raw);
     if (!ext) return { ...base, rawData: raw };
     return { ...base, dataLocation: 1, externalData: externalEntries(ext.location, ext.offset, raw.byteLength) };
@@ -97,6 +96,21 @@ function buildModel(
       output: g.outputs.map(valueInfo),
     },
   });
+}
+
+function readSlice(f: { path: string; offset: number; length: number }): Uint8Array {
+  const out = new Uint8Array(f.length);
+  const fd = openSync(f.path, 'r');
+  try {
+    for (let done = 0; done < f.length;) {
+      const n = readSync(fd, out, done, Math.min(f.length - done, 1 << 30), f.offset + done);
+      if (n === 0) throw new Error(`${f.path}: ends before byte ${f.offset + f.length} (file changed or truncated?)`);
+      done += n;
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return out;
 }
 
 function checkedRead(name: string, lazy: { length: number; read: () => Uint8Array }): Uint8Array {
