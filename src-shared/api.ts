@@ -1,11 +1,13 @@
 // The one contract between Finch's UI and its back end. The renderer only ever speaks DesktopApi:
-// through the preload bridge in Electron (src-main/electron/preload.ts) or over WebSocket in
-// browser mode (src-main/server/). Both transports are built from the tables below, so a method
-// added here and not implemented is a compile error, not a silent missing channel.
+// through the preload bridge in Electron (src-main/electron/preload.ts), and any other transport
+// (a browser mode, say) is to be built from the same tables below, so a method added here and not
+// implemented is a compile error, not a silent missing channel.
 // Everything crossing it is plain data (structured-clone safe): no classes, no functions.
 
 export type RunId = string;
-export type ProviderName = 'cpu' | 'webgpu' | 'dml' | 'cuda' | 'coreml';
+/** ONNX Runtime execution providers Finch can run on: the one list (engine/runtime/session.ts's Provider is this type). */
+export const PROVIDER_NAMES = ['cpu', 'webgpu', 'dml', 'cuda', 'coreml'] as const;
+export type ProviderName = (typeof PROVIDER_NAMES)[number];
 
 export interface AppInfo {
   version: string;

@@ -2,16 +2,16 @@
 // pack) on a generated JSONL, so the pipeline never becomes the bottleneck of a run. It reports
 // the read stage alone and the whole pipeline, in rows/s and tokens/s.
 
+import { parseCommand } from '../cli/args.js';
 import { createWriteStream, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { once } from 'node:events';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { openRows } from '../data/read/index.js';
 import { prepareDataset } from '../data/dataset.js';
 import { loadTokenizer } from '../model/tokenizer.js';
 import { builtinCorpus, writeSyntheticCheckpoint } from '../model/synthetic.js';
-import { seededRandom } from '../data/random.js';
+import { mulberry32 } from '../util/random.js';
 import type { TextTokenizer } from '../model/types.js';
 
 const HELP = `Usage: finch bench data [options]
@@ -30,21 +30,12 @@ const OPTIONS = {
   'seq-len': { type: 'string', default: '512' },
   'no-pack': { type: 'boolean', default: false },
   json: { type: 'boolean', default: false },
-  help: { type: 'boolean', short: 'h', default: false },
 } as const;
 
 export async function runDataBench(argv: string[]): Promise<number> {
-  let values;
-  try {
-    values = parseArgs({ args: argv, options: OPTIONS }).values;
-  } catch (e) {
-    console.error(`finch bench data: ${(e as Error).message}\n\n${HELP}`);
-    return 2;
-  }
-  if (values.help) {
-    console.log(HELP);
-    return 0;
-  }
+  const parsed = parseCommand('bench data', argv, OPTIONS, HELP);
+  if ('exit' in parsed) return parsed.exit;
+  const { values } = parsed;
   const rows = Number(values.rows);
   const seqLen = Number(values['seq-len']);
   const format = values.format as 'messages' | 'alpaca' | 'text';
@@ -116,7 +107,7 @@ export const run = runDataBench;
 /** Rows of chat-like text built from the synthetic corpus's sentences (deterministic). */
 async function writeRows(file: string, n: number, format: 'messages' | 'alpaca' | 'text'): Promise<void> {
   const sentences = builtinCorpus(256 * 1024).split(/(?<=[.?!])\s+/).filter((s) => s.length > 8);
-  const rand = seededRandom(7);
+  const rand = mulberry32(7);
   const int = (k: number) => Math.floor(rand() * k);
   const para = (min: number, max: number) => Array.from({ length: min + int(max - min + 1) }, () => sentences[int(sentences.length)]!).join(' ');
   const ws = createWriteStream(file);

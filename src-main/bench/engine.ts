@@ -6,9 +6,9 @@
 // Both sides run as child processes with the same environment (timing.ts: benchEnv), one after
 // the other, so neither competes with the other nor with this process for the cores.
 
+import { parseCommand } from '../cli/args.js';
 import { availableParallelism, cpus, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import { nodeArgsFor } from '../engine/runtime/worker.js';
 import { benchEnv, runJsonChild, type Timing, type TimingOptions } from './timing.js';
 
@@ -173,21 +173,14 @@ export function formatEngineBench(r: EngineBenchResult): string {
 }
 
 export async function run(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      threads: { type: 'string' },
-      quick: { type: 'boolean', default: false },
-      'no-torch': { type: 'boolean', default: false },
-      json: { type: 'boolean', default: false },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
-    strict: true,
-  });
-  if (values.help) {
-    console.log(USAGE);
-    return 0;
-  }
+  const parsed = parseCommand('bench engine', argv, {
+    threads: { type: 'string' },
+    quick: { type: 'boolean', default: false },
+    'no-torch': { type: 'boolean', default: false },
+    json: { type: 'boolean', default: false },
+  }, USAGE);
+  if ('exit' in parsed) return parsed.exit;
+  const { values } = parsed;
   const threads = values.threads === undefined ? availableParallelism() : Number(values.threads);
   if (!Number.isInteger(threads) || threads < 1) {
     console.error(`finch bench engine: --threads must be a positive integer, got "${values.threads}"`);

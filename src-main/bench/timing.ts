@@ -47,7 +47,7 @@ export async function perCall(fn: () => unknown, n: number): Promise<number> {
  * The environment for a benchmark's child processes: `threads` for every thread pool, and
  * OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE removed. Some machines set those two for their own
  * reasons and they slow OpenBLAS; the tests and CI leave them alone, a benchmark unsets them
- * for both sides alike (ORT-FACTS.md).
+ * for both sides alike (docs/ort-notes.md).
  */
 export function benchEnv(threads: number): NodeJS.ProcessEnv {
   const env = { ...process.env };

@@ -3,8 +3,8 @@
 // in its own child process with the same threads and BLAS environment (timing.ts: benchEnv).
 // `--estimate` prints the predicted peak memory of a preset instead of running it.
 
+import { parseCommand } from '../cli/args.js';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import { nodeArgsFor } from '../engine/runtime/worker.js';
 import { describePlan, estimateTrainingMemory, formatBytes, leanQloraPlan } from '../train/memory.js';
 import { PRESETS, type TrainPreset, presetConfig } from './train-presets.js';
@@ -26,15 +26,13 @@ straight into 4-bit blocks, and reports the measured peak RSS beside the estimat
 PyTorch cannot hold an 8B float32 model here).`;
 
 export async function run(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      preset: { type: 'string', default: 'small' }, threads: { type: 'string', default: '2' }, steps: { type: 'string', default: '5' },
-      '4bit': { type: 'boolean', default: false }, 'no-peer': { type: 'boolean', default: false }, estimate: { type: 'boolean', default: false },
-      json: { type: 'boolean', default: false }, help: { type: 'boolean', default: false }, seq: { type: 'string' },
-    },
-  });
-  if (values.help) { console.log(USAGE); return 0; }
+  const parsed = parseCommand('bench train', argv, {
+    preset: { type: 'string', default: 'small' }, threads: { type: 'string', default: '2' }, steps: { type: 'string', default: '5' },
+    '4bit': { type: 'boolean', default: false }, 'no-peer': { type: 'boolean', default: false }, estimate: { type: 'boolean', default: false },
+    json: { type: 'boolean', default: false }, seq: { type: 'string' },
+  }, USAGE);
+  if ('exit' in parsed) return parsed.exit;
+  const { values } = parsed;
   const named = PRESETS[values.preset];
   if (!named) { console.error(`finch bench train: unknown preset "${values.preset}" (choose ${Object.keys(PRESETS).join(', ')})`); return 2; }
   const seq = values.seq === undefined ? named.seq : Number(values.seq);

@@ -21,6 +21,7 @@ export const COMMANDS: readonly CommandSpec[] = [
   { name: 'generate', summary: 'generate text from a model (optionally with a LoRA adapter)', load: command('generate') },
   { name: 'train', summary: 'fine-tune a model with LoRA / QLoRA on a dataset', load: command('train') },
   { name: 'merge', summary: 'fold a LoRA adapter into its base model (merged safetensors checkpoint)', load: command('merge') },
+  { name: 'export', summary: 'export a model or adapter as GGUF / Ollama, or a run for multi-GPU training (accelerate)', load: command('export') },
   { name: 'eval', summary: 'evaluate a model or adapter on a dataset (loss, perplexity)', load: command('eval') },
   { name: 'demo', summary: 'train the bundled tiny model on the bundled dataset, then compare', load: command('demo') },
   { name: 'bench', summary: 'benchmarks: `bench engine` (ONNX Runtime vs PyTorch), ...', load: command('bench') },

@@ -22,5 +22,5 @@ export { prepareDataset, readExamples, describeLengths, type PrepareOptions, typ
 export { SequenceSet, buildSequences, type Batch, type BatchOptions, type IdArray } from './batch.js';
 export { SampleStore } from './samples.js';
 export { previewDataset, type DatasetPreview, type PreviewRow, type PreviewOptions, type Span } from './preview.js';
-export { seededRandom, shuffledIndices } from './random.js';
+export { shuffledIndices } from './random.js';
 export { isChat, type Example, type ChatMessage } from './types.js';

@@ -12,14 +12,14 @@
 // So the base model writes fluent text about this world and can add and subtract inside a story,
 // but it has never answered a counting question in the chat, nor in the dataset's format: that is
 // the habit a LoRA fine-tune teaches in the demo (as MetaMathQA teaches a base model its format).
-// Everything is a pure function of a seed (synthetic/random.ts's Rng), so the corpus and the
+// Everything is a pure function of a seed (util/random.ts's Rng), so the corpus and the
 // dataset are reproducible on every machine.
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { writeFileAtomic } from '../model/safetensors.js';
-import { Rng } from '../model/synthetic/random.js';
+import { Rng } from '../util/random.js';
 import type { ChatMessage } from '../model/types.js';
 
 // ---- the world ------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ import { ropeInvFreq } from '../model/config.js';
 import { FrozenWeights, buildTrainForward } from '../model/llama.js';
 import { Checkpoint, writeFileAtomic, writeSafetensors } from '../model/safetensors.js';
 import { llamaWeightSpecs, writeSyntheticCheckpoint } from '../model/synthetic.js';
-import { Rng } from '../model/synthetic/random.js';
+import { Rng } from '../util/random.js';
 import { loadTokenizer } from '../model/tokenizer.js';
 import type { ModelConfig, TextTokenizer } from '../model/types.js';
 import { learningRate } from '../train/schedule.js';

@@ -6,7 +6,7 @@
 import { app, BrowserWindow, net, protocol, session, shell } from 'electron';
 import { dirname, join, normalize, sep } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import type { ApiCalls, ProviderName } from '../../src-shared/api.js';
+import { type ApiCalls, PROVIDER_NAMES, type ProviderName } from '../../src-shared/api.js';
 import { registerIpc } from './ipc.js';
 
 const here = dirname(fileURLToPath(import.meta.url)); // dist/electron after the build
@@ -55,7 +55,7 @@ function placeholderServices(): ApiCalls {
   return {
     appInfo: async () => {
       const { availableProviders } = await import('../engine/runtime/session.js');
-      const known: ProviderName[] = ['cpu', 'webgpu', 'dml', 'cuda', 'coreml'];
+      const known: readonly ProviderName[] = PROVIDER_NAMES;
       return {
         version: app.getVersion(),
         platform: `${process.platform}-${process.arch}`,

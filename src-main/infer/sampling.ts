@@ -2,7 +2,7 @@
 // optional repetition penalty (CTRL-style, as in Hugging Face: divide positive logits, multiply
 // negative ones, for every token already in the sequence).
 
-import { mulberry32 } from '../model/lora.js';
+import { mulberry32 } from '../util/random.js';
 
 export interface SamplingOptions {
   /** 0 (or greedy: true) picks the most likely token. */

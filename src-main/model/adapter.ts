@@ -12,15 +12,22 @@
 // regex string in target_modules, "all-linear", F16/BF16/F32, `lora_A.default.weight`), and strict
 // about what Finch could not apply faithfully (DoRA, per-module ranks, some layers only, extra
 // trained modules): those fail with a message instead of loading a different adapter.
+//
+// Beside the two PEFT files Finch writes finch_adapter.json (FinchAdapterInfo): how its training
+// rendered chat rows, so that whatever uses the adapter later (eval, generate, the demo) renders
+// prompts the same way. adapter_config.json stays exactly what PEFT writes; PEFT and other tools
+// ignore the extra file, and an adapter without it (trained elsewhere) uses the 'auto' choice.
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Checkpoint, SafetensorsError, writeSafetensors, type TensorInfo } from './safetensors.js';
 import { LORA_TARGETS, loraParams, modulePath, type LoraSpec, type LoraTarget } from './lora.js';
+import type { TemplateChoice } from '../data/template.js';
 import type { ModelConfig } from './types.js';
 
 export const ADAPTER_CONFIG = 'adapter_config.json';
 export const ADAPTER_WEIGHTS = 'adapter_model.safetensors';
+export const FINCH_ADAPTER_INFO = 'finch_adapter.json';
 const PICKLED_WEIGHTS = 'adapter_model.bin';
 
 export class AdapterError extends Error {
@@ -36,6 +43,19 @@ export interface PeftAdapter {
   tensors: Map<string, Float32Array>;
   /** adapter_config.json's base_model_name_or_path (a Hub id or a path), null when absent. */
   baseModel: string | null;
+  /** finch_adapter.json, null for an adapter Finch did not train. */
+  finch: FinchAdapterInfo | null;
+}
+
+/** What Finch records beside an adapter it trained (finch_adapter.json). */
+export interface FinchAdapterInfo {
+  /** The chat template training rendered chat rows with; null when every row was raw text. */
+  template: 'model' | 'fallback' | null;
+}
+
+/** The template choice for prompts of this adapter (or of no adapter): what its training used, else 'auto'. */
+export function adapterTemplate(adapter: { finch?: FinchAdapterInfo | null } | null): TemplateChoice {
+  return adapter?.finch?.template ?? 'auto';
 }
 
 export interface SavePeftAdapterInput {
@@ -44,6 +64,8 @@ export interface SavePeftAdapterInput {
   baseModel: string;
   tensors: ReadonlyMap<string, Float32Array>;
   cfg: ModelConfig;
+  /** Written as finch_adapter.json when given. */
+  finch?: FinchAdapterInfo;
 }
 
 // ---- writing ---------------------------------------------------------------------------------
@@ -117,6 +139,7 @@ export function savePeftAdapter(dir: string, input: SavePeftAdapterInput): void 
       { format: 'pt' },
     );
     writeFileDurable(path.join(tmp, ADAPTER_CONFIG), JSON.stringify(peftAdapterConfig(spec, baseModel), null, 2) + '\n');
+    if (input.finch) writeFileDurable(path.join(tmp, FINCH_ADAPTER_INFO), JSON.stringify(input.finch, null, 2) + '\n');
     fsyncDir(tmp);
     if (!fs.existsSync(abs)) {
       fs.renameSync(tmp, abs);
@@ -126,6 +149,9 @@ export function savePeftAdapter(dir: string, input: SavePeftAdapterInput): void 
     if (!fs.statSync(abs).isDirectory()) throw new AdapterError(`cannot save adapter: ${abs} exists and is not a folder`);
     fs.renameSync(path.join(tmp, ADAPTER_WEIGHTS), path.join(abs, ADAPTER_WEIGHTS));
     fs.renameSync(path.join(tmp, ADAPTER_CONFIG), path.join(abs, ADAPTER_CONFIG));
+    // The info belongs to the new weights: replaced with them, or removed when there is none.
+    if (input.finch) fs.renameSync(path.join(tmp, FINCH_ADAPTER_INFO), path.join(abs, FINCH_ADAPTER_INFO));
+    else fs.rmSync(path.join(abs, FINCH_ADAPTER_INFO), { force: true });
     fsyncDir(abs);
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });
@@ -202,13 +228,22 @@ export function loadPeftAdapter(dir: string, cfg: ModelConfig): PeftAdapter {
     throw new AdapterError(e instanceof SafetensorsError ? e.message : `${weightsFile}: ${(e as Error).message}`);
   }
   try {
-    return { spec, baseModel, tensors: readAdapterTensors(ck, cfg, spec, weightsFile) };
+    return { spec, baseModel, tensors: readAdapterTensors(ck, cfg, spec, weightsFile), finch: readFinchInfo(path.join(abs, FINCH_ADAPTER_INFO)) };
   } finally {
     ck.close();
   }
 }
 
 type Json = Record<string, unknown>;
+
+function readFinchInfo(file: string): FinchAdapterInfo | null {
+  if (!fs.existsSync(file)) return null;
+  const template = readConfig(file).template;
+  if (template !== 'model' && template !== 'fallback' && template !== null) {
+    throw new AdapterError(`${file}: "template" must be "model", "fallback" or null, got ${JSON.stringify(template)}; delete the file to use the model's chat template if it has one`);
+  }
+  return { template };
+}
 
 function readConfig(file: string): Json {
   let v: unknown;

@@ -5,8 +5,6 @@
 import { mulberry32 } from '../util/random.js';
 import type { ModelConfig } from './types.js';
 
-export { mulberry32 };
-
 export const LORA_TARGETS = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'] as const;
 export type LoraTarget = (typeof LORA_TARGETS)[number];
 

@@ -11,10 +11,11 @@
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { ADAPTER_CONFIG, fsyncDir, loadPeftAdapter, writeFileDurable } from './adapter.js';
+import { ADAPTER_CONFIG, fsyncDir, loadPeftAdapter, writeFileDurable, type PeftAdapter } from './adapter.js';
 import { loadModelConfig } from './config.js';
 import { loraParams, loraScale, modulePath } from './lora.js';
 import { Checkpoint, tensorBytes, writeSafetensors, type TensorInfo, type TensorToWrite } from './safetensors.js';
+import type { ModelConfig } from './types.js';
 
 export class MergeError extends Error {
   constructor(message: string) {
@@ -84,14 +85,7 @@ export function mergeAdapter(baseDir: string, adapterDir: string, outDir: string
   const scale = loraScale(adapter.spec);
   const ck = Checkpoint.open(base);
   try {
-    // Base weight name -> its LoRA pair.
-    const lora = new Map<string, { a: Float32Array; b: Float32Array; r: number }>();
-    for (const p of loraParams(cfg, adapter.spec)) {
-      if (p.which !== 'A') continue;
-      const w = `${modulePath(p.layer, p.target)}.weight`;
-      const b = p.name.replace('.lora_A.weight', '.lora_B.weight');
-      lora.set(w, { a: adapter.tensors.get(p.name)!, b: adapter.tensors.get(b)!, r: p.shape[0] });
-    }
+    const lora = loraPairs(cfg, adapter);
     for (const [w, { a, b, r }] of lora) {
       if (!ck.has(w)) throw new MergeError(`${ck.source}: the adapter targets ${w}, which the base checkpoint does not have`);
       const t = ck.info(w);
@@ -176,6 +170,24 @@ export function mergeAdapter(baseDir: string, adapterDir: string, outDir: string
   } finally {
     ck.close();
   }
+}
+
+/** A LoRA pair of one projection: A [r, in], B [out, r]. */
+export interface LoraPair {
+  a: Float32Array;
+  b: Float32Array;
+  r: number;
+}
+
+/** Base weight name ("model.layers.0.self_attn.q_proj.weight") -> its adapter's LoRA pair. */
+export function loraPairs(cfg: ModelConfig, adapter: PeftAdapter): Map<string, LoraPair> {
+  const lora = new Map<string, LoraPair>();
+  for (const p of loraParams(cfg, adapter.spec)) {
+    if (p.which !== 'A') continue;
+    const b = p.name.replace('.lora_A.weight', '.lora_B.weight');
+    lora.set(`${modulePath(p.layer, p.target)}.weight`, { a: adapter.tensors.get(p.name)!, b: adapter.tensors.get(b)!, r: p.shape[0] });
+  }
+  return lora;
 }
 
 /**

@@ -1,6 +1,6 @@
 // 4-bit frozen weights for QLoRA.
 //
-// Representation (chosen from ORT-FACTS.md's measurements): symmetric blockwise int4 in the layout
+// Representation (chosen from measurements, docs/ort-notes.md): symmetric blockwise int4 in the layout
 // of com.microsoft MatMulNBits — the one 4-bit path in ONNX Runtime that keeps the memory saving
 // (+45 MB vs +73 MB for a float32 4096x4096 weight) at float speed, on CPU and WebGPU alike. NF4
 // (QLoRA's codebook) would need in-graph unpacking that ORT constant-folds back to float32 at load.

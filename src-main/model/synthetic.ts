@@ -9,14 +9,13 @@ import * as path from 'node:path';
 import { loadModelConfig } from './config.js';
 import { writeFileAtomic, writeSafetensors, writeShardedSafetensors, tensorBytes, type SafetensorsDtype, type TensorToWrite } from './safetensors.js';
 import { builtinCorpus } from './synthetic/corpus.js';
-import { Rng } from './synthetic/random.js';
+import { Rng } from '../util/random.js';
 import { CHAT_TEMPLATES, trainTokenizer, type ChatTemplateName, type TokenizerFamily, type TrainedTokenizer } from './synthetic/tokenizers.js';
 import type { Llama3RopeScaling, ModelConfig, ModelType } from './types.js';
 
 export { builtinCorpus } from './synthetic/corpus.js';
 export { trainTokenizer, CHAT_TEMPLATES, bytesToUnicode, type TokenizerFamily, type TrainedTokenizer, type ChatTemplateName } from './synthetic/tokenizers.js';
 export { trainBpe } from './synthetic/bpe.js';
-export { Rng } from './synthetic/random.js';
 
 export type StorageDtype = 'float32' | 'bfloat16' | 'float16';
 
@@ -35,11 +34,7 @@ export interface SyntheticCheckpointOptions {
    * byte-level / 2.8k SentencePiece tokens; pass `corpus` for larger vocabularies.
    */
   vocabSize?: number;
-  /**
-   * config.json's vocab_size when larger than the tokenizer (real checkpoints pad it: Qwen2.5-0.5B
-   * has 151936 embedding rows for a 151665-token tokenizer). Lets a small tokenizer stand in for a
-   * real model's full-size embedding and head. Default: the tokenizer's size.
-   */
+  /** Embedding rows when more than the tokenizer's ids (vocabularies padded, or benchmark shapes). */
   modelVocabSize?: number;
   hiddenSize?: number; // 64
   numLayers?: number; // 2
@@ -146,13 +141,10 @@ export function writeSyntheticCheckpoint(dir: string, opts: SyntheticCheckpointO
   const id = (s: string | null) => (s === null ? null : tok.ids.get(s)!);
   const eosIds = [tok.eos, ...tok.extraEos].map((s) => id(s)!);
 
-  if (opts.modelVocabSize !== undefined && opts.modelVocabSize < tok.vocabSize) {
-    throw new Error(`synthetic checkpoint: modelVocabSize ${opts.modelVocabSize} is smaller than the tokenizer's ${tok.vocabSize} tokens`);
-  }
   const config: Record<string, unknown> = {
     architectures: [ARCHITECTURES[modelType]],
     model_type: modelType,
-    vocab_size: opts.modelVocabSize ?? tok.vocabSize,
+    vocab_size: Math.max(tok.vocabSize, opts.modelVocabSize ?? 0),
     hidden_size: hidden,
     intermediate_size: opts.intermediateSize ?? 2 * hidden,
     num_hidden_layers: opts.numLayers ?? 2,

@@ -204,6 +204,12 @@ export function loadTokenizer(dir: string): HfTextTokenizer {
   );
 }
 
+/** The raw chat template text of a model folder (as loadTokenizer finds it), or null for none. */
+export function loadChatTemplate(dir: string): string | null {
+  const cfgFile = path.join(dir, 'tokenizer_config.json');
+  return resolveChatTemplate(dir, readJson(cfgFile, false, '') ?? {}, cfgFile)?.text ?? null;
+}
+
 function resolveChatTemplate(dir: string, cfg: Json, cfgFile: string): { text: string; source: string } | null {
   const jinjaFile = path.join(dir, 'chat_template.jinja');
   if (fs.existsSync(jinjaFile)) return { text: fs.readFileSync(jinjaFile, 'utf8'), source: jinjaFile };

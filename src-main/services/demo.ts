@@ -83,7 +83,7 @@ export async function runDemo(o: DemoOptions, emit: (e: DemoEvent) => void): Pro
     await trainModel(model, cfg, (e) => emit(e.event === 'done' ? { ...e, event: 'train_done' } : e));
 
     const adapter = loadPeftAdapter(out, c);
-    const after = await evaluateExactMatch(model, qa, { spec: adapter.spec, tensors: adapter.tensors }, { ...gen, skipBase: true });
+    const after = await evaluateExactMatch(model, qa, adapter, { ...gen, skipBase: true }); // prompts as its training rendered them
     const tunedAccuracy = after.adapter ?? 0;
     const rows = before.rows.map((r, i) => ({ ...r, adapter: after.rows[i]!.adapter, adapterCorrect: after.rows[i]!.adapterCorrect }));
     emit({ event: 'compare', rows: rows.slice(0, DEMO_RECIPE.showRows).map(toRow), base_accuracy: before.base, tuned_accuracy: tunedAccuracy });

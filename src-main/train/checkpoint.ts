@@ -1,11 +1,12 @@
-// A run's checkpoints: checkpoints/step-<N>/ holds the PEFT adapter (the LoRA parameters), the AdamW
-// moments (optimizer.safetensors, "m:<name>" and "v:<name>") and trainer_state.json (step, config,
-// loss history, dataset fingerprint). A checkpoint counts only once its folder has been renamed
+// A run's checkpoints: checkpoints/step-<N>/ holds the PEFT adapter (the LoRA parameters, with
+// finch_adapter.json so that a checkpoint used on its own renders prompts as training did), the
+// AdamW moments (optimizer.safetensors, "m:<name>" and "v:<name>") and trainer_state.json (step,
+// config, loss history, dataset fingerprint). A checkpoint counts only once its folder has been renamed
 // into place, so a run killed while writing one resumes from the previous one.
 
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadPeftAdapter, savePeftAdapter } from '../model/adapter.js';
+import { type FinchAdapterInfo, loadPeftAdapter, savePeftAdapter } from '../model/adapter.js';
 import type { LoraParam, LoraSpec } from '../model/lora.js';
 import { Checkpoint, writeFileAtomic, writeSafetensors } from '../model/safetensors.js';
 import type { ModelConfig } from '../model/types.js';
@@ -61,7 +62,7 @@ function readState(dir: string): TrainerState {
 export class Checkpointer {
   constructor(
     private readonly out: string,
-    private readonly model: { config: ModelConfig; baseModel: string; spec: LoraSpec; params: readonly LoraParam[] },
+    private readonly model: { config: ModelConfig; baseModel: string; spec: LoraSpec; params: readonly LoraParam[]; finch: FinchAdapterInfo },
     private readonly keep: number,
   ) {}
 
@@ -97,7 +98,7 @@ export class Checkpointer {
     rmSync(tmp, { recursive: true, force: true });
     try {
       mkdirSync(tmp);
-      savePeftAdapter(tmp, { spec: this.model.spec, baseModel: this.model.baseModel, tensors: t.params, cfg: this.model.config });
+      savePeftAdapter(tmp, { spec: this.model.spec, baseModel: this.model.baseModel, tensors: t.params, cfg: this.model.config, finch: this.model.finch });
       writeSafetensors(join(tmp, OPTIMIZER_FILE), this.model.params.flatMap((p) => [
         { name: `m:${p.name}`, dtype: 'F32' as const, shape: p.shape, data: t.m.get(p.name)! },
         { name: `v:${p.name}`, dtype: 'F32' as const, shape: p.shape, data: t.v.get(p.name)! },

@@ -7,12 +7,13 @@ import { prepareDataset } from '../data/dataset.js';
 import type { ColumnMap, FormatName } from '../data/formats.js';
 import { resolveFormat, toExample } from '../data/formats.js';
 import { openRows } from '../data/read/index.js';
-import { encodeGenerationPrompt, type TrainOn } from '../data/template.js';
+import { encodeGenerationPrompt, type TemplateChoice, type TrainOn } from '../data/template.js';
 import { isChat } from '../data/types.js';
 import { sessionFromGraph } from '../engine/onnx/staged.js';
 import { stagingDir } from '../store/paths.js';
 import { type HostTensor, Session } from '../engine/runtime/session.js';
 import { Generator } from '../infer/generate.js';
+import { adapterTemplate, type FinchAdapterInfo } from '../model/adapter.js';
 import type { LoadedModel } from '../model/load.js';
 import type { LoraSpec } from '../model/lora.js';
 import type { ChatMessage } from '../model/types.js';
@@ -24,6 +25,8 @@ export interface EvalDataOptions {
   format?: FormatName;
   map?: ColumnMap;
   trainOn?: TrainOn;
+  /** How chat rows are rendered (default: as the adapter's training did, model/adapter.ts adapterTemplate). */
+  template?: TemplateChoice;
   seqLen: number;
   batch: number;
   threads?: number;
@@ -33,6 +36,8 @@ export interface EvalDataOptions {
 export interface Adapter {
   spec: LoraSpec;
   tensors: Map<string, Float32Array>;
+  /** finch_adapter.json of a Finch-trained adapter: the template its training used. */
+  finch?: FinchAdapterInfo | null;
 }
 
 export interface LossResult {
@@ -73,7 +78,8 @@ export async function meanLoss(session: Session, set: SequenceSet, B: number, T:
 /** Mean next-token loss over every trained token of the dataset (all rows, no split). */
 export async function evaluateLoss(model: LoadedModel, file: string, adapter: Adapter | null, o: EvalDataOptions): Promise<LossResult> {
   const data = await prepareDataset(file, model.tokenizer, {
-    seqLen: o.seqLen, valFraction: 0, trainOn: o.trainOn ?? 'completions', format: o.format, map: o.map, onBadRow: o.onBadRow ?? 'fail',
+    seqLen: o.seqLen, valFraction: 0, trainOn: o.trainOn ?? 'completions', template: o.template ?? adapterTemplate(adapter),
+    format: o.format, map: o.map, onBadRow: o.onBadRow ?? 'fail',
   });
   const set = data.train;
   const T = staticSeqLen([set], o.seqLen);
@@ -121,10 +127,14 @@ export async function readQa(file: string, o: { format?: FormatName; map?: Colum
  */
 export async function evaluateExactMatch(
   model: LoadedModel, qa: { prompt: ChatMessage[]; reference: string }[], adapter: Adapter | null,
-  o: { maxNewTokens: number; batch: number; threads?: number; onRow?: (i: number) => void; /** Adapter answers only (base rows empty). */ skipBase?: boolean },
+  o: {
+    maxNewTokens: number; batch: number; threads?: number; onRow?: (i: number) => void; /** Adapter answers only (base rows empty). */ skipBase?: boolean;
+    /** Prompt rendering for base and adapter alike (default: as the adapter's training did). */ template?: TemplateChoice;
+  },
 ): Promise<ExactMatchResult> {
   const tok = model.tokenizer;
-  const prompts = qa.map((q) => encodeGenerationPrompt(tok, q.prompt)); // exactly as training rendered prompts
+  const template = o.template ?? adapterTemplate(adapter);
+  const prompts = qa.map((q) => encodeGenerationPrompt(tok, q.prompt, template)); // exactly as training rendered prompts
   const longest = Math.max(...prompts.map((p) => p.length));
   const gen = await Generator.create(model.weights, model.invFreq, {
     maxPositions: Math.min(model.config.maxPositionEmbeddings, longest + o.maxNewTokens), lora: adapter?.spec ?? null, threads: o.threads ?? 0,

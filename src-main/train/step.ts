@@ -7,7 +7,7 @@
 
 import { grad } from '../engine/autodiff/grad.js';
 import { Graph, type Tensor } from '../engine/graph/graph.js';
-import { adamw } from '../engine/optim/adamw.js';
+import { ADAMW_DEFAULTS, adamw } from '../engine/optim/adamw.js';
 import { FrozenWeights, buildTrainForward } from '../model/llama.js';
 import { type LoraParam, type LoraSpec, loraParams } from '../model/lora.js';
 
@@ -20,7 +20,8 @@ export interface OptimizerConfig {
   maxGradNorm: number | null;
 }
 
-export const DEFAULT_OPTIMIZER: OptimizerConfig = { weightDecay: 0, beta1: 0.9, beta2: 0.999, eps: 1e-8, maxGradNorm: 1.0 };
+/** The trainer's optimizer defaults (TRAIN_DEFAULTS reads weightDecay and maxGradNorm from here). */
+export const DEFAULT_OPTIMIZER: OptimizerConfig = { ...ADAMW_DEFAULTS, maxGradNorm: 1.0 };
 
 export interface StepShape {
   batch: number;

@@ -5,6 +5,7 @@
 //
 // Output folder:
 //   <out>/adapter_config.json, adapter_model.safetensors   the final PEFT adapter
+//   <out>/finch_adapter.json                                the chat template training used (model/adapter.ts)
 //   <out>/run.json                                          config, status and loss history
 //   <out>/checkpoints/step-<N>/                             written and read by Checkpointer (checkpoint.ts)
 
@@ -20,14 +21,15 @@ import { type HostTensor, type Provider, Session, type SessionOptions } from '..
 import { savePeftAdapter } from '../model/adapter.js';
 import { loadModel, type LoadedModel } from '../model/load.js';
 import { prepareInt4 } from '../model/quant-cache.js';
-import { type LoraSpec, initLora, mulberry32 } from '../model/lora.js';
+import { DEFAULT_LORA, type LoraSpec, initLora } from '../model/lora.js';
 import { writeFileAtomic } from '../model/safetensors.js';
 import { stagingDir } from '../store/paths.js';
 import { Checkpointer, type OptimizerTensors, TrainingError, type TrainerState } from './checkpoint.js';
 import { meanLoss, staticSeqLen } from './evaluate.js';
 import { batchFeeds } from './feeds.js';
 import { type ScheduleName, learningRate } from './schedule.js';
-import { type StepGraphs, buildLossGraph, buildStepGraphs } from './step.js';
+import { DEFAULT_OPTIMIZER, type StepGraphs, buildLossGraph, buildStepGraphs } from './step.js';
+import { mulberry32 } from '../util/random.js';
 
 export interface TrainConfig {
   model: string;
@@ -74,7 +76,7 @@ export const TRAIN_DEFAULTS: Omit<TrainConfig, 'model' | 'data' | 'out'> = {
   pack: false,
   seqLen: 512,
   valFraction: 0.05, // held-out rows for the eval loss
-  lora: { rank: 16, alpha: 32, dropout: 0.05, rslora: false, targets: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'] },
+  lora: DEFAULT_LORA,
   quantize: false,
   lr: 2e-4, // the common LoRA learning rate
   schedule: 'cosine',
@@ -83,8 +85,8 @@ export const TRAIN_DEFAULTS: Omit<TrainConfig, 'model' | 'data' | 'out'> = {
   maxSteps: null,
   batch: 4,
   gradAccum: 1,
-  weightDecay: 0,
-  maxGradNorm: 1.0,
+  weightDecay: DEFAULT_OPTIMIZER.weightDecay,
+  maxGradNorm: DEFAULT_OPTIMIZER.maxGradNorm,
   evalEvery: 0,
   checkpointEvery: 100,
   keepCheckpoints: 2,
@@ -175,7 +177,7 @@ export async function trainModel(model: LoadedModel, cfg: TrainConfig, emit: (e:
     checkpointGroup: cfg.checkpointLayers ? Math.max(1, Math.round(Math.sqrt(model.config.numLayers))) : 1,
   };
   const embed = shape.hostEmbeddings ? (ids: BigInt64Array) => model.weights.embedRows(ids) : undefined;
-  const opt = { weightDecay: cfg.weightDecay, beta1: 0.9, beta2: 0.999, eps: 1e-8, maxGradNorm: cfg.maxGradNorm };
+  const opt = { ...DEFAULT_OPTIMIZER, weightDecay: cfg.weightDecay, maxGradNorm: cfg.maxGradNorm };
   const dataS = since(t);
   t = performance.now();
   const graphs = buildStepGraphs(model.weights, model.invFreq, shape, opt, cfg.gradAccum);
@@ -188,7 +190,9 @@ export async function trainModel(model: LoadedModel, cfg: TrainConfig, emit: (e:
   const sessions = await openStepSessions(graphs, sessionOpts);
   emit({ event: 'ready', load_s: loaded.loadS, data_s: dataS, graph_s: graphS, session_s: since(t), total_s: loaded.loadS + since(phaseStart), int4_source: loaded.int4Source });
   let evalSession: Session | null = null;
-  const checkpoints = new Checkpointer(out, { config: model.config, baseModel: cfg.model, spec: cfg.lora, params: graphs.params }, cfg.keepCheckpoints);
+  // Recorded beside every adapter the run writes: eval and generate render prompts as training did.
+  const finch = { template: data.template };
+  const checkpoints = new Checkpointer(out, { config: model.config, baseModel: cfg.model, spec: cfg.lora, params: graphs.params, finch }, cfg.keepCheckpoints);
 
   // State: parameters and moments, fresh or from the last checkpoint.
   let state: TrainerState = { step: 0, config: cfg, losses: [], evals: [], datasetFingerprint: fingerprint };
@@ -281,7 +285,7 @@ export async function trainModel(model: LoadedModel, cfg: TrainConfig, emit: (e:
     }
     adapter = checkpoints.latest() ?? '';
   } else {
-    savePeftAdapter(out, { spec: cfg.lora, baseModel: cfg.model, tensors: tensors.params, cfg: model.config });
+    savePeftAdapter(out, { spec: cfg.lora, baseModel: cfg.model, tensors: tensors.params, cfg: model.config, finch });
   }
   runJson();
   emit({ event: 'done', adapter, steps: state.step, loss: lastLoss, eval_loss: state.evals.at(-1)?.loss ?? null, status });

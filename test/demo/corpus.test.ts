@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { chatConversation, demoDataset, extractAnswer, pretrainDoc, randomSum, tokenizerCorpus, wordProblem } from '../../src-main/demo/corpus.js';
-import { Rng } from '../../src-main/model/synthetic/random.js';
+import { Rng } from '../../src-main/util/random.js';
 
 test('sums stay in 0..20 and are correct', () => {
   const r = new Rng(1);

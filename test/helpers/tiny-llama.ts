@@ -1,6 +1,6 @@
 // Tiny Llama-family configs and random weights for graph tests (in memory; checkpoints on disk
 // come from src-main/model/synthetic.ts).
-import { mulberry32 } from '../../src-main/model/lora.js';
+import { mulberry32 } from '../../src-main/util/random.js';
 import type { ModelConfig } from '../../src-main/model/types.js';
 
 export function tinyConfig(over: Partial<ModelConfig>): ModelConfig {

@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Generator } from '../../src-main/infer/generate.js';
 import { FrozenWeights } from '../../src-main/model/llama.js';
-import { type LoraSpec, LORA_TARGETS, loraParams, mulberry32 } from '../../src-main/model/lora.js';
+import { type LoraSpec, LORA_TARGETS, loraParams } from '../../src-main/model/lora.js';
+import { mulberry32 } from '../../src-main/util/random.js';
 import { invFreqOf, randomWeights, tinyConfig } from '../helpers/tiny-llama.js';
 
 const cfg = tinyConfig({ numLayers: 2 });

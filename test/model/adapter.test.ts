@@ -9,9 +9,10 @@ import { test } from 'node:test';
 import { AdapterError, loadPeftAdapter, peftAdapterConfig, savePeftAdapter } from '../../src-main/model/adapter.js';
 import { loraParams, type LoraSpec } from '../../src-main/model/lora.js';
 import { Checkpoint, f16BitsToF32, f32ToF16Bits, writeSafetensors, type SafetensorsDtype } from '../../src-main/model/safetensors.js';
-import { Rng, writeSyntheticCheckpoint } from '../../src-main/model/synthetic.js';
+import { writeSyntheticCheckpoint } from '../../src-main/model/synthetic.js';
 import type { ModelConfig } from '../../src-main/model/types.js';
 import { tempDir } from './model-helpers.js';
+import { Rng } from '../../src-main/util/random.js';
 
 const root = tempDir('finch-adapter-');
 // A small GQA model: q [32, 32], k/v [16, 32], gate/up [48, 32], down [32, 48]; 2 layers.
@@ -134,6 +135,21 @@ test('saving into an existing run folder replaces the adapter and leaves the res
   assert.equal(back.spec.rank, 2);
   for (const [k, v] of second) assert.deepEqual(back.tensors.get(k), v);
   assert.deepEqual(readdirSync(root).filter((f) => f.includes('tmp')), []);
+});
+
+test('finch_adapter.json: written beside the PEFT files, read back, replaced or removed with the weights, checked', () => {
+  const dir = fresh('finch-info');
+  savePeftAdapter(dir, { spec: QV, baseModel: 'b', tensors: randomTensors(QV, 1), cfg, finch: { template: 'fallback' } });
+  assert.deepEqual(readdirSync(dir).sort(), ['adapter_config.json', 'adapter_model.safetensors', 'finch_adapter.json']);
+  assert.deepEqual(JSON.parse(readFileSync(join(dir, 'adapter_config.json'), 'utf8')), peftAdapterConfig(QV, 'b'));
+  assert.deepEqual(loadPeftAdapter(dir, cfg).finch, { template: 'fallback' });
+  savePeftAdapter(dir, { spec: QV, baseModel: 'b', tensors: randomTensors(QV, 2), cfg, finch: { template: 'model' } });
+  assert.deepEqual(loadPeftAdapter(dir, cfg).finch, { template: 'model' });
+  // New weights without a record must not inherit the old one.
+  savePeftAdapter(dir, { spec: QV, baseModel: 'b', tensors: randomTensors(QV, 3), cfg });
+  assert.equal(loadPeftAdapter(dir, cfg).finch, null);
+  writeFileSync(join(dir, 'finch_adapter.json'), JSON.stringify({ template: 'alpaca' }));
+  assertAdapterError(() => loadPeftAdapter(dir, cfg), 'finch_adapter.json', '"template"', '"alpaca"');
 });
 
 test('save refuses tensors that do not match the spec, writing nothing', () => {

@@ -10,7 +10,8 @@ import { join } from 'node:path';
 import { writeModelFile } from '../../src-main/engine/onnx/writer.js';
 import { type HostTensor, Session } from '../../src-main/engine/runtime/session.js';
 import { FrozenWeights } from '../../src-main/model/llama.js';
-import { LORA_TARGETS, type LoraParam, initLora, mulberry32 } from '../../src-main/model/lora.js';
+import { LORA_TARGETS, type LoraParam, initLora } from '../../src-main/model/lora.js';
+import { mulberry32 } from '../../src-main/util/random.js';
 import type { ModelConfig } from '../../src-main/model/types.js';
 import { DEFAULT_OPTIMIZER, type StepShape, buildFusedStep } from '../../src-main/train/step.js';
 

@@ -16,8 +16,8 @@ import {
   writeShardedSafetensors,
   type TensorToWrite,
 } from '../../src-main/model/safetensors.js';
-import { Rng } from '../../src-main/model/synthetic.js';
 import { runPythonScript, tempDir } from './model-helpers.js';
+import { Rng } from '../../src-main/util/random.js';
 
 const dir = tempDir();
 

@@ -3,7 +3,7 @@
 // base and adapter side by side in one generation batch.
 
 import { FORMAT_NAMES, type FormatName, parseColumnMap } from '../../data/formats.js';
-import { loadPeftAdapter } from '../../model/adapter.js';
+import { adapterTemplate, loadPeftAdapter } from '../../model/adapter.js';
 import { loadModel } from '../../model/load.js';
 import { evaluateExactMatch, evaluateLoss, readQa } from '../../train/evaluate.js';
 import { reportError } from '../errors.js';
@@ -11,7 +11,8 @@ import { parseCommand } from '../args.js';
 
 const USAGE = `Usage: finch eval --model DIR --data FILE [options]
 
-  --adapter DIR        also evaluate this PEFT adapter (the base is reported beside it)
+  --adapter DIR        also evaluate this PEFT adapter (the base is reported beside it); chat rows
+                       are rendered with the template the adapter was trained with (finch_adapter.json)
   --format F           ${FORMAT_NAMES.join(' | ')} (default: detected)
   --map K=COL,...      column mapping, e.g. prompt=query,completion=response
   --train-on W         completions (default) | all: which tokens are scored
@@ -48,8 +49,10 @@ export async function run(argv: string[]): Promise<number> {
   }
   try {
     const adapter = values.adapter ? loadPeftAdapter(values.adapter, model.config) : null;
+    // Base and adapter alike render chat rows as the adapter's training did (finch_adapter.json).
+    const template = adapterTemplate(adapter);
     const dataOpts = {
-      format: values.format as FormatName | undefined, map: values.map ? parseColumnMap(values.map) : undefined,
+      format: values.format as FormatName | undefined, map: values.map ? parseColumnMap(values.map) : undefined, template,
       trainOn: values['train-on'] as 'completions' | 'all', seqLen: ints.seqLen, batch: ints.batch, threads: ints.threads,
     };
     const log = (s: string) => { if (!values.json) console.error(s); };
@@ -60,7 +63,7 @@ export async function run(argv: string[]): Promise<number> {
     if (values['exact-match']) {
       const qa = await readQa(values.data, { format: dataOpts.format, map: dataOpts.map, limit: values.limit ? Number(values.limit) : undefined });
       log(`generating answers for ${qa.length} prompts...`);
-      em = await evaluateExactMatch(model, qa, adapter, { maxNewTokens: ints.maxNew, batch: ints.batch, threads: ints.threads });
+      em = await evaluateExactMatch(model, qa, adapter, { maxNewTokens: ints.maxNew, batch: ints.batch, threads: ints.threads, template });
     }
     const main = tuned ?? base;
     const result = {

@@ -3,7 +3,7 @@
 
 import { Generator } from '../../infer/generate.js';
 import { GREEDY, type SamplingOptions } from '../../infer/sampling.js';
-import { loadPeftAdapter } from '../../model/adapter.js';
+import { adapterTemplate, loadPeftAdapter } from '../../model/adapter.js';
 import { encodeGenerationPrompt } from '../../data/template.js';
 import { loadModel } from '../../model/load.js';
 import { prepareInt4 } from '../../model/quant-cache.js';
@@ -17,7 +17,8 @@ Options:
   --model DIR            Hugging Face model folder (required)
   --adapter DIR          PEFT LoRA adapter folder (adapter_config.json + adapter_model.safetensors)
   --prompt TEXT          the prompt ("" starts from the BOS token)
-  --chat                 wrap the prompt in the model's chat template as a user turn
+  --chat                 wrap the prompt in a chat template as a user turn: the one the adapter
+                         was trained with (finch_adapter.json), else the model's, else Finch's fallback
   --system TEXT          a system message (with --chat)
   --max-new-tokens N     default 128
   --greedy               pick the most likely token (the default)
@@ -29,7 +30,7 @@ Options:
   --stop TEXT            stop when TEXT appears (repeatable)
   --4bit                 load the frozen weights in 4 bits
   --threads N            CPU threads (default: all)
-  --json                 print {"text": "...", "ids": [...generated ids]}`;
+  --json                 print {"text": "...", "ids": [...generated ids], "prompt_ids": [...]}`;
 
 export async function run(argv: string[]): Promise<number> {
   const parsed = parseCommand('generate', argv, {
@@ -81,17 +82,18 @@ export async function run(argv: string[]): Promise<number> {
       });
     }
     const tok = model.tokenizer;
+    const adapter = values.adapter ? loadPeftAdapter(values.adapter, model.config) : null;
     let ids: number[];
     if (values.chat) {
       const messages = [...(values.system ? [{ role: 'system' as const, content: values.system }] : []), { role: 'user' as const, content: values.prompt }];
-      ids = encodeGenerationPrompt(tok, messages); // the model's chat template, else Finch's training fallback
+      // As the adapter's training rendered prompts; without a record, the model's template, else Finch's fallback.
+      ids = encodeGenerationPrompt(tok, messages, adapterTemplate(adapter));
     } else if (values.prompt === '') {
       if (tok.bosId === null) { console.error('finch generate: an empty prompt needs a BOS token, and this tokenizer has none'); return 2; }
       ids = [tok.bosId];
     } else {
       ids = tok.encode(values.prompt, { addSpecialTokens: true });
     }
-    const adapter = values.adapter ? loadPeftAdapter(values.adapter, model.config) : null;
     const gen = await Generator.create(model.weights, model.invFreq, {
       maxPositions: Math.min(model.config.maxPositionEmbeddings, ids.length + maxNew),
       lora: adapter?.spec ?? null,
@@ -103,7 +105,7 @@ export async function run(argv: string[]): Promise<number> {
       onText: values.json ? undefined : (_row, delta) => process.stdout.write(delta),
     });
     await gen.release();
-    if (values.json) console.log(JSON.stringify({ text: res[0]!.text, ids: res[0]!.ids }));
+    if (values.json) console.log(JSON.stringify({ text: res[0]!.text, ids: res[0]!.ids, prompt_ids: ids }));
     else process.stdout.write('\n');
     return 0;
   } catch (e) {

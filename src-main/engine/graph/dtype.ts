@@ -1,5 +1,5 @@
 // Element types the graph builder knows, with their ONNX TensorProto.DataType codes.
-// int4/uint4 live only in initializers: onnxruntime-node cannot feed or fetch them (ORT-FACTS.md).
+// int4/uint4 live only in initializers: onnxruntime-node cannot feed or fetch them (docs/ort-notes.md).
 
 export type DType =
   | 'float32' | 'float64' | 'float16' | 'bfloat16'

@@ -12,15 +12,23 @@ import type { DType } from '../graph/dtype.js';
 import type { Graph, Tensor } from '../graph/graph.js';
 import * as F from '../graph/ops.js';
 
+/**
+ * Finch's AdamW defaults, the one place they are set (the trainer, bench and tests read them from
+ * here through train/step.ts DEFAULT_OPTIMIZER): torch.optim.AdamW's betas and eps, and no weight
+ * decay, the usual choice for LoRA fine-tuning (torch's own AdamW default is 0.01).
+ */
+export const ADAMW_DEFAULTS = { beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0 } as const;
+
 export interface AdamWHyper {
   /** Learning rate: a scalar graph input (read every step, so schedules need no rebuild). */
   lr: Tensor;
   /** Step count t >= 1 (after this update), a scalar float input: drives the bias correction. */
   step: Tensor;
-  beta1?: number; // default 0.9
-  beta2?: number; // default 0.999
-  eps?: number; // default 1e-8
-  weightDecay?: number; // default 0.01, as torch.optim.AdamW
+  /** Absent hyperparameters take ADAMW_DEFAULTS. */
+  beta1?: number;
+  beta2?: number;
+  eps?: number;
+  weightDecay?: number;
   /** Clip gradients to this global L2 norm first (torch.nn.utils.clip_grad_norm_); none if absent. */
   maxGradNorm?: number | null;
 }
@@ -72,7 +80,8 @@ export function adamw(params: readonly Tensor[], grads: readonly Tensor[], m: re
     }
   });
   if (hp.lr.rank !== 0 || hp.step.rank !== 0) throw new F.GraphBuildError(`adamw: lr ${hp.lr} and step ${hp.step} must be scalars`);
-  const beta1 = hp.beta1 ?? 0.9, beta2 = hp.beta2 ?? 0.999, eps = hp.eps ?? 1e-8, wd = hp.weightDecay ?? 0.01;
+  const D = ADAMW_DEFAULTS;
+  const beta1 = hp.beta1 ?? D.beta1, beta2 = hp.beta2 ?? D.beta2, eps = hp.eps ?? D.eps, wd = hp.weightDecay ?? D.weightDecay;
   const dtype = params[0]!.dtype;
   for (const p of params) if (p.dtype !== dtype) throw new F.GraphBuildError(`adamw: parameters mix ${dtype} and ${p.dtype} (${p})`);
 

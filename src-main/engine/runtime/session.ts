@@ -4,8 +4,10 @@
 import * as ort from 'onnxruntime-node';
 import type { DType } from '../graph/dtype.js';
 import type { SerializedModel } from '../onnx/writer.js';
+import type { ProviderName } from '../../../src-shared/api.js';
 
-export type Provider = 'cpu' | 'webgpu' | 'dml' | 'cuda' | 'coreml';
+/** An execution provider (src-shared/api.ts PROVIDER_NAMES). */
+export type Provider = ProviderName;
 
 export interface SessionOptions {
   provider?: Provider;

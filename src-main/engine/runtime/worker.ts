@@ -1,5 +1,5 @@
 // ONNX Runtime sessions on a worker thread. `session.run` blocks the thread it runs on for its
-// whole duration (ORT-FACTS.md), so a caller that must stay responsive (the CLI's progress bar,
+// whole duration (docs/ort-notes.md), so a caller that must stay responsive (the CLI's progress bar,
 // the server's WebSocket, Electron's main process) hosts its sessions here and awaits results:
 //
 //   const host = await SessionHost.start();

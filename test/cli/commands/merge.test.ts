@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { savePeftAdapter } from '../../../src-main/model/adapter.js';
 import { loadModelConfig } from '../../../src-main/model/config.js';
-import { LORA_TARGETS, loraParams, mulberry32 } from '../../../src-main/model/lora.js';
+import { LORA_TARGETS, loraParams } from '../../../src-main/model/lora.js';
+import { mulberry32 } from '../../../src-main/util/random.js';
 import { finch, tempDir, tinyCheckpoint } from '../../helpers/fixtures.js';
 
 test('the merged checkpoint generates what the base model with the adapter generates', async () => {

@@ -1,0 +1,322 @@
+// A Finch run handed to PyTorch's distributed training: `accelerate launch` over Hugging Face
+// Transformers + PEFT (+ bitsandbytes for 4-bit), for models or clusters larger than one machine.
+//
+//   <out>/data/train.jsonl, validation.jsonl   the run's sequences exactly as Finch tokenised and
+//                                              masked them: input_ids, labels (-100 = not
+//                                              trained), position_ids (restart per packed sample)
+//   <out>/train.py                             Trainer + LoraConfig with the run's settings
+//   <out>/accelerate/ddp.yaml, fsdp.yaml       multi-GPU configs: data parallel, or sharded (FSDP)
+//   <out>/README.md                            the launch commands and the settings table
+//
+// The adapter train.py writes is PEFT format, which Finch loads back (finch generate --adapter).
+// Settings map one to one (`settingsTable`); what does not map exactly is said in the README.
+
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { prepareDataset } from '../data/dataset.js';
+import type { SequenceSet } from '../data/batch.js';
+import { loadModelConfig } from '../model/config.js';
+import { writeFileAtomic } from '../model/safetensors.js';
+import { loadTokenizer } from '../model/tokenizer.js';
+import type { ModelType } from '../model/types.js';
+import { resumeConfig, type TrainConfig } from '../train/trainer.js';
+
+export class AccelerateExportError extends Error {
+  override name = 'AccelerateExportError';
+}
+
+/** One row of the settings table: Finch's setting, the Hugging Face argument, the value. */
+export interface SettingRow {
+  finch: string;
+  hf: string;
+  /** The value as Python source. */
+  python: string;
+}
+
+const py = (v: unknown): string => {
+  if (v === null || v === undefined) return 'None';
+  if (typeof v === 'boolean') return v ? 'True' : 'False';
+  if (typeof v === 'number') return String(v);
+  if (Array.isArray(v)) return `[${v.map(py).join(', ')}]`;
+  return JSON.stringify(v);
+};
+
+/** Finch schedule -> transformers' lr_scheduler_type (both warm up linearly for warmup steps). */
+const SCHEDULES: Record<TrainConfig['schedule'], string> = { constant: 'constant_with_warmup', linear: 'linear', cosine: 'cosine' };
+
+/** Run settings as the arguments of LoraConfig, TrainingArguments and the script. */
+export function settingsTable(cfg: TrainConfig): SettingRow[] {
+  const r = (finch: string, hf: string, value: unknown): SettingRow => ({ finch, hf, python: py(value) });
+  return [
+    r('lora.rank', 'LoraConfig.r', cfg.lora.rank),
+    r('lora.alpha', 'LoraConfig.lora_alpha', cfg.lora.alpha),
+    r('lora.dropout', 'LoraConfig.lora_dropout', cfg.lora.dropout),
+    r('lora.targets', 'LoraConfig.target_modules', [...cfg.lora.targets]),
+    r('lora.rslora', 'LoraConfig.use_rslora', cfg.lora.rslora),
+    r('lr', 'TrainingArguments.learning_rate', cfg.lr),
+    r('schedule', 'TrainingArguments.lr_scheduler_type', SCHEDULES[cfg.schedule]),
+    r('warmupSteps', 'TrainingArguments.warmup_steps', cfg.warmupSteps),
+    r('epochs', 'TrainingArguments.num_train_epochs', cfg.epochs),
+    r('maxSteps', 'TrainingArguments.max_steps', cfg.maxSteps ?? -1),
+    r('batch', 'TrainingArguments.per_device_train_batch_size', cfg.batch),
+    r('gradAccum', 'TrainingArguments.gradient_accumulation_steps', cfg.gradAccum),
+    r('weightDecay', 'TrainingArguments.weight_decay', cfg.weightDecay),
+    r('maxGradNorm', 'TrainingArguments.max_grad_norm', cfg.maxGradNorm ?? 0), // 0: no clipping in both
+    r('seed', 'TrainingArguments.seed', cfg.seed),
+    r('evalEvery', 'TrainingArguments.eval_steps', cfg.evalEvery > 0 ? cfg.evalEvery : null),
+    r('checkpointEvery', 'TrainingArguments.save_steps', cfg.checkpointEvery),
+    r('keepCheckpoints', 'TrainingArguments.save_total_limit', cfg.keepCheckpoints),
+    r('checkpointLayers', 'TrainingArguments.gradient_checkpointing', cfg.checkpointLayers),
+    r('seqLen', 'SEQ_LEN (rows are already cut to it)', cfg.seqLen),
+    r('quantize', 'BitsAndBytesConfig(load_in_4bit=...)', cfg.quantize),
+    r('model', 'MODEL (from_pretrained path or Hub id)', path.resolve(cfg.model)),
+  ];
+}
+
+const DECODER_LAYER: Record<ModelType, string> = { llama: 'LlamaDecoderLayer', mistral: 'MistralDecoderLayer', qwen2: 'Qwen2DecoderLayer' };
+
+export interface AccelerateExportResult {
+  outDir: string;
+  files: string[];
+  trainRows: number;
+  validationRows: number;
+  launchCommand: string;
+}
+
+/** One row of the exported dataset. */
+export interface ExportedRow {
+  input_ids: number[];
+  labels: number[];
+  position_ids: number[];
+}
+
+function rows(set: SequenceSet): ExportedRow[] {
+  const out: ExportedRow[] = [];
+  for (let i = 0; i < set.length; i++) {
+    const b = set.batch([i], { dtype: 'int32' }); // exactly this sequence, no padding
+    out.push({ input_ids: [...b.inputIds].map(Number), labels: [...b.labels].map(Number), position_ids: [...b.positionIds].map(Number) });
+  }
+  return out;
+}
+
+/** Exports run folder `runDir` (its run.json / checkpoint config) to `outDir`. */
+export async function exportAccelerate(runDir: string, outDir: string, opts: { gpus?: number } = {}): Promise<AccelerateExportResult> {
+  const cfg = resumeConfig(runDir);
+  const out = path.resolve(outDir);
+  if (!fs.existsSync(path.dirname(out))) throw new AccelerateExportError(`cannot write ${out}: the folder ${path.dirname(out)} does not exist`);
+  if (fs.existsSync(out) && fs.readdirSync(out).length > 0) throw new AccelerateExportError(`${out} already exists and is not empty; choose a new folder`);
+  const modelCfg = loadModelConfig(cfg.model);
+  const tok = loadTokenizer(cfg.model);
+  const data = await prepareDataset(cfg.data, tok, {
+    seqLen: cfg.seqLen, pack: cfg.pack, valFraction: cfg.valFraction, seed: cfg.seed, trainOn: cfg.trainOn, template: cfg.template ?? 'auto',
+    format: cfg.format, map: cfg.map, onBadRow: cfg.onBadRow ?? 'fail',
+  });
+  const train = rows(data.train), validation = rows(data.validation);
+  const gpus = opts.gpus ?? 2;
+
+  // Everything is written in a temporary sibling folder, renamed into place at the end.
+  const tmp = path.join(path.dirname(out), `.${path.basename(out)}.export-tmp-${process.pid}`);
+  fs.rmSync(tmp, { recursive: true, force: true });
+  try {
+    const jsonl = (r: ExportedRow[]) => r.map((x) => JSON.stringify(x)).join('\n') + (r.length ? '\n' : '');
+    writeFileAtomic(path.join(tmp, 'data', 'train.jsonl'), jsonl(train));
+    writeFileAtomic(path.join(tmp, 'data', 'validation.jsonl'), jsonl(validation));
+    const table = settingsTable(cfg);
+    writeFileAtomic(path.join(tmp, 'train.py'), trainScript(table, tok.padId ?? tok.eosIds[0] ?? 0));
+    writeFileAtomic(path.join(tmp, 'accelerate', 'ddp.yaml'), accelerateConfig('MULTI_GPU', gpus, null));
+    writeFileAtomic(path.join(tmp, 'accelerate', 'fsdp.yaml'), accelerateConfig('FSDP', gpus, DECODER_LAYER[modelCfg.modelType]));
+    const launch = 'accelerate launch --config_file accelerate/ddp.yaml train.py';
+    writeFileAtomic(path.join(tmp, 'README.md'), readme(cfg, table, launch, train.length, validation.length, data.notes));
+    if (fs.existsSync(out)) fs.rmdirSync(out);
+    fs.renameSync(tmp, out);
+    return { outDir: out, files: ['data/train.jsonl', 'data/validation.jsonl', 'train.py', 'accelerate/ddp.yaml', 'accelerate/fsdp.yaml', 'README.md'], trainRows: train.length, validationRows: validation.length, launchCommand: `cd ${JSON.stringify(out)} && ${launch}` };
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+function accelerateConfig(kind: 'MULTI_GPU' | 'FSDP', gpus: number, layerClass: string | null): string {
+  const lines = [
+    '# Written by Finch. Set num_processes to the number of GPUs (per machine x machines).',
+    'compute_environment: LOCAL_MACHINE',
+    `distributed_type: ${kind}`,
+    'mixed_precision: bf16',
+    'num_machines: 1',
+    'machine_rank: 0',
+    `num_processes: ${gpus}`,
+    'gpu_ids: all',
+    'rdzv_backend: static',
+    'same_network: true',
+    'use_cpu: false',
+    'main_training_function: main',
+  ];
+  if (kind === 'FSDP') {
+    lines.push(
+      'fsdp_config:',
+      '  fsdp_version: 1',
+      '  fsdp_auto_wrap_policy: TRANSFORMER_BASED_WRAP',
+      `  fsdp_transformer_layer_cls_to_wrap: ${layerClass}`,
+      '  fsdp_sharding_strategy: FULL_SHARD',
+      '  fsdp_backward_prefetch: BACKWARD_PRE',
+      '  fsdp_state_dict_type: SHARDED_STATE_DICT',
+      '  fsdp_cpu_ram_efficient_loading: true',
+      '  fsdp_sync_module_states: true',
+      '  fsdp_use_orig_params: true',
+      '  fsdp_offload_params: false',
+    );
+  }
+  return lines.join('\n') + '\n';
+}
+
+function trainScript(table: SettingRow[], padId: number): string {
+  const v = (hf: string) => table.find((r) => r.hf === hf)!.python;
+  const lora = table.filter((r) => r.hf.startsWith('LoraConfig.')).map((r) => `    ${r.hf.slice('LoraConfig.'.length)}=${r.python},  # finch: ${r.finch}`);
+  const args = table.filter((r) => r.hf.startsWith('TrainingArguments.')).map((r) => `    ${r.hf.slice('TrainingArguments.'.length)}=${r.python},  # finch: ${r.finch}`);
+  return `# Written by Finch (finch export accelerate): the Finch run's settings on Hugging Face
+# Transformers + PEFT, for multi-GPU training. Launch with the command in README.md.
+# The dataset in data/ is the run's sequences exactly as Finch tokenised and masked them.
+import argparse
+import json
+import os
+
+import torch
+from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+from transformers import AutoModelForCausalLM, Trainer, TrainingArguments
+
+MODEL = ${v('MODEL (from_pretrained path or Hub id)')}
+SEQ_LEN = ${v('SEQ_LEN (rows are already cut to it)')}
+LOAD_IN_4BIT = ${v('BitsAndBytesConfig(load_in_4bit=...)')}
+PAD_ID = ${padId}
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def read_jsonl(name):
+    with open(os.path.join(HERE, "data", name), encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+class TokenisedRows(torch.utils.data.Dataset):
+    def __init__(self, rows):
+        self.rows = rows
+
+    def __len__(self):
+        return len(self.rows)
+
+    def __getitem__(self, i):
+        return self.rows[i]
+
+
+def collate(batch):
+    """Right-pads a batch: input_ids with PAD_ID, labels with -100, attention_mask 0."""
+    width = max(len(r["input_ids"]) for r in batch)
+    out = {"input_ids": [], "labels": [], "attention_mask": [], "position_ids": []}
+    for r in batch:
+        pad = width - len(r["input_ids"])
+        out["input_ids"].append(r["input_ids"] + [PAD_ID] * pad)
+        out["labels"].append(r["labels"] + [-100] * pad)
+        out["attention_mask"].append([1] * len(r["input_ids"]) + [0] * pad)
+        out["position_ids"].append(r["position_ids"] + list(range(len(r["position_ids"]), width)))
+    return {k: torch.tensor(v, dtype=torch.long) for k, v in out.items()}
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--model", default=MODEL, help="base model folder or Hub id (default: the run's)")
+    parser.add_argument("--output-dir", default=os.path.join(HERE, "output"))
+    cli = parser.parse_args()
+
+    kwargs = {"torch_dtype": torch.bfloat16}
+    if LOAD_IN_4BIT:
+        from transformers import BitsAndBytesConfig
+
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=torch.bfloat16
+        )
+    model = AutoModelForCausalLM.from_pretrained(cli.model, **kwargs)
+    if LOAD_IN_4BIT:
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=${v('TrainingArguments.gradient_checkpointing')})
+    lora = LoraConfig(
+${lora.join('\n')}
+        bias="none",
+        task_type="CAUSAL_LM",
+    )
+    model = get_peft_model(model, lora)
+    model.print_trainable_parameters()
+
+    train_rows, val_rows = read_jsonl("train.jsonl"), read_jsonl("validation.jsonl")
+    args = TrainingArguments(
+        output_dir=cli.output_dir,
+${args.map((a) => '    ' + a).join('\n')}
+        eval_strategy="steps" if ${v('TrainingArguments.eval_steps')} and val_rows else "no",
+        save_strategy="steps",
+        logging_steps=1,
+        bf16=torch.cuda.is_available() and torch.cuda.is_bf16_supported(),
+        adam_beta1=0.9,
+        adam_beta2=0.999,
+        adam_epsilon=1e-8,
+        remove_unused_columns=False,
+        report_to=[],
+        ddp_find_unused_parameters=False,
+    )
+    trainer = Trainer(
+        model=model,
+        args=args,
+        train_dataset=TokenisedRows(train_rows),
+        eval_dataset=TokenisedRows(val_rows) if val_rows else None,
+        data_collator=collate,
+    )
+    trainer.train()
+    if val_rows:
+        print(trainer.evaluate())
+    # PEFT format (adapter_config.json + adapter_model.safetensors): finch generate --adapter DIR
+    trainer.save_model(os.path.join(cli.output_dir, "adapter"))
+
+
+if __name__ == "__main__":
+    main()
+`;
+}
+
+function readme(cfg: TrainConfig, table: SettingRow[], launch: string, trainRows: number, valRows: number, notes: string[]): string {
+  return `# Finch run, exported for multi-GPU training
+
+Written by \`finch export accelerate\`. The base model is \`${path.resolve(cfg.model)}\` (pass
+\`--model\` to train.py to use another path or a Hub id of the same model).
+
+## Run
+
+\`\`\`sh
+pip install torch transformers peft accelerate${cfg.quantize ? ' bitsandbytes' : ''}
+${launch}                        # data parallel (DDP), one process per GPU
+accelerate launch --config_file accelerate/fsdp.yaml train.py       # or sharded (FSDP) for models that do not fit one GPU
+\`\`\`
+
+Set \`num_processes\` in the YAML file to your GPU count. The adapter lands in \`output/adapter\`
+in PEFT format; compare it with the base in Finch:
+
+\`\`\`sh
+npx finch generate --model ${JSON.stringify(path.resolve(cfg.model))} --adapter output/adapter --prompt "..."
+\`\`\`
+
+## Data
+
+\`data/train.jsonl\` (${trainRows} rows) and \`data/validation.jsonl\` (${valRows} rows): one sequence a line,
+\`input_ids\`, \`labels\` (the token itself where Finch trains on it, -100 where it does not; the
+model shifts them) and \`position_ids\` (restarting at each packed sample). ${notes.length ? `Preparation notes: ${notes.join('; ')}.` : ''}
+
+## Settings
+
+| Finch | Hugging Face | Value |
+|---|---|---|
+${table.map((r) => `| ${r.finch} | ${r.hf} | \`${r.python}\` |`).join('\n')}
+
+What does not carry over exactly:
+- Batch: each GPU takes \`per_device_train_batch_size\` rows, so the global batch is batch x
+  accumulation x GPUs; divide \`gradient_accumulation_steps\` by the GPU count to keep Finch's.
+- Order and dropout: the Trainer shuffles with its own sampler (seeded) and draws its own dropout
+  masks, so losses match Finch's in distribution, not step for step.
+- 4-bit: Finch stores symmetric int4 blocks of 32; bitsandbytes uses NF4 with double quantization.
+- Packed rows (\`pack\`): Finch keeps packed samples from attending to each other; plain attention
+  in Transformers does not (flash-attention 2 with \`position_ids\` does).
+`;
+}

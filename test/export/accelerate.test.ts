@@ -1,0 +1,112 @@
+// `finch export accelerate`: the settings mapping table, the exported dataset read back equals
+// Finch's own tokenised and masked sequences, train.py compiles under Debian's Python, the
+// Accelerate configs name the model's decoder layer for FSDP, and bad input leaves nothing.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import { prepareDataset } from '../../src-main/data/dataset.js';
+import { AccelerateExportError, exportAccelerate, settingsTable, type ExportedRow } from '../../src-main/export/accelerate.js';
+import { loadTokenizer } from '../../src-main/model/tokenizer.js';
+import { TRAIN_DEFAULTS, type TrainConfig } from '../../src-main/train/trainer.js';
+
+const ASSETS = new URL('../../assets/demo/', import.meta.url).pathname;
+const root = mkdtempSync(join(tmpdir(), 'finch-accelerate-'));
+after(() => rmSync(root, { recursive: true, force: true }));
+
+const cfg: TrainConfig = {
+  ...TRAIN_DEFAULTS,
+  model: join(ASSETS, 'model'),
+  data: join(ASSETS, 'data', 'test.jsonl'),
+  out: join(root, 'run'),
+  map: { prompt: 'query', completion: 'response' },
+  lora: { rank: 8, alpha: 16, dropout: 0.1, rslora: true, targets: ['q_proj', 'v_proj', 'down_proj'] },
+  lr: 3e-4, schedule: 'linear', warmupSteps: 5, epochs: 2, maxSteps: 20, batch: 3, gradAccum: 2,
+  weightDecay: 0.01, maxGradNorm: null, evalEvery: 10, seqLen: 96, seed: 7, quantize: true, checkpointLayers: true, valFraction: 0.1,
+};
+
+function makeRun(c: TrainConfig): string {
+  mkdirSync(c.out, { recursive: true });
+  writeFileSync(join(c.out, 'run.json'), JSON.stringify({ config: c, status: 'completed' }));
+  return c.out;
+}
+
+test('settings table: each run setting lands on its Transformers / PEFT argument', () => {
+  const table = Object.fromEntries(settingsTable(cfg).map((r) => [r.hf, [r.finch, r.python]]));
+  assert.deepEqual(table['LoraConfig.r'], ['lora.rank', '8']);
+  assert.deepEqual(table['LoraConfig.lora_alpha'], ['lora.alpha', '16']);
+  assert.deepEqual(table['LoraConfig.lora_dropout'], ['lora.dropout', '0.1']);
+  assert.deepEqual(table['LoraConfig.target_modules'], ['lora.targets', '["q_proj", "v_proj", "down_proj"]']);
+  assert.deepEqual(table['LoraConfig.use_rslora'], ['lora.rslora', 'True']);
+  assert.deepEqual(table['TrainingArguments.learning_rate'], ['lr', '0.0003']);
+  assert.deepEqual(table['TrainingArguments.lr_scheduler_type'], ['schedule', '"linear"']);
+  assert.deepEqual(table['TrainingArguments.warmup_steps'], ['warmupSteps', '5']);
+  assert.deepEqual(table['TrainingArguments.num_train_epochs'], ['epochs', '2']);
+  assert.deepEqual(table['TrainingArguments.max_steps'], ['maxSteps', '20']);
+  assert.deepEqual(table['TrainingArguments.per_device_train_batch_size'], ['batch', '3']);
+  assert.deepEqual(table['TrainingArguments.gradient_accumulation_steps'], ['gradAccum', '2']);
+  assert.deepEqual(table['TrainingArguments.weight_decay'], ['weightDecay', '0.01']);
+  assert.deepEqual(table['TrainingArguments.max_grad_norm'], ['maxGradNorm', '0']);
+  assert.deepEqual(table['TrainingArguments.seed'], ['seed', '7']);
+  assert.deepEqual(table['TrainingArguments.eval_steps'], ['evalEvery', '10']);
+  assert.deepEqual(table['TrainingArguments.gradient_checkpointing'], ['checkpointLayers', 'True']);
+  assert.deepEqual(table['SEQ_LEN (rows are already cut to it)'], ['seqLen', '96']);
+  assert.deepEqual(table['BitsAndBytesConfig(load_in_4bit=...)'], ['quantize', 'True']);
+  // Defaults: cosine, no step limit, clipping at 1.0, constant -> HF's warmup variant.
+  const d = Object.fromEntries(settingsTable({ ...cfg, schedule: 'constant', maxSteps: null, maxGradNorm: 1 }).map((r) => [r.hf, r.python]));
+  assert.equal(d['TrainingArguments.lr_scheduler_type'], '"constant_with_warmup"');
+  assert.equal(d['TrainingArguments.max_steps'], '-1');
+  assert.equal(d['TrainingArguments.max_grad_norm'], '1');
+});
+
+test('export: dataset read back gives Finch ids, labels and positions; train.py compiles; configs and README', async () => {
+  const run = makeRun(cfg);
+  const out = join(root, 'export');
+  const r = await exportAccelerate(run, out, { gpus: 4 });
+  const tok = loadTokenizer(cfg.model);
+  const data = await prepareDataset(cfg.data, tok, { seqLen: cfg.seqLen, pack: cfg.pack, valFraction: cfg.valFraction, seed: cfg.seed, trainOn: cfg.trainOn, template: cfg.template, map: cfg.map });
+  for (const [file, set] of [['train.jsonl', data.train], ['validation.jsonl', data.validation]] as const) {
+    const rows = readFileSync(join(out, 'data', file), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as ExportedRow);
+    assert.equal(rows.length, set.length, file);
+    assert.ok(rows.length > 0);
+    rows.forEach((row, i) => {
+      const b = set.batch([i], { dtype: 'int32' });
+      assert.deepEqual(row.input_ids, [...b.inputIds], `${file} row ${i} ids`);
+      assert.deepEqual(row.labels, [...b.labels], `${file} row ${i} labels`);
+      assert.deepEqual(row.position_ids, [...b.positionIds]);
+    });
+    // Masks are really there: prompts are not trained, completions are.
+    assert.ok(rows.every((x) => x.labels.includes(-100) && x.labels.some((l) => l >= 0)));
+  }
+  assert.equal(r.trainRows, data.train.length);
+
+  const compiled = spawnSync('/usr/bin/python3', ['-m', 'py_compile', join(out, 'train.py')], { encoding: 'utf8' });
+  assert.equal(compiled.status, 0, compiled.stderr);
+  const script = readFileSync(join(out, 'train.py'), 'utf8');
+  assert.match(script, /r=8,\s+# finch: lora.rank/);
+  assert.match(script, /use_rslora=True/);
+  assert.match(script, /LOAD_IN_4BIT = True/);
+  const ddp = readFileSync(join(out, 'accelerate', 'ddp.yaml'), 'utf8');
+  assert.match(ddp, /distributed_type: MULTI_GPU/);
+  assert.match(ddp, /num_processes: 4/);
+  const fsdp = readFileSync(join(out, 'accelerate', 'fsdp.yaml'), 'utf8');
+  assert.match(fsdp, /distributed_type: FSDP/);
+  assert.match(fsdp, /fsdp_transformer_layer_cls_to_wrap: LlamaDecoderLayer/);
+  const readme = readFileSync(join(out, 'README.md'), 'utf8');
+  assert.match(readme, /accelerate launch --config_file accelerate\/ddp\.yaml train\.py/);
+  assert.match(readme, /\| lora\.alpha \| LoraConfig\.lora_alpha \| `16` \|/);
+});
+
+test('bad input: a folder that is not a run, or an existing non-empty output, is refused and leaves nothing', async () => {
+  await assert.rejects(exportAccelerate(join(root, 'no-run'), join(root, 'x')), /nothing to resume/);
+  assert.ok(!existsSync(join(root, 'x')));
+  const run = makeRun({ ...cfg, out: join(root, 'run2') });
+  const busy = join(root, 'busy');
+  mkdirSync(busy);
+  writeFileSync(join(busy, 'keep.txt'), 'x');
+  await assert.rejects(exportAccelerate(run, busy), (e: Error) => e instanceof AccelerateExportError && /not empty/.test(e.message));
+  assert.deepEqual(readdirSync(busy), ['keep.txt']);
+  await assert.rejects(exportAccelerate(run, join(root, 'missing', 'deeper')), /does not exist/);
+});
