@@ -19,7 +19,8 @@ import { loadModelConfig } from '../model/config.js';
 import { writeFileAtomic } from '../model/safetensors.js';
 import { loadTokenizer } from '../model/tokenizer.js';
 import type { ModelType } from '../model/types.js';
-import { resumeConfig, type TrainConfig } from '../train/trainer.js';
+import { resumeConfig } from '../train/checkpoint.js';
+import type { TrainConfig } from '../train/trainer.js';
 
 export class AccelerateExportError extends Error {
   override name = 'AccelerateExportError';

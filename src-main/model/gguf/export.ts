@@ -11,10 +11,10 @@
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { loadPeftAdapter, type PeftAdapter } from '../adapter.js';
+import { loadPeftAdapter } from '../adapter.js';
 import { loadModelConfig } from '../config.js';
 import { LORA_TARGETS, loraScale, modulePath } from '../lora.js';
-import { addScaledProduct, loraPairs } from '../merge.js';
+import { addScaledProduct, loraPairs, type LoraPair } from '../merge.js';
 import { Checkpoint, writeFileAtomic } from '../safetensors.js';
 import type { ModelConfig } from '../types.js';
 import { readJsonObject } from '../../util/json-file.js';
@@ -71,16 +71,12 @@ function generalMetadata(cfg: ModelConfig, name: string, type: 'model' | 'adapte
   return md;
 }
 
-function openAdapter(dir: string | null | undefined, cfg: ModelConfig): PeftAdapter | null {
-  return dir ? loadPeftAdapter(dir, cfg) : null;
-}
-
 /** Writes the base model in `o.model`, with the adapter in `o.adapter` merged when given, as GGUF. */
 export function exportGguf(o: GgufExportOptions): GgufExportResult {
   const cfg = loadModelConfig(o.model);
   const vocab = ggufVocab(o.model, cfg.vocabSize);
-  const adapter = openAdapter(o.adapter, cfg);
-  const pairs = adapter ? loraPairs(cfg, adapter) : new Map();
+  const adapter = o.adapter ? loadPeftAdapter(o.adapter, cfg) : null;
+  const pairs = adapter ? loraPairs(cfg, adapter) : new Map<string, LoraPair>();
   const scale = adapter ? loraScale(adapter.spec) : 0;
 
   const md = generalMetadata(cfg, o.name ?? path.basename(path.resolve(o.model)), 'model');

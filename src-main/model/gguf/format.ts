@@ -39,7 +39,6 @@ export type GgufValue =
   | { type: 'array'; itemType: 'u32' | 'i32' | 'f32'; value: ArrayLike<number> };
 
 export const u32 = (value: number): GgufValue => ({ type: 'u32', value });
-export const i32 = (value: number): GgufValue => ({ type: 'i32', value });
 export const f32 = (value: number): GgufValue => ({ type: 'f32', value });
 export const bool = (value: boolean): GgufValue => ({ type: 'bool', value });
 export const str = (value: string): GgufValue => ({ type: 'string', value });
@@ -116,7 +115,7 @@ export function tensorByteSize(t: Pick<GgufTensor, 'name' | 'shape' | 'type'>): 
 }
 
 /** The header, metadata and tensor table, padded to the alignment; offsets of each tensor's data. */
-export function ggufHeader(metadata: ReadonlyMap<string, GgufValue>, tensors: readonly GgufTensor[]): { header: Uint8Array; offsets: number[]; dataBytes: number } {
+function ggufHeader(metadata: ReadonlyMap<string, GgufValue>, tensors: readonly GgufTensor[]): { header: Uint8Array; offsets: number[]; dataBytes: number } {
   const sink = new ByteSink();
   sink.bytes(Buffer.from('GGUF', 'ascii'));
   sink.u32(GGUF_VERSION);

@@ -8,7 +8,8 @@ import { test } from 'node:test';
 import { readGgufFileInfo } from 'node-llama-cpp';
 import { savePeftAdapter } from '../../../src-main/model/adapter.js';
 import { loadModelConfig } from '../../../src-main/model/config.js';
-import { loraParams, mulberry32 } from '../../../src-main/model/lora.js';
+import { loraParams } from '../../../src-main/model/lora.js';
+import { mulberry32 } from '../../../src-main/util/random.js';
 import { finch, tempDir, tinyCheckpoint } from '../../helpers/fixtures.js';
 
 const model = tinyCheckpoint({ hiddenSize: 64, intermediateSize: 128 });

@@ -10,7 +10,7 @@ import { permuteRotary } from '../../../src-main/model/gguf/architecture.js';
 import { bool, f32, f32s, GgufError, i32s, str, strings, u32, writeGguf, type GgufTensor, type GgufValue } from '../../../src-main/model/gguf/format.js';
 import { encodeQ4_0, encodeQ8_0, encodeTensor } from '../../../src-main/model/gguf/quantize.js';
 import { f16BitsToF32 } from '../../../src-main/model/safetensors.js';
-import { Rng } from '../../../src-main/model/synthetic.js';
+import { Rng } from '../../../src-main/util/random.js';
 import { tempDir } from '../model-helpers.js';
 
 const root = tempDir('finch-gguf-format-');

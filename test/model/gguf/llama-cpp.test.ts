@@ -13,7 +13,7 @@ import { savePeftAdapter } from '../../../src-main/model/adapter.js';
 import { exportGguf, exportGgufAdapter, type GgufDtype } from '../../../src-main/model/gguf/export.js';
 import { loadModel, type LoadedModel } from '../../../src-main/model/load.js';
 import { loraParams, type LoraSpec } from '../../../src-main/model/lora.js';
-import { Rng } from '../../../src-main/model/synthetic.js';
+import { Rng } from '../../../src-main/util/random.js';
 import { loadChatTemplate } from '../../../src-main/model/tokenizer.js';
 import { tempDir } from '../model-helpers.js';
 
