@@ -56,3 +56,13 @@ export function finch(args: string[], onLine?: (line: string, kill: () => void) 
 
 export const events = (stdout: string): Record<string, unknown>[] =>
   stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
+
+/** Points FINCH_HOME (child processes inherit it) at `dir`; the returned function restores it. */
+export function useFinchHome(dir: string): () => void {
+  const saved = process.env.FINCH_HOME;
+  process.env.FINCH_HOME = dir;
+  return () => {
+    if (saved === undefined) delete process.env.FINCH_HOME;
+    else process.env.FINCH_HOME = saved;
+  };
+}

@@ -10,6 +10,7 @@ import { runInNewContext } from 'node:vm';
 import { Generator } from '../../src-main/infer/generate.js';
 import { loadModel } from '../../src-main/model/load.js';
 import { writeSyntheticCheckpoint } from '../../src-main/model/synthetic.js';
+import { useFinchHome } from '../helpers/fixtures.js';
 
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
@@ -27,19 +28,17 @@ async function settledArrayBuffers(): Promise<number> {
   return last;
 }
 
-let root: string, dir: string, floatBytes: number, savedHome: string | undefined;
+let root: string, dir: string, floatBytes: number, restoreHome: () => void;
 before(() => {
   root = mkdtempSync(join(tmpdir(), 'finch-weights-memory-'));
   dir = join(root, 'model');
   // 8.5M parameters, 34 MB in float32: large next to everything else JS allocates here.
   const ck = writeSyntheticCheckpoint(dir, { hiddenSize: 256, numLayers: 4, intermediateSize: 688, modelVocabSize: 16000, tieWordEmbeddings: true, dtype: 'bfloat16' });
   floatBytes = ck.numParams * 4;
-  savedHome = process.env.FINCH_HOME;
-  process.env.FINCH_HOME = join(root, 'home');
+  restoreHome = useFinchHome(join(root, 'home'));
 });
 after(() => {
-  if (savedHome === undefined) delete process.env.FINCH_HOME;
-  else process.env.FINCH_HOME = savedHome;
+  restoreHome();
   rmSync(root, { recursive: true, force: true });
 });
 

@@ -10,18 +10,17 @@ import { quantizeInt4 } from '../../src-main/model/quant.js';
 import { clearQuantCache, listQuantCache, prepareInt4, quantizedWeights } from '../../src-main/model/quant-cache.js';
 import { Checkpoint } from '../../src-main/model/safetensors.js';
 import { writeSyntheticCheckpoint } from '../../src-main/model/synthetic.js';
+import { useFinchHome } from '../helpers/fixtures.js';
 
-let root: string, dir: string, savedHome: string | undefined;
+let root: string, dir: string, restoreHome: () => void;
 before(() => {
   root = mkdtempSync(join(tmpdir(), 'finch-quant-cache-'));
   dir = join(root, 'model');
   writeSyntheticCheckpoint(dir, { hiddenSize: 64, numLayers: 2, intermediateSize: 128, tieWordEmbeddings: true, dtype: 'bfloat16' });
-  savedHome = process.env.FINCH_HOME;
-  process.env.FINCH_HOME = join(root, 'home');
+  restoreHome = useFinchHome(join(root, 'home'));
 });
 after(() => {
-  if (savedHome === undefined) delete process.env.FINCH_HOME;
-  else process.env.FINCH_HOME = savedHome;
+  restoreHome();
   rmSync(root, { recursive: true, force: true });
 });
 

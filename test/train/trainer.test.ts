@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { events, finch, mathRows, tempDir, tinyCheckpoint, writeJsonl } from '../helpers/fixtures.js';
+import { events, finch, mathRows, tempDir, tinyCheckpoint, useFinchHome, writeJsonl } from '../helpers/fixtures.js';
 
 const model = tinyCheckpoint();
 const work = tempDir();
@@ -74,8 +74,7 @@ test('refuses to start over a run that has checkpoints, and names --resume', asy
 });
 
 test('a ready event with per-phase seconds comes before step 1; a second 4-bit run reads the quantized cache', async () => {
-  const saved = process.env.FINCH_HOME;
-  process.env.FINCH_HOME = join(work, 'home'); // children inherit it: a private 4-bit cache
+  const restoreHome = useFinchHome(join(work, 'home')); // a private 4-bit cache
   try {
     const sources: unknown[] = [];
     for (const run of ['q-a', 'q-b']) {
@@ -92,7 +91,6 @@ test('a ready event with per-phase seconds comes before step 1; a second 4-bit r
     }
     assert.deepEqual(sources, ['quantized', 'cache']);
   } finally {
-    if (saved === undefined) delete process.env.FINCH_HOME;
-    else process.env.FINCH_HOME = saved;
+    restoreHome();
   }
 });

@@ -4,11 +4,10 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { loadModel } from '../../../src-main/model/load.js';
 import { prepareInt4 } from '../../../src-main/model/quant-cache.js';
-import { finch, tempDir, tinyCheckpoint } from '../../helpers/fixtures.js';
+import { finch, tempDir, tinyCheckpoint, useFinchHome } from '../../helpers/fixtures.js';
 
 test('list shows the entry with its checkpoint and size, clear removes it, a bad action is a usage error', async () => {
-  const saved = process.env.FINCH_HOME;
-  process.env.FINCH_HOME = join(tempDir(), 'home'); // the children inherit it
+  const restoreHome = useFinchHome(join(tempDir(), 'home'));
   try {
     const dir = tinyCheckpoint();
     const model = loadModel(dir, { quantize: true });
@@ -28,7 +27,6 @@ test('list shows the entry with its checkpoint and size, clear removes it, a bad
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /unknown action "purge"/);
   } finally {
-    if (saved === undefined) delete process.env.FINCH_HOME;
-    else process.env.FINCH_HOME = saved;
+    restoreHome();
   }
 });
