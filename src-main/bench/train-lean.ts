@@ -30,6 +30,7 @@ const now = () => performance.now() / 1000;
 
 const t0 = now();
 const dir = mkdtempSync(join(tmpdir(), 'finch-lean-step-'));
+process.once('exit', () => rmSync(dir, { recursive: true, force: true })); // also when a step fails
 const rand = mulberry32(1);
 let modelPath: string, params: ReturnType<typeof buildFusedStep>['params'];
 let embeds: Float32Array;
@@ -90,7 +91,6 @@ for (let s = 1; s <= o.steps; s++) {
 }
 const peakMb = kib('VmHWM') / 1024;
 await session.release();
-rmSync(dir, { recursive: true, force: true });
 console.log(JSON.stringify({
   seq: T, plan, peak_rss_mb: peakMb, estimate_mb: estimateTrainingMemory(cfg, plan).totalBytes / 2 ** 20,
   build_peak_rss_mb: buildPeakMb, build_s: buildS, session_s: sessionS, step_s: stepTimes.reduce((a, b) => a + b, 0) / stepTimes.length,
