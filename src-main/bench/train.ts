@@ -8,31 +8,39 @@ import { fileURLToPath } from 'node:url';
 import { nodeArgsFor } from '../engine/runtime/worker.js';
 import { describePlan, estimateTrainingMemory, formatBytes, leanQloraPlan } from '../train/memory.js';
 import { PROVIDER_OPTIONS, PROVIDER_USAGE, chooseProvider, providerFlags } from '../cli/provider.js';
-import { PRESETS, presetConfig } from './train-presets.js';
+import { PRESETS, type TrainPreset, presetConfig } from './train-presets.js';
 import { benchEnv, runJsonChild } from './timing.js';
 
 interface SideResult { tokens_per_s: number; step_s: number; peak_rss_mb: number; loss: number }
 interface FinchResult extends SideResult { gflops: number; matmul_peak_gflops: number; estimate_mb: number; host_device_bytes_per_step: number }
 
-const USAGE = `Usage: finch bench train [--preset small|tiny|llama3-8b] [--threads N] [--steps N] [--4bit] [--no-peer] [--estimate] [--provider P] [--strict-provider] [--json]
+const USAGE = `Usage: finch bench train [--preset small|tiny|llama3-8b] [--threads N] [--steps N] [--seq N] [--4bit] [--no-peer] [--estimate] [--provider P] [--strict-provider] [--json]
 
 Tokens/s of Finch's LoRA training step (forward, backward, AdamW: one session.run) against a
 PyTorch peer on the same model, batch and thread count, plus MFU: Finch's achieved GFLOP/s as a
 fraction of the MatMul peak measured in the same run.
   --estimate   print the estimated peak memory (QLoRA, gradient checkpointing) instead of running
+  --seq N      tokens per sequence (default: the preset's)
 ${PROVIDER_USAGE}
-(the PyTorch peer runs on the CPU)`;
+(the PyTorch peer runs on the CPU)
+
+--preset llama3-8b runs the lean QLoRA plan (the --estimate plan) on random weights generated
+straight into 4-bit blocks, and reports the measured peak RSS beside the estimate (no peer:
+PyTorch cannot hold an 8B float32 model here).`;
 
 export async function run(argv: string[]): Promise<number> {
   const parsed = parseCommand('bench train', argv, {
     preset: { type: 'string', default: 'small' }, threads: { type: 'string', default: '2' }, steps: { type: 'string', default: '5' },
     '4bit': { type: 'boolean', default: false }, 'no-peer': { type: 'boolean', default: false }, estimate: { type: 'boolean', default: false },
-    json: { type: 'boolean', default: false }, ...PROVIDER_OPTIONS,
+    json: { type: 'boolean', default: false }, seq: { type: 'string' }, ...PROVIDER_OPTIONS,
   }, USAGE);
   if ('exit' in parsed) return parsed.exit;
   const { values } = parsed;
-  const preset = PRESETS[values.preset];
-  if (!preset) { console.error(`finch bench train: unknown preset "${values.preset}" (choose ${Object.keys(PRESETS).join(', ')})`); return 2; }
+  const named = PRESETS[values.preset];
+  if (!named) { console.error(`finch bench train: unknown preset "${values.preset}" (choose ${Object.keys(PRESETS).join(', ')})`); return 2; }
+  const seq = values.seq === undefined ? named.seq : Number(values.seq);
+  if (!Number.isInteger(seq) || seq < 2) { console.error(`finch bench train: --seq must be an integer >= 2, got "${values.seq}"`); return 2; }
+  const preset = { ...named, seq };
   if (values.estimate) {
     const plan = leanQloraPlan(presetConfig(preset), preset.batch, preset.seq);
     const est = estimateTrainingMemory(presetConfig(preset), plan);
@@ -48,6 +56,7 @@ export async function run(argv: string[]): Promise<number> {
   const device = await chooseProvider(providerFlags(values), values.json ? () => {} : undefined);
   const env = benchEnv(threads);
   const log = (s: string) => { if (!values.json) console.error(s); };
+  if (preset.name === 'llama3-8b') return leanStep(preset, threads, steps, env, values.json, log);
   const entry = new URL('./train-finch.ts', import.meta.url);
   log(`finch: ${preset.name} preset, ${threads} threads, ${steps} steps...`);
   const finch = await runJsonChild<FinchResult>(process.execPath, [...nodeArgsFor(entry), fileURLToPath(entry),
@@ -80,5 +89,23 @@ export async function run(argv: string[]): Promise<number> {
     if (result.ratio) console.log(`ratio   ${result.ratio.toFixed(2)}x`);
     console.log(`MFU     ${(result.mfu * 100).toFixed(0)}% of the measured MatMul peak (${finch.matmul_peak_gflops.toFixed(0)} GFLOP/s)`);
   }
+  return 0;
+}
+
+interface LeanResult { seq: number; peak_rss_mb: number; estimate_mb: number; build_peak_rss_mb: number; build_s: number; session_s: number; step_s: number; tokens_per_s: number; loss: number }
+
+/** The measured lean QLoRA step (train-lean.ts) of a preset too large for float weights or a peer. */
+async function leanStep(preset: TrainPreset, threads: number, steps: number, env: NodeJS.ProcessEnv, json: boolean, log: (s: string) => void): Promise<number> {
+  const entry = new URL('./train-lean.ts', import.meta.url);
+  log(`finch: ${preset.name}, lean QLoRA plan, 1 x ${preset.seq} tokens, ${threads} threads, ${steps} step(s)...`);
+  const r = await runJsonChild<LeanResult>(process.execPath, ['--expose-gc', ...nodeArgsFor(entry), fileURLToPath(entry),
+    JSON.stringify({ preset, threads, steps, seq: preset.seq })], env);
+  if (json) {
+    console.log(JSON.stringify({ preset: preset.name, threads, seq: r.seq, finch: r, peer: null, ratio: null }));
+    return 0;
+  }
+  console.log(`Finch ${preset.name} QLoRA step, 1 x ${r.seq}: peak RSS ${(r.peak_rss_mb / 1024).toFixed(2)} GiB measured, ${(r.estimate_mb / 1024).toFixed(2)} GiB estimated ` +
+    `(${((r.estimate_mb / r.peak_rss_mb - 1) * 100).toFixed(0)}%); step ${r.step_s.toFixed(1)} s (${r.tokens_per_s.toFixed(1)} tokens/s), ` +
+    `session ${r.session_s.toFixed(1)} s, graph build and write ${r.build_s.toFixed(1)} s (peak ${(r.build_peak_rss_mb / 1024).toFixed(2)} GiB)`);
   return 0;
 }

@@ -23,6 +23,7 @@ export const COMMANDS: readonly CommandSpec[] = [
   { name: 'eval', summary: 'evaluate a model or adapter on a dataset (loss, perplexity)', load: () => import('./commands/eval.js') },
   { name: 'demo', summary: 'train the bundled tiny model on the bundled dataset, then compare', load: () => import('./commands/demo.js') },
   { name: 'bench', summary: 'benchmarks: `bench engine` (ONNX Runtime vs PyTorch), `bench train`, `bench data`, `bench generate`', load: () => import('./commands/bench.js') },
+  { name: 'cache', summary: 'list or clear the 4-bit weight cache (quantized checkpoints under FINCH_HOME)', load: () => import('./commands/cache.js') },
   { name: 'doctor', summary: 'execution providers, WebGPU adapters, memory and what --provider auto picks', load: () => import('./commands/doctor.js') },
   { name: 'serve', summary: 'serve the app UI to a browser on 127.0.0.1 (browser mode)', load: () => import('./commands/serve.js') },
 ];

@@ -29,6 +29,14 @@ import type { ModelConfig } from './types.js';
 /** Where frozen weights come from: HF tensor name -> float32 data (streamed from safetensors). */
 export type WeightSource = (name: string) => Float32Array;
 
+/** A tensor's bytes in a checkpoint file. */
+export interface RawWeightSlice {
+  path: string;
+  offset: number;
+  length: number;
+  dtype: 'float32' | 'float16' | 'bfloat16';
+}
+
 /** One row of a frozen tensor (an embedding row read from the checkpoint on demand). */
 export type RowSource = (name: string, row: number) => Float32Array;
 
@@ -66,6 +74,31 @@ export class FrozenWeights {
       this.float.set(name, w);
     }
     return w;
+  }
+
+  /**
+   * Float initializers of the graphs built from these weights are read from the source when a
+   * graph is written, not held here: a model written to disk (writeModelFile) then passes through
+   * JS one tensor at a time, and no JS copy outlives the session that holds the weights.
+   */
+  streamFloats = false;
+
+  /**
+   * Where a tensor's raw bytes sit in its checkpoint file (float32/float16/bfloat16), when known.
+   * Streamed graphs then reference those bytes directly and cast them to float32 in the graph:
+   * ONNX Runtime folds the cast once at load, so no float32 copy is written or made in JS.
+   */
+  rawSlice: ((name: string) => RawWeightSlice | null) | null = null;
+
+  /** A float tensor read from the source without keeping it (each call reads again). */
+  read(name: string): Float32Array {
+    return this.float.get(name) ?? this.src(name);
+  }
+
+  /** Seeds a quantized projection (from the 4-bit cache, or a quantization done elsewhere). */
+  provideInt4(name: string, w: Int4Weight): void {
+    if (w.blockSize !== this.blockSize) throw new Error(`${name}: 4-bit weight has block size ${w.blockSize}, these weights use ${this.blockSize}`);
+    this.int4.set(name, w);
   }
 
   /** A projection weight [out, in] quantized to 4 bits (the float copy is dropped after quantizing). */
@@ -133,7 +166,17 @@ class WeightScope {
       t = this.g.input(name, 'float32', shape);
       this.inputs.set(name, t);
     } else {
-      t = this.g.initializer(name, 'float32', shape, { kind: 'inline', bytes: bytes(this.w.f(name)) });
+      const w = this.w;
+      const raw = w.streamFloats ? w.rawSlice?.(name) : null;
+      if (raw) {
+        // The checkpoint's own bytes, cast to float32 in the graph (folded by ORT at load).
+        const { path, offset, length } = raw;
+        t = F.cast(this.g.initializer(raw.dtype === 'float32' ? name : `${name}.${raw.dtype}`, raw.dtype, shape, { kind: 'file', path, offset, length }), 'float32');
+      } else {
+        t = this.g.initializer(name, 'float32', shape, w.streamFloats
+          ? { kind: 'lazy', length: shape.reduce((a, d) => a * d, 4), read: () => bytes(w.read(name)) }
+          : { kind: 'inline', bytes: bytes(w.f(name)) });
+      }
     }
     this.cache.set(name, t);
     return t;
@@ -175,7 +218,8 @@ class WeightScope {
 
   nbits(name: string, out: number, inp: number, part: Part | null = null): F.NBitsWeight {
     const key = `${name}${partName(part)}`;
-    const hit = this.cache.get(key);
+    // Its own cache slot: a tied head quantizes the same tensor the embedding uses in float.
+    const hit = this.cache.get(`${key}#int4`);
     if (hit) return hit as F.NBitsWeight;
     let q = this.w.q(name, out, inp);
     if (part) {
@@ -196,7 +240,7 @@ class WeightScope {
           zeroPoints: null,
           K, N, blockSize: q.blockSize,
         };
-    this.cache.set(key, nb);
+    this.cache.set(`${key}#int4`, nb);
     return nb;
   }
 

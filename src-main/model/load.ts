@@ -4,11 +4,13 @@
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { ropeInvFreq, loadModelConfig } from './config.js';
-import { FrozenWeights } from './llama.js';
-import { Checkpoint } from './safetensors.js';
+import { FrozenWeights, type RawWeightSlice } from './llama.js';
+import { Checkpoint, type SafetensorsDtype } from './safetensors.js';
 import { loadTokenizer, type HfTextTokenizer } from './tokenizer.js';
 import type { ModelConfig } from './types.js';
 import { checkWeightsMatchConfig } from './validate.js';
+
+const RAW_DTYPES: Partial<Record<SafetensorsDtype, RawWeightSlice['dtype']>> = { F32: 'float32', F16: 'float16', BF16: 'bfloat16' };
 
 export interface LoadedModel {
   dir: string;
@@ -38,5 +40,13 @@ export function loadModel(dir: string, opts: { quantize?: boolean; blockSize?: n
     if (!ckpt.has(name)) throw new ModelFolderError(`${ckpt.source}: tensor "${name}" is missing (is this a complete ${config.modelType} checkpoint?)`);
     return ckpt.readTensor(name);
   }, opts.quantize ?? false, opts.blockSize ?? 32, opts.rowReads ? (name, row) => ckpt.readRow(name, row) : null);
+  // Float weights go from the checkpoint to the session's model file, never all held in JS.
+  weights.streamFloats = true;
+  weights.rawSlice = (name) => {
+    if (!ckpt.has(name)) return null;
+    const t = ckpt.info(name);
+    const dtype = RAW_DTYPES[t.dtype];
+    return dtype ? { path: t.file, offset: t.begin, length: t.end - t.begin, dtype } : null;
+  };
   return { dir, config, tokenizer, weights, invFreq: ropeInvFreq(config), close: () => ckpt.close() };
 }

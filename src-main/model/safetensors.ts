@@ -246,6 +246,12 @@ export class Checkpoint {
     return new Checkpoint(indexFile, files, md && typeof md === 'object' ? (md as Record<string, unknown>) : null);
   }
 
+  /** The files this checkpoint reads: its weight files, and its index file when sharded. */
+  files(): string[] {
+    const weights = new Set([...this.byName.values()].map((t) => t.file));
+    return [...(this.source.endsWith('.json') ? [this.source] : []), ...[...weights].sort()];
+  }
+
   /** Tensor names, sorted. */
   names(): string[] {
     return [...this.byName.keys()].sort();

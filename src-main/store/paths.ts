@@ -12,6 +12,12 @@ export function finchHome(): string {
 
 export const runsDir = (): string => join(finchHome(), 'runs');
 
+/** Model files written for one session and removed once it has loaded them (engine/onnx/staged.ts). */
+export const stagingDir = (): string => join(finchHome(), 'tmp');
+
+/** Quantized weights kept between runs (model/quant-cache.ts). */
+export const quantCacheDir = (): string => join(finchHome(), 'cache', 'int4');
+
 /** A new run folder name: sortable time plus a label ("2026-11-27T22-50-01-demo"). */
 export function newRunId(label: string): string {
   const stamp = new Date().toISOString().replace(/[:.]/g, '-').replace(/-\d{3}Z$/, '');

@@ -9,7 +9,8 @@ import { resolveFormat, toExample } from '../data/formats.js';
 import { openRows } from '../data/read/index.js';
 import { encodeGenerationPrompt, type TemplateChoice, type TrainOn } from '../data/template.js';
 import { isChat } from '../data/types.js';
-import { serializeModel } from '../engine/onnx/writer.js';
+import { sessionFromGraph } from '../engine/onnx/staged.js';
+import { stagingDir } from '../store/paths.js';
 import { type HostTensor, type Provider, Session } from '../engine/runtime/session.js';
 import { Generator } from '../infer/generate.js';
 import { adapterTemplate, type FinchAdapterInfo } from '../model/adapter.js';
@@ -87,7 +88,7 @@ export async function evaluateLoss(model: LoadedModel, file: string, adapter: Ad
   const T = staticSeqLen([set], o.seqLen);
   const B = Math.min(o.batch, set.length);
   const graph = buildLossGraph(model.weights, model.invFreq, { batch: B, seq: T, lora: adapter?.spec ?? null });
-  const session = await Session.create(serializeModel(graph), { threads: o.threads ?? 0, provider: o.provider ?? 'cpu', disableCpuFallback: o.strictProvider ?? false });
+  const session = await sessionFromGraph(graph, { threads: o.threads ?? 0, provider: o.provider ?? 'cpu', disableCpuFallback: o.strictProvider ?? false }, stagingDir());
   const params: Record<string, HostTensor> = {};
   for (const [name, t] of adapter?.tensors ?? []) {
     const shape = graph.inputs.find((x) => x.name === name)?.shape as number[] | undefined;

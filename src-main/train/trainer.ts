@@ -19,11 +19,14 @@ import type { TemplateChoice, TrainOn } from '../data/template.js';
 import { serializeModel } from '../engine/onnx/writer.js';
 import { type PlacedNode, fallbackNodes } from '../engine/runtime/placement.js';
 import { type GpuAdapter, type ProviderChoice, resolveProvider } from '../engine/runtime/providers.js';
+import { sessionFromGraph } from '../engine/onnx/staged.js';
 import { type HostTensor, type Provider, Session, type SessionOptions } from '../engine/runtime/session.js';
 import { savePeftAdapter } from '../model/adapter.js';
 import { loadModel, type LoadedModel } from '../model/load.js';
+import { prepareInt4 } from '../model/quant-cache.js';
 import { DEFAULT_LORA, type LoraSpec, initLora } from '../model/lora.js';
 import { writeFileAtomic } from '../model/safetensors.js';
+import { stagingDir } from '../store/paths.js';
 import { Checkpointer, type OptimizerTensors, TrainingError, type TrainerState } from './checkpoint.js';
 import { meanLoss, staticSeqLen } from './evaluate.js';
 import { batchFeeds } from './feeds.js';
@@ -103,6 +106,8 @@ export const TRAIN_DEFAULTS: Omit<TrainConfig, 'model' | 'data' | 'out'> = {
 
 export type TrainEvent =
   | { event: 'device' } & DeviceRecord
+  /** Before step 1: seconds spent in each phase since the run started (load includes 4-bit quantization or the cache read). */
+  | { event: 'ready'; load_s: number; data_s: number; graph_s: number; session_s: number; total_s: number; int4_source: 'cache' | 'quantized' | null }
   | { event: 'prepared'; train_sequences: number; val_sequences: number; seq_len: number; truncated: number; total_steps: number; notes: string[] }
   | { event: 'step'; step: number; total_steps: number; loss: number; lr: number; grad_norm: number; tokens_per_s: number; elapsed_s: number; eta_s: number; rss_mb: number }
   | { event: 'eval'; step: number; eval_loss: number; perplexity: number }
@@ -110,6 +115,7 @@ export type TrainEvent =
   | { event: 'paused'; step: number }
   | { event: 'continued'; step: number }
   | { event: 'resumed'; step: number }
+  | { event: 'note'; message: string }
   | { event: 'done'; adapter: string; steps: number; loss: number | null; eval_loss: number | null; status: 'completed' | 'cancelled' };
 
 /** Where a run's graphs execute, as recorded in run.json and printed at the start. */
@@ -137,9 +143,12 @@ function dropoutSeeds(seed: number, step: number, micro: number, n: number): Flo
 /** Loads cfg.model and trains it (for callers that have no model loaded: the CLI, the worker). */
 export async function train(cfg: TrainConfig, emit: (e: TrainEvent) => void, control: TrainControl = { paused: false, cancelled: false }): Promise<TrainResult> {
   // QLoRA gathers embedding rows on the host: the table never enters the session (2 GiB at 128k x 4096).
+  const started = performance.now();
   const model = loadModel(cfg.model, { quantize: cfg.quantize, blockSize: cfg.blockSize ?? 32, rowReads: cfg.quantize });
   try {
-    return await trainModel(model, cfg, emit, control);
+    // QLoRA: the 4-bit blocks from FINCH_HOME's cache, or quantized now on every core (then cached).
+    const int4 = cfg.quantize ? await prepareInt4(model.dir, model.config, model.weights, { onMessage: (m) => emit({ event: 'note', message: m }) }) : null;
+    return await trainModel(model, cfg, emit, control, { loadS: (performance.now() - started) / 1000, int4Source: int4?.source ?? null });
   } finally {
     model.close();
   }
@@ -155,7 +164,11 @@ export interface TrainResult {
  * Trains a LoRA adapter on a model the caller has loaded (and still owns: it is not closed here),
  * loaded as cfg asks: 4-bit with cfg.blockSize when cfg.quantize, full precision otherwise.
  */
-export async function trainModel(model: LoadedModel, cfg: TrainConfig, emit: (e: TrainEvent) => void, control: TrainControl = { paused: false, cancelled: false }): Promise<TrainResult> {
+export async function trainModel(model: LoadedModel, cfg: TrainConfig, emit: (e: TrainEvent) => void, control: TrainControl = { paused: false, cancelled: false },
+  /** How the caller's load went, for the `ready` event (0 / null when the model was loaded elsewhere). */
+  loaded: { loadS: number; int4Source: 'cache' | 'quantized' | null } = { loadS: 0, int4Source: null }): Promise<TrainResult> {
+  const phaseStart = performance.now();
+  const since = (t: number) => (performance.now() - t) / 1000;
   const blockSize = cfg.blockSize ?? 32;
   if (model.weights.quantize !== cfg.quantize || (cfg.quantize && model.weights.blockSize !== blockSize)) {
     throw new TrainingError(`${model.dir}: the model was loaded ${model.weights.quantize ? `4-bit (block ${model.weights.blockSize})` : 'in full precision'} ` +
@@ -163,6 +176,7 @@ export async function trainModel(model: LoadedModel, cfg: TrainConfig, emit: (e:
   }
   const out = resolve(cfg.out);
   mkdirSync(out, { recursive: true });
+  let t = performance.now();
   const data = await prepareDataset(cfg.data, model.tokenizer, {
     seqLen: cfg.seqLen, pack: cfg.pack, valFraction: cfg.valFraction, seed: cfg.seed, trainOn: cfg.trainOn, template: cfg.template ?? 'auto',
     format: cfg.format, map: cfg.map, onBadRow: cfg.onBadRow ?? 'fail',
@@ -183,7 +197,11 @@ export async function trainModel(model: LoadedModel, cfg: TrainConfig, emit: (e:
   };
   const embed = shape.hostEmbeddings ? (ids: BigInt64Array) => model.weights.embedRows(ids) : undefined;
   const opt = { ...DEFAULT_OPTIMIZER, weightDecay: cfg.weightDecay, maxGradNorm: cfg.maxGradNorm };
+  const dataS = since(t);
+  t = performance.now();
   const graphs = buildStepGraphs(model.weights, model.invFreq, shape, opt, cfg.gradAccum);
+  const graphS = since(t);
+  t = performance.now();
   // ORT's memory arena: measured 2.5-3x faster steps on the small bench preset (no page faults on
   // fresh buffers each step) at similar peak RSS; off in the memory-saving mode (checkpointing),
   // where the arena's rounding up costs more than it saves.
@@ -192,10 +210,12 @@ export async function trainModel(model: LoadedModel, cfg: TrainConfig, emit: (e:
   const sessionOpts = { provider: chosen.provider, disableCpuFallback: strict, threads: cfg.threads, cpuMemArena: !cfg.checkpointLayers };
   const device: DeviceRecord = {
     provider: chosen.provider, adapter: chosen.adapter, reason: chosen.reason, strict,
-    fallback_nodes: strict ? [] : await fallbackNodes(serializeModel(graphs.kind === 'fused' ? graphs.step : graphs.grads), chosen.provider, sessionOpts),
+    // Serializing the step graph for the placement probe costs a copy of its weights: only off the CPU.
+    fallback_nodes: strict || chosen.provider === 'cpu' ? [] : await fallbackNodes(serializeModel(graphs.kind === 'fused' ? graphs.step : graphs.grads), chosen.provider, sessionOpts),
   };
   emit({ event: 'device', ...device });
   const sessions = await openStepSessions(graphs, sessionOpts);
+  emit({ event: 'ready', load_s: loaded.loadS, data_s: dataS, graph_s: graphS, session_s: since(t), total_s: loaded.loadS + since(phaseStart), int4_source: loaded.int4Source });
   let evalSession: Session | null = null;
   // Recorded beside every adapter the run writes: eval and generate render prompts as training did.
   const finch = { template: data.template };
@@ -271,7 +291,7 @@ export async function trainModel(model: LoadedModel, cfg: TrainConfig, emit: (e:
 
     const last = state.step === totalSteps;
     if ((cfg.evalEvery > 0 && state.step % cfg.evalEvery === 0) || (last && data.validation.length > 0)) {
-      evalSession ??= await Session.create(serializeModel(buildLossGraph(model.weights, model.invFreq, shape)), sessionOpts);
+      evalSession ??= await sessionFromGraph(buildLossGraph(model.weights, model.invFreq, shape), sessionOpts, stagingDir());
       const evalLoss = (await meanLoss(evalSession, data.validation, B, T, paramFeeds(), embed)).loss;
       state.evals.push({ step: state.step, loss: evalLoss });
       emit({ event: 'eval', step: state.step, eval_loss: evalLoss, perplexity: Math.exp(evalLoss) });
@@ -325,9 +345,9 @@ class MicroBatches {
 type StepSessions = { kind: 'fused'; step: Session } | { kind: 'accumulating'; grads: Session; update: Session };
 
 async function openStepSessions(graphs: StepGraphs, opts: SessionOptions): Promise<StepSessions> {
-  if (graphs.kind === 'fused') return { kind: 'fused', step: await Session.create(serializeModel(graphs.step), opts) };
-  const grads = await Session.create(serializeModel(graphs.grads), opts);
-  return { kind: 'accumulating', grads, update: await Session.create(serializeModel(graphs.update), opts) };
+  if (graphs.kind === 'fused') return { kind: 'fused', step: await sessionFromGraph(graphs.step, opts, stagingDir()) };
+  const grads = await sessionFromGraph(graphs.grads, opts, stagingDir());
+  return { kind: 'accumulating', grads, update: await sessionFromGraph(graphs.update, opts, stagingDir()) };
 }
 
 async function releaseStepSessions(s: StepSessions): Promise<void> {

@@ -67,3 +67,13 @@ export function readTree(dir: string, prefix = ''): Map<string, Buffer> {
   }
   return out;
 }
+
+/** Points FINCH_HOME (child processes inherit it) at `dir`; the returned function restores it. */
+export function useFinchHome(dir: string): () => void {
+  const saved = process.env.FINCH_HOME;
+  process.env.FINCH_HOME = dir;
+  return () => {
+    if (saved === undefined) delete process.env.FINCH_HOME;
+    else process.env.FINCH_HOME = saved;
+  };
+}

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { events, finch, mathRows, tempDir, tinyCheckpoint, writeJsonl } from '../helpers/fixtures.js';
+import { events, finch, mathRows, tempDir, tinyCheckpoint, useFinchHome, writeJsonl } from '../helpers/fixtures.js';
 
 const model = tinyCheckpoint();
 const work = tempDir();
@@ -77,4 +77,26 @@ test('refuses to start over a run that has checkpoints, and names --resume', asy
   const r = await finch(['train', ...common, '--out', out, '--max-steps', '2']);
   assert.equal(r.code, 2);
   assert.match(r.stderr, /--resume/);
+});
+
+test('a ready event with per-phase seconds comes before step 1; a second 4-bit run reads the quantized cache', async () => {
+  const restoreHome = useFinchHome(join(work, 'home')); // a private 4-bit cache
+  try {
+    const sources: unknown[] = [];
+    for (const run of ['q-a', 'q-b']) {
+      const r = await finch(['train', ...common, '--4bit', '--out', join(work, run), '--max-steps', '2']);
+      assert.equal(r.code, 0, r.stderr);
+      const evs = events(r.stdout);
+      const ready = evs.findIndex((e) => e.event === 'ready'), firstStep = evs.findIndex((e) => e.event === 'step');
+      assert.ok(ready >= 0 && ready < firstStep, 'ready comes before the first step');
+      const e = evs[ready]!;
+      for (const k of ['load_s', 'data_s', 'graph_s', 'session_s']) assert.ok(typeof e[k] === 'number' && (e[k] as number) >= 0, `${k}: ${e[k]}`);
+      const sum = ['load_s', 'data_s', 'graph_s', 'session_s'].reduce((a, k) => a + (e[k] as number), 0);
+      assert.ok((e.total_s as number) >= sum * 0.99, `total ${e.total_s} covers the phases (${sum})`);
+      sources.push(e.int4_source);
+    }
+    assert.deepEqual(sources, ['quantized', 'cache']);
+  } finally {
+    restoreHome();
+  }
 });

@@ -7,6 +7,8 @@ import { GREEDY, type SamplingOptions } from '../../infer/sampling.js';
 import { adapterTemplate, loadPeftAdapter } from '../../model/adapter.js';
 import { encodeGenerationPrompt } from '../../data/template.js';
 import { loadModel } from '../../model/load.js';
+import { prepareInt4 } from '../../model/quant-cache.js';
+import { createProgress } from '../progress.js';
 import { reportError } from '../errors.js';
 import { parseCommand } from '../args.js';
 
@@ -70,6 +72,19 @@ export async function run(argv: string[]): Promise<number> {
     return reportError('generate', e);
   }
   try {
+    if (values['4bit']) {
+      // Quantized blocks from FINCH_HOME's cache, or quantized now on every core (then cached).
+      let bar: ReturnType<typeof createProgress> | null = null;
+      await prepareInt4(model.dir, model.config, model.weights, {
+        onMessage: (m) => console.error(`finch generate: ${m}`),
+        onProgress: (done, total) => {
+          if (done === total && !bar) return; // a cache hit: nothing to show
+          bar ??= createProgress({ label: 'quantizing to 4 bits', total, unit: 'weights', stream: process.stderr });
+          bar.update(done);
+          if (done === total) bar.stop();
+        },
+      });
+    }
     const tok = model.tokenizer;
     const adapter = values.adapter ? loadPeftAdapter(values.adapter, model.config) : null;
     let ids: number[];

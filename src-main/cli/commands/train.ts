@@ -194,6 +194,10 @@ export async function run(argv: string[]): Promise<number> {
         break;
       case 'device': console.error(deviceLine(e)); break;
       case 'resumed': console.error(`resuming at step ${e.step}`); break;
+      case 'note': console.error(`note: ${e.message}`); break;
+      case 'ready':
+        console.error(`ready in ${e.total_s.toFixed(1)} s: load ${e.load_s.toFixed(1)} s${e.int4_source ? ` (4-bit ${e.int4_source === 'cache' ? 'from cache' : 'quantized'})` : ''}, data ${e.data_s.toFixed(1)} s, graph ${e.graph_s.toFixed(1)} s, sessions ${e.session_s.toFixed(1)} s`);
+        break;
       case 'step': bar?.update(e.step, { loss: e.loss.toFixed(4), lr: e.lr.toExponential(2), 'tok/s': Math.round(e.tokens_per_s) }); break;
       case 'eval': console.error(`\nstep ${e.step}: eval loss ${e.eval_loss.toFixed(4)}, perplexity ${e.perplexity.toFixed(2)}`); break;
       case 'done':

@@ -36,7 +36,20 @@ export interface FileSlice {
   length: number;
 }
 
-export type InitializerData = { kind: 'inline'; bytes: Uint8Array } | ({ kind: 'file' } & FileSlice);
+/**
+ * Initializer bytes produced only when the model is written (a frozen weight read from its
+ * checkpoint), so that a big model's weights pass through JS one tensor at a time and no graph
+ * holds them all. `read` may be called more than once (each serialization calls it).
+ */
+export interface LazyBytes {
+  length: number;
+  read: () => Uint8Array;
+}
+
+export type InitializerData =
+  | { kind: 'inline'; bytes: Uint8Array }
+  | ({ kind: 'file' } & FileSlice)
+  | ({ kind: 'lazy' } & LazyBytes);
 
 export class Tensor {
   constructor(

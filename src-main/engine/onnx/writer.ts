@@ -3,7 +3,7 @@
 // 2 GB, and big weights should be mapped, not copied). Output is deterministic: same graph, same bytes.
 // The graph is first lowered for ONNX Runtime (lower.ts).
 
-import { closeSync, mkdirSync, openSync, renameSync, writeSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readSync, renameSync, writeSync } from 'node:fs';
 import { isAbsolute, join, relative, resolve } from 'node:path';
 import { ONNX_DTYPE, type Shape } from '../graph/dtype.js';
 import type { AttrValue, ConstantData, Graph, Tensor } from '../graph/graph.js';
@@ -16,6 +16,8 @@ export const IR_VERSION = 10;
 export interface WriteOptions {
   /** Initializers of at least this many bytes go to the external data file (default 1 MiB). */
   externalThreshold?: number;
+  /** File-backed initializers' files by absolute path -> the path of a link to them inside the model folder. */
+  fileLinks?: ReadonlyMap<string, string>;
 }
 
 /** What to hand to an InferenceSession: a file path, or bytes plus the external data they name. */
@@ -53,21 +55,23 @@ function buildModel(
   built: Graph,
   placeExternal: (bytes: Uint8Array) => { location: string; offset: number } | null,
   modelDir: string | null,
+  fileLinks?: ReadonlyMap<string, string>,
 ) {
   const g = lowerForOrt(built);
   const initializer = [...g.initializers.values()].map(({ tensor, data }) => {
     const base = { name: tensor.name, dims: [...(tensor.shape as number[])], dataType: ONNX_DTYPE[tensor.dtype] };
-    if (data.kind === 'file') {
-      if (!modelDir) throw new Error(`initializer ${tensor.name} lives in ${data.path}: write the model to a folder`);
-      const location = relative(modelDir, resolve(data.path));
+    if (data.kind === 'file' && modelDir) {
+      const location = relative(modelDir, fileLinks?.get(resolve(data.path)) ?? resolve(data.path));
       if (location.startsWith('..') || isAbsolute(location)) {
         throw new Error(`initializer ${tensor.name}: ${data.path} must be inside the model folder ${modelDir} (ONNX Runtime refuses paths outside it)`);
       }
       return { ...base, dataLocation: 1, externalData: externalEntries(location, data.offset, data.length) };
     }
-    const ext = placeExternal(data.bytes);
-    if (!ext) return { ...base, rawData: data.bytes };
-    return { ...base, dataLocation: 1, externalData: externalEntries(ext.location, ext.offset, data.bytes.byteLength) };
+    // A lazy or file-backed weight is read here (in memory: into the blob), and not kept by the writer.
+    const raw = data.kind === 'lazy' ? checkedRead(tensor.name, data) : data.kind === 'file' ? readSlice(data) : data.bytes;
+    const ext = placeExternal(raw);
+    if (!ext) return { ...base, rawData: raw };
+    return { ...base, dataLocation: 1, externalData: externalEntries(ext.location, ext.offset, raw.byteLength) };
   });
 
   const node = g.nodes.map((n) => ({
@@ -92,6 +96,36 @@ function buildModel(
       output: g.outputs.map(valueInfo),
     },
   });
+}
+
+function readSlice(f: { path: string; offset: number; length: number }): Uint8Array {
+  const out = new Uint8Array(f.length);
+  const fd = openSync(f.path, 'r');
+  try {
+    for (let done = 0; done < f.length;) {
+      const n = readSync(fd, out, done, Math.min(f.length - done, 1 << 30), f.offset + done);
+      if (n === 0) throw new Error(`${f.path}: ends before byte ${f.offset + f.length} (file changed or truncated?)`);
+      done += n;
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return out;
+}
+
+function checkedRead(name: string, lazy: { length: number; read: () => Uint8Array }): Uint8Array {
+  const b = lazy.read();
+  if (b.byteLength !== lazy.length) throw new Error(`initializer ${name}: its source gave ${b.byteLength} bytes, ${lazy.length} expected`);
+  return b;
+}
+
+const MAP_ALIGN = 64 * 1024;
+
+/** writeSync may write less than asked (and at most 2 GiB at once): loop until all bytes are at `pos`. */
+function writeAllAt(fd: number, bytes: Uint8Array, pos: number): void {
+  for (let done = 0; done < bytes.byteLength;) {
+    done += writeSync(fd, bytes, done, Math.min(bytes.byteLength - done, 1 << 30), pos + done);
+  }
 }
 
 const externalEntries = (location: string, offset: number, length: number) => [
@@ -139,13 +173,15 @@ export function writeModelFile(g: Graph, dir: string, opts: WriteOptions = {}): 
     const msg = buildModel(g, (bytes) => {
       if (bytes.byteLength < threshold) return null;
       if (fd < 0) fd = openSync(dataTmp, 'w');
-      const pad = (64 - (size % 64)) % 64;
-      if (pad) { writeSync(fd, new Uint8Array(pad)); size += pad; }
+      // ONNX Runtime maps external data into memory (no copy) only at offsets aligned to the
+      // system's allocation granularity: 4 KiB pages on Linux and macOS, 64 KiB on Windows.
+      const pad = (MAP_ALIGN - (size % MAP_ALIGN)) % MAP_ALIGN;
+      size += pad; // a hole: the next positional write extends the file
       const offset = size;
-      writeSync(fd, bytes);
+      writeAllAt(fd, bytes, offset);
       size += bytes.byteLength;
       return { location: dataName, offset };
-    }, resolve(dir));
+    }, resolve(dir), opts.fileLinks);
     const bytes = ModelProto.encode(msg).finish();
     if (fd >= 0) { closeSync(fd); fd = -1; renameSync(dataTmp, join(dir, dataName)); }
     const tmp = `${modelPath}.tmp-${process.pid}`;

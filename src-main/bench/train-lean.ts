@@ -1,0 +1,98 @@
+// Child process of `finch bench train --preset llama3-8b`: one real optimizer step of the lean QLoRA
+// plan (train/memory.ts leanQloraPlan: 4-bit blocks of 64, LoRA r=8 on all seven projections,
+// host embeddings, two-level checkpointing) on random weights generated straight into 4-bit blocks,
+// so no 16 GB checkpoint is needed. The step graph is written to a temporary folder and every JS
+// copy of the weights dropped before ONNX Runtime loads it (as the trainer's staged sessions do).
+// Reports the peak RSS from session creation through the steps (Linux: VmHWM reset at that point),
+// the peak of the one-off build before it, and the estimator's prediction for the same plan.
+
+import { randomFillSync } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { writeModelFile } from '../engine/onnx/writer.js';
+import { type HostTensor, Session } from '../engine/runtime/session.js';
+import { FrozenWeights } from '../model/llama.js';
+import { LORA_TARGETS, initLora } from '../model/lora.js';
+import { mulberry32 } from '../util/random.js';
+import { quantizedWeights } from '../model/quant-cache.js';
+import { estimateTrainingMemory, leanQloraPlan } from '../train/memory.js';
+import { DEFAULT_OPTIMIZER, buildFusedStep } from '../train/step.js';
+import { type TrainPreset, presetConfig } from './train-presets.js';
+
+const o = JSON.parse(process.argv[2]!) as { preset: TrainPreset; threads: number; steps: number; seq: number };
+const cfg = presetConfig(o.preset);
+const plan = leanQloraPlan(cfg, 1, o.seq);
+const B = plan.batch, T = plan.seq, rows = B * T, block = plan.blockSize!;
+const kib = (key: string) => Number(readFileSync('/proc/self/status', 'utf8').match(new RegExp(`${key}:\\s+(\\d+)`))![1]);
+const gc = () => (globalThis as { gc?: () => void }).gc?.();
+const now = () => performance.now() / 1000;
+
+const t0 = now();
+const dir = mkdtempSync(join(tmpdir(), 'finch-lean-step-'));
+process.once('exit', () => rmSync(dir, { recursive: true, force: true })); // also when a step fails
+const rand = mulberry32(1);
+let modelPath: string, params: ReturnType<typeof buildFusedStep>['params'];
+let embeds: Float32Array;
+{
+  const D = cfg.hiddenSize;
+  const fw = new FrozenWeights(cfg, (name) => {
+    if (name.endsWith('norm.weight')) return new Float32Array(D).fill(1);
+    throw new Error(`train-lean: ${name} should come as 4-bit blocks`);
+  }, true, block, (_name, _row) => Float32Array.from({ length: D }, () => (rand() - 0.5) * 0.05));
+  for (const j of quantizedWeights(cfg)) {
+    // Random nibbles (uniform in -8..7 after the zero point 8) times a scale near a 0.02-std init.
+    const packed = randomFillSync(new Uint8Array((j.N * j.K) / 2));
+    fw.provideInt4(j.name, { N: j.N, K: j.K, blockSize: block, packed, scales: new Float32Array((j.N * j.K) / block).fill(0.004) });
+  }
+  const lora = { rank: plan.rank, alpha: 2 * plan.rank, dropout: 0, rslora: false, targets: LORA_TARGETS };
+  const invFreq = Float64Array.from({ length: cfg.headDim / 2 }, (_, i) => 1 / cfg.ropeTheta ** ((2 * i) / cfg.headDim));
+  const sg = buildFusedStep(fw, invFreq, { batch: B, seq: T, lora, checkpointLayers: true, checkpointGroup: plan.checkpointGroup, hostEmbeddings: true }, DEFAULT_OPTIMIZER);
+  modelPath = writeModelFile(sg.step, dir);
+  params = sg.params;
+  embeds = fw.embedRows(BigInt64Array.from({ length: rows }, () => BigInt(Math.floor(rand() * cfg.vocabSize))));
+}
+const buildS = now() - t0;
+gc(); gc();
+const buildPeakMb = kib('VmHWM') / 1024;
+writeFileSync('/proc/self/clear_refs', '5'); // the peak from here on: session and steps
+
+const t1 = now();
+const session = await Session.create(modelPath, { threads: o.threads });
+const sessionS = now() - t1;
+const feeds: Record<string, HostTensor> = {
+  inputs_embeds: { dtype: 'float32', dims: [rows, cfg.hiddenSize], data: embeds },
+  position_ids: { dtype: 'int64', dims: [B, T], data: BigInt64Array.from({ length: rows }, (_, i) => BigInt(i % T)) },
+  attn_bias: { dtype: 'float32', dims: [B, 1, T, T], data: Float32Array.from({ length: B * T * T }, (_, i) => (i % T <= Math.floor(i / T) % T ? 0 : -1e9)) },
+  targets: { dtype: 'int64', dims: [rows], data: BigInt64Array.from({ length: rows }, () => BigInt(Math.floor(rand() * cfg.vocabSize))) },
+  lr: { dtype: 'float32', dims: [], data: Float32Array.of(1e-4) },
+  step: { dtype: 'float32', dims: [], data: Float32Array.of(1) },
+};
+const init = initLora(params, 0);
+for (const q of params) {
+  const d = init.get(q.name)!;
+  feeds[q.name] = { dtype: 'float32', dims: q.shape, data: d };
+  feeds[`m:${q.name}`] = { dtype: 'float32', dims: q.shape, data: new Float32Array(d.length) };
+  feeds[`v:${q.name}`] = { dtype: 'float32', dims: q.shape, data: new Float32Array(d.length) };
+}
+const stepTimes: number[] = [];
+let loss = NaN;
+for (let s = 1; s <= o.steps; s++) {
+  const t = now();
+  const out = await session.run(feeds);
+  stepTimes.push(now() - t);
+  loss = (out.loss!.data as Float32Array)[0]!;
+  for (const q of params) {
+    feeds[q.name] = out[`new:${q.name}`]!;
+    feeds[`m:${q.name}`] = out[`new_m:${q.name}`]!;
+    feeds[`v:${q.name}`] = out[`new_v:${q.name}`]!;
+  }
+  feeds.step = { dtype: 'float32', dims: [], data: Float32Array.of(s + 1) };
+}
+const peakMb = kib('VmHWM') / 1024;
+await session.release();
+console.log(JSON.stringify({
+  seq: T, plan, peak_rss_mb: peakMb, estimate_mb: estimateTrainingMemory(cfg, plan).totalBytes / 2 ** 20,
+  build_peak_rss_mb: buildPeakMb, build_s: buildS, session_s: sessionS, step_s: stepTimes.reduce((a, b) => a + b, 0) / stepTimes.length,
+  tokens_per_s: rows / (stepTimes.reduce((a, b) => a + b, 0) / stepTimes.length), loss,
+}));

@@ -1,0 +1,91 @@
+// The 4-bit weight cache: a miss quantizes (on worker threads) and stores, a hit reads the same
+// blocks back, a changed checkpoint misses, a corrupt entry is reported and rebuilt; list/clear.
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, truncateSync, statSync, utimesSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { loadModel } from '../../src-main/model/load.js';
+import { quantizeInt4 } from '../../src-main/model/quant.js';
+import { clearQuantCache, listQuantCache, prepareInt4, quantizedWeights } from '../../src-main/model/quant-cache.js';
+import { Checkpoint } from '../../src-main/model/safetensors.js';
+import { writeSyntheticCheckpoint } from '../../src-main/model/synthetic.js';
+import { useFinchHome } from '../helpers/fixtures.js';
+
+let root: string, dir: string, restoreHome: () => void;
+before(() => {
+  root = mkdtempSync(join(tmpdir(), 'finch-quant-cache-'));
+  dir = join(root, 'model');
+  writeSyntheticCheckpoint(dir, { hiddenSize: 64, numLayers: 2, intermediateSize: 128, tieWordEmbeddings: true, dtype: 'bfloat16' });
+  restoreHome = useFinchHome(join(root, 'home'));
+});
+after(() => {
+  restoreHome();
+  rmSync(root, { recursive: true, force: true });
+});
+
+/** Quantizes through the cache into a fresh model; returns the result, messages and one weight's blocks. */
+async function prepare() {
+  const model = loadModel(dir, { quantize: true, blockSize: 32 });
+  const messages: string[] = [];
+  const progress: number[] = [];
+  const r = await prepareInt4(dir, model.config, model.weights, { threads: 2, onMessage: (m) => messages.push(m), onProgress: (d) => progress.push(d) });
+  const name = 'model.layers.1.mlp.down_proj.weight';
+  const w = model.weights.q(name, 64, 128);
+  model.close();
+  return { r, messages, progress, w, name };
+}
+
+test('miss quantizes on workers with progress, hit reads identical blocks, both equal direct quantization', async () => {
+  const cold = await prepare();
+  assert.equal(cold.r.source, 'quantized');
+  const total = quantizedWeights(loadModel(dir).config).length;
+  assert.equal(cold.progress.at(-1), total);
+  assert.ok(cold.progress.length > total, 'progress after every weight');
+  const c = Checkpoint.open(dir);
+  const direct = quantizeInt4(c.readTensor(cold.name), 64, 128, 32);
+  c.close();
+  assert.deepEqual(cold.w.packed, direct.packed);
+  assert.deepEqual(cold.w.scales, direct.scales);
+
+  const warm = await prepare();
+  assert.equal(warm.r.source, 'cache');
+  assert.equal(warm.r.file, cold.r.file);
+  assert.deepEqual(warm.w.packed, direct.packed);
+  assert.deepEqual(warm.w.scales, direct.scales);
+  assert.deepEqual(warm.messages, []);
+});
+
+test('a changed checkpoint (modification time) is a miss with a new entry', async () => {
+  const first = await prepare();
+  const f = join(dir, 'model.safetensors');
+  const t = statSync(f).mtime;
+  utimesSync(f, t, new Date(t.getTime() + 5000));
+  const changed = await prepare();
+  assert.equal(changed.r.source, 'quantized');
+  assert.notEqual(changed.r.file, first.r.file);
+  assert.equal((await prepare()).r.source, 'cache');
+});
+
+test('a corrupt entry is reported, deleted and rebuilt', async () => {
+  const ok = await prepare();
+  truncateSync(ok.r.file!, 1000);
+  const rebuilt = await prepare();
+  assert.equal(rebuilt.r.source, 'quantized');
+  assert.equal(rebuilt.messages.length, 1);
+  assert.match(rebuilt.messages[0]!, /4-bit cache .* is unreadable \(.*truncated.*\); deleting it and quantizing again/);
+  assert.deepEqual(rebuilt.w.packed, ok.w.packed);
+  assert.equal((await prepare()).r.source, 'cache');
+});
+
+test('list shows entries with their checkpoint and size; clear removes them', async () => {
+  await prepare();
+  const entries = listQuantCache();
+  assert.ok(entries.length >= 1);
+  const e = entries.find((x) => x.checkpoint === dir)!;
+  assert.equal(e.blockSize, 32);
+  assert.ok(e.bytes > 0);
+  const freed = clearQuantCache();
+  assert.ok(freed >= e.bytes);
+  assert.deepEqual(listQuantCache(), []);
+});
