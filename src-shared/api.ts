@@ -72,6 +72,7 @@ export const RUN_DEFAULTS: Omit<RunConfig, 'modelId' | 'datasetId'> = {
   seed: 0,
   threads: 0,
   provider: 'auto',
+  strictProvider: false,
   checkpointLayers: false,
   blockSize: 32,
   samplePrompts: 3,

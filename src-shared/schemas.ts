@@ -76,6 +76,8 @@ export const RunConfig = z.strictObject({
   /** CPU threads (0 = all cores). */
   threads: z.int().min(0).max(1024),
   provider: ProviderChoice,
+  /** A node that would fall back to the CPU is an error instead of a warning (GPU providers). */
+  strictProvider: z.boolean().optional(),
   checkpointLayers: z.boolean(),
   /** 4-bit block size (32: lower error; 64: ~5% less memory). */
   blockSize: z.union([z.literal(32), z.literal(64), z.literal(128)]),
