@@ -52,6 +52,46 @@ export interface GenerateResult {
   finish: 'eos' | 'length' | 'stop' | 'stopped';
 }
 
+/**
+ * The generation graph (model/llama.ts buildGeneration) for a fixed batch, with the
+ * output names the decode loop feeds back: logits [B, V] of the last position, present_k.N and
+ * present_v.N [B, KV, P+T, hd].
+ */
+export function generationGraph(fw: FrozenWeights, invFreq: Float64Array, maxPositions: number, lora: LoraSpec | null, batch: number): Graph {
+  const g = new Graph('generate');
+  const gen = buildGeneration(g, fw, invFreq, maxPositions, lora, batch);
+  g.output(gen.logits, 'logits');
+  gen.presentK.forEach((t, l) => g.output(t, `present_k.${l}`));
+  gen.presentV.forEach((t, l) => g.output(t, `present_v.${l}`));
+  return g;
+}
+
+/**
+ * input_ids, position_ids and attn_bias for `T` new tokens per row after `P` cached slots, each
+ * row left-padded by padStart[b] slots: positions count from the row's first real token, and a
+ * query sees its own slot and the earlier non-pad slots (a pad query sees only itself).
+ */
+export function stepInputs(tokens: number[][], P: number, padStart: readonly number[]): Record<'input_ids' | 'position_ids' | 'attn_bias', HostTensor> {
+  const B = tokens.length, T = tokens[0]!.length;
+  const ids = new BigInt64Array(B * T), pos = new BigInt64Array(B * T);
+  const bias = new Float32Array(B * T * (P + T)).fill(MASKED);
+  for (let b = 0; b < B; b++) {
+    for (let i = 0; i < T; i++) {
+      const abs = P + i; // absolute slot of this query
+      ids[b * T + i] = BigInt(tokens[b]![i]!);
+      pos[b * T + i] = BigInt(Math.max(0, abs - padStart[b]!));
+      for (let j = 0; j <= abs; j++) {
+        if (j >= padStart[b]! || j === abs) bias[(b * T + i) * (P + T) + j] = 0;
+      }
+    }
+  }
+  return {
+    input_ids: { dtype: 'int64', dims: [B, T], data: ids },
+    position_ids: { dtype: 'int64', dims: [B, T], data: pos },
+    attn_bias: { dtype: 'float32', dims: [B, 1, T, P + T], data: bias },
+  };
+}
+
 export class Generator {
   /**
    * The session for the last batch size used: the graph's batch is fixed so that it needs no shape
@@ -80,12 +120,8 @@ export class Generator {
   private async sessionFor(batch: number): Promise<Session> {
     if (this.current?.batch !== batch) {
       await this.release();
-      const g = new Graph('generate');
-      const gen = buildGeneration(g, this.fw, this.invFreq, this.maxPositions, this.lora, batch);
-      g.output(gen.logits, 'logits');
-      gen.presentK.forEach((t, l) => g.output(t, `present_k.${l}`));
-      gen.presentV.forEach((t, l) => g.output(t, `present_v.${l}`));
-      this.current = { batch, session: await sessionFromGraph(g, this.options, stagingDir()) };
+      const graph = generationGraph(this.fw, this.invFreq, this.maxPositions, this.lora, batch);
+      this.current = { batch, session: await sessionFromGraph(graph, this.options, stagingDir()) };
     }
     return this.current!.session;
   }
@@ -135,26 +171,7 @@ export class Generator {
 
     /** Runs `T` new tokens per row after `P` cached ones; returns last-position logits. */
     const step = async (tokens: number[][], P: number, cache: Record<string, HostTensor>) => {
-      const T = tokens[0]!.length;
-      const ids = new BigInt64Array(B * T), pos = new BigInt64Array(B * T);
-      const bias = new Float32Array(B * T * (P + T)).fill(MASKED);
-      for (let b = 0; b < B; b++) {
-        for (let i = 0; i < T; i++) {
-          const abs = P + i; // absolute slot of this query
-          ids[b * T + i] = BigInt(tokens[b]![i]!);
-          pos[b * T + i] = BigInt(Math.max(0, abs - padStart[b]!));
-          for (let j = 0; j <= abs; j++) {
-            if (j >= padStart[b]! || j === abs) bias[(b * T + i) * (P + T) + j] = 0;
-          }
-        }
-      }
-      const out = await session.run({
-        input_ids: { dtype: 'int64', dims: [B, T], data: ids },
-        position_ids: { dtype: 'int64', dims: [B, T], data: pos },
-        attn_bias: { dtype: 'float32', dims: [B, 1, T, P + T], data: bias },
-        ...cache,
-        ...loraFeeds,
-      });
+      const out = await session.run({ ...stepInputs(tokens, P, padStart), ...cache, ...loraFeeds });
       const next: Record<string, HostTensor> = {};
       for (let l = 0; l < cfg.numLayers; l++) {
         next[`past_k.${l}`] = out[`present_k.${l}`]!;

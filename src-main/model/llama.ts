@@ -629,6 +629,11 @@ export interface TrainGraph {
   dropoutModules: number;
   /** How the graph chunks its largest activations. */
   chunks: ChunkPlan;
+  /**
+   * Builds the unchunked logits [B*T, V] of the same forward (same trunk, lm_head and LoRA), for
+   * checks against a reference; a training step never calls it (the loss keeps them chunked).
+   */
+  logits: () => Tensor;
 }
 
 /**
@@ -681,7 +686,8 @@ export function buildTrainForward(g: Graph, fw: FrozenWeights, invFreq: Float64A
     });
     loss = F.div(total!, count);
   }
-  return { loss, lora: params, loraInputs, baseInputs: ws.inputs, dropoutModules: useDropout ? nModules : 0, chunks };
+  const logits = () => lmHead(c, h); // [B*T, V]
+  return { loss, lora: params, loraInputs, baseInputs: ws.inputs, dropoutModules: useDropout ? nModules : 0, chunks, logits };
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,12 +1,8 @@
 // The Llama-family training graph against an independent PyTorch implementation
-// (test/oracle/oracle_llama.py): the loss and every LoRA gradient, float and 4-bit bases, with
+// (test/oracle/oracle_llama.py): the logits at every position, the loss and every LoRA gradient, float and 4-bit bases, with
 // padding and prompt masks. For the 4-bit bases the oracle gets weights dequantized by this file's
 // own reference of the int4 scheme (symmetricInt4), not by model/quant.ts.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { test } from 'node:test';
 import { grad } from '../../src-main/engine/autodiff/grad.js';
 import { Graph } from '../../src-main/engine/graph/graph.js';
@@ -16,6 +12,7 @@ import { FrozenWeights, buildTrainForward } from '../../src-main/model/llama.js'
 import { type LoraSpec, LORA_TARGETS, loraParams } from '../../src-main/model/lora.js';
 import { mulberry32 } from '../../src-main/util/random.js';
 import type { ModelConfig } from '../../src-main/model/types.js';
+import { maxDiffOverScale, runLlamaOracle } from '../helpers/llama-oracle.js';
 import { invFreqOf, randomWeights, tinyConfig } from '../helpers/tiny-llama.js';
 
 /**
@@ -49,6 +46,7 @@ async function runCase(c: Case) {
   const params = loraParams(cfg, spec);
   const grads = grad(tg.loss, params.map((p) => tg.loraInputs.get(p.name)!));
   g.output(tg.loss, 'loss');
+  g.output(tg.logits(), 'logits'); // [B*T, V]
   params.forEach((p, i) => g.output(grads[i]!, `grad:${p.name}`));
 
   // Batch: row 1 is right-padded by 2; prompt tokens (first 2) are not trained.
@@ -80,36 +78,15 @@ async function runCase(c: Case) {
   const out = await session.run(feeds);
 
   // Oracle: the same tensors (dequantized weights for the 4-bit base).
-  const dir = mkdtempSync(join(tmpdir(), 'finch-llama-'));
-  const index: Record<string, { dtype: string; shape: number[]; offset: number }> = {};
-  const parts: Buffer[] = [];
-  let off = 0;
-  const put = (name: string, dtype: string, shape: number[], data: Float32Array | BigInt64Array | Int32Array) => {
-    const b = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-    index[name] = { dtype, shape, offset: off };
-    parts.push(b);
-    off += b.byteLength;
-  };
-  for (const [name, w] of weights) {
-    const isProj = /_proj\.weight$|lm_head/.test(name) && w.shape.length === 2;
-    const data = c.quantize && isProj ? symmetricInt4(w.data, w.shape[0]!, w.shape[1]!, 32) : w.data;
-    put(name, 'float32', w.shape, data);
-  }
-  for (const k of ['input_ids', 'position_ids', 'attn_bias', 'targets']) {
-    const f = feeds[k]!;
-    put(k, f.dtype, [...f.dims], f.data as Float32Array | BigInt64Array | Int32Array);
-  }
-  for (const p of params) put(p.name, 'float32', p.shape, lora.get(p.name)!);
-  writeFileSync(join(dir, 'tensors.bin'), Buffer.concat(parts));
-  writeFileSync(join(dir, 'manifest.json'), JSON.stringify({ config: cfg, tensors: index, lora: spec, invFreq: Array.from(invFreqOf(cfg)) }));
-  execFileSync('/usr/bin/python3', [new URL('../oracle/oracle_llama.py', import.meta.url).pathname, dir], { stdio: 'inherit' });
-  const ref = JSON.parse(readFileSync(join(dir, 'out.json'), 'utf8')) as Record<string, { offset: number; shape: number[] }>;
-  const refBin = readFileSync(join(dir, 'out.bin'));
-  const refOf = (k: string) => {
-    const e = ref[k]!;
-    const n = e.shape.reduce((a, b) => a * b, 1);
-    return new Float32Array(refBin.buffer.slice(refBin.byteOffset + e.offset, refBin.byteOffset + e.offset + n * 4));
-  };
+  const refOf = runLlamaOracle({
+    cfg, invFreq: invFreqOf(cfg), spec,
+    weights: [...weights].map(([name, w]) => {
+      const isProj = /_proj\.weight$|lm_head/.test(name) && w.shape.length === 2;
+      return [name, { shape: w.shape, data: c.quantize && isProj ? symmetricInt4(w.data, w.shape[0]!, w.shape[1]!, 32) : w.data }];
+    }),
+    batch: { input_ids: feeds.input_ids!, position_ids: feeds.position_ids!, attn_bias: feeds.attn_bias!, targets: feeds.targets! },
+    lora: params.map((p) => [p.name, { shape: p.shape, data: lora.get(p.name)! }]),
+  });
   const relErr = (a: ArrayLike<number>, b: ArrayLike<number>) => {
     let num = 0, den = 0;
     for (let i = 0; i < a.length; i++) { num += (a[i]! - b[i]!) ** 2; den += b[i]! ** 2; }
@@ -117,6 +94,9 @@ async function runCase(c: Case) {
   };
   const lossErr = relErr(out.loss!.data as Float32Array, refOf('loss'));
   assert.ok(lossErr <= 1e-4, `${c.name}: loss ${out.loss!.data[0]} vs ${refOf('loss')[0]} (rel ${lossErr})`);
+  // Logits at every position, padded ones included (their queries still see the valid keys).
+  const logitsErr = maxDiffOverScale(out.logits!.data as Float32Array, refOf('logits'));
+  assert.ok(logitsErr <= 1e-5, `${c.name}: logits differ from PyTorch (max |diff| / max |logit| = ${logitsErr})`);
   let worst = 0;
   for (const p of params) {
     const e = relErr(out[`grad:${p.name}`]!.data as Float32Array, refOf(`grad:${p.name}`));
@@ -124,7 +104,7 @@ async function runCase(c: Case) {
     assert.ok(e <= 1e-4, `${c.name}: gradient of ${p.name} differs from PyTorch (rel ${e})`);
   }
   await session.release();
-  return { lossErr, worst };
+  return { lossErr, logitsErr, worst };
 }
 
 const cases: Case[] = [
@@ -137,6 +117,6 @@ const cases: Case[] = [
 for (const c of cases) {
   test(`training graph matches PyTorch: ${c.name}`, async () => {
     const r = await runCase(c);
-    console.log(`# ${c.name}: loss rel err ${r.lossErr.toExponential(2)}, worst LoRA grad rel err ${r.worst.toExponential(2)}`);
+    console.log(`# ${c.name}: loss rel err ${r.lossErr.toExponential(2)}, logits max diff / max |logit| ${r.logitsErr.toExponential(2)}, worst LoRA grad rel err ${r.worst.toExponential(2)}`);
   });
 }

@@ -1,7 +1,7 @@
 """Independent PyTorch reference of the Hugging Face Llama/Mistral/Qwen2 decoder with LoRA.
 
 Reads <dir>/manifest.json (config, tensor index, batch) and <dir>/tensors.bin (little-endian
-float32/int64/int32), computes the causal-LM loss (mean over targets != -100) and the gradient of every
+float32/int64/int32), computes the logits [B*T, V], the causal-LM loss (mean over targets != -100) and the gradient of every
 LoRA matrix, and writes <dir>/out.bin + out.json the same way. Written from the architecture
 description (transformers' modeling_llama), not from Finch's graph code.
 """
