@@ -48,9 +48,10 @@ async function heldWhileLoaded(streamFloats: boolean): Promise<{ held: number; t
   const model = loadModel(dir);
   model.weights.streamFloats = streamFloats;
   const gen = await Generator.create(model.weights, model.invFreq, { maxPositions: 16, threads: 2 });
+  // The session is built by the first request (its batch size fixes the graph's).
+  const [r] = await gen.generate({ prompts: [[1, 2, 3, 4]], maxNewTokens: 1, eosIds: [] });
   model.close();
   const held = (await settledArrayBuffers()) - base;
-  const [r] = await gen.generate({ prompts: [[1, 2, 3, 4]], maxNewTokens: 1, eosIds: [] });
   await gen.release();
   return { held, token: r!.ids[0]! };
 }
