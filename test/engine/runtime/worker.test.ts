@@ -52,8 +52,9 @@ test('the caller\'s event loop keeps ticking while a long run executes in the wo
     const inThread = await ticksDuring(() => local.run(feeds()));
     t.diagnostic(`worker: ${inWorker.ms.toFixed(0)} ms, ${inWorker.ticks} ticks; in-thread: ${inThread.ms.toFixed(0)} ms, ${inThread.ticks} ticks`);
     assert.ok(inWorker.ms > 100, `the run must be long enough to measure (took ${inWorker.ms} ms)`);
-    // A 2 ms timer fires at most ms/2 times; demand a third of that (loaded CI machines are slow to schedule).
-    assert.ok(inWorker.ticks >= inWorker.ms / 6, `only ${inWorker.ticks} ticks in ${inWorker.ms.toFixed(0)} ms: the main thread was blocked`);
+    // A 2 ms timer fires at most ms/2 times, and never while the thread is blocked (in-thread: 0).
+    // Demand a tenth of that: a loaded 2-core machine schedules timers late, not never.
+    assert.ok(inWorker.ticks >= inWorker.ms / 20, `only ${inWorker.ticks} ticks in ${inWorker.ms.toFixed(0)} ms: the main thread was blocked`);
 
     const a = inWorker.value.y!;
     const b = inThread.value.y!;
