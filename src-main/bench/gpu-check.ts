@@ -119,6 +119,7 @@ export async function run(argv: string[]): Promise<number> {
     check: 'finch gpu-check',
     platform: `${process.platform}-${process.arch}`,
     node: process.version,
+    node_binary: process.execPath,
     cpu: cpus()[0]?.model ?? null,
     threads,
     ram_gb: totalmem() / 2 ** 30,
