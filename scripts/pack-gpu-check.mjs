@@ -81,6 +81,9 @@ function packageClosure(packages) {
 // binary (tsx calls the one in @esbuild/linux-x64).
 const PRUNE = [
   ['node_modules/esbuild/bin', () => true],
+  // CUDA/TensorRT provider libraries (hundreds of MB) where this install downloaded them; on the
+  // GPU machine `./node node_modules/onnxruntime-node/script/install.js` fetches them.
+  ['node_modules/onnxruntime-node/bin', (p) => /libonnxruntime_providers_(cuda|tensorrt)/.test(p)],
   ['node_modules/onnxruntime-node/bin', (p) => /napi-v\d+\/(darwin|win32|linux\/arm64)$/.test(p)],
   ['node_modules/webgpu/dist', (p) => /dist\/(?!linux-x64$)[^/]+$/.test(p)],
 ];
