@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
+import { parseCommand } from '../cli/args.js';
 import { nodeArgsFor } from '../engine/runtime/worker.js';
 import { type StorageDtype, type SyntheticCheckpointOptions, writeSyntheticCheckpoint } from '../model/synthetic.js';
 import { benchEnv, runJsonChild } from './timing.js';
@@ -53,15 +53,12 @@ function checkpointFor(modelsDir: string, shape: string, dtype: StorageDtype, lo
 }
 
 export async function run(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      shape: { type: 'string', multiple: true }, dtype: { type: 'string', multiple: true }, threads: { type: 'string', default: '2' },
-      'models-dir': { type: 'string' }, 'no-4bit': { type: 'boolean', default: false }, json: { type: 'boolean', default: false },
-      help: { type: 'boolean', default: false },
-    },
-  });
-  if (values.help) { console.log(USAGE); return 0; }
+  const parsed = parseCommand('bench load', argv, {
+    shape: { type: 'string', multiple: true }, dtype: { type: 'string', multiple: true }, threads: { type: 'string', default: '2' },
+    'models-dir': { type: 'string' }, 'no-4bit': { type: 'boolean', default: false }, json: { type: 'boolean', default: false },
+  }, USAGE);
+  if ('exit' in parsed) return parsed.exit;
+  const { values } = parsed;
   const shapes = values.shape ?? Object.keys(LOAD_SHAPES);
   const dtypes = values.dtype ?? Object.keys(DTYPES);
   for (const s of shapes) if (!LOAD_SHAPES[s]) { console.error(`finch bench load: unknown shape "${s}" (choose ${Object.keys(LOAD_SHAPES).join(', ')})`); return 2; }
