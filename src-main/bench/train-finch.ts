@@ -46,7 +46,6 @@ function stepFlops(): number {
   return 2 * linear + 3 * attention + 3 * lora; // backward ~ forward for inputs (no frozen weight grads), 2x for attention and LoRA
 }
 
-const peak = await matmulPeak();
 const rand = mulberry32(1);
 const normal = () => Math.sqrt(-2 * Math.log(rand() + 1e-12)) * Math.cos(2 * Math.PI * rand());
 const store = new Map<string, Float32Array>();
@@ -103,10 +102,14 @@ const t = await measure(async () => {
   feeds.step = { dtype: 'float32', dims: [], data: Float32Array.of(++stepNo) };
 }, { warmup: o.warmup, minSeconds: 0, minReps: o.steps });
 const stepS = t.medianMs / 1000;
+const stepPeakRssMb = process.resourceUsage().maxRSS / 1024;
+// After the step: the MatMul sessions' thread pool and buffers must not be in the RSS measured
+// before the step session (rssBeforeSession), where the estimate's ONNX Runtime part would count them twice.
+const peak = await matmulPeak();
 console.log(JSON.stringify({
   tokens_per_s: (B * T) / stepS,
   step_s: stepS,
-  peak_rss_mb: process.resourceUsage().maxRSS / 1024,
+  peak_rss_mb: stepPeakRssMb,
   // The session's estimate (train/memory.ts) plus what this process holds besides it: its RSS
   // before the step session (Node, the float weights generated in JavaScript).
   estimate_mb: (estimateTrainingMemory(cfg, { batch: B, seq: T, rank: p.rank, targets: 7, quantize: o.quantize, checkpointLayers: false, hostEmbeddings: false, chunkBytes: o.chunkBytes }).totalBytes) / 2 ** 20 + rssBeforeSession,

@@ -18,6 +18,8 @@ export interface TrainPreset {
 export const PRESETS: Record<string, TrainPreset> = {
   small: { name: 'small', hidden: 512, layers: 8, heads: 8, kvHeads: 4, intermediate: 1376, vocab: 32000, batch: 4, seq: 256, rank: 16, alpha: 32 },
   tiny: { name: 'tiny', hidden: 128, layers: 2, heads: 4, kvHeads: 2, intermediate: 344, vocab: 1024, batch: 2, seq: 64, rank: 8, alpha: 16 },
+  // Llama 3.2 1B's shapes (untied head here), float32: gpu-check runs it on GPU providers only.
+  'llama3.2-1b': { name: 'llama3.2-1b', hidden: 2048, layers: 16, heads: 32, kvHeads: 8, intermediate: 8192, vocab: 128256, batch: 1, seq: 512, rank: 16, alpha: 32 },
   'llama3-8b': { name: 'llama3-8b', hidden: 4096, layers: 32, heads: 32, kvHeads: 8, intermediate: 14336, vocab: 128256, batch: 1, seq: 2048, rank: 16, alpha: 32 },
 };
 

@@ -10,11 +10,12 @@ import { describePlan, estimateTrainingMemory, formatBytes, leanQloraPlan } from
 import { PROVIDER_OPTIONS, PROVIDER_USAGE, chooseProvider, providerFlags } from '../cli/provider.js';
 import { PRESETS, type TrainPreset, presetConfig } from './train-presets.js';
 import { benchEnv, runJsonChild } from './timing.js';
+import type { Provider } from '../engine/runtime/session.js';
 
-interface SideResult { tokens_per_s: number; step_s: number; peak_rss_mb: number; loss: number }
-interface FinchResult extends SideResult { gflops: number; matmul_peak_gflops: number; estimate_mb: number; host_device_bytes_per_step: number }
+export interface SideResult { tokens_per_s: number; step_s: number; peak_rss_mb: number; loss: number }
+export interface FinchResult extends SideResult { gflops: number; matmul_peak_gflops: number; estimate_mb: number; host_device_bytes_per_step: number }
 
-const USAGE = `Usage: finch bench train [--preset small|tiny|llama3-8b] [--threads N] [--steps N] [--seq N] [--4bit] [--no-peer] [--estimate] [--provider P] [--strict-provider] [--json]
+const USAGE = `Usage: finch bench train [--preset small|tiny|llama3.2-1b|llama3-8b] [--threads N] [--steps N] [--seq N] [--4bit] [--no-peer] [--estimate] [--provider P] [--strict-provider] [--json]
 
 Tokens/s of Finch's LoRA training step (forward, backward, AdamW: one session.run) against a
 PyTorch peer on the same model, batch and thread count, plus MFU: Finch's achieved GFLOP/s as a
@@ -57,17 +58,12 @@ export async function run(argv: string[]): Promise<number> {
   const env = benchEnv(threads);
   const log = (s: string) => { if (!values.json) console.error(s); };
   if (preset.name === 'llama3-8b') return leanStep(preset, threads, steps, env, values.json, log);
-  const entry = new URL('./train-finch.ts', import.meta.url);
   log(`finch: ${preset.name} preset, ${threads} threads, ${steps} steps...`);
-  const finch = await runJsonChild<FinchResult>(process.execPath, [...nodeArgsFor(entry), fileURLToPath(entry),
-    JSON.stringify({ preset, threads, steps, warmup: 1, quantize: values['4bit'], provider: device.provider, strict: device.strict })], env);
+  const finch = await runFinchStep(preset, { threads, steps, quantize: values['4bit'], provider: device.provider, strict: device.strict }, env);
   let peer: SideResult | null = null;
   if (!values['no-peer']) {
     log('peer: PyTorch...');
-    peer = await runJsonChild<SideResult>('/usr/bin/python3', [fileURLToPath(new URL('./peers/torch_lora_train.py', import.meta.url)), JSON.stringify({
-      threads, hidden: preset.hidden, layers: preset.layers, heads: preset.heads, kv_heads: preset.kvHeads, intermediate: preset.intermediate,
-      vocab: preset.vocab, batch: preset.batch, seq: preset.seq, rank: preset.rank, alpha: preset.alpha, warmup: 1, steps,
-    })], env);
+    peer = await runTorchPeer(preset, threads, steps, env);
   }
   const result = {
     preset: preset.name,
@@ -90,6 +86,21 @@ export async function run(argv: string[]): Promise<number> {
     console.log(`MFU     ${(result.mfu * 100).toFixed(0)}% of the measured MatMul peak (${finch.matmul_peak_gflops.toFixed(0)} GFLOP/s)`);
   }
   return 0;
+}
+
+/** One measured Finch LoRA step of a preset (train-finch.ts) in a child process. */
+export async function runFinchStep(preset: TrainPreset, o: { threads: number; steps: number; quantize: boolean; provider: Provider; strict: boolean }, env: NodeJS.ProcessEnv): Promise<FinchResult> {
+  const entry = new URL('./train-finch.ts', import.meta.url);
+  return runJsonChild<FinchResult>(process.execPath, [...nodeArgsFor(entry), fileURLToPath(entry),
+    JSON.stringify({ preset, threads: o.threads, steps: o.steps, warmup: 1, quantize: o.quantize, provider: o.provider, strict: o.strict })], env);
+}
+
+/** The PyTorch peer's step on the same preset; `device` is a torch device ('cpu', 'cuda'; ROCm builds also call theirs 'cuda'). */
+export async function runTorchPeer(preset: TrainPreset, threads: number, steps: number, env: NodeJS.ProcessEnv, device = 'cpu', python = '/usr/bin/python3'): Promise<SideResult & { gpu_peak_mb?: number }> {
+  return runJsonChild<SideResult>(python, [fileURLToPath(new URL('./peers/torch_lora_train.py', import.meta.url)), JSON.stringify({
+    threads, hidden: preset.hidden, layers: preset.layers, heads: preset.heads, kv_heads: preset.kvHeads, intermediate: preset.intermediate,
+    vocab: preset.vocab, batch: preset.batch, seq: preset.seq, rank: preset.rank, alpha: preset.alpha, warmup: 1, steps, device,
+  })], env);
 }
 
 interface LeanResult { seq: number; peak_rss_mb: number; estimate_mb: number; build_peak_rss_mb: number; build_s: number; session_s: number; step_s: number; tokens_per_s: number; loss: number }

@@ -1,6 +1,7 @@
 """PyTorch peer for `finch bench train`: the same Llama-architecture LoRA training step, written
 the way a PyTorch user would (frozen nn.Linear base, LoRA A/B, torch.optim.AdamW), in float32 on
-the CPU. Prints one JSON line: {"tokens_per_s", "step_s", "peak_rss_mb", "loss"}.
+the CPU, or on a GPU with "device": "cuda" (CUDA and ROCm builds of torch both name it cuda).
+Prints one JSON line: {"tokens_per_s", "step_s", "peak_rss_mb", "loss"}, plus "gpu_peak_mb" on a GPU.
 
 Usage: python3 torch_lora_train.py '<json config>'
 """
@@ -86,16 +87,17 @@ class Model(nn.Module):
         return self.head(self.norm(h))
 
 
-m = Model()
+dev = torch.device(c.get("device", "cpu"))
+m = Model().to(dev)
 params = [p for p in m.parameters() if p.requires_grad]
 opt = torch.optim.AdamW(params, lr=1e-4, weight_decay=0.0)
 inv = 1.0 / (10000 ** (torch.arange(0, hd, 2).float() / hd))
 ang = torch.arange(T).float()[:, None] * inv
 emb = torch.cat([ang, ang], -1)
-cos, sin = emb.cos()[None, None], emb.sin()[None, None]
-mask = torch.full((T, T), -1e9).triu(1)[None, None]
-ids = torch.randint(0, V, (B, T))
-labels = torch.randint(0, V, (B, T))
+cos, sin = emb.cos()[None, None].to(dev), emb.sin()[None, None].to(dev)
+mask = torch.full((T, T), -1e9).triu(1)[None, None].to(dev)
+ids = torch.randint(0, V, (B, T)).to(dev)
+labels = torch.randint(0, V, (B, T)).to(dev)
 
 
 def step():
@@ -113,5 +115,8 @@ for _ in range(c["warmup"]):
 t0 = time.perf_counter()
 for _ in range(c["steps"]):
     loss = step()
-dt = (time.perf_counter() - t0) / c["steps"]
-print(json.dumps({"tokens_per_s": B * T / dt, "step_s": dt, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "loss": loss}))
+dt = (time.perf_counter() - t0) / c["steps"]  # loss.item() waits for the device, so dt is the step's
+out = {"tokens_per_s": B * T / dt, "step_s": dt, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "loss": loss}
+if dev.type == "cuda":
+    out["gpu_peak_mb"] = torch.cuda.max_memory_allocated(dev) / 2**20
+print(json.dumps(out))

@@ -13,6 +13,7 @@ const bench = (file: string) => () => import(`../../bench/${file}.js`) as Promis
 export const BENCHMARKS: readonly Benchmark[] = [
   { name: 'engine', summary: 'MatMul GFLOP/s of ONNX Runtime vs PyTorch on Llama-layer shapes; session.run overhead', load: bench('engine') },
   { name: 'train', summary: 'training steps per second and tokens/s of a LoRA step graph', load: bench('train') },
+  { name: 'gpu-check', summary: 'one JSON object: training tokens/s on each GPU provider, the CPU and PyTorch on the GPU (npm run gpu-check)', load: bench('gpu-check') },
   { name: 'load', summary: 'time to the first token and peak RSS loading real-size checkpoints (float, 4-bit cold/warm) vs PyTorch', load: bench('load') },
   { name: 'generate', summary: 'prefill and decode tokens/s of Finch vs llama.cpp (f32, 4-bit vs q4_0), peak RSS', load: bench('generate') },
   { name: 'data', summary: 'dataset reading, templating and tokenization throughput', load: bench('data') },
