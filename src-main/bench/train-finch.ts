@@ -12,9 +12,9 @@ import { estimateTrainingMemory } from '../train/memory.js';
 import { mulberry32 } from '../util/random.js';
 import { buildFusedStep, DEFAULT_OPTIMIZER } from '../train/step.js';
 import { type TrainPreset, presetConfig } from './train-presets.js';
-import { measure } from './timing.js';
+import { measure, peakRssMb, resetPeakRss } from './timing.js';
 
-const o = JSON.parse(process.argv[2]!) as { preset: TrainPreset; threads: number; steps: number; warmup: number; quantize: boolean; chunkBytes?: number; provider?: Provider; strict?: boolean };
+const o = JSON.parse(process.argv[2]!) as { preset: TrainPreset; threads: number; steps: number; warmup: number; quantize: boolean; checkpointLayers?: boolean; chunkBytes?: number; provider?: Provider; strict?: boolean };
 const p = o.preset;
 const cfg = presetConfig(p);
 
@@ -69,10 +69,17 @@ const invFreq = Float64Array.from({ length: cfg.headDim / 2 }, (_, i) => 1 / cfg
 const lora = { rank: p.rank, alpha: p.alpha, dropout: 0, rslora: false, targets: LORA_TARGETS };
 const B = p.batch, T = p.seq;
 // The trainer's default chunking (chunkPlan): it is also the faster plan here, as smaller tensors reuse memory.
-const sg = buildFusedStep(fw, invFreq, { batch: B, seq: T, lora, chunkBytes: o.chunkBytes }, DEFAULT_OPTIMIZER);
+// Checkpointing as the trainer does it (trainer.ts): groups of about sqrt(layers).
+const checkpointLayers = o.checkpointLayers ?? false;
+const checkpointGroup = checkpointLayers ? Math.max(1, Math.round(Math.sqrt(cfg.numLayers))) : 1;
+const sg = buildFusedStep(fw, invFreq, { batch: B, seq: T, lora, chunkBytes: o.chunkBytes, checkpointLayers, checkpointGroup }, DEFAULT_OPTIMIZER);
 const rssBeforeSession = process.memoryUsage().rss / 2 ** 20; // the frozen weights are generated now
-// As the trainer runs a step without gradient checkpointing: with ORT's memory arena (trainer.ts).
-const session = await Session.create(serializeModel(sg.step), { threads: o.threads, cpuMemArena: true, provider: o.provider ?? 'cpu', disableCpuFallback: o.strict ?? false });
+// As the trainer runs a step: ORT's memory arena on, except with gradient checkpointing (trainer.ts).
+const session = await Session.create(serializeModel(sg.step), { threads: o.threads, cpuMemArena: !checkpointLayers, provider: o.provider ?? 'cpu', disableCpuFallback: o.strict ?? false });
+// The model bytes handed to ONNX Runtime are garbage once it holds the graph (the trainer stages
+// large models to files instead): collect them, and measure the peak of the steps from here on.
+(globalThis as { gc?: () => void }).gc?.();
+resetPeakRss();
 const init = initLora(sg.params, 0);
 const feeds: Record<string, HostTensor> = {
   input_ids: { dtype: 'int64', dims: [B, T], data: BigInt64Array.from({ length: B * T }, () => BigInt(Math.floor(rand() * cfg.vocabSize))) },
@@ -102,7 +109,7 @@ const t = await measure(async () => {
   feeds.step = { dtype: 'float32', dims: [], data: Float32Array.of(++stepNo) };
 }, { warmup: o.warmup, minSeconds: 0, minReps: o.steps });
 const stepS = t.medianMs / 1000;
-const stepPeakRssMb = process.resourceUsage().maxRSS / 1024;
+const stepPeakRssMb = peakRssMb();
 // After the step: the MatMul sessions' thread pool and buffers must not be in the RSS measured
 // before the step session (rssBeforeSession), where the estimate's ONNX Runtime part would count them twice.
 const peak = await matmulPeak();
@@ -112,7 +119,7 @@ console.log(JSON.stringify({
   peak_rss_mb: stepPeakRssMb,
   // The session's estimate (train/memory.ts) plus what this process holds besides it: its RSS
   // before the step session (Node, the float weights generated in JavaScript).
-  estimate_mb: (estimateTrainingMemory(cfg, { batch: B, seq: T, rank: p.rank, targets: 7, quantize: o.quantize, checkpointLayers: false, hostEmbeddings: false, chunkBytes: o.chunkBytes }).totalBytes) / 2 ** 20 + rssBeforeSession,
+  estimate_mb: (estimateTrainingMemory(cfg, { batch: B, seq: T, rank: p.rank, targets: 7, quantize: o.quantize, checkpointLayers, checkpointGroup, hostEmbeddings: false, chunkBytes: o.chunkBytes }).totalBytes) / 2 ** 20 + rssBeforeSession,
   host_device_bytes_per_step: transferred,
   loss,
   gflops: stepFlops() / stepS / 1e9,

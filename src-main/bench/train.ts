@@ -15,13 +15,15 @@ import type { Provider } from '../engine/runtime/session.js';
 export interface SideResult { tokens_per_s: number; step_s: number; peak_rss_mb: number; loss: number }
 export interface FinchResult extends SideResult { gflops: number; matmul_peak_gflops: number; estimate_mb: number; host_device_bytes_per_step: number }
 
-const USAGE = `Usage: finch bench train [--preset small|tiny|llama3.2-1b|llama3-8b] [--threads N] [--steps N] [--seq N] [--4bit] [--no-peer] [--estimate] [--provider P] [--strict-provider] [--json]
+const USAGE = `Usage: finch bench train [--preset small|tiny|llama3.2-1b|llama3-8b] [--threads N] [--steps N] [--seq N] [--4bit] [--checkpoint-layers] [--no-peer] [--estimate] [--provider P] [--strict-provider] [--json]
 
 Tokens/s of Finch's LoRA training step (forward, backward, AdamW: one session.run) against a
 PyTorch peer on the same model, batch and thread count, plus MFU: Finch's achieved GFLOP/s as a
 fraction of the MatMul peak measured in the same run.
   --estimate   print the estimated peak memory (QLoRA, gradient checkpointing) instead of running
   --seq N      tokens per sequence (default: the preset's)
+  --checkpoint-layers  the trainer's memory-saving step: two-level gradient checkpointing (groups
+               of about sqrt(layers)), no ORT memory arena
 ${PROVIDER_USAGE}
 (the PyTorch peer runs on the CPU)
 
@@ -32,7 +34,7 @@ PyTorch cannot hold an 8B float32 model here).`;
 export async function run(argv: string[]): Promise<number> {
   const parsed = parseCommand('bench train', argv, {
     preset: { type: 'string', default: 'small' }, threads: { type: 'string', default: '2' }, steps: { type: 'string', default: '5' },
-    '4bit': { type: 'boolean', default: false }, 'no-peer': { type: 'boolean', default: false }, estimate: { type: 'boolean', default: false },
+    '4bit': { type: 'boolean', default: false }, 'checkpoint-layers': { type: 'boolean', default: false }, 'no-peer': { type: 'boolean', default: false }, estimate: { type: 'boolean', default: false },
     json: { type: 'boolean', default: false }, seq: { type: 'string' }, ...PROVIDER_OPTIONS,
   }, USAGE);
   if ('exit' in parsed) return parsed.exit;
@@ -59,7 +61,7 @@ export async function run(argv: string[]): Promise<number> {
   const log = (s: string) => { if (!values.json) console.error(s); };
   if (preset.name === 'llama3-8b') return leanStep(preset, threads, steps, env, values.json, log);
   log(`finch: ${preset.name} preset, ${threads} threads, ${steps} steps...`);
-  const finch = await runFinchStep(preset, { threads, steps, quantize: values['4bit'], provider: device.provider, strict: device.strict }, env);
+  const finch = await runFinchStep(preset, { threads, steps, quantize: values['4bit'], checkpointLayers: values['checkpoint-layers'], provider: device.provider, strict: device.strict }, env);
   let peer: SideResult | null = null;
   if (!values['no-peer']) {
     log('peer: PyTorch...');
@@ -89,10 +91,10 @@ export async function run(argv: string[]): Promise<number> {
 }
 
 /** One measured Finch LoRA step of a preset (train-finch.ts) in a child process. */
-export async function runFinchStep(preset: TrainPreset, o: { threads: number; steps: number; quantize: boolean; provider: Provider; strict: boolean }, env: NodeJS.ProcessEnv): Promise<FinchResult> {
+export async function runFinchStep(preset: TrainPreset, o: { threads: number; steps: number; quantize: boolean; checkpointLayers?: boolean; provider: Provider; strict: boolean }, env: NodeJS.ProcessEnv): Promise<FinchResult> {
   const entry = new URL('./train-finch.ts', import.meta.url);
-  return runJsonChild<FinchResult>(process.execPath, [...nodeArgsFor(entry), fileURLToPath(entry),
-    JSON.stringify({ preset, threads: o.threads, steps: o.steps, warmup: 1, quantize: o.quantize, provider: o.provider, strict: o.strict })], env);
+  return runJsonChild<FinchResult>(process.execPath, ['--expose-gc', ...nodeArgsFor(entry), fileURLToPath(entry),
+    JSON.stringify({ preset, threads: o.threads, steps: o.steps, warmup: 1, quantize: o.quantize, checkpointLayers: o.checkpointLayers ?? false, provider: o.provider, strict: o.strict })], env);
 }
 
 /** The PyTorch peer's step on the same preset; `device` is a torch device ('cpu', 'cuda'; ROCm builds also call theirs 'cuda'). */

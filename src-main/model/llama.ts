@@ -23,7 +23,7 @@ import { type Graph, Tensor } from '../engine/graph/graph.js';
 import * as F from '../engine/graph/ops.js';
 import * as nn from '../engine/nn/layers.js';
 import { type LoraParam, type LoraSpec, type LoraTarget, loraParams, loraScale, modulePath, projectionShape } from './lora.js';
-import { DEFAULT_BLOCK, type Int4Weight, int4Columns, int4Rows, quantizeInt4 } from './quant.js';
+import { DEFAULT_BLOCK, type Int4Weight, int4BlockPadded, int4Blocks, int4Columns, int4Rows, quantizeInt4 } from './quant.js';
 import type { ModelConfig } from './types.js';
 
 /** Where frozen weights come from: HF tensor name -> float32 data (streamed from safetensors). */
@@ -226,7 +226,7 @@ class WeightScope {
       const start = partStart(part), size = part.sizes[part.index]!;
       q = part.axis === 0 ? int4Rows(q, start, size) : int4Columns(q, start, size);
     }
-    const N = q.N, K = q.K, blocks = K / q.blockSize;
+    const N = q.N, K = q.K, blocks = int4Blocks(K, q.blockSize);
     const nb: F.NBitsWeight = this.singleStorage
       ? {
           packed: this.g.initializer(`${key}.int4`, 'uint4', [N, K], { kind: 'inline', bytes: q.packed }),
@@ -235,7 +235,7 @@ class WeightScope {
           K, N, blockSize: q.blockSize,
         }
       : {
-          packed: this.g.initializer(`${key}.q4`, 'uint8', [N, blocks, q.blockSize / 2], { kind: 'inline', bytes: q.packed }),
+          packed: this.g.initializer(`${key}.q4`, 'uint8', [N, blocks, q.blockSize / 2], { kind: 'inline', bytes: int4BlockPadded(q) }),
           scales: this.g.initializer(`${key}.scales`, 'float32', [N * blocks], { kind: 'inline', bytes: bytes(q.scales) }),
           zeroPoints: null,
           K, N, blockSize: q.blockSize,

@@ -21,7 +21,7 @@ import { startWorker } from '../engine/runtime/worker.js';
 import { quantCacheDir } from '../store/paths.js';
 import { LORA_TARGETS, modulePath, projectionShape } from './lora.js';
 import type { FrozenWeights } from './llama.js';
-import { type Int4Weight, quantizeInt4 } from './quant.js';
+import { type Int4Weight, int4Blocks, quantizeInt4 } from './quant.js';
 import { Checkpoint, SafetensorsError, type TensorToWrite, writeSafetensors } from './safetensors.js';
 import type { ModelConfig } from './types.js';
 
@@ -82,7 +82,7 @@ export async function prepareInt4(checkpoint: string, cfg: ModelConfig, weights:
   const jobs = quantizedWeights(cfg);
   const blockSize = weights.blockSize;
   for (const j of jobs) {
-    if (j.K % blockSize) throw new Error(`${j.name}: in_features ${j.K} is not a multiple of the 4-bit block size ${blockSize}`);
+    if (j.K % 2) throw new Error(`${j.name}: in_features ${j.K} is odd; 4-bit weights need an even width`);
   }
   const ckpt = Checkpoint.open(checkpoint);
   const key = quantCacheKey(ckpt, blockSize);
@@ -107,7 +107,7 @@ export async function prepareInt4(checkpoint: string, cfg: ModelConfig, weights:
   for (const j of jobs) {
     const w = blocks.get(j.name)!;
     tensors.push({ name: `${j.name}.q4`, dtype: 'U8', shape: [j.N, j.K / 2], data: () => w.packed });
-    tensors.push({ name: `${j.name}.scales`, dtype: 'F32', shape: [j.N, j.K / blockSize], data: () => w.scales });
+    tensors.push({ name: `${j.name}.scales`, dtype: 'F32', shape: [j.N, int4Blocks(j.K, blockSize)], data: () => w.scales });
   }
   writeSafetensors(file, tensors, { finch_int4: String(FORMAT), key, block_size: String(blockSize), checkpoint, created: new Date().toISOString() });
   return { source: 'quantized', file, weights: jobs.length, bytes: statSync(file).size };
@@ -120,7 +120,7 @@ function readEntry(file: string, key: string, jobs: readonly QuantJob[], blockSi
     const out = new Map<string, Int4Weight>();
     for (const j of jobs) {
       const q = c.info(`${j.name}.q4`), s = c.info(`${j.name}.scales`);
-      if (q.dtype !== 'U8' || q.shape.join() !== `${j.N},${j.K / 2}` || s.dtype !== 'F32' || s.shape.join() !== `${j.N},${j.K / blockSize}`) {
+      if (q.dtype !== 'U8' || q.shape.join() !== `${j.N},${j.K / 2}` || s.dtype !== 'F32' || s.shape.join() !== `${j.N},${int4Blocks(j.K, blockSize)}`) {
         throw new SafetensorsError(`${j.name} has the wrong shape`);
       }
       out.set(j.name, { N: j.N, K: j.K, blockSize, packed: c.readRaw(q.name), scales: c.readTensor(s.name) });

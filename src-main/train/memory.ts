@@ -90,28 +90,37 @@ export function estimateTrainingMemory(cfg: ModelConfig, p: MemoryPlan): MemoryE
 
   // Activations. ONNX Runtime's allocation plan hands a freed buffer to the next tensor of the same
   // byte size, so buffers are held per size class at that class's own peak count (traced on the
-  // graph, test/train/memory.test.ts): [rows, D] tensors (kept layer inputs plus ~8 of one layer's
-  // backward), 6 per MLP piece width (gate, sigmoid, SiLU, up and their gradients), 4 attention
-  // chunk scores and 4 logits pieces (values, exponentials, gradients), and each dequantized weight
-  // shape once. Checkpointing keeps each segment's input until its backward: L of them, or with
-  // groups of g the L/g outer ones plus the g inner ones of the group in its backward.
+  // written graph by simulating that plan, test/train/memory.test.ts). Checkpointing keeps each
+  // segment's input until its backward: L of them, or with groups of g the L/g outer ones plus the
+  // g inner ones of the group in its backward; the backward of one layer then holds ~8 [rows, D]
+  // tensors, 5 [rows, kv] ones, 7 per MLP piece width (gate, sigmoid, SiLU, up and gradients) and
+  // 3 attention score chunks. Without checkpointing each layer keeps 6 [rows, D], 2 [rows, kv] and
+  // 5 [rows, piece] tensors and its unchunked attention probabilities (a chunked attention
+  // recomputes its scores in the backward) for the backward, plus one layer's working set on top.
+  // The loss holds 4 logits pieces (values, exponentials, gradients).
   const TD = rows * D * F32;
   const g = p.checkpointLayers ? Math.max(1, p.checkpointGroup ?? 1) : 0;
   const keptInputs = g === 0 ? 0 : g === 1 ? L : Math.ceil(L / g) + g - 1;
+  const attentionChunks = H / ch.attentionHeads;
   const classes = new Map<number, number>();
   const hold = (bytes: number, count: number) => { if (bytes > 0) classes.set(bytes, (classes.get(bytes) ?? 0) + count); };
   // The loss phase (outer inputs, the last layer's output and the final norm's 3) comes before
   // the layers' backward (all kept inputs and 8 of the layer's own).
   const outer = g <= 1 ? L : Math.ceil(L / g);
-  hold(TD, g === 0 ? L * 12 + 3 : Math.max(keptInputs + 8, outer + 4));
-  hold(rows * kvDim * F32, 4);
-  for (const w of new Set(ch.mlpSizes)) hold(rows * w * F32, (g === 0 ? L : 1) * 6);
-  hold(B * ch.attentionHeads * T * T * F32, (g === 0 ? L : 1) * 4);
+  hold(TD, g === 0 ? L * 6 + 4 : Math.max(keptInputs + 8, outer + 4));
+  hold(rows * kvDim * F32, g === 0 ? L * 2 + 3 : 5);
+  for (const w of new Set(ch.mlpSizes)) hold(rows * w * F32, g === 0 ? L * 5 + 2 : 7);
+  hold(B * ch.attentionHeads * T * T * F32, g === 0 && attentionChunks === 1 ? L + 2 : 3);
   for (const w of new Set(ch.vocabSizes)) hold(rows * w * F32, 4);
+  // 4-bit: each dequantized weight shape once, in a buffer of its own size unless an activation
+  // class of the same byte size is free for it then (the larger count of the two is held).
   if (p.quantize) {
-    for (const [n, k] of [[qDim, D], [kvDim, D]]) hold(n! * k! * F32, 1);
-    for (const w of new Set(ch.mlpSizes)) hold(w * D * F32, 2); // a gate/up row piece and a down column piece
-    for (const w of new Set(ch.vocabSizes)) hold(w * D * F32, 1);
+    const weights = new Map<number, number>();
+    const weight = (bytes: number, count: number) => weights.set(bytes, (weights.get(bytes) ?? 0) + count);
+    for (const [n, k] of [[qDim, D], [kvDim, D]]) weight(n! * k! * F32, 1);
+    for (const w of new Set(ch.mlpSizes)) weight(w * D * F32, 2); // a gate/up row piece and a down column piece
+    for (const w of new Set(ch.vocabSizes)) weight(w * D * F32, 1);
+    for (const [bytes, count] of weights) classes.set(bytes, Math.max(classes.get(bytes) ?? 0, count));
   }
   const activations = [...classes].reduce((s, [bytes, count]) => s + bytes * count, 0);
   const kept = keptInputs * TD;
