@@ -2,7 +2,7 @@
 // LoRA gradients as the plain one (chunked attention, MLP pieces, vocabulary-chunked loss, nested
 // checkpoints, host-side embeddings), 4-bit weights are stored once, and train/memory.ts predicts
 // the graph: its static parts byte for byte, its node count, and the peak RSS of a real step
-// (memory-step.child.ts) within 25%.
+// (memory-step.child.ts) within 20%.
 
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -117,7 +117,10 @@ test('the node-count model of the estimator is within 10% of the written step gr
 });
 
 // Scaled-down Llama 3 (hidden 1024, 4 layers, 32k vocabulary, 1024 tokens) in a fresh process.
-test('the estimate is within 25% of the measured peak RSS of a QLoRA training step', { timeout: 240_000 }, () => {
+// Measured peaks of this step: 532-635 MB over machines and runs (glibc keeps freed heap memory
+// and per-thread arenas; with MALLOC_MMAP_THRESHOLD_=65536, 606 MB); the estimate, 564 MB, is
+// within -11%..+6% of all of them, so 20% leaves a margin for machine noise.
+test('the estimate is within 20% of the measured peak RSS of a QLoRA training step', { timeout: 240_000 }, () => {
   const cfg: ModelConfig = tinyConfig({
     vocabSize: 32000, hiddenSize: 1024, intermediateSize: 2816, numLayers: 4, numHeads: 16, numKvHeads: 4, headDim: 64, ropeTheta: 500000,
     maxPositionEmbeddings: 8192,
@@ -130,5 +133,5 @@ test('the estimate is within 25% of the measured peak RSS of a QLoRA training st
   const est = estimateTrainingMemory(cfg, { batch: 1, seq: 1024, rank: 8, targets: 7, quantize: true, checkpointLayers: true, hostEmbeddings: true, blockSize: 32 });
   const estMB = est.totalBytes / 2 ** 20;
   console.log(`# measured peak ${measured.peakMB} MB over the pre-session RSS, estimated ${estMB.toFixed(0)} MB (${formatBytes(est.totalBytes)})`);
-  assert.ok(Math.abs(estMB - measured.peakMB) / measured.peakMB <= 0.25, `estimate ${estMB.toFixed(0)} MB vs measured ${measured.peakMB} MB`);
+  assert.ok(Math.abs(estMB - measured.peakMB) / measured.peakMB <= 0.2, `estimate ${estMB.toFixed(0)} MB vs measured ${measured.peakMB} MB`);
 });
