@@ -272,6 +272,7 @@ export async function trainModel(model: LoadedModel, cfg: TrainConfig, emit: (e:
     });
     if (!Number.isFinite(r.loss) || !Number.isFinite(r.gradNorm)) {
       discard(r.device);
+      await trainable.release();
       const last = checkpoints.latest();
       throw new TrainingError(`step ${step + 1}: the loss became ${r.loss} (gradient norm ${r.gradNorm}); the update was not applied. ` +
         `Lower the learning rate (now ${cfg.lr}) or enable gradient clipping, then resume${last ? ` from ${last}` : ''}.`);

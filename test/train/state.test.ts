@@ -1,15 +1,15 @@
 // Training with the LoRA state kept on the device (WebGPU, lavapipe in CI; train/state.ts): the
 // same numbers as feeding it from the host each step, with and without gradient accumulation;
 // a run stopped at a checkpoint resumes onto exactly the same losses, adapter and moments; and the
-// device tensors do not pile up from step to step.
+// device tensors do not pile up from step to step, nor outlive a run the NaN guard stops.
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { rmSync } from 'node:fs';
 import { DeviceTensor } from '../../src-main/engine/runtime/session.js';
 import { loadPeftAdapter } from '../../src-main/model/adapter.js';
 import { loadModelConfig } from '../../src-main/model/config.js';
+import { latestCheckpoint } from '../../src-main/train/checkpoint.js';
 import { TRAIN_DEFAULTS, type TrainConfig, type TrainControl, type TrainEvent, train } from '../../src-main/train/trainer.js';
 import { mathRows, tempDir, tinyCheckpoint, writeJsonl } from '../helpers/fixtures.js';
 
@@ -92,4 +92,13 @@ test('a run stopped at a checkpoint resumes with the state on the device onto th
   const moments = (out: string) => readFileSync(join(work, out, 'checkpoints', 'step-00000006', 'optimizer.safetensors'));
   assert.ok(moments('stopped').equals(moments('full')), 'the AdamW moments of the last checkpoint are the same bytes');
   assert.equal(DeviceTensor.live, 0);
+});
+
+test('the NaN guard on WebGPU refuses the update, frees the device state, and the last checkpoint holds finite numbers', async () => {
+  const cfg = config('diverge', { lr: 1e30, maxGradNorm: null, checkpointEvery: 1, evalEvery: 0, valFraction: 0 });
+  await assert.rejects(run(cfg), /the loss became (NaN|Infinity|-Infinity).*Lower the learning rate/s);
+  assert.equal(DeviceTensor.live, 0, 'no device tensor outlives the failed run');
+  const dir = latestCheckpoint(cfg.out);
+  assert.ok(dir, 'a checkpoint was written before the loss diverged');
+  for (const t of adapter(dir).values()) assert.ok(t.every(Number.isFinite), `${dir}: finite LoRA parameters`);
 });
