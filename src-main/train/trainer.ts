@@ -31,6 +31,7 @@ import { Checkpointer, type OptimizerTensors, TrainingError, type TrainerState }
 import { meanLoss, staticSeqLen } from './evaluate.js';
 import { batchFeeds } from './feeds.js';
 import { type ScheduleName, learningRate } from './schedule.js';
+import { DeviceGradientSum } from './grad-sum.js';
 import { TrainableState, discard } from './state.js';
 import { DEFAULT_OPTIMIZER, type StepGraphs, buildLossGraph, buildStepGraphs } from './step.js';
 import { mulberry32 } from '../util/random.js';
@@ -346,18 +347,24 @@ class MicroBatches {
 }
 
 /** The sessions of a StepGraphs, same shape. */
-type StepSessions = { kind: 'fused'; step: Session } | { kind: 'accumulating'; grads: Session; update: Session };
+type StepSessions = { kind: 'fused'; step: Session } | { kind: 'accumulating'; grads: Session; update: Session; gradSum: DeviceGradientSum | null };
 
-/** `keep`: the updated-state outputs to leave on the device (TrainableState.deviceOutputs). */
+/**
+ * `keep`: the updated-state outputs to leave on the device (TrainableState.deviceOutputs); when
+ * there are any, accumulated gradients stay on the device too (grad-sum.ts).
+ */
 async function openStepSessions(graphs: StepGraphs, opts: SessionOptions, keep: string[]): Promise<StepSessions> {
   const updating = { ...opts, outputsOnDevice: keep };
   if (graphs.kind === 'fused') return { kind: 'fused', step: await sessionFromGraph(graphs.step, updating, stagingDir()) };
-  const grads = await sessionFromGraph(graphs.grads, opts, stagingDir());
-  return { kind: 'accumulating', grads, update: await sessionFromGraph(graphs.update, updating, stagingDir()) };
+  const onDevice = keep.length > 0;
+  const grads = await sessionFromGraph(graphs.grads, { ...opts, outputsOnDevice: onDevice ? DeviceGradientSum.deviceOutputs(graphs.params) : [] }, stagingDir());
+  const gradSum = onDevice ? await DeviceGradientSum.open(graphs.params, opts) : null;
+  return { kind: 'accumulating', grads, update: await sessionFromGraph(graphs.update, updating, stagingDir()), gradSum };
 }
 
 async function releaseStepSessions(s: StepSessions): Promise<void> {
   if (s.kind === 'fused') return s.step.release();
+  await s.gradSum?.release();
   await s.grads.release();
   await s.update.release();
 }
@@ -395,23 +402,30 @@ async function runStep(sessions: StepSessions, graphs: StepGraphs, state: Traina
     loss = (outs.host.loss!.data as Float32Array)[0]!;
   } else {
     let lossSum = 0, targets = 0; // sum(n_i L_i), N
-    const sums = new Map<string, Float64Array>(graphs.params.map((p) => [p.name, new Float64Array(p.shape.reduce((a, d) => a * d, 1))])); // sum(n_i g_i)
-    for (let micro = 0; micro < s.gradAccum; micro++) {
-      const b = s.micro(s.step * s.gradAccum + micro);
+    const sums = new Map<string, Float64Array>(); // sum(n_i g_i), when the gradients come to the host
+    const micros = Array.from({ length: s.gradAccum }, (_, micro) => s.micro(s.step * s.gradAccum + micro));
+    const N = micros.reduce((a, b) => a + b.targets, 0); // the device sum weighs by n_i / N as it goes
+    for (const [micro, b] of micros.entries()) {
       tokens += b.tokens;
       if (b.targets === 0) continue; // nothing trained: its mean loss is 0/0 and its weight 0
-      const g = await sessions.grads.run({ ...s.feeds(b), ...paramFeeds, ...seeds(micro) });
+      const g = await sessions.grads.runKeeping({ ...s.feeds(b), ...paramFeeds, ...seeds(micro) });
       const n = b.targets;
-      lossSum += (g.loss!.data as Float32Array)[0]! * n;
+      lossSum += (g.host.loss!.data as Float32Array)[0]! * n;
       targets += n;
+      if (sessions.gradSum) { await sessions.gradSum.add(g.device, n / N); continue; }
       for (const p of graphs.params) {
-        const sum = sums.get(p.name)!, d = g[`grad:${p.name}`]!.data as Float32Array;
+        const d = g.host[`grad:${p.name}`]!.data as Float32Array;
+        let sum = sums.get(p.name);
+        if (!sum) sums.set(p.name, sum = new Float64Array(d.length));
         for (let i = 0; i < sum.length; i++) sum[i]! += d[i]! * n;
       }
     }
-    const f: Record<string, Feed> = { ...paramFeeds, ...optFeeds };
-    for (const p of graphs.params) f[`grad:${p.name}`] = tensor(p.shape, Float32Array.from(sums.get(p.name)!, (x) => x / targets));
+    const f: Record<string, Feed> = { ...paramFeeds, ...optFeeds, ...sessions.gradSum?.feeds() };
+    for (const p of graphs.params) { // the host sums (0/0 = NaN for the guard when no micro-batch had targets)
+      f[`grad:${p.name}`] ??= tensor(p.shape, Float32Array.from(sums.get(p.name) ?? new Float64Array(p.shape.reduce((a, d) => a * d, 1)), (x) => x / targets));
+    }
     outs = await sessions.update.runKeeping(f);
+    sessions.gradSum?.clear();
     loss = lossSum / targets;
   }
   return { ...outs, loss, gradNorm: (outs.host.grad_norm!.data as Float32Array)[0]!, tokens };

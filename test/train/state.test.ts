@@ -1,5 +1,5 @@
 // Training with the LoRA state kept on the device (WebGPU, lavapipe in CI; train/state.ts): the
-// same numbers as feeding it from the host each step, with and without gradient accumulation;
+// same numbers as feeding it from the host each step (gradient accumulation: within float32 rounding);
 // a run stopped at a checkpoint resumes onto exactly the same losses, adapter and moments; and the
 // device tensors do not pile up from step to step, nor outlive a run the NaN guard stops.
 import assert from 'node:assert/strict';
@@ -66,7 +66,10 @@ for (const gradAccum of [1, 2]) {
     const ek = evals(kept), ef = evals(fed);
     assert.equal(ek.length, 2);
     ek.forEach((e, i) => assert.ok(close(e, ef[i]!), `eval ${i}: ${e} vs ${ef[i]}`));
-    assertSameTensors(adapter(config(`kept-${gradAccum}`).out), adapter(config(`fed-${gradAccum}`).out), 'final adapters', 1e-6);
+    // With accumulation the device sums the micro-batch gradients in float32 (grad-sum.ts), the host
+    // in float64: where the micro-batches' gradients nearly cancel, the sums differ in relative terms
+    // and AdamW's normalized update carries that into the parameters (measured 1.1e-5 after step 2).
+    assertSameTensors(adapter(config(`kept-${gradAccum}`).out), adapter(config(`fed-${gradAccum}`).out), 'final adapters', gradAccum === 1 ? 1e-6 : 5e-5);
     // On the device: 3 tensors (parameter, m, v) per LoRA matrix at every step, none after the run.
     const perStep = new Set(kept.liveAtSteps);
     assert.equal(perStep.size, 1, `device tensors alive at each step: ${kept.liveAtSteps.join(' ')}`);
