@@ -63,7 +63,7 @@ export const keepsOutputsOnDevice = (provider: Provider): boolean => provider ==
 
 /**
  * An output ONNX Runtime left in device memory (a WebGPU buffer): fed back as an input, of this or
- * another session, without passing through the host; downloadTensors copies it to the host.
+ * another session, without passing through the host; DeviceDownloader (download.ts) copies it out.
  * Dispose it once replaced: the garbage collector does not see device memory, and a forgotten
  * tensor stays allocated (measured on lavapipe: RSS grew by every undisposed output).
  */
