@@ -15,15 +15,15 @@ import type { Provider } from '../engine/runtime/session.js';
 export interface SideResult { tokens_per_s: number; step_s: number; peak_rss_mb: number; loss: number }
 export interface FinchResult extends SideResult { gflops: number; matmul_peak_gflops: number; estimate_mb: number; host_device_bytes_per_step: number; state_on_device: boolean }
 
-const USAGE = `Usage: finch bench train [--preset small|tiny|llama3.2-1b|llama3-8b] [--threads N] [--steps N] [--seq N] [--4bit] [--checkpoint-layers] [--no-peer] [--estimate] [--host-state] [--provider P] [--strict-provider] [--json]
+const USAGE = `Usage: finch bench train [--preset small|tiny|llama3.2-1b|llama3-8b] [--threads N] [--steps N] [--seq N] [--4bit] [--gradient-checkpointing] [--no-peer] [--estimate] [--host-state] [--provider P] [--strict-provider] [--json]
 
 Tokens/s of Finch's LoRA training step (forward, backward, AdamW: one session.run) against a
 PyTorch peer on the same model, batch and thread count, plus MFU: Finch's achieved GFLOP/s as a
 fraction of the MatMul peak measured in the same run.
   --estimate   print the estimated peak memory (QLoRA, gradient checkpointing) instead of running
   --seq N      tokens per sequence (default: the preset's)
-  --checkpoint-layers  the trainer's memory-saving step: two-level gradient checkpointing (groups
-               of about sqrt(layers)), no ORT memory arena
+  --gradient-checkpointing  the trainer's memory-saving step (as finch train's flag): two-level
+               checkpointing in groups of about sqrt(layers), no ORT memory arena
   --host-state feed the LoRA parameters and AdamW moments from the host each step, as on the CPU,
                instead of keeping them on the device between steps (WebGPU)
 ${PROVIDER_USAGE}
@@ -36,7 +36,7 @@ PyTorch cannot hold an 8B float32 model here).`;
 export async function run(argv: string[]): Promise<number> {
   const parsed = parseCommand('bench train', argv, {
     preset: { type: 'string', default: 'small' }, threads: { type: 'string', default: '2' }, steps: { type: 'string', default: '5' },
-    '4bit': { type: 'boolean', default: false }, 'checkpoint-layers': { type: 'boolean', default: false }, 'no-peer': { type: 'boolean', default: false }, estimate: { type: 'boolean', default: false },
+    '4bit': { type: 'boolean', default: false }, 'gradient-checkpointing': { type: 'boolean', default: false }, 'no-peer': { type: 'boolean', default: false }, estimate: { type: 'boolean', default: false },
     json: { type: 'boolean', default: false }, seq: { type: 'string' }, 'host-state': { type: 'boolean', default: false }, ...PROVIDER_OPTIONS,
   }, USAGE);
   if ('exit' in parsed) return parsed.exit;
@@ -63,7 +63,7 @@ export async function run(argv: string[]): Promise<number> {
   const log = (s: string) => { if (!values.json) console.error(s); };
   if (preset.name === 'llama3-8b') return leanStep(preset, threads, steps, env, values.json, log);
   log(`finch: ${preset.name} preset, ${threads} threads, ${steps} steps...`);
-  const finch = await runFinchStep(preset, { threads, steps, quantize: values['4bit'], checkpointLayers: values['checkpoint-layers'], provider: device.provider, strict: device.strict, hostState: values['host-state'] }, env);
+  const finch = await runFinchStep(preset, { threads, steps, quantize: values['4bit'], checkpointLayers: values['gradient-checkpointing'], provider: device.provider, strict: device.strict, hostState: values['host-state'] }, env);
   let peer: SideResult | null = null;
   if (!values['no-peer']) {
     log('peer: PyTorch...');

@@ -38,8 +38,8 @@ test('bench train on WebGPU: the state kept on the device leaves only batch, sca
 // or not configurations: -8%..+10%).
 const bin = fileURLToPath(new URL('../../bin/finch.mjs', import.meta.url));
 
-test('`finch bench train --preset tiny --4bit --checkpoint-layers` runs, and its estimate is within 15% of the measured peak RSS', () => {
-  const r = spawnSync(process.execPath, [bin, 'bench', 'train', '--preset', 'tiny', '--4bit', '--checkpoint-layers', '--no-peer', '--steps', '2', '--json'], { encoding: 'utf8', timeout: 180_000 });
+test('`finch bench train --preset tiny --4bit --gradient-checkpointing` runs, and its estimate is within 15% of the measured peak RSS', () => {
+  const r = spawnSync(process.execPath, [bin, 'bench', 'train', '--preset', 'tiny', '--4bit', '--gradient-checkpointing', '--no-peer', '--steps', '2', '--json'], { encoding: 'utf8', timeout: 180_000 });
   assert.equal(r.status, 0, r.stderr);
   const { finch } = JSON.parse(r.stdout.trim().split('\n').pop()!) as { finch: { peak_rss_mb: number; estimate_mb: number; tokens_per_s: number } };
   assert.ok(finch.tokens_per_s > 0);
