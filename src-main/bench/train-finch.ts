@@ -6,15 +6,18 @@ import { Graph } from '../engine/graph/graph.js';
 import * as F from '../engine/graph/ops.js';
 import { serializeModel } from '../engine/onnx/writer.js';
 import { type HostTensor, type Provider, Session } from '../engine/runtime/session.js';
-import { FrozenWeights } from '../model/llama.js';
+import { type ComputeDtype, FrozenWeights } from '../model/llama.js';
 import { LORA_TARGETS, initLora } from '../model/lora.js';
-import { estimateTrainingMemory } from '../train/memory.js';
+import { estimateDeviceMemory, estimateTrainingMemory } from '../train/memory.js';
 import { mulberry32 } from '../util/random.js';
 import { buildFusedStep, DEFAULT_OPTIMIZER } from '../train/step.js';
 import { type TrainPreset, presetConfig } from './train-presets.js';
 import { measure } from './timing.js';
 
-const o = JSON.parse(process.argv[2]!) as { preset: TrainPreset; threads: number; steps: number; warmup: number; quantize: boolean; chunkBytes?: number; provider?: Provider; strict?: boolean };
+const o = JSON.parse(process.argv[2]!) as {
+  preset: TrainPreset; threads: number; steps: number; warmup: number; quantize: boolean; chunkBytes?: number; provider?: Provider; strict?: boolean;
+  computeDtype?: ComputeDtype; maxWeightBytes?: number;
+};
 const p = o.preset;
 const cfg = presetConfig(p);
 
@@ -69,7 +72,7 @@ const invFreq = Float64Array.from({ length: cfg.headDim / 2 }, (_, i) => 1 / cfg
 const lora = { rank: p.rank, alpha: p.alpha, dropout: 0, rslora: false, targets: LORA_TARGETS };
 const B = p.batch, T = p.seq;
 // The trainer's default chunking (chunkPlan): it is also the faster plan here, as smaller tensors reuse memory.
-const sg = buildFusedStep(fw, invFreq, { batch: B, seq: T, lora, chunkBytes: o.chunkBytes }, DEFAULT_OPTIMIZER);
+const sg = buildFusedStep(fw, invFreq, { batch: B, seq: T, lora, chunkBytes: o.chunkBytes, computeDtype: o.computeDtype, maxWeightBytes: o.maxWeightBytes }, DEFAULT_OPTIMIZER);
 const rssBeforeSession = process.memoryUsage().rss / 2 ** 20; // the frozen weights are generated now
 // As the trainer runs a step without gradient checkpointing: with ORT's memory arena (trainer.ts).
 const session = await Session.create(serializeModel(sg.step), { threads: o.threads, cpuMemArena: true, provider: o.provider ?? 'cpu', disableCpuFallback: o.strict ?? false });
@@ -102,6 +105,8 @@ const t = await measure(async () => {
   feeds.step = { dtype: 'float32', dims: [], data: Float32Array.of(++stepNo) };
 }, { warmup: o.warmup, minSeconds: 0, minReps: o.steps });
 const stepS = t.medianMs / 1000;
+const memoryPlan = { batch: B, seq: T, rank: p.rank, targets: 7, quantize: o.quantize, checkpointLayers: false, hostEmbeddings: false, chunkBytes: o.chunkBytes };
+const onGpu = (o.provider ?? 'cpu') === 'cpu' ? null : estimateDeviceMemory(cfg, memoryPlan, o.computeDtype ?? 'float32');
 const stepPeakRssMb = process.resourceUsage().maxRSS / 1024;
 // After the step: the MatMul sessions' thread pool and buffers must not be in the RSS measured
 // before the step session (rssBeforeSession), where the estimate's ONNX Runtime part would count them twice.
@@ -112,7 +117,10 @@ console.log(JSON.stringify({
   peak_rss_mb: stepPeakRssMb,
   // The session's estimate (train/memory.ts) plus what this process holds besides it: its RSS
   // before the step session (Node, the float weights generated in JavaScript).
-  estimate_mb: (estimateTrainingMemory(cfg, { batch: B, seq: T, rank: p.rank, targets: 7, quantize: o.quantize, checkpointLayers: false, hostEmbeddings: false, chunkBytes: o.chunkBytes }).totalBytes) / 2 ** 20 + rssBeforeSession,
+  estimate_mb: (estimateTrainingMemory(cfg, memoryPlan).totalBytes) / 2 ** 20 + rssBeforeSession,
+  // On a GPU provider: the graph's buffers on the device, and the host memory beside them (plus this process's own, as above).
+  estimate_gpu_mb: onGpu ? onGpu.gpuBytes / 2 ** 20 : null,
+  estimate_host_mb: onGpu ? onGpu.hostBytes / 2 ** 20 + rssBeforeSession : null,
   host_device_bytes_per_step: transferred,
   loss,
   gflops: stepFlops() / stepS / 1e9,
