@@ -11,6 +11,7 @@ import { DTYPE_BITS, isStatic, numel } from '../../src-main/engine/graph/dtype.j
 import { Graph } from '../../src-main/engine/graph/graph.js';
 import { serializeModel } from '../../src-main/engine/onnx/writer.js';
 import type { HostTensor } from '../../src-main/engine/runtime/session.js';
+import { Generator, generationGraph } from '../../src-main/infer/generate.js';
 import { ropeInvFreq } from '../../src-main/model/config.js';
 import { FrozenWeights, buildGeneration, buildTrainForward, chunkPlan } from '../../src-main/model/llama.js';
 import { loadModel } from '../../src-main/model/load.js';
@@ -113,4 +114,24 @@ test('Llama 3 8B graphs keep every initializer under 128 MiB (graph only: no wei
   }
   // The training graph's vocabulary pieces (chunked loss) follow the limit even where the logits would not split them.
   assert.ok(chunkPlan(cfg, 1, 8, 32, Infinity, MiB128).vocabSizes.length >= 16);
+});
+
+test(`greedy generation with weights split under ${LIMIT} bytes gives the unsplit greedy tokens on WebGPU (no CPU fallback)`, async () => {
+  const m = loadModel(DEMO);
+  const prompt = m.tokenizer.encode('What is 12 plus 7?', { addSpecialTokens: true });
+  const run = async (maxWeightBytes: number) => {
+    const gen = await Generator.create(m.weights, m.invFreq, { maxPositions: 64, lora: null, provider: 'webgpu', strictProvider: true, threads: 2, maxWeightBytes });
+    const out = await gen.generate({ prompts: [prompt], maxNewTokens: 16, eosIds: [] });
+    await gen.release();
+    return out[0]!.ids;
+  };
+  const whole = await run(Infinity), split = await run(LIMIT);
+  assert.equal(whole.length, 16);
+  assert.deepEqual(split, whole);
+  // The split graph really is split: lm_head rows, embedding columns, every initializer under the limit.
+  const g = generationGraph(m.weights, m.invFreq, 64, null, 1, LIMIT);
+  const names = [...g.initializers.keys()];
+  assert.ok(names.some((n) => /lm_head\.weight\.r\d/.test(n)) && names.some((n) => /embed_tokens\.weight\.c\d/.test(n)), names.join(' '));
+  assert.ok(largest(g).initializer <= LIMIT);
+  m.close();
 });
