@@ -5,7 +5,7 @@
 import { Graph } from '../engine/graph/graph.js';
 import { sessionFromGraph } from '../engine/onnx/staged.js';
 import { type HostTensor, type Provider, Session, type SessionOptions } from '../engine/runtime/session.js';
-import { FrozenWeights, buildGeneration } from '../model/llama.js';
+import { type ComputeDtype, FrozenWeights, buildGeneration } from '../model/llama.js';
 import { WEBGPU_DEFAULT_BINDING_BYTES } from '../train/precision.js';
 import { type LoraSpec, loraParams } from '../model/lora.js';
 import type { TextTokenizer } from '../model/types.js';
@@ -63,9 +63,10 @@ export interface GenerateResult {
  * output names the decode loop feeds back: logits [B, V] of the last position, present_k.N and
  * present_v.N [B, KV, P+T, hd].
  */
-export function generationGraph(fw: FrozenWeights, invFreq: Float64Array, maxPositions: number, lora: LoraSpec | null, batch: number, maxWeightBytes = Infinity): Graph {
+export function generationGraph(fw: FrozenWeights, invFreq: Float64Array, maxPositions: number, lora: LoraSpec | null, batch: number,
+  maxWeightBytes = Infinity, computeDtype: ComputeDtype = 'float32'): Graph {
   const g = new Graph('generate');
-  const gen = buildGeneration(g, fw, invFreq, maxPositions, lora, batch, { maxWeightBytes });
+  const gen = buildGeneration(g, fw, invFreq, maxPositions, lora, batch, { maxWeightBytes, computeDtype });
   g.output(gen.logits, 'logits');
   gen.presentK.forEach((t, l) => g.output(t, `present_k.${l}`));
   gen.presentV.forEach((t, l) => g.output(t, `present_v.${l}`));

@@ -1,16 +1,17 @@
 // Mixed precision (computeDtype float16, model/llama.ts): the frozen weights and their products in
 // float16 on WebGPU, LoRA, gradients and AdamW state in float32. Twenty free-running optimizer
 // steps from the same seed follow the float32 loss curve within 1e-2 relative, on Mesa's lavapipe
-// with CPU fallback disabled (every float16 kernel the graphs need exists on WebGPU).
+// with CPU fallback disabled; every graph opens there in float16 (no float16 kernel is missing).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import type { Tensor } from '../../src-main/engine/graph/graph.js';
+import type { Graph, Tensor } from '../../src-main/engine/graph/graph.js';
+import { generationGraph } from '../../src-main/infer/generate.js';
 import { serializeModel } from '../../src-main/engine/onnx/writer.js';
 import type { HostTensor } from '../../src-main/engine/runtime/session.js';
 import { type ComputeDtype } from '../../src-main/model/llama.js';
 import { loadModel } from '../../src-main/model/load.js';
 import { DEFAULT_LORA, initLora } from '../../src-main/model/lora.js';
-import { DEFAULT_OPTIMIZER, buildFusedStep } from '../../src-main/train/step.js';
+import { DEFAULT_OPTIMIZER, buildAccumulatingStep, buildFusedStep, buildLossGraph } from '../../src-main/train/step.js';
 import { randomBatch } from '../helpers/demo-batch.js';
 import { webGpuSession } from '../helpers/webgpu.js';
 
@@ -37,6 +38,30 @@ test('a float16 step stores every frozen matrix in float16 and keeps norms, LoRA
     const products = step.nodes.filter((n) => n.op === 'Gemm' || n.op === 'MatMulNBits');
     assert.ok(products.some((n) => n.outputs[0]!.dtype === 'float16'), 'no float16 product');
     assert.ok(products.some((n) => n.outputs[0]!.dtype === 'float32'), 'no float32 (LoRA) product');
+    m.close();
+  }
+});
+
+test('every graph in float16, with weights split under a 200 KB limit, creates a WebGPU session with CPU fallback disabled (float and 4-bit)', async () => {
+  const device = { computeDtype: 'float16' as const, maxWeightBytes: 200_000 };
+  for (const quantize of [false, true]) {
+    const m = loadModel(DEMO, { quantize });
+    const shape = { batch: B, seq: T, lora, hostEmbeddings: quantize, ...device };
+    const pair = buildAccumulatingStep(m.weights, m.invFreq, shape, DEFAULT_OPTIMIZER);
+    const graphs: [string, Graph][] = [
+      ['gradient graph', pair.grads],
+      ['update graph', pair.update],
+      ['checkpointed + chunked step', buildFusedStep(m.weights, m.invFreq, { ...shape, checkpointLayers: true, checkpointGroup: 2, chunkBytes: 16 * 1024 }, DEFAULT_OPTIMIZER).step],
+      ['row-chunked loss step', buildFusedStep(m.weights, m.invFreq, { ...shape, lossChunks: 2 }, DEFAULT_OPTIMIZER).step],
+      ['eval loss', buildLossGraph(m.weights, m.invFreq, shape)],
+      ['prefill/decode', generationGraph(m.weights, m.invFreq, 96, lora, 2, device.maxWeightBytes, device.computeDtype)],
+    ];
+    for (const [name, g] of graphs) {
+      const s = await webGpuSession(serializeModel(g)).catch((e: Error) => {
+        throw new Error(`${quantize ? '4-bit' : 'float'} ${name}: ${e.message}`);
+      });
+      await s.release();
+    }
     m.close();
   }
 });
