@@ -177,12 +177,13 @@ export interface DeviceMemoryEstimate {
 /**
  * The same step (estimateTrainingMemory) on a GPU provider (WebGPU, CUDA, DirectML): every graph
  * tensor lives in GPU memory; the host keeps ONNX Runtime's session and the trainer's copies of
- * the LoRA state (parameters and moments fed each step, their updates fetched). The CPU
+ * the LoRA state: parameters and moments fed each step and their updates fetched, or, with the
+ * state kept on the device (WebGPU, train/state.ts), one downloaded copy at a checkpoint. The CPU
  * provider's repacked float weights do not exist there. With computeDtype float16 the frozen
  * matrices (and 4-bit scales) take half the bytes; activations are priced as float32, an upper
  * bound (the frozen products' outputs are float16). Not yet held to a measurement on a real GPU.
  */
-export function estimateDeviceMemory(cfg: ModelConfig, p: MemoryPlan, computeDtype: 'float32' | 'float16' = 'float32'): DeviceMemoryEstimate {
+export function estimateDeviceMemory(cfg: ModelConfig, p: MemoryPlan, computeDtype: 'float32' | 'float16' = 'float32', stateOnDevice = false): DeviceMemoryEstimate {
   const host = estimateTrainingMemory(cfg, p).parts;
   const part = (name: string) => {
     const v = host[name];
@@ -211,7 +212,7 @@ export function estimateDeviceMemory(cfg: ModelConfig, p: MemoryPlan, computeDty
   const loraBytes = cfg.numLayers * projections.slice(0, p.targets).reduce((s, [n, k]) => s + p.rank * (n + k), 0) * F32;
   const hostParts: Record<string, number> = {
     'ONNX Runtime session': part('ONNX Runtime session'),
-    'LoRA + AdamW state (fed and fetched)': 6 * loraBytes,
+    [stateOnDevice ? 'LoRA + AdamW state (checkpoint download)' : 'LoRA + AdamW state (fed and fetched)']: (stateOnDevice ? 3 : 6) * loraBytes,
   };
   const sum = (o: Record<string, number>) => Object.values(o).reduce((a, b) => a + b, 0);
   return { gpuBytes: sum(gpuParts), gpuParts, hostBytes: sum(hostParts), hostParts };
