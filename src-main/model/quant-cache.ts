@@ -13,7 +13,7 @@
 // back), and reports progress per weight.
 
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, rmSync, statSync, utimesSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { isMainThread, parentPort, workerData } from 'node:worker_threads';
@@ -93,6 +93,8 @@ export async function prepareInt4(checkpoint: string, cfg: ModelConfig, weights:
     try {
       const loaded = readEntry(file, key, jobs, blockSize);
       for (const [name, w] of loaded) weights.provideInt4(name, w);
+      const now = new Date();
+      utimesSync(file, now, now); // the entry's modification time says when it was last used
       o.onProgress?.(jobs.length, jobs.length);
       return { source: 'cache', file, weights: jobs.length, bytes: statSync(file).size };
     } catch (e) {

@@ -251,6 +251,13 @@ export class RunManager {
         this.refreshCheckpoints(this.run(id));
         this.emit({ type: 'run-checkpoint', runId: id, step: e.step, path: e.path });
         break;
+      case 'ready':
+        // A cold 4-bit load has just written a weight cache entry.
+        if (e.int4_source === 'quantized') this.bus.emit({ type: 'library-changed', what: 'weight-cache' });
+        break;
+      case 'note':
+        this.log(id, 'warn', e.message);
+        break;
       case 'paused':
         this.log(id, 'info', `paused at step ${e.step}`);
         break;

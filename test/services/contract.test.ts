@@ -49,6 +49,9 @@ const BAD: Record<CallName, [unknown[], string]> = {
   batchCompare: [[{ modelId: 'm', left: { kind: 'base' }, right: { kind: 'base' }, datasetId: 'd', rows: 0, maxNewTokens: 4 }], '0.rows'],
   saveComparison: [[{ modelId: 'm', left: { kind: 'base' }, right: { kind: 'base' }, messages: [{ role: 'user', content: 'hi' }], leftOutput: 'a', rightOutput: 'b', rating: 'great', notes: '' }], '0.rating'],
   listComparisons: [[{ runId: 5 }], '0.runId'],
+  listWeightCache: [[1], ''],
+  removeWeightCacheEntry: [['../../finch.db'], '0'],
+  clearWeightCache: [['all'], ''],
   pickPath: [[{ kind: 'folder' }], '0.kind'],
 };
 
