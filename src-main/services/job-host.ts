@@ -2,6 +2,7 @@
 // keeps one model loaded and answers generate / batch-compare requests. It talks to its parent
 // only through process messages; everything it sends is plain data.
 
+import { isMainThread } from 'node:worker_threads';
 import { encodeGenerationPrompt, type TemplateChoice } from '../data/template.js';
 import { Generator } from '../infer/generate.js';
 import { loadPeftAdapter, type PeftAdapter } from '../model/adapter.js';
@@ -191,7 +192,9 @@ class Engine {
 
 // ---- the message loop ----------------------------------------------------------------------------
 
-if (parentPort || process.send) {
+// Only the process's main thread: bundled into one file (the desktop app's job-host.js), this file
+// is also what the 4-bit quantization workers load, and they must not answer the parent.
+if (isMainThread && (parentPort || process.send)) {
   const control: TrainControl = { paused: false, cancelled: false };
   const engine = new Engine();
   let queue = Promise.resolve(); // generation requests run one at a time

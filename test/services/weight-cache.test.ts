@@ -72,6 +72,8 @@ test('a 4-bit run writes an entry; removing it is refused while the run holds it
 
   await api.resumeRun(run.id);
   await completes(run.id);
+  const ready = (await api.runDetails(run.id)).logs.find((l) => l.message.startsWith('ready after'));
+  assert.match(ready?.message ?? '', /^ready after \d+\.\d s: loading \d+\.\d s \(4-bit weights quantized and cached\), data \d+\.\d s, graphs \d+\.\d s, sessions \d+\.\d s$/);
   assert.equal((await api.listWeightCache()).entries[0]!.inUseBy, null);
 
   // Damaged on disk: the next run's load reports it in the run log, deletes it and quantizes again.
@@ -80,6 +82,9 @@ test('a 4-bit run writes an entry; removing it is refused while the run holds it
   await completes(second.id);
   const logs = (await api.runDetails(second.id)).logs;
   assert.ok(logs.some((l) => l.level === 'warn' && /4-bit cache .* is unreadable .*; deleting it and quantizing again/.test(l.message)), JSON.stringify(logs));
+  const third = await api.startRun({ ...cfg, name: 'qlora three' });
+  await completes(third.id);
+  assert.ok((await api.runDetails(third.id)).logs.some((l) => /^ready after .*\(4-bit weights from the cache\)/.test(l.message)), 'the rebuilt entry serves the next run');
   const rebuilt = (await api.listWeightCache()).entries;
   assert.deepEqual(rebuilt.map((e) => [e.id, e.bytes, e.readable]), [[entry.id, entry.bytes, true]]);
 
