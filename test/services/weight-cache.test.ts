@@ -6,10 +6,10 @@ import assert from 'node:assert/strict';
 import { existsSync, statSync, truncateSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { RUN_DEFAULTS, type ApiFailure, type FinchEvent, type RunConfig } from '../../src-shared/api.js';
+import { RUN_DEFAULTS, type FinchEvent, type RunConfig } from '../../src-shared/api.js';
 import { loadModel } from '../../src-main/model/load.js';
 import { prepareInt4 } from '../../src-main/model/quant-cache.js';
-import { startApp, type TestApp } from '../helpers/app.js';
+import { failure, startApp, type TestApp } from '../helpers/app.js';
 import { mathRows, tempDir, tinyCheckpoint, writeJsonl } from '../helpers/fixtures.js';
 
 let app: TestApp;
@@ -26,15 +26,6 @@ before(async () => {
   };
 });
 after(() => app.close());
-
-async function failure(p: Promise<unknown>): Promise<ApiFailure> {
-  try {
-    await p;
-  } catch (e) {
-    return e as ApiFailure;
-  }
-  assert.fail('the call should have failed');
-}
 
 /** The run's end: it must complete (a failure shows its error here instead of a hang). */
 async function completes(id: string): Promise<void> {
