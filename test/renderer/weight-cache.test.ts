@@ -84,7 +84,7 @@ test('WeightCache: total and per-entry sizes, remove asks first and removes one 
   target.remove();
 });
 
-test('WeightCache: an entry a run is using cannot be removed, a refusal shows its reason, and a change event reloads the list', async () => {
+test('WeightCache: an entry a run is using cannot be removed, a refusal shows its reason, and change and run events reload the list', async () => {
   const entries = [entry('aaa', { modelName: 'tiny', inUseBy: 'qlora one' })];
   const { api, emit, log } = cacheApi(entries);
   useApi({ api, rpc: null });
@@ -117,6 +117,13 @@ test('WeightCache: an entry a run is using cannot be removed, a refusal shows it
   emit({ type: 'library-changed', what: 'models' });
   await settle();
   assert.equal(log.filter((l) => l.name === 'listWeightCache').length, lists + 1, 'other library changes do not reload the cache');
+  // The run ends: its entry can be removed now.
+  entries[0]!.inUseBy = null;
+  emit({ type: 'run-status', runId: 'r1', status: 'completed', error: null });
+  await settle();
+  assert.equal(log.filter((l) => l.name === 'listWeightCache').length, lists + 2);
+  assert.equal(buttons(target, /^Remove the 4-bit weights of tiny$/)[0]!.disabled, false);
+  assert.doesNotMatch(target.querySelector('tbody tr')!.textContent ?? '', /in use/);
   unmount(c);
   target.remove();
 });

@@ -1,6 +1,7 @@
 // The 4-bit weight cache as Home shows it: the entries and their total size, kept fresh by the
-// back end's 'library-changed' events (a 4-bit run wrote an entry, another window removed one),
-// and removing one entry or all of them after the person has confirmed.
+// back end's events ('library-changed': a 4-bit run wrote an entry, another window removed one;
+// 'run-status': which entries a run holds), and removing one entry or all of them once the person
+// has confirmed.
 
 import type { WeightCacheEntry, WeightCacheView } from '../../../../src-shared/api.ts';
 import { finch, onEvent } from '../services/finch.ts';
@@ -11,7 +12,7 @@ export class WeightCacheState {
   /** The entry id (or 'all') whose removal waits for a confirmation, or is under way. */
   confirming = $state<string | null>(null);
   busy = $state(false);
-  private off: (() => void) | null = null;
+  private offs: (() => void)[] = [];
 
   get entries(): WeightCacheEntry[] {
     return this.view?.entries ?? [];
@@ -19,9 +20,15 @@ export class WeightCacheState {
 
   /** Loads the list and follows changes; returns the function that stops following. */
   start(): () => void {
-    this.off ??= onEvent('library-changed', (e) => { if (e.what === 'weight-cache') void this.load(); });
+    if (!this.offs.length) {
+      this.offs = [
+        onEvent('library-changed', (e) => { if (e.what === 'weight-cache') void this.load(); }),
+        // A run starting, pausing or ending changes which entries are in use.
+        onEvent('run-status', () => void this.load()),
+      ];
+    }
     void this.load();
-    return () => { this.off?.(); this.off = null; };
+    return () => { for (const off of this.offs.splice(0)) off(); };
   }
 
   async load(): Promise<void> {
