@@ -91,10 +91,9 @@ export async function prepareInt4(checkpoint: string, cfg: ModelConfig, weights:
   const file = join(quantCacheDir(), `${key}.safetensors`);
   if (useCache && existsSync(file)) {
     try {
+      utimesSync(file, new Date(), new Date()); // the entry's modification time says when it was last used
       const loaded = readEntry(file, key, jobs, blockSize);
       for (const [name, w] of loaded) weights.provideInt4(name, w);
-      const now = new Date();
-      utimesSync(file, now, now); // the entry's modification time says when it was last used
       o.onProgress?.(jobs.length, jobs.length);
       return { source: 'cache', file, weights: jobs.length, bytes: statSync(file).size };
     } catch (e) {

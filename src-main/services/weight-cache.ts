@@ -2,13 +2,13 @@
 // command line's view): each entry with the library model it belongs to and its size, and removing
 // one entry or all of them.
 //
-// Removal is refused while an app run trains in 4 bits on the entry's checkpoint (for clear: while
-// any 4-bit run trains). Such a run reads the entry once at load, or writes it after a cold
+// Removal is refused while an app run trains (or is paused) in 4 bits on the entry's checkpoint,
+// and clear while any 4-bit run does. Such a run reads the entry when it loads and may read it
+// again later (a session made mid-run takes the blocks from the file), or writes it after a cold
 // quantization (temp file, then rename): deleting under it would fail on Windows, where an open file
-// cannot be deleted, make a temp file vanish before its rename, or pull the blocks from under a
-// load that reads them from the file. A `finch` process on the command line is not seen here; on
-// Linux and macOS deleting a file it is reading leaves its open handle readable, so it finishes
-// its load, and the next load quantizes again.
+// cannot be deleted, make a temp file vanish before its rename, or take the blocks from a session
+// still to be made. A `finch` process on the command line is not seen here (nor by `finch cache
+// clear`): removing the entry it trains on can make it fail.
 
 import { existsSync, rmSync, statSync } from 'node:fs';
 import { basename, resolve } from 'node:path';

@@ -2,13 +2,13 @@
 // the blocks a direct quantization gives: a garbage header, another checkpoint's entry under this
 // key's name (a copied file), an entry of the right key that lacks tensors or has wrong shapes.
 import assert from 'node:assert/strict';
-import { copyFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { loadModel } from '../../src-main/model/load.js';
 import { quantizeInt4 } from '../../src-main/model/quant.js';
 import { prepareInt4, quantCacheKey } from '../../src-main/model/quant-cache.js';
-import { Checkpoint, writeSafetensors } from '../../src-main/model/safetensors.js';
+import { Checkpoint } from '../../src-main/model/safetensors.js';
 import { quantCacheDir } from '../../src-main/store/paths.js';
 import { tempDir, tinyCheckpoint, useFinchHome } from '../helpers/fixtures.js';
 
@@ -60,16 +60,25 @@ test('another checkpoint\'s entry copied under this key is rebuilt, not misread'
   await assertRebuilt(/it belongs to another checkpoint or format/);
 });
 
+/** Rewrites the JSON header of the safetensors file in place (same length, blank-padded): offsets and data stay. */
+function editHeader(f: string, edit: (h: Record<string, { dtype: string; shape: number[]; data_offsets: number[] }>) => void): void {
+  const bytes = readFileSync(f);
+  const n = Number(bytes.readBigUInt64LE(0));
+  const header = JSON.parse(bytes.subarray(8, 8 + n).toString('utf8'));
+  edit(header);
+  const text = JSON.stringify(header);
+  assert.ok(text.length <= n, 'the edited header fits in place');
+  bytes.write(text.padEnd(n, ' '), 8, 'utf8');
+  writeFileSync(f, bytes);
+}
+
 test('an entry of the right key with a missing tensor or a wrong shape is rebuilt', async () => {
-  const c = Checkpoint.open(dir);
-  const meta = { finch_int4: '1', key: quantCacheKey(c, 32), block_size: '32', checkpoint: dir, created: new Date().toISOString() };
-  c.close();
-  writeSafetensors(file, [{ name: `${NAME}.q4`, dtype: 'U8', shape: [64, 32], data: () => direct.packed }], meta);
+  await prepare();
+  editHeader(file, (h) => {
+    h[`${NAME}.scalez`] = h[`${NAME}.scales`]!;
+    delete h[`${NAME}.scales`];
+  });
   await assertRebuilt(/.*no tensor named model\.layers\.0\.self_attn\.q_proj\.weight\.scales/);
-  const wrong = new Uint8Array(64 * 16);
-  writeSafetensors(file, [
-    { name: `${NAME}.q4`, dtype: 'U8', shape: [64, 16], data: () => wrong },
-    { name: `${NAME}.scales`, dtype: 'F32', shape: [64, 2], data: () => direct.scales },
-  ], meta);
+  editHeader(file, (h) => { h[`${NAME}.q4`]!.shape = [32, 64]; }); // the same bytes, the wrong [N, K/2]
   await assertRebuilt(/model\.layers\.0\.self_attn\.q_proj\.weight has the wrong shape/);
 });
