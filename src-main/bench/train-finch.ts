@@ -1,6 +1,9 @@
 // Child process of `finch bench train`: builds the preset's LoRA training step on random frozen
 // weights, measures the MatMul peak of this machine through the same ONNX Runtime (the MFU
-// denominator), then times optimizer steps. Prints one JSON line.
+// denominator), then times optimizer steps. Prints one JSON line. With "batches" (train-data.ts)
+// it trains on a real dataset's micro-batches instead of random tokens: one symbolic-length
+// session, each batch at its own padded length (or, with "staticSeq", all padded to the longest
+// row), and reports real (non-padding) tokens/s.
 
 import { Graph } from '../engine/graph/graph.js';
 import * as F from '../engine/graph/ops.js';
@@ -11,10 +14,17 @@ import { LORA_TARGETS, initLora } from '../model/lora.js';
 import { estimateTrainingMemory } from '../train/memory.js';
 import { mulberry32 } from '../util/random.js';
 import { buildFusedStep, DEFAULT_OPTIMIZER } from '../train/step.js';
+import { batchFeeds } from '../train/feeds.js';
+import { readFileSync } from 'node:fs';
+import { type BenchBatches, fromPlain } from './train-data.js';
 import { type TrainPreset, presetConfig } from './train-presets.js';
 import { measure } from './timing.js';
 
-const o = JSON.parse(process.argv[2]!) as { preset: TrainPreset; threads: number; steps: number; warmup: number; quantize: boolean; chunkBytes?: number; provider?: Provider; strict?: boolean };
+const o = JSON.parse(process.argv[2]!) as {
+  preset: TrainPreset; threads: number; steps: number; warmup: number; quantize: boolean; chunkBytes?: number; provider?: Provider; strict?: boolean;
+  /** A train-data.ts batches file: train on its Finch batches (warmup + steps of them). */
+  batches?: string; staticSeq?: boolean;
+};
 const p = o.preset;
 const cfg = presetConfig(p);
 
@@ -35,12 +45,12 @@ async function matmulPeak(): Promise<number> {
   return best;
 }
 
-/** FLOPs of one step: base projections forward + input-gradient backward, attention, LoRA. */
-function stepFlops(): number {
-  const N = p.batch * p.seq, D = cfg.hiddenSize, hd = cfg.headDim, H = cfg.numHeads, KV = cfg.numKvHeads, I = cfg.intermediateSize;
+/** FLOPs of one step of `seq` tokens per row: base projections forward + input-gradient backward, attention, LoRA. */
+function stepFlops(seq = p.seq): number {
+  const N = p.batch * seq, D = cfg.hiddenSize, hd = cfg.headDim, H = cfg.numHeads, KV = cfg.numKvHeads, I = cfg.intermediateSize;
   const perLayer = D * H * hd * 2 + 2 * D * KV * hd + 3 * D * I;
   const linear = 2 * N * (cfg.numLayers * perLayer + D * cfg.vocabSize);
-  const attention = cfg.numLayers * 2 * 2 * p.batch * H * p.seq * p.seq * hd;
+  const attention = cfg.numLayers * 2 * 2 * p.batch * H * seq * seq * hd;
   const loraPerLayer = p.rank * (D + H * hd + 2 * (D + KV * hd) + (H * hd + D) + 2 * (D + I) + (I + D));
   const lora = 2 * N * cfg.numLayers * loraPerLayer;
   return 2 * linear + 3 * attention + 3 * lora; // backward ~ forward for inputs (no frozen weight grads), 2x for attention and LoRA
@@ -67,9 +77,10 @@ function sizeOf(name: string): number {
 }
 const invFreq = Float64Array.from({ length: cfg.headDim / 2 }, (_, i) => 1 / cfg.ropeTheta ** ((2 * i) / cfg.headDim));
 const lora = { rank: p.rank, alpha: p.alpha, dropout: 0, rslora: false, targets: LORA_TARGETS };
-const B = p.batch, T = p.seq;
+const data = o.batches ? JSON.parse(readFileSync(o.batches, 'utf8')) as BenchBatches : null;
+const B = p.batch, T = data ? data.maxSeq : p.seq;
 // The trainer's default chunking (chunkPlan): it is also the faster plan here, as smaller tensors reuse memory.
-const sg = buildFusedStep(fw, invFreq, { batch: B, seq: T, lora, chunkBytes: o.chunkBytes }, DEFAULT_OPTIMIZER);
+const sg = buildFusedStep(fw, invFreq, { batch: B, seq: T, lora, chunkBytes: o.chunkBytes, dynamicSeq: !!data && !o.staticSeq }, DEFAULT_OPTIMIZER);
 const rssBeforeSession = process.memoryUsage().rss / 2 ** 20; // the frozen weights are generated now
 // As the trainer runs a step without gradient checkpointing: with ORT's memory arena (trainer.ts).
 const session = await Session.create(serializeModel(sg.step), { threads: o.threads, cpuMemArena: true, provider: o.provider ?? 'cpu', disableCpuFallback: o.strict ?? false });
@@ -90,8 +101,27 @@ for (const q of sg.params) {
 }
 let stepNo = 1, loss = 0, transferred = 0;
 const bytesOf = (ts: Iterable<HostTensor>) => [...ts].reduce((s, t) => s + t.data.byteLength, 0);
+// Dataset mode: step k reads batch k, padded to its own length (or to T with staticSeq).
+let batchNo = 0, realTokens = 0, slots = 0, flops = 0, timedS = 0;
+const nextBatch = () => {
+  const b = fromPlain(data!.finch[batchNo++ % data!.finch.length]!);
+  const seq = o.staticSeq ? T : b.T;
+  Object.assign(feeds, batchFeeds(b, B, seq));
+  return { b, seq };
+};
 const t = await measure(async () => {
+  let started = 0, batch: ReturnType<typeof nextBatch> | null = null;
+  if (data) {
+    batch = nextBatch();
+    started = performance.now();
+  }
   const out = await session.run(feeds);
+  if (batch && batchNo > o.warmup) {
+    timedS += (performance.now() - started) / 1000;
+    realTokens += batch.b.tokens;
+    slots += B * batch.seq;
+    flops += stepFlops(batch.seq);
+  }
   transferred = bytesOf(Object.values(feeds)) + bytesOf(Object.values(out)); // state lives on the host: fed and fetched each step
   loss = (out.loss!.data as Float32Array)[0]!;
   for (const q of sg.params) { // a real step: updated parameters and moments feed the next one
@@ -101,13 +131,15 @@ const t = await measure(async () => {
   }
   feeds.step = { dtype: 'float32', dims: [], data: Float32Array.of(++stepNo) };
 }, { warmup: o.warmup, minSeconds: 0, minReps: o.steps });
-const stepS = t.medianMs / 1000;
+const stepS = data ? timedS / o.steps : t.medianMs / 1000;
 const stepPeakRssMb = process.resourceUsage().maxRSS / 1024;
 // After the step: the MatMul sessions' thread pool and buffers must not be in the RSS measured
 // before the step session (rssBeforeSession), where the estimate's ONNX Runtime part would count them twice.
 const peak = await matmulPeak();
 console.log(JSON.stringify({
-  tokens_per_s: (B * T) / stepS,
+  ...(data ? { real_tokens_per_s: realTokens / timedS, padding_fraction: 1 - realTokens / slots } : {}),
+  // Tokens per second: with a dataset, real (non-padding) tokens.
+  tokens_per_s: data ? realTokens / timedS : (B * T) / stepS,
   step_s: stepS,
   peak_rss_mb: stepPeakRssMb,
   // The session's estimate (train/memory.ts) plus what this process holds besides it: its RSS
@@ -115,6 +147,6 @@ console.log(JSON.stringify({
   estimate_mb: (estimateTrainingMemory(cfg, { batch: B, seq: T, rank: p.rank, targets: 7, quantize: o.quantize, checkpointLayers: false, hostEmbeddings: false, chunkBytes: o.chunkBytes }).totalBytes) / 2 ** 20 + rssBeforeSession,
   host_device_bytes_per_step: transferred,
   loss,
-  gflops: stepFlops() / stepS / 1e9,
+  gflops: data ? flops / timedS / 1e9 : stepFlops() / stepS / 1e9,
   matmul_peak_gflops: peak,
 }));

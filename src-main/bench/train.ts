@@ -11,17 +11,31 @@ import { PROVIDER_OPTIONS, PROVIDER_USAGE, chooseProvider, providerFlags } from 
 import { PRESETS, type TrainPreset, presetConfig } from './train-presets.js';
 import { benchEnv, runJsonChild } from './timing.js';
 import type { Provider } from '../engine/runtime/session.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseColumnMap } from '../data/formats.js';
+import { writeBenchBatches } from './train-data.js';
 
-export interface SideResult { tokens_per_s: number; step_s: number; peak_rss_mb: number; loss: number }
+export interface SideResult { tokens_per_s: number; step_s: number; peak_rss_mb: number; loss: number; real_tokens_per_s?: number; padding_fraction?: number }
 export interface FinchResult extends SideResult { gflops: number; matmul_peak_gflops: number; estimate_mb: number; host_device_bytes_per_step: number }
 
 const USAGE = `Usage: finch bench train [--preset small|tiny|llama3.2-1b|llama3-8b] [--threads N] [--steps N] [--seq N] [--4bit] [--no-peer] [--estimate] [--provider P] [--strict-provider] [--json]
+       finch bench train --data FILE [--map prompt=COL,completion=COL] [--batch N] [--group-by-length] [--static-seq] [--seed N] [...]
 
 Tokens/s of Finch's LoRA training step (forward, backward, AdamW: one session.run) against a
 PyTorch peer on the same model, batch and thread count, plus MFU: Finch's achieved GFLOP/s as a
 fraction of the MatMul peak measured in the same run.
   --estimate   print the estimated peak memory (QLoRA, gradient checkpointing) instead of running
-  --seq N      tokens per sequence (default: the preset's)
+  --seq N      tokens per sequence (default: the preset's); with --data, the cap on a row's length
+  --data FILE  train on this dataset's rows (as \`finch train\` prepares them; generated Llama-3
+               style tokenizer) and report real (non-padding) tokens/s: Finch pads each batch to
+               its own longest row (one symbolic-length session); the peer takes the rows in a
+               seeded random order and pads each batch to its own longest row (Hugging Face's
+               default collator). GSM8K-shaped rows: npx tsx src-main/bench/gsm8k-shaped.ts FILE
+  --map, --batch N, --seed N   the dataset's columns, rows per batch (default: the preset's), order seed
+  --group-by-length            Finch puts rows of similar length in the same step (as finch train)
+  --static-seq                 Finch pads every batch to the longest row instead (static graph)
 ${PROVIDER_USAGE}
 (the PyTorch peer runs on the CPU)
 
@@ -34,14 +48,19 @@ export async function run(argv: string[]): Promise<number> {
     preset: { type: 'string', default: 'small' }, threads: { type: 'string', default: '2' }, steps: { type: 'string', default: '5' },
     '4bit': { type: 'boolean', default: false }, 'no-peer': { type: 'boolean', default: false }, estimate: { type: 'boolean', default: false },
     json: { type: 'boolean', default: false }, seq: { type: 'string' }, ...PROVIDER_OPTIONS,
+    data: { type: 'string' }, map: { type: 'string' }, batch: { type: 'string' }, seed: { type: 'string', default: '1' },
+    'group-by-length': { type: 'boolean', default: false }, 'static-seq': { type: 'boolean', default: false },
   }, USAGE);
   if ('exit' in parsed) return parsed.exit;
   const { values } = parsed;
   const named = PRESETS[values.preset];
   if (!named) { console.error(`finch bench train: unknown preset "${values.preset}" (choose ${Object.keys(PRESETS).join(', ')})`); return 2; }
-  const seq = values.seq === undefined ? named.seq : Number(values.seq);
+  // With --data, --seq caps a row's length (default: room for GSM8K-length rows).
+  const seq = values.seq === undefined ? (values.data ? 1024 : named.seq) : Number(values.seq);
   if (!Number.isInteger(seq) || seq < 2) { console.error(`finch bench train: --seq must be an integer >= 2, got "${values.seq}"`); return 2; }
-  const preset = { ...named, seq };
+  const batch = values.batch === undefined ? named.batch : Number(values.batch);
+  if (!Number.isInteger(batch) || batch < 1) { console.error(`finch bench train: --batch must be an integer >= 1, got "${values.batch}"`); return 2; }
+  const preset: TrainPreset = { ...named, seq, batch };
   if (values.estimate) {
     const plan = leanQloraPlan(presetConfig(preset), preset.batch, preset.seq);
     const est = estimateTrainingMemory(presetConfig(preset), plan);
@@ -58,12 +77,23 @@ export async function run(argv: string[]): Promise<number> {
   const env = benchEnv(threads);
   const log = (s: string) => { if (!values.json) console.error(s); };
   if (preset.name === 'llama3-8b') return leanStep(preset, threads, steps, env, values.json, log);
-  log(`finch: ${preset.name} preset, ${threads} threads, ${steps} steps...`);
-  const finch = await runFinchStep(preset, { threads, steps, quantize: values['4bit'], provider: device.provider, strict: device.strict }, env);
+  const work = values.data ? mkdtempSync(join(tmpdir(), 'finch-bench-train-')) : null;
+  try {
+  let data: Awaited<ReturnType<typeof writeBenchBatches>> | null = null;
+  if (values.data) {
+    const seed = Number(values.seed);
+    log(`data: preparing ${values.data}...`);
+    data = await writeBenchBatches(work!, values.data, { map: values.map ? parseColumnMap(values.map) : undefined, batch, count: steps + 1, seqCap: seq, seed, groupByLength: values['group-by-length'] });
+    log(`data: ${data.info.rows} rows, ${data.info.lengths.min}-${data.info.lengths.max} tokens (mean ${data.info.lengths.mean.toFixed(0)}); padding ${(data.info.finchPadding * 100).toFixed(1)}% Finch, ${(data.info.peerPadding * 100).toFixed(1)}% peer`);
+  }
+  const dataOpts = data ? { batches: data.path, staticSeq: values['static-seq'] } : {};
+  if (data) preset.vocab = Math.max(preset.vocab, data.info.vocab); // the tokenizer's ids must be embedding rows
+  log(`finch: ${preset.name} preset, batch ${batch}, ${threads} threads, ${steps} steps...`);
+  const finch = await runFinchStep(preset, { threads, steps, quantize: values['4bit'], provider: device.provider, strict: device.strict, ...dataOpts }, env);
   let peer: SideResult | null = null;
   if (!values['no-peer']) {
     log('peer: PyTorch...');
-    peer = await runTorchPeer(preset, threads, steps, env);
+    peer = await runTorchPeer(preset, threads, steps, env, 'cpu', undefined, data?.path);
   }
   const result = {
     preset: preset.name,
@@ -71,8 +101,12 @@ export async function run(argv: string[]): Promise<number> {
     finch: {
       tokens_per_s: finch.tokens_per_s, peak_rss_mb: finch.peak_rss_mb, step_s: finch.step_s, gflops: finch.gflops,
       estimate_mb: finch.estimate_mb, provider: device.provider, adapter: device.adapter, host_device_bytes_per_step: finch.host_device_bytes_per_step,
+      ...(data ? { real_tokens_per_s: finch.real_tokens_per_s, padding_fraction: finch.padding_fraction,
+        batch_shape: values['static-seq'] ? 'dataset-longest' : 'own-longest', group_by_length: values['group-by-length'] } : {}),
     },
-    peer: peer ? { tokens_per_s: peer.tokens_per_s, peak_rss_mb: peer.peak_rss_mb, step_s: peer.step_s } : null,
+    peer: peer ? { tokens_per_s: peer.tokens_per_s, peak_rss_mb: peer.peak_rss_mb, step_s: peer.step_s,
+      ...(data ? { real_tokens_per_s: peer.tokens_per_s, padding_fraction: data.info.peerPadding } : {}) } : null,
+    ...(data ? { data: { file: values.data, rows: data.info.rows, batch, max_seq: data.info.maxSeq, lengths: data.info.lengths } } : {}),
     ratio: peer ? finch.tokens_per_s / peer.tokens_per_s : null,
     mfu: finch.gflops / finch.matmul_peak_gflops,
     matmul_peak_gflops: finch.matmul_peak_gflops,
@@ -84,22 +118,26 @@ export async function run(argv: string[]): Promise<number> {
     if (peer) console.log(`PyTorch ${peer.tokens_per_s.toFixed(0)} tokens/s, ${peer.step_s.toFixed(3)} s/step, peak RSS ${peer.peak_rss_mb.toFixed(0)} MB`);
     if (result.ratio) console.log(`ratio   ${result.ratio.toFixed(2)}x`);
     console.log(`MFU     ${(result.mfu * 100).toFixed(0)}% of the measured MatMul peak (${finch.matmul_peak_gflops.toFixed(0)} GFLOP/s)`);
+    if (data) console.log(`(tokens/s count real tokens; padding ${((finch.padding_fraction ?? 0) * 100).toFixed(1)}% Finch, ${(data.info.peerPadding * 100).toFixed(1)}% peer)`);
   }
   return 0;
+  } finally {
+    if (work) rmSync(work, { recursive: true, force: true });
+  }
 }
 
 /** One measured Finch LoRA step of a preset (train-finch.ts) in a child process. */
-export async function runFinchStep(preset: TrainPreset, o: { threads: number; steps: number; quantize: boolean; provider: Provider; strict: boolean }, env: NodeJS.ProcessEnv): Promise<FinchResult> {
+export async function runFinchStep(preset: TrainPreset, o: { threads: number; steps: number; quantize: boolean; provider: Provider; strict: boolean; batches?: string; staticSeq?: boolean }, env: NodeJS.ProcessEnv): Promise<FinchResult> {
   const entry = new URL('./train-finch.ts', import.meta.url);
   return runJsonChild<FinchResult>(process.execPath, [...nodeArgsFor(entry), fileURLToPath(entry),
-    JSON.stringify({ preset, threads: o.threads, steps: o.steps, warmup: 1, quantize: o.quantize, provider: o.provider, strict: o.strict })], env);
+    JSON.stringify({ preset, threads: o.threads, steps: o.steps, warmup: 1, quantize: o.quantize, provider: o.provider, strict: o.strict, batches: o.batches, staticSeq: o.staticSeq })], env);
 }
 
 /** The PyTorch peer's step on the same preset; `device` is a torch device ('cpu', 'cuda'; ROCm builds also call theirs 'cuda'). */
-export async function runTorchPeer(preset: TrainPreset, threads: number, steps: number, env: NodeJS.ProcessEnv, device = 'cpu', python = '/usr/bin/python3'): Promise<SideResult & { gpu_peak_mb?: number }> {
+export async function runTorchPeer(preset: TrainPreset, threads: number, steps: number, env: NodeJS.ProcessEnv, device = 'cpu', python = '/usr/bin/python3', batches?: string): Promise<SideResult & { gpu_peak_mb?: number }> {
   return runJsonChild<SideResult>(python, [fileURLToPath(new URL('./peers/torch_lora_train.py', import.meta.url)), JSON.stringify({
     threads, hidden: preset.hidden, layers: preset.layers, heads: preset.heads, kv_heads: preset.kvHeads, intermediate: preset.intermediate,
-    vocab: preset.vocab, batch: preset.batch, seq: preset.seq, rank: preset.rank, alpha: preset.alpha, warmup: 1, steps, device,
+    vocab: preset.vocab, batch: preset.batch, seq: preset.seq, rank: preset.rank, alpha: preset.alpha, warmup: 1, steps, device, batches,
   })], env);
 }
 

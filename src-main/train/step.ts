@@ -36,6 +36,8 @@ export interface StepShape {
   hostEmbeddings?: boolean;
   /** Activations larger than twice this are computed in chunks (llama.ts chunkPlan); Infinity = never. */
   chunkBytes?: number;
+  /** A symbolic sequence length: batches of any length up to `seq` run in one session (llama.ts TrainGraphOptions). */
+  dynamicSeq?: boolean;
 }
 
 /** The compiled step of one LoRA layout: either one fused graph, or gradient + update graphs. */
