@@ -243,6 +243,9 @@ export const Settings = z.strictObject({
   defaultProvider: ProviderChoice,
 });
 
+/** A 4-bit weight cache entry's id (listWeightCache): a file name stem, so never a path. */
+export const WeightCacheId = z.string().regex(/^[\w-]{1,200}$/, 'a weight cache entry id from listWeightCache (letters, digits, "-" and "_")');
+
 /**
  * A native open dialog (desktop app only): what the user is asked to pick. The renderer never
  * reads the file system itself; it gets back the path the user chose and passes it to
@@ -297,6 +300,10 @@ export const CALL_ARGS = {
   batchCompare: z.tuple([BatchCompareRequest]),
   saveComparison: z.tuple([SaveComparisonRequest]),
   listComparisons: z.tuple([z.strictObject({ runId: Id.optional() })]),
+
+  listWeightCache: z.tuple([]),
+  removeWeightCacheEntry: z.tuple([WeightCacheId]),
+  clearWeightCache: z.tuple([]),
 
   pickPath: z.tuple([PickPathRequest]),
 } as const;

@@ -18,9 +18,9 @@ import { parseColumnMap } from '../data/formats.js';
 import { writeBenchBatches } from './train-data.js';
 
 export interface SideResult { tokens_per_s: number; step_s: number; peak_rss_mb: number; loss: number; real_tokens_per_s?: number; padding_fraction?: number }
-export interface FinchResult extends SideResult { gflops: number; matmul_peak_gflops: number; estimate_mb: number; host_device_bytes_per_step: number }
+export interface FinchResult extends SideResult { gflops: number; matmul_peak_gflops: number; estimate_mb: number; host_device_bytes_per_step: number; state_on_device: boolean }
 
-const USAGE = `Usage: finch bench train [--preset small|tiny|llama3.2-1b|llama3-8b] [--threads N] [--steps N] [--seq N] [--4bit] [--no-peer] [--estimate] [--provider P] [--strict-provider] [--json]
+const USAGE = `Usage: finch bench train [--preset small|tiny|llama3.2-1b|llama3-8b] [--threads N] [--steps N] [--seq N] [--4bit] [--no-peer] [--estimate] [--host-state] [--provider P] [--strict-provider] [--json]
        finch bench train --data FILE [--map prompt=COL,completion=COL] [--batch N] [--group-by-length] [--static-seq] [--seed N] [...]
 
 Tokens/s of Finch's LoRA training step (forward, backward, AdamW: one session.run) against a
@@ -36,6 +36,8 @@ fraction of the MatMul peak measured in the same run.
   --map, --batch N, --seed N   the dataset's columns, rows per batch (default: the preset's), order seed
   --group-by-length            Finch puts rows of similar length in the same step (as finch train)
   --static-seq                 Finch pads every batch to the longest row instead (static graph)
+  --host-state feed the LoRA parameters and AdamW moments from the host each step, as on the CPU,
+               instead of keeping them on the device between steps (WebGPU)
 ${PROVIDER_USAGE}
 (the PyTorch peer runs on the CPU)
 
@@ -47,7 +49,7 @@ export async function run(argv: string[]): Promise<number> {
   const parsed = parseCommand('bench train', argv, {
     preset: { type: 'string', default: 'small' }, threads: { type: 'string', default: '2' }, steps: { type: 'string', default: '5' },
     '4bit': { type: 'boolean', default: false }, 'no-peer': { type: 'boolean', default: false }, estimate: { type: 'boolean', default: false },
-    json: { type: 'boolean', default: false }, seq: { type: 'string' }, ...PROVIDER_OPTIONS,
+    json: { type: 'boolean', default: false }, seq: { type: 'string' }, 'host-state': { type: 'boolean', default: false }, ...PROVIDER_OPTIONS,
     data: { type: 'string' }, map: { type: 'string' }, batch: { type: 'string' }, seed: { type: 'string', default: '1' },
     'group-by-length': { type: 'boolean', default: false }, 'static-seq': { type: 'boolean', default: false },
   }, USAGE);
@@ -79,58 +81,61 @@ export async function run(argv: string[]): Promise<number> {
   if (preset.name === 'llama3-8b') return leanStep(preset, threads, steps, env, values.json, log);
   const work = values.data ? mkdtempSync(join(tmpdir(), 'finch-bench-train-')) : null;
   try {
-  let data: Awaited<ReturnType<typeof writeBenchBatches>> | null = null;
-  if (values.data) {
-    const seed = Number(values.seed);
-    log(`data: preparing ${values.data}...`);
-    data = await writeBenchBatches(work!, values.data, { map: values.map ? parseColumnMap(values.map) : undefined, batch, count: steps + 1, seqCap: seq, seed, groupByLength: values['group-by-length'] });
-    log(`data: ${data.info.rows} rows, ${data.info.lengths.min}-${data.info.lengths.max} tokens (mean ${data.info.lengths.mean.toFixed(0)}); padding ${(data.info.finchPadding * 100).toFixed(1)}% Finch, ${(data.info.peerPadding * 100).toFixed(1)}% peer`);
-  }
-  const dataOpts = data ? { batches: data.path, staticSeq: values['static-seq'] } : {};
-  if (data) preset.vocab = Math.max(preset.vocab, data.info.vocab); // the tokenizer's ids must be embedding rows
-  log(`finch: ${preset.name} preset, batch ${batch}, ${threads} threads, ${steps} steps...`);
-  const finch = await runFinchStep(preset, { threads, steps, quantize: values['4bit'], provider: device.provider, strict: device.strict, ...dataOpts }, env);
-  let peer: SideResult | null = null;
-  if (!values['no-peer']) {
-    log('peer: PyTorch...');
-    peer = await runTorchPeer(preset, threads, steps, env, 'cpu', undefined, data?.path);
-  }
-  const result = {
-    preset: preset.name,
-    threads,
-    finch: {
-      tokens_per_s: finch.tokens_per_s, peak_rss_mb: finch.peak_rss_mb, step_s: finch.step_s, gflops: finch.gflops,
-      estimate_mb: finch.estimate_mb, provider: device.provider, adapter: device.adapter, host_device_bytes_per_step: finch.host_device_bytes_per_step,
-      ...(data ? { real_tokens_per_s: finch.real_tokens_per_s, padding_fraction: finch.padding_fraction,
-        batch_shape: values['static-seq'] ? 'dataset-longest' : 'own-longest', group_by_length: values['group-by-length'] } : {}),
-    },
-    peer: peer ? { tokens_per_s: peer.tokens_per_s, peak_rss_mb: peer.peak_rss_mb, step_s: peer.step_s,
-      ...(data ? { real_tokens_per_s: peer.tokens_per_s, padding_fraction: data.info.peerPadding } : {}) } : null,
-    ...(data ? { data: { file: values.data, rows: data.info.rows, batch, max_seq: data.info.maxSeq, lengths: data.info.lengths } } : {}),
-    ratio: peer ? finch.tokens_per_s / peer.tokens_per_s : null,
-    mfu: finch.gflops / finch.matmul_peak_gflops,
-    matmul_peak_gflops: finch.matmul_peak_gflops,
-  };
-  if (values.json) console.log(JSON.stringify(result));
-  else {
-    console.log(`Finch   ${finch.tokens_per_s.toFixed(0)} tokens/s, ${finch.step_s.toFixed(3)} s/step, peak RSS ${finch.peak_rss_mb.toFixed(0)} MB (estimated ${finch.estimate_mb.toFixed(0)} MB), ${finch.gflops.toFixed(0)} GFLOP/s on ${device.provider}`);
-    if (device.provider !== 'cpu') console.log(`        ${(finch.host_device_bytes_per_step / 2 ** 20).toFixed(1)} MiB host<->device per step`);
-    if (peer) console.log(`PyTorch ${peer.tokens_per_s.toFixed(0)} tokens/s, ${peer.step_s.toFixed(3)} s/step, peak RSS ${peer.peak_rss_mb.toFixed(0)} MB`);
-    if (result.ratio) console.log(`ratio   ${result.ratio.toFixed(2)}x`);
-    console.log(`MFU     ${(result.mfu * 100).toFixed(0)}% of the measured MatMul peak (${finch.matmul_peak_gflops.toFixed(0)} GFLOP/s)`);
-    if (data) console.log(`(tokens/s count real tokens; padding ${((finch.padding_fraction ?? 0) * 100).toFixed(1)}% Finch, ${(data.info.peerPadding * 100).toFixed(1)}% peer)`);
-  }
-  return 0;
+    let data: Awaited<ReturnType<typeof writeBenchBatches>> | null = null;
+    if (values.data) {
+      const seed = Number(values.seed);
+      log(`data: preparing ${values.data}...`);
+      data = await writeBenchBatches(work!, values.data, { map: values.map ? parseColumnMap(values.map) : undefined, batch, count: steps + 1, seqCap: seq, seed, groupByLength: values['group-by-length'] });
+      log(`data: ${data.info.rows} rows, ${data.info.lengths.min}-${data.info.lengths.max} tokens (mean ${data.info.lengths.mean.toFixed(0)}); padding ${(data.info.finchPadding * 100).toFixed(1)}% Finch, ${(data.info.peerPadding * 100).toFixed(1)}% peer`);
+    }
+    const dataOpts = data ? { batches: data.path, staticSeq: values['static-seq'] } : {};
+    if (data) preset.vocab = Math.max(preset.vocab, data.info.vocab); // the tokenizer's ids must be embedding rows
+    log(`finch: ${preset.name} preset, batch ${batch}, ${threads} threads, ${steps} steps...`);
+    const finch = await runFinchStep(preset, { threads, steps, quantize: values['4bit'], provider: device.provider, strict: device.strict, hostState: values['host-state'], ...dataOpts }, env);
+    let peer: SideResult | null = null;
+    if (!values['no-peer']) {
+      log('peer: PyTorch...');
+      peer = await runTorchPeer(preset, threads, steps, env, 'cpu', undefined, data?.path);
+    }
+    const result = {
+      preset: preset.name,
+      threads,
+      finch: {
+        tokens_per_s: finch.tokens_per_s, peak_rss_mb: finch.peak_rss_mb, step_s: finch.step_s, gflops: finch.gflops,
+        estimate_mb: finch.estimate_mb, provider: device.provider, adapter: device.adapter, host_device_bytes_per_step: finch.host_device_bytes_per_step,
+        state_on_device: finch.state_on_device,
+        ...(data ? { real_tokens_per_s: finch.real_tokens_per_s, padding_fraction: finch.padding_fraction,
+          batch_shape: values['static-seq'] ? 'dataset-longest' : 'own-longest', group_by_length: values['group-by-length'] } : {}),
+      },
+      peer: peer ? { tokens_per_s: peer.tokens_per_s, peak_rss_mb: peer.peak_rss_mb, step_s: peer.step_s,
+        ...(data ? { real_tokens_per_s: peer.tokens_per_s, padding_fraction: data.info.peerPadding } : {}) } : null,
+      ...(data ? { data: { file: values.data, rows: data.info.rows, batch, max_seq: data.info.maxSeq, lengths: data.info.lengths } } : {}),
+      ratio: peer ? finch.tokens_per_s / peer.tokens_per_s : null,
+      mfu: finch.gflops / finch.matmul_peak_gflops,
+      matmul_peak_gflops: finch.matmul_peak_gflops,
+    };
+    if (values.json) console.log(JSON.stringify(result));
+    else {
+      console.log(`Finch   ${finch.tokens_per_s.toFixed(0)} tokens/s, ${finch.step_s.toFixed(3)} s/step, peak RSS ${finch.peak_rss_mb.toFixed(0)} MB (estimated ${finch.estimate_mb.toFixed(0)} MB), ${finch.gflops.toFixed(0)} GFLOP/s on ${device.provider}`);
+      if (device.provider !== 'cpu') {
+        console.log(`        ${(finch.host_device_bytes_per_step / 2 ** 10).toFixed(1)} KiB host<->device per step (LoRA state ${finch.state_on_device ? 'kept on the device' : 'fed from the host'})`);
+      }
+      if (peer) console.log(`PyTorch ${peer.tokens_per_s.toFixed(0)} tokens/s, ${peer.step_s.toFixed(3)} s/step, peak RSS ${peer.peak_rss_mb.toFixed(0)} MB`);
+      if (result.ratio) console.log(`ratio   ${result.ratio.toFixed(2)}x`);
+      console.log(`MFU     ${(result.mfu * 100).toFixed(0)}% of the measured MatMul peak (${finch.matmul_peak_gflops.toFixed(0)} GFLOP/s)`);
+      if (data) console.log(`(tokens/s count real tokens; padding ${((finch.padding_fraction ?? 0) * 100).toFixed(1)}% Finch, ${(data.info.peerPadding * 100).toFixed(1)}% peer)`);
+    }
+    return 0;
   } finally {
     if (work) rmSync(work, { recursive: true, force: true });
   }
 }
 
 /** One measured Finch LoRA step of a preset (train-finch.ts) in a child process. */
-export async function runFinchStep(preset: TrainPreset, o: { threads: number; steps: number; quantize: boolean; provider: Provider; strict: boolean; batches?: string; staticSeq?: boolean }, env: NodeJS.ProcessEnv): Promise<FinchResult> {
+export async function runFinchStep(preset: TrainPreset, o: { threads: number; steps: number; quantize: boolean; provider: Provider; strict: boolean; hostState?: boolean; batches?: string; staticSeq?: boolean }, env: NodeJS.ProcessEnv): Promise<FinchResult> {
   const entry = new URL('./train-finch.ts', import.meta.url);
   return runJsonChild<FinchResult>(process.execPath, [...nodeArgsFor(entry), fileURLToPath(entry),
-    JSON.stringify({ preset, threads: o.threads, steps: o.steps, warmup: 1, quantize: o.quantize, provider: o.provider, strict: o.strict, batches: o.batches, staticSeq: o.staticSeq })], env);
+    JSON.stringify({ preset, threads: o.threads, steps: o.steps, warmup: 1, quantize: o.quantize, provider: o.provider, strict: o.strict, hostState: o.hostState ?? false, batches: o.batches, staticSeq: o.staticSeq })], env);
 }
 
 /** The PyTorch peer's step on the same preset; `device` is a torch device ('cpu', 'cuda'; ROCm builds also call theirs 'cuda'). */

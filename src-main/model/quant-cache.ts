@@ -13,7 +13,7 @@
 // back), and reports progress per weight.
 
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, rmSync, statSync, utimesSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { isMainThread, parentPort, workerData } from 'node:worker_threads';
@@ -91,6 +91,7 @@ export async function prepareInt4(checkpoint: string, cfg: ModelConfig, weights:
   const file = join(quantCacheDir(), `${key}.safetensors`);
   if (useCache && existsSync(file)) {
     try {
+      utimesSync(file, new Date(), new Date()); // the entry's modification time says when it was last used
       const loaded = readEntry(file, key, jobs, blockSize);
       for (const [name, w] of loaded) weights.provideInt4(name, w);
       o.onProgress?.(jobs.length, jobs.length);

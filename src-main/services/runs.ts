@@ -251,6 +251,17 @@ export class RunManager {
         this.refreshCheckpoints(this.run(id));
         this.emit({ type: 'run-checkpoint', runId: id, step: e.step, path: e.path });
         break;
+      case 'ready': {
+        const s = (x: number) => `${x.toFixed(1)} s`;
+        const int4 = e.int4_source === 'cache' ? ' (4-bit weights from the cache)' : e.int4_source === 'quantized' ? ' (4-bit weights quantized and cached)' : '';
+        this.log(id, 'info', `ready after ${s(e.total_s)}: loading ${s(e.load_s)}${int4}, data ${s(e.data_s)}, graphs ${s(e.graph_s)}, sessions ${s(e.session_s)}`);
+        // A cold 4-bit load has just written a weight cache entry.
+        if (e.int4_source === 'quantized') this.bus.emit({ type: 'library-changed', what: 'weight-cache' });
+        break;
+      }
+      case 'note':
+        this.log(id, 'warn', e.message);
+        break;
       case 'paused':
         this.log(id, 'info', `paused at step ${e.step}`);
         break;
