@@ -75,6 +75,7 @@ export const RUN_DEFAULTS: Omit<RunConfig, 'modelId' | 'datasetId'> = {
   strictProvider: false,
   checkpointLayers: false,
   blockSize: 32,
+  computeDtype: 'float32',
   samplePrompts: 3,
 };
 

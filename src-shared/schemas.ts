@@ -81,6 +81,8 @@ export const RunConfig = z.strictObject({
   checkpointLayers: z.boolean(),
   /** 4-bit block size (32: lower error; 64: ~5% less memory). */
   blockSize: z.union([z.literal(32), z.literal(64), z.literal(128)]),
+  /** The frozen path's dtype on a GPU: float16 keeps LoRA, gradients and optimizer state float32; auto = float16 on a hardware WebGPU adapter with shader-f16. */
+  computeDtype: z.enum(['float32', 'float16', 'auto']).optional(),
   /** Held-out prompts answered by the current adapter at each evaluation (0 = none). */
   samplePrompts: z.int().min(0).max(16),
 });

@@ -9,9 +9,9 @@ import { Graph } from '../engine/graph/graph.js';
 import * as F from '../engine/graph/ops.js';
 import { serializeModel } from '../engine/onnx/writer.js';
 import { type Feed, type Provider, Session, keepsOutputsOnDevice } from '../engine/runtime/session.js';
-import { FrozenWeights } from '../model/llama.js';
+import { type ComputeDtype, FrozenWeights } from '../model/llama.js';
 import { LORA_TARGETS, initLora } from '../model/lora.js';
-import { estimateTrainingMemory } from '../train/memory.js';
+import { estimateDeviceMemory, estimateTrainingMemory } from '../train/memory.js';
 import { mulberry32 } from '../util/random.js';
 import { TrainableState } from '../train/state.js';
 import { buildFusedStep, DEFAULT_OPTIMIZER } from '../train/step.js';
@@ -25,6 +25,7 @@ const o = JSON.parse(process.argv[2]!) as {
   preset: TrainPreset; threads: number; steps: number; warmup: number; quantize: boolean; chunkBytes?: number; provider?: Provider; strict?: boolean; hostState?: boolean;
   /** A train-data.ts batches file: train on its Finch batches (warmup + steps of them). */
   batches?: string; staticSeq?: boolean;
+  computeDtype?: ComputeDtype; maxWeightBytes?: number;
 };
 const p = o.preset;
 const cfg = presetConfig(p);
@@ -81,7 +82,7 @@ const lora = { rank: p.rank, alpha: p.alpha, dropout: 0, rslora: false, targets:
 const data = o.batches ? JSON.parse(readFileSync(o.batches, 'utf8')) as BenchBatches : null;
 const B = p.batch, T = data ? data.maxSeq : p.seq;
 // The trainer's default chunking (chunkPlan): it is also the faster plan here, as smaller tensors reuse memory.
-const sg = buildFusedStep(fw, invFreq, { batch: B, seq: T, lora, chunkBytes: o.chunkBytes, dynamicSeq: !!data && !o.staticSeq }, DEFAULT_OPTIMIZER);
+const sg = buildFusedStep(fw, invFreq, { batch: B, seq: T, lora, chunkBytes: o.chunkBytes, computeDtype: o.computeDtype, maxWeightBytes: o.maxWeightBytes, dynamicSeq: !!data && !o.staticSeq }, DEFAULT_OPTIMIZER);
 const rssBeforeSession = process.memoryUsage().rss / 2 ** 20; // the frozen weights are generated now
 // As the trainer runs a step without gradient checkpointing: with ORT's memory arena, the LoRA
 // state kept on the device where the provider can (trainer.ts, train/state.ts), unless --host-state.
@@ -130,6 +131,8 @@ const t = await measure(async () => {
 }, { warmup: o.warmup, minSeconds: 0, minReps: o.steps });
 await state.release();
 const stepS = data ? timedS / o.steps : t.medianMs / 1000;
+const memoryPlan = { batch: B, seq: T, rank: p.rank, targets: 7, quantize: o.quantize, checkpointLayers: false, hostEmbeddings: false, chunkBytes: o.chunkBytes };
+const onGpu = provider === 'cpu' ? null : estimateDeviceMemory(cfg, memoryPlan, o.computeDtype ?? 'float32', stateOnDevice);
 const stepPeakRssMb = process.resourceUsage().maxRSS / 1024;
 // After the step: the MatMul sessions' thread pool and buffers must not be in the RSS measured
 // before the step session (rssBeforeSession), where the estimate's ONNX Runtime part would count them twice.
@@ -142,7 +145,10 @@ console.log(JSON.stringify({
   peak_rss_mb: stepPeakRssMb,
   // The session's estimate (train/memory.ts) plus what this process holds besides it: its RSS
   // before the step session (Node, the float weights generated in JavaScript).
-  estimate_mb: (estimateTrainingMemory(cfg, { batch: B, seq: T, rank: p.rank, targets: 7, quantize: o.quantize, checkpointLayers: false, hostEmbeddings: false, chunkBytes: o.chunkBytes }).totalBytes) / 2 ** 20 + rssBeforeSession,
+  estimate_mb: (estimateTrainingMemory(cfg, memoryPlan).totalBytes) / 2 ** 20 + rssBeforeSession,
+  // On a GPU provider: the graph's buffers on the device, and the host memory beside them (plus this process's own, as above).
+  estimate_gpu_mb: onGpu ? onGpu.gpuBytes / 2 ** 20 : null,
+  estimate_host_mb: onGpu ? onGpu.hostBytes / 2 ** 20 + rssBeforeSession : null,
   host_device_bytes_per_step: transferred,
   state_on_device: stateOnDevice,
   loss,

@@ -6,7 +6,9 @@
 import { parseCommand } from '../cli/args.js';
 import { fileURLToPath } from 'node:url';
 import { nodeArgsFor } from '../engine/runtime/worker.js';
-import { describePlan, estimateTrainingMemory, formatBytes, leanQloraPlan } from '../train/memory.js';
+import { describePlan, estimateDeviceMemory, estimateTrainingMemory, formatBytes, leanQloraPlan } from '../train/memory.js';
+import { COMPUTE_DTYPE_CHOICES, type ComputeDtypeChoice, maxWeightBytes, resolveComputeDtype } from '../train/precision.js';
+import type { ComputeDtype } from '../model/llama.js';
 import { PROVIDER_OPTIONS, PROVIDER_USAGE, chooseProvider, providerFlags } from '../cli/provider.js';
 import { PRESETS, type TrainPreset, presetConfig } from './train-presets.js';
 import { benchEnv, runJsonChild } from './timing.js';
@@ -18,9 +20,13 @@ import { parseColumnMap } from '../data/formats.js';
 import { writeBenchBatches } from './train-data.js';
 
 export interface SideResult { tokens_per_s: number; step_s: number; peak_rss_mb: number; loss: number; real_tokens_per_s?: number; padding_fraction?: number }
-export interface FinchResult extends SideResult { gflops: number; matmul_peak_gflops: number; estimate_mb: number; host_device_bytes_per_step: number; state_on_device: boolean }
+export interface FinchResult extends SideResult {
+  gflops: number; matmul_peak_gflops: number; estimate_mb: number; host_device_bytes_per_step: number; state_on_device: boolean;
+  /** On a GPU provider: the estimated GPU memory and the host memory beside it (train/memory.ts estimateDeviceMemory); null on the CPU. */
+  estimate_gpu_mb: number | null; estimate_host_mb: number | null;
+}
 
-const USAGE = `Usage: finch bench train [--preset small|tiny|llama3.2-1b|llama3-8b] [--threads N] [--steps N] [--seq N] [--4bit] [--no-peer] [--estimate] [--host-state] [--provider P] [--strict-provider] [--json]
+const USAGE = `Usage: finch bench train [--preset small|tiny|llama3.2-1b|llama3-8b] [--threads N] [--steps N] [--seq N] [--4bit] [--no-peer] [--estimate] [--host-state] [--provider P] [--strict-provider] [--compute-dtype D] [--json]
        finch bench train --data FILE [--map prompt=COL,completion=COL] [--batch N] [--group-by-length] [--static-seq] [--seed N] [...]
 
 Tokens/s of Finch's LoRA training step (forward, backward, AdamW: one session.run) against a
@@ -38,6 +44,7 @@ fraction of the MatMul peak measured in the same run.
   --static-seq                 Finch pads every batch to the longest row instead (static graph)
   --host-state feed the LoRA parameters and AdamW moments from the host each step, as on the CPU,
                instead of keeping them on the device between steps (WebGPU)
+  --compute-dtype D   float32 (default) | float16 | auto: the frozen path's dtype on a GPU (finch train --help)
 ${PROVIDER_USAGE}
 (the PyTorch peer runs on the CPU)
 
@@ -49,7 +56,8 @@ export async function run(argv: string[]): Promise<number> {
   const parsed = parseCommand('bench train', argv, {
     preset: { type: 'string', default: 'small' }, threads: { type: 'string', default: '2' }, steps: { type: 'string', default: '5' },
     '4bit': { type: 'boolean', default: false }, 'no-peer': { type: 'boolean', default: false }, estimate: { type: 'boolean', default: false },
-    json: { type: 'boolean', default: false }, seq: { type: 'string' }, 'host-state': { type: 'boolean', default: false }, ...PROVIDER_OPTIONS,
+    json: { type: 'boolean', default: false }, seq: { type: 'string' }, 'host-state': { type: 'boolean', default: false },
+    'compute-dtype': { type: 'string', default: 'float32' }, ...PROVIDER_OPTIONS,
     data: { type: 'string' }, map: { type: 'string' }, batch: { type: 'string' }, seed: { type: 'string', default: '1' },
     'group-by-length': { type: 'boolean', default: false }, 'static-seq': { type: 'boolean', default: false },
   }, USAGE);
@@ -63,19 +71,25 @@ export async function run(argv: string[]): Promise<number> {
   const batch = values.batch === undefined ? named.batch : Number(values.batch);
   if (!Number.isInteger(batch) || batch < 1) { console.error(`finch bench train: --batch must be an integer >= 1, got "${values.batch}"`); return 2; }
   const preset: TrainPreset = { ...named, seq, batch };
+  const dtypeChoice = values['compute-dtype'] as ComputeDtypeChoice;
+  if (!COMPUTE_DTYPE_CHOICES.includes(dtypeChoice)) { console.error(`finch bench train: --compute-dtype must be one of ${COMPUTE_DTYPE_CHOICES.join(', ')}, got "${dtypeChoice}"`); return 2; }
   if (values.estimate) {
     const plan = leanQloraPlan(presetConfig(preset), preset.batch, preset.seq);
     const est = estimateTrainingMemory(presetConfig(preset), plan);
-    if (values.json) console.log(JSON.stringify({ preset: preset.name, plan, ...est }));
+    const onGpu = estimateDeviceMemory(presetConfig(preset), plan, dtypeChoice === 'float16' ? 'float16' : 'float32');
+    if (values.json) console.log(JSON.stringify({ preset: preset.name, plan, ...est, gpu: onGpu }));
     else {
       console.log(`Estimated peak memory, ${preset.name} QLoRA (${describePlan(plan)}):`);
       for (const [k, v] of Object.entries(est.parts)) console.log(`  ${k.padEnd(28)} ${formatBytes(v)}`);
       console.log(`  ${'total'.padEnd(28)} ${formatBytes(est.totalBytes)}`);
+      console.log(`On a GPU provider: ${formatBytes(onGpu.gpuBytes)} GPU memory + ${formatBytes(onGpu.hostBytes)} host memory`);
     }
     return 0;
   }
   const threads = Number(values.threads), steps = Number(values.steps);
   const device = await chooseProvider(providerFlags(values), values.json ? () => {} : undefined);
+  let computeDtype: ComputeDtype;
+  try { computeDtype = resolveComputeDtype(dtypeChoice, device).dtype; } catch (e) { console.error(`finch bench train: ${(e as Error).message}`); return 2; }
   const env = benchEnv(threads);
   const log = (s: string) => { if (!values.json) console.error(s); };
   if (preset.name === 'llama3-8b') return leanStep(preset, threads, steps, env, values.json, log);
@@ -91,7 +105,9 @@ export async function run(argv: string[]): Promise<number> {
     const dataOpts = data ? { batches: data.path, staticSeq: values['static-seq'] } : {};
     if (data) preset.vocab = Math.max(preset.vocab, data.info.vocab); // the tokenizer's ids must be embedding rows
     log(`finch: ${preset.name} preset, batch ${batch}, ${threads} threads, ${steps} steps...`);
-    const finch = await runFinchStep(preset, { threads, steps, quantize: values['4bit'], provider: device.provider, strict: device.strict, hostState: values['host-state'], ...dataOpts }, env);
+    const finch = await runFinchStep(preset, {
+      threads, steps, quantize: values['4bit'], provider: device.provider, strict: device.strict, hostState: values['host-state'], computeDtype, maxWeightBytes: maxWeightBytes(device), ...dataOpts,
+    }, env);
     let peer: SideResult | null = null;
     if (!values['no-peer']) {
       log('peer: PyTorch...');
@@ -102,7 +118,8 @@ export async function run(argv: string[]): Promise<number> {
       threads,
       finch: {
         tokens_per_s: finch.tokens_per_s, peak_rss_mb: finch.peak_rss_mb, step_s: finch.step_s, gflops: finch.gflops,
-        estimate_mb: finch.estimate_mb, provider: device.provider, adapter: device.adapter, host_device_bytes_per_step: finch.host_device_bytes_per_step,
+        estimate_mb: finch.estimate_mb, estimate_gpu_mb: finch.estimate_gpu_mb, estimate_host_mb: finch.estimate_host_mb, compute_dtype: computeDtype,
+        provider: device.provider, adapter: device.adapter, host_device_bytes_per_step: finch.host_device_bytes_per_step,
         state_on_device: finch.state_on_device,
         ...(data ? { real_tokens_per_s: finch.real_tokens_per_s, padding_fraction: finch.padding_fraction,
           batch_shape: values['static-seq'] ? 'dataset-longest' : 'own-longest', group_by_length: values['group-by-length'] } : {}),
@@ -119,6 +136,7 @@ export async function run(argv: string[]): Promise<number> {
       console.log(`Finch   ${finch.tokens_per_s.toFixed(0)} tokens/s, ${finch.step_s.toFixed(3)} s/step, peak RSS ${finch.peak_rss_mb.toFixed(0)} MB (estimated ${finch.estimate_mb.toFixed(0)} MB), ${finch.gflops.toFixed(0)} GFLOP/s on ${device.provider}`);
       if (device.provider !== 'cpu') {
         console.log(`        ${(finch.host_device_bytes_per_step / 2 ** 10).toFixed(1)} KiB host<->device per step (LoRA state ${finch.state_on_device ? 'kept on the device' : 'fed from the host'})`);
+        console.log(`        estimated ${finch.estimate_gpu_mb!.toFixed(0)} MB GPU + ${finch.estimate_host_mb!.toFixed(0)} MB host memory (frozen path ${computeDtype})`);
       }
       if (peer) console.log(`PyTorch ${peer.tokens_per_s.toFixed(0)} tokens/s, ${peer.step_s.toFixed(3)} s/step, peak RSS ${peer.peak_rss_mb.toFixed(0)} MB`);
       if (result.ratio) console.log(`ratio   ${result.ratio.toFixed(2)}x`);
@@ -132,10 +150,15 @@ export async function run(argv: string[]): Promise<number> {
 }
 
 /** One measured Finch LoRA step of a preset (train-finch.ts) in a child process. */
-export async function runFinchStep(preset: TrainPreset, o: { threads: number; steps: number; quantize: boolean; provider: Provider; strict: boolean; hostState?: boolean; batches?: string; staticSeq?: boolean }, env: NodeJS.ProcessEnv): Promise<FinchResult> {
+export async function runFinchStep(preset: TrainPreset,
+  o: { threads: number; steps: number; quantize: boolean; provider: Provider; strict: boolean; hostState?: boolean; computeDtype?: ComputeDtype; maxWeightBytes?: number;
+    batches?: string; staticSeq?: boolean },
+  env: NodeJS.ProcessEnv): Promise<FinchResult> {
   const entry = new URL('./train-finch.ts', import.meta.url);
   return runJsonChild<FinchResult>(process.execPath, [...nodeArgsFor(entry), fileURLToPath(entry),
-    JSON.stringify({ preset, threads: o.threads, steps: o.steps, warmup: 1, quantize: o.quantize, provider: o.provider, strict: o.strict, hostState: o.hostState ?? false, batches: o.batches, staticSeq: o.staticSeq })], env);
+    JSON.stringify({ preset, threads: o.threads, steps: o.steps, warmup: 1, quantize: o.quantize, provider: o.provider, strict: o.strict, hostState: o.hostState ?? false,
+      computeDtype: o.computeDtype, maxWeightBytes: o.maxWeightBytes !== undefined && Number.isFinite(o.maxWeightBytes) ? o.maxWeightBytes : undefined,
+      batches: o.batches, staticSeq: o.staticSeq })], env);
 }
 
 /** The PyTorch peer's step on the same preset; `device` is a torch device ('cpu', 'cuda'; ROCm builds also call theirs 'cuda'). */

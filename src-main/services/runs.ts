@@ -33,7 +33,7 @@ export function toTrainConfig(c: RunConfig, model: string, data: string, out: st
     warmupSteps: c.warmupSteps, epochs: c.epochs, maxSteps: c.maxSteps, batch: c.batch, gradAccum: c.gradAccum,
     weightDecay: c.weightDecay, maxGradNorm: c.maxGradNorm, evalEvery: c.evalEvery, checkpointEvery: c.checkpointEvery,
     keepCheckpoints: c.keepCheckpoints, seed: c.seed, threads: c.threads, provider, strictProvider: c.strictProvider ?? false, checkpointLayers: c.checkpointLayers,
-    blockSize: c.blockSize, onBadRow: 'fail',
+    blockSize: c.blockSize, computeDtype: c.computeDtype ?? 'float32', onBadRow: 'fail',
   };
 }
 

@@ -163,3 +163,57 @@ export function describePlan(p: MemoryPlan): string {
     p.hostEmbeddings ? 'embeddings gathered on the host' : 'embeddings in the graph',
   ].join(', ');
 }
+
+/** Device and host memory of a step on a GPU provider (estimateDeviceMemory). */
+export interface DeviceMemoryEstimate {
+  /** Buffers on the GPU: frozen weights (in the compute dtype), graph inputs, LoRA + AdamW state, activations. */
+  gpuBytes: number;
+  gpuParts: Record<string, number>;
+  /** Host memory besides the GPU's: ONNX Runtime's session (graph, kernels, plan) and the LoRA state the trainer feeds and fetches. */
+  hostBytes: number;
+  hostParts: Record<string, number>;
+}
+
+/**
+ * The same step (estimateTrainingMemory) on a GPU provider (WebGPU, CUDA, DirectML): every graph
+ * tensor lives in GPU memory; the host keeps ONNX Runtime's session and the trainer's copies of
+ * the LoRA state: parameters and moments fed each step and their updates fetched, or, with the
+ * state kept on the device (WebGPU, train/state.ts), one downloaded copy at a checkpoint. The CPU
+ * provider's repacked float weights do not exist there. With computeDtype float16 the frozen
+ * matrices (and 4-bit scales) take half the bytes; activations are priced as float32, an upper
+ * bound (the frozen products' outputs are float16). Not yet held to a measurement on a real GPU.
+ */
+export function estimateDeviceMemory(cfg: ModelConfig, p: MemoryPlan, computeDtype: 'float32' | 'float16' = 'float32', stateOnDevice = false): DeviceMemoryEstimate {
+  const host = estimateTrainingMemory(cfg, p).parts;
+  const part = (name: string) => {
+    const v = host[name];
+    if (v === undefined && name !== 'dropout masks') throw new Error(`estimateDeviceMemory: the host estimate has no part "${name}"`);
+    return v ?? 0;
+  };
+  const D = cfg.hiddenSize, I = cfg.intermediateSize, V = cfg.vocabSize, hd = cfg.headDim;
+  const qDim = cfg.numHeads * hd, kvDim = cfg.numKvHeads * hd, block = p.blockSize ?? DEFAULT_BLOCK;
+  const el = computeDtype === 'float16' ? 2 : F32;
+  // A frozen [N, K] matrix on the device: 4-bit codes + scales in the compute dtype, or float.
+  const matrix = (n: number, k: number) => (p.quantize ? (n * k) / 2 + ((n * k) / block) * el : n * k * el);
+  const projections: [number, number][] = [[qDim, D], [kvDim, D], [kvDim, D], [D, qDim], [I, D], [I, D], [D, I]];
+  const biases = (cfg.attentionBias ? qDim + 2 * kvDim : 0) + (cfg.attentionOutputBias ? D : 0) + (cfg.mlpBias ? 2 * I + D : 0);
+  const layers = cfg.numLayers * (projections.reduce((s, [n, k]) => s + matrix(n, k), 0) + (2 * D + biases) * F32);
+  const tiedFloat = cfg.tieWordEmbeddings && !p.quantize;
+  const gpuParts: Record<string, number> = {
+    'frozen weights (layers)': layers,
+    'lm_head': tiedFloat ? (p.hostEmbeddings ? V * D * el : 0) : matrix(V, D),
+    'embeddings': p.hostEmbeddings ? 0 : V * D * el,
+    'inputs (ids, mask)': part('inputs (ids, mask)'),
+    'LoRA + AdamW state': part('LoRA + AdamW state'),
+    'checkpointed layer inputs': part('checkpointed layer inputs'),
+    'layer backward (one chunk)': part('layer backward (one chunk)'),
+  };
+  if (host['dropout masks']) gpuParts['dropout masks'] = host['dropout masks'];
+  const loraBytes = cfg.numLayers * projections.slice(0, p.targets).reduce((s, [n, k]) => s + p.rank * (n + k), 0) * F32;
+  const hostParts: Record<string, number> = {
+    'ONNX Runtime session': part('ONNX Runtime session'),
+    [stateOnDevice ? 'LoRA + AdamW state (checkpoint download)' : 'LoRA + AdamW state (fed and fetched)']: (stateOnDevice ? 3 : 6) * loraBytes,
+  };
+  const sum = (o: Record<string, number>) => Object.values(o).reduce((a, b) => a + b, 0);
+  return { gpuBytes: sum(gpuParts), gpuParts, hostBytes: sum(hostParts), hostParts };
+}
