@@ -1,6 +1,9 @@
 // Child process of `finch bench train`: builds the preset's LoRA training step on random frozen
 // weights, measures the MatMul peak of this machine through the same ONNX Runtime (the MFU
-// denominator), then times optimizer steps. Prints one JSON line.
+// denominator), then times optimizer steps. Prints one JSON line. With "batches" (train-data.ts)
+// it trains on a real dataset's micro-batches instead of random tokens: one symbolic-length
+// session, each batch at its own padded length (or, with "staticSeq", all padded to the longest
+// row), and reports real (non-padding) tokens/s.
 
 import { Graph } from '../engine/graph/graph.js';
 import * as F from '../engine/graph/ops.js';
@@ -12,11 +15,16 @@ import { estimateDeviceMemory, estimateTrainingMemory } from '../train/memory.js
 import { mulberry32 } from '../util/random.js';
 import { TrainableState } from '../train/state.js';
 import { buildFusedStep, DEFAULT_OPTIMIZER } from '../train/step.js';
+import { batchFeeds } from '../train/feeds.js';
+import { readFileSync } from 'node:fs';
+import { type BenchBatches, fromPlain } from './train-data.js';
 import { type TrainPreset, presetConfig } from './train-presets.js';
 import { measure, peakRssMb, resetPeakRss } from './timing.js';
 
 const o = JSON.parse(process.argv[2]!) as {
   preset: TrainPreset; threads: number; steps: number; warmup: number; quantize: boolean; checkpointLayers?: boolean; chunkBytes?: number; provider?: Provider; strict?: boolean; hostState?: boolean;
+  /** A train-data.ts batches file: train on its Finch batches (warmup + steps of them). */
+  batches?: string; staticSeq?: boolean;
   computeDtype?: ComputeDtype; maxWeightBytes?: number;
 };
 const p = o.preset;
@@ -39,12 +47,12 @@ async function matmulPeak(): Promise<number> {
   return best;
 }
 
-/** FLOPs of one step: base projections forward + input-gradient backward, attention, LoRA. */
-function stepFlops(): number {
-  const N = p.batch * p.seq, D = cfg.hiddenSize, hd = cfg.headDim, H = cfg.numHeads, KV = cfg.numKvHeads, I = cfg.intermediateSize;
+/** FLOPs of one step of `seq` tokens per row: base projections forward + input-gradient backward, attention, LoRA. */
+function stepFlops(seq = p.seq): number {
+  const N = p.batch * seq, D = cfg.hiddenSize, hd = cfg.headDim, H = cfg.numHeads, KV = cfg.numKvHeads, I = cfg.intermediateSize;
   const perLayer = D * H * hd * 2 + 2 * D * KV * hd + 3 * D * I;
   const linear = 2 * N * (cfg.numLayers * perLayer + D * cfg.vocabSize);
-  const attention = cfg.numLayers * 2 * 2 * p.batch * H * p.seq * p.seq * hd;
+  const attention = cfg.numLayers * 2 * 2 * p.batch * H * seq * seq * hd;
   const loraPerLayer = p.rank * (D + H * hd + 2 * (D + KV * hd) + (H * hd + D) + 2 * (D + I) + (I + D));
   const lora = 2 * N * cfg.numLayers * loraPerLayer;
   return 2 * linear + 3 * attention + 3 * lora; // backward ~ forward for inputs (no frozen weight grads), 2x for attention and LoRA
@@ -71,12 +79,13 @@ function sizeOf(name: string): number {
 }
 const invFreq = Float64Array.from({ length: cfg.headDim / 2 }, (_, i) => 1 / cfg.ropeTheta ** ((2 * i) / cfg.headDim));
 const lora = { rank: p.rank, alpha: p.alpha, dropout: 0, rslora: false, targets: LORA_TARGETS };
-const B = p.batch, T = p.seq;
+const data = o.batches ? JSON.parse(readFileSync(o.batches, 'utf8')) as BenchBatches : null;
+const B = p.batch, T = data ? data.maxSeq : p.seq;
 // The trainer's default chunking (chunkPlan): it is also the faster plan here, as smaller tensors reuse memory.
 // Checkpointing as the trainer does it (trainer.ts): groups of about sqrt(layers).
 const checkpointLayers = o.checkpointLayers ?? false;
 const checkpointGroup = checkpointLayers ? Math.max(1, Math.round(Math.sqrt(cfg.numLayers))) : 1;
-const sg = buildFusedStep(fw, invFreq, { batch: B, seq: T, lora, chunkBytes: o.chunkBytes, checkpointLayers, checkpointGroup, computeDtype: o.computeDtype, maxWeightBytes: o.maxWeightBytes }, DEFAULT_OPTIMIZER);
+const sg = buildFusedStep(fw, invFreq, { batch: B, seq: T, lora, chunkBytes: o.chunkBytes, checkpointLayers, checkpointGroup, computeDtype: o.computeDtype, maxWeightBytes: o.maxWeightBytes, dynamicSeq: !!data && !o.staticSeq }, DEFAULT_OPTIMIZER);
 const rssBeforeSession = process.memoryUsage().rss / 2 ** 20; // the frozen weights are generated now
 // As the trainer runs a step: ORT's memory arena on, except with gradient checkpointing, and the
 // LoRA state kept on the device where the provider can (trainer.ts, train/state.ts), unless --host-state.
@@ -102,17 +111,33 @@ const feeds: Record<string, Feed> = {
   step: { dtype: 'float32', dims: [], data: Float32Array.of(1) },
 };
 let stepNo = 1, loss = 0, transferred = 0;
+// Dataset mode: step k reads batch k, padded to its own length (or to T with staticSeq).
+let batchNo = 0, realTokens = 0, slots = 0, flops = 0, timedS = 0;
+const nextBatch = () => {
+  const b = fromPlain(data!.finch[batchNo++ % data!.finch.length]!);
+  const seq = o.staticSeq ? T : b.T;
+  Object.assign(feeds, batchFeeds(b, B, seq));
+  return { b, seq };
+};
 const t = await measure(async () => {
+  const batch = data ? nextBatch() : null;
+  const started = performance.now();
   const before = session.traffic.fed + session.traffic.fetched;
   // A real step: the updated parameters and moments feed the next one.
   const out = await session.runKeeping({ ...feeds, ...state.paramFeeds(), ...state.momentFeeds() });
+  if (batch && batchNo > o.warmup) {
+    timedS += (performance.now() - started) / 1000;
+    realTokens += batch.b.tokens;
+    slots += B * batch.seq;
+    flops += stepFlops(batch.seq);
+  }
   transferred = session.traffic.fed + session.traffic.fetched - before; // host tensors in, host outputs back
   loss = (out.host.loss!.data as Float32Array)[0]!;
   state.update(out.host, out.device);
   feeds.step = { dtype: 'float32', dims: [], data: Float32Array.of(++stepNo) };
 }, { warmup: o.warmup, minSeconds: 0, minReps: o.steps });
 await state.release();
-const stepS = t.medianMs / 1000;
+const stepS = data ? timedS / o.steps : t.medianMs / 1000;
 const memoryPlan = { batch: B, seq: T, rank: p.rank, targets: 7, quantize: o.quantize, checkpointLayers, checkpointGroup, hostEmbeddings: false, chunkBytes: o.chunkBytes };
 const onGpu = provider === 'cpu' ? null : estimateDeviceMemory(cfg, memoryPlan, o.computeDtype ?? 'float32', stateOnDevice);
 const stepPeakRssMb = peakRssMb();
@@ -120,7 +145,9 @@ const stepPeakRssMb = peakRssMb();
 // before the step session (rssBeforeSession), where the estimate's ONNX Runtime part would count them twice.
 const peak = await matmulPeak();
 console.log(JSON.stringify({
-  tokens_per_s: (B * T) / stepS,
+  ...(data ? { real_tokens_per_s: realTokens / timedS, padding_fraction: 1 - realTokens / slots } : {}),
+  // Tokens per second: with a dataset, real (non-padding) tokens.
+  tokens_per_s: data ? realTokens / timedS : (B * T) / stepS,
   step_s: stepS,
   peak_rss_mb: stepPeakRssMb,
   // The session's estimate (train/memory.ts) plus what this process holds besides it: its RSS
@@ -132,6 +159,6 @@ console.log(JSON.stringify({
   host_device_bytes_per_step: transferred,
   state_on_device: stateOnDevice,
   loss,
-  gflops: stepFlops() / stepS / 1e9,
+  gflops: data ? flops / timedS / 1e9 : stepFlops() / stepS / 1e9,
   matmul_peak_gflops: peak,
 }));

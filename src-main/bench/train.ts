@@ -13,8 +13,13 @@ import { PROVIDER_OPTIONS, PROVIDER_USAGE, chooseProvider, providerFlags } from 
 import { PRESETS, type TrainPreset, presetConfig } from './train-presets.js';
 import { benchEnv, runJsonChild } from './timing.js';
 import type { Provider } from '../engine/runtime/session.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseColumnMap } from '../data/formats.js';
+import { writeBenchBatches } from './train-data.js';
 
-export interface SideResult { tokens_per_s: number; step_s: number; peak_rss_mb: number; loss: number }
+export interface SideResult { tokens_per_s: number; step_s: number; peak_rss_mb: number; loss: number; real_tokens_per_s?: number; padding_fraction?: number }
 export interface FinchResult extends SideResult {
   gflops: number; matmul_peak_gflops: number; estimate_mb: number; host_device_bytes_per_step: number; state_on_device: boolean;
   /** On a GPU provider: the estimated GPU memory and the host memory beside it (train/memory.ts estimateDeviceMemory); null on the CPU. */
@@ -22,14 +27,23 @@ export interface FinchResult extends SideResult {
 }
 
 const USAGE = `Usage: finch bench train [--preset small|tiny|llama3.2-1b|llama3-8b] [--threads N] [--steps N] [--seq N] [--4bit] [--gradient-checkpointing] [--no-peer] [--estimate] [--host-state] [--provider P] [--strict-provider] [--compute-dtype D] [--json]
+       finch bench train --data FILE [--map prompt=COL,completion=COL] [--batch N] [--group-by-length] [--static-seq] [--seed N] [...]
 
 Tokens/s of Finch's LoRA training step (forward, backward, AdamW: one session.run) against a
 PyTorch peer on the same model, batch and thread count, plus MFU: Finch's achieved GFLOP/s as a
 fraction of the MatMul peak measured in the same run.
   --estimate   print the estimated peak memory (QLoRA, gradient checkpointing) instead of running
-  --seq N      tokens per sequence (default: the preset's)
+  --seq N      tokens per sequence (default: the preset's); with --data, the cap on a row's length
   --gradient-checkpointing  the trainer's memory-saving step (as finch train's flag): two-level
                checkpointing in groups of about sqrt(layers), no ORT memory arena
+  --data FILE  train on this dataset's rows (as \`finch train\` prepares them; generated Llama-3
+               style tokenizer) and report real (non-padding) tokens/s: Finch pads each batch to
+               its own longest row (one symbolic-length session); the peer takes the rows in a
+               seeded random order and pads each batch to its own longest row (Hugging Face's
+               default collator). GSM8K-shaped rows: npx tsx src-main/bench/gsm8k-shaped.ts FILE
+  --map, --batch N, --seed N   the dataset's columns, rows per batch (default: the preset's), order seed
+  --group-by-length            Finch puts rows of similar length in the same step (as finch train)
+  --static-seq                 Finch pads every batch to the longest row instead (static graph)
   --host-state feed the LoRA parameters and AdamW moments from the host each step, as on the CPU,
                instead of keeping them on the device between steps (WebGPU)
   --compute-dtype D   float32 (default) | float16 | auto: the frozen path's dtype on a GPU (finch train --help)
@@ -46,14 +60,19 @@ export async function run(argv: string[]): Promise<number> {
     '4bit': { type: 'boolean', default: false }, 'gradient-checkpointing': { type: 'boolean', default: false }, 'no-peer': { type: 'boolean', default: false }, estimate: { type: 'boolean', default: false },
     json: { type: 'boolean', default: false }, seq: { type: 'string' }, 'host-state': { type: 'boolean', default: false },
     'compute-dtype': { type: 'string', default: 'float32' }, ...PROVIDER_OPTIONS,
+    data: { type: 'string' }, map: { type: 'string' }, batch: { type: 'string' }, seed: { type: 'string', default: '1' },
+    'group-by-length': { type: 'boolean', default: false }, 'static-seq': { type: 'boolean', default: false },
   }, USAGE);
   if ('exit' in parsed) return parsed.exit;
   const { values } = parsed;
   const named = PRESETS[values.preset];
   if (!named) { console.error(`finch bench train: unknown preset "${values.preset}" (choose ${Object.keys(PRESETS).join(', ')})`); return 2; }
-  const seq = values.seq === undefined ? named.seq : Number(values.seq);
+  // With --data, --seq caps a row's length (default: room for GSM8K-length rows).
+  const seq = values.seq === undefined ? (values.data ? 1024 : named.seq) : Number(values.seq);
   if (!Number.isInteger(seq) || seq < 2) { console.error(`finch bench train: --seq must be an integer >= 2, got "${values.seq}"`); return 2; }
-  const preset = { ...named, seq };
+  const batch = values.batch === undefined ? named.batch : Number(values.batch);
+  if (!Number.isInteger(batch) || batch < 1) { console.error(`finch bench train: --batch must be an integer >= 1, got "${values.batch}"`); return 2; }
+  const preset: TrainPreset = { ...named, seq, batch };
   const dtypeChoice = values['compute-dtype'] as ComputeDtypeChoice;
   if (!COMPUTE_DTYPE_CHOICES.includes(dtypeChoice)) { console.error(`finch bench train: --compute-dtype must be one of ${COMPUTE_DTYPE_CHOICES.join(', ')}, got "${dtypeChoice}"`); return 2; }
   if (values.estimate) {
@@ -76,58 +95,79 @@ export async function run(argv: string[]): Promise<number> {
   const env = benchEnv(threads);
   const log = (s: string) => { if (!values.json) console.error(s); };
   if (preset.name === 'llama3-8b') return leanStep(preset, threads, steps, env, values.json, log);
-  log(`finch: ${preset.name} preset, ${threads} threads, ${steps} steps...`);
-  const finch = await runFinchStep(preset, {
-    threads, steps, quantize: values['4bit'], checkpointLayers: values['gradient-checkpointing'], provider: device.provider, strict: device.strict, hostState: values['host-state'], computeDtype, maxWeightBytes: maxWeightBytes(device),
-  }, env);
-  let peer: SideResult | null = null;
-  if (!values['no-peer']) {
-    log('peer: PyTorch...');
-    peer = await runTorchPeer(preset, threads, steps, env);
-  }
-  const result = {
-    preset: preset.name,
-    threads,
-    finch: {
-      tokens_per_s: finch.tokens_per_s, peak_rss_mb: finch.peak_rss_mb, step_s: finch.step_s, gflops: finch.gflops,
-      estimate_mb: finch.estimate_mb, estimate_gpu_mb: finch.estimate_gpu_mb, estimate_host_mb: finch.estimate_host_mb, compute_dtype: computeDtype,
-      provider: device.provider, adapter: device.adapter, host_device_bytes_per_step: finch.host_device_bytes_per_step,
-      state_on_device: finch.state_on_device,
-    },
-    peer: peer ? { tokens_per_s: peer.tokens_per_s, peak_rss_mb: peer.peak_rss_mb, step_s: peer.step_s } : null,
-    ratio: peer ? finch.tokens_per_s / peer.tokens_per_s : null,
-    mfu: finch.gflops / finch.matmul_peak_gflops,
-    matmul_peak_gflops: finch.matmul_peak_gflops,
-  };
-  if (values.json) console.log(JSON.stringify(result));
-  else {
-    console.log(`Finch   ${finch.tokens_per_s.toFixed(0)} tokens/s, ${finch.step_s.toFixed(3)} s/step, peak RSS ${finch.peak_rss_mb.toFixed(0)} MB (estimated ${finch.estimate_mb.toFixed(0)} MB), ${finch.gflops.toFixed(0)} GFLOP/s on ${device.provider}`);
-    if (device.provider !== 'cpu') {
-      console.log(`        ${(finch.host_device_bytes_per_step / 2 ** 10).toFixed(1)} KiB host<->device per step (LoRA state ${finch.state_on_device ? 'kept on the device' : 'fed from the host'})`);
-      console.log(`        estimated ${finch.estimate_gpu_mb!.toFixed(0)} MB GPU + ${finch.estimate_host_mb!.toFixed(0)} MB host memory (frozen path ${computeDtype})`);
+  const work = values.data ? mkdtempSync(join(tmpdir(), 'finch-bench-train-')) : null;
+  try {
+    let data: Awaited<ReturnType<typeof writeBenchBatches>> | null = null;
+    if (values.data) {
+      const seed = Number(values.seed);
+      log(`data: preparing ${values.data}...`);
+      data = await writeBenchBatches(work!, values.data, { map: values.map ? parseColumnMap(values.map) : undefined, batch, count: steps + 1, seqCap: seq, seed, groupByLength: values['group-by-length'] });
+      log(`data: ${data.info.rows} rows, ${data.info.lengths.min}-${data.info.lengths.max} tokens (mean ${data.info.lengths.mean.toFixed(0)}); padding ${(data.info.finchPadding * 100).toFixed(1)}% Finch, ${(data.info.peerPadding * 100).toFixed(1)}% peer`);
     }
-    if (peer) console.log(`PyTorch ${peer.tokens_per_s.toFixed(0)} tokens/s, ${peer.step_s.toFixed(3)} s/step, peak RSS ${peer.peak_rss_mb.toFixed(0)} MB`);
-    if (result.ratio) console.log(`ratio   ${result.ratio.toFixed(2)}x`);
-    console.log(`MFU     ${(result.mfu * 100).toFixed(0)}% of the measured MatMul peak (${finch.matmul_peak_gflops.toFixed(0)} GFLOP/s)`);
+    const dataOpts = data ? { batches: data.path, staticSeq: values['static-seq'] } : {};
+    if (data) preset.vocab = Math.max(preset.vocab, data.info.vocab); // the tokenizer's ids must be embedding rows
+    log(`finch: ${preset.name} preset, batch ${batch}, ${threads} threads, ${steps} steps...`);
+    const finch = await runFinchStep(preset, {
+      threads, steps, quantize: values['4bit'], checkpointLayers: values['gradient-checkpointing'], provider: device.provider, strict: device.strict, hostState: values['host-state'], computeDtype, maxWeightBytes: maxWeightBytes(device), ...dataOpts,
+    }, env);
+    let peer: SideResult | null = null;
+    if (!values['no-peer']) {
+      log('peer: PyTorch...');
+      peer = await runTorchPeer(preset, threads, steps, env, 'cpu', undefined, data?.path);
+    }
+    const result = {
+      preset: preset.name,
+      threads,
+      finch: {
+        tokens_per_s: finch.tokens_per_s, peak_rss_mb: finch.peak_rss_mb, step_s: finch.step_s, gflops: finch.gflops,
+        estimate_mb: finch.estimate_mb, estimate_gpu_mb: finch.estimate_gpu_mb, estimate_host_mb: finch.estimate_host_mb, compute_dtype: computeDtype,
+        provider: device.provider, adapter: device.adapter, host_device_bytes_per_step: finch.host_device_bytes_per_step,
+        state_on_device: finch.state_on_device,
+        ...(data ? { real_tokens_per_s: finch.real_tokens_per_s, padding_fraction: finch.padding_fraction,
+          batch_shape: values['static-seq'] ? 'dataset-longest' : 'own-longest', group_by_length: values['group-by-length'] } : {}),
+      },
+      peer: peer ? { tokens_per_s: peer.tokens_per_s, peak_rss_mb: peer.peak_rss_mb, step_s: peer.step_s,
+        ...(data ? { real_tokens_per_s: peer.tokens_per_s, padding_fraction: data.info.peerPadding } : {}) } : null,
+      ...(data ? { data: { file: values.data, rows: data.info.rows, batch, max_seq: data.info.maxSeq, lengths: data.info.lengths } } : {}),
+      ratio: peer ? finch.tokens_per_s / peer.tokens_per_s : null,
+      mfu: finch.gflops / finch.matmul_peak_gflops,
+      matmul_peak_gflops: finch.matmul_peak_gflops,
+    };
+    if (values.json) console.log(JSON.stringify(result));
+    else {
+      console.log(`Finch   ${finch.tokens_per_s.toFixed(0)} tokens/s, ${finch.step_s.toFixed(3)} s/step, peak RSS ${finch.peak_rss_mb.toFixed(0)} MB (estimated ${finch.estimate_mb.toFixed(0)} MB), ${finch.gflops.toFixed(0)} GFLOP/s on ${device.provider}`);
+      if (device.provider !== 'cpu') {
+        console.log(`        ${(finch.host_device_bytes_per_step / 2 ** 10).toFixed(1)} KiB host<->device per step (LoRA state ${finch.state_on_device ? 'kept on the device' : 'fed from the host'})`);
+        console.log(`        estimated ${finch.estimate_gpu_mb!.toFixed(0)} MB GPU + ${finch.estimate_host_mb!.toFixed(0)} MB host memory (frozen path ${computeDtype})`);
+      }
+      if (peer) console.log(`PyTorch ${peer.tokens_per_s.toFixed(0)} tokens/s, ${peer.step_s.toFixed(3)} s/step, peak RSS ${peer.peak_rss_mb.toFixed(0)} MB`);
+      if (result.ratio) console.log(`ratio   ${result.ratio.toFixed(2)}x`);
+      console.log(`MFU     ${(result.mfu * 100).toFixed(0)}% of the measured MatMul peak (${finch.matmul_peak_gflops.toFixed(0)} GFLOP/s)`);
+      if (data) console.log(`(tokens/s count real tokens; padding ${((finch.padding_fraction ?? 0) * 100).toFixed(1)}% Finch, ${(data.info.peerPadding * 100).toFixed(1)}% peer)`);
+    }
+    return 0;
+  } finally {
+    if (work) rmSync(work, { recursive: true, force: true });
   }
-  return 0;
 }
 
 /** One measured Finch LoRA step of a preset (train-finch.ts) in a child process. */
 export async function runFinchStep(preset: TrainPreset,
-  o: { threads: number; steps: number; quantize: boolean; checkpointLayers?: boolean; provider: Provider; strict: boolean; hostState?: boolean; computeDtype?: ComputeDtype; maxWeightBytes?: number },
+  o: { threads: number; steps: number; quantize: boolean; checkpointLayers?: boolean; provider: Provider; strict: boolean; hostState?: boolean; computeDtype?: ComputeDtype; maxWeightBytes?: number;
+    batches?: string; staticSeq?: boolean },
   env: NodeJS.ProcessEnv): Promise<FinchResult> {
   const entry = new URL('./train-finch.ts', import.meta.url);
   return runJsonChild<FinchResult>(process.execPath, ['--expose-gc', ...nodeArgsFor(entry), fileURLToPath(entry),
     JSON.stringify({ preset, threads: o.threads, steps: o.steps, warmup: 1, quantize: o.quantize, checkpointLayers: o.checkpointLayers ?? false, provider: o.provider, strict: o.strict, hostState: o.hostState ?? false,
-      computeDtype: o.computeDtype, maxWeightBytes: o.maxWeightBytes !== undefined && Number.isFinite(o.maxWeightBytes) ? o.maxWeightBytes : undefined })], env);
+      computeDtype: o.computeDtype, maxWeightBytes: o.maxWeightBytes !== undefined && Number.isFinite(o.maxWeightBytes) ? o.maxWeightBytes : undefined,
+      batches: o.batches, staticSeq: o.staticSeq })], env);
 }
 
 /** The PyTorch peer's step on the same preset; `device` is a torch device ('cpu', 'cuda'; ROCm builds also call theirs 'cuda'). */
-export async function runTorchPeer(preset: TrainPreset, threads: number, steps: number, env: NodeJS.ProcessEnv, device = 'cpu', python = '/usr/bin/python3'): Promise<SideResult & { gpu_peak_mb?: number }> {
+export async function runTorchPeer(preset: TrainPreset, threads: number, steps: number, env: NodeJS.ProcessEnv, device = 'cpu', python = '/usr/bin/python3', batches?: string): Promise<SideResult & { gpu_peak_mb?: number }> {
   return runJsonChild<SideResult>(python, [fileURLToPath(new URL('./peers/torch_lora_train.py', import.meta.url)), JSON.stringify({
     threads, hidden: preset.hidden, layers: preset.layers, heads: preset.heads, kv_heads: preset.kvHeads, intermediate: preset.intermediate,
-    vocab: preset.vocab, batch: preset.batch, seq: preset.seq, rank: preset.rank, alpha: preset.alpha, warmup: 1, steps, device,
+    vocab: preset.vocab, batch: preset.batch, seq: preset.seq, rank: preset.rank, alpha: preset.alpha, warmup: 1, steps, device, batches,
   })], env);
 }
 

@@ -463,6 +463,12 @@ interface LayerContext {
   cache: { pastK: Tensor[]; pastV: Tensor[]; presentK: Tensor[]; presentV: Tensor[] } | null;
   moduleIndex: number;
   chunks: ChunkPlan;
+  /**
+   * A training graph whose sequence length T is symbolic (each batch pads only to its own longest
+   * row): the longest T it accepts, and the "token_index" input [T] (0, 1, ..., T-1) that slices
+   * the dropout tables. Absent for static graphs and generation.
+   */
+  dynamicSeq?: { maxSeq: number; tokenIndex: Tensor | null };
 }
 
 /** B*T when static, else a symbol (Reshape infers it). */
@@ -478,11 +484,44 @@ function dropoutIndex(c: LayerContext): number {
 
 /** A 32-bit integer hash (lowbias32, Chris Wellons) of an element index, as a float in [0, 1) on a 2^-24 grid. */
 function uniformOf(i: number): number {
+  return (uniformBits(i) >>> 8) / 2 ** 24;
+}
+
+/** lowbias32 of i: 32 well-mixed bits. */
+function uniformBits(i: number): number {
   let h = i >>> 0;
   h = Math.imul(h ^ (h >>> 16), 0x7feb352d);
   h = Math.imul(h ^ (h >>> 15), 0x846ca68b);
   h ^= h >>> 16;
-  return (h >>> 8) / 2 ** 24;
+  return h >>> 0;
+}
+
+/** The uniforms of columns [col0, col0 + cols) for batch rows 0..B-1, positions 0..T-1: [B*T, cols], keyed by (row, position, column). */
+function dropoutUniforms(B: number, T: number, cols: number, col0: number): Float32Array {
+  const out = new Float32Array(B * T * cols);
+  for (let b = 0; b < B; b++) {
+    for (let t = 0; t < T; t++) {
+      const token = uniformBits(b * 0x10000 + t), r = b * T + t;
+      for (let j = 0; j < cols; j++) out[r * cols + j] = uniformOf((token ^ Math.imul(col0 + j + 1, 0x9e3779b1)) >>> 0);
+    }
+  }
+  return out;
+}
+
+/**
+ * The dropout uniforms of x's columns [col0, col0 + cols) of a `full`-wide input: [rows, cols]. A
+ * static graph holds them as an initializer [B*T, cols]; a graph with a symbolic T holds them for
+ * the longest T ([B, maxSeq, cols]) and gathers the batch's T positions (token_index).
+ */
+function dropoutUniform(c: LayerContext, g: Graph, cols: number, col0: number, full: number): Tensor {
+  const T = typeof c.T === 'number' ? c.T : c.dynamicSeq!.maxSeq;
+  const piece = full === cols ? '' : `[${col0}:${col0 + cols}]`;
+  const name = `dropout.uniform.${c.B}x${T}x${full}${piece}`;
+  const shape = typeof c.T === 'number' ? [c.B * T, cols] : [c.B, T, cols];
+  const table = g.initializers.get(name)?.tensor
+    ?? g.initializer(name, 'float32', shape, { kind: 'inline', bytes: bytes(dropoutUniforms(c.B, T, cols, col0)) });
+  if (typeof c.T === 'number') return table;
+  return F.reshape(F.gather(table, c.dynamicSeq!.tokenIndex!, 1), [rowsOf(c), cols]); // [B, T, cols] -> [rows, cols]
 }
 
 /**
@@ -492,21 +531,17 @@ function uniformOf(i: number): number {
  * frac(u_i + c) < p. Every op on the way is exact or correctly rounded in float32 (no sin, whose
  * GPU and CPU results differ), so CPU and WebGPU drop the same elements.
  * x may be columns [col0, col0 + cols) of a `width`-wide input: the mask is then that piece of the
- * whole input's mask, so chunking does not change it.
+ * whole input's mask, so chunking does not change it. An element's uniform is a hash of (batch row,
+ * position, column), not of its flat index, so a row padded to another length drops the same
+ * elements (static and symbolic-length graphs agree).
  */
 function loraDropout(c: LayerContext, x: Tensor, idx: number, col0 = 0, width?: number): Tensor {
   const p = c.lora?.spec.dropout ?? 0;
   if (idx < 0 || p <= 0 || !c.lora?.dropoutSeeds) return x;
   const g = x.graph;
   const seed = F.slice(c.lora.dropoutSeeds, [idx], [idx + 1], [0]); // [1] float, fed per step
-  const [rows, cols] = x.shape as number[];
-  const full = width ?? cols!;
-  const name = full === cols ? `dropout.uniform.${rows}x${cols}` : `dropout.uniform.${rows}x${full}[${col0}:${col0 + cols!}]`;
-  const uniform = g.initializers.get(name)?.tensor
-    ?? g.initializer(name, 'float32', [rows!, cols!], {
-      kind: 'inline',
-      bytes: bytes(Float32Array.from({ length: rows! * cols! }, (_, k) => uniformOf(Math.floor(k / cols!) * full + col0 + (k % cols!)))),
-    });
+  const cols = x.shape[1] as number;
+  const uniform = dropoutUniform(c, g, cols, col0, width ?? cols); // [rows, cols]
   const frac = (v: Tensor) => F.sub(v, F.cast(F.cast(v, 'int32'), 'float32')); // v >= 0: exact
   const shift = frac(F.mul(seed, 0.6180339887498949)); // [1] in [0, 1)
   const sum = F.add(uniform, shift); // [rows, cols] in [0, 2)
@@ -744,11 +779,20 @@ export interface TrainGraphOptions {
   hostEmbeddings?: boolean;
   /** Chunk size for attention scores, MLP intermediates and logits (default CHUNK_BYTES). */
   chunkBytes?: number;
+  /**
+   * A symbolic sequence length: the graph runs batches of any T up to `seq` (one session, one copy
+   * of the weights), so a batch pads only to its own longest row. Chunking is planned for `seq`.
+   * With dropout the graph takes "token_index" int32 [T] = 0..T-1 (int32: int64 has no WebGPU Where for the checkpoint barriers).
+   */
+  dynamicSeq?: boolean;
   /** float16: frozen weights and their products in float16, the rest float32 (ScopeOptions). */
   computeDtype?: ComputeDtype;
   /** The device's largest buffer: frozen weights are split to fit (ScopeOptions; MLP and vocabulary pieces via chunkPlan). */
   maxWeightBytes?: number;
 }
+
+/** The symbol of a dynamic graph's sequence length ("seq") and of its B*T activation rows ("rows"). */
+export const SEQ_DIM = 'seq';
 
 export interface TrainGraph {
   /** Scalar mean cross-entropy over targets != -100. */
@@ -776,27 +820,29 @@ export interface TrainGraph {
  */
 export function buildTrainForward(g: Graph, fw: FrozenWeights, invFreq: Float64Array, o: TrainGraphOptions): TrainGraph {
   const { cfg } = fw;
-  const B = o.batch, T = o.seq;
+  const B = o.batch, T: Dim = o.dynamicSeq ? SEQ_DIM : o.seq;
+  const rowsDim: Dim = typeof T === 'number' ? B * T : 'rows';
   if (o.hostEmbeddings && o.trainBase) throw new Error('buildTrainForward: hostEmbeddings cannot be combined with trainBase (the embeddings are trained)');
   const ids = o.hostEmbeddings ? null : g.input('input_ids', 'int64', [B, T]);
-  const embeds = o.hostEmbeddings ? g.input('inputs_embeds', 'float32', [B * T, cfg.hiddenSize]) : null;
+  const embeds = o.hostEmbeddings ? g.input('inputs_embeds', 'float32', [rowsDim, cfg.hiddenSize]) : null;
   const positions = g.input('position_ids', 'int64', [B, T]);
   const bias = g.input('attn_bias', 'float32', [B, 1, T, T]);
-  const targets = g.input('targets', 'int32', [B * T]);
+  const targets = g.input('targets', 'int32', [rowsDim]);
   const params = o.lora ? loraParams(cfg, o.lora) : [];
   const loraInputs: LoraInputs = new Map(params.map((p) => [p.name, g.input(p.name, 'float32', p.shape)]));
   const nModules = o.lora ? cfg.numLayers * o.lora.targets.length : 0;
   const useDropout = (o.dropout ?? true) && !!o.lora && o.lora.dropout > 0;
   const seeds = useDropout ? g.input('dropout_seeds', 'float32', [nModules]) : null;
   const ws = new WeightScope(g, fw, !!o.trainBase, true, { computeDtype: o.computeDtype, maxWeightBytes: o.maxWeightBytes });
-  const chunks = chunkPlan(cfg, B, T, fw.blockSize, o.chunkBytes, o.maxWeightBytes);
+  const chunks = chunkPlan(cfg, B, o.seq, fw.blockSize, o.chunkBytes, o.maxWeightBytes);
   if (o.lossChunks && o.lossChunks > 1) chunks.vocabSizes = [cfg.vocabSize];
   const c: LayerContext = {
     cfg, ws, B, T,
     lora: o.lora ? { spec: o.lora, inputs: loraInputs, scale: loraScale(o.lora), dropoutSeeds: seeds } : null,
     cos: positions, sin: positions, bias, cache: null, moduleIndex: 0, chunks,
+    dynamicSeq: o.dynamicSeq ? { maxSeq: o.seq, tokenIndex: useDropout ? g.input('token_index', 'int32', [T]) : null } : undefined,
   };
-  const h = trunk(c, { ids: ids ?? positions, embeds, positions, bias }, invFreq, T, o.checkpointLayers ? Math.max(1, o.checkpointGroup ?? 1) : 0); // [rows, D]
+  const h = trunk(c, { ids: ids ?? positions, embeds, positions, bias }, invFreq, o.seq, o.checkpointLayers ? Math.max(1, o.checkpointGroup ?? 1) : 0); // [rows, D]
   const rowChunks = Math.max(1, o.lossChunks ?? 1);
   let loss: Tensor;
   if (chunks.vocabSizes.length > 1) {
@@ -805,6 +851,7 @@ export function buildTrainForward(g: Graph, fw: FrozenWeights, invFreq: Float64A
     loss = nn.crossEntropy(lmHead(c, h), targets);
   } else {
     // Row chunks: each chunk's logits are recomputed in the backward, so only [rows/chunks, V] is live.
+    if (typeof T !== 'number') throw new Error('buildTrainForward: row-chunked loss (lossChunks) needs a static sequence length');
     const rows = B * T, size = Math.ceil(rows / rowChunks);
     const sizes = Array.from({ length: rowChunks }, (_, i) => Math.min(size, rows - i * size)).filter((s) => s > 0);
     const hs = F.split(h, sizes, 0), ts = F.split(targets, sizes, 0);

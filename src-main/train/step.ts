@@ -37,6 +37,8 @@ export interface StepShape {
   hostEmbeddings?: boolean;
   /** Activations larger than twice this are computed in chunks (llama.ts chunkPlan); Infinity = never. */
   chunkBytes?: number;
+  /** A symbolic sequence length: batches of any length up to `seq` run in one session (llama.ts TrainGraphOptions). */
+  dynamicSeq?: boolean;
   /** float16: the frozen path in float16 on the device, LoRA, gradients and AdamW state float32 (llama.ts). */
   computeDtype?: ComputeDtype;
   /** The device's largest buffer: frozen weights are split to fit (llama.ts). */

@@ -12,9 +12,8 @@
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Batch } from '../data/batch.js';
-import { prepareDataset, type PreparedDataset } from '../data/dataset.js';
+import { prepareDataset } from '../data/dataset.js';
 import type { FormatName, ColumnMap } from '../data/formats.js';
-import { shuffledIndices } from '../data/random.js';
 import type { TemplateChoice, TrainOn } from '../data/template.js';
 import { serializeModel } from '../engine/onnx/writer.js';
 import { type PlacedNode, fallbackNodes } from '../engine/runtime/placement.js';
@@ -37,6 +36,7 @@ import { DeviceGradientSum } from './grad-sum.js';
 import { TrainableState, discard } from './state.js';
 import { DEFAULT_OPTIMIZER, type StepGraphs, buildLossGraph, buildStepGraphs } from './step.js';
 import { mulberry32 } from '../util/random.js';
+import { type BatchShaping, MicroBatches, batchShaping, tokenIndexFeed } from './length-batches.js';
 
 export interface TrainConfig {
   model: string;
@@ -77,6 +77,10 @@ export interface TrainConfig {
   checkpointLayers: boolean;
   /** 4-bit block size (32: lower error; 64: ~5% less memory). */
   blockSize: number;
+  /** Pad every batch to the dataset's longest row (a static-length graph) instead of each batch's own longest row (length-batches.ts). */
+  staticSeq?: boolean;
+  /** Put rows of similar length in the same optimizer step (length-batches.ts lengthGroupedOrder): less padding, a less random order. */
+  groupByLength?: boolean;
   /** The frozen path's dtype on the device: float16 keeps LoRA, gradients and AdamW float32 (train/precision.ts). */
   computeDtype?: ComputeDtypeChoice;
   /**
@@ -113,6 +117,8 @@ export const TRAIN_DEFAULTS: Omit<TrainConfig, 'model' | 'data' | 'out'> = {
   strictProvider: false,
   checkpointLayers: false,
   blockSize: 32,
+  staticSeq: false,
+  groupByLength: false,
   computeDtype: 'float32',
 };
 
@@ -120,7 +126,9 @@ export type TrainEvent =
   | { event: 'device' } & DeviceRecord
   /** Before step 1: seconds spent in each phase since the run started (load includes 4-bit quantization or the cache read). */
   | { event: 'ready'; load_s: number; data_s: number; graph_s: number; session_s: number; total_s: number; int4_source: 'cache' | 'quantized' | null }
-  | { event: 'prepared'; train_sequences: number; val_sequences: number; seq_len: number; truncated: number; total_steps: number; notes: string[] }
+  | { event: 'prepared'; train_sequences: number; val_sequences: number; seq_len: number; truncated: number; total_steps: number; notes: string[];
+    /** How micro-batches are shaped (seq_len is the longest), and the share of padding tokens in the first epoch's micro-batches. */
+    batch_shape: BatchShaping['mode']; pad_multiple: number; group_by_length: boolean; padding_fraction: number }
   | { event: 'step'; step: number; total_steps: number; loss: number; lr: number; grad_norm: number; tokens_per_s: number; elapsed_s: number; eta_s: number; rss_mb: number }
   | { event: 'eval'; step: number; eval_loss: number; perplexity: number }
   | { event: 'checkpoint'; step: number; path: string }
@@ -200,11 +208,13 @@ export async function trainModel(model: LoadedModel, cfg: TrainConfig, emit: (e:
   if (data.train.length === 0) throw new TrainingError(`${cfg.data}: no training rows left after preparing the dataset (${data.notes.join('; ')})`);
   const T = staticSeqLen([data.train, data.validation], cfg.seqLen);
   const B = cfg.batch;
-  const batches = new MicroBatches(data, B, T, cfg.seed);
+  const shaping = batchShaping(T, cfg);
+  const batches = new MicroBatches(data, B, shaping, cfg.seed, B * cfg.gradAccum);
   const stepsPerEpoch = Math.max(1, Math.floor(batches.perEpoch / cfg.gradAccum));
   const totalSteps = cfg.maxSteps ?? stepsPerEpoch * cfg.epochs;
   const fingerprint = `${data.train.length}:${data.validation.length}:${data.stats.tokens}:${T}`;
-  emit({ event: 'prepared', train_sequences: data.train.length, val_sequences: data.validation.length, seq_len: T, truncated: data.stats.truncated, total_steps: totalSteps, notes: data.notes });
+  emit({ event: 'prepared', train_sequences: data.train.length, val_sequences: data.validation.length, seq_len: T, truncated: data.stats.truncated, total_steps: totalSteps, notes: data.notes,
+    batch_shape: shaping.mode, pad_multiple: shaping.padMultiple, group_by_length: shaping.groupByLength, padding_fraction: batches.paddingFraction(0) });
 
   // The provider decides the frozen path's dtype and the largest weight buffer the graphs may hold.
   const chosen = await resolveProvider(cfg.provider ?? 'auto');
@@ -214,11 +224,13 @@ export async function trainModel(model: LoadedModel, cfg: TrainConfig, emit: (e:
   const weightLimit = maxWeightBytes(chosen);
   const shape = {
     computeDtype: precision.dtype, maxWeightBytes: weightLimit,
-    batch: B, seq: T, lora: cfg.lora, checkpointLayers: cfg.checkpointLayers, hostEmbeddings: cfg.quantize,
+    batch: B, seq: T, lora: cfg.lora, checkpointLayers: cfg.checkpointLayers, hostEmbeddings: cfg.quantize, dynamicSeq: shaping.mode === 'own-longest',
     // Two-level checkpointing for deep models: about 2*sqrt(L) layer inputs stay alive instead of L.
     checkpointGroup: cfg.checkpointLayers ? Math.max(1, Math.round(Math.sqrt(model.config.numLayers))) : 1,
   };
   const embed = shape.hostEmbeddings ? (ids: BigInt64Array) => model.weights.embedRows(ids) : undefined;
+  // Each micro-batch at its own padded length (b.T); a symbolic-length graph with dropout also takes token_index.
+  const microFeeds = (b: Batch) => ({ ...batchFeeds(b, B, b.T, embed), ...(shape.dynamicSeq && graphs.dropoutModules ? tokenIndexFeed(b.T) : {}) });
   const opt = { ...DEFAULT_OPTIMIZER, weightDecay: cfg.weightDecay, maxGradNorm: cfg.maxGradNorm };
   const dataS = since(t);
   t = performance.now();
@@ -285,7 +297,7 @@ export async function trainModel(model: LoadedModel, cfg: TrainConfig, emit: (e:
     const step = state.step;
     const lr = learningRate(cfg.schedule, cfg.lr, step, totalSteps, cfg.warmupSteps);
     const r = await runStep(sessions, graphs, trainable, {
-      step, lr, gradAccum: cfg.gradAccum, seed: cfg.seed, micro: (k) => batches.get(k), feeds: (b) => batchFeeds(b, B, T, embed),
+      step, lr, gradAccum: cfg.gradAccum, seed: cfg.seed, micro: (k) => batches.get(k), feeds: microFeeds,
     });
     if (!Number.isFinite(r.loss) || !Number.isFinite(r.gradNorm)) {
       discard(r.device);
@@ -341,26 +353,6 @@ export async function trainModel(model: LoadedModel, cfg: TrainConfig, emit: (e:
 }
 
 const tensor = (dims: readonly number[], data: Float32Array): HostTensor => ({ dtype: 'float32', dims, data });
-
-/** The micro-batches of a run in order: micro-batch k is a pure function of (seed, k). */
-class MicroBatches {
-  readonly perEpoch: number;
-  private epoch = -1;
-  private order: number[] = []; // the shuffle of the current epoch, made once
-
-  constructor(private readonly data: PreparedDataset, private readonly B: number, private readonly T: number, private readonly seed: number) {
-    this.perEpoch = Math.ceil(data.train.length / B);
-  }
-
-  get(k: number): Batch {
-    const epoch = Math.floor(k / this.perEpoch), j = k % this.perEpoch;
-    if (this.epoch !== epoch) {
-      this.epoch = epoch;
-      this.order = shuffledIndices(this.data.train.length, this.seed + epoch);
-    }
-    return this.data.train.batch(this.order.slice(j * this.B, (j + 1) * this.B), { T: this.T });
-  }
-}
 
 /** The sessions of a StepGraphs, same shape. */
 type StepSessions = { kind: 'fused'; step: Session } | { kind: 'accumulating'; grads: Session; update: Session; gradSum: DeviceGradientSum | null };

@@ -27,6 +27,9 @@ Data:
                        with --format messages or sharegpt the default is model (an error without one)
   --seq-len N          tokens per sequence (default ${TRAIN_DEFAULTS.seqLen}); longer rows are truncated
   --pack               pack short samples into one sequence
+  --static-seq         pad every batch to the dataset's longest row (default: each batch pads only
+                       to its own longest row, rounded up to a multiple of 8; one session either way)
+  --group-by-length    rows of similar length share an optimizer step (less padding; seeded per epoch)
   --val-fraction F     held-out fraction for the eval loss (default ${TRAIN_DEFAULTS.valFraction})
   --on-bad-row P       fail (default: list the first errors) | skip (skip and count)
 LoRA:
@@ -63,6 +66,7 @@ Run:
 const OPTIONS = {
   model: { type: 'string' }, data: { type: 'string' }, out: { type: 'string' }, config: { type: 'string' }, resume: { type: 'string' },
   format: { type: 'string' }, map: { type: 'string' }, 'train-on': { type: 'string' }, template: { type: 'string' }, 'seq-len': { type: 'string' }, pack: { type: 'boolean' },
+  'static-seq': { type: 'boolean' }, 'group-by-length': { type: 'boolean' },
   'val-fraction': { type: 'string' }, 'on-bad-row': { type: 'string' }, rank: { type: 'string' }, alpha: { type: 'string' },
   dropout: { type: 'string' }, targets: { type: 'string' }, rslora: { type: 'boolean' }, '4bit': { type: 'boolean' }, 'block-size': { type: 'string' }, lr: { type: 'string' },
   schedule: { type: 'string' }, warmup: { type: 'string' }, epochs: { type: 'string' }, 'max-steps': { type: 'string' }, batch: { type: 'string' },
@@ -136,6 +140,8 @@ export function configFrom(v: Values): TrainConfig {
     strictProvider: v['strict-provider'] === true,
     checkpointLayers: v['gradient-checkpointing'] === true,
     blockSize: pick('block-size', ['32', '64'] as const, '32') === '64' ? 64 : 32,
+    staticSeq: v['static-seq'] === true,
+    groupByLength: v['group-by-length'] === true,
     computeDtype: pick('compute-dtype', COMPUTE_DTYPE_CHOICES, d.computeDtype ?? 'float32'),
   };
 }
@@ -195,7 +201,9 @@ export async function run(argv: string[]): Promise<number> {
     switch (e.event) {
       case 'prepared':
         for (const n of e.notes) console.error(`note: ${n}`);
-        console.error(`${e.train_sequences} training sequences, ${e.val_sequences} validation, ${e.seq_len} tokens each, ${e.total_steps} steps`);
+        console.error(`${e.train_sequences} training sequences, ${e.val_sequences} validation, ${e.seq_len} tokens at most, ${e.total_steps} steps`);
+        console.error(`batches pad to ${e.batch_shape === 'own-longest' ? `their own longest row (multiple of ${e.pad_multiple})` : 'the longest row'}` +
+          `${e.group_by_length ? ', grouped by length' : ''}: ${(e.padding_fraction * 100).toFixed(1)}% padding`);
         bar = createProgress({ label: 'train', total: e.total_steps, unit: 'steps', stream: process.stderr });
         break;
       case 'device': console.error(deviceLine(e)); break;

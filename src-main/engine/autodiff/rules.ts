@@ -57,9 +57,18 @@ function matmulGradB(a: Tensor, dy: Tensor, b: Tensor): Tensor {
   return F.matmul(F.transposeLast2(a), dy);
 }
 
-/** Broadcasts `t` to the (possibly symbolic) shape of `like`. */
+/**
+ * Broadcasts `t` to the (possibly symbolic) shape of `like`: a constant target when every symbolic
+ * dim of `like` is already t's (kept by broadcasting a 1), else the shape read at run time.
+ */
 function expandLike(t: Tensor, like: Tensor): Tensor {
   if (isStatic(like.shape)) return F.expand(t, like.shape);
+  const lead = like.rank - t.rank;
+  const target = like.shape.map((d, i) => (typeof d === 'number' ? d : i >= lead && t.shape[i - lead] === d ? 1 : null));
+  if (lead >= 0 && target.every((d) => d !== null)) {
+    const g = t.graph;
+    return g.addNode('Expand', [t, F.int64s(g, target as number[])], [{ dtype: t.dtype, shape: like.shape }])[0]!;
+  }
   return t.graph.addNode('Expand', [t, F.shapeOf(like)], [{ dtype: t.dtype, shape: like.shape }])[0]!;
 }
 

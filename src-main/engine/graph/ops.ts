@@ -350,9 +350,14 @@ export function shapeOf(x: Tensor): Tensor {
   return x.graph.addNode('Shape', [x], [{ dtype: 'int64', shape: [x.rank] }])[0]!;
 }
 
-/** Reshape `x` to the (possibly symbolic) shape of `like`. */
+/**
+ * Reshape `x` to the (possibly symbolic) shape of `like`. A constant target when reshape() can
+ * encode it (symbols x has on the same axis copied, at most one other inferred): a shape read at
+ * run time (Shape, int64) would run on the CPU under WebGPU.
+ */
 export function reshapeLike(x: Tensor, like: Tensor): Tensor {
-  if (like.shape.every((d) => typeof d === 'number')) return reshape(x, like.shape);
+  const unknown = like.shape.filter((d, i) => typeof d !== 'number' && !(i < x.rank && x.shape[i] === d)).length;
+  if (unknown <= 1) return reshape(x, like.shape);
   return x.graph.addNode('Reshape', [x, shapeOf(like)], [{ dtype: x.dtype, shape: like.shape }])[0]!;
 }
 
@@ -394,11 +399,13 @@ export function full(g: Graph, dtype: DType, shape: readonly number[], value: nu
   return g.addNode('ConstantOfShape', [int64s(g, shape)], [{ dtype, shape }], { value: attr.t(v) })[0]!;
 }
 
-/** Zeros of x's shape; a symbolic shape is read at run time (ConstantOfShape of Shape(x)). */
+/**
+ * Zeros of x's shape; a symbolic shape is read at run time: Expand of a zero scalar to Shape(x)
+ * (WebGPU has Shape and Expand kernels; ConstantOfShape would run on the CPU).
+ */
 export function zerosLike(x: Tensor): Tensor {
   if (x.shape.every((d) => typeof d === 'number')) return full(x.graph, x.dtype, x.shape as number[], 0);
-  const v: ConstantData = { dtype: x.dtype, shape: [1], bytes: bytesOf(x.dtype, [0]) };
-  return x.graph.addNode('ConstantOfShape', [shapeOf(x)], [{ dtype: x.dtype, shape: x.shape }], { value: attr.t(v) })[0]!;
+  return x.graph.addNode('Expand', [scalar(x.graph, x.dtype, 0), shapeOf(x)], [{ dtype: x.dtype, shape: x.shape }])[0]!;
 }
 
 /** Mean softmax cross-entropy over rows whose label is not `ignoreIndex` (ONNX SoftmaxCrossEntropyLoss). */
