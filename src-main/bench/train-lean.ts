@@ -18,6 +18,7 @@ import { mulberry32 } from '../util/random.js';
 import { quantizedWeights } from '../model/quant-cache.js';
 import { estimateTrainingMemory, leanQloraPlan } from '../train/memory.js';
 import { DEFAULT_OPTIMIZER, buildFusedStep } from '../train/step.js';
+import { RssSampler } from './rss-sampler.js';
 import { type TrainPreset, presetConfig } from './train-presets.js';
 
 const o = JSON.parse(process.argv[2]!) as { preset: TrainPreset; threads: number; steps: number; seq: number };
@@ -28,6 +29,7 @@ const kib = (key: string) => Number(readFileSync('/proc/self/status', 'utf8').ma
 const gc = () => (globalThis as { gc?: () => void }).gc?.();
 const now = () => performance.now() / 1000;
 
+const sampler = RssSampler.start();
 const t0 = now();
 const dir = mkdtempSync(join(tmpdir(), 'finch-lean-step-'));
 process.once('exit', () => rmSync(dir, { recursive: true, force: true })); // also when a step fails
@@ -57,14 +59,16 @@ gc(); gc();
 const buildPeakMb = kib('VmHWM') / 1024;
 writeFileSync('/proc/self/clear_refs', '5'); // the peak from here on: session and steps
 
+const buildRss = sampler?.phase() ?? null;
 const t1 = now();
 const session = await Session.create(modelPath, { threads: o.threads });
 const sessionS = now() - t1;
+const sessionRss = sampler?.phase() ?? null;
 const feeds: Record<string, HostTensor> = {
   inputs_embeds: { dtype: 'float32', dims: [rows, cfg.hiddenSize], data: embeds },
   position_ids: { dtype: 'int64', dims: [B, T], data: BigInt64Array.from({ length: rows }, (_, i) => BigInt(i % T)) },
   attn_bias: { dtype: 'float32', dims: [B, 1, T, T], data: Float32Array.from({ length: B * T * T }, (_, i) => (i % T <= Math.floor(i / T) % T ? 0 : -1e9)) },
-  targets: { dtype: 'int64', dims: [rows], data: BigInt64Array.from({ length: rows }, () => BigInt(Math.floor(rand() * cfg.vocabSize))) },
+  targets: { dtype: 'int32', dims: [rows], data: Int32Array.from({ length: rows }, () => Math.floor(rand() * cfg.vocabSize)) },
   lr: { dtype: 'float32', dims: [], data: Float32Array.of(1e-4) },
   step: { dtype: 'float32', dims: [], data: Float32Array.of(1) },
 };
@@ -90,9 +94,12 @@ for (let s = 1; s <= o.steps; s++) {
   feeds.step = { dtype: 'float32', dims: [], data: Float32Array.of(s + 1) };
 }
 const peakMb = kib('VmHWM') / 1024;
+const stepRss = sampler?.phase() ?? null;
+await sampler?.stop();
 await session.release();
 console.log(JSON.stringify({
   seq: T, plan, peak_rss_mb: peakMb, estimate_mb: estimateTrainingMemory(cfg, plan).totalBytes / 2 ** 20,
   build_peak_rss_mb: buildPeakMb, build_s: buildS, session_s: sessionS, step_s: stepTimes.reduce((a, b) => a + b, 0) / stepTimes.length,
+  rss: { build: buildRss, session: sessionRss, steps: stepRss },
   tokens_per_s: rows / (stepTimes.reduce((a, b) => a + b, 0) / stepTimes.length), loss,
 }));

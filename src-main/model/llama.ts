@@ -19,11 +19,11 @@
 // holds one chunk at a time; embeddings can be gathered on the host (hostEmbeddings).
 
 import type { DType, Dim } from '../engine/graph/dtype.js';
-import { type Graph, Tensor } from '../engine/graph/graph.js';
+import { type Graph, type InitializerData, Tensor } from '../engine/graph/graph.js';
 import * as F from '../engine/graph/ops.js';
 import * as nn from '../engine/nn/layers.js';
 import { type LoraParam, type LoraSpec, type LoraTarget, loraParams, loraScale, modulePath, projectionShape } from './lora.js';
-import { DEFAULT_BLOCK, type Int4Weight, int4Columns, int4Rows, quantizeInt4 } from './quant.js';
+import { DEFAULT_BLOCK, type Int4File, type Int4Weight, int4Columns, int4FileRows, int4Rows, quantizeInt4, readInt4File } from './quant.js';
 import type { ModelConfig } from './types.js';
 
 /** Where frozen weights come from: HF tensor name -> float32 data (streamed from safetensors). */
@@ -53,6 +53,7 @@ export interface ModelBuildOptions {
 export class FrozenWeights {
   private readonly float = new Map<string, Float32Array>();
   private readonly int4 = new Map<string, Int4Weight>();
+  private readonly int4Files = new Map<string, Int4File>();
 
   /**
    * `rows` reads single embedding rows without loading the table (host-side embeddings for large
@@ -98,13 +99,31 @@ export class FrozenWeights {
   /** Seeds a quantized projection (from the 4-bit cache, or a quantization done elsewhere). */
   provideInt4(name: string, w: Int4Weight): void {
     if (w.blockSize !== this.blockSize) throw new Error(`${name}: 4-bit weight has block size ${w.blockSize}, these weights use ${this.blockSize}`);
+    this.int4Files.delete(name);
     this.int4.set(name, w);
+  }
+
+  /**
+   * Points a quantized projection at its blocks in a file (the 4-bit cache): graphs reference the
+   * file, which ONNX Runtime maps, and JS never holds the blocks.
+   */
+  provideInt4File(name: string, f: Int4File): void {
+    if (f.blockSize !== this.blockSize) throw new Error(`${name}: 4-bit weight has block size ${f.blockSize}, these weights use ${this.blockSize}`);
+    this.int4.delete(name);
+    this.int4Files.set(name, f);
+  }
+
+  /** Where a quantized projection's blocks sit in a file, if they were provided that way. */
+  int4File(name: string): Int4File | null {
+    return this.int4Files.get(name) ?? null;
   }
 
   /** A projection weight [out, in] quantized to 4 bits (the float copy is dropped after quantizing). */
   q(name: string, out: number, inp: number): Int4Weight {
     let w = this.int4.get(name);
     if (!w) {
+      const file = this.int4Files.get(name);
+      if (file) return readInt4File(file); // read for the one graph that needs it in JS, not kept
       w = quantizeInt4(this.src(name), out, inp, this.blockSize);
       this.int4.set(name, w);
     }
@@ -221,24 +240,37 @@ class WeightScope {
     // Its own cache slot: a tied head quantizes the same tensor the embedding uses in float.
     const hit = this.cache.get(`${key}#int4`);
     if (hit) return hit as F.NBitsWeight;
-    let q = this.w.q(name, out, inp);
-    if (part) {
-      const start = partStart(part), size = part.sizes[part.index]!;
-      q = part.axis === 0 ? int4Rows(q, start, size) : int4Columns(q, start, size);
+    // Blocks in a file (whole weight or a row piece) are referenced in place; others are copied in.
+    const inFile = this.w.int4File(name);
+    let N: number, K: number, blockSize: number, packed: InitializerData, scales: InitializerData;
+    if (inFile && (!part || part.axis === 0)) {
+      const f = part ? int4FileRows(inFile, partStart(part), part.sizes[part.index]!) : inFile;
+      ({ N, K, blockSize } = f);
+      packed = { kind: 'file', path: f.path, offset: f.packedOffset, length: (N * K) / 2 };
+      scales = { kind: 'file', path: f.path, offset: f.scalesOffset, length: ((N * K) / blockSize) * 4 };
+    } else {
+      let q = this.w.q(name, out, inp);
+      if (part) {
+        const start = partStart(part), size = part.sizes[part.index]!;
+        q = part.axis === 0 ? int4Rows(q, start, size) : int4Columns(q, start, size);
+      }
+      ({ N, K, blockSize } = q);
+      packed = { kind: 'inline', bytes: q.packed };
+      scales = { kind: 'inline', bytes: bytes(q.scales) };
     }
-    const N = q.N, K = q.K, blocks = K / q.blockSize;
+    const blocks = K / blockSize;
     const nb: F.NBitsWeight = this.singleStorage
       ? {
-          packed: this.g.initializer(`${key}.int4`, 'uint4', [N, K], { kind: 'inline', bytes: q.packed }),
-          scales: this.g.initializer(`${key}.scales`, 'float32', [N, blocks], { kind: 'inline', bytes: bytes(q.scales) }),
+          packed: this.g.initializer(`${key}.int4`, 'uint4', [N, K], packed),
+          scales: this.g.initializer(`${key}.scales`, 'float32', [N, blocks], scales),
           zeroPoints: this.zeroPoint(N, blocks),
-          K, N, blockSize: q.blockSize,
+          K, N, blockSize,
         }
       : {
-          packed: this.g.initializer(`${key}.q4`, 'uint8', [N, blocks, q.blockSize / 2], { kind: 'inline', bytes: q.packed }),
-          scales: this.g.initializer(`${key}.scales`, 'float32', [N * blocks], { kind: 'inline', bytes: bytes(q.scales) }),
+          packed: this.g.initializer(`${key}.q4`, 'uint8', [N, blocks, blockSize / 2], packed),
+          scales: this.g.initializer(`${key}.scales`, 'float32', [N * blocks], scales),
           zeroPoints: null,
-          K, N, blockSize: q.blockSize,
+          K, N, blockSize,
         };
     this.cache.set(`${key}#int4`, nb);
     return nb;

@@ -32,8 +32,9 @@ async function prepare() {
   const r = await prepareInt4(dir, model.config, model.weights, { threads: 2, onMessage: (m) => messages.push(m), onProgress: (d) => progress.push(d) });
   const name = 'model.layers.1.mlp.down_proj.weight';
   const w = model.weights.q(name, 64, 128);
+  const inFile = model.weights.int4File(name);
   model.close();
-  return { r, messages, progress, w, name };
+  return { r, messages, progress, w, name, inFile };
 }
 
 test('miss quantizes on workers with progress, hit reads identical blocks, both equal direct quantization', async () => {
@@ -54,6 +55,12 @@ test('miss quantizes on workers with progress, hit reads identical blocks, both 
   assert.deepEqual(warm.w.packed, direct.packed);
   assert.deepEqual(warm.w.scales, direct.scales);
   assert.deepEqual(warm.messages, []);
+  // Both hand the weights the blocks' places in the entry, each tensor 64 KiB-aligned (mappable).
+  for (const p of [cold, warm]) {
+    assert.equal(p.inFile?.path, cold.r.file);
+    assert.equal(p.inFile!.packedOffset % 65536, 0);
+    assert.equal(p.inFile!.scalesOffset % 65536, 0);
+  }
 });
 
 test('a changed checkpoint (modification time) is a miss with a new entry', async () => {
