@@ -91,6 +91,13 @@ export class FrozenWeights {
    */
   rawSlice: ((name: string) => RawWeightSlice | null) | null = null;
 
+  /**
+   * Gather embedding rows from a 16-bit table as it sits in the checkpoint and cast only the rows
+   * (WeightScope.rows). ORT's CPU provider has the 16-bit Gather; GPU providers may not (no
+   * bfloat16), so it is off unless the session runs on the CPU.
+   */
+  gatherRawRows = false;
+
   /** A float tensor read from the source without keeping it (each call reads again). */
   read(name: string): Float32Array {
     return this.float.get(name) ?? this.src(name);
@@ -189,8 +196,7 @@ class WeightScope {
       const raw = w.streamFloats ? w.rawSlice?.(name) : null;
       if (raw) {
         // The checkpoint's own bytes, cast to float32 in the graph (folded by ORT at load).
-        const { path, offset, length } = raw;
-        t = F.cast(this.g.initializer(raw.dtype === 'float32' ? name : `${name}.${raw.dtype}`, raw.dtype, shape, { kind: 'file', path, offset, length }), 'float32');
+        t = F.cast(this.rawInitializer(name, shape, raw), 'float32');
       } else {
         t = this.g.initializer(name, 'float32', shape, w.streamFloats
           ? { kind: 'lazy', length: shape.reduce((a, d) => a * d, 4), read: () => bytes(w.read(name)) }
@@ -199,6 +205,24 @@ class WeightScope {
     }
     this.cache.set(name, t);
     return t;
+  }
+
+  /** The checkpoint's bytes of a tensor as an initializer in its own dtype (one per graph). */
+  private rawInitializer(name: string, shape: number[], raw: RawWeightSlice): Tensor {
+    const iname = raw.dtype === 'float32' ? name : `${name}.${raw.dtype}`;
+    const { path, offset, length } = raw;
+    return this.g.initializers.get(iname)?.tensor ?? this.g.initializer(iname, raw.dtype, shape, { kind: 'file', path, offset, length });
+  }
+
+  /**
+   * Rows of a frozen [rows, D] table (the embedding) by `ids` -> [...ids, D] float32. A table in
+   * the checkpoint's 16-bit dtype is gathered as it is and the rows cast after: ORT keeps the
+   * table mapped from the file instead of folding a float32 copy of it at load.
+   */
+  rows(name: string, shape: number[], ids: Tensor): Tensor {
+    const raw = !this.trainable && this.w.streamFloats && this.w.gatherRawRows ? this.w.rawSlice?.(name) : null;
+    if (!raw || raw.dtype === 'float32') return F.gather(this.float(name, shape), ids);
+    return F.cast(F.gather(this.rawInitializer(name, shape, raw), ids), 'float32');
   }
 
   /** A piece of a float [out, inp] weight (its own initializer; a Split of the input when trainable). */
@@ -582,7 +606,7 @@ function trunk(c: LayerContext, inp: ForwardInputs, invFreq: Float64Array, maxPo
   c.sin = F.unsqueeze(F.gather(sinT, inp.positions), [1]);
   c.bias = inp.bias;
   // Gather [B, T] ids, then reshape the float rows: reshaping the int64 ids would run on the CPU.
-  let h = inp.embeds ?? F.reshape(F.gather(ws.float('model.embed_tokens.weight', [cfg.vocabSize, D]), inp.ids), [rowsOf(c), D]); // [rows, D]
+  let h = inp.embeds ?? F.reshape(ws.rows('model.embed_tokens.weight', [cfg.vocabSize, D], inp.ids), [rowsOf(c), D]); // [rows, D]
   const layer = (l: number) => {
     const run = () => g.scope(`layers.${l}`, () => decoderLayer(c, h, l));
     h = checkpoint ? g.checkpoint(`layers.${l}`, run) : run();
