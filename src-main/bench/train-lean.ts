@@ -16,6 +16,7 @@ import { FrozenWeights } from '../model/llama.js';
 import { LORA_TARGETS, initLora } from '../model/lora.js';
 import { mulberry32 } from '../util/random.js';
 import { quantizedWeights } from '../model/quant-cache.js';
+import { Checkpoint, writeSafetensors } from '../model/safetensors.js';
 import { estimateTrainingMemory, leanQloraPlan } from '../train/memory.js';
 import { DEFAULT_OPTIMIZER, buildFusedStep } from '../train/step.js';
 import { RssSampler } from './rss-sampler.js';
@@ -42,11 +43,22 @@ let embeds: Float32Array;
     if (name.endsWith('norm.weight')) return new Float32Array(D).fill(1);
     throw new Error(`train-lean: ${name} should come as 4-bit blocks`);
   }, true, block, (_name, _row) => Float32Array.from({ length: D }, () => (rand() - 0.5) * 0.05));
-  for (const j of quantizedWeights(cfg)) {
-    // Random nibbles (uniform in -8..7 after the zero point 8) times a scale near a 0.02-std init.
-    const packed = randomFillSync(new Uint8Array((j.N * j.K) / 2));
-    fw.provideInt4(j.name, { N: j.N, K: j.K, blockSize: block, packed, scales: new Float32Array((j.N * j.K) / block).fill(0.004) });
+  // Random nibbles (uniform in -8..7 after the zero point 8) times a scale near a 0.02-std init,
+  // written one tensor at a time into a file laid out like a 4-bit cache entry (64 KiB-aligned),
+  // which the graph references: ORT maps the blocks and JS never holds them.
+  const jobs = quantizedWeights(cfg);
+  const largest = Math.max(...jobs.map((j) => (j.N * j.K) / 2));
+  const scratch = new Uint8Array(largest);
+  const blocksFile = join(dir, 'int4-blocks.safetensors');
+  writeSafetensors(blocksFile, jobs.flatMap((j) => [
+    { name: `${j.name}.q4`, dtype: 'U8' as const, shape: [j.N, j.K / 2], data: () => randomFillSync(scratch.subarray(0, (j.N * j.K) / 2)) },
+    { name: `${j.name}.scales`, dtype: 'F32' as const, shape: [(j.N * j.K) / block], data: () => new Float32Array((j.N * j.K) / block).fill(0.004) },
+  ]), undefined, { align: 64 * 1024 });
+  const blocks = Checkpoint.open(blocksFile);
+  for (const j of jobs) {
+    fw.provideInt4File(j.name, { N: j.N, K: j.K, blockSize: block, path: blocksFile, packedOffset: blocks.info(`${j.name}.q4`).begin, scalesOffset: blocks.info(`${j.name}.scales`).begin });
   }
+  blocks.close();
   const lora = { rank: plan.rank, alpha: 2 * plan.rank, dropout: 0, rslora: false, targets: LORA_TARGETS };
   const invFreq = Float64Array.from({ length: cfg.headDim / 2 }, (_, i) => 1 / cfg.ropeTheta ** ((2 * i) / cfg.headDim));
   const sg = buildFusedStep(fw, invFreq, { batch: B, seq: T, lora, checkpointLayers: true, checkpointGroup: plan.checkpointGroup, hostEmbeddings: true }, DEFAULT_OPTIMIZER);
