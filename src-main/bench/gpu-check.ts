@@ -88,7 +88,7 @@ export async function run(argv: string[]): Promise<number> {
       try {
         const r = await runFinchStep(PRESETS[name]!, { threads, steps, quantize: false, provider, strict: provider !== 'cpu' }, env);
         finch.push({ ...row, adapter: provider === 'webgpu' ? hardware?.description || hardware?.device || null : null, tokens_per_s: r.tokens_per_s, step_s: r.step_s,
-          peak_rss_mb: r.peak_rss_mb, estimate_mb: r.estimate_mb, host_device_bytes_per_step: r.host_device_bytes_per_step, loss: r.loss });
+          peak_rss_mb: r.peak_rss_mb, estimate_mb: r.estimate_mb, host_device_bytes_per_step: r.host_device_bytes_per_step, state_on_device: r.state_on_device, loss: r.loss });
       } catch (err) {
         finch.push({ ...row, error: (err as Error).message });
       }

@@ -5,16 +5,17 @@
 import { Graph } from '../engine/graph/graph.js';
 import * as F from '../engine/graph/ops.js';
 import { serializeModel } from '../engine/onnx/writer.js';
-import { type HostTensor, type Provider, Session } from '../engine/runtime/session.js';
+import { type Feed, type Provider, Session, keepsOutputsOnDevice } from '../engine/runtime/session.js';
 import { FrozenWeights } from '../model/llama.js';
 import { LORA_TARGETS, initLora } from '../model/lora.js';
 import { estimateTrainingMemory } from '../train/memory.js';
 import { mulberry32 } from '../util/random.js';
+import { TrainableState } from '../train/state.js';
 import { buildFusedStep, DEFAULT_OPTIMIZER } from '../train/step.js';
 import { type TrainPreset, presetConfig } from './train-presets.js';
 import { measure } from './timing.js';
 
-const o = JSON.parse(process.argv[2]!) as { preset: TrainPreset; threads: number; steps: number; warmup: number; quantize: boolean; chunkBytes?: number; provider?: Provider; strict?: boolean };
+const o = JSON.parse(process.argv[2]!) as { preset: TrainPreset; threads: number; steps: number; warmup: number; quantize: boolean; chunkBytes?: number; provider?: Provider; strict?: boolean; hostState?: boolean };
 const p = o.preset;
 const cfg = presetConfig(p);
 
@@ -71,10 +72,18 @@ const B = p.batch, T = p.seq;
 // The trainer's default chunking (chunkPlan): it is also the faster plan here, as smaller tensors reuse memory.
 const sg = buildFusedStep(fw, invFreq, { batch: B, seq: T, lora, chunkBytes: o.chunkBytes }, DEFAULT_OPTIMIZER);
 const rssBeforeSession = process.memoryUsage().rss / 2 ** 20; // the frozen weights are generated now
-// As the trainer runs a step without gradient checkpointing: with ORT's memory arena (trainer.ts).
-const session = await Session.create(serializeModel(sg.step), { threads: o.threads, cpuMemArena: true, provider: o.provider ?? 'cpu', disableCpuFallback: o.strict ?? false });
+// As the trainer runs a step without gradient checkpointing: with ORT's memory arena, the LoRA
+// state kept on the device where the provider can (trainer.ts, train/state.ts), unless --host-state.
+const provider = o.provider ?? 'cpu';
+const stateOnDevice = keepsOutputsOnDevice(provider) && !o.hostState;
+const session = await Session.create(serializeModel(sg.step), {
+  threads: o.threads, cpuMemArena: true, provider, disableCpuFallback: o.strict ?? false, outputsOnDevice: TrainableState.deviceOutputs(sg.params, stateOnDevice),
+});
 const init = initLora(sg.params, 0);
-const feeds: Record<string, HostTensor> = {
+const state = new TrainableState(sg.params, {
+  params: init, m: new Map([...init].map(([k, v]) => [k, new Float32Array(v.length)])), v: new Map([...init].map(([k, v]) => [k, new Float32Array(v.length)])),
+}, stateOnDevice, provider);
+const feeds: Record<string, Feed> = {
   input_ids: { dtype: 'int64', dims: [B, T], data: BigInt64Array.from({ length: B * T }, () => BigInt(Math.floor(rand() * cfg.vocabSize))) },
   position_ids: { dtype: 'int64', dims: [B, T], data: BigInt64Array.from({ length: B * T }, (_, i) => BigInt(i % T)) },
   attn_bias: { dtype: 'float32', dims: [B, 1, T, T], data: Float32Array.from({ length: B * T * T }, (_, i) => (i % T <= Math.floor(i / T) % T ? 0 : -1e9)) },
@@ -82,25 +91,17 @@ const feeds: Record<string, HostTensor> = {
   lr: { dtype: 'float32', dims: [], data: Float32Array.of(1e-4) },
   step: { dtype: 'float32', dims: [], data: Float32Array.of(1) },
 };
-for (const q of sg.params) {
-  const d = init.get(q.name)!;
-  feeds[q.name] = { dtype: 'float32', dims: q.shape, data: d };
-  feeds[`m:${q.name}`] = { dtype: 'float32', dims: q.shape, data: new Float32Array(d.length) };
-  feeds[`v:${q.name}`] = { dtype: 'float32', dims: q.shape, data: new Float32Array(d.length) };
-}
 let stepNo = 1, loss = 0, transferred = 0;
-const bytesOf = (ts: Iterable<HostTensor>) => [...ts].reduce((s, t) => s + t.data.byteLength, 0);
 const t = await measure(async () => {
-  const out = await session.run(feeds);
-  transferred = bytesOf(Object.values(feeds)) + bytesOf(Object.values(out)); // state lives on the host: fed and fetched each step
-  loss = (out.loss!.data as Float32Array)[0]!;
-  for (const q of sg.params) { // a real step: updated parameters and moments feed the next one
-    feeds[q.name] = out[`new:${q.name}`]!;
-    feeds[`m:${q.name}`] = out[`new_m:${q.name}`]!;
-    feeds[`v:${q.name}`] = out[`new_v:${q.name}`]!;
-  }
+  const before = session.traffic.fed + session.traffic.fetched;
+  // A real step: the updated parameters and moments feed the next one.
+  const out = await session.runKeeping({ ...feeds, ...state.paramFeeds(), ...state.momentFeeds() });
+  transferred = session.traffic.fed + session.traffic.fetched - before; // host tensors in, host outputs back
+  loss = (out.host.loss!.data as Float32Array)[0]!;
+  state.update(out.host, out.device);
   feeds.step = { dtype: 'float32', dims: [], data: Float32Array.of(++stepNo) };
 }, { warmup: o.warmup, minSeconds: 0, minReps: o.steps });
+await state.release();
 const stepS = t.medianMs / 1000;
 const stepPeakRssMb = process.resourceUsage().maxRSS / 1024;
 // After the step: the MatMul sessions' thread pool and buffers must not be in the RSS measured
@@ -114,6 +115,7 @@ console.log(JSON.stringify({
   // before the step session (Node, the float weights generated in JavaScript).
   estimate_mb: (estimateTrainingMemory(cfg, { batch: B, seq: T, rank: p.rank, targets: 7, quantize: o.quantize, checkpointLayers: false, hostEmbeddings: false, chunkBytes: o.chunkBytes }).totalBytes) / 2 ** 20 + rssBeforeSession,
   host_device_bytes_per_step: transferred,
+  state_on_device: stateOnDevice,
   loss,
   gflops: stepFlops() / stepS / 1e9,
   matmul_peak_gflops: peak,

@@ -11,7 +11,7 @@ import { encodeGenerationPrompt, type TemplateChoice, type TrainOn } from '../da
 import { isChat } from '../data/types.js';
 import { sessionFromGraph } from '../engine/onnx/staged.js';
 import { stagingDir } from '../store/paths.js';
-import { type HostTensor, type Provider, Session } from '../engine/runtime/session.js';
+import { type Feed, type HostTensor, type Provider, Session } from '../engine/runtime/session.js';
 import { Generator } from '../infer/generate.js';
 import { adapterTemplate, type FinchAdapterInfo } from '../model/adapter.js';
 import type { LoadedModel } from '../model/load.js';
@@ -64,7 +64,7 @@ export function staticSeqLen(sets: readonly SequenceSet[], seqLen: number): numb
  * Mean loss over every trained token of `set`, through a loss graph of B rows by T tokens
  * (buildLossGraph): each batch's mean is weighted by its target count.
  */
-export async function meanLoss(session: Session, set: SequenceSet, B: number, T: number, params: Record<string, HostTensor>,
+export async function meanLoss(session: Session, set: SequenceSet, B: number, T: number, params: Record<string, Feed>,
   embed?: (ids: BigInt64Array) => Float32Array): Promise<{ loss: number; tokens: number }> {
   let sum = 0, count = 0;
   for (let i = 0; i < set.length; i += B) {

@@ -20,7 +20,7 @@ import { serializeModel } from '../engine/onnx/writer.js';
 import { type PlacedNode, fallbackNodes } from '../engine/runtime/placement.js';
 import { type GpuAdapter, type ProviderChoice, resolveProvider } from '../engine/runtime/providers.js';
 import { sessionFromGraph } from '../engine/onnx/staged.js';
-import { type HostTensor, type Provider, Session, type SessionOptions } from '../engine/runtime/session.js';
+import { type DeviceTensor, type Feed, type HostTensor, type Provider, Session, type SessionOptions, keepsOutputsOnDevice } from '../engine/runtime/session.js';
 import { savePeftAdapter } from '../model/adapter.js';
 import { loadModel, type LoadedModel } from '../model/load.js';
 import { prepareInt4 } from '../model/quant-cache.js';
@@ -31,6 +31,8 @@ import { Checkpointer, type OptimizerTensors, TrainingError, type TrainerState }
 import { meanLoss, staticSeqLen } from './evaluate.js';
 import { batchFeeds } from './feeds.js';
 import { type ScheduleName, learningRate } from './schedule.js';
+import { DeviceGradientSum } from './grad-sum.js';
+import { TrainableState, discard } from './state.js';
 import { DEFAULT_OPTIMIZER, type StepGraphs, buildLossGraph, buildStepGraphs } from './step.js';
 import { mulberry32 } from '../util/random.js';
 
@@ -73,6 +75,11 @@ export interface TrainConfig {
   checkpointLayers: boolean;
   /** 4-bit block size (32: lower error; 64: ~5% less memory). */
   blockSize: number;
+  /**
+   * Keep LoRA parameters and AdamW moments in device memory between steps where the provider can
+   * (WebGPU; train/state.ts). Default true; false feeds them from the host each step.
+   */
+  deviceState?: boolean;
 }
 
 /** Defaults, documented where they live. */
@@ -214,7 +221,8 @@ export async function trainModel(model: LoadedModel, cfg: TrainConfig, emit: (e:
     fallback_nodes: strict || chosen.provider === 'cpu' ? [] : await fallbackNodes(serializeModel(graphs.kind === 'fused' ? graphs.step : graphs.grads), chosen.provider, sessionOpts),
   };
   emit({ event: 'device', ...device });
-  const sessions = await openStepSessions(graphs, sessionOpts);
+  const stateOnDevice = keepsOutputsOnDevice(chosen.provider) && cfg.deviceState !== false;
+  const sessions = await openStepSessions(graphs, sessionOpts, TrainableState.deviceOutputs(graphs.params, stateOnDevice));
   emit({ event: 'ready', load_s: loaded.loadS, data_s: dataS, graph_s: graphS, session_s: since(t), total_s: loaded.loadS + since(phaseStart), int4_source: loaded.int4Source });
   let evalSession: Session | null = null;
   // Recorded beside every adapter the run writes: eval and generate render prompts as training did.
@@ -240,11 +248,7 @@ export async function trainModel(model: LoadedModel, cfg: TrainConfig, emit: (e:
     }
     writeFileAtomic(join(out, 'run.json'), JSON.stringify({ config: cfg, status: 'running', device }, null, 2));
   }
-  const paramFeeds = (): Record<string, HostTensor> => {
-    const f: Record<string, HostTensor> = {};
-    for (const p of graphs.params) f[p.name] = tensor(p.shape, tensors.params.get(p.name)!);
-    return f;
-  };
+  const trainable = new TrainableState(graphs.params, tensors, stateOnDevice, chosen.provider);
 
   const started = performance.now();
   const startStep = state.step;
@@ -264,19 +268,17 @@ export async function trainModel(model: LoadedModel, cfg: TrainConfig, emit: (e:
     if (control.cancelled) { status = 'cancelled'; break; }
     const step = state.step;
     const lr = learningRate(cfg.schedule, cfg.lr, step, totalSteps, cfg.warmupSteps);
-    const r = await runStep(sessions, graphs, tensors, {
+    const r = await runStep(sessions, graphs, trainable, {
       step, lr, gradAccum: cfg.gradAccum, seed: cfg.seed, micro: (k) => batches.get(k), feeds: (b) => batchFeeds(b, B, T, embed),
     });
     if (!Number.isFinite(r.loss) || !Number.isFinite(r.gradNorm)) {
+      discard(r.device);
+      await trainable.release();
       const last = checkpoints.latest();
       throw new TrainingError(`step ${step + 1}: the loss became ${r.loss} (gradient norm ${r.gradNorm}); the update was not applied. ` +
         `Lower the learning rate (now ${cfg.lr}) or enable gradient clipping, then resume${last ? ` from ${last}` : ''}.`);
     }
-    for (const p of graphs.params) {
-      tensors.params.set(p.name, r.outs[`new:${p.name}`]!.data as Float32Array);
-      tensors.m.set(p.name, r.outs[`new_m:${p.name}`]!.data as Float32Array);
-      tensors.v.set(p.name, r.outs[`new_v:${p.name}`]!.data as Float32Array);
-    }
+    trainable.update(r.host, r.device);
     state.step = step + 1;
     state.losses.push({ step: state.step, loss: r.loss });
     lastLoss = r.loss;
@@ -292,15 +294,18 @@ export async function trainModel(model: LoadedModel, cfg: TrainConfig, emit: (e:
     const last = state.step === totalSteps;
     if ((cfg.evalEvery > 0 && state.step % cfg.evalEvery === 0) || (last && data.validation.length > 0)) {
       evalSession ??= await sessionFromGraph(buildLossGraph(model.weights, model.invFreq, shape), sessionOpts, stagingDir());
-      const evalLoss = (await meanLoss(evalSession, data.validation, B, T, paramFeeds(), embed)).loss;
+      const evalLoss = (await meanLoss(evalSession, data.validation, B, T, trainable.paramFeeds(), embed)).loss;
       state.evals.push({ step: state.step, loss: evalLoss });
       emit({ event: 'eval', step: state.step, eval_loss: evalLoss, perplexity: Math.exp(evalLoss) });
     }
     if (state.step % cfg.checkpointEvery === 0 || last) {
-      emit({ event: 'checkpoint', step: state.step, path: checkpoints.save(state, tensors) });
+      emit({ event: 'checkpoint', step: state.step, path: checkpoints.save(state, await trainable.toHost()) });
     }
   }
 
+  // The state leaves the device for the last writes; its tensors are freed before their sessions.
+  tensors = await trainable.toHost();
+  await trainable.release();
   await releaseStepSessions(sessions);
   await evalSession?.release();
   const runJson = () => writeFileAtomic(join(out, 'run.json'), JSON.stringify({ config: cfg, status, device, step: state.step, losses: state.losses, evals: state.evals }, null, 2));
@@ -342,16 +347,24 @@ class MicroBatches {
 }
 
 /** The sessions of a StepGraphs, same shape. */
-type StepSessions = { kind: 'fused'; step: Session } | { kind: 'accumulating'; grads: Session; update: Session };
+type StepSessions = { kind: 'fused'; step: Session } | { kind: 'accumulating'; grads: Session; update: Session; gradSum: DeviceGradientSum | null };
 
-async function openStepSessions(graphs: StepGraphs, opts: SessionOptions): Promise<StepSessions> {
-  if (graphs.kind === 'fused') return { kind: 'fused', step: await sessionFromGraph(graphs.step, opts, stagingDir()) };
-  const grads = await sessionFromGraph(graphs.grads, opts, stagingDir());
-  return { kind: 'accumulating', grads, update: await sessionFromGraph(graphs.update, opts, stagingDir()) };
+/**
+ * `keep`: the updated-state outputs to leave on the device (TrainableState.deviceOutputs); when
+ * there are any, accumulated gradients stay on the device too (grad-sum.ts).
+ */
+async function openStepSessions(graphs: StepGraphs, opts: SessionOptions, keep: string[]): Promise<StepSessions> {
+  const updating = { ...opts, outputsOnDevice: keep };
+  if (graphs.kind === 'fused') return { kind: 'fused', step: await sessionFromGraph(graphs.step, updating, stagingDir()) };
+  const onDevice = keep.length > 0;
+  const grads = await sessionFromGraph(graphs.grads, { ...opts, outputsOnDevice: onDevice ? DeviceGradientSum.deviceOutputs(graphs.params) : [] }, stagingDir());
+  const gradSum = onDevice ? await DeviceGradientSum.open(graphs.params, opts) : null;
+  return { kind: 'accumulating', grads, update: await sessionFromGraph(graphs.update, updating, stagingDir()), gradSum };
 }
 
 async function releaseStepSessions(s: StepSessions): Promise<void> {
   if (s.kind === 'fused') return s.step.release();
+  await s.gradSum?.release();
   await s.grads.release();
   await s.update.release();
 }
@@ -367,8 +380,9 @@ interface StepInputs {
 }
 
 /**
- * One optimizer step. Returns the updated tensors' outputs ("new:", "new_m:", "new_v:"), the
- * step's loss and gradient norm, and the tokens it read.
+ * One optimizer step. Returns the updated tensors' outputs ("new:", "new_m:", "new_v:"; on the
+ * device or the host as the session keeps them), the step's loss and gradient norm, and the
+ * tokens it read.
  *
  * With gradient accumulation the step's loss is the mean over every trained token of its
  * micro-batches, as if they were one batch (Hugging Face Trainer normalizes the same way): each
@@ -376,43 +390,45 @@ interface StepInputs {
  * the step uses sum(n_i L_i) / N and sum(n_i g_i) / N with N = sum(n_i). Averaging the L_i instead
  * would weight the tokens of a short micro-batch more than those of a long one.
  */
-async function runStep(sessions: StepSessions, graphs: StepGraphs, t: OptimizerTensors, s: StepInputs): Promise<{ outs: Record<string, HostTensor>; loss: number; gradNorm: number; tokens: number }> {
-  const paramFeeds: Record<string, HostTensor> = {};
-  const optFeeds: Record<string, HostTensor> = { lr: tensor([], Float32Array.of(s.lr)), step: tensor([], Float32Array.of(s.step + 1)) };
-  for (const p of graphs.params) {
-    paramFeeds[p.name] = tensor(p.shape, t.params.get(p.name)!);
-    optFeeds[`m:${p.name}`] = tensor(p.shape, t.m.get(p.name)!);
-    optFeeds[`v:${p.name}`] = tensor(p.shape, t.v.get(p.name)!);
-  }
+async function runStep(sessions: StepSessions, graphs: StepGraphs, state: TrainableState, s: StepInputs): Promise<{ host: Record<string, HostTensor>; device: Record<string, DeviceTensor>; loss: number; gradNorm: number; tokens: number }> {
+  const paramFeeds = state.paramFeeds();
+  const optFeeds: Record<string, Feed> = { lr: tensor([], Float32Array.of(s.lr)), step: tensor([], Float32Array.of(s.step + 1)), ...state.momentFeeds() };
   const seeds = (micro: number) => seedFeed(graphs, s.seed, s.step, micro);
-  let outs: Record<string, HostTensor>, loss: number, tokens = 0;
+  let outs: { host: Record<string, HostTensor>; device: Record<string, DeviceTensor> }, loss: number, tokens = 0;
   if (sessions.kind === 'fused') {
     const b = s.micro(s.step);
     tokens += b.tokens;
-    outs = await sessions.step.run({ ...s.feeds(b), ...paramFeeds, ...optFeeds, ...seeds(0) });
-    loss = (outs.loss!.data as Float32Array)[0]!;
+    outs = await sessions.step.runKeeping({ ...s.feeds(b), ...paramFeeds, ...optFeeds, ...seeds(0) });
+    loss = (outs.host.loss!.data as Float32Array)[0]!;
   } else {
     let lossSum = 0, targets = 0; // sum(n_i L_i), N
-    const sums = new Map<string, Float64Array>(graphs.params.map((p) => [p.name, new Float64Array(t.params.get(p.name)!.length)])); // sum(n_i g_i)
-    for (let micro = 0; micro < s.gradAccum; micro++) {
-      const b = s.micro(s.step * s.gradAccum + micro);
+    const sums = new Map<string, Float64Array>(); // sum(n_i g_i), when the gradients come to the host
+    const micros = Array.from({ length: s.gradAccum }, (_, micro) => s.micro(s.step * s.gradAccum + micro));
+    const N = micros.reduce((a, b) => a + b.targets, 0); // the device sum weighs by n_i / N as it goes
+    for (const [micro, b] of micros.entries()) {
       tokens += b.tokens;
       if (b.targets === 0) continue; // nothing trained: its mean loss is 0/0 and its weight 0
-      const g = await sessions.grads.run({ ...s.feeds(b), ...paramFeeds, ...seeds(micro) });
+      const g = await sessions.grads.runKeeping({ ...s.feeds(b), ...paramFeeds, ...seeds(micro) });
       const n = b.targets;
-      lossSum += (g.loss!.data as Float32Array)[0]! * n;
+      lossSum += (g.host.loss!.data as Float32Array)[0]! * n;
       targets += n;
+      if (sessions.gradSum) { await sessions.gradSum.add(g.device, n / N); continue; }
       for (const p of graphs.params) {
-        const sum = sums.get(p.name)!, d = g[`grad:${p.name}`]!.data as Float32Array;
+        const d = g.host[`grad:${p.name}`]!.data as Float32Array;
+        let sum = sums.get(p.name);
+        if (!sum) sums.set(p.name, sum = new Float64Array(d.length));
         for (let i = 0; i < sum.length; i++) sum[i]! += d[i]! * n;
       }
     }
-    const f: Record<string, HostTensor> = { ...paramFeeds, ...optFeeds };
-    for (const p of graphs.params) f[`grad:${p.name}`] = tensor(p.shape, Float32Array.from(sums.get(p.name)!, (x) => x / targets));
-    outs = await sessions.update.run(f);
+    const f: Record<string, Feed> = { ...paramFeeds, ...optFeeds, ...sessions.gradSum?.feeds() };
+    for (const p of graphs.params) { // the host sums (0/0 = NaN for the guard when no micro-batch had targets)
+      f[`grad:${p.name}`] ??= tensor(p.shape, Float32Array.from(sums.get(p.name) ?? new Float64Array(p.shape.reduce((a, d) => a * d, 1)), (x) => x / targets));
+    }
+    outs = await sessions.update.runKeeping(f);
+    sessions.gradSum?.clear();
     loss = lossSum / targets;
   }
-  return { outs, loss, gradNorm: (outs.grad_norm!.data as Float32Array)[0]!, tokens };
+  return { ...outs, loss, gradNorm: (outs.host.grad_norm!.data as Float32Array)[0]!, tokens };
 }
 
 function seedFeed(graphs: StepGraphs, seed: number, step: number, micro: number): Record<string, HostTensor> {

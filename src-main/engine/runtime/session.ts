@@ -49,15 +49,67 @@ const ORT_TYPE: Partial<Record<DType, ort.Tensor.Type>> = {
   int8: 'int8', uint8: 'uint8', bool: 'bool',
 };
 
+/**
+ * Host bytes crossing into and out of a session's runs: on a GPU provider, what is copied between
+ * host and device per run (frozen weights are initializers, uploaded once at session creation).
+ */
+export interface HostTraffic {
+  fed: number;
+  fetched: number;
+}
+
+/** True when the provider can keep outputs in device memory between runs (onnxruntime-node: WebGPU only). */
+export const keepsOutputsOnDevice = (provider: Provider): boolean => provider === 'webgpu';
+
+/**
+ * An output ONNX Runtime left in device memory (a WebGPU buffer): fed back as an input, of this or
+ * another session, without passing through the host; DeviceDownloader (download.ts) copies it out.
+ * Dispose it once replaced: the garbage collector does not see device memory, and a forgotten
+ * tensor stays allocated (measured on lavapipe: RSS grew by every undisposed output).
+ */
+export class DeviceTensor {
+  /** Tensors created and not yet disposed, in this process: leak checks read it. */
+  static live = 0;
+  readonly dtype: DType;
+  readonly dims: readonly number[];
+  private tensor: ort.Tensor | null;
+
+  constructor(t: ort.Tensor) {
+    this.tensor = t;
+    this.dims = [...t.dims];
+    this.dtype = fromOrtType(t.type);
+    DeviceTensor.live++;
+  }
+
+  get disposed(): boolean { return this.tensor === null; }
+
+  /** The ORT tensor to feed (this module only). */
+  ortTensor(): ort.Tensor {
+    if (!this.tensor) throw new Error('DeviceTensor: used after dispose');
+    return this.tensor;
+  }
+
+  dispose(): void {
+    if (!this.tensor) return;
+    this.tensor.dispose();
+    this.tensor = null;
+    DeviceTensor.live--;
+  }
+}
+
+/** A session input: from the host (copied in by the run) or already on the device. */
+export type Feed = HostTensor | DeviceTensor;
+
 export function toOrt(t: HostTensor): ort.Tensor {
   const type = ORT_TYPE[t.dtype];
   if (!type) throw new Error(`cannot feed a ${t.dtype} tensor to ONNX Runtime`);
   return new ort.Tensor(type, t.data as never, t.dims as number[]);
 }
 
+const fromOrtType = (type: ort.Tensor.Type): DType => (Object.entries(ORT_TYPE).find(([, v]) => v === type)?.[0] ?? 'float32') as DType;
+
 export function fromOrt(t: ort.Tensor): HostTensor {
-  const dtype = (Object.entries(ORT_TYPE).find(([, v]) => v === t.type)?.[0] ?? 'float32') as DType;
-  return { dtype, dims: [...t.dims], data: t.data as HostArray };
+  return { dtype: fromOrtType(t.type), dims: [...t.dims], data: t.data as HostArray };
 }
 
 export function availableProviders(): { name: string; bundled: boolean }[] {
@@ -103,14 +155,43 @@ export class Session {
   get inputNames(): readonly string[] { return this.inner.inputNames; }
   get outputNames(): readonly string[] { return this.inner.outputNames; }
 
-  /** Runs with host tensors in and host tensors out. */
-  async run(feeds: Record<string, HostTensor>, fetches?: string[]): Promise<Record<string, HostTensor>> {
+  /** Bytes of host tensors fed to, and host outputs returned by, this session's runs (see HostTraffic). */
+  readonly traffic: HostTraffic = { fed: 0, fetched: 0 };
+
+  /** Runs with host or device tensors in and host tensors out (the session must keep no output on the device). */
+  async run(feeds: Record<string, Feed>, fetches?: string[]): Promise<Record<string, HostTensor>> {
+    const { host, device } = await this.runKeeping(feeds, fetches);
+    const kept = Object.keys(device);
+    if (kept.length) {
+      for (const t of Object.values(device)) t.dispose();
+      throw new Error(`Session.run: outputs ${kept.join(', ')} stay on the device; use runKeeping`);
+    }
+    return host;
+  }
+
+  /**
+   * Runs with host or device tensors in; outputs named in outputsOnDevice come back as
+   * DeviceTensors (owned by the caller, who disposes them), the others as host tensors.
+   */
+  async runKeeping(feeds: Record<string, Feed>, fetches?: string[]): Promise<{ host: Record<string, HostTensor>; device: Record<string, DeviceTensor> }> {
     const f: Record<string, ort.Tensor> = {};
-    for (const [k, v] of Object.entries(feeds)) f[k] = toOrt(v);
+    for (const [k, v] of Object.entries(feeds)) {
+      if (v instanceof DeviceTensor) f[k] = v.ortTensor();
+      else {
+        f[k] = toOrt(v);
+        this.traffic.fed += v.data.byteLength;
+      }
+    }
     const out = fetches ? await this.inner.run(f, fetches) : await this.inner.run(f);
-    const r: Record<string, HostTensor> = {};
-    for (const [k, v] of Object.entries(out)) r[k] = fromOrt(v);
-    return r;
+    const host: Record<string, HostTensor> = {}, device: Record<string, DeviceTensor> = {};
+    for (const [k, v] of Object.entries(out)) {
+      if (v.location === 'gpu-buffer') device[k] = new DeviceTensor(v);
+      else {
+        host[k] = fromOrt(v);
+        this.traffic.fetched += host[k].data.byteLength;
+      }
+    }
+    return { host, device };
   }
 
   async release(): Promise<void> {
