@@ -75,6 +75,7 @@ export const RUN_DEFAULTS: Omit<RunConfig, 'modelId' | 'datasetId'> = {
   strictProvider: false,
   checkpointLayers: false,
   blockSize: 32,
+  computeDtype: 'float32',
   samplePrompts: 3,
 };
 
@@ -389,6 +390,35 @@ export interface DownloadStarted {
   downloadId: Id;
 }
 
+/** One entry of the 4-bit weight cache: a checkpoint's quantized projections at one block size. */
+export interface WeightCacheEntry {
+  /** The entry's key (its file name without .safetensors): what removeWeightCacheEntry takes. */
+  id: Id;
+  /** The entry's one file. */
+  file: string;
+  /** The checkpoint folder it was quantized from ('' when the file cannot be read). */
+  checkpoint: string;
+  /** The library model at that folder, when there is one. */
+  modelId: Id | null;
+  modelName: string | null;
+  blockSize: number;
+  bytes: number;
+  createdAt: string | null;
+  /** Written or last read by a 4-bit load. */
+  lastUsedAt: string;
+  /** False for a file that cannot be read: the next 4-bit load of its checkpoint rebuilds it. */
+  readable: boolean;
+  /** The name of the 4-bit run training on this checkpoint now (removing waits until it ends), or null. */
+  inUseBy: string | null;
+}
+
+export interface WeightCacheView {
+  /** FINCH_HOME/cache/int4. */
+  dir: string;
+  totalBytes: number;
+  entries: WeightCacheEntry[];
+}
+
 // ---- events: one vocabulary for runs, downloads, generation ------------------------------------
 
 export type FinchEvent =
@@ -416,7 +446,7 @@ export type FinchEvent =
   | { type: 'batch-progress'; batchId: Id; done: number; total: number }
   | { type: 'export-progress'; dest: string; done: number; total: number }
   /** A library list changed (a download finished, a CLI run appeared): refetch it. */
-  | { type: 'library-changed'; what: 'models' | 'datasets' | 'runs' | 'adapters' | 'comparisons' };
+  | { type: 'library-changed'; what: 'models' | 'datasets' | 'runs' | 'adapters' | 'comparisons' | 'weight-cache' };
 
 export type FinchEventType = FinchEvent['type'];
 
@@ -476,6 +506,13 @@ export interface DesktopApi {
   saveComparison(req: SaveComparisonRequest): Promise<Comparison>;
   listComparisons(filter: { runId?: RunId }): Promise<Comparison[]>;
 
+  /** The 4-bit weight cache (FINCH_HOME/cache/int4): each entry's checkpoint, block size and size on disk. */
+  listWeightCache(): Promise<WeightCacheView>;
+  /** Deletes one entry (rebuilt by the next 4-bit load); refused while a run trains on its checkpoint. */
+  removeWeightCacheEntry(id: Id): Promise<WeightCacheView>;
+  /** Deletes every entry; refused while a 4-bit run trains (it may be writing one). */
+  clearWeightCache(): Promise<WeightCacheView>;
+
   /**
    * Desktop app: a native open dialog; resolves with the chosen path, or null when the user
    * cancels. Browser mode has no dialogs and answers null (appInfo.browserMode: show a path field).
@@ -501,6 +538,7 @@ export const API_CALLS = [
   'estimateMemory', 'startRun', 'pauseRun', 'resumeRun', 'cancelRun', 'listRuns', 'runDetails', 'deleteRun', 'startDemo',
   'listAdapters', 'importAdapter', 'exportAdapter', 'exportMerged', 'exportGguf', 'exportOllama', 'exportAccelerate',
   'generate', 'stopGeneration', 'batchCompare', 'saveComparison', 'listComparisons',
+  'listWeightCache', 'removeWeightCacheEntry', 'clearWeightCache',
   'pickPath',
 ] as const satisfies readonly CallName[];
 type Missing = Exclude<CallName, (typeof API_CALLS)[number]>;

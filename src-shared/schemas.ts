@@ -81,6 +81,8 @@ export const RunConfig = z.strictObject({
   checkpointLayers: z.boolean(),
   /** 4-bit block size (32: lower error; 64: ~5% less memory). */
   blockSize: z.union([z.literal(32), z.literal(64), z.literal(128)]),
+  /** The frozen path's dtype on a GPU: float16 keeps LoRA, gradients and optimizer state float32; auto = float16 on a hardware WebGPU adapter with shader-f16. */
+  computeDtype: z.enum(['float32', 'float16', 'auto']).optional(),
   /** Held-out prompts answered by the current adapter at each evaluation (0 = none). */
   samplePrompts: z.int().min(0).max(16),
 });
@@ -243,6 +245,9 @@ export const Settings = z.strictObject({
   defaultProvider: ProviderChoice,
 });
 
+/** A 4-bit weight cache entry's id (listWeightCache): a file name stem, so never a path. */
+export const WeightCacheId = z.string().regex(/^[\w-]{1,200}$/, 'a weight cache entry id from listWeightCache (letters, digits, "-" and "_")');
+
 /**
  * A native open dialog (desktop app only): what the user is asked to pick. The renderer never
  * reads the file system itself; it gets back the path the user chose and passes it to
@@ -297,6 +302,10 @@ export const CALL_ARGS = {
   batchCompare: z.tuple([BatchCompareRequest]),
   saveComparison: z.tuple([SaveComparisonRequest]),
   listComparisons: z.tuple([z.strictObject({ runId: Id.optional() })]),
+
+  listWeightCache: z.tuple([]),
+  removeWeightCacheEntry: z.tuple([WeightCacheId]),
+  clearWeightCache: z.tuple([]),
 
   pickPath: z.tuple([PickPathRequest]),
 } as const;

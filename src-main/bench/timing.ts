@@ -3,6 +3,7 @@
 // same threads and the same BLAS settings, and neither inherits the parent's warm state).
 
 import { spawn } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
 
 export interface TimingOptions {
   /** Untimed runs first (allocations, ORT's first-run planning, page faults). */
@@ -75,4 +76,27 @@ export async function runJsonChild<T>(command: string, args: string[], env: Node
     throw new Error(`${command} ${args[0] ?? ''} failed (exit ${code}): ${stderr.trim().split('\n').slice(-4).join('\n') || stdout.slice(-400)}`);
   }
   return JSON.parse(last) as T;
+}
+
+/**
+ * Restarts this process's peak-RSS record (Linux: VmHWM, through /proc/self/clear_refs), so that
+ * peakRssMb() reports the peak from here on. Returns false where that is not possible (the peak
+ * then stays the process's whole-life one).
+ */
+export function resetPeakRss(): boolean {
+  try {
+    writeFileSync('/proc/self/clear_refs', '5');
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Peak RSS in MiB since the last resetPeakRss() (or since the process started). */
+export function peakRssMb(): number {
+  try {
+    return Number(/VmHWM:\s+(\d+)/.exec(readFileSync('/proc/self/status', 'utf8'))![1]) / 1024;
+  } catch {
+    return process.resourceUsage().maxRSS / 1024;
+  }
 }

@@ -6,16 +6,19 @@ import { Graph } from '../engine/graph/graph.js';
 import * as F from '../engine/graph/ops.js';
 import { serializeModel } from '../engine/onnx/writer.js';
 import { type Feed, type Provider, Session, keepsOutputsOnDevice } from '../engine/runtime/session.js';
-import { FrozenWeights } from '../model/llama.js';
+import { type ComputeDtype, FrozenWeights } from '../model/llama.js';
 import { LORA_TARGETS, initLora } from '../model/lora.js';
-import { estimateTrainingMemory } from '../train/memory.js';
+import { estimateDeviceMemory, estimateTrainingMemory } from '../train/memory.js';
 import { mulberry32 } from '../util/random.js';
 import { TrainableState } from '../train/state.js';
 import { buildFusedStep, DEFAULT_OPTIMIZER } from '../train/step.js';
 import { type TrainPreset, presetConfig } from './train-presets.js';
-import { measure } from './timing.js';
+import { measure, peakRssMb, resetPeakRss } from './timing.js';
 
-const o = JSON.parse(process.argv[2]!) as { preset: TrainPreset; threads: number; steps: number; warmup: number; quantize: boolean; chunkBytes?: number; provider?: Provider; strict?: boolean; hostState?: boolean };
+const o = JSON.parse(process.argv[2]!) as {
+  preset: TrainPreset; threads: number; steps: number; warmup: number; quantize: boolean; checkpointLayers?: boolean; chunkBytes?: number; provider?: Provider; strict?: boolean; hostState?: boolean;
+  computeDtype?: ComputeDtype; maxWeightBytes?: number;
+};
 const p = o.preset;
 const cfg = presetConfig(p);
 
@@ -70,15 +73,22 @@ const invFreq = Float64Array.from({ length: cfg.headDim / 2 }, (_, i) => 1 / cfg
 const lora = { rank: p.rank, alpha: p.alpha, dropout: 0, rslora: false, targets: LORA_TARGETS };
 const B = p.batch, T = p.seq;
 // The trainer's default chunking (chunkPlan): it is also the faster plan here, as smaller tensors reuse memory.
-const sg = buildFusedStep(fw, invFreq, { batch: B, seq: T, lora, chunkBytes: o.chunkBytes }, DEFAULT_OPTIMIZER);
+// Checkpointing as the trainer does it (trainer.ts): groups of about sqrt(layers).
+const checkpointLayers = o.checkpointLayers ?? false;
+const checkpointGroup = checkpointLayers ? Math.max(1, Math.round(Math.sqrt(cfg.numLayers))) : 1;
+const sg = buildFusedStep(fw, invFreq, { batch: B, seq: T, lora, chunkBytes: o.chunkBytes, checkpointLayers, checkpointGroup, computeDtype: o.computeDtype, maxWeightBytes: o.maxWeightBytes }, DEFAULT_OPTIMIZER);
 const rssBeforeSession = process.memoryUsage().rss / 2 ** 20; // the frozen weights are generated now
-// As the trainer runs a step without gradient checkpointing: with ORT's memory arena, the LoRA
-// state kept on the device where the provider can (trainer.ts, train/state.ts), unless --host-state.
+// As the trainer runs a step: ORT's memory arena on, except with gradient checkpointing, and the
+// LoRA state kept on the device where the provider can (trainer.ts, train/state.ts), unless --host-state.
 const provider = o.provider ?? 'cpu';
 const stateOnDevice = keepsOutputsOnDevice(provider) && !o.hostState;
 const session = await Session.create(serializeModel(sg.step), {
-  threads: o.threads, cpuMemArena: true, provider, disableCpuFallback: o.strict ?? false, outputsOnDevice: TrainableState.deviceOutputs(sg.params, stateOnDevice),
+  threads: o.threads, cpuMemArena: !checkpointLayers, provider, disableCpuFallback: o.strict ?? false, outputsOnDevice: TrainableState.deviceOutputs(sg.params, stateOnDevice),
 });
+// The model bytes handed to ONNX Runtime are garbage once it holds the graph (the trainer stages
+// large models to files instead): collect them, and measure the peak of the steps from here on.
+(globalThis as { gc?: () => void }).gc?.();
+resetPeakRss();
 const init = initLora(sg.params, 0);
 const state = new TrainableState(sg.params, {
   params: init, m: new Map([...init].map(([k, v]) => [k, new Float32Array(v.length)])), v: new Map([...init].map(([k, v]) => [k, new Float32Array(v.length)])),
@@ -103,7 +113,9 @@ const t = await measure(async () => {
 }, { warmup: o.warmup, minSeconds: 0, minReps: o.steps });
 await state.release();
 const stepS = t.medianMs / 1000;
-const stepPeakRssMb = process.resourceUsage().maxRSS / 1024;
+const memoryPlan = { batch: B, seq: T, rank: p.rank, targets: 7, quantize: o.quantize, checkpointLayers, checkpointGroup, hostEmbeddings: false, chunkBytes: o.chunkBytes };
+const onGpu = provider === 'cpu' ? null : estimateDeviceMemory(cfg, memoryPlan, o.computeDtype ?? 'float32', stateOnDevice);
+const stepPeakRssMb = peakRssMb();
 // After the step: the MatMul sessions' thread pool and buffers must not be in the RSS measured
 // before the step session (rssBeforeSession), where the estimate's ONNX Runtime part would count them twice.
 const peak = await matmulPeak();
@@ -113,7 +125,10 @@ console.log(JSON.stringify({
   peak_rss_mb: stepPeakRssMb,
   // The session's estimate (train/memory.ts) plus what this process holds besides it: its RSS
   // before the step session (Node, the float weights generated in JavaScript).
-  estimate_mb: (estimateTrainingMemory(cfg, { batch: B, seq: T, rank: p.rank, targets: 7, quantize: o.quantize, checkpointLayers: false, hostEmbeddings: false, chunkBytes: o.chunkBytes }).totalBytes) / 2 ** 20 + rssBeforeSession,
+  estimate_mb: (estimateTrainingMemory(cfg, memoryPlan).totalBytes) / 2 ** 20 + rssBeforeSession,
+  // On a GPU provider: the graph's buffers on the device, and the host memory beside them (plus this process's own, as above).
+  estimate_gpu_mb: onGpu ? onGpu.gpuBytes / 2 ** 20 : null,
+  estimate_host_mb: onGpu ? onGpu.hostBytes / 2 ** 20 + rssBeforeSession : null,
   host_device_bytes_per_step: transferred,
   state_on_device: stateOnDevice,
   loss,

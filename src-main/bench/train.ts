@@ -6,24 +6,33 @@
 import { parseCommand } from '../cli/args.js';
 import { fileURLToPath } from 'node:url';
 import { nodeArgsFor } from '../engine/runtime/worker.js';
-import { describePlan, estimateTrainingMemory, formatBytes, leanQloraPlan } from '../train/memory.js';
+import { describePlan, estimateDeviceMemory, estimateTrainingMemory, formatBytes, leanQloraPlan } from '../train/memory.js';
+import { COMPUTE_DTYPE_CHOICES, type ComputeDtypeChoice, maxWeightBytes, resolveComputeDtype } from '../train/precision.js';
+import type { ComputeDtype } from '../model/llama.js';
 import { PROVIDER_OPTIONS, PROVIDER_USAGE, chooseProvider, providerFlags } from '../cli/provider.js';
 import { PRESETS, type TrainPreset, presetConfig } from './train-presets.js';
 import { benchEnv, runJsonChild } from './timing.js';
 import type { Provider } from '../engine/runtime/session.js';
 
 export interface SideResult { tokens_per_s: number; step_s: number; peak_rss_mb: number; loss: number }
-export interface FinchResult extends SideResult { gflops: number; matmul_peak_gflops: number; estimate_mb: number; host_device_bytes_per_step: number; state_on_device: boolean }
+export interface FinchResult extends SideResult {
+  gflops: number; matmul_peak_gflops: number; estimate_mb: number; host_device_bytes_per_step: number; state_on_device: boolean;
+  /** On a GPU provider: the estimated GPU memory and the host memory beside it (train/memory.ts estimateDeviceMemory); null on the CPU. */
+  estimate_gpu_mb: number | null; estimate_host_mb: number | null;
+}
 
-const USAGE = `Usage: finch bench train [--preset small|tiny|llama3.2-1b|llama3-8b] [--threads N] [--steps N] [--seq N] [--4bit] [--no-peer] [--estimate] [--host-state] [--provider P] [--strict-provider] [--json]
+const USAGE = `Usage: finch bench train [--preset small|tiny|llama3.2-1b|llama3-8b] [--threads N] [--steps N] [--seq N] [--4bit] [--gradient-checkpointing] [--no-peer] [--estimate] [--host-state] [--provider P] [--strict-provider] [--compute-dtype D] [--json]
 
 Tokens/s of Finch's LoRA training step (forward, backward, AdamW: one session.run) against a
 PyTorch peer on the same model, batch and thread count, plus MFU: Finch's achieved GFLOP/s as a
 fraction of the MatMul peak measured in the same run.
   --estimate   print the estimated peak memory (QLoRA, gradient checkpointing) instead of running
   --seq N      tokens per sequence (default: the preset's)
+  --gradient-checkpointing  the trainer's memory-saving step (as finch train's flag): two-level
+               checkpointing in groups of about sqrt(layers), no ORT memory arena
   --host-state feed the LoRA parameters and AdamW moments from the host each step, as on the CPU,
                instead of keeping them on the device between steps (WebGPU)
+  --compute-dtype D   float32 (default) | float16 | auto: the frozen path's dtype on a GPU (finch train --help)
 ${PROVIDER_USAGE}
 (the PyTorch peer runs on the CPU)
 
@@ -34,8 +43,9 @@ PyTorch cannot hold an 8B float32 model here).`;
 export async function run(argv: string[]): Promise<number> {
   const parsed = parseCommand('bench train', argv, {
     preset: { type: 'string', default: 'small' }, threads: { type: 'string', default: '2' }, steps: { type: 'string', default: '5' },
-    '4bit': { type: 'boolean', default: false }, 'no-peer': { type: 'boolean', default: false }, estimate: { type: 'boolean', default: false },
-    json: { type: 'boolean', default: false }, seq: { type: 'string' }, 'host-state': { type: 'boolean', default: false }, ...PROVIDER_OPTIONS,
+    '4bit': { type: 'boolean', default: false }, 'gradient-checkpointing': { type: 'boolean', default: false }, 'no-peer': { type: 'boolean', default: false }, estimate: { type: 'boolean', default: false },
+    json: { type: 'boolean', default: false }, seq: { type: 'string' }, 'host-state': { type: 'boolean', default: false },
+    'compute-dtype': { type: 'string', default: 'float32' }, ...PROVIDER_OPTIONS,
   }, USAGE);
   if ('exit' in parsed) return parsed.exit;
   const { values } = parsed;
@@ -44,24 +54,32 @@ export async function run(argv: string[]): Promise<number> {
   const seq = values.seq === undefined ? named.seq : Number(values.seq);
   if (!Number.isInteger(seq) || seq < 2) { console.error(`finch bench train: --seq must be an integer >= 2, got "${values.seq}"`); return 2; }
   const preset = { ...named, seq };
+  const dtypeChoice = values['compute-dtype'] as ComputeDtypeChoice;
+  if (!COMPUTE_DTYPE_CHOICES.includes(dtypeChoice)) { console.error(`finch bench train: --compute-dtype must be one of ${COMPUTE_DTYPE_CHOICES.join(', ')}, got "${dtypeChoice}"`); return 2; }
   if (values.estimate) {
     const plan = leanQloraPlan(presetConfig(preset), preset.batch, preset.seq);
     const est = estimateTrainingMemory(presetConfig(preset), plan);
-    if (values.json) console.log(JSON.stringify({ preset: preset.name, plan, ...est }));
+    const onGpu = estimateDeviceMemory(presetConfig(preset), plan, dtypeChoice === 'float16' ? 'float16' : 'float32');
+    if (values.json) console.log(JSON.stringify({ preset: preset.name, plan, ...est, gpu: onGpu }));
     else {
       console.log(`Estimated peak memory, ${preset.name} QLoRA (${describePlan(plan)}):`);
       for (const [k, v] of Object.entries(est.parts)) console.log(`  ${k.padEnd(28)} ${formatBytes(v)}`);
       console.log(`  ${'total'.padEnd(28)} ${formatBytes(est.totalBytes)}`);
+      console.log(`On a GPU provider: ${formatBytes(onGpu.gpuBytes)} GPU memory + ${formatBytes(onGpu.hostBytes)} host memory`);
     }
     return 0;
   }
   const threads = Number(values.threads), steps = Number(values.steps);
   const device = await chooseProvider(providerFlags(values), values.json ? () => {} : undefined);
+  let computeDtype: ComputeDtype;
+  try { computeDtype = resolveComputeDtype(dtypeChoice, device).dtype; } catch (e) { console.error(`finch bench train: ${(e as Error).message}`); return 2; }
   const env = benchEnv(threads);
   const log = (s: string) => { if (!values.json) console.error(s); };
   if (preset.name === 'llama3-8b') return leanStep(preset, threads, steps, env, values.json, log);
   log(`finch: ${preset.name} preset, ${threads} threads, ${steps} steps...`);
-  const finch = await runFinchStep(preset, { threads, steps, quantize: values['4bit'], provider: device.provider, strict: device.strict, hostState: values['host-state'] }, env);
+  const finch = await runFinchStep(preset, {
+    threads, steps, quantize: values['4bit'], checkpointLayers: values['gradient-checkpointing'], provider: device.provider, strict: device.strict, hostState: values['host-state'], computeDtype, maxWeightBytes: maxWeightBytes(device),
+  }, env);
   let peer: SideResult | null = null;
   if (!values['no-peer']) {
     log('peer: PyTorch...');
@@ -72,7 +90,8 @@ export async function run(argv: string[]): Promise<number> {
     threads,
     finch: {
       tokens_per_s: finch.tokens_per_s, peak_rss_mb: finch.peak_rss_mb, step_s: finch.step_s, gflops: finch.gflops,
-      estimate_mb: finch.estimate_mb, provider: device.provider, adapter: device.adapter, host_device_bytes_per_step: finch.host_device_bytes_per_step,
+      estimate_mb: finch.estimate_mb, estimate_gpu_mb: finch.estimate_gpu_mb, estimate_host_mb: finch.estimate_host_mb, compute_dtype: computeDtype,
+      provider: device.provider, adapter: device.adapter, host_device_bytes_per_step: finch.host_device_bytes_per_step,
       state_on_device: finch.state_on_device,
     },
     peer: peer ? { tokens_per_s: peer.tokens_per_s, peak_rss_mb: peer.peak_rss_mb, step_s: peer.step_s } : null,
@@ -85,6 +104,7 @@ export async function run(argv: string[]): Promise<number> {
     console.log(`Finch   ${finch.tokens_per_s.toFixed(0)} tokens/s, ${finch.step_s.toFixed(3)} s/step, peak RSS ${finch.peak_rss_mb.toFixed(0)} MB (estimated ${finch.estimate_mb.toFixed(0)} MB), ${finch.gflops.toFixed(0)} GFLOP/s on ${device.provider}`);
     if (device.provider !== 'cpu') {
       console.log(`        ${(finch.host_device_bytes_per_step / 2 ** 10).toFixed(1)} KiB host<->device per step (LoRA state ${finch.state_on_device ? 'kept on the device' : 'fed from the host'})`);
+      console.log(`        estimated ${finch.estimate_gpu_mb!.toFixed(0)} MB GPU + ${finch.estimate_host_mb!.toFixed(0)} MB host memory (frozen path ${computeDtype})`);
     }
     if (peer) console.log(`PyTorch ${peer.tokens_per_s.toFixed(0)} tokens/s, ${peer.step_s.toFixed(3)} s/step, peak RSS ${peer.peak_rss_mb.toFixed(0)} MB`);
     if (result.ratio) console.log(`ratio   ${result.ratio.toFixed(2)}x`);
@@ -94,10 +114,13 @@ export async function run(argv: string[]): Promise<number> {
 }
 
 /** One measured Finch LoRA step of a preset (train-finch.ts) in a child process. */
-export async function runFinchStep(preset: TrainPreset, o: { threads: number; steps: number; quantize: boolean; provider: Provider; strict: boolean; hostState?: boolean }, env: NodeJS.ProcessEnv): Promise<FinchResult> {
+export async function runFinchStep(preset: TrainPreset,
+  o: { threads: number; steps: number; quantize: boolean; checkpointLayers?: boolean; provider: Provider; strict: boolean; hostState?: boolean; computeDtype?: ComputeDtype; maxWeightBytes?: number },
+  env: NodeJS.ProcessEnv): Promise<FinchResult> {
   const entry = new URL('./train-finch.ts', import.meta.url);
-  return runJsonChild<FinchResult>(process.execPath, [...nodeArgsFor(entry), fileURLToPath(entry),
-    JSON.stringify({ preset, threads: o.threads, steps: o.steps, warmup: 1, quantize: o.quantize, provider: o.provider, strict: o.strict, hostState: o.hostState ?? false })], env);
+  return runJsonChild<FinchResult>(process.execPath, ['--expose-gc', ...nodeArgsFor(entry), fileURLToPath(entry),
+    JSON.stringify({ preset, threads: o.threads, steps: o.steps, warmup: 1, quantize: o.quantize, checkpointLayers: o.checkpointLayers ?? false, provider: o.provider, strict: o.strict, hostState: o.hostState ?? false,
+      computeDtype: o.computeDtype, maxWeightBytes: o.maxWeightBytes !== undefined && Number.isFinite(o.maxWeightBytes) ? o.maxWeightBytes : undefined })], env);
 }
 
 /** The PyTorch peer's step on the same preset; `device` is a torch device ('cpu', 'cuda'; ROCm builds also call theirs 'cuda'). */

@@ -5,7 +5,8 @@
 import { Graph } from '../engine/graph/graph.js';
 import { sessionFromGraph } from '../engine/onnx/staged.js';
 import { type HostTensor, type Provider, Session, type SessionOptions } from '../engine/runtime/session.js';
-import { FrozenWeights, buildGeneration } from '../model/llama.js';
+import { type ComputeDtype, FrozenWeights, buildGeneration } from '../model/llama.js';
+import { WEBGPU_DEFAULT_BINDING_BYTES } from '../train/precision.js';
 import { type LoraSpec, loraParams } from '../model/lora.js';
 import type { TextTokenizer } from '../model/types.js';
 import { stagingDir } from '../store/paths.js';
@@ -24,6 +25,11 @@ export interface GeneratorOptions {
   threads?: number;
   /** Let ONNX Runtime repack constant weights at load (default: for 4-bit weights only). */
   prepackWeights?: boolean;
+  /**
+   * Frozen weights above this many bytes are split (model/llama.ts). Default on WebGPU: the spec's
+   * default binding limit (128 MiB), which every adapter allows.
+   */
+  maxWeightBytes?: number;
 }
 
 export interface GenerateRequest {
@@ -59,9 +65,10 @@ export interface GenerateResult {
  * output names the decode loop feeds back: logits [B, V] of the last position, present_k.N and
  * present_v.N [B, KV, P+T, hd].
  */
-export function generationGraph(fw: FrozenWeights, invFreq: Float64Array, maxPositions: number, lora: LoraSpec | null, batch: number): Graph {
+export function generationGraph(fw: FrozenWeights, invFreq: Float64Array, maxPositions: number, lora: LoraSpec | null, batch: number,
+  maxWeightBytes = Infinity, computeDtype: ComputeDtype = 'float32'): Graph {
   const g = new Graph('generate');
-  const gen = buildGeneration(g, fw, invFreq, maxPositions, lora, batch);
+  const gen = buildGeneration(g, fw, invFreq, maxPositions, lora, batch, { maxWeightBytes, computeDtype });
   g.output(gen.logits, 'logits');
   gen.presentK.forEach((t, l) => g.output(t, `present_k.${l}`));
   gen.presentV.forEach((t, l) => g.output(t, `present_v.${l}`));
@@ -107,6 +114,7 @@ export class Generator {
     readonly lora: LoraSpec | null,
     readonly maxPositions: number,
     private readonly options: SessionOptions,
+    private readonly maxWeightBytes: number,
   ) {}
 
   static async create(fw: FrozenWeights, invFreq: Float64Array, o: GeneratorOptions): Promise<Generator> {
@@ -119,13 +127,13 @@ export class Generator {
     fw.gatherRawRows = (o.provider ?? 'cpu') === 'cpu';
     return new Generator(fw, invFreq, o.lora ?? null, o.maxPositions, {
       provider: o.provider ?? 'cpu', threads: o.threads ?? 0, disableCpuFallback: o.strictProvider ?? false, prepackWeights: o.prepackWeights ?? fw.quantize,
-    });
+    }, o.maxWeightBytes ?? (o.provider === 'webgpu' ? WEBGPU_DEFAULT_BINDING_BYTES : Infinity));
   }
 
   private async sessionFor(batch: number): Promise<Session> {
     if (this.current?.batch !== batch) {
       await this.release();
-      const graph = generationGraph(this.fw, this.invFreq, this.maxPositions, this.lora, batch);
+      const graph = generationGraph(this.fw, this.invFreq, this.maxPositions, this.lora, batch, this.maxWeightBytes);
       this.current = { batch, session: await sessionFromGraph(graph, this.options, stagingDir()) };
     }
     return this.current!.session;

@@ -23,8 +23,9 @@ import { type Graph, type InitializerData, Tensor } from '../engine/graph/graph.
 import * as F from '../engine/graph/ops.js';
 import * as nn from '../engine/nn/layers.js';
 import { type LoraParam, type LoraSpec, type LoraTarget, loraParams, loraScale, modulePath, projectionShape } from './lora.js';
-import { DEFAULT_BLOCK, type Int4File, type Int4Weight, int4Columns, int4FileRows, int4Rows, quantizeInt4, readInt4File } from './quant.js';
+import { DEFAULT_BLOCK, type Int4File, type Int4Weight, int4BlockPadded, int4Blocks, int4Columns, int4FileRows, int4Rows, quantizeInt4, readInt4File } from './quant.js';
 import type { ModelConfig } from './types.js';
+import { f32ToF16Bits } from '../util/float16.js';
 
 /** Where frozen weights come from: HF tensor name -> float32 data (streamed from safetensors). */
 export type WeightSource = (name: string) => Float32Array;
@@ -158,6 +159,13 @@ export class FrozenWeights {
 
 const bytes = (a: Float32Array): Uint8Array => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
 
+/** float32 values as float16 bytes (round to nearest even). */
+function halfBytes(a: Float32Array): Uint8Array {
+  const h = new Uint16Array(a.length);
+  for (let i = 0; i < a.length; i++) h[i] = f32ToF16Bits(a[i]!);
+  return new Uint8Array(h.buffer);
+}
+
 /**
  * A piece of an [out, in] weight: output rows (axis 0) or input columns (axis 1) `sizes[index]`
  * wide, starting at the sum of the sizes before it. Chunked MLPs and vocabulary-chunked heads use
@@ -172,6 +180,33 @@ interface Part {
 const partStart = (p: Part): number => p.sizes.slice(0, p.index).reduce((a, b) => a + b, 0);
 const partName = (p: Part | null): string => (p ? `.${p.axis ? 'c' : 'r'}${p.index}` : '');
 
+/** The dtype frozen weights are stored and multiplied in on the device (see ScopeOptions). */
+export type ComputeDtype = 'float32' | 'float16';
+
+export interface ScopeOptions {
+  /**
+   * float16: frozen matrices (projections, embedding, lm_head, 4-bit scales) are float16
+   * initializers and each frozen product runs in float16: its input is cast down and its output
+   * cast back up. Norms, biases, RoPE, softmax, the loss, LoRA and everything the optimizer sees
+   * stay float32 (as mixed-precision peers keep norms and softmax in float32).
+   */
+  computeDtype?: ComputeDtype;
+  /**
+   * The largest buffer one frozen weight may occupy on the device (a WebGPU adapter's
+   * maxStorageBufferBindingSize, or maxBufferSize if smaller). Larger weights are split: a
+   * projection or lm_head by output rows (outputs concatenated), the embedding table by columns
+   * (gathers concatenated). Infinity = never split.
+   */
+  maxWeightBytes?: number;
+}
+
+/** Sizes of pieces of `total` rows, `rowBytes` each, every piece at most `limit` bytes (near-equal). */
+export function piecesUnder(total: number, rowBytes: number, limit: number): number[] {
+  const perPiece = Math.floor(limit / rowBytes);
+  if (perPiece < 1) throw new Error(`one row of ${rowBytes} bytes exceeds the device's buffer limit of ${limit} bytes`);
+  return pieces(total, Math.ceil(total / perPiece), 1);
+}
+
 /**
  * Per-graph view of the frozen weights: initializers are created on first use. `singleStorage`
  * (training graphs) keeps each 4-bit weight as one uint4 [N, K] initializer that the forward and
@@ -182,10 +217,39 @@ class WeightScope {
   private readonly cache = new Map<string, Tensor | F.NBitsWeight | Tensor[]>();
   /** Base weights as graph inputs, in first-use order (full-parameter training). */
   readonly inputs = new Map<string, Tensor>();
-  constructor(readonly g: Graph, readonly w: FrozenWeights, readonly trainable = false, readonly singleStorage = false) {}
+  /** The dtype of frozen matrices and their products (ScopeOptions.computeDtype). */
+  readonly dtype: ComputeDtype;
+  readonly maxWeightBytes: number;
+  constructor(readonly g: Graph, readonly w: FrozenWeights, readonly trainable = false, readonly singleStorage = false, o: ScopeOptions = {}) {
+    this.dtype = o.computeDtype ?? 'float32';
+    this.maxWeightBytes = o.maxWeightBytes ?? Infinity;
+    if (trainable && (this.dtype !== 'float32' || this.maxWeightBytes !== Infinity)) {
+      throw new Error('full-parameter training (trainBase) keeps its weights float32 and whole: computeDtype and maxWeightBytes apply to frozen weights only');
+    }
+  }
+
+  /** Host float32 values in the compute dtype's bytes. */
+  private stored(a: Float32Array): Uint8Array {
+    return this.dtype === 'float16' ? halfBytes(a) : bytes(a);
+  }
+
+  /** Bytes per element of a frozen float matrix, and of a dequantized 4-bit one. */
+  private get elementBytes(): number {
+    return this.dtype === 'float16' ? 2 : 4;
+  }
 
   float(name: string, shape: number[]): Tensor {
-    const hit = this.cache.get(name);
+    return this.tensor(name, shape, 'float32');
+  }
+
+  /** A frozen matrix (projection, embedding, lm_head) in the compute dtype. */
+  matrix(name: string, shape: number[]): Tensor {
+    return this.tensor(name, shape, this.dtype);
+  }
+
+  private tensor(name: string, shape: number[], dtype: ComputeDtype): Tensor {
+    const key = dtype === 'float32' ? name : `${name}#${dtype}`;
+    const hit = this.cache.get(key);
     if (hit) return hit as Tensor;
     let t: Tensor;
     if (this.trainable) {
@@ -195,15 +259,18 @@ class WeightScope {
       const w = this.w;
       const raw = w.streamFloats ? w.rawSlice?.(name) : null;
       if (raw) {
-        // The checkpoint's own bytes, cast to float32 in the graph (folded by ORT at load).
-        t = F.cast(this.rawInitializer(name, shape, raw), 'float32');
+        // The checkpoint's own bytes, cast in the graph (folded by ORT at load).
+        t = F.cast(this.rawInitializer(name, shape, raw), dtype);
       } else {
-        t = this.g.initializer(name, 'float32', shape, w.streamFloats
-          ? { kind: 'lazy', length: shape.reduce((a, d) => a * d, 4), read: () => bytes(w.read(name)) }
-          : { kind: 'inline', bytes: bytes(w.f(name)) });
+        const iname = dtype === 'float32' ? name : `${name}.${dtype}`;
+        const n = shape.reduce((a, d) => a * d, 1);
+        const conv = dtype === 'float16' ? halfBytes : bytes;
+        t = this.g.initializer(iname, dtype, shape, w.streamFloats
+          ? { kind: 'lazy', length: n * (dtype === 'float16' ? 2 : 4), read: () => conv(w.read(name)) }
+          : { kind: 'inline', bytes: conv(w.f(name)) });
       }
     }
-    this.cache.set(name, t);
+    this.cache.set(key, t);
     return t;
   }
 
@@ -214,18 +281,7 @@ class WeightScope {
     return this.g.initializers.get(iname)?.tensor ?? this.g.initializer(iname, raw.dtype, shape, { kind: 'file', path, offset, length });
   }
 
-  /**
-   * Rows of a frozen [rows, D] table (the embedding) by `ids` -> [...ids, D] float32. A table in
-   * the checkpoint's 16-bit dtype is gathered as it is and the rows cast after: ORT keeps the
-   * table mapped from the file instead of folding a float32 copy of it at load.
-   */
-  rows(name: string, shape: number[], ids: Tensor): Tensor {
-    const raw = !this.trainable && this.w.streamFloats && this.w.gatherRawRows ? this.w.rawSlice?.(name) : null;
-    if (!raw || raw.dtype === 'float32') return F.gather(this.float(name, shape), ids);
-    return F.cast(F.gather(this.rawInitializer(name, shape, raw), ids), 'float32');
-  }
-
-  /** A piece of a float [out, inp] weight (its own initializer; a Split of the input when trainable). */
+  /** A piece of a frozen [out, inp] matrix in the compute dtype (its own initializer; a Split of the input when trainable). */
   private floatPart(name: string, out: number, inp: number, part: Part): Tensor {
     if (this.trainable) {
       const key = `${name}/split${part.axis}:${part.sizes.join(',')}`;
@@ -239,14 +295,31 @@ class WeightScope {
     const pname = `${name}${partName(part)}`;
     const hit = this.cache.get(pname);
     if (hit) return hit as Tensor;
-    const full = this.w.f(name), start = partStart(part), size = part.sizes[part.index]!;
+    const start = partStart(part), size = part.sizes[part.index]!, dtype = this.dtype;
+    const iname = dtype === 'float32' ? pname : `${pname}.${dtype}`;
     let t: Tensor;
     if (part.axis === 0) {
-      t = this.g.initializer(pname, 'float32', [size, inp], { kind: 'inline', bytes: bytes(full.subarray(start * inp, (start + size) * inp)) });
+      // Row pieces are contiguous: a byte range of the checkpoint file when streaming.
+      const raw = this.w.streamFloats ? this.w.rawSlice?.(name) : null;
+      if (raw) {
+        const eb = raw.dtype === 'float32' ? 4 : 2;
+        const slice = { kind: 'file' as const, path: raw.path, offset: raw.offset + start * inp * eb, length: size * inp * eb };
+        t = F.cast(this.g.initializer(raw.dtype === 'float32' ? pname : `${pname}.${raw.dtype}`, raw.dtype, [size, inp], slice), dtype);
+      } else {
+        const rows = (full: Float32Array) => this.stored(full.subarray(start * inp, (start + size) * inp));
+        t = this.g.initializer(iname, dtype, [size, inp], this.w.streamFloats
+          ? { kind: 'lazy', length: size * inp * this.elementBytes, read: () => rows(this.w.read(name)) }
+          : { kind: 'inline', bytes: rows(this.w.f(name)) });
+      }
     } else {
-      const cols = new Float32Array(out * size);
-      for (let n = 0; n < out; n++) cols.set(full.subarray(n * inp + start, n * inp + start + size), n * size);
-      t = this.g.initializer(pname, 'float32', [out, size], { kind: 'inline', bytes: bytes(cols) });
+      const columns = (full: Float32Array) => {
+        const cols = new Float32Array(out * size);
+        for (let n = 0; n < out; n++) cols.set(full.subarray(n * inp + start, n * inp + start + size), n * size);
+        return this.stored(cols);
+      };
+      t = this.g.initializer(iname, dtype, [out, size], this.w.streamFloats
+        ? { kind: 'lazy', length: out * size * this.elementBytes, read: () => columns(this.w.read(name)) }
+        : { kind: 'inline', bytes: columns(this.w.f(name)) });
     }
     this.cache.set(pname, t);
     return t;
@@ -264,37 +337,49 @@ class WeightScope {
     // Its own cache slot: a tied head quantizes the same tensor the embedding uses in float.
     const hit = this.cache.get(`${key}#int4`);
     if (hit) return hit as F.NBitsWeight;
-    // Blocks in a file (whole weight or a row piece) are referenced in place; others are copied in.
+    // Blocks in a file (whole weight or a row piece) are referenced in place: ORT maps them, JS
+    // never holds them. They are float32 scales over whole blocks; other layouts are built in JS.
     const inFile = this.w.int4File(name);
-    let N: number, K: number, blockSize: number, packed: InitializerData, scales: InitializerData;
-    if (inFile && (!part || part.axis === 0)) {
+    let nb: F.NBitsWeight;
+    if (inFile && (!part || part.axis === 0) && this.dtype === 'float32' && inFile.K % inFile.blockSize === 0) {
       const f = part ? int4FileRows(inFile, partStart(part), part.sizes[part.index]!) : inFile;
-      ({ N, K, blockSize } = f);
-      packed = { kind: 'file', path: f.path, offset: f.packedOffset, length: (N * K) / 2 };
-      scales = { kind: 'file', path: f.path, offset: f.scalesOffset, length: ((N * K) / blockSize) * 4 };
-    } else {
-      let q = this.w.q(name, out, inp);
-      if (part) {
-        const start = partStart(part), size = part.sizes[part.index]!;
-        q = part.axis === 0 ? int4Rows(q, start, size) : int4Columns(q, start, size);
-      }
-      ({ N, K, blockSize } = q);
-      packed = { kind: 'inline', bytes: q.packed };
-      scales = { kind: 'inline', bytes: bytes(q.scales) };
+      const { N, K, blockSize } = f, blocks = K / blockSize;
+      const packed: InitializerData = { kind: 'file', path: f.path, offset: f.packedOffset, length: (N * K) / 2 };
+      const scales: InitializerData = { kind: 'file', path: f.path, offset: f.scalesOffset, length: N * blocks * 4 };
+      nb = this.singleStorage
+        ? {
+            packed: this.g.initializer(`${key}.int4`, 'uint4', [N, K], packed),
+            scales: this.g.initializer(`${key}.scales`, 'float32', [N, blocks], scales),
+            zeroPoints: this.zeroPoint(N, blocks),
+            K, N, blockSize,
+          }
+        : {
+            packed: this.g.initializer(`${key}.q4`, 'uint8', [N, blocks, blockSize / 2], packed),
+            scales: this.g.initializer(`${key}.scales`, 'float32', [N * blocks], scales),
+            zeroPoints: null,
+            K, N, blockSize,
+          };
+      this.cache.set(`${key}#int4`, nb);
+      return nb;
     }
-    const blocks = K / blockSize;
-    const nb: F.NBitsWeight = this.singleStorage
+    let q = this.w.q(name, out, inp);
+    if (part) {
+      const start = partStart(part), size = part.sizes[part.index]!;
+      q = part.axis === 0 ? int4Rows(q, start, size) : int4Columns(q, start, size);
+    }
+    const N = q.N, K = q.K, blocks = int4Blocks(K, q.blockSize);
+    nb = this.singleStorage
       ? {
-          packed: this.g.initializer(`${key}.int4`, 'uint4', [N, K], packed),
-          scales: this.g.initializer(`${key}.scales`, 'float32', [N, blocks], scales),
+          packed: this.g.initializer(`${key}.int4`, 'uint4', [N, K], { kind: 'inline', bytes: q.packed }),
+          scales: this.g.initializer(`${key}.scales`, this.dtype, [N, blocks], { kind: 'inline', bytes: this.stored(q.scales) }),
           zeroPoints: this.zeroPoint(N, blocks),
-          K, N, blockSize,
+          K, N, blockSize: q.blockSize,
         }
       : {
-          packed: this.g.initializer(`${key}.q4`, 'uint8', [N, blocks, blockSize / 2], packed),
-          scales: this.g.initializer(`${key}.scales`, 'float32', [N * blocks], scales),
+          packed: this.g.initializer(`${key}.q4`, 'uint8', [N, blocks, q.blockSize / 2], { kind: 'inline', bytes: int4BlockPadded(q) }),
+          scales: this.g.initializer(`${key}.scales`, this.dtype, [N * blocks], { kind: 'inline', bytes: this.stored(q.scales) }),
           zeroPoints: null,
-          K, N, blockSize,
+          K, N, blockSize: q.blockSize,
         };
     this.cache.set(`${key}#int4`, nb);
     return nb;
@@ -302,7 +387,8 @@ class WeightScope {
 
   /**
    * y = x @ W^T (+ bias) for an HF [out, in] weight, float or 4-bit, or for a piece of it.
-   * x: [rows, in] (or [rows, piece] for a column piece) -> [rows, out] (or [rows, piece]).
+   * x: [rows, in] (or [rows, piece] for a column piece) -> [rows, out] (or [rows, piece]), float32.
+   * A whole weight over maxWeightBytes is computed in row pieces whose outputs are concatenated.
    */
   linear(x: Tensor, name: string, out: number, inp: number, bias: string | null, part: Part | null = null): Tensor {
     let b = bias ? this.float(bias, [out]) : null;
@@ -310,12 +396,52 @@ class WeightScope {
       if (part.axis === 1) throw new Error(`${name}: a bias belongs to the sum of column pieces, not to one piece`);
       b = F.split(b, part.sizes, 0)[part.index]!;
     }
-    if (this.w.quantize && !this.trainable) {
-      const y = F.matMulNBits(x, this.nbits(name, out, inp, part));
+    const n = part?.axis === 0 ? part.sizes[part.index]! : out, k = part?.axis === 1 ? part.sizes[part.index]! : inp;
+    if (n * k * this.elementBytes > this.maxWeightBytes) {
+      if (part) throw new Error(`${name}: piece [${n}, ${k}] exceeds the device's buffer limit of ${this.maxWeightBytes} bytes (chunkPlan should have cut it smaller)`);
+      const sizes = piecesUnder(out, inp * this.elementBytes, this.maxWeightBytes);
+      const y = F.concat(sizes.map((_, index) => this.product(x, name, out, inp, null, { axis: 0, sizes, index })), 1); // [rows, out]
       return b ? F.add(y, b) : y;
     }
-    const w = part ? this.floatPart(name, out, inp, part) : this.float(name, [out, inp]);
-    return F.gemm(x, w, b, { transB: true });
+    return this.product(x, name, out, inp, b, part);
+  }
+
+  /** One frozen product: Gemm / MatMulNBits in the compute dtype, float32 in and out. */
+  private product(x: Tensor, name: string, out: number, inp: number, b: Tensor | null, part: Part | null): Tensor {
+    const half = this.dtype !== 'float32';
+    const xc = half ? F.cast(x, this.dtype) : x; // [rows, in]
+    let y: Tensor;
+    if (this.w.quantize && !this.trainable) {
+      y = F.matMulNBits(xc, this.nbits(name, out, inp, part));
+    } else {
+      const w = part ? this.floatPart(name, out, inp, part) : this.matrix(name, [out, inp]);
+      if (!half) return F.gemm(x, w, b, { transB: true }); // the bias rides in Gemm's C
+      y = F.gemm(xc, w, null, { transB: true });
+    }
+    if (half) y = F.cast(y, 'float32');
+    return b ? F.add(y, b) : y;
+  }
+
+  /**
+   * Embedding rows for ids [B, T] (int64): [B, T, D] float32. A table over maxWeightBytes is
+   * stored in column pieces gathered with the same ids and concatenated: no index arithmetic,
+   * which on int64 ids would run on the CPU under WebGPU.
+   */
+  embedding(ids: Tensor): Tensor {
+    const name = 'model.embed_tokens.weight', V = this.w.cfg.vocabSize, D = this.w.cfg.hiddenSize;
+    let e: Tensor;
+    // On the CPU a 16-bit table is gathered as the checkpoint stores it and only the rows are cast:
+    // ORT keeps the table mapped instead of folding a float32 copy of it at load (FrozenWeights.gatherRawRows).
+    const raw = !this.trainable && this.w.streamFloats && this.w.gatherRawRows ? this.w.rawSlice?.(name) : null;
+    if (raw && raw.dtype !== 'float32' && V * D * 2 <= this.maxWeightBytes) {
+      e = F.gather(this.rawInitializer(name, [V, D], raw), ids);
+    } else if (V * D * this.elementBytes <= this.maxWeightBytes) {
+      e = F.gather(this.matrix(name, [V, D]), ids);
+    } else {
+      const sizes = piecesUnder(D, V * this.elementBytes, this.maxWeightBytes);
+      e = F.concat(sizes.map((_, index) => F.gather(this.floatPart(name, V, D, { axis: 1, sizes, index }), ids)), -1);
+    }
+    return F.cast(e, 'float32'); // [B, T, D]
   }
 }
 
@@ -349,7 +475,7 @@ function pieces(total: number, n: number, align: number): number[] {
  * The chunking a training graph of this shape uses (train/memory.ts prices exactly this). A tensor
  * at most twice `chunkBytes` stays whole; a larger one is cut into pieces of about `chunkBytes`.
  */
-export function chunkPlan(cfg: ModelConfig, batch: number, seq: number, blockSize: number, chunkBytes = CHUNK_BYTES): ChunkPlan {
+export function chunkPlan(cfg: ModelConfig, batch: number, seq: number, blockSize: number, chunkBytes = CHUNK_BYTES, maxWeightBytes = Infinity): ChunkPlan {
   const H = cfg.numHeads, G = H / cfg.numKvHeads, rows = batch * seq;
   const perHead = batch * seq * seq * 4; // one head's [B, T, T] scores
   let attentionHeads = H;
@@ -362,11 +488,19 @@ export function chunkPlan(cfg: ModelConfig, batch: number, seq: number, blockSiz
   // [w, D] weight: the larger of the two sets its size.
   const span = Math.max(rows, cfg.hiddenSize) * 4;
   const mlpBytes = span * cfg.intermediateSize;
-  const mlpSizes = mlpBytes > 2 * chunkBytes
+  let mlpSizes = mlpBytes > 2 * chunkBytes
     ? pieces(cfg.intermediateSize, Math.ceil(mlpBytes / chunkBytes), blockSize) // column pieces of down_proj stay block-aligned
     : [cfg.intermediateSize];
   const logitBytes = span * cfg.vocabSize;
-  const vocabSizes = logitBytes > 2 * chunkBytes ? pieces(cfg.vocabSize, Math.ceil(logitBytes / chunkBytes), 1) : [cfg.vocabSize];
+  let vocabSizes = logitBytes > 2 * chunkBytes ? pieces(cfg.vocabSize, Math.ceil(logitBytes / chunkBytes), 1) : [cfg.vocabSize];
+  // A device buffer limit: each piece's float32 weight ([w, D] rows of gate/up/lm_head, [D, w]
+  // columns of down) must fit, dequantized 4-bit weights included.
+  const rowBytes = cfg.hiddenSize * 4;
+  for (let n = mlpSizes.length; Math.max(...mlpSizes) * rowBytes > maxWeightBytes; n++) {
+    if (blockSize * rowBytes > maxWeightBytes) throw new Error(`chunkPlan: ${blockSize} rows of ${rowBytes} bytes exceed the device's buffer limit of ${maxWeightBytes} bytes`);
+    mlpSizes = pieces(cfg.intermediateSize, n + 1, blockSize);
+  }
+  if (Math.max(...vocabSizes) * rowBytes > maxWeightBytes) vocabSizes = piecesUnder(cfg.vocabSize, rowBytes, maxWeightBytes);
   return { attentionHeads, mlpSizes, vocabSizes };
 }
 
@@ -606,7 +740,7 @@ function trunk(c: LayerContext, inp: ForwardInputs, invFreq: Float64Array, maxPo
   c.sin = F.unsqueeze(F.gather(sinT, inp.positions), [1]);
   c.bias = inp.bias;
   // Gather [B, T] ids, then reshape the float rows: reshaping the int64 ids would run on the CPU.
-  let h = inp.embeds ?? F.reshape(ws.rows('model.embed_tokens.weight', [cfg.vocabSize, D], inp.ids), [rowsOf(c), D]); // [rows, D]
+  let h = inp.embeds ?? F.reshape(ws.embedding(inp.ids), [rowsOf(c), D]); // [rows, D]
   const layer = (l: number) => {
     const run = () => g.scope(`layers.${l}`, () => decoderLayer(c, h, l));
     h = checkpoint ? g.checkpoint(`layers.${l}`, run) : run();
@@ -672,6 +806,10 @@ export interface TrainGraphOptions {
   hostEmbeddings?: boolean;
   /** Chunk size for attention scores, MLP intermediates and logits (default CHUNK_BYTES). */
   chunkBytes?: number;
+  /** float16: frozen weights and their products in float16, the rest float32 (ScopeOptions). */
+  computeDtype?: ComputeDtype;
+  /** The device's largest buffer: frozen weights are split to fit (ScopeOptions; MLP and vocabulary pieces via chunkPlan). */
+  maxWeightBytes?: number;
 }
 
 export interface TrainGraph {
@@ -712,8 +850,8 @@ export function buildTrainForward(g: Graph, fw: FrozenWeights, invFreq: Float64A
   const nModules = o.lora ? cfg.numLayers * o.lora.targets.length : 0;
   const useDropout = (o.dropout ?? true) && !!o.lora && o.lora.dropout > 0;
   const seeds = useDropout ? g.input('dropout_seeds', 'float32', [nModules]) : null;
-  const ws = new WeightScope(g, fw, !!o.trainBase, true);
-  const chunks = chunkPlan(cfg, B, T, fw.blockSize, o.chunkBytes);
+  const ws = new WeightScope(g, fw, !!o.trainBase, true, { computeDtype: o.computeDtype, maxWeightBytes: o.maxWeightBytes });
+  const chunks = chunkPlan(cfg, B, T, fw.blockSize, o.chunkBytes, o.maxWeightBytes);
   if (o.lossChunks && o.lossChunks > 1) chunks.vocabSizes = [cfg.vocabSize];
   const c: LayerContext = {
     cfg, ws, B, T,
@@ -762,7 +900,7 @@ export interface GenerationGraph {
  * Outputs the last position's logits and the present caches. The batch B is fixed (so every
  * reshape has a constant shape); T (prefill or one decoded token) and P vary per run.
  */
-export function buildGeneration(g: Graph, fw: FrozenWeights, invFreq: Float64Array, maxPositions: number, lora: LoraSpec | null, batch: number): GenerationGraph {
+export function buildGeneration(g: Graph, fw: FrozenWeights, invFreq: Float64Array, maxPositions: number, lora: LoraSpec | null, batch: number, device: ScopeOptions = {}): GenerationGraph {
   const { cfg } = fw;
   const B = batch, T = 'seq', P = 'past';
   const ids = g.input('input_ids', 'int64', [B, T]);
@@ -785,7 +923,7 @@ export function buildGeneration(g: Graph, fw: FrozenWeights, invFreq: Float64Arr
     loraCtx = { spec: lora, inputs, scale, dropoutSeeds: null };
   }
   const whole: ChunkPlan = { attentionHeads: cfg.numHeads, mlpSizes: [cfg.intermediateSize], vocabSizes: [cfg.vocabSize] };
-  const c: LayerContext = { cfg, ws: new WeightScope(g, fw), B, T, lora: loraCtx, cos: ids, sin: ids, bias, cache, moduleIndex: 0, chunks: whole };
+  const c: LayerContext = { cfg, ws: new WeightScope(g, fw, false, false, device), B, T, lora: loraCtx, cos: ids, sin: ids, bias, cache, moduleIndex: 0, chunks: whole };
   const h = trunk(c, { ids, embeds: null, positions, bias }, invFreq, maxPositions, 0); // [rows, D]
   // Only the last position's logits are needed: gather row t = T-1 of each sequence.
   const last = F.reshape(F.slice(toBT(c, h, [cfg.hiddenSize]), [-1], [Number.MAX_SAFE_INTEGER], [1]), [B, cfg.hiddenSize]);

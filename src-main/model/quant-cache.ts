@@ -15,7 +15,7 @@
 // back), and reports progress per weight.
 
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, rmSync, statSync, utimesSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { isMainThread, parentPort, workerData } from 'node:worker_threads';
@@ -23,7 +23,7 @@ import { startWorker } from '../engine/runtime/worker.js';
 import { quantCacheDir } from '../store/paths.js';
 import { LORA_TARGETS, modulePath, projectionShape } from './lora.js';
 import type { FrozenWeights } from './llama.js';
-import { type Int4File, type Int4Weight, quantizeInt4 } from './quant.js';
+import { type Int4File, type Int4Weight, int4Blocks, quantizeInt4 } from './quant.js';
 import { Checkpoint, SafetensorsError, type TensorToWrite, writeSafetensors } from './safetensors.js';
 import type { ModelConfig } from './types.js';
 
@@ -87,7 +87,7 @@ export async function prepareInt4(checkpoint: string, cfg: ModelConfig, weights:
   const jobs = quantizedWeights(cfg);
   const blockSize = weights.blockSize;
   for (const j of jobs) {
-    if (j.K % blockSize) throw new Error(`${j.name}: in_features ${j.K} is not a multiple of the 4-bit block size ${blockSize}`);
+    if (j.K % 2) throw new Error(`${j.name}: in_features ${j.K} is odd; 4-bit weights need an even width`);
   }
   const ckpt = Checkpoint.open(checkpoint);
   const key = quantCacheKey(ckpt, blockSize);
@@ -96,6 +96,7 @@ export async function prepareInt4(checkpoint: string, cfg: ModelConfig, weights:
   const file = join(quantCacheDir(), `${key}.safetensors`);
   if (useCache && existsSync(file)) {
     try {
+      utimesSync(file, new Date(), new Date()); // the entry's modification time says when it was last used
       const loaded = readEntry(file, key, jobs, blockSize);
       for (const [name, f] of loaded) weights.provideInt4File(name, f);
       o.onProgress?.(jobs.length, jobs.length);
@@ -114,7 +115,7 @@ export async function prepareInt4(checkpoint: string, cfg: ModelConfig, weights:
   for (const j of jobs) {
     const w = blocks.get(j.name)!;
     tensors.push({ name: `${j.name}.q4`, dtype: 'U8', shape: [j.N, j.K / 2], data: () => w.packed });
-    tensors.push({ name: `${j.name}.scales`, dtype: 'F32', shape: [j.N, j.K / blockSize], data: () => w.scales });
+    tensors.push({ name: `${j.name}.scales`, dtype: 'F32', shape: [j.N, int4Blocks(j.K, blockSize)], data: () => w.scales });
   }
   writeSafetensors(file, tensors, { finch_int4: String(FORMAT), key, block_size: String(blockSize), checkpoint, created: new Date().toISOString() }, { align: ENTRY_ALIGN });
   blocks.clear(); // from here on the entry holds them
@@ -131,7 +132,7 @@ function readEntry(file: string, key: string, jobs: readonly QuantJob[], blockSi
     for (const j of jobs) {
       const q = c.info(`${j.name}.q4`), s = c.info(`${j.name}.scales`);
       if (q.begin % ENTRY_ALIGN || s.begin % ENTRY_ALIGN) throw new SafetensorsError(`${j.name} is not aligned to ${ENTRY_ALIGN} bytes`);
-      if (q.dtype !== 'U8' || q.shape.join() !== `${j.N},${j.K / 2}` || s.dtype !== 'F32' || s.shape.join() !== `${j.N},${j.K / blockSize}`) {
+      if (q.dtype !== 'U8' || q.shape.join() !== `${j.N},${j.K / 2}` || s.dtype !== 'F32' || s.shape.join() !== `${j.N},${int4Blocks(j.K, blockSize)}`) {
         throw new SafetensorsError(`${j.name} has the wrong shape`);
       }
       out.set(j.name, { N: j.N, K: j.K, blockSize, path: file, packedOffset: q.begin, scalesOffset: s.begin });

@@ -28,6 +28,7 @@ import { forkJob, type SamplePrompts, type SpawnJob } from './jobs.js';
 import { Library, emptyDestination, removeFilesUnder } from './library.js';
 import { RunManager } from './runs.js';
 import { appInfo, autoProvider, estimateMemory } from './system.js';
+import { WeightCache } from './weight-cache.js';
 
 export interface ServicesOptions {
   /** Default: FINCH_HOME/finch.db. */
@@ -61,6 +62,7 @@ export function createServices(o: ServicesOptions = {}): Services {
   const spawnJob = o.spawnJob ?? forkJob;
   const library = new Library(store);
   const generation = new GenerationService(bus, spawnJob);
+  const weightCache = new WeightCache(store);
 
   const hfToken = () => store.setting<string>('hfToken') ?? process.env.HF_TOKEN ?? undefined;
   const settingsView = (): SettingsView => ({
@@ -257,6 +259,18 @@ export function createServices(o: ServicesOptions = {}): Services {
       return c;
     },
     listComparisons: async (filter) => store.listComparisons().filter((c) => !filter.runId || [c.left, c.right].some((s) => s.kind === 'run' && s.runId === filter.runId)),
+
+    listWeightCache: async () => weightCache.list(),
+    removeWeightCacheEntry: async (id) => {
+      const view = weightCache.remove(id);
+      bus.emit({ type: 'library-changed', what: 'weight-cache' });
+      return view;
+    },
+    clearWeightCache: async () => {
+      const view = weightCache.clear();
+      bus.emit({ type: 'library-changed', what: 'weight-cache' });
+      return view;
+    },
     // Native dialogs belong to the desktop shell (o.pickPath); browser mode types paths.
     pickPath: o.pickPath ?? (async () => null),
   };

@@ -2,11 +2,13 @@
 // keeps one model loaded and answers generate / batch-compare requests. It talks to its parent
 // only through process messages; everything it sends is plain data.
 
+import { isMainThread } from 'node:worker_threads';
 import { encodeGenerationPrompt, type TemplateChoice } from '../data/template.js';
 import { Generator } from '../infer/generate.js';
 import { loadPeftAdapter, type PeftAdapter } from '../model/adapter.js';
 import { loadModel, type LoadedModel } from '../model/load.js';
 import type { LoraSpec } from '../model/lora.js';
+import { prepareInt4 } from '../model/quant-cache.js';
 import { evaluateExactMatch, readQa, type Adapter } from '../train/evaluate.js';
 import type { TrainControl } from '../train/trainer.js';
 import type { FromJob, GenRow, SamplePrompts, ToJob, TrainPayload } from './jobs.js';
@@ -33,6 +35,7 @@ async function runTraining(p: TrainPayload, control: TrainControl): Promise<void
   const cfg = p.config;
   // One loaded model serves the trainer and the sample answers (made from the checkpoint written
   // at an evaluation step). QLoRA reads embedding rows from disk unless samples need the table.
+  const started = performance.now();
   const model = loadModel(cfg.model, { quantize: cfg.quantize, blockSize: cfg.blockSize, rowReads: cfg.quantize && !p.samples });
   let pending = Promise.resolve();
   const evalSteps = new Set<number>();
@@ -50,6 +53,11 @@ async function runTraining(p: TrainPayload, control: TrainControl): Promise<void
     });
   };
   try {
+    // QLoRA: the 4-bit blocks from FINCH_HOME's weight cache, or quantized on every core and kept there.
+    const int4 = cfg.quantize
+      ? await prepareInt4(model.dir, model.config, model.weights, { onMessage: (message) => send({ type: 'train', event: { event: 'note', message } }) })
+      : null;
+    const loaded = { loadS: (performance.now() - started) / 1000, int4Source: int4?.source ?? null };
     await trainModel(model, cfg, (event) => {
       send({ type: 'train', event });
       if (!p.samples) return;
@@ -57,7 +65,7 @@ async function runTraining(p: TrainPayload, control: TrainControl): Promise<void
       if (event.event === 'eval') evalSteps.add(event.step);
       // At an evaluation, and at the end of a run without a validation split: answer with that checkpoint.
       if (event.event === 'checkpoint' && (evalSteps.has(event.step) || event.step === totalSteps)) answer(event.step, event.path, p.samples);
-    }, control);
+    }, control, loaded);
     await pending;
   } finally {
     model.close();
@@ -184,7 +192,9 @@ class Engine {
 
 // ---- the message loop ----------------------------------------------------------------------------
 
-if (parentPort || process.send) {
+// Only the process's main thread: bundled into one file (the desktop app's job-host.js), this file
+// is also what the 4-bit quantization workers load, and they must not answer the parent.
+if (isMainThread && (parentPort || process.send)) {
   const control: TrainControl = { paused: false, cancelled: false };
   const engine = new Engine();
   let queue = Promise.resolve(); // generation requests run one at a time

@@ -33,7 +33,7 @@ export function toTrainConfig(c: RunConfig, model: string, data: string, out: st
     warmupSteps: c.warmupSteps, epochs: c.epochs, maxSteps: c.maxSteps, batch: c.batch, gradAccum: c.gradAccum,
     weightDecay: c.weightDecay, maxGradNorm: c.maxGradNorm, evalEvery: c.evalEvery, checkpointEvery: c.checkpointEvery,
     keepCheckpoints: c.keepCheckpoints, seed: c.seed, threads: c.threads, provider, strictProvider: c.strictProvider ?? false, checkpointLayers: c.checkpointLayers,
-    blockSize: c.blockSize, onBadRow: 'fail',
+    blockSize: c.blockSize, computeDtype: c.computeDtype ?? 'float32', onBadRow: 'fail',
   };
 }
 
@@ -250,6 +250,17 @@ export class RunManager {
         this.store.addCheckpoint(id, e.step, e.path);
         this.refreshCheckpoints(this.run(id));
         this.emit({ type: 'run-checkpoint', runId: id, step: e.step, path: e.path });
+        break;
+      case 'ready': {
+        const s = (x: number) => `${x.toFixed(1)} s`;
+        const int4 = e.int4_source === 'cache' ? ' (4-bit weights from the cache)' : e.int4_source === 'quantized' ? ' (4-bit weights quantized and cached)' : '';
+        this.log(id, 'info', `ready after ${s(e.total_s)}: loading ${s(e.load_s)}${int4}, data ${s(e.data_s)}, graphs ${s(e.graph_s)}, sessions ${s(e.session_s)}`);
+        // A cold 4-bit load has just written a weight cache entry.
+        if (e.int4_source === 'quantized') this.bus.emit({ type: 'library-changed', what: 'weight-cache' });
+        break;
+      }
+      case 'note':
+        this.log(id, 'warn', e.message);
         break;
       case 'paused':
         this.log(id, 'info', `paused at step ${e.step}`);

@@ -8,7 +8,7 @@ import { dirname, join } from 'node:path';
 import { PROVIDER_NAMES, type AppInfo, type MemoryEstimateResult, type ProviderInfo, type ProviderName, type RunConfig } from '../../src-shared/api.js';
 import { availableProviders } from '../engine/runtime/session.js';
 import { loadModelConfig } from '../model/config.js';
-import { estimateTrainingMemory, formatBytes, type MemoryPlan } from '../train/memory.js';
+import { estimateDeviceMemory, estimateTrainingMemory, formatBytes, type MemoryPlan } from '../train/memory.js';
 
 
 /** CUDA is listed by onnxruntime-node on Linux x64 even when its provider libraries were never downloaded. */
@@ -83,7 +83,8 @@ export function estimateMemory(modelPath: string, c: RunConfig): MemoryEstimateR
     .sort((a, b) => a.hostBytes - b.hostBytes)
     .map((s) => ({ ...s, text: `${s.text}: ${formatBytes(s.hostBytes)}` }));
   return {
-    hostBytes: est.totalBytes, parts: est.parts, gpuBytes: provider === 'cpu' ? null : est.totalBytes,
+    hostBytes: est.totalBytes, parts: est.parts,
+    gpuBytes: provider === 'cpu' ? null : estimateDeviceMemory(cfg, plan(c, cfg.numLayers), c.computeDtype === 'float16' ? 'float16' : 'float32').gpuBytes,
     availableHostBytes: available, totalHostBytes: total, availableGpuBytes: null, verdict, provider, suggestions,
   };
 }

@@ -41,8 +41,10 @@ const F32 = 4;
 
 /**
  * ONNX Runtime's own memory: graph, kernels, plan and per-run state per written node, and a fixed
- * part (thread pools, MLAS). Fitted with the activation model below to the peak RSS of 7 measured
- * steps (scaled Llama, 512-2048 tokens, 3k-24k nodes; within -8%..+17%, test/train/memory.test.ts).
+ * part (thread pools, MLAS). Fitted to the peak RSS of measured steps (scaled Llama, 512-2048
+ * tokens, 3k-24k nodes); with the activation model below the totals are within -8%..+10% of
+ * `finch bench train` on the tiny and small presets (float or 4-bit, checkpointed or not) and
+ * -11%..+6% of the step in test/train/memory.test.ts.
  */
 export const ORT_BYTES_PER_NODE = 3.5 * 1024;
 export const ORT_FIXED_BYTES = 40 * 2 ** 20;
@@ -90,28 +92,37 @@ export function estimateTrainingMemory(cfg: ModelConfig, p: MemoryPlan): MemoryE
 
   // Activations. ONNX Runtime's allocation plan hands a freed buffer to the next tensor of the same
   // byte size, so buffers are held per size class at that class's own peak count (traced on the
-  // graph, test/train/memory.test.ts): [rows, D] tensors (kept layer inputs plus ~8 of one layer's
-  // backward), 6 per MLP piece width (gate, sigmoid, SiLU, up and their gradients), 4 attention
-  // chunk scores and 4 logits pieces (values, exponentials, gradients), and each dequantized weight
-  // shape once. Checkpointing keeps each segment's input until its backward: L of them, or with
-  // groups of g the L/g outer ones plus the g inner ones of the group in its backward.
+  // written graph by simulating that plan, test/train/memory.test.ts). Checkpointing keeps each
+  // segment's input until its backward: L of them, or with groups of g the L/g outer ones plus the
+  // g inner ones of the group in its backward; the backward of one layer then holds ~8 [rows, D]
+  // tensors, 5 [rows, kv] ones, 7 per MLP piece width (gate, sigmoid, SiLU, up and gradients) and
+  // 3 attention score chunks. Without checkpointing each layer keeps 6 [rows, D], 2 [rows, kv] and
+  // 5 [rows, piece] tensors and its unchunked attention probabilities (a chunked attention
+  // recomputes its scores in the backward) for the backward, plus one layer's working set on top.
+  // The loss holds 4 logits pieces (values, exponentials, gradients).
   const TD = rows * D * F32;
   const g = p.checkpointLayers ? Math.max(1, p.checkpointGroup ?? 1) : 0;
   const keptInputs = g === 0 ? 0 : g === 1 ? L : Math.ceil(L / g) + g - 1;
+  const attentionChunks = H / ch.attentionHeads;
   const classes = new Map<number, number>();
   const hold = (bytes: number, count: number) => { if (bytes > 0) classes.set(bytes, (classes.get(bytes) ?? 0) + count); };
   // The loss phase (outer inputs, the last layer's output and the final norm's 3) comes before
   // the layers' backward (all kept inputs and 8 of the layer's own).
   const outer = g <= 1 ? L : Math.ceil(L / g);
-  hold(TD, g === 0 ? L * 12 + 3 : Math.max(keptInputs + 8, outer + 4));
-  hold(rows * kvDim * F32, 4);
-  for (const w of new Set(ch.mlpSizes)) hold(rows * w * F32, (g === 0 ? L : 1) * 6);
-  hold(B * ch.attentionHeads * T * T * F32, (g === 0 ? L : 1) * 4);
+  hold(TD, g === 0 ? L * 6 + 4 : Math.max(keptInputs + 8, outer + 4));
+  hold(rows * kvDim * F32, g === 0 ? L * 2 + 3 : 5);
+  for (const w of new Set(ch.mlpSizes)) hold(rows * w * F32, g === 0 ? L * 5 + 2 : 7);
+  hold(B * ch.attentionHeads * T * T * F32, g === 0 && attentionChunks === 1 ? L + 2 : 3);
   for (const w of new Set(ch.vocabSizes)) hold(rows * w * F32, 4);
+  // 4-bit: each dequantized weight shape once, in a buffer of its own size unless an activation
+  // class of the same byte size is free for it then (the larger count of the two is held).
   if (p.quantize) {
-    for (const [n, k] of [[qDim, D], [kvDim, D]]) hold(n! * k! * F32, 1);
-    for (const w of new Set(ch.mlpSizes)) hold(w * D * F32, 2); // a gate/up row piece and a down column piece
-    for (const w of new Set(ch.vocabSizes)) hold(w * D * F32, 1);
+    const weights = new Map<number, number>();
+    const weight = (bytes: number, count: number) => weights.set(bytes, (weights.get(bytes) ?? 0) + count);
+    for (const [n, k] of [[qDim, D], [kvDim, D]]) weight(n! * k! * F32, 1);
+    for (const w of new Set(ch.mlpSizes)) weight(w * D * F32, 2); // a gate/up row piece and a down column piece
+    for (const w of new Set(ch.vocabSizes)) weight(w * D * F32, 1);
+    for (const [bytes, count] of weights) classes.set(bytes, Math.max(classes.get(bytes) ?? 0, count));
   }
   const activations = [...classes].reduce((s, [bytes, count]) => s + bytes * count, 0);
   const kept = keptInputs * TD;
@@ -162,4 +173,58 @@ export function describePlan(p: MemoryPlan): string {
     `LoRA r=${p.rank} on ${p.targets} projections`, `batch ${p.batch} x ${p.seq}`, ck,
     p.hostEmbeddings ? 'embeddings gathered on the host' : 'embeddings in the graph',
   ].join(', ');
+}
+
+/** Device and host memory of a step on a GPU provider (estimateDeviceMemory). */
+export interface DeviceMemoryEstimate {
+  /** Buffers on the GPU: frozen weights (in the compute dtype), graph inputs, LoRA + AdamW state, activations. */
+  gpuBytes: number;
+  gpuParts: Record<string, number>;
+  /** Host memory besides the GPU's: ONNX Runtime's session (graph, kernels, plan) and the LoRA state the trainer feeds and fetches. */
+  hostBytes: number;
+  hostParts: Record<string, number>;
+}
+
+/**
+ * The same step (estimateTrainingMemory) on a GPU provider (WebGPU, CUDA, DirectML): every graph
+ * tensor lives in GPU memory; the host keeps ONNX Runtime's session and the trainer's copies of
+ * the LoRA state: parameters and moments fed each step and their updates fetched, or, with the
+ * state kept on the device (WebGPU, train/state.ts), one downloaded copy at a checkpoint. The CPU
+ * provider's repacked float weights do not exist there. With computeDtype float16 the frozen
+ * matrices (and 4-bit scales) take half the bytes; activations are priced as float32, an upper
+ * bound (the frozen products' outputs are float16). Not yet held to a measurement on a real GPU.
+ */
+export function estimateDeviceMemory(cfg: ModelConfig, p: MemoryPlan, computeDtype: 'float32' | 'float16' = 'float32', stateOnDevice = false): DeviceMemoryEstimate {
+  const host = estimateTrainingMemory(cfg, p).parts;
+  const part = (name: string) => {
+    const v = host[name];
+    if (v === undefined && name !== 'dropout masks') throw new Error(`estimateDeviceMemory: the host estimate has no part "${name}"`);
+    return v ?? 0;
+  };
+  const D = cfg.hiddenSize, I = cfg.intermediateSize, V = cfg.vocabSize, hd = cfg.headDim;
+  const qDim = cfg.numHeads * hd, kvDim = cfg.numKvHeads * hd, block = p.blockSize ?? DEFAULT_BLOCK;
+  const el = computeDtype === 'float16' ? 2 : F32;
+  // A frozen [N, K] matrix on the device: 4-bit codes + scales in the compute dtype, or float.
+  const matrix = (n: number, k: number) => (p.quantize ? (n * k) / 2 + ((n * k) / block) * el : n * k * el);
+  const projections: [number, number][] = [[qDim, D], [kvDim, D], [kvDim, D], [D, qDim], [I, D], [I, D], [D, I]];
+  const biases = (cfg.attentionBias ? qDim + 2 * kvDim : 0) + (cfg.attentionOutputBias ? D : 0) + (cfg.mlpBias ? 2 * I + D : 0);
+  const layers = cfg.numLayers * (projections.reduce((s, [n, k]) => s + matrix(n, k), 0) + (2 * D + biases) * F32);
+  const tiedFloat = cfg.tieWordEmbeddings && !p.quantize;
+  const gpuParts: Record<string, number> = {
+    'frozen weights (layers)': layers,
+    'lm_head': tiedFloat ? (p.hostEmbeddings ? V * D * el : 0) : matrix(V, D),
+    'embeddings': p.hostEmbeddings ? 0 : V * D * el,
+    'inputs (ids, mask)': part('inputs (ids, mask)'),
+    'LoRA + AdamW state': part('LoRA + AdamW state'),
+    'checkpointed layer inputs': part('checkpointed layer inputs'),
+    'layer backward (one chunk)': part('layer backward (one chunk)'),
+  };
+  if (host['dropout masks']) gpuParts['dropout masks'] = host['dropout masks'];
+  const loraBytes = cfg.numLayers * projections.slice(0, p.targets).reduce((s, [n, k]) => s + p.rank * (n + k), 0) * F32;
+  const hostParts: Record<string, number> = {
+    'ONNX Runtime session': part('ONNX Runtime session'),
+    [stateOnDevice ? 'LoRA + AdamW state (checkpoint download)' : 'LoRA + AdamW state (fed and fetched)']: (stateOnDevice ? 3 : 6) * loraBytes,
+  };
+  const sum = (o: Record<string, number>) => Object.values(o).reduce((a, b) => a + b, 0);
+  return { gpuBytes: sum(gpuParts), gpuParts, hostBytes: sum(hostParts), hostParts };
 }

@@ -8,7 +8,8 @@
 import { grad } from '../engine/autodiff/grad.js';
 import { Graph, type Tensor } from '../engine/graph/graph.js';
 import { ADAMW_DEFAULTS, adamw } from '../engine/optim/adamw.js';
-import { FrozenWeights, buildTrainForward } from '../model/llama.js';
+import * as F from '../engine/graph/ops.js';
+import { type ComputeDtype, FrozenWeights, buildTrainForward } from '../model/llama.js';
 import { type LoraParam, type LoraSpec, loraParams } from '../model/lora.js';
 
 export interface OptimizerConfig {
@@ -36,6 +37,10 @@ export interface StepShape {
   hostEmbeddings?: boolean;
   /** Activations larger than twice this are computed in chunks (llama.ts chunkPlan); Infinity = never. */
   chunkBytes?: number;
+  /** float16: the frozen path in float16 on the device, LoRA, gradients and AdamW state float32 (llama.ts). */
+  computeDtype?: ComputeDtype;
+  /** The device's largest buffer: frozen weights are split to fit (llama.ts). */
+  maxWeightBytes?: number;
 }
 
 /** The compiled step of one LoRA layout: either one fused graph, or gradient + update graphs. */
@@ -83,9 +88,23 @@ function stepForward(g: Graph, fw: FrozenWeights, invFreq: Float64Array, shape: 
   const params = loraParams(fw.cfg, shape.lora);
   const tg = buildTrainForward(g, fw, invFreq, { ...shape, dropout: true });
   const p = params.map((q) => tg.loraInputs.get(q.name)!);
-  const grads = grad(tg.loss, p);
+  const grads = shape.computeDtype === 'float16' ? perTokenScaledGrads(g, tg.loss, p) : grad(tg.loss, p);
   g.output(tg.loss, 'loss');
   return { params, p, grads, dropoutModules: tg.dropoutModules };
+}
+
+/**
+ * Gradients of the mean loss with a float16 backward: the backward runs on the summed loss
+ * (loss * trained tokens), so float16 gradients are per-token sized, O(1) for the logits, instead
+ * of 1/tokens of that, which underflows float16 (6e-8 is its smallest subnormal) at a few thousand
+ * tokens per batch. The LoRA gradients are divided back in float32. Static loss scaling as
+ * mixed-precision peers do it, with the scale taken from the batch instead of searched for.
+ */
+function perTokenScaledGrads(g: Graph, loss: Tensor, params: Tensor[]): Tensor[] {
+  const targets = g.inputs.find((t) => t.name === 'targets');
+  if (!targets) throw new Error('perTokenScaledGrads: the graph has no "targets" input');
+  const tokens = F.max2(F.reduceSum(F.cast(F.greater(targets, F.scalar(g, 'int32', -100)), 'float32'), [0], false), 1); // [] trained tokens
+  return grad(F.mul(loss, tokens), params).map((d) => F.div(d, tokens));
 }
 
 export function buildFusedStep(fw: FrozenWeights, invFreq: Float64Array, shape: StepShape, opt: OptimizerConfig): FusedStep {

@@ -22,6 +22,7 @@ import { type GpuAdapter, type ProviderChoice, resolveProvider } from '../engine
 import { sessionFromGraph } from '../engine/onnx/staged.js';
 import { type DeviceTensor, type Feed, type HostTensor, type Provider, Session, type SessionOptions, keepsOutputsOnDevice } from '../engine/runtime/session.js';
 import { savePeftAdapter } from '../model/adapter.js';
+import type { ComputeDtype } from '../model/llama.js';
 import { loadModel, type LoadedModel } from '../model/load.js';
 import { prepareInt4 } from '../model/quant-cache.js';
 import { DEFAULT_LORA, type LoraSpec, initLora } from '../model/lora.js';
@@ -30,6 +31,7 @@ import { stagingDir } from '../store/paths.js';
 import { Checkpointer, type OptimizerTensors, TrainingError, type TrainerState } from './checkpoint.js';
 import { meanLoss, staticSeqLen } from './evaluate.js';
 import { batchFeeds } from './feeds.js';
+import { type ComputeDtypeChoice, maxWeightBytes, resolveComputeDtype } from './precision.js';
 import { type ScheduleName, learningRate } from './schedule.js';
 import { DeviceGradientSum } from './grad-sum.js';
 import { TrainableState, discard } from './state.js';
@@ -75,6 +77,8 @@ export interface TrainConfig {
   checkpointLayers: boolean;
   /** 4-bit block size (32: lower error; 64: ~5% less memory). */
   blockSize: number;
+  /** The frozen path's dtype on the device: float16 keeps LoRA, gradients and AdamW float32 (train/precision.ts). */
+  computeDtype?: ComputeDtypeChoice;
   /**
    * Keep LoRA parameters and AdamW moments in device memory between steps where the provider can
    * (WebGPU; train/state.ts). Default true; false feeds them from the host each step.
@@ -109,6 +113,7 @@ export const TRAIN_DEFAULTS: Omit<TrainConfig, 'model' | 'data' | 'out'> = {
   strictProvider: false,
   checkpointLayers: false,
   blockSize: 32,
+  computeDtype: 'float32',
 };
 
 export type TrainEvent =
@@ -134,6 +139,10 @@ export interface DeviceRecord {
   strict: boolean;
   /** Nodes ORT runs on the CPU instead of `provider` (none under strict, where they are an error). */
   fallback_nodes: PlacedNode[];
+  /** The frozen path's dtype (float16 only where the provider has its kernels). */
+  compute_dtype?: ComputeDtype;
+  /** The largest frozen weight the device takes in one buffer (larger ones are split); null = no limit. */
+  max_weight_bytes?: number | null;
 }
 
 export interface TrainControl {
@@ -197,7 +206,14 @@ export async function trainModel(model: LoadedModel, cfg: TrainConfig, emit: (e:
   const fingerprint = `${data.train.length}:${data.validation.length}:${data.stats.tokens}:${T}`;
   emit({ event: 'prepared', train_sequences: data.train.length, val_sequences: data.validation.length, seq_len: T, truncated: data.stats.truncated, total_steps: totalSteps, notes: data.notes });
 
+  // The provider decides the frozen path's dtype and the largest weight buffer the graphs may hold.
+  const chosen = await resolveProvider(cfg.provider ?? 'auto');
+  const precision = (() => {
+    try { return resolveComputeDtype(cfg.computeDtype ?? 'float32', chosen); } catch (e) { throw new TrainingError((e as Error).message); }
+  })();
+  const weightLimit = maxWeightBytes(chosen);
   const shape = {
+    computeDtype: precision.dtype, maxWeightBytes: weightLimit,
     batch: B, seq: T, lora: cfg.lora, checkpointLayers: cfg.checkpointLayers, hostEmbeddings: cfg.quantize,
     // Two-level checkpointing for deep models: about 2*sqrt(L) layer inputs stay alive instead of L.
     checkpointGroup: cfg.checkpointLayers ? Math.max(1, Math.round(Math.sqrt(model.config.numLayers))) : 1,
@@ -212,11 +228,11 @@ export async function trainModel(model: LoadedModel, cfg: TrainConfig, emit: (e:
   // ORT's memory arena: measured 2.5-3x faster steps on the small bench preset (no page faults on
   // fresh buffers each step) at similar peak RSS; off in the memory-saving mode (checkpointing),
   // where the arena's rounding up costs more than it saves.
-  const chosen = await resolveProvider(cfg.provider ?? 'auto');
   const strict = !!cfg.strictProvider && chosen.provider !== 'cpu';
   const sessionOpts = { provider: chosen.provider, disableCpuFallback: strict, threads: cfg.threads, cpuMemArena: !cfg.checkpointLayers };
   const device: DeviceRecord = {
     provider: chosen.provider, adapter: chosen.adapter, reason: chosen.reason, strict,
+    compute_dtype: precision.dtype, max_weight_bytes: Number.isFinite(weightLimit) ? weightLimit : null,
     // Serializing the step graph for the placement probe costs a copy of its weights: only off the CPU.
     fallback_nodes: strict || chosen.provider === 'cpu' ? [] : await fallbackNodes(serializeModel(graphs.kind === 'fused' ? graphs.step : graphs.grads), chosen.provider, sessionOpts),
   };

@@ -3,8 +3,9 @@
 // network but 127.0.0.1) through the whole app: the demo model, the demo dataset's preview, the
 // settings with the memory verdict, a short run whose chart shows points, the compare view with
 // base and tuned answers that differ, a saved comparison, batch compare, and the run in history
-// after a reload. axe-core scans every screen (no serious or critical violations) and every
-// screen is saved as a PNG under test-artifacts/e2e/ for a person to look at.
+// after a reload, and the run's 4-bit weight cache entry removed from Home (its file is gone).
+// axe-core scans every screen (no serious or critical violations) and every screen is saved as a
+// PNG under test-artifacts/e2e/ for a person to look at.
 //
 // Skipped only where Chromium is missing and CI is not set; on CI a missing browser fails.
 
@@ -162,6 +163,8 @@ test('the app end to end in Chromium', { skip: haveBrowser ? false : `no Chromiu
     await knob(/^Learning rate$/, '0.003');
     await knob(/^Evaluate every/, '20');
     await knob(/^Sequence length$/, '160');
+    // QLoRA, as the demo recipe trains: the run's job quantizes the base once and keeps it in the weight cache.
+    await page.getByRole('checkbox', { name: '4-bit base weights (QLoRA)' }).check();
     const verdict = page.getByTestId('memory-verdict');
     await verdict.waitFor({ timeout: 60_000 });
     assert.match(await verdict.getAttribute('data-verdict') ?? '', /^(fits|tight|will-not-fit)$/);
@@ -258,6 +261,22 @@ test('the app end to end in Chromium', { skip: haveBrowser ? false : `no Chromiu
     assert.match(await row.textContent() ?? '', /completed/);
     await assertAccessible(page, 'home with history');
     await shot(page, '12-home-history');
+
+    // ---- The run's 4-bit weight cache entry, removed from Home -------------------------------------------
+    const cache = page.getByRole('region', { name: '4-bit weight cache' });
+    const entry = cache.getByRole('row', { name: /Finch demo model/ });
+    await entry.waitFor();
+    const file = await entry.locator('[title$=".safetensors"]').getAttribute('title') ?? '';
+    assert.ok(file.startsWith(join(home, 'cache', 'int4')) && existsSync(file), `the entry's file is in FINCH_HOME's cache: ${file}`);
+    await entry.getByRole('button', { name: 'Remove the 4-bit weights of Finch demo model' }).click();
+    const confirmRemove = cache.getByRole('group', { name: 'Confirm removing Finch demo model' }).getByRole('button', { name: /^Remove / });
+    await confirmRemove.waitFor();
+    await assertAccessible(page, 'home: removing a weight cache entry');
+    await shot(page, '13-home-weight-cache-confirm');
+    await confirmRemove.click();
+    await entry.waitFor({ state: 'detached' });
+    assert.ok(!existsSync(file), 'removing the entry in the app deleted its file');
+    assert.equal(await cache.getByTestId('weight-cache-total').textContent(), '0 B in 0 entries');
 
     assert.deepEqual(pageErrors, [], 'no errors in the page console');
   } catch (e) {

@@ -1,11 +1,12 @@
 // The back end as tests drive it: services over a fresh FINCH_HOME, reached through one of the
 // three transports (the in-process dispatcher, the WebSocket of `finch serve`, Electron IPC with
 // a faked electron module), each handing back the same DesktopApi the renderer gets.
+import assert from 'node:assert/strict';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import WebSocket from 'ws';
-import { makeApiClient, type DesktopApi, type FinchEvent } from '../../src-shared/api.js';
+import { makeApiClient, type ApiFailure, type DesktopApi, type FinchEvent } from '../../src-shared/api.js';
 import { connectApi } from '../../src-shared/ws-client.js';
 import { createServices, type Services } from '../../src-main/services/index.js';
 import { startServer, type RunningServer } from '../../src-main/server/index.js';
@@ -23,6 +24,16 @@ export interface TestApp {
   waitFor<T extends FinchEvent>(match: (e: FinchEvent) => e is T, what?: string): Promise<T>;
   waitFor(match: (e: FinchEvent) => boolean, what?: string): Promise<FinchEvent>;
   close(): Promise<void>;
+}
+
+/** How a call that must fail failed, as the client sees it (code, message, hint, field). */
+export async function failure(p: Promise<unknown>): Promise<ApiFailure> {
+  try {
+    await p;
+  } catch (e) {
+    return e as ApiFailure;
+  }
+  assert.fail('the call should have failed');
 }
 
 /** A new FINCH_HOME (or `home`, to reopen one), services over it, and a client through `transport`. */

@@ -13,27 +13,14 @@ import { loadModel } from '../../src-main/model/load.js';
 import { DEFAULT_LORA, initLora, loraParams } from '../../src-main/model/lora.js';
 import { mulberry32 } from '../../src-main/util/random.js';
 import { DEFAULT_OPTIMIZER, buildAccumulatingStep, buildFusedStep, buildLossGraph } from '../../src-main/train/step.js';
+import { randomBatch } from '../helpers/demo-batch.js';
 import { webGpuSession } from '../helpers/webgpu.js';
 
 const DEMO = 'assets/demo/model';
 const B = 2, T = 32;
 const lora = DEFAULT_LORA; // rank 16, dropout 0.05: dropout masks are part of the graph
 
-/** A batch of random demo-vocabulary tokens, causal mask, int32 targets with ignored positions. */
-function batch(seed: number, vocab: number, hostEmbed?: (ids: BigInt64Array) => Float32Array): Record<string, HostTensor> {
-  const rand = mulberry32(seed);
-  const ids = BigInt64Array.from({ length: B * T }, () => BigInt(Math.floor(rand() * vocab)));
-  const targets = Int32Array.from({ length: B * T }, (_, i) => (i % T < 3 || i % T === T - 1 ? -100 : Number(ids[i + 1]!)));
-  const bias = Float32Array.from({ length: B * T * T }, (_, i) => (i % T <= Math.floor(i / T) % T ? 0 : -1e9));
-  return {
-    ...(hostEmbed
-      ? { inputs_embeds: { dtype: 'float32', dims: [B * T, hostEmbed(ids).length / (B * T)], data: hostEmbed(ids) } }
-      : { input_ids: { dtype: 'int64', dims: [B, T], data: ids } }),
-    position_ids: { dtype: 'int64', dims: [B, T], data: BigInt64Array.from({ length: B * T }, (_, i) => BigInt(i % T)) },
-    attn_bias: { dtype: 'float32', dims: [B, 1, T, T], data: bias },
-    targets: { dtype: 'int32', dims: [B * T], data: targets },
-  };
-}
+const batch = (seed: number, vocab: number, hostEmbed?: (ids: BigInt64Array) => Float32Array) => randomBatch(seed, vocab, B, T, hostEmbed);
 
 test('every graph of the demo model (float and 4-bit) creates a WebGPU session with CPU fallback disabled', async () => {
   for (const quantize of [false, true]) {

@@ -138,6 +138,25 @@ test('JSON-RPC: results, -32700, -32600, -32601, -32602 naming the field, events
   ws.close();
 });
 
+test('JSON-RPC: a weight cache id that is not a file name stem is refused before any service sees it', async () => {
+  const ws = await connect(`/api?token=${srv.token}`) as WebSocket;
+  let id = 10;
+  for (const bad of ['../../finch.db', 'int4/abc', '', 'a'.repeat(201), 7]) {
+    const r = await rpc(ws, { jsonrpc: '2.0', id: ++id, method: 'removeWeightCacheEntry', params: [bad] });
+    const err = r.error as { code: number; message: string; data: { code: string; field: string } } | undefined;
+    assert.equal(err?.code, -32602, `${JSON.stringify(bad)}: ${JSON.stringify(r)}`);
+    assert.equal(err.data.code, 'invalid_argument');
+    assert.equal(err.data.field, '0');
+    assert.match(err.message, /^removeWeightCacheEntry: argument 0: /);
+  }
+  const named = await rpc(ws, { jsonrpc: '2.0', id: ++id, method: 'removeWeightCacheEntry', params: ['../x'] });
+  assert.match((named.error as { message: string }).message, /a weight cache entry id from listWeightCache/);
+  const ok = await rpc(ws, { jsonrpc: '2.0', id: ++id, method: 'removeWeightCacheEntry', params: ['0123456789abcdef0123456789abcdef'] });
+  assert.deepEqual(ok.result, { called: 'removeWeightCacheEntry', args: ['0123456789abcdef0123456789abcdef'] });
+  assert.equal(((await rpc(ws, { jsonrpc: '2.0', id: ++id, method: 'clearWeightCache', params: [true] })).error as { code: number }).code, -32602);
+  ws.close();
+});
+
 test('WebSocket: a message over the size limit closes the socket (1009); the server keeps serving', async () => {
   const ws = await connect(`/api?token=${srv.token}`) as WebSocket;
   const closed = new Promise<number>((resolve) => ws.once('close', (code) => resolve(code)));

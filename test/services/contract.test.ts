@@ -5,9 +5,9 @@
 // preview, memory verdict, comparisons and settings work against real files (the bundled demo).
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { API_CALLS, RUN_DEFAULTS, type ApiFailure, type CallName, type DesktopApi, type RunConfig } from '../../src-shared/api.js';
+import { API_CALLS, RUN_DEFAULTS, type CallName, type DesktopApi, type RunConfig } from '../../src-shared/api.js';
 import { TRAIN_DEFAULTS } from '../../src-main/train/trainer.js';
-import { startApp, type TestApp, type Transport } from '../helpers/app.js';
+import { failure, startApp, type TestApp, type Transport } from '../helpers/app.js';
 
 const CFG: RunConfig = { ...RUN_DEFAULTS, modelId: 'm', datasetId: 'd' };
 
@@ -49,17 +49,11 @@ const BAD: Record<CallName, [unknown[], string]> = {
   batchCompare: [[{ modelId: 'm', left: { kind: 'base' }, right: { kind: 'base' }, datasetId: 'd', rows: 0, maxNewTokens: 4 }], '0.rows'],
   saveComparison: [[{ modelId: 'm', left: { kind: 'base' }, right: { kind: 'base' }, messages: [{ role: 'user', content: 'hi' }], leftOutput: 'a', rightOutput: 'b', rating: 'great', notes: '' }], '0.rating'],
   listComparisons: [[{ runId: 5 }], '0.runId'],
+  listWeightCache: [[1], ''],
+  removeWeightCacheEntry: [['../../finch.db'], '0'],
+  clearWeightCache: [['all'], ''],
   pickPath: [[{ kind: 'folder' }], '0.kind'],
 };
-
-async function failure(p: Promise<unknown>): Promise<ApiFailure> {
-  try {
-    await p;
-  } catch (e) {
-    return e as ApiFailure;
-  }
-  assert.fail('the call should have failed');
-}
 
 test('the app\'s run defaults are the trainer\'s defaults (but for the provider, which the app picks)', () => {
   const { provider: _p, samplePrompts: _s, ...app } = RUN_DEFAULTS;

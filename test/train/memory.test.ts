@@ -2,7 +2,7 @@
 // LoRA gradients as the plain one (chunked attention, MLP pieces, vocabulary-chunked loss, nested
 // checkpoints, host-side embeddings), 4-bit weights are stored once, and train/memory.ts predicts
 // the graph: its static parts byte for byte, its node count, and the peak RSS of a real step
-// (memory-step.child.ts) within 25%.
+// (memory-step.child.ts) within 20%.
 
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
 import { grad } from '../../src-main/engine/autodiff/grad.js';
 import { DTYPE_BITS, numel } from '../../src-main/engine/graph/dtype.js';
-import { Graph } from '../../src-main/engine/graph/graph.js';
+import { Graph, type Tensor } from '../../src-main/engine/graph/graph.js';
 import { lowerForOrt } from '../../src-main/engine/onnx/lower.js';
 import { serializeModel } from '../../src-main/engine/onnx/writer.js';
 import { ModelProto } from '../../src-main/engine/onnx/proto.js';
@@ -116,8 +116,72 @@ test('the node-count model of the estimator is within 10% of the written step gr
   }
 });
 
+/**
+ * Bytes of activation buffers ONNX Runtime's CPU allocation plan holds for a graph, simulated: in
+ * node order, each output of at least 64 KiB takes a freed buffer of exactly its byte size or a new
+ * one, and a tensor's buffer is freed after its last reader (Reshape, Squeeze, Unsqueeze, Identity
+ * alias their input). Returns the sum over sizes of size x the most buffers of it held at once.
+ */
+function simulatedActivationBytes(g: Graph): number {
+  const ALIAS = new Set(['Reshape', 'Squeeze', 'Unsqueeze', 'Identity']);
+  const bytesOf = (t: Tensor) => (t.shape.every((d) => typeof d === 'number') ? Math.ceil((numel(t.shape as number[]) * DTYPE_BITS[t.dtype]) / 8) : 0);
+  const lastUse = new Map<Tensor, number>();
+  g.nodes.forEach((n, i) => n.inputs.forEach((t) => t && lastUse.set(t, i)));
+  const kept = new Set(g.outputs), isStatic = (t: Tensor) => g.initializers.has(t.name) || g.inputs.includes(t);
+  const owner = new Map<Tensor, Tensor>(), refs = new Map<Tensor, number>(), live = new Map<Tensor, number>();
+  const free = new Map<number, number>(), pool = new Map<number, number>();
+  const release = (t: Tensor) => {
+    const o = owner.get(t);
+    if (!o || !live.has(o)) return;
+    refs.set(o, refs.get(o)! - 1);
+    if (refs.get(o)! > 0) return;
+    free.set(live.get(o)!, (free.get(live.get(o)!) ?? 0) + 1);
+    live.delete(o);
+  };
+  g.nodes.forEach((n, i) => {
+    for (const t of n.outputs) {
+      const src = n.inputs[0];
+      if (ALIAS.has(n.op) && src && !isStatic(src)) {
+        const o = owner.get(src) ?? src;
+        owner.set(t, o);
+        refs.set(o, (refs.get(o) ?? 1) + 1);
+        continue;
+      }
+      const b = bytesOf(t);
+      if (b < 65536) continue;
+      owner.set(t, t); refs.set(t, 1); live.set(t, b);
+      if ((free.get(b) ?? 0) > 0) free.set(b, free.get(b)! - 1);
+      else pool.set(b, (pool.get(b) ?? 0) + 1);
+    }
+    for (const t of new Set(n.inputs)) if (t && lastUse.get(t) === i && !kept.has(t)) release(t);
+    for (const t of n.outputs) if (!lastUse.has(t) && !kept.has(t)) release(t);
+  });
+  return [...pool].reduce((s, [b, c]) => s + b * c, 0);
+}
+
+test('the activation model of the estimator is within 10% of a simulated allocation plan of the written step graph', () => {
+  // The small bench preset's shapes with 4 layers: [rows, D] 2 MiB, MLP 5.4 MiB, attention 8 MiB, 4 logits pieces of 31 MiB.
+  const cfg = tinyConfig({ vocabSize: 32000, hiddenSize: 512, intermediateSize: 1376, numLayers: 4, numHeads: 8, numKvHeads: 4, headDim: 64 });
+  const fill = (n: string) => new Float32Array(/norm/.test(n) ? 512 : /embed|lm_head/.test(n) ? 32000 * 512 : /q_proj|o_proj/.test(n) ? 512 * 512 : /k_proj|v_proj/.test(n) ? 512 * 256 : 512 * 1376).fill(0.01);
+  for (const quantize of [false, true]) {
+    for (const checkpointLayers of [false, true]) {
+      const fw = new FrozenWeights(cfg, fill, quantize, 32);
+      const shape = { batch: 4, seq: 256, lora: spec, checkpointLayers, checkpointGroup: checkpointLayers ? 2 : 1 };
+      const simulated = simulatedActivationBytes(lowerForOrt(buildFusedStep(fw, invFreqOf(cfg), shape as StepShape, DEFAULT_OPTIMIZER).step));
+      const est = estimateTrainingMemory(cfg, { batch: 4, seq: 256, rank: 4, targets: 7, quantize, checkpointLayers, checkpointGroup: shape.checkpointGroup, blockSize: 32 });
+      const modeled = est.parts['layer backward (one chunk)']! + est.parts['checkpointed layer inputs']!;
+      const label = `${quantize ? '4-bit' : 'float'}${checkpointLayers ? ', checkpointed' : ''}`;
+      console.log(`# ${label}: activations modeled ${formatBytes(modeled)}, simulated plan ${formatBytes(simulated)}`);
+      assert.ok(Math.abs(modeled - simulated) / simulated <= 0.1, `${label}: modeled ${formatBytes(modeled)} vs simulated ${formatBytes(simulated)}`);
+    }
+  }
+});
+
 // Scaled-down Llama 3 (hidden 1024, 4 layers, 32k vocabulary, 1024 tokens) in a fresh process.
-test('the estimate is within 25% of the measured peak RSS of a QLoRA training step', { timeout: 240_000 }, () => {
+// Measured peaks of this step: 532-635 MB over machines and runs (glibc keeps freed heap memory
+// and per-thread arenas; with MALLOC_MMAP_THRESHOLD_=65536, 606 MB); the estimate, 564 MB, is
+// within -11%..+6% of all of them, so 20% leaves a margin for machine noise.
+test('the estimate is within 20% of the measured peak RSS of a QLoRA training step', { timeout: 240_000 }, () => {
   const cfg: ModelConfig = tinyConfig({
     vocabSize: 32000, hiddenSize: 1024, intermediateSize: 2816, numLayers: 4, numHeads: 16, numKvHeads: 4, headDim: 64, ropeTheta: 500000,
     maxPositionEmbeddings: 8192,
@@ -130,5 +194,5 @@ test('the estimate is within 25% of the measured peak RSS of a QLoRA training st
   const est = estimateTrainingMemory(cfg, { batch: 1, seq: 1024, rank: 8, targets: 7, quantize: true, checkpointLayers: true, hostEmbeddings: true, blockSize: 32 });
   const estMB = est.totalBytes / 2 ** 20;
   console.log(`# measured peak ${measured.peakMB} MB over the pre-session RSS, estimated ${estMB.toFixed(0)} MB (${formatBytes(est.totalBytes)})`);
-  assert.ok(Math.abs(estMB - measured.peakMB) / measured.peakMB <= 0.25, `estimate ${estMB.toFixed(0)} MB vs measured ${measured.peakMB} MB`);
+  assert.ok(Math.abs(estMB - measured.peakMB) / measured.peakMB <= 0.2, `estimate ${estMB.toFixed(0)} MB vs measured ${measured.peakMB} MB`);
 });

@@ -7,6 +7,7 @@ import { parseArgs } from 'node:util';
 import YAML from 'yaml';
 import { parseColumnMap, FORMAT_NAMES, type FormatName } from '../../data/formats.js';
 import { PROVIDER_CHOICES } from '../../engine/runtime/providers.js';
+import { COMPUTE_DTYPE_CHOICES } from '../../train/precision.js';
 import { parseTargets } from '../../model/lora.js';
 import { latestCheckpoint, resumeConfig } from '../../train/checkpoint.js';
 import { type DeviceRecord, type TrainConfig, type TrainEvent, TRAIN_DEFAULTS, train } from '../../train/trainer.js';
@@ -54,6 +55,9 @@ Run:
   --threads N          CPU threads (default: all)
   --provider P         auto (default: a hardware GPU if any, never a software adapter) | cpu | webgpu | dml | cuda | coreml
   --strict-provider    a node that would fall back to the CPU is an error, not a warning
+  --compute-dtype D    float32 (default) | float16 (frozen weights and their products in float16 on a
+                       GPU with float16 kernels; LoRA, gradients and AdamW stay float32) | auto (float16
+                       on a hardware WebGPU adapter with shader-f16)
   --json               one JSON object per line instead of the progress bar`;
 
 const OPTIONS = {
@@ -64,7 +68,7 @@ const OPTIONS = {
   schedule: { type: 'string' }, warmup: { type: 'string' }, epochs: { type: 'string' }, 'max-steps': { type: 'string' }, batch: { type: 'string' },
   'grad-accum': { type: 'string' }, 'weight-decay': { type: 'string' }, 'max-grad-norm': { type: 'string' },
   'gradient-checkpointing': { type: 'boolean' }, 'eval-every': { type: 'string' }, 'checkpoint-every': { type: 'string' },
-  seed: { type: 'string' }, threads: { type: 'string' }, provider: { type: 'string' }, 'strict-provider': { type: 'boolean' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+  seed: { type: 'string' }, threads: { type: 'string' }, provider: { type: 'string' }, 'strict-provider': { type: 'boolean' }, 'compute-dtype': { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
 } as const;
 
 type Values = Partial<Record<keyof typeof OPTIONS, string | boolean>>;
@@ -132,6 +136,7 @@ export function configFrom(v: Values): TrainConfig {
     strictProvider: v['strict-provider'] === true,
     checkpointLayers: v['gradient-checkpointing'] === true,
     blockSize: pick('block-size', ['32', '64'] as const, '32') === '64' ? 64 : 32,
+    computeDtype: pick('compute-dtype', COMPUTE_DTYPE_CHOICES, d.computeDtype ?? 'float32'),
   };
 }
 
@@ -156,7 +161,8 @@ function readConfigFile(file: string): Values {
 /** One line naming where the run executes, with the nodes that fell back to the CPU. */
 export function deviceLine(d: DeviceRecord): string {
   const off = d.fallback_nodes.length ? `; ${d.fallback_nodes.length} node(s) fall back to the CPU: ${d.fallback_nodes.slice(0, 8).map((n) => `${n.op} (${n.name})`).join(', ')}${d.fallback_nodes.length > 8 ? ', ...' : ''}` : d.provider === 'cpu' ? '' : '; every node on the device';
-  return `provider: ${d.provider}, ${d.reason}${d.strict ? ' [strict]' : ''}${off}`;
+  const dtype = d.compute_dtype === 'float16' ? ', frozen path in float16' : '';
+  return `provider: ${d.provider}, ${d.reason}${d.strict ? ' [strict]' : ''}${dtype}${off}`;
 }
 
 export async function run(argv: string[]): Promise<number> {

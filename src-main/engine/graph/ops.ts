@@ -416,9 +416,9 @@ export function softmaxCrossEntropyLoss(logits: Tensor, labels: Tensor, ignoreIn
 // 4-bit weights
 
 export interface NBitsWeight {
-  /** uint8 [N, K/block, block/2]: two 4-bit values per byte, low nibble first. */
+  /** uint8 [N, ceil(K/block), block/2]: two 4-bit values per byte, low nibble first, rows padded to whole blocks. */
   packed: Tensor;
-  /** float [N * K/block] */
+  /** float [N * ceil(K/block)] */
   scales: Tensor;
   /** uint8 [N * ceil(K/block / 2)] packed zero points, or null for the symmetric default (8). */
   zeroPoints: Tensor | null;

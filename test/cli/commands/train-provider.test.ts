@@ -13,3 +13,10 @@ test('provider defaults to auto; webgpu and strict are read; an unknown provider
   assert.equal(c.strictProvider, true);
   assert.throws(() => configFrom({ ...required, provider: 'rocm' }), /--provider must be one of auto, cpu, webgpu, dml, cuda, coreml, got "rocm"/);
 });
+
+test('--compute-dtype defaults to float32, reads float16 and auto, and names the choices otherwise', () => {
+  assert.equal(configFrom(required).computeDtype, 'float32');
+  assert.equal(configFrom({ ...required, 'compute-dtype': 'float16' }).computeDtype, 'float16');
+  assert.equal(configFrom({ ...required, 'compute-dtype': 'auto' }).computeDtype, 'auto');
+  assert.throws(() => configFrom({ ...required, 'compute-dtype': 'bf16' }), /--compute-dtype must be one of float32, float16, auto, got "bf16"/);
+});

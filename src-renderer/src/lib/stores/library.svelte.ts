@@ -20,7 +20,7 @@ class Library {
   async start(): Promise<void> {
     if (this.started) return;
     this.started = true;
-    onEvent('library-changed', (e) => { if (e.what !== 'comparisons') void this.refresh(e.what); });
+    onEvent('library-changed', (e) => { if (e.what !== 'comparisons' && e.what !== 'weight-cache') void this.refresh(e.what); });
     // A run's status or last numbers changed: patch the row in place, refetch when it is new.
     onEvent('run-status', (e) => {
       const r = this.runs.find((x) => x.id === e.runId);
