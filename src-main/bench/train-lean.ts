@@ -16,8 +16,10 @@ import { FrozenWeights } from '../model/llama.js';
 import { LORA_TARGETS, initLora } from '../model/lora.js';
 import { mulberry32 } from '../util/random.js';
 import { quantizedWeights } from '../model/quant-cache.js';
+import { Checkpoint, writeSafetensors } from '../model/safetensors.js';
 import { estimateTrainingMemory, leanQloraPlan } from '../train/memory.js';
 import { DEFAULT_OPTIMIZER, buildFusedStep } from '../train/step.js';
+import { RssSampler } from './rss-sampler.js';
 import { type TrainPreset, presetConfig } from './train-presets.js';
 
 const o = JSON.parse(process.argv[2]!) as { preset: TrainPreset; threads: number; steps: number; seq: number };
@@ -28,43 +30,60 @@ const kib = (key: string) => Number(readFileSync('/proc/self/status', 'utf8').ma
 const gc = () => (globalThis as { gc?: () => void }).gc?.();
 const now = () => performance.now() / 1000;
 
+const sampler = RssSampler.start();
 const t0 = now();
 const dir = mkdtempSync(join(tmpdir(), 'finch-lean-step-'));
 process.once('exit', () => rmSync(dir, { recursive: true, force: true })); // also when a step fails
 const rand = mulberry32(1);
-let modelPath: string, params: ReturnType<typeof buildFusedStep>['params'];
-let embeds: Float32Array;
-{
+// A function, not a block: variables of a block at module level stayed reachable after it (the
+// whole 8B graph, 1.4 GB, through the session and the step); a function's frame is released.
+function buildStep(): { modelPath: string; params: ReturnType<typeof buildFusedStep>['params']; embeds: Float32Array } {
   const D = cfg.hiddenSize;
   const fw = new FrozenWeights(cfg, (name) => {
     if (name.endsWith('norm.weight')) return new Float32Array(D).fill(1);
     throw new Error(`train-lean: ${name} should come as 4-bit blocks`);
   }, true, block, (_name, _row) => Float32Array.from({ length: D }, () => (rand() - 0.5) * 0.05));
-  for (const j of quantizedWeights(cfg)) {
-    // Random nibbles (uniform in -8..7 after the zero point 8) times a scale near a 0.02-std init.
-    const packed = randomFillSync(new Uint8Array((j.N * j.K) / 2));
-    fw.provideInt4(j.name, { N: j.N, K: j.K, blockSize: block, packed, scales: new Float32Array((j.N * j.K) / block).fill(0.004) });
+  // Random nibbles (uniform in -8..7 after the zero point 8) times a scale near a 0.02-std init,
+  // written one tensor at a time into a file laid out like a 4-bit cache entry (64 KiB-aligned),
+  // which the graph references: ORT maps the blocks and JS never holds them.
+  const jobs = quantizedWeights(cfg);
+  const largest = Math.max(...jobs.map((j) => (j.N * j.K) / 2));
+  const scratch = new Uint8Array(largest);
+  const blocksFile = join(dir, 'int4-blocks.safetensors');
+  writeSafetensors(blocksFile, jobs.flatMap((j) => [
+    { name: `${j.name}.q4`, dtype: 'U8' as const, shape: [j.N, j.K / 2], data: () => randomFillSync(scratch.subarray(0, (j.N * j.K) / 2)) },
+    { name: `${j.name}.scales`, dtype: 'F32' as const, shape: [(j.N * j.K) / block], data: () => new Float32Array((j.N * j.K) / block).fill(0.004) },
+  ]), undefined, { align: 64 * 1024 });
+  const blocks = Checkpoint.open(blocksFile);
+  for (const j of jobs) {
+    fw.provideInt4File(j.name, { N: j.N, K: j.K, blockSize: block, path: blocksFile, packedOffset: blocks.info(`${j.name}.q4`).begin, scalesOffset: blocks.info(`${j.name}.scales`).begin });
   }
+  blocks.close();
   const lora = { rank: plan.rank, alpha: 2 * plan.rank, dropout: 0, rslora: false, targets: LORA_TARGETS };
   const invFreq = Float64Array.from({ length: cfg.headDim / 2 }, (_, i) => 1 / cfg.ropeTheta ** ((2 * i) / cfg.headDim));
   const sg = buildFusedStep(fw, invFreq, { batch: B, seq: T, lora, checkpointLayers: true, checkpointGroup: plan.checkpointGroup, hostEmbeddings: true }, DEFAULT_OPTIMIZER);
-  modelPath = writeModelFile(sg.step, dir);
-  params = sg.params;
-  embeds = fw.embedRows(BigInt64Array.from({ length: rows }, () => BigInt(Math.floor(rand() * cfg.vocabSize))));
+  return {
+    modelPath: writeModelFile(sg.step, dir),
+    params: sg.params,
+    embeds: fw.embedRows(BigInt64Array.from({ length: rows }, () => BigInt(Math.floor(rand() * cfg.vocabSize)))),
+  };
 }
+const { modelPath, params, embeds } = buildStep();
 const buildS = now() - t0;
 gc(); gc();
 const buildPeakMb = kib('VmHWM') / 1024;
 writeFileSync('/proc/self/clear_refs', '5'); // the peak from here on: session and steps
 
+const buildRss = sampler?.phase() ?? null;
 const t1 = now();
 const session = await Session.create(modelPath, { threads: o.threads });
 const sessionS = now() - t1;
+const sessionRss = sampler?.phase() ?? null;
 const feeds: Record<string, HostTensor> = {
   inputs_embeds: { dtype: 'float32', dims: [rows, cfg.hiddenSize], data: embeds },
   position_ids: { dtype: 'int64', dims: [B, T], data: BigInt64Array.from({ length: rows }, (_, i) => BigInt(i % T)) },
   attn_bias: { dtype: 'float32', dims: [B, 1, T, T], data: Float32Array.from({ length: B * T * T }, (_, i) => (i % T <= Math.floor(i / T) % T ? 0 : -1e9)) },
-  targets: { dtype: 'int64', dims: [rows], data: BigInt64Array.from({ length: rows }, () => BigInt(Math.floor(rand() * cfg.vocabSize))) },
+  targets: { dtype: 'int32', dims: [rows], data: Int32Array.from({ length: rows }, () => Math.floor(rand() * cfg.vocabSize)) },
   lr: { dtype: 'float32', dims: [], data: Float32Array.of(1e-4) },
   step: { dtype: 'float32', dims: [], data: Float32Array.of(1) },
 };
@@ -90,9 +109,12 @@ for (let s = 1; s <= o.steps; s++) {
   feeds.step = { dtype: 'float32', dims: [], data: Float32Array.of(s + 1) };
 }
 const peakMb = kib('VmHWM') / 1024;
+const stepRss = sampler?.phase() ?? null;
+await sampler?.stop();
 await session.release();
 console.log(JSON.stringify({
   seq: T, plan, peak_rss_mb: peakMb, estimate_mb: estimateTrainingMemory(cfg, plan).totalBytes / 2 ** 20,
   build_peak_rss_mb: buildPeakMb, build_s: buildS, session_s: sessionS, step_s: stepTimes.reduce((a, b) => a + b, 0) / stepTimes.length,
+  rss: { build: buildRss, session: sessionRss, steps: stepRss },
   tokens_per_s: rows / (stepTimes.reduce((a, b) => a + b, 0) / stepTimes.length), loss,
 }));

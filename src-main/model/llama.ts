@@ -19,11 +19,11 @@
 // holds one chunk at a time; embeddings can be gathered on the host (hostEmbeddings).
 
 import type { DType, Dim } from '../engine/graph/dtype.js';
-import { type Graph, Tensor } from '../engine/graph/graph.js';
+import { type Graph, type InitializerData, Tensor } from '../engine/graph/graph.js';
 import * as F from '../engine/graph/ops.js';
 import * as nn from '../engine/nn/layers.js';
 import { type LoraParam, type LoraSpec, type LoraTarget, loraParams, loraScale, modulePath, projectionShape } from './lora.js';
-import { DEFAULT_BLOCK, type Int4Weight, int4BlockPadded, int4Blocks, int4Columns, int4Rows, quantizeInt4 } from './quant.js';
+import { DEFAULT_BLOCK, type Int4File, type Int4Weight, int4BlockPadded, int4Blocks, int4Columns, int4FileRows, int4Rows, quantizeInt4, readInt4File } from './quant.js';
 import type { ModelConfig } from './types.js';
 import { f32ToF16Bits } from '../util/float16.js';
 
@@ -54,6 +54,7 @@ export interface ModelBuildOptions {
 export class FrozenWeights {
   private readonly float = new Map<string, Float32Array>();
   private readonly int4 = new Map<string, Int4Weight>();
+  private readonly int4Files = new Map<string, Int4File>();
 
   /**
    * `rows` reads single embedding rows without loading the table (host-side embeddings for large
@@ -91,6 +92,13 @@ export class FrozenWeights {
    */
   rawSlice: ((name: string) => RawWeightSlice | null) | null = null;
 
+  /**
+   * Gather embedding rows from a 16-bit table as it sits in the checkpoint and cast only the rows
+   * (WeightScope.rows). ORT's CPU provider has the 16-bit Gather; GPU providers may not (no
+   * bfloat16), so it is off unless the session runs on the CPU.
+   */
+  gatherRawRows = false;
+
   /** A float tensor read from the source without keeping it (each call reads again). */
   read(name: string): Float32Array {
     return this.float.get(name) ?? this.src(name);
@@ -99,13 +107,31 @@ export class FrozenWeights {
   /** Seeds a quantized projection (from the 4-bit cache, or a quantization done elsewhere). */
   provideInt4(name: string, w: Int4Weight): void {
     if (w.blockSize !== this.blockSize) throw new Error(`${name}: 4-bit weight has block size ${w.blockSize}, these weights use ${this.blockSize}`);
+    this.int4Files.delete(name);
     this.int4.set(name, w);
+  }
+
+  /**
+   * Points a quantized projection at its blocks in a file (the 4-bit cache): graphs reference the
+   * file, which ONNX Runtime maps, and JS never holds the blocks.
+   */
+  provideInt4File(name: string, f: Int4File): void {
+    if (f.blockSize !== this.blockSize) throw new Error(`${name}: 4-bit weight has block size ${f.blockSize}, these weights use ${this.blockSize}`);
+    this.int4.delete(name);
+    this.int4Files.set(name, f);
+  }
+
+  /** Where a quantized projection's blocks sit in a file, if they were provided that way. */
+  int4File(name: string): Int4File | null {
+    return this.int4Files.get(name) ?? null;
   }
 
   /** A projection weight [out, in] quantized to 4 bits (the float copy is dropped after quantizing). */
   q(name: string, out: number, inp: number): Int4Weight {
     let w = this.int4.get(name);
     if (!w) {
+      const file = this.int4Files.get(name);
+      if (file) return readInt4File(file); // read for the one graph that needs it in JS, not kept
       w = quantizeInt4(this.src(name), out, inp, this.blockSize);
       this.int4.set(name, w);
     }
@@ -234,8 +260,7 @@ class WeightScope {
       const raw = w.streamFloats ? w.rawSlice?.(name) : null;
       if (raw) {
         // The checkpoint's own bytes, cast in the graph (folded by ORT at load).
-        const { path, offset, length } = raw;
-        t = F.cast(this.g.initializer(raw.dtype === 'float32' ? name : `${name}.${raw.dtype}`, raw.dtype, shape, { kind: 'file', path, offset, length }), dtype);
+        t = F.cast(this.rawInitializer(name, shape, raw), dtype);
       } else {
         const iname = dtype === 'float32' ? name : `${name}.${dtype}`;
         const n = shape.reduce((a, d) => a * d, 1);
@@ -247,6 +272,13 @@ class WeightScope {
     }
     this.cache.set(key, t);
     return t;
+  }
+
+  /** The checkpoint's bytes of a tensor as an initializer in its own dtype (one per graph). */
+  private rawInitializer(name: string, shape: number[], raw: RawWeightSlice): Tensor {
+    const iname = raw.dtype === 'float32' ? name : `${name}.${raw.dtype}`;
+    const { path, offset, length } = raw;
+    return this.g.initializers.get(iname)?.tensor ?? this.g.initializer(iname, raw.dtype, shape, { kind: 'file', path, offset, length });
   }
 
   /** A piece of a frozen [out, inp] matrix in the compute dtype (its own initializer; a Split of the input when trainable). */
@@ -305,13 +337,38 @@ class WeightScope {
     // Its own cache slot: a tied head quantizes the same tensor the embedding uses in float.
     const hit = this.cache.get(`${key}#int4`);
     if (hit) return hit as F.NBitsWeight;
+    // Blocks in a file (whole weight or a row piece) are referenced in place: ORT maps them, JS
+    // never holds them. They are float32 scales over whole blocks; other layouts are built in JS.
+    const inFile = this.w.int4File(name);
+    let nb: F.NBitsWeight;
+    if (inFile && (!part || part.axis === 0) && this.dtype === 'float32' && inFile.K % inFile.blockSize === 0) {
+      const f = part ? int4FileRows(inFile, partStart(part), part.sizes[part.index]!) : inFile;
+      const { N, K, blockSize } = f, blocks = K / blockSize;
+      const packed: InitializerData = { kind: 'file', path: f.path, offset: f.packedOffset, length: (N * K) / 2 };
+      const scales: InitializerData = { kind: 'file', path: f.path, offset: f.scalesOffset, length: N * blocks * 4 };
+      nb = this.singleStorage
+        ? {
+            packed: this.g.initializer(`${key}.int4`, 'uint4', [N, K], packed),
+            scales: this.g.initializer(`${key}.scales`, 'float32', [N, blocks], scales),
+            zeroPoints: this.zeroPoint(N, blocks),
+            K, N, blockSize,
+          }
+        : {
+            packed: this.g.initializer(`${key}.q4`, 'uint8', [N, blocks, blockSize / 2], packed),
+            scales: this.g.initializer(`${key}.scales`, 'float32', [N * blocks], scales),
+            zeroPoints: null,
+            K, N, blockSize,
+          };
+      this.cache.set(`${key}#int4`, nb);
+      return nb;
+    }
     let q = this.w.q(name, out, inp);
     if (part) {
       const start = partStart(part), size = part.sizes[part.index]!;
       q = part.axis === 0 ? int4Rows(q, start, size) : int4Columns(q, start, size);
     }
     const N = q.N, K = q.K, blocks = int4Blocks(K, q.blockSize);
-    const nb: F.NBitsWeight = this.singleStorage
+    nb = this.singleStorage
       ? {
           packed: this.g.initializer(`${key}.int4`, 'uint4', [N, K], { kind: 'inline', bytes: q.packed }),
           scales: this.g.initializer(`${key}.scales`, this.dtype, [N, blocks], { kind: 'inline', bytes: this.stored(q.scales) }),
@@ -373,7 +430,12 @@ class WeightScope {
   embedding(ids: Tensor): Tensor {
     const name = 'model.embed_tokens.weight', V = this.w.cfg.vocabSize, D = this.w.cfg.hiddenSize;
     let e: Tensor;
-    if (V * D * this.elementBytes <= this.maxWeightBytes) {
+    // On the CPU a 16-bit table is gathered as the checkpoint stores it and only the rows are cast:
+    // ORT keeps the table mapped instead of folding a float32 copy of it at load (FrozenWeights.gatherRawRows).
+    const raw = !this.trainable && this.w.streamFloats && this.w.gatherRawRows ? this.w.rawSlice?.(name) : null;
+    if (raw && raw.dtype !== 'float32' && V * D * 2 <= this.maxWeightBytes) {
+      e = F.gather(this.rawInitializer(name, [V, D], raw), ids);
+    } else if (V * D * this.elementBytes <= this.maxWeightBytes) {
       e = F.gather(this.matrix(name, [V, D]), ids);
     } else {
       const sizes = piecesUnder(D, V * this.elementBytes, this.maxWeightBytes);

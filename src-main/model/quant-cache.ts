@@ -3,7 +3,9 @@
 //
 // One entry is one safetensors file, <FINCH_HOME>/cache/int4/<key>.safetensors, holding for each
 // quantized weight `<name>.q4` (U8 [N, K/2], two 4-bit values a byte, quant.ts's layout) and
-// `<name>.scales` (F32 [N, K/block]). The key hashes what the blocks depend on: the checkpoint's
+// `<name>.scales` (F32 [N, K/block]), each starting at a multiple of 64 KiB in the file (zero
+// padding entries between them), so that graphs reference the blocks in place and ONNX Runtime
+// maps them: no JS copy, no second copy in the session. The key hashes what the blocks depend on: the checkpoint's
 // files (absolute path, size, modification time) and the block size. A changed checkpoint makes a
 // new key; the old entry stays until `finch cache clear`. An entry that cannot be read (truncated,
 // bad header, missing tensors) is reported, deleted and rebuilt.
@@ -21,12 +23,14 @@ import { startWorker } from '../engine/runtime/worker.js';
 import { quantCacheDir } from '../store/paths.js';
 import { LORA_TARGETS, modulePath, projectionShape } from './lora.js';
 import type { FrozenWeights } from './llama.js';
-import { type Int4Weight, int4Blocks, quantizeInt4 } from './quant.js';
+import { type Int4File, type Int4Weight, int4Blocks, quantizeInt4 } from './quant.js';
 import { Checkpoint, SafetensorsError, type TensorToWrite, writeSafetensors } from './safetensors.js';
 import type { ModelConfig } from './types.js';
 
-/** Bumped when the stored layout changes, so old entries are never misread. */
-const FORMAT = 1;
+/** Bumped when the stored layout changes, so old entries are never misread (2: 64 KiB-aligned tensors). */
+const FORMAT = 2;
+/** ONNX Runtime maps external data in place at offsets aligned to the allocation granularity (64 KiB on Windows). */
+const ENTRY_ALIGN = 64 * 1024;
 const WORKER_MARKER = 'finch.quantize';
 
 interface QuantJob { name: string; N: number; K: number }
@@ -74,9 +78,10 @@ export function quantCacheKey(ckpt: Checkpoint, blockSize: number): string {
 }
 
 /**
- * Fills `weights` with the 4-bit blocks of every quantized weight of the checkpoint at
- * `checkpoint`: from the cache when an entry exists, else by quantizing on worker threads (and
- * storing the result).
+ * Gives `weights` the 4-bit blocks of every quantized weight of the checkpoint at `checkpoint`:
+ * from the cache when an entry exists, else by quantizing on worker threads and storing the
+ * result. With the cache, `weights` gets the blocks' places in the entry (graphs read them from
+ * there and JS keeps no copy); without it, the blocks themselves.
  */
 export async function prepareInt4(checkpoint: string, cfg: ModelConfig, weights: FrozenWeights, o: QuantizeOptions = {}): Promise<QuantizeResult> {
   const jobs = quantizedWeights(cfg);
@@ -93,7 +98,7 @@ export async function prepareInt4(checkpoint: string, cfg: ModelConfig, weights:
     try {
       utimesSync(file, new Date(), new Date()); // the entry's modification time says when it was last used
       const loaded = readEntry(file, key, jobs, blockSize);
-      for (const [name, w] of loaded) weights.provideInt4(name, w);
+      for (const [name, f] of loaded) weights.provideInt4File(name, f);
       o.onProgress?.(jobs.length, jobs.length);
       return { source: 'cache', file, weights: jobs.length, bytes: statSync(file).size };
     } catch (e) {
@@ -102,29 +107,35 @@ export async function prepareInt4(checkpoint: string, cfg: ModelConfig, weights:
     }
   }
   const blocks = await quantizeOnWorkers(checkpoint, jobs, blockSize, o);
-  for (const [name, w] of blocks) weights.provideInt4(name, w);
-  if (!useCache) return { source: 'quantized', file: null, weights: jobs.length, bytes: 0 };
+  if (!useCache) {
+    for (const [name, w] of blocks) weights.provideInt4(name, w);
+    return { source: 'quantized', file: null, weights: jobs.length, bytes: 0 };
+  }
   const tensors: TensorToWrite[] = [];
   for (const j of jobs) {
     const w = blocks.get(j.name)!;
     tensors.push({ name: `${j.name}.q4`, dtype: 'U8', shape: [j.N, j.K / 2], data: () => w.packed });
     tensors.push({ name: `${j.name}.scales`, dtype: 'F32', shape: [j.N, int4Blocks(j.K, blockSize)], data: () => w.scales });
   }
-  writeSafetensors(file, tensors, { finch_int4: String(FORMAT), key, block_size: String(blockSize), checkpoint, created: new Date().toISOString() });
+  writeSafetensors(file, tensors, { finch_int4: String(FORMAT), key, block_size: String(blockSize), checkpoint, created: new Date().toISOString() }, { align: ENTRY_ALIGN });
+  blocks.clear(); // from here on the entry holds them
+  for (const [name, f] of readEntry(file, key, jobs, blockSize)) weights.provideInt4File(name, f);
   return { source: 'quantized', file, weights: jobs.length, bytes: statSync(file).size };
 }
 
-function readEntry(file: string, key: string, jobs: readonly QuantJob[], blockSize: number): Map<string, Int4Weight> {
+/** Where each weight's blocks sit in the entry `file` (checked against the jobs' shapes; nothing is read). */
+function readEntry(file: string, key: string, jobs: readonly QuantJob[], blockSize: number): Map<string, Int4File> {
   const c = Checkpoint.open(file);
   try {
     if (c.metadata.key !== key || c.metadata.finch_int4 !== String(FORMAT)) throw new SafetensorsError('it belongs to another checkpoint or format');
-    const out = new Map<string, Int4Weight>();
+    const out = new Map<string, Int4File>();
     for (const j of jobs) {
       const q = c.info(`${j.name}.q4`), s = c.info(`${j.name}.scales`);
+      if (q.begin % ENTRY_ALIGN || s.begin % ENTRY_ALIGN) throw new SafetensorsError(`${j.name} is not aligned to ${ENTRY_ALIGN} bytes`);
       if (q.dtype !== 'U8' || q.shape.join() !== `${j.N},${j.K / 2}` || s.dtype !== 'F32' || s.shape.join() !== `${j.N},${int4Blocks(j.K, blockSize)}`) {
         throw new SafetensorsError(`${j.name} has the wrong shape`);
       }
-      out.set(j.name, { N: j.N, K: j.K, blockSize, packed: c.readRaw(q.name), scales: c.readTensor(s.name) });
+      out.set(j.name, { N: j.N, K: j.K, blockSize, path: file, packedOffset: q.begin, scalesOffset: s.begin });
     }
     return out;
   } finally {

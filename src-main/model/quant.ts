@@ -11,6 +11,8 @@
 // MatMulNBits (its B padded to whole blocks, int4BlockPadded) both define it. K must be even so
 // that every row starts on a byte.
 
+import { closeSync, openSync, readSync } from 'node:fs';
+
 export interface Int4Weight {
   /** Output features (rows of the HF [out, in] weight). */
   N: number;
@@ -27,6 +29,42 @@ export const DEFAULT_BLOCK = 32;
 
 /** Blocks per row of a [N, K] weight (the last one short when K is not a multiple of blockSize). */
 export const int4Blocks = (K: number, blockSize: number): number => Math.ceil(K / blockSize);
+
+/** Where a weight's 4-bit blocks sit in a file (the quantized-weight cache): the Int4Weight bytes, unread. */
+export interface Int4File {
+  N: number;
+  K: number;
+  blockSize: number;
+  path: string;
+  /** Byte offset of `packed` ([N, K / 2] bytes) in the file. */
+  packedOffset: number;
+  /** Byte offset of `scales` ([N * ceil(K / blockSize)] float32) in the file. */
+  scalesOffset: number;
+}
+
+/** Output rows [start, start + size) of a weight in a file: the same file, later offsets (rows are contiguous). */
+export function int4FileRows(f: Int4File, start: number, size: number): Int4File {
+  if (start < 0 || start + size > f.N) throw new Error(`int4 rows [${start}, ${start + size}) outside [0, ${f.N})`);
+  return { ...f, N: size, packedOffset: f.packedOffset + (start * f.K) / 2, scalesOffset: f.scalesOffset + start * int4Blocks(f.K, f.blockSize) * 4 };
+}
+
+/** Reads a weight's blocks from its file. */
+export function readInt4File(f: Int4File): Int4Weight {
+  const packed = new Uint8Array((f.N * f.K) / 2), scales = new Float32Array(f.N * int4Blocks(f.K, f.blockSize));
+  const fd = openSync(f.path, 'r');
+  try {
+    for (const [into, at] of [[packed, f.packedOffset], [new Uint8Array(scales.buffer), f.scalesOffset]] as const) {
+      for (let done = 0; done < into.byteLength;) {
+        const n = readSync(fd, into, done, into.byteLength - done, at + done);
+        if (n === 0) throw new Error(`${f.path}: ends before byte ${at + into.byteLength} (4-bit cache entry changed or truncated?)`);
+        done += n;
+      }
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return { N: f.N, K: f.K, blockSize: f.blockSize, packed, scales };
+}
 
 /** Quantizes a row-major [N, K] float weight. K and blockSize must be even. */
 export function quantizeInt4(w: Float32Array, N: number, K: number, blockSize = DEFAULT_BLOCK): Int4Weight {

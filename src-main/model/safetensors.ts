@@ -502,22 +502,38 @@ function encodeTensor(t: TensorToWrite, file: string): Uint8Array {
   return new Uint8Array(out);
 }
 
-/** Builds the header bytes (length prefix + JSON padded with spaces to a multiple of 8). */
-function buildHeader(tensors: readonly TensorToWrite[], metadata: Record<string, string> | undefined): Buffer {
+/** A stretch of zero bytes in the data section, listed as a U8 tensor so the file has no holes. */
+const PADDING_PREFIX = '__padding__.';
+
+/**
+ * Builds the header bytes (length prefix + JSON padded with spaces to a multiple of 8, or of
+ * `align`) and the data section's layout: the tensors in order, with `align`, padding entries
+ * before any tensor that would not start at a multiple of it in the file.
+ */
+function buildHeader(tensors: readonly TensorToWrite[], metadata: Record<string, string> | undefined, align: number | null): { header: Buffer; layout: (TensorToWrite | number)[] } {
   const header: Record<string, unknown> = {};
   if (metadata && Object.keys(metadata).length) header.__metadata__ = metadata;
+  const layout: (TensorToWrite | number)[] = [];
   let off = 0;
   for (const t of tensors) {
+    const gap = align ? (align - (off % align)) % align : 0;
+    if (gap) {
+      header[`${PADDING_PREFIX}${layout.length}`] = { dtype: 'U8', shape: [gap], data_offsets: [off, off + gap] };
+      layout.push(gap);
+      off += gap;
+    }
     const n = t.shape.reduce((a, d) => a * d, 1) * DTYPE_BYTES[t.dtype];
     header[t.name] = { dtype: t.dtype, shape: [...t.shape], data_offsets: [off, off + n] };
+    layout.push(t);
     off += n;
   }
   let json = Buffer.from(JSON.stringify(header), 'utf8');
-  const pad = (8 - (json.length % 8)) % 8;
+  const to = align ?? 8; // the data section starts aligned too
+  const pad = (to - ((8 + json.length) % to)) % to;
   if (pad) json = Buffer.concat([json, Buffer.alloc(pad, 0x20)]);
   const len = Buffer.alloc(8);
   len.writeBigUInt64LE(BigInt(json.length));
-  return Buffer.concat([len, json]);
+  return { header: Buffer.concat([len, json]), layout };
 }
 
 /** Total data bytes the tensors will take (for index.json's metadata.total_size). */
@@ -527,13 +543,17 @@ export function tensorBytes(tensors: readonly Pick<TensorToWrite, 'dtype' | 'sha
 
 /**
  * Writes a .safetensors file atomically (tmp file + rename). Tensors are sorted by name; each
- * tensor's data is produced, encoded and written one at a time.
+ * tensor's data is produced, encoded and written one at a time. With `align` (a multiple of 8),
+ * every tensor starts at a multiple of it in the file (zero padding entries fill the gaps), so
+ * another reader can map each tensor in place (ONNX Runtime does at 64 KiB on every system).
  */
-export function writeSafetensors(file: string, tensors: readonly TensorToWrite[], metadata?: Record<string, string>): void {
+export function writeSafetensors(file: string, tensors: readonly TensorToWrite[], metadata?: Record<string, string>, opts: { align?: number } = {}): void {
+  const align = opts.align ?? null;
+  if (align !== null && !(Number.isInteger(align) && align > 0 && align % 8 === 0)) throw new SafetensorsError(`writing ${file}: alignment ${align} is not a positive multiple of 8`);
   const seen = new Set<string>();
   for (const t of tensors) {
     if (seen.has(t.name)) throw new SafetensorsError(`writing ${file}: duplicate tensor name ${t.name}`);
-    if (t.name === '__metadata__' || t.name === '') throw new SafetensorsError(`writing ${file}: invalid tensor name ${JSON.stringify(t.name)}`);
+    if (t.name === '__metadata__' || t.name === '' || t.name.startsWith(PADDING_PREFIX)) throw new SafetensorsError(`writing ${file}: invalid tensor name ${JSON.stringify(t.name)}`);
     seen.add(t.name);
     if (!isKnownDtype(t.dtype)) throw new SafetensorsError(`writing ${file}: tensor ${t.name} has unknown dtype ${t.dtype}`);
     if (!t.shape.every((d) => Number.isInteger(d) && d >= 0)) {
@@ -550,8 +570,9 @@ export function writeSafetensors(file: string, tensors: readonly TensorToWrite[]
   fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
   const fd = fs.openSync(tmp, 'w');
   try {
-    writeAll(fd, buildHeader(sorted, metadata));
-    for (const t of sorted) writeAll(fd, encodeTensor(t, file));
+    const { header, layout } = buildHeader(sorted, metadata, align);
+    writeAll(fd, header);
+    for (const t of layout) writeAll(fd, typeof t === 'number' ? new Uint8Array(t) : encodeTensor(t, file));
     fs.fsyncSync(fd);
     fs.closeSync(fd);
     fs.renameSync(tmp, file);

@@ -5,7 +5,10 @@ import { mkdtempSync, rmSync, truncateSync, statSync, utimesSync } from 'node:fs
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
+import { sessionFromGraph } from '../../src-main/engine/onnx/staged.js';
 import { loadModel } from '../../src-main/model/load.js';
+import { stagingDir } from '../../src-main/store/paths.js';
+import { buildLossGraph } from '../../src-main/train/step.js';
 import { quantizeInt4 } from '../../src-main/model/quant.js';
 import { clearQuantCache, listQuantCache, prepareInt4, quantizedWeights } from '../../src-main/model/quant-cache.js';
 import { Checkpoint } from '../../src-main/model/safetensors.js';
@@ -32,8 +35,9 @@ async function prepare() {
   const r = await prepareInt4(dir, model.config, model.weights, { threads: 2, onMessage: (m) => messages.push(m), onProgress: (d) => progress.push(d) });
   const name = 'model.layers.1.mlp.down_proj.weight';
   const w = model.weights.q(name, 64, 128);
+  const inFile = model.weights.int4File(name);
   model.close();
-  return { r, messages, progress, w, name };
+  return { r, messages, progress, w, name, inFile };
 }
 
 test('miss quantizes on workers with progress, hit reads identical blocks, both equal direct quantization', async () => {
@@ -54,6 +58,38 @@ test('miss quantizes on workers with progress, hit reads identical blocks, both 
   assert.deepEqual(warm.w.packed, direct.packed);
   assert.deepEqual(warm.w.scales, direct.scales);
   assert.deepEqual(warm.messages, []);
+  // Both hand the weights the blocks' places in the entry, each tensor 64 KiB-aligned (mappable).
+  for (const p of [cold, warm]) {
+    assert.equal(p.inFile?.path, cold.r.file);
+    assert.equal(p.inFile!.packedOffset % 65536, 0);
+    assert.equal(p.inFile!.scalesOffset % 65536, 0);
+  }
+});
+
+/** The base model's loss on one fixed batch of 8 tokens, from a graph staged the way the trainer stages it. */
+async function lossOf(fromCache: boolean, chunkBytes: number): Promise<number> {
+  const model = loadModel(dir, { quantize: true, blockSize: 32 });
+  if (fromCache) await prepareInt4(dir, model.config, model.weights, { threads: 2 });
+  const T = 8, V = model.config.vocabSize;
+  const session = await sessionFromGraph(buildLossGraph(model.weights, model.invFreq, { batch: 1, seq: T, lora: null, chunkBytes }), { threads: 2 }, stagingDir());
+  const out = await session.run({
+    input_ids: { dtype: 'int64', dims: [1, T], data: BigInt64Array.from({ length: T }, (_, i) => BigInt((i * 37 + 5) % V)) },
+    position_ids: { dtype: 'int64', dims: [1, T], data: BigInt64Array.from({ length: T }, (_, i) => BigInt(i)) },
+    attn_bias: { dtype: 'float32', dims: [1, 1, T, T], data: Float32Array.from({ length: T * T }, (_, i) => (i % T <= Math.floor(i / T) ? 0 : -1e9)) },
+    targets: { dtype: 'int32', dims: [T], data: Int32Array.from({ length: T }, (_, i) => (i * 37 + 42) % V) },
+  });
+  await session.release();
+  model.close();
+  return (out.loss!.data as Float32Array)[0]!;
+}
+
+test('training graphs read the blocks from the entry (whole and in row pieces) and compute what blocks held in JS compute', async () => {
+  // Whole weights, then pieces small enough that the MLP and the head are split (rows and columns).
+  for (const chunkBytes of [Infinity, 256]) {
+    const inJs = await lossOf(false, chunkBytes), fromFile = await lossOf(true, chunkBytes);
+    assert.ok(Number.isFinite(inJs));
+    assert.ok(Math.abs(fromFile - inJs) <= 1e-6 * Math.abs(inJs), `chunks of ${chunkBytes} bytes: ${fromFile} from the entry vs ${inJs}`);
+  }
 });
 
 test('a changed checkpoint (modification time) is a miss with a new entry', async () => {

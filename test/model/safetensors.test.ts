@@ -63,6 +63,32 @@ test('F32 round trip, header padded to 8, names sorted, offsets contiguous (chec
   ck.close();
 });
 
+test('align: every tensor starts at a multiple of it in the file, zero padding entries leave no holes', () => {
+  const file = join(dir, 'aligned.safetensors');
+  const odd = Uint8Array.from({ length: 5 }, (_, i) => i + 1);
+  const f = Float32Array.of(1.5, -2, 3);
+  writeSafetensors(file, [
+    { name: 'a.bytes', dtype: 'U8', shape: [5], data: odd },
+    { name: 'b.floats', dtype: 'F32', shape: [3], data: f },
+    { name: 'c.more', dtype: 'U8', shape: [4096 + 3], data: new Uint8Array(4099).fill(7) },
+  ], { note: 'aligned' }, { align: 4096 });
+  assert.throws(() => writeSafetensors(file, [], undefined, { align: 12 }), /alignment 12 is not a positive multiple of 8/);
+  const ck = Checkpoint.open(file);
+  for (const name of ['a.bytes', 'b.floats', 'c.more']) assert.equal(ck.info(name).begin % 4096, 0, name);
+  assert.deepEqual(ck.readRaw('a.bytes'), odd);
+  assert.deepEqual(ck.readTensor('b.floats'), f);
+  // The data section is covered end to end: tensors and zero padding entries, in file order.
+  const all = ck.names().map((n) => ck.info(n)).sort((x, y) => x.begin - y.begin);
+  assert.equal(all[0]!.begin % 4096, 0, 'the data section starts aligned');
+  for (let i = 1; i < all.length; i++) assert.equal(all[i]!.begin, all[i - 1]!.end, `${all[i]!.name} follows ${all[i - 1]!.name}`);
+  assert.equal(all.at(-1)!.end, statSync(file).size);
+  const pads = all.filter((t) => t.name.startsWith('__padding__.'));
+  assert.equal(pads.length, 2);
+  for (const p of pads) assert.ok(ck.readRaw(p.name).every((b) => b === 0));
+  ck.close();
+  assert.throws(() => writeSafetensors(file, [{ name: '__padding__.0', dtype: 'U8', shape: [1], data: odd.subarray(0, 1) }]), /invalid tensor name/);
+});
+
 test('BF16/F16/F64/I64 conversions match PyTorch bit for bit (python also checks the layout)', () => {
   const a = trickyValues();
   const src = join(dir, 'conv-in.safetensors');

@@ -4,8 +4,13 @@ Llama-family decoder over the prompt to pick the first new token (greedy). No tr
 the forward below is the architecture (RMSNorm, RoPE, grouped-query attention, SiLU MLP, q/k/v
 biases for Qwen2, tied head).
 
-Usage: python3 torch_load.py '<json: {"dir", "threads", "prompt": [ids], "spawned_ms"}>'
-Prints one JSON line: {"first_token_s", "load_s", "forward_s", "peak_rss_mb", "cpu_s", "token"}.
+With "train_seq": T it instead runs the first training step a LoRA fine-tune starts with: LoRA
+r=16 (alpha 32) on all seven projections, one forward and backward over T tokens (next-token
+cross-entropy), one AdamW step; it reports "first_step_s" (process start to the end of that step).
+
+Usage: python3 torch_load.py '<json: {"dir", "threads", "prompt": [ids], "spawned_ms", "train_seq"?}>'
+Prints one JSON line: {"first_token_s", "load_s", "forward_s", "peak_rss_mb", "cpu_s", "token"}
+(or {"first_step_s", "load_s", "step_s", "peak_rss_mb", "cpu_s", "loss"}).
 """
 import json
 import math
@@ -83,17 +88,23 @@ def norm(x, w):
     return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps) * w
 
 
+LORA = {}  # module name -> (A [r, in], B [out, r]) while training
+LORA_SCALE = 32 / 16
+
+
 def linear(x, name):
     b = W.get(name + ".bias")
-    return torch.nn.functional.linear(x, W[name + ".weight"], b)
+    y = torch.nn.functional.linear(x, W[name + ".weight"], b)
+    ab = LORA.get(name)
+    return y if ab is None else y + (x @ ab[0].T) @ ab[1].T * LORA_SCALE
 
 
 def rot(x):
     return torch.cat([-x[..., hd // 2 :], x[..., : hd // 2]], -1)
 
 
-@torch.no_grad()
-def forward(ids):
+def trunk(ids):
+    """The final normed hidden states [T, D]."""
     T = len(ids)
     h = W["model.embed_tokens.weight"][torch.tensor(ids)]
     ang = torch.arange(T, dtype=torch.float32)[:, None] * rope_inv_freq()[None, :]
@@ -111,9 +122,39 @@ def forward(ids):
         h = h + linear(a.transpose(0, 1).reshape(T, H * hd), p + ".self_attn.o_proj")
         x = norm(h, W[p + ".post_attention_layernorm.weight"])
         h = h + linear(torch.nn.functional.silu(linear(x, p + ".mlp.gate_proj")) * linear(x, p + ".mlp.up_proj"), p + ".mlp.down_proj")
-    head = W.get("lm_head.weight", W["model.embed_tokens.weight"])
-    return norm(h[-1:], W["model.norm.weight"]) @ head.T
+    return norm(h, W["model.norm.weight"])
 
+
+HEAD = W.get("lm_head.weight", W["model.embed_tokens.weight"])
+
+
+@torch.no_grad()
+def forward(ids):
+    return trunk(ids)[-1:] @ HEAD.T
+
+
+if c.get("train_seq"):
+    torch.manual_seed(0)
+    for l in range(L):
+        for t in ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj", "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"):
+            out_f, in_f = W[f"model.layers.{l}.{t}.weight"].shape
+            a = ((torch.rand(16, in_f) * 2 - 1) / math.sqrt(in_f)).requires_grad_()
+            LORA[f"model.layers.{l}.{t}"] = (a, torch.zeros(out_f, 16, requires_grad=True))
+    opt = torch.optim.AdamW([p for ab in LORA.values() for p in ab], lr=1e-4)
+    ids = [(3 + 7 * i) % cfg["vocab_size"] for i in range(c["train_seq"] + 1)]
+    loss = torch.nn.functional.cross_entropy(trunk(ids[:-1]) @ HEAD.T, torch.tensor(ids[1:]))
+    loss.backward()
+    opt.step()
+    t_done = time.time()
+    print(json.dumps({
+        "first_step_s": t_done - c["spawned_ms"] / 1000,
+        "load_s": t_loaded - t0,
+        "step_s": t_done - t_loaded,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "cpu_s": resource.getrusage(resource.RUSAGE_SELF).ru_utime + resource.getrusage(resource.RUSAGE_SELF).ru_stime,
+        "loss": float(loss),
+    }))
+    sys.exit(0)
 
 token = int(forward(c["prompt"]).argmax(-1)[0])
 t_done = time.time()
