@@ -76,6 +76,8 @@ export const RUN_DEFAULTS: Omit<RunConfig, 'modelId' | 'datasetId'> = {
   checkpointLayers: false,
   blockSize: 32,
   computeDtype: 'float32',
+  staticSeq: false,
+  groupByLength: false,
   samplePrompts: 3,
 };
 

@@ -83,6 +83,10 @@ export const RunConfig = z.strictObject({
   blockSize: z.union([z.literal(32), z.literal(64), z.literal(128)]),
   /** The frozen path's dtype on a GPU: float16 keeps LoRA, gradients and optimizer state float32; auto = float16 on a hardware WebGPU adapter with shader-f16. */
   computeDtype: z.enum(['float32', 'float16', 'auto']).optional(),
+  /** Pad every batch to the dataset's longest row (one static graph) instead of each batch's own longest. */
+  staticSeq: z.boolean().optional(),
+  /** Rows of similar length share a step (seeded per epoch): less padding, exact resume. */
+  groupByLength: z.boolean().optional(),
   /** Held-out prompts answered by the current adapter at each evaluation (0 = none). */
   samplePrompts: z.int().min(0).max(16),
 });

@@ -34,6 +34,7 @@ export function toTrainConfig(c: RunConfig, model: string, data: string, out: st
     weightDecay: c.weightDecay, maxGradNorm: c.maxGradNorm, evalEvery: c.evalEvery, checkpointEvery: c.checkpointEvery,
     keepCheckpoints: c.keepCheckpoints, seed: c.seed, threads: c.threads, provider, strictProvider: c.strictProvider ?? false, checkpointLayers: c.checkpointLayers,
     blockSize: c.blockSize, computeDtype: c.computeDtype ?? 'float32', onBadRow: 'fail',
+    staticSeq: c.staticSeq ?? false, groupByLength: c.groupByLength ?? false,
   };
 }
 
