@@ -149,6 +149,8 @@ export interface DeviceRecord {
   fallback_nodes: PlacedNode[];
   /** The frozen path's dtype (float16 only where the provider has its kernels). */
   compute_dtype?: ComputeDtype;
+  /** Why that dtype (what was asked, and what `auto` saw on the adapter). */
+  compute_dtype_reason?: string;
   /** The largest frozen weight the device takes in one buffer (larger ones are split); null = no limit. */
   max_weight_bytes?: number | null;
 }
@@ -244,7 +246,7 @@ export async function trainModel(model: LoadedModel, cfg: TrainConfig, emit: (e:
   const sessionOpts = { provider: chosen.provider, disableCpuFallback: strict, threads: cfg.threads, cpuMemArena: !cfg.checkpointLayers };
   const device: DeviceRecord = {
     provider: chosen.provider, adapter: chosen.adapter, reason: chosen.reason, strict,
-    compute_dtype: precision.dtype, max_weight_bytes: Number.isFinite(weightLimit) ? weightLimit : null,
+    compute_dtype: precision.dtype, compute_dtype_reason: precision.reason, max_weight_bytes: Number.isFinite(weightLimit) ? weightLimit : null,
     // Serializing the step graph for the placement probe costs a copy of its weights: only off the CPU.
     fallback_nodes: strict || chosen.provider === 'cpu' ? [] : await fallbackNodes(serializeModel(graphs.kind === 'fused' ? graphs.step : graphs.grads), chosen.provider, sessionOpts),
   };

@@ -167,7 +167,7 @@ function readConfigFile(file: string): Values {
 /** One line naming where the run executes, with the nodes that fell back to the CPU. */
 export function deviceLine(d: DeviceRecord): string {
   const off = d.fallback_nodes.length ? `; ${d.fallback_nodes.length} node(s) fall back to the CPU: ${d.fallback_nodes.slice(0, 8).map((n) => `${n.op} (${n.name})`).join(', ')}${d.fallback_nodes.length > 8 ? ', ...' : ''}` : d.provider === 'cpu' ? '' : '; every node on the device';
-  const dtype = d.compute_dtype === 'float16' ? ', frozen path in float16' : '';
+  const dtype = d.compute_dtype === 'float16' ? `, frozen path in ${d.compute_dtype_reason ?? 'float16'}` : '';
   return `provider: ${d.provider}, ${d.reason}${d.strict ? ' [strict]' : ''}${dtype}${off}`;
 }
 
