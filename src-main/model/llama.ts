@@ -265,13 +265,19 @@ class WeightScope {
         const iname = dtype === 'float32' ? name : `${name}.${dtype}`;
         const n = shape.reduce((a, d) => a * d, 1);
         const conv = dtype === 'float16' ? halfBytes : bytes;
-        t = this.g.initializer(iname, dtype, shape, w.streamFloats
-          ? { kind: 'lazy', length: n * (dtype === 'float16' ? 2 : 4), read: () => conv(w.read(name)) }
-          : { kind: 'inline', bytes: conv(w.f(name)) });
+        t = this.g.initializer(iname, dtype, shape, this.fromFloats(name, n * (dtype === 'float16' ? 2 : 4), conv));
       }
     }
     this.cache.set(key, t);
     return t;
+  }
+
+  /**
+   * Initializer bytes made from a frozen tensor's float32 values: read from the checkpoint when the
+   * graph is serialized if the weights stream (no JS copy kept), else made now.
+   */
+  private fromFloats(name: string, length: number, make: (full: Float32Array) => Uint8Array): InitializerData {
+    return this.w.streamFloats ? { kind: 'lazy', length, read: () => make(this.w.read(name)) } : { kind: 'inline', bytes: make(this.w.f(name)) };
   }
 
   /** The checkpoint's bytes of a tensor as an initializer in its own dtype (one per graph). */
@@ -307,9 +313,7 @@ class WeightScope {
         t = F.cast(this.g.initializer(raw.dtype === 'float32' ? pname : `${pname}.${raw.dtype}`, raw.dtype, [size, inp], slice), dtype);
       } else {
         const rows = (full: Float32Array) => this.stored(full.subarray(start * inp, (start + size) * inp));
-        t = this.g.initializer(iname, dtype, [size, inp], this.w.streamFloats
-          ? { kind: 'lazy', length: size * inp * this.elementBytes, read: () => rows(this.w.read(name)) }
-          : { kind: 'inline', bytes: rows(this.w.f(name)) });
+        t = this.g.initializer(iname, dtype, [size, inp], this.fromFloats(name, size * inp * this.elementBytes, rows));
       }
     } else {
       const columns = (full: Float32Array) => {
@@ -317,9 +321,7 @@ class WeightScope {
         for (let n = 0; n < out; n++) cols.set(full.subarray(n * inp + start, n * inp + start + size), n * size);
         return this.stored(cols);
       };
-      t = this.g.initializer(iname, dtype, [out, size], this.w.streamFloats
-        ? { kind: 'lazy', length: out * size * this.elementBytes, read: () => columns(this.w.read(name)) }
-        : { kind: 'inline', bytes: columns(this.w.f(name)) });
+      t = this.g.initializer(iname, dtype, [out, size], this.fromFloats(name, out * size * this.elementBytes, columns));
     }
     this.cache.set(pname, t);
     return t;
