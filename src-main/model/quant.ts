@@ -105,8 +105,8 @@ export function dequantizeInt4(q: Int4Weight): Float32Array {
   return out;
 }
 
-/** Bytes a quantized [N, K] weight takes in the session (packed nibbles + float32 scales). */
-export const int4Bytes = (N: number, K: number, blockSize = DEFAULT_BLOCK): number => (N * K) / 2 + N * int4Blocks(K, blockSize) * 4;
+/** Bytes a quantized [N, K] weight takes in the session (packed nibbles + scales of `scaleBytes`: float32, or 2 in float16). */
+export const int4Bytes = (N: number, K: number, blockSize = DEFAULT_BLOCK, scaleBytes = 4): number => (N * K) / 2 + N * int4Blocks(K, blockSize) * scaleBytes;
 
 /**
  * MatMulNBits' B input, uint8 [N, ceil(K / blockSize), blockSize / 2]: each row padded to whole

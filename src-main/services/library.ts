@@ -15,7 +15,7 @@ import { ADAPTER_CONFIG, ADAPTER_WEIGHTS, loadPeftAdapter } from '../model/adapt
 import { loadModelConfig } from '../model/config.js';
 import { loadTokenizer } from '../model/tokenizer.js';
 import type { ModelConfig } from '../model/types.js';
-import { frozenBytes } from '../train/memory.js';
+import { frozenBytes, projectionShapes } from '../train/memory.js';
 import { latestCheckpoint } from '../train/checkpoint.js';
 import type { Store } from '../store/store.js';
 import { ServiceError } from './errors.js';
@@ -75,9 +75,7 @@ export class Library {
   modelDetails(id: string): ModelDetails {
     const m = this.model(id);
     const { config: c } = describeModel(m.path);
-    const projections: [number, number][] = [[c.numHeads * c.headDim, c.hiddenSize], [c.numKvHeads * c.headDim, c.hiddenSize], [c.numKvHeads * c.headDim, c.hiddenSize],
-      [c.hiddenSize, c.numHeads * c.headDim], [c.intermediateSize, c.hiddenSize], [c.intermediateSize, c.hiddenSize], [c.hiddenSize, c.intermediateSize]];
-    const weights = (quantize: boolean) => c.numLayers * projections.reduce((s, [n, k]) => s + frozenBytes(n, k, quantize, 32), 0)
+    const weights = (quantize: boolean) => c.numLayers * projectionShapes(c).reduce((s, [n, k]) => s + frozenBytes(n, k, quantize, 32), 0)
       + c.vocabSize * c.hiddenSize * 4 + (c.tieWordEmbeddings ? 0 : frozenBytes(c.vocabSize, c.hiddenSize, quantize, 32));
     return {
       ...m,

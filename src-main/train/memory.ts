@@ -49,9 +49,29 @@ const F32 = 4;
 export const ORT_BYTES_PER_NODE = 3.5 * 1024;
 export const ORT_FIXED_BYTES = 40 * 2 ** 20;
 
-/** Bytes of one frozen [N, K] projection as the training graph stores it. */
-export function frozenBytes(n: number, k: number, quantize: boolean, block: number): number {
-  return quantize ? int4Bytes(n, k, block) : n * k * F32; // uint4 + float scales, or float32
+/**
+ * Bytes of one frozen [N, K] projection as the training graph stores it: uint4 codes + scales, or
+ * the float matrix; `el` is the bytes of a float element (scales or weights): 4, or 2 in float16.
+ */
+export function frozenBytes(n: number, k: number, quantize: boolean, block: number, el = F32): number {
+  return quantize ? int4Bytes(n, k, block, el) : n * k * el;
+}
+
+/** [out, in] of a layer's seven projections, in LoRA target order (q, k, v, o, gate, up, down). */
+export function projectionShapes(cfg: ModelConfig): [number, number][] {
+  const D = cfg.hiddenSize, I = cfg.intermediateSize, qDim = cfg.numHeads * cfg.headDim, kvDim = cfg.numKvHeads * cfg.headDim;
+  return [[qDim, D], [kvDim, D], [kvDim, D], [D, qDim], [I, D], [I, D], [D, I]];
+}
+
+/** Elements of a layer's biases (Qwen2's q/k/v biases, and the o_proj and MLP ones where a config has them). */
+function biasElements(cfg: ModelConfig): number {
+  const D = cfg.hiddenSize, I = cfg.intermediateSize, qDim = cfg.numHeads * cfg.headDim, kvDim = cfg.numKvHeads * cfg.headDim;
+  return (cfg.attentionBias ? qDim + 2 * kvDim : 0) + (cfg.attentionOutputBias ? D : 0) + (cfg.mlpBias ? 2 * I + D : 0);
+}
+
+/** Bytes of the LoRA matrices of a plan (A and B of each targeted projection, float32). */
+function loraParamBytes(cfg: ModelConfig, p: MemoryPlan): number {
+  return cfg.numLayers * projectionShapes(cfg).slice(0, p.targets).reduce((s, [n, k]) => s + p.rank * (n + k), 0) * F32;
 }
 
 /**
@@ -73,12 +93,11 @@ export function estimateTrainingMemory(cfg: ModelConfig, p: MemoryPlan): MemoryE
   const B = p.batch, T = p.seq, rows = B * T;
   const block = p.blockSize ?? DEFAULT_BLOCK;
   const ch = chunkPlan(cfg, B, T, block, p.chunkBytes ?? CHUNK_BYTES);
-  const projections: [number, number][] = [[qDim, D], [kvDim, D], [kvDim, D], [D, qDim], [I, D], [I, D], [D, I]]; // [out, in]
+  const projections = projectionShapes(cfg); // [out, in]
 
   // Frozen weights: one initializer per projection (4-bit: uint4 + scales, read by both the forward
   // and the backward), norms, biases; the lm_head like a projection; the embedding table float32.
-  const biases = (cfg.attentionBias ? qDim + 2 * kvDim : 0) + (cfg.attentionOutputBias ? D : 0) + (cfg.mlpBias ? 2 * I + D : 0);
-  const perLayer = projections.reduce((s, [n, k]) => s + frozenBytes(n, k, p.quantize, block), 0) + (2 * D + biases) * F32;
+  const perLayer = projections.reduce((s, [n, k]) => s + frozenBytes(n, k, p.quantize, block), 0) + (2 * D + biasElements(cfg)) * F32;
   const embeddings = p.hostEmbeddings ? 0 : V * D * F32;
   const lmHead = cfg.tieWordEmbeddings && !p.quantize ? (p.hostEmbeddings ? V * D * F32 : 0) : frozenBytes(V, D, p.quantize, block);
 
@@ -87,7 +106,7 @@ export function estimateTrainingMemory(cfg: ModelConfig, p: MemoryPlan): MemoryE
 
   // LoRA matrices, AdamW moments (fed: 3 copies) and gradients (1) during the backward; the update
   // adds the new parameters and moments (3 more). Dropout masks hash constant [rows, in] counters.
-  const loraParams = L * projections.slice(0, p.targets).reduce((s, [n, k]) => s + p.rank * (n + k), 0) * F32;
+  const loraParams = loraParamBytes(cfg, p);
   const dropout = p.dropout ? rows * (D + (p.targets > 3 ? qDim : 0) + (p.targets > 6 ? I : 0)) * F32 * 2 : 0;
 
   // Activations. ONNX Runtime's allocation plan hands a freed buffer to the next tensor of the same
@@ -201,14 +220,11 @@ export function estimateDeviceMemory(cfg: ModelConfig, p: MemoryPlan, computeDty
     if (v === undefined && name !== 'dropout masks') throw new Error(`estimateDeviceMemory: the host estimate has no part "${name}"`);
     return v ?? 0;
   };
-  const D = cfg.hiddenSize, I = cfg.intermediateSize, V = cfg.vocabSize, hd = cfg.headDim;
-  const qDim = cfg.numHeads * hd, kvDim = cfg.numKvHeads * hd, block = p.blockSize ?? DEFAULT_BLOCK;
+  const D = cfg.hiddenSize, V = cfg.vocabSize, block = p.blockSize ?? DEFAULT_BLOCK;
   const el = computeDtype === 'float16' ? 2 : F32;
   // A frozen [N, K] matrix on the device: 4-bit codes + scales in the compute dtype, or float.
-  const matrix = (n: number, k: number) => (p.quantize ? (n * k) / 2 + ((n * k) / block) * el : n * k * el);
-  const projections: [number, number][] = [[qDim, D], [kvDim, D], [kvDim, D], [D, qDim], [I, D], [I, D], [D, I]];
-  const biases = (cfg.attentionBias ? qDim + 2 * kvDim : 0) + (cfg.attentionOutputBias ? D : 0) + (cfg.mlpBias ? 2 * I + D : 0);
-  const layers = cfg.numLayers * (projections.reduce((s, [n, k]) => s + matrix(n, k), 0) + (2 * D + biases) * F32);
+  const matrix = (n: number, k: number) => frozenBytes(n, k, p.quantize, block, el);
+  const layers = cfg.numLayers * (projectionShapes(cfg).reduce((s, [n, k]) => s + matrix(n, k), 0) + (2 * D + biasElements(cfg)) * F32);
   const tiedFloat = cfg.tieWordEmbeddings && !p.quantize;
   const gpuParts: Record<string, number> = {
     'frozen weights (layers)': layers,
@@ -220,7 +236,7 @@ export function estimateDeviceMemory(cfg: ModelConfig, p: MemoryPlan, computeDty
     'layer backward (one chunk)': part('layer backward (one chunk)'),
   };
   if (host['dropout masks']) gpuParts['dropout masks'] = host['dropout masks'];
-  const loraBytes = cfg.numLayers * projections.slice(0, p.targets).reduce((s, [n, k]) => s + p.rank * (n + k), 0) * F32;
+  const loraBytes = loraParamBytes(cfg, p);
   const hostParts: Record<string, number> = {
     'ONNX Runtime session': part('ONNX Runtime session'),
     [stateOnDevice ? 'LoRA + AdamW state (checkpoint download)' : 'LoRA + AdamW state (fed and fetched)']: (stateOnDevice ? 3 : 6) * loraBytes,
