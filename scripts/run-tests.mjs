@@ -7,6 +7,7 @@
 import { readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 
 const root = new URL('..', import.meta.url).pathname;
 const filters = process.argv.slice(2);
@@ -24,7 +25,8 @@ if (chosen.length === 0) {
   process.exit(1);
 }
 const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc');
-const buildInfo = join(root, 'node_modules', '.cache', 'finch-tsc.tsbuildinfo');
+// One state file per checkout (git worktrees may share one node_modules).
+const buildInfo = join(root, 'node_modules', '.cache', `finch-tsc-${createHash('sha256').update(root).digest('hex').slice(0, 8)}.tsbuildinfo`);
 const typecheck = spawnSync(process.execPath, [tsc, '-p', root, '--noEmit', '--incremental', '--tsBuildInfoFile', buildInfo], { cwd: root, stdio: 'inherit' });
 if (typecheck.status !== 0) {
   console.error('type-check failed (tsc -p . --noEmit): fix the errors above before the tests run');

@@ -182,7 +182,8 @@ export async function run(argv: string[]): Promise<number> {
   if (values.help) { console.log(USAGE); return 0; }
   let cfg: TrainConfig;
   try {
-    if (typeof values.resume === 'string') cfg = resumeConfig(values.resume);
+    // A resumed run continues in the folder it is given, wherever the run was first written.
+    if (typeof values.resume === 'string') cfg = { ...resumeConfig(values.resume), out: values.resume };
     else cfg = configFrom(typeof values.config === 'string' ? { ...readConfigFile(values.config), ...values } : values);
     const notAFolder = fileInTheWay(cfg.out);
     if (notAFolder) throw new UsageError(`--out ${cfg.out}: ${notAFolder} is a file, not a folder; --out names a folder for the run (created if missing)`);
