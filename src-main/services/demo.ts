@@ -12,7 +12,9 @@ import { loadModel } from '../model/load.js';
 import { loadPeftAdapter } from '../model/adapter.js';
 import { writeFileAtomic } from '../model/safetensors.js';
 import { evaluateExactMatch, readQa } from '../train/evaluate.js';
-import { TRAIN_DEFAULTS, type TrainConfig, type TrainEvent, trainModel } from '../train/trainer.js';
+import { TRAIN_DEFAULTS, type TrainConfig } from '../../src-shared/run-config.js';
+import type { TrainEvent } from '../../src-shared/train-events.js';
+import { trainModel } from '../train/trainer.js';
 import { newRunId, runsDir } from '../store/paths.js';
 
 /** The bundled demo assets: the checkout's assets/demo, or FINCH_ASSETS/demo (a packaged app's resources). */

@@ -9,10 +9,11 @@
 // (lavapipe) emulates the GPU on the CPU, where float16 saves nothing, and the CUDA and DirectML
 // float16 paths have not been run by Finch's tests.
 
+import { COMPUTE_DTYPE_CHOICES } from '../../src-shared/choices.js';
 import type { ProviderDecision } from '../engine/runtime/providers.js';
 import type { ComputeDtype } from '../model/llama.js';
 
-export const COMPUTE_DTYPE_CHOICES = ['float32', 'float16', 'auto'] as const;
+export { COMPUTE_DTYPE_CHOICES };
 export type ComputeDtypeChoice = (typeof COMPUTE_DTYPE_CHOICES)[number];
 
 /** The WebGPU spec's default maxStorageBufferBindingSize: the limit to assume for an adapter not listed. */

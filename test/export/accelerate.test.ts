@@ -10,7 +10,7 @@ import { after, test } from 'node:test';
 import { prepareDataset } from '../../src-main/data/dataset.js';
 import { AccelerateExportError, exportAccelerate, settingsTable, type ExportedRow } from '../../src-main/export/accelerate.js';
 import { loadTokenizer } from '../../src-main/model/tokenizer.js';
-import { TRAIN_DEFAULTS, type TrainConfig } from '../../src-main/train/trainer.js';
+import { TRAIN_DEFAULTS, type TrainConfig } from '../../src-shared/run-config.js';
 
 const ASSETS = new URL('../../assets/demo/', import.meta.url).pathname;
 const root = mkdtempSync(join(tmpdir(), 'finch-accelerate-'));

@@ -67,7 +67,7 @@ test('foreign keys: deleting a run deletes its metrics, checkpoints and logs; de
   const store = new Store(dbFile());
   const m = store.addModel({ name: 'm', path: '/m', source: 'local', repo: null, revision: null, modelType: 'llama', parameters: 1, sizeBytes: 1, dtype: 'float32', hasChatTemplate: false });
   const run = store.addRun({ name: 'r', kind: 'train', origin: 'app', status: 'running', modelId: m.id, datasetId: null, modelName: 'm', datasetName: 'd', config: null, trainConfig: null, provider: 'cpu', dir: '/runs/r' });
-  store.addMetric(run.id, { step: 1, loss: 2, lr: 1e-3, gradNorm: 1, tokensPerS: 10, rssMb: 100 });
+  store.addMetric(run.id, { step: 1, loss: 2, lr: 1e-3, grad_norm: 1, tokens_per_s: 10, rss_mb: 100 });
   store.addCheckpoint(run.id, 1, '/runs/r/checkpoints/step-1');
   store.addLog(run.id, { at: 'now', level: 'info', message: 'x' });
   store.removeModel(m.id);
