@@ -15,7 +15,6 @@ import type * as S from './schemas.js';
 import type { TrainEvent, TrainEventOf } from './train-events.js';
 
 export { PROVIDER_NAMES } from './choices.js';
-export type { DeviceRecord, TrainEvent, TrainEventOf } from './train-events.js';
 
 // ---- argument types (inferred from the schemas) ------------------------------------------------
 

@@ -14,7 +14,8 @@
 //   - learning rate: > 0 and <= 1 (0 trains nothing; AdamW moves every weight by about lr per
 //     step, so values above 1 are no learning rate);
 //   - LoRA alpha: > 0 (the adapter's output is scaled by alpha / rank: 0 trains nothing);
-//   - 4-bit block size: 32 or 64, the sizes the 4-bit graphs were measured with on ONNX Runtime;
+//   - 4-bit block size: 32 or 64, the sizes the 4-bit path is tested with (128 trains on the CPU,
+//     but no test or GPU check covers it);
 //   - gradient clipping: 0 and null both mean off;
 //   - chat template: 'auto' whatever the data's format (the model's, else Finch's fallback with a
 //     note in the run log); 'model' refuses a model without one.
@@ -225,8 +226,9 @@ export function readStoredConfig(value: unknown, where: string): TrainConfig {
 
 // ---- the table of settings, for the doors that list them ----------------------------------------
 
-/** A setting's place in RunSettings: 'seqLen', 'lora.rank'. */
-export type SettingPath = Exclude<keyof RunSettings, 'lora'> | `lora.${keyof RunSettings['lora']}`;
+/** A setting's place in RunSettings: 'seqLen', or 'lora.rank' inside a group of settings. */
+export type SettingPath = { [K in keyof RunSettings & string]: RunSettings[K] extends readonly unknown[] ? K
+  : RunSettings[K] extends Record<string, unknown> ? `${K}.${keyof RunSettings[K] & string}` : K }[keyof RunSettings & string];
 
 export interface Setting extends SettingInfo {
   path: SettingPath;

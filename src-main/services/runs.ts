@@ -266,8 +266,8 @@ export class RunManager {
         this.store.updateRun(id, { step: e.step });
         this.log(id, 'info', `resumed from the checkpoint of step ${e.step}`);
         break;
-      case 'device':
-      case 'done':
+      case 'device': // kept in run.json; the renderer reads it from the event
+      case 'done': // below, once the event is out: the run's status follows it
         break;
     }
     this.emit(runTrainEvent(id, e));

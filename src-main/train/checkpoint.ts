@@ -6,11 +6,11 @@
 
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { type TrainConfig, readStoredConfig } from '../../src-shared/run-config.js';
 import { type FinchAdapterInfo, loadPeftAdapter, savePeftAdapter } from '../model/adapter.js';
 import type { LoraParam, LoraSpec } from '../model/lora.js';
 import { Checkpoint, writeFileAtomic, writeSafetensors } from '../model/safetensors.js';
 import type { ModelConfig } from '../model/types.js';
-import { type TrainConfig, readStoredConfig } from '../../src-shared/run-config.js';
 
 export class TrainingError extends Error {
   override name = 'TrainingError';

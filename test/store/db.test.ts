@@ -31,7 +31,7 @@ test('a database made by the previous schema version migrates with its rows inta
   assert.equal(store.model('m1')?.name, 'tiny');
   assert.equal(store.run('r1')?.step, 20);
   // The columns and tables the new version added work on the old rows.
-  assert.deepEqual(store.evals('r1'), [{ step: 20, evalLoss: 1.5, perplexity: 4.48, samples: [] }]);
+  assert.deepEqual(store.evals('r1'), [{ step: 20, eval_loss: 1.5, perplexity: 4.48, samples: [] }]);
   store.addLog('r1', { at: '2026-01-02T00:00:00Z', level: 'info', message: 'hello' });
   assert.equal(store.logs('r1').length, 1);
   const c = store.addComparison({
