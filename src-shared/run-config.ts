@@ -32,7 +32,7 @@ const GROUPS: readonly SettingGroup[] = ['Data', 'LoRA', 'Optimisation', 'Run'];
 /** The values a setting takes, as a command line or a config file writes them. */
 export type SettingType =
   | { kind: 'number'; integer: boolean; min: number; minExclusive: boolean; max: number | null;
-    /** The command line's spelling of null, and what null means (e.g. 0 = no clipping). */
+    /** 0 is accepted and stands for null: the setting is off (no gradient clipping). */
     zeroIsNull: boolean }
   | { kind: 'switch' }
   | { kind: 'choice'; choices: readonly (string | number)[] }
@@ -139,8 +139,9 @@ function listOf<const T extends readonly [string, ...string[]]>(choices: T, doc:
 export const FormatName = choice(FORMAT_NAMES);
 export const Field = choice(FORMAT_FIELDS);
 const COLUMN_MAP: SettingType = { kind: 'map', keys: FORMAT_FIELDS };
+const mapError = must(COLUMN_MAP);
 /** Format field -> dataset column, e.g. MetaMathQA's {prompt: 'query', completion: 'response'}. */
-export const ColumnMap = z.partialRecord(z.enum(FORMAT_FIELDS, must(COLUMN_MAP)), z.string(must(COLUMN_MAP)).min(1, must(COLUMN_MAP)).max(200, must(COLUMN_MAP)), must(COLUMN_MAP));
+export const ColumnMap = z.partialRecord(z.enum(FORMAT_FIELDS, mapError), z.string(mapError).min(1, mapError).max(200, mapError), mapError);
 export const LoraTarget = choice(LORA_TARGETS);
 export const ProviderChoice = choice(PROVIDER_CHOICES);
 export const TrainOn = choice(TRAIN_ON);
