@@ -130,7 +130,7 @@ export interface ProviderInfo {
 
 /** A WebGPU adapter as the app shows it: "<name> — WebGPU over <backend>". */
 export interface WebGpuAdapterInfo {
-  /** "AMD Radeon RX 7900 XTX RADV NAVI31", "Apple M2 Max". */
+  /** "AMD Radeon RX 7900 XTX", "Apple M2 Max". */
   name: string;
   /** The graphics API Dawn runs WebGPU over here. */
   backend: 'Vulkan' | 'D3D12' | 'Metal';

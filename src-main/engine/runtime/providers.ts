@@ -81,26 +81,32 @@ export function isSoftwareAdapter(a: Pick<DawnAdapter, 'vendor' | 'architecture'
 // words with a digit or of up to three letters ("rx", "xtx", "m2", "a770") are upper case.
 const CASING: Record<string, string> = {
   amd: 'AMD', nvidia: 'NVIDIA', geforce: 'GeForce', intel: 'Intel', apple: 'Apple', arc: 'Arc', xe: 'Xe', ti: 'Ti',
-  max: 'Max', pro: 'Pro', radv: 'RADV', mesa: 'Mesa', arm: 'Arm',
+  max: 'Max', pro: 'Pro', mesa: 'Mesa', arm: 'Arm', llvm: 'LLVM', llvmpipe: 'llvmpipe', bits: 'bits', swiftshader: 'SwiftShader',
 };
 /** Trademark marks, "Intel(R) Arc(TM)" -> "intel-r-arc-tm": left out of the name. */
 const MARKS = new Set(['r', 'tm']);
+/** Mesa's driver tag, "AMD Radeon RX 7900 XTX (RADV NAVI31)": the name ends before it. */
+const DRIVER_TAGS = new Set(['radv', 'nvk']);
 
 /**
- * The adapter's name for people: "AMD Radeon RX 7900 XTX RADV NAVI31" from Dawn's normalized
- * device identifier (a name that already has capitals or spaces is kept as it is); the vendor and
- * architecture when the device has no name.
+ * The adapter's name for people: "AMD Radeon RX 7900 XTX" from Dawn's normalized device
+ * identifier "amd-radeon-rx-7900-xtx-radv-navi31" (a name that already has capitals or spaces is
+ * kept as it is); the vendor and architecture when the device has no name.
  */
 export function adapterName(a: Pick<DawnAdapter, 'vendor' | 'architecture' | 'device'>): string {
   if (/[A-Z ]/.test(a.device)) return a.device.trim();
-  const words = (id: string) => id.split('-').filter((w) => w && !MARKS.has(w)).map((w) =>
-    CASING[w] ?? (/\d/.test(w) || w.length <= 3 ? w.toUpperCase() : w[0]!.toUpperCase() + w.slice(1)));
+  const words = (id: string) => {
+    const all = id.split('-').filter((w) => w && !MARKS.has(w));
+    const tag = all.findIndex((w) => DRIVER_TAGS.has(w));
+    return all.slice(0, tag > 0 ? tag : all.length).map((w) =>
+      CASING[w] ?? (/\d/.test(w) || w.length <= 3 ? w.toUpperCase() : w[0]!.toUpperCase() + w.slice(1)));
+  };
   const device = words(a.device);
   if (device.length) return device.join(' ');
   return [...words(a.vendor), a.architecture].filter(Boolean).join(' ') || 'an unnamed adapter';
 }
 
-/** "AMD Radeon RX 7900 XTX RADV NAVI31 — WebGPU over Vulkan". */
+/** "AMD Radeon RX 7900 XTX — WebGPU over Vulkan". */
 export function adapterLabel(a: GpuAdapter): string {
   return `${adapterName(a)} — WebGPU over ${a.backend}`;
 }
