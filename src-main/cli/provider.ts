@@ -9,7 +9,9 @@ export const PROVIDER_OPTIONS = {
   'strict-provider': { type: 'boolean', default: false },
 } as const;
 
-export const PROVIDER_USAGE = `  --provider P         auto (default: a hardware GPU if any, never a software adapter) | cpu | webgpu | dml | cuda | coreml
+export const PROVIDER_USAGE = `  --provider P         auto | cpu | webgpu | dml | cuda | coreml. auto (default): WebGPU on a hardware
+                       adapter, else DirectML on Windows, else CUDA where installed, else the CPU; never a
+                       software adapter (\`finch doctor\` shows the choice and why)
   --strict-provider    a node that would fall back to the CPU is an error, not a warning`;
 
 export interface ProviderFlags {

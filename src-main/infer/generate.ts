@@ -4,9 +4,9 @@
 
 import { Graph } from '../engine/graph/graph.js';
 import { sessionFromGraph } from '../engine/onnx/staged.js';
+import { WEBGPU_DEFAULT_BINDING_BYTES } from '../engine/runtime/providers.js';
 import { type HostTensor, type Provider, Session, type SessionOptions } from '../engine/runtime/session.js';
 import { type ComputeDtype, FrozenWeights, buildGeneration } from '../model/llama.js';
-import { WEBGPU_DEFAULT_BINDING_BYTES } from '../train/precision.js';
 import { type LoraSpec, loraParams } from '../model/lora.js';
 import type { TextTokenizer } from '../model/types.js';
 import { stagingDir } from '../store/paths.js';

@@ -9,14 +9,11 @@
 // (lavapipe) emulates the GPU on the CPU, where float16 saves nothing, and the CUDA and DirectML
 // float16 paths have not been run by Finch's tests.
 
-import type { ProviderDecision } from '../engine/runtime/providers.js';
+import { type ProviderDecision, WEBGPU_DEFAULT_BINDING_BYTES, adapterName } from '../engine/runtime/providers.js';
 import type { ComputeDtype } from '../model/llama.js';
 
 export const COMPUTE_DTYPE_CHOICES = ['float32', 'float16', 'auto'] as const;
 export type ComputeDtypeChoice = (typeof COMPUTE_DTYPE_CHOICES)[number];
-
-/** The WebGPU spec's default maxStorageBufferBindingSize: the limit to assume for an adapter not listed. */
-export const WEBGPU_DEFAULT_BINDING_BYTES = 128 * 2 ** 20;
 
 /** The dtype of the frozen path for a requested choice on the chosen provider; an impossible request throws. */
 export function resolveComputeDtype(choice: ComputeDtypeChoice, d: Pick<ProviderDecision, 'provider' | 'adapter'>): { dtype: ComputeDtype; reason: string } {
@@ -24,7 +21,7 @@ export function resolveComputeDtype(choice: ComputeDtypeChoice, d: Pick<Provider
   if (choice === 'float32') return { dtype: 'float32', reason: 'float32 (requested)' };
   if (choice === 'auto') {
     return hardwareF16
-      ? { dtype: 'float16', reason: `float16: ${d.adapter!.vendor} ${d.adapter!.description || d.adapter!.device} offers shader-f16` }
+      ? { dtype: 'float16', reason: `float16: ${adapterName(d.adapter!)} offers shader-f16` }
       : { dtype: 'float32', reason: d.provider === 'webgpu' && d.adapter?.software ? 'float32: a software WebGPU adapter gains nothing from float16' : `float32: float16 is chosen automatically only on a hardware WebGPU adapter with shader-f16` };
   }
   if (d.provider === 'cpu' || d.provider === 'coreml') {
@@ -32,7 +29,7 @@ export function resolveComputeDtype(choice: ComputeDtypeChoice, d: Pick<Provider
   }
   if (d.provider === 'webgpu') {
     if (!d.adapter) throw new Error('--compute-dtype float16: no WebGPU adapter was listed, so shader-f16 cannot be confirmed; run `finch doctor` or use --compute-dtype float32');
-    if (!d.adapter.shaderF16) throw new Error(`--compute-dtype float16: the WebGPU adapter ${d.adapter.vendor} ${d.adapter.description || d.adapter.device} has no shader-f16 feature; use --compute-dtype float32`);
+    if (!d.adapter.shaderF16) throw new Error(`--compute-dtype float16: the WebGPU adapter ${adapterName(d.adapter)} has no shader-f16 feature; use --compute-dtype float32`);
   }
   return { dtype: 'float16', reason: `float16 (requested) on ${d.provider}` };
 }
