@@ -24,7 +24,7 @@ import { Generator } from '../infer/generate.js';
 import { ropeInvFreq } from '../model/config.js';
 import { FrozenWeights, buildTrainForward } from '../model/llama.js';
 import { Checkpoint, writeFileAtomic, writeSafetensors } from '../model/safetensors.js';
-import { llamaWeightSpecs, writeSyntheticCheckpoint } from '../model/synthetic.js';
+import { llamaWeightSpecs, writeSyntheticCheckpoint } from '../synthetic/checkpoint.js';
 import { Rng } from '../util/random.js';
 import { loadTokenizer } from '../model/tokenizer.js';
 import type { ModelConfig, TextTokenizer } from '../model/types.js';

@@ -12,7 +12,7 @@ import { Generator } from '../../src-main/infer/generate.js';
 import { loadModel } from '../../src-main/model/load.js';
 import { int4Bytes } from '../../src-main/model/quant.js';
 import { prepareInt4, quantizedWeights } from '../../src-main/model/quant-cache.js';
-import { writeSyntheticCheckpoint } from '../../src-main/model/synthetic.js';
+import { writeSyntheticCheckpoint } from '../../src-main/synthetic/checkpoint.js';
 import { useFinchHome } from '../helpers/fixtures.js';
 
 setFlagsFromString('--expose-gc');
