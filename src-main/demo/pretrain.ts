@@ -22,7 +22,8 @@ import { appendAdamW } from '../engine/optim/adamw.js';
 import { type HostTensor, Session } from '../engine/runtime/session.js';
 import { Generator } from '../infer/generate.js';
 import { ropeInvFreq } from '../model/config.js';
-import { FrozenWeights, buildTrainForward } from '../model/llama.js';
+import { buildTrainForward } from '../model/graphs.js';
+import { FrozenWeights } from '../model/weights/frozen-weights.js';
 import { Checkpoint, writeFileAtomic, writeSafetensors } from '../model/safetensors.js';
 import { llamaWeightSpecs, writeSyntheticCheckpoint } from '../synthetic/checkpoint.js';
 import { Rng } from '../util/random.js';
@@ -201,7 +202,7 @@ interface Trainer {
 
 /** Compiles the full-parameter step and evaluation graphs for `r`'s batch shape. */
 export async function buildTrainer(cfg: ModelConfig, weights: Map<string, Float32Array>, r: PretrainRecipe): Promise<Trainer> {
-  const fw = new FrozenWeights(cfg, (n) => weights.get(n)!, false);
+  const fw = new FrozenWeights(cfg, (n) => weights.get(n)!);
   const invFreq = ropeInvFreq(cfg);
   const g = new Graph('pretrain_step');
   const tg = buildTrainForward(g, fw, invFreq, { batch: r.batch, seq: r.seq, lora: null, trainBase: true });
@@ -329,7 +330,7 @@ const round = (x: number) => Math.round(x * 1e5) / 1e5;
 
 /** What the new model writes from a few prompts (greedy), for the log. */
 async function greedySamples(cfg: ModelConfig, weights: Map<string, Float32Array>, tok: TextTokenizer): Promise<LogEvent[]> {
-  const gen = await Generator.create(new FrozenWeights(cfg, (n) => weights.get(n)!, false), ropeInvFreq(cfg), { maxPositions: 256, threads: 2 });
+  const gen = await Generator.create(new FrozenWeights(cfg, (n) => weights.get(n)!), ropeInvFreq(cfg), { maxPositions: 256, threads: 2 });
   const problem = wordProblem(new Rng(99)).query;
   const prompts: { show: string; ids: number[] }[] = [
     { show: 'On Saturday, Tom went to', ids: tok.encode('On Saturday, Tom went to') },

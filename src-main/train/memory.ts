@@ -8,7 +8,7 @@
 // attention chunk or one MLP piece at a time, model/llama.ts ChunkPlan). After the backward the
 // update allocates the new LoRA state, while the activations are gone; the larger of the two wins.
 
-import { CHUNK_BYTES, chunkPlan } from '../model/llama.js';
+import { CHUNK_BYTES, chunkPlan } from '../model/chunk-plan.js';
 import { DEFAULT_BLOCK, int4Bytes } from '../model/quant.js';
 import type { ModelConfig } from '../model/types.js';
 

@@ -10,7 +10,7 @@
 // float16 paths have not been run by Finch's tests.
 
 import type { ProviderDecision } from '../engine/runtime/providers.js';
-import type { ComputeDtype } from '../model/llama.js';
+import type { ComputeDtype } from '../model/weights/graph-weights.js';
 
 export const COMPUTE_DTYPE_CHOICES = ['float32', 'float16', 'auto'] as const;
 export type ComputeDtypeChoice = (typeof COMPUTE_DTYPE_CHOICES)[number];

@@ -9,7 +9,9 @@ import { grad } from '../engine/autodiff/grad.js';
 import { Graph, type Tensor } from '../engine/graph/graph.js';
 import { ADAMW_DEFAULTS, adamw } from '../engine/optim/adamw.js';
 import * as F from '../engine/graph/ops.js';
-import { type ComputeDtype, FrozenWeights, buildTrainForward } from '../model/llama.js';
+import { buildTrainForward } from '../model/graphs.js';
+import { FrozenWeights } from '../model/weights/frozen-weights.js';
+import type { ComputeDtype } from '../model/weights/graph-weights.js';
 import { type LoraParam, type LoraSpec, loraParams } from '../model/lora.js';
 
 export interface OptimizerConfig {
