@@ -1,5 +1,5 @@
 // Pretrains the bundled demo model from scratch with Finch's own engine: full-parameter training,
-// where every base weight is a graph input (llama.ts `trainBase`), the backward comes from
+// where every base weight is a graph input (model/graphs.ts `trainBase`), the backward comes from
 // autodiff/grad.ts and AdamW is appended in the graph, so one session.run is one optimizer step.
 // The corpus is generated on the fly by demo/corpus.ts, so the whole model is a function of the
 // recipe below and its seed:

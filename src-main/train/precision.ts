@@ -1,5 +1,6 @@
 // Where a run's frozen path is computed in float16, and how large one weight may be on the device:
-// the two device facts model/llama.ts needs from the chosen provider (engine/runtime/providers.ts).
+// the two device facts the model's graphs need (model/weights/graph-weights.ts DeviceOptions) from
+// the chosen provider (engine/runtime/providers.ts).
 //
 // float16 needs float16 kernels for every op of the frozen path (Cast, Gemm, MatMulNBits,
 // DequantizeLinear, Gather, Concat, Where): ONNX Runtime's WebGPU provider has them when the

@@ -1,4 +1,4 @@
-// Mixed precision (computeDtype float16, model/llama.ts): the frozen weights and their products in
+// Mixed precision (computeDtype float16, model/weights/graph-weights.ts): the frozen weights and their products in
 // float16 on WebGPU, LoRA, gradients and AdamW state in float32. Twenty free-running optimizer
 // steps from the same seed follow the float32 loss curve within 1e-2 relative, on Mesa's lavapipe
 // with CPU fallback disabled; every graph opens there in float16 (no float16 kernel is missing).

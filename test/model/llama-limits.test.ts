@@ -1,10 +1,11 @@
-// Frozen weights under a device buffer limit (maxWeightBytes, model/llama.ts): a WebGPU adapter
-// binds at most maxStorageBufferBindingSize bytes per buffer (128 MiB on lavapipe; Llama 3 8B's
-// float32 embedding and lm_head are 2.1 GB each). Weights above the limit are split: projections
-// and the lm_head by output rows, MLP and vocabulary pieces by chunkPlan, the embedding by columns.
-// Here a limit of 200 KB splits the demo model's weights, and the split step gives the unsplit
-// step's loss and LoRA gradients on WebGPU with CPU fallback disabled; at real size, Llama 3 8B's
-// graphs keep every initializer under 128 MiB.
+// Frozen weights under a device buffer limit (maxWeightBytes: model/weights/graph-weights.ts,
+// model/chunk-plan.ts): a WebGPU adapter binds at most maxStorageBufferBindingSize bytes per
+// buffer (128 MiB on lavapipe; Llama 3 8B's float32 embedding and lm_head are 2.1 GB each).
+// Weights above the limit are split: projections and the lm_head by output rows, MLP and
+// vocabulary pieces by chunkPlan, the embedding by columns. Here a limit of 200 KB splits the
+// demo model's weights, and the split step gives the unsplit step's loss and LoRA gradients on
+// WebGPU with CPU fallback disabled; at real size, Llama 3 8B's graphs keep every initializer
+// under 128 MiB.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { DTYPE_BITS, isStatic, numel } from '../../src-main/engine/graph/dtype.js';
