@@ -28,8 +28,8 @@ export interface GeneratorOptions {
   /** Let ONNX Runtime repack constant weights at load (default: for 4-bit weights only). */
   prepackWeights?: boolean;
   /**
-   * Frozen weights above this many bytes are split (model/weights/graph-weights.ts). Default on WebGPU: the spec's
-   * default binding limit (128 MiB), which every adapter allows.
+   * Frozen weights above this many bytes are split (model/weights/graph-weights.ts). Default on
+   * WebGPU: the spec's default binding limit (128 MiB), which every adapter allows.
    */
   maxWeightBytes?: number;
 }

@@ -53,8 +53,8 @@ export function loadModel(dir: string, opts: LoadOptions = {}): LoadedModel {
     if (!ckpt.has(name)) throw new ModelFolderError(`${ckpt.source}: tensor "${name}" is missing (is this a complete ${config.modelType} checkpoint?)`);
     return ckpt.readTensor(name);
   }, {
-    quantize: opts.quantize ?? false,
-    blockSize: opts.blockSize ?? 32,
+    quantize: opts.quantize,
+    blockSize: opts.blockSize,
     rows: opts.rowReads ? (name, row) => ckpt.readRow(name, row) : null,
     streamFloats: opts.streamFloats ?? true,
     rawSlice: (name) => {

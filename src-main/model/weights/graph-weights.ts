@@ -8,8 +8,8 @@
 // - the checkpoint's own bytes referenced in place and cast in the graph (streamed weights);
 // - split into pieces under the device's largest buffer (DeviceOptions.maxWeightBytes);
 // - or, for full-parameter training, graph inputs.
-// Initializer names are deterministic ("<HF name>[.r<i>|.c<i>][.float16|.int4|.q4|.scales]"):
-// the memory estimate and the op tests read them.
+// Initializer names are deterministic, "<HF name>[.r<i>|.c<i>][.float16|.bfloat16|.int4|.q4|.scales]"
+// (the memory estimate and the op tests read them).
 
 import { type Graph, type InitializerData, Tensor } from '../../engine/graph/graph.js';
 import * as F from '../../engine/graph/ops.js';
@@ -97,13 +97,13 @@ export class GraphWeights implements Weights {
   /** Base weights as graph inputs, in first-use order (full-parameter training). */
   readonly inputs = new Map<string, Tensor>();
   /** The dtype of frozen matrices and their products (DeviceOptions.computeDtype). */
-  readonly dtype: ComputeDtype;
-  readonly maxWeightBytes: number;
+  private readonly dtype: ComputeDtype;
+  private readonly maxWeightBytes: number;
   private readonly trainable: boolean;
   private readonly singleStorage: boolean;
   private readonly gatherRawRows: boolean;
 
-  constructor(readonly g: Graph, readonly w: FrozenWeights, o: GraphWeightsOptions = {}) {
+  constructor(private readonly g: Graph, private readonly w: FrozenWeights, o: GraphWeightsOptions = {}) {
     this.dtype = o.computeDtype ?? 'float32';
     this.maxWeightBytes = o.maxWeightBytes ?? Infinity;
     this.trainable = o.trainable ?? false;
