@@ -1,5 +1,6 @@
 // Where a run's frozen path is computed in float16, and how large one weight may be on the device:
-// the two device facts model/llama.ts needs from the chosen provider (engine/runtime/providers.ts).
+// the two device facts the model's graphs need (model/weights/graph-weights.ts DeviceOptions) from
+// the chosen provider (engine/runtime/providers.ts).
 //
 // float16 needs float16 kernels for every op of the frozen path (Cast, Gemm, MatMulNBits,
 // DequantizeLinear, Gather, Concat, Where): ONNX Runtime's WebGPU provider has them when the
@@ -10,7 +11,7 @@
 // float16 paths have not been run by Finch's tests.
 
 import { type ProviderDecision, WEBGPU_DEFAULT_BINDING_BYTES, adapterName } from '../engine/runtime/providers.js';
-import type { ComputeDtype } from '../model/llama.js';
+import type { ComputeDtype } from '../model/weights/graph-weights.js';
 
 export const COMPUTE_DTYPE_CHOICES = ['float32', 'float16', 'auto'] as const;
 export type ComputeDtypeChoice = (typeof COMPUTE_DTYPE_CHOICES)[number];

@@ -21,7 +21,7 @@ import { type GpuAdapter, type ProviderChoice, resolveProvider } from '../engine
 import { sessionFromGraph } from '../engine/onnx/staged.js';
 import { type DeviceTensor, type Feed, type HostTensor, type Provider, Session, type SessionOptions, keepsOutputsOnDevice } from '../engine/runtime/session.js';
 import { savePeftAdapter } from '../model/adapter.js';
-import type { ComputeDtype } from '../model/llama.js';
+import type { ComputeDtype } from '../model/weights/graph-weights.js';
 import { loadModel, type LoadedModel } from '../model/load.js';
 import { prepareInt4 } from '../model/quant-cache.js';
 import { DEFAULT_LORA, type LoraSpec, initLora } from '../model/lora.js';
