@@ -5,6 +5,7 @@
 //    such as onnxruntime-node and better-sqlite3 cannot be bundled).
 //  - job-host.js: the services' job process (training, generation), run as a utility process;
 //    ESM like main.js, npm packages (onnxruntime-node) from node_modules.
+//  - adapter-probe.js: the WebGPU adapter probe, run as a utility process (webgpu from node_modules).
 //  - preload.cjs: CommonJS, everything inlined: a sandboxed preload may require only 'electron'.
 // esbuild comes with tsx (a runtime dependency), so this needs nothing extra.
 // Usage: node scripts/build-electron.mjs [--outdir DIR]   (default dist/electron)
@@ -19,7 +20,7 @@ const common = { absWorkingDir: root, bundle: true, platform: 'node', target: 'n
 
 await build({
   ...common,
-  entryPoints: { main: 'src-main/electron/main.ts', 'job-host': 'src-main/services/job-host.ts' },
+  entryPoints: { main: 'src-main/electron/main.ts', 'job-host': 'src-main/services/job-host.ts', 'adapter-probe': 'src-main/engine/runtime/adapter-probe.ts' },
   format: 'esm',
   packages: 'external',
   outExtension: { '.js': '.js' },
@@ -31,4 +32,4 @@ await build({
   external: ['electron'],
   outExtension: { '.js': '.cjs' },
 });
-console.log(`built ${outdir}/main.js, job-host.js and preload.cjs`);
+console.log(`built ${outdir}/main.js, job-host.js, adapter-probe.js and preload.cjs`);

@@ -27,10 +27,10 @@ const folder = join(outdir, name);
 const archive = join(outdir, `${name}-linux-x64.tar.xz`);
 
 // Entry points: the CLI route to the check, and the child processes it starts by file path.
-const ENTRIES = ['src-main/cli/main.ts', 'src-main/cli/commands/bench.ts', 'src-main/bench/gpu-check.ts', 'src-main/bench/train-finch.ts'];
+const ENTRIES = ['src-main/cli/main.ts', 'src-main/cli/commands/bench.ts', 'src-main/bench/gpu-check.ts', 'src-main/bench/train-finch.ts', 'src-main/engine/runtime/adapter-probe.ts'];
 const EXTRA_FILES = ['bin/finch.mjs', 'package.json', 'tsconfig.json', 'src-main/bench/peers/torch_lora_train.py'];
 // Packages loaded without a static import: tsx (the --import loader of every child) and webgpu
-// (providers.ts resolves it to list adapters in a child process).
+// (adapter-probe.ts imports it when it lists adapters, in a child process).
 const EXTRA_PACKAGES = ['tsx', 'webgpu'];
 
 const IMPORT = /(?:^|[\s;])(?:import|export)\s+(?:type\s+)?(?:[^'"]*?\sfrom\s+)?['"]([^'"]+)['"]/gm;

@@ -18,7 +18,7 @@ export { PROVIDER_NAMES } from './choices.js';
 
 // ---- argument types (inferred from the schemas) ------------------------------------------------
 
-/** ONNX Runtime execution providers Finch can run on: the one list (engine/runtime/session.ts's Provider is this type). */
+/** ONNX Runtime execution providers Finch can run on (choices.ts PROVIDER_NAMES; the engine keeps the same list, checked by services/system.ts). */
 export type ProviderName = (typeof PROVIDER_NAMES)[number];
 export type ProviderChoice = z.infer<typeof S.ProviderChoice>;
 export type FormatName = z.infer<typeof S.FormatName>;
@@ -89,10 +89,22 @@ export type CallResult<T = unknown> = { ok: true; value: T } | { ok: false; erro
 
 export interface ProviderInfo {
   name: ProviderName;
-  /** ONNX Runtime in this build offers it on this machine. */
+  /** ONNX Runtime in this build offers it on this machine (WebGPU: and Dawn lists an adapter). */
   available: boolean;
-  /** Why not, or what it runs on ("Vulkan (Linux)", "needs the CUDA libraries: see README"). */
+  /** Why not, or what it runs on ("AMD Radeon RX 7900 XTX — WebGPU over Vulkan", "needs the CUDA provider libraries ..."). */
   note: string;
+}
+
+/** A WebGPU adapter as the app shows it: "<name> — WebGPU over <backend>". */
+export interface WebGpuAdapterInfo {
+  /** "AMD Radeon RX 7900 XTX", "Apple M2 Max". */
+  name: string;
+  /** The graphics API Dawn runs WebGPU over here. */
+  backend: 'Vulkan' | 'D3D12' | 'Metal';
+  vendor: string;
+  architecture: string;
+  /** A CPU implementation (lavapipe, SwiftShader, WARP): never picked by 'auto'. */
+  software: boolean;
 }
 
 export interface AppInfo {
@@ -104,8 +116,11 @@ export interface AppInfo {
   totalMemory: number;
   freeMemory: number;
   providers: ProviderInfo[];
-  /** What provider 'auto' picks on this machine, and why. */
-  auto: { provider: ProviderName; reason: string };
+  /**
+   * What provider 'auto' picks on this machine, and why: the decision `finch doctor` prints.
+   * adapter: the WebGPU adapter when it picks WebGPU.
+   */
+  auto: { provider: ProviderName; reason: string; adapter: WebGpuAdapterInfo | null };
   /** Where runs, downloads and the database live. */
   finchHome: string;
   /** True in browser mode: file paths are typed, not picked in a dialog. */

@@ -4,7 +4,11 @@
 // keep their own list in the order they need (data/formats.ts detects formats in its own order);
 // test/shared/choices.test.ts checks that each holds the same values.
 
-/** ONNX Runtime execution providers Finch can run on (engine/runtime/session.ts's Provider). */
+/**
+ * ONNX Runtime execution providers Finch can run on. The engine keeps the same list
+ * (engine/runtime/session.ts PROVIDERS; the renderer cannot import the engine), and
+ * services/system.ts fails to compile when the two differ.
+ */
 export const PROVIDER_NAMES = ['cpu', 'webgpu', 'dml', 'cuda', 'coreml'] as const;
 /** A run's provider: one of the above, or 'auto' (the one provider choice decides, and says why). */
 export const PROVIDER_CHOICES = ['auto', ...PROVIDER_NAMES] as const;

@@ -1,6 +1,8 @@
 // The Content-Security-Policy of every Finch page, produced in one place: Electron sends it as a
-// response header on each page it serves (src-main/electron/security.ts), and the renderer's
-// index.html carries it as a <meta> tag, so a page opened any other way is still covered.
+// response header on each page it serves (src-main/electron/app-scheme.ts, security.ts for the dev
+// server), browser mode's server on each file (src-main/server/index.ts, with its API WebSocket),
+// and the renderer's index.html carries it as a <meta> tag, so a page opened any other way is
+// still covered.
 //
 // What it allows: scripts, styles, images, fonts and fetches from the page's own origin only
 // (app://finch in Electron, http://127.0.0.1:<port> in browser mode); images also as data: URLs
@@ -9,7 +11,7 @@
 // origin are refused.
 
 export interface CspOptions {
-  /** Extra connect-src sources (the Vite dev server's HMR WebSocket during development). */
+  /** Extra connect-src sources (browser mode's API WebSocket; the Vite dev server's HMR socket in development). */
   connect?: readonly string[];
   /**
    * For a <meta> tag: leaves out frame-ancestors, which browsers ignore (with a console warning)

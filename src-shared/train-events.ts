@@ -43,17 +43,13 @@ export interface DeviceRecord {
   max_weight_bytes?: number | null;
 }
 
-/** A WebGPU adapter as Dawn describes it (engine/runtime/providers.ts GpuAdapter). */
+/**
+ * The WebGPU adapter of a run, as Dawn describes it (engine/runtime/providers.ts GpuAdapter): the
+ * fields that name it; the record also carries Dawn's flags and limits (software, shaderF16, ...).
+ */
 export interface GpuAdapterRecord {
   vendor: string;
   architecture: string;
   device: string;
   description: string;
-  /** A CPU implementation (lavapipe/llvmpipe, SwiftShader, WARP). */
-  software: boolean;
-  /** Dawn's own flag for its fallback adapter. */
-  fallback: boolean;
-  maxBufferSize: number;
-  maxStorageBufferBindingSize: number;
-  shaderF16: boolean;
 }

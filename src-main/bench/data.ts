@@ -10,7 +10,8 @@ import { join } from 'node:path';
 import { openRows } from '../data/read/index.js';
 import { prepareDataset } from '../data/dataset.js';
 import { loadTokenizer } from '../model/tokenizer.js';
-import { builtinCorpus, writeSyntheticCheckpoint } from '../model/synthetic.js';
+import { writeSyntheticCheckpoint } from '../synthetic/checkpoint.js';
+import { builtinCorpus } from '../synthetic/corpus.js';
 import { mulberry32 } from '../util/random.js';
 import type { TextTokenizer } from '../model/types.js';
 

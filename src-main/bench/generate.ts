@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { nodeArgsFor } from '../engine/runtime/worker.js';
 import { exportGguf } from '../model/gguf/export.js';
-import { writeSyntheticCheckpoint } from '../model/synthetic.js';
+import { writeSyntheticCheckpoint } from '../synthetic/checkpoint.js';
 import { parseCommand } from '../cli/args.js';
 import { PRESETS } from './train-presets.js';
 import { benchEnv, runJsonChild } from './timing.js';

@@ -7,7 +7,7 @@
 import { execFile } from 'node:child_process';
 import { availableParallelism, cpus, totalmem } from 'node:os';
 import { parseCommand } from '../cli/args.js';
-import { machineProviders } from '../engine/runtime/providers.js';
+import { adapterName, machineProviders, usableGpuProviders } from '../engine/runtime/providers.js';
 import type { Provider } from '../engine/runtime/session.js';
 import { runFinchStep, runTorchPeer } from './train.js';
 import { PRESETS } from './train-presets.js';
@@ -15,8 +15,8 @@ import { benchEnv } from './timing.js';
 
 const USAGE = `Usage: finch bench gpu-check [--presets small,llama3.2-1b] [--providers LIST] [--steps N] [--threads N] [--budget-s S] [--no-peer] [--python PATH]
 
-Finch's LoRA training tokens/s for each preset on every usable GPU provider (a hardware WebGPU
-adapter, CUDA with its libraries, DirectML on Windows) and on the CPU (the small preset only: the
+Finch's LoRA training tokens/s for each preset on every usable GPU provider (in \`auto\`'s order: a
+hardware WebGPU adapter, DirectML on Windows, CUDA with its libraries) and on the CPU (the small preset only: the
 larger one is GPU-sized), plus the PyTorch peer on the same GPU when its torch has CUDA or ROCm.
 Prints one JSON object on stdout; progress goes to stderr.
   --providers LIST  measure these providers instead of the detected ones (e.g. cpu, or cpu,webgpu)
@@ -66,11 +66,10 @@ export async function run(argv: string[]): Promise<number> {
   const log = (s: string) => console.error(`[gpu-check ${elapsedS().toFixed(0)}s] ${s}`);
 
   const machine = await machineProviders();
-  const hardware = machine.adapters.find((a) => !a.software) ?? null;
-  const gpuProviders: Provider[] = [];
-  if (machine.built.includes('webgpu') && hardware) gpuProviders.push('webgpu');
-  if (machine.built.includes('cuda') && machine.cuda) gpuProviders.push('cuda');
-  if (process.platform === 'win32' && machine.built.includes('dml')) gpuProviders.push('dml');
+  // The GPU providers `auto` would consider, in its order (a hardware WebGPU adapter first).
+  const usable = usableGpuProviders(machine);
+  const hardware = usable.find((u) => u.adapter)?.adapter ?? null;
+  const gpuProviders = usable.map((u) => u.provider);
   const providers = v.providers ? v.providers.split(',').map((s) => s.trim()) as Provider[] : [...gpuProviders, 'cpu' as Provider];
   const badProvider = providers.find((p) => p !== 'cpu' && !machine.built.includes(p));
   if (badProvider) { console.error(`finch bench gpu-check: this onnxruntime-node build has no ${badProvider} provider (it has ${machine.built.join(', ')})`); return 2; }
@@ -87,7 +86,7 @@ export async function run(argv: string[]): Promise<number> {
       log(`finch ${name} on ${provider}...`);
       try {
         const r = await runFinchStep(PRESETS[name]!, { threads, steps, quantize: false, provider, strict: provider !== 'cpu' }, env);
-        finch.push({ ...row, adapter: provider === 'webgpu' ? hardware?.description || hardware?.device || null : null, tokens_per_s: r.tokens_per_s, step_s: r.step_s,
+        finch.push({ ...row, adapter: provider === 'webgpu' && hardware ? adapterName(hardware) : null, tokens_per_s: r.tokens_per_s, step_s: r.step_s,
           peak_rss_mb: r.peak_rss_mb, estimate_mb: r.estimate_mb, host_device_bytes_per_step: r.host_device_bytes_per_step, state_on_device: r.state_on_device, loss: r.loss });
       } catch (err) {
         finch.push({ ...row, error: (err as Error).message });
@@ -124,9 +123,9 @@ export async function run(argv: string[]): Promise<number> {
     threads,
     ram_gb: totalmem() / 2 ** 30,
     providers_built: machine.built,
-    adapters: machine.adapters.map((a) => ({ vendor: a.vendor, name: a.description || a.device, architecture: a.architecture, software: a.software })),
+    adapters: machine.adapters.map((a) => ({ vendor: a.vendor, name: adapterName(a), architecture: a.architecture, description: a.description, backend: a.backend, software: a.software })),
     adapter_error: machine.adapterError,
-    cuda_libraries: machine.cuda,
+    cuda_libraries: machine.installed.includes('cuda'),
     gpu_providers: gpuProviders,
     steps,
     finch,

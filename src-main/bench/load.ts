@@ -13,7 +13,7 @@ import { savePeftAdapter } from '../model/adapter.js';
 import { loadModelConfig } from '../model/config.js';
 import { LORA_TARGETS, initLora, loraParams } from '../model/lora.js';
 import { nodeArgsFor } from '../engine/runtime/worker.js';
-import { type StorageDtype, type SyntheticCheckpointOptions, writeSyntheticCheckpoint } from '../model/synthetic.js';
+import { type StorageDtype, type SyntheticCheckpointOptions, writeSyntheticCheckpoint } from '../synthetic/checkpoint.js';
 import { firstStep } from './first-step.js';
 import { benchEnv, runJsonChild } from './timing.js';
 

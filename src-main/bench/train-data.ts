@@ -12,7 +12,8 @@ import { prepareDataset } from '../data/dataset.js';
 import type { ColumnMap } from '../data/formats.js';
 import { shuffledIndices } from '../data/random.js';
 import { loadTokenizer } from '../model/tokenizer.js';
-import { builtinCorpus, writeSyntheticCheckpoint } from '../model/synthetic.js';
+import { writeSyntheticCheckpoint } from '../synthetic/checkpoint.js';
+import { builtinCorpus } from '../synthetic/corpus.js';
 import { MicroBatches, batchShaping } from '../train/length-batches.js';
 
 /** One Finch micro-batch, as plain arrays (Batch with number ids). */

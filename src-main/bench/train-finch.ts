@@ -9,7 +9,8 @@ import { Graph } from '../engine/graph/graph.js';
 import * as F from '../engine/graph/ops.js';
 import { serializeModel } from '../engine/onnx/writer.js';
 import { type Feed, type Provider, Session, keepsOutputsOnDevice } from '../engine/runtime/session.js';
-import { type ComputeDtype, FrozenWeights } from '../model/llama.js';
+import { FrozenWeights } from '../model/weights/frozen-weights.js';
+import type { ComputeDtype } from '../model/weights/graph-weights.js';
 import { LORA_TARGETS, initLora } from '../model/lora.js';
 import { estimateDeviceMemory, estimateTrainingMemory } from '../train/memory.js';
 import { mulberry32 } from '../util/random.js';
@@ -70,7 +71,7 @@ const fw = new FrozenWeights(cfg, (name) => {
     store.set(name, w);
   }
   return w;
-}, o.quantize);
+}, { quantize: o.quantize });
 function sizeOf(name: string): number {
   const D = cfg.hiddenSize, I = cfg.intermediateSize, q = cfg.numHeads * cfg.headDim, kv = cfg.numKvHeads * cfg.headDim;
   if (/q_proj|o_proj/.test(name)) return D * q;

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { writeModelFile } from '../engine/onnx/writer.js';
 import { type HostTensor, Session } from '../engine/runtime/session.js';
-import { FrozenWeights } from '../model/llama.js';
+import { FrozenWeights } from '../model/weights/frozen-weights.js';
 import { LORA_TARGETS, initLora } from '../model/lora.js';
 import { mulberry32 } from '../util/random.js';
 import { quantizedWeights } from '../model/quant-cache.js';
@@ -42,7 +42,7 @@ function buildStep(): { modelPath: string; params: ReturnType<typeof buildFusedS
   const fw = new FrozenWeights(cfg, (name) => {
     if (name.endsWith('norm.weight')) return new Float32Array(D).fill(1);
     throw new Error(`train-lean: ${name} should come as 4-bit blocks`);
-  }, true, block, (_name, _row) => Float32Array.from({ length: D }, () => (rand() - 0.5) * 0.05));
+  }, { quantize: true, blockSize: block, rows: () => Float32Array.from({ length: D }, () => (rand() - 0.5) * 0.05) });
   // Random nibbles (uniform in -8..7 after the zero point 8) times a scale near a 0.02-std init,
   // written one tensor at a time into a file laid out like a 4-bit cache entry (64 KiB-aligned),
   // which the graph references: ORT maps the blocks and JS never holds them.

@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { nodeArgsFor } from '../engine/runtime/worker.js';
 import { describePlan, estimateDeviceMemory, estimateTrainingMemory, formatBytes, leanQloraPlan } from '../train/memory.js';
 import { COMPUTE_DTYPE_CHOICES, type ComputeDtypeChoice, maxWeightBytes, resolveComputeDtype } from '../train/precision.js';
-import type { ComputeDtype } from '../model/llama.js';
+import type { ComputeDtype } from '../model/weights/graph-weights.js';
 import { PROVIDER_OPTIONS, PROVIDER_USAGE, chooseProvider, providerFlags } from '../cli/provider.js';
 import { PRESETS, type TrainPreset, presetConfig } from './train-presets.js';
 import { benchEnv, runJsonChild } from './timing.js';

@@ -6,7 +6,7 @@
 
 import { existsSync, readFileSync } from 'node:fs';
 import YAML from 'yaml';
-import { SETTINGS, type Setting, type SettingGroup, TrainConfig, describeType } from '../../src-shared/run-config.js';
+import { SETTINGS, type Setting, type SettingGroup, type SettingPath, TrainConfig, describeType, setting } from '../../src-shared/run-config.js';
 
 /** A bad command line or config file: the caller prints the message (exit code 2). */
 export class UsageError extends Error {}
@@ -113,24 +113,29 @@ export function readConfigFile(file: string, allowed: readonly string[]): Option
 
 // ---- --help --------------------------------------------------------------------------------------
 
-const COLUMN = 28;
 const WIDTH = 100;
 
-/** One option of --help: the flag and its value placeholder, then the text wrapped beside it. */
-export function optionLine(flag: string, value: string | undefined, text: string): string {
+/** One option of --help: the flag and its value placeholder, then the text wrapped beside it from `column` on. */
+export function optionLine(flag: string, value: string | undefined, text: string, column = 28): string {
   const head = `  --${flag}${value ? ` ${value}` : ''}`;
   const lines: string[] = [];
   let line = '';
   for (const word of text.split(' ')) {
-    if (line && COLUMN + line.length + 1 + word.length > WIDTH) {
+    if (line && column + line.length + 1 + word.length > WIDTH) {
       lines.push(line);
       line = word;
     } else line = line ? `${line} ${word}` : word;
   }
   lines.push(line);
-  const first = head.length < COLUMN ? head.padEnd(COLUMN) + lines[0] : `${head}\n${' '.repeat(COLUMN)}${lines[0]}`;
-  return [first, ...lines.slice(1).map((l) => ' '.repeat(COLUMN) + l)].join('\n');
+  const first = head.length < column ? head.padEnd(column) + lines[0] : `${head}\n${' '.repeat(column)}${lines[0]}`;
+  return [first, ...lines.slice(1).map((l) => ' '.repeat(column) + l)].join('\n');
 }
+
+/** One setting's --help line, for commands that share a run setting's option (--provider). */
+export const settingLine = (path: SettingPath, column?: number): string => {
+  const s = setting(path);
+  return optionLine(s.flag, s.value, settingText(s), column);
+};
 
 /** A setting's --help text: what it does, the values it takes, and its default. */
 function settingText(s: Setting): string {

@@ -1,6 +1,12 @@
 // The data pipeline end to end: read rows -> detect/convert format -> template + tokenize + mask
 // -> truncate -> seeded train/validation split -> (optional) packing. Rows stream through; only
-// the tokenized samples are kept (compactly, in a SampleStore).
+// the tokenized samples are kept (compactly, in a SampleStore). Its stages, one file each, are
+// imported directly by whoever needs one:
+//   read/        JSONL, JSON, CSV/TSV, Parquet readers (streaming, rows with line numbers)
+//   formats.ts   alpaca, sharegpt, messages, completion, text; column maps
+//   template.ts  chat template or fallback, prompt/completion masks, EOS
+//   batch.ts     packed sequences and padded batches (labels, masks, position and segment ids)
+//   preview.ts   the wizard's first rows with trained/ignored spans
 
 import { DatasetError, RowError } from './errors.js';
 import { resolveFormat, toExample, type FormatOptions, type ResolvedFormat } from './formats.js';

@@ -18,13 +18,12 @@
 // ends that turn with an EOS id (Llama 3's <|eot_id|>, ChatML's <|im_end|>), and after raw text.
 
 import { DatasetError, RowError } from './errors.js';
-import type { TextTokenizer } from '../model/types.js';
+import type { TemplateChoice, TextTokenizer } from '../model/types.js';
 import { isChat, type ChatMessage, type Example } from './types.js';
 
 /** 'completions' trains the assistant turns only (prompt labels -100); 'all' trains every token. */
 export type TrainOn = 'completions' | 'all';
-/** 'auto': the model's chat template if it has one, else the fallback; 'model': require it. */
-export type TemplateChoice = 'auto' | 'model' | 'fallback';
+export type { TemplateChoice };
 
 export interface EncodeOptions {
   trainOn?: TrainOn;

@@ -1,5 +1,5 @@
 // Pretrains the bundled demo model from scratch with Finch's own engine: full-parameter training,
-// where every base weight is a graph input (llama.ts `trainBase`), the backward comes from
+// where every base weight is a graph input (model/graphs.ts `trainBase`), the backward comes from
 // autodiff/grad.ts and AdamW is appended in the graph, so one session.run is one optimizer step.
 // The corpus is generated on the fly by demo/corpus.ts, so the whole model is a function of the
 // recipe below and its seed:
@@ -22,9 +22,10 @@ import { appendAdamW } from '../engine/optim/adamw.js';
 import { type HostTensor, Session } from '../engine/runtime/session.js';
 import { Generator } from '../infer/generate.js';
 import { ropeInvFreq } from '../model/config.js';
-import { FrozenWeights, buildTrainForward } from '../model/llama.js';
+import { buildTrainForward } from '../model/graphs.js';
+import { FrozenWeights } from '../model/weights/frozen-weights.js';
 import { Checkpoint, writeFileAtomic, writeSafetensors } from '../model/safetensors.js';
-import { llamaWeightSpecs, writeSyntheticCheckpoint } from '../model/synthetic.js';
+import { llamaWeightSpecs, writeSyntheticCheckpoint } from '../synthetic/checkpoint.js';
 import { Rng } from '../util/random.js';
 import { loadTokenizer } from '../model/tokenizer.js';
 import type { ModelConfig, TextTokenizer } from '../model/types.js';
@@ -201,7 +202,7 @@ interface Trainer {
 
 /** Compiles the full-parameter step and evaluation graphs for `r`'s batch shape. */
 export async function buildTrainer(cfg: ModelConfig, weights: Map<string, Float32Array>, r: PretrainRecipe): Promise<Trainer> {
-  const fw = new FrozenWeights(cfg, (n) => weights.get(n)!, false);
+  const fw = new FrozenWeights(cfg, (n) => weights.get(n)!);
   const invFreq = ropeInvFreq(cfg);
   const g = new Graph('pretrain_step');
   const tg = buildTrainForward(g, fw, invFreq, { batch: r.batch, seq: r.seq, lora: null, trainBase: true });
@@ -329,7 +330,7 @@ const round = (x: number) => Math.round(x * 1e5) / 1e5;
 
 /** What the new model writes from a few prompts (greedy), for the log. */
 async function greedySamples(cfg: ModelConfig, weights: Map<string, Float32Array>, tok: TextTokenizer): Promise<LogEvent[]> {
-  const gen = await Generator.create(new FrozenWeights(cfg, (n) => weights.get(n)!, false), ropeInvFreq(cfg), { maxPositions: 256, threads: 2 });
+  const gen = await Generator.create(new FrozenWeights(cfg, (n) => weights.get(n)!), ropeInvFreq(cfg), { maxPositions: 256, threads: 2 });
   const problem = wordProblem(new Rng(99)).query;
   const prompts: { show: string; ids: number[] }[] = [
     { show: 'On Saturday, Tom went to', ids: tok.encode('On Saturday, Tom went to') },

@@ -11,12 +11,16 @@
 //
 // The job's entry is the services' job-host module; it talks through `process.parentPort` in a
 // utility process and through `process.send` in a Node child (job-host.ts handles both).
+// The WebGPU adapter probe (engine/runtime/adapter-probe.ts) runs here too: it must be a process
+// of its own, and the only Node processes a packaged Electron can start are utility processes
+// (its fuses refuse ELECTRON_RUN_AS_NODE, so spawning process.execPath starts Finch, not Node).
 
 import { utilityProcess } from 'electron';
+import { type AdapterList, type ProbeAnswer, adapterListFrom } from '../engine/runtime/providers.js';
 import type { JobHandle, SpawnJob } from '../services/jobs.js';
 
 export interface UtilityJobOptions {
-  /** The job host's entry: dist/electron/job-host.js in a build (TypeScript in tests, with a loader). */
+  /** The module to run: dist/electron/job-host.js (adapter-probe.js) in a build, TypeScript with a loader from the sources. */
   entry: string;
   /** Node options for the process (a TypeScript loader in development). */
   execArgv?: string[];
@@ -56,4 +60,26 @@ export function utilityJobs(o: UtilityJobOptions): SpawnJob {
     handle.send({ op: 'start', kind, payload });
     return handle;
   };
+}
+
+/** Lists WebGPU adapters through a utility process running the adapter probe; it is ended once it answers. */
+export function utilityAdapterList(o: UtilityJobOptions, timeoutMs = 30_000): () => Promise<AdapterList> {
+  return () => new Promise((resolve) => {
+    const child = utilityProcess.fork(o.entry, [], {
+      serviceName: 'Finch GPU probe',
+      stdio: 'inherit',
+      ...(o.execArgv ? { execArgv: o.execArgv } : {}),
+    });
+    let answered = false;
+    const answer = (list: AdapterList) => {
+      if (answered) return;
+      answered = true;
+      clearTimeout(timer);
+      child.kill();
+      resolve(list);
+    };
+    const timer = setTimeout(() => answer({ adapters: [], error: `listing WebGPU adapters gave no answer in ${timeoutMs / 1000} s` }), timeoutMs);
+    child.once('message', (m: ProbeAnswer) => answer(adapterListFrom(m, process.platform)));
+    child.once('exit', (code: number) => answer({ adapters: [], error: `listing WebGPU adapters failed: the probe process ended (exit code ${code}) without an answer` }));
+  });
 }

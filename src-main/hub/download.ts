@@ -13,11 +13,10 @@ import {
   PICKLE_NOTE, SAFETENSORS_INDEX, datasetFormat, inferSplit, isPickle, isSafeRelativePath, modelSupportFiles, weightFiles,
   type DatasetFormat, type RepoFile,
 } from './files.js';
-import { delay, errorFromThrown, hubFetch, type HubTarget } from './http.js';
+import { delay, errorFromThrown, hubFetch, type HubKind, type HubTarget } from './http.js';
 import { partPath, transferFile } from './transfer.js';
 
 export type { DatasetFormat } from './files.js';
-export type HubKind = 'model' | 'dataset';
 
 export const DEFAULT_ENDPOINT = 'https://huggingface.co';
 

@@ -4,7 +4,8 @@
 // without a token, so as not to reveal private repositories).
 
 import { HubError } from './errors.js';
-import type { HubKind } from './download.js';
+
+export type HubKind = 'model' | 'dataset';
 
 /** What a request was about, for the messages. */
 export interface HubTarget {

@@ -14,5 +14,5 @@ export {
   type DownloadProgress,
   type DatasetFile,
   type DatasetFormat,
-  type HubKind,
 } from './download.js';
+export type { HubKind } from './http.js';

@@ -4,9 +4,11 @@
 
 import { Graph } from '../engine/graph/graph.js';
 import { sessionFromGraph } from '../engine/onnx/staged.js';
+import { WEBGPU_DEFAULT_BINDING_BYTES } from '../engine/runtime/providers.js';
 import { type HostTensor, type Provider, Session, type SessionOptions } from '../engine/runtime/session.js';
-import { type ComputeDtype, FrozenWeights, buildGeneration } from '../model/llama.js';
-import { WEBGPU_DEFAULT_BINDING_BYTES } from '../train/precision.js';
+import { buildGeneration } from '../model/graphs.js';
+import { FrozenWeights } from '../model/weights/frozen-weights.js';
+import type { DeviceOptions } from '../model/weights/graph-weights.js';
 import { type LoraSpec, loraParams } from '../model/lora.js';
 import type { TextTokenizer } from '../model/types.js';
 import { stagingDir } from '../store/paths.js';
@@ -26,8 +28,8 @@ export interface GeneratorOptions {
   /** Let ONNX Runtime repack constant weights at load (default: for 4-bit weights only). */
   prepackWeights?: boolean;
   /**
-   * Frozen weights above this many bytes are split (model/llama.ts). Default on WebGPU: the spec's
-   * default binding limit (128 MiB), which every adapter allows.
+   * Frozen weights above this many bytes are split (model/weights/graph-weights.ts). Default on
+   * WebGPU: the spec's default binding limit (128 MiB), which every adapter allows.
    */
   maxWeightBytes?: number;
 }
@@ -61,14 +63,13 @@ export interface GenerateResult {
 }
 
 /**
- * The generation graph (model/llama.ts buildGeneration) for a fixed batch, with the
+ * The generation graph (model/graphs.ts buildGeneration) for a fixed batch, with the
  * output names the decode loop feeds back: logits [B, V] of the last position, present_k.N and
  * present_v.N [B, KV, P+T, hd].
  */
-export function generationGraph(fw: FrozenWeights, invFreq: Float64Array, maxPositions: number, lora: LoraSpec | null, batch: number,
-  maxWeightBytes = Infinity, computeDtype: ComputeDtype = 'float32'): Graph {
+export function generationGraph(fw: FrozenWeights, invFreq: Float64Array, maxPositions: number, lora: LoraSpec | null, batch: number, device: DeviceOptions = {}): Graph {
   const g = new Graph('generate');
-  const gen = buildGeneration(g, fw, invFreq, maxPositions, lora, batch, { maxWeightBytes, computeDtype });
+  const gen = buildGeneration(g, fw, invFreq, maxPositions, lora, batch, device);
   g.output(gen.logits, 'logits');
   gen.presentK.forEach((t, l) => g.output(t, `present_k.${l}`));
   gen.presentV.forEach((t, l) => g.output(t, `present_v.${l}`));
@@ -114,7 +115,7 @@ export class Generator {
     readonly lora: LoraSpec | null,
     readonly maxPositions: number,
     private readonly options: SessionOptions,
-    private readonly maxWeightBytes: number,
+    private readonly device: DeviceOptions,
   ) {}
 
   static async create(fw: FrozenWeights, invFreq: Float64Array, o: GeneratorOptions): Promise<Generator> {
@@ -124,16 +125,19 @@ export class Generator {
     // repacked (MatMulNBits' fast kernels need it).
     // On the CPU a 16-bit embedding table stays mapped from the checkpoint (rows cast after the
     // gather): folding a float32 copy of it at load was 60% of a 4-bit 0.5B model's load.
-    fw.gatherRawRows = (o.provider ?? 'cpu') === 'cpu';
+    const provider = o.provider ?? 'cpu';
     return new Generator(fw, invFreq, o.lora ?? null, o.maxPositions, {
-      provider: o.provider ?? 'cpu', threads: o.threads ?? 0, disableCpuFallback: o.strictProvider ?? false, prepackWeights: o.prepackWeights ?? fw.quantize,
-    }, o.maxWeightBytes ?? (o.provider === 'webgpu' ? WEBGPU_DEFAULT_BINDING_BYTES : Infinity));
+      provider, threads: o.threads ?? 0, disableCpuFallback: o.strictProvider ?? false, prepackWeights: o.prepackWeights ?? fw.quantize,
+    }, {
+      maxWeightBytes: o.maxWeightBytes ?? (provider === 'webgpu' ? WEBGPU_DEFAULT_BINDING_BYTES : Infinity),
+      gatherRawRows: provider === 'cpu',
+    });
   }
 
   private async sessionFor(batch: number): Promise<Session> {
     if (this.current?.batch !== batch) {
       await this.release();
-      const graph = generationGraph(this.fw, this.invFreq, this.maxPositions, this.lora, batch, this.maxWeightBytes);
+      const graph = generationGraph(this.fw, this.invFreq, this.maxPositions, this.lora, batch, this.device);
       this.current = { batch, session: await sessionFromGraph(graph, this.options, stagingDir()) };
     }
     return this.current!.session;

@@ -22,8 +22,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Checkpoint, SafetensorsError, writeSafetensors, type TensorInfo } from './safetensors.js';
 import { LORA_TARGETS, loraParams, modulePath, type LoraSpec, type LoraTarget } from './lora.js';
-import type { TemplateChoice } from '../data/template.js';
-import type { ModelConfig } from './types.js';
+import type { ModelConfig, TemplateChoice } from './types.js';
 
 export const ADAPTER_CONFIG = 'adapter_config.json';
 export const ADAPTER_WEIGHTS = 'adapter_model.safetensors';

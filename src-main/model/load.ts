@@ -4,7 +4,7 @@
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { ropeInvFreq, loadModelConfig } from './config.js';
-import { FrozenWeights, type RawWeightSlice } from './llama.js';
+import { FrozenWeights, type RawWeightSlice } from './weights/frozen-weights.js';
 import { Checkpoint, type SafetensorsDtype } from './safetensors.js';
 import { loadTokenizer, type HfTextTokenizer } from './tokenizer.js';
 import type { ModelConfig } from './types.js';
@@ -25,7 +25,20 @@ export class ModelFolderError extends Error {
   override name = 'ModelFolderError';
 }
 
-export function loadModel(dir: string, opts: { quantize?: boolean; blockSize?: number; /** read embedding rows on demand (host embeddings) */ rowReads?: boolean } = {}): LoadedModel {
+export interface LoadOptions {
+  /** Store frozen projections (and an untied lm_head) in 4 bits (QLoRA). */
+  quantize?: boolean;
+  blockSize?: number;
+  /** Read embedding rows on demand (host embeddings) instead of loading the table. */
+  rowReads?: boolean;
+  /**
+   * Float weights go from the checkpoint to the session's model file, never all held in JS
+   * (FrozenWeightsOptions.streamFloats). Default true; false keeps every float tensor read.
+   */
+  streamFloats?: boolean;
+}
+
+export function loadModel(dir: string, opts: LoadOptions = {}): LoadedModel {
   if (!existsSync(dir) || !statSync(dir).isDirectory()) {
     throw new ModelFolderError(`model folder not found: ${dir} (expected a Hugging Face folder with config.json, *.safetensors and tokenizer.json)`);
   }
@@ -39,14 +52,17 @@ export function loadModel(dir: string, opts: { quantize?: boolean; blockSize?: n
   const weights = new FrozenWeights(config, (name) => {
     if (!ckpt.has(name)) throw new ModelFolderError(`${ckpt.source}: tensor "${name}" is missing (is this a complete ${config.modelType} checkpoint?)`);
     return ckpt.readTensor(name);
-  }, opts.quantize ?? false, opts.blockSize ?? 32, opts.rowReads ? (name, row) => ckpt.readRow(name, row) : null);
-  // Float weights go from the checkpoint to the session's model file, never all held in JS.
-  weights.streamFloats = true;
-  weights.rawSlice = (name) => {
-    if (!ckpt.has(name)) return null;
-    const t = ckpt.info(name);
-    const dtype = RAW_DTYPES[t.dtype];
-    return dtype ? { path: t.file, offset: t.begin, length: t.end - t.begin, dtype } : null;
-  };
+  }, {
+    quantize: opts.quantize,
+    blockSize: opts.blockSize,
+    rows: opts.rowReads ? (name, row) => ckpt.readRow(name, row) : null,
+    streamFloats: opts.streamFloats ?? true,
+    rawSlice: (name) => {
+      if (!ckpt.has(name)) return null;
+      const t = ckpt.info(name);
+      const dtype = RAW_DTYPES[t.dtype];
+      return dtype ? { path: t.file, offset: t.begin, length: t.end - t.begin, dtype } : null;
+    },
+  });
   return { dir, config, tokenizer, weights, invFreq: ropeInvFreq(config), close: () => ckpt.close() };
 }

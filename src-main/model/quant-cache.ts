@@ -22,7 +22,7 @@ import { isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { startWorker } from '../engine/runtime/worker.js';
 import { quantCacheDir } from '../store/paths.js';
 import { LORA_TARGETS, modulePath, projectionShape } from './lora.js';
-import type { FrozenWeights } from './llama.js';
+import type { FrozenWeights } from './weights/frozen-weights.js';
 import { type Int4File, type Int4Weight, int4Blocks, quantizeInt4 } from './quant.js';
 import { Checkpoint, SafetensorsError, type TensorToWrite, writeSafetensors } from './safetensors.js';
 import type { ModelConfig } from './types.js';

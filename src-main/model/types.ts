@@ -46,6 +46,12 @@ export interface ChatMessage {
   content: string;
 }
 
+/**
+ * How chat turns become a prompt: 'model' renders the model's own chat template (required),
+ * 'fallback' Finch's plain one (data/template.ts), 'auto' the model's if it has one, else the fallback.
+ */
+export type TemplateChoice = 'auto' | 'model' | 'fallback';
+
 /** What Finch needs from a tokenizer; implemented over tokenizer.json by model/tokenizer.ts. */
 export interface TextTokenizer {
   readonly vocabSize: number;

@@ -18,6 +18,7 @@ import type { AddressInfo } from 'node:net';
 import { extname, join, normalize, resolve, sep } from 'node:path';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { ApiError } from '../../src-shared/api.js';
+import { contentSecurityPolicy } from '../../src-shared/csp.js';
 import type { Dispatcher } from '../services/dispatch.js';
 
 export const MAX_MESSAGE = 4 * 1024 * 1024;
@@ -52,11 +53,9 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
-function csp(origin: string): string {
-  return [
-    "default-src 'self'", "script-src 'self'", "style-src 'self' 'unsafe-inline'", "img-src 'self' data:", "font-src 'self'",
-    `connect-src 'self' ${origin.replace(/^http/, 'ws')}`, "object-src 'none'", "base-uri 'none'", "form-action 'none'", "frame-ancestors 'none'",
-  ].join('; ');
+/** Finch's one policy (src-shared/csp.ts), plus the API's WebSocket at this origin. */
+export function serverCsp(origin: string): string {
+  return contentSecurityPolicy({ connect: [origin.replace(/^http/, 'ws')] });
 }
 
 const sameToken = (a: string | null | undefined, token: string): boolean =>
@@ -154,7 +153,7 @@ function serveFile(root: string | null, pathname: string, res: ServerResponse, o
   const body = readFileSync(file);
   res.writeHead(200, {
     'Content-Type': MIME[extname(file)] ?? 'application/octet-stream', 'Content-Length': body.length,
-    'Content-Security-Policy': csp(origin), 'X-Content-Type-Options': 'nosniff', 'Referrer-Policy': 'no-referrer',
+    'Content-Security-Policy': serverCsp(origin), 'X-Content-Type-Options': 'nosniff', 'Referrer-Policy': 'no-referrer',
     'Cache-Control': rel === 'index.html' ? 'no-cache' : 'max-age=3600',
   });
   res.end(headOnly ? undefined : body);

@@ -12,6 +12,7 @@ import { basename, join } from 'node:path';
 import type { ApiCalls, ModelSide, RunConfig, RunSummary, SettingsView } from '../../src-shared/api.js';
 import type { TrainConfig } from '../../src-shared/run-config.js';
 import { RUN_DEFAULTS } from '../../src-shared/schemas.js';
+import { type AdapterList, type MachineProviders, probeMachine } from '../engine/runtime/providers.js';
 import { exportAccelerate } from '../export/accelerate.js';
 import { exportGguf, exportGgufAdapter, exportOllama } from '../model/gguf/export.js';
 import { mergeAdapter } from '../model/merge.js';
@@ -24,10 +25,10 @@ import { createDispatcher, type Dispatcher } from './dispatch.js';
 import { Downloads } from './downloads.js';
 import { ServiceError } from './errors.js';
 import { GenerationService, type ResolvedSide } from './generation.js';
-import { forkJob, type SamplePrompts, type SpawnJob } from './jobs.js';
+import { forkJob, type SamplePrompts, type SpawnJob, type TrainPayload } from './jobs.js';
 import { Library, emptyDestination, removeFilesUnder } from './library.js';
 import { RunManager } from './runs.js';
-import { appInfo, autoProvider, estimateMemory } from './system.js';
+import { appInfo, estimateMemory, runProvider } from './system.js';
 import { WeightCache } from './weight-cache.js';
 
 export interface ServicesOptions {
@@ -38,6 +39,11 @@ export interface ServicesOptions {
   spawnJob?: SpawnJob;
   /** The desktop app's native open dialog; without one (browser mode) pickPath answers null. */
   pickPath?: ApiCalls['pickPath'];
+  /**
+   * How WebGPU adapters are listed (default: a Node child process). Electron's main process passes
+   * a utility process: its `process.execPath` is Electron, which cannot run the probe as Node.
+   */
+  listAdapters?: () => Promise<AdapterList>;
 }
 
 export interface Services {
@@ -59,7 +65,14 @@ export function createServices(o: ServicesOptions = {}): Services {
   const home = finchHome();
   const store = new Store(o.dbFile ?? join(home, 'finch.db'));
   const bus = new EventBus();
-  const spawnJob = o.spawnJob ?? forkJob;
+  // What this machine offers, probed once, when first asked (the adapter probe is a process of its
+  // own): appInfo's 'auto', the memory verdict and every run decide from it, as `finch doctor` does.
+  let probing: Promise<MachineProviders> | null = null;
+  let probed: MachineProviders | null = null;
+  const machine = () => (probing ??= probeMachine(o.listAdapters).then((m) => (probed = m)));
+  // A training job is handed that machine: it decides its device as the app did, without a probe of its own.
+  const spawnJob: SpawnJob = (kind, payload) =>
+    (o.spawnJob ?? forkJob)(kind, kind === 'train' && probed ? { ...(payload as TrainPayload), machine: probed } : payload);
   const library = new Library(store);
   const generation = new GenerationService(bus, spawnJob);
   const weightCache = new WeightCache(store);
@@ -108,10 +121,7 @@ export function createServices(o: ServicesOptions = {}): Services {
     }
   };
 
-  const providerOf = (c: RunConfig): TrainConfig['provider'] => {
-    const p = c.provider === 'auto' ? (settingsView().defaultProvider === 'auto' ? autoProvider().provider : settingsView().defaultProvider) : c.provider;
-    return (p === 'auto' ? 'cpu' : p) as TrainConfig['provider'];
-  };
+  const providerOf = async (c: RunConfig) => runProvider(c.provider, settingsView().defaultProvider, await machine());
   const sideLabel = (s: ModelSide): string => {
     if (s.kind === 'base') return 'base model';
     if (s.kind === 'adapter') return `adapter "${store.adapter(s.adapterId)?.name ?? s.adapterId}"`;
@@ -127,7 +137,7 @@ export function createServices(o: ServicesOptions = {}): Services {
   };
 
   const api: ApiCalls = {
-    appInfo: async () => appInfo({ version: VERSION, finchHome: home, browserMode: o.browserMode ?? false, hfTokenSet: Boolean(hfToken()) }),
+    appInfo: async () => appInfo({ version: VERSION, finchHome: home, browserMode: o.browserMode ?? false, hfTokenSet: Boolean(hfToken()) }, await machine()),
     getSettings: async () => settingsView(),
     setSettings: async (patch) => {
       for (const [k, v] of Object.entries(patch)) store.setSetting(k, v);
@@ -166,10 +176,13 @@ export function createServices(o: ServicesOptions = {}): Services {
     },
     previewDataset: async (req) => library.preview(req),
 
-    estimateMemory: async (cfg) => estimateMemory(library.model(cfg.modelId).path, cfg),
-    startRun: async (cfg) => runs.start(cfg, 'train', providerOf(cfg)),
+    estimateMemory: async (cfg) => estimateMemory(library.model(cfg.modelId).path, cfg, await providerOf(cfg)),
+    startRun: async (cfg) => runs.start(cfg, 'train', await providerOf(cfg)),
     pauseRun: async (id) => runs.pause(id),
-    resumeRun: async (id) => runs.resume(id),
+    resumeRun: async (id) => {
+      await machine(); // its job is handed the machine
+      return runs.resume(id);
+    },
     cancelRun: async (id) => runs.cancel(id),
     listRuns: async () => runs.list(),
     runDetails: async (id) => runs.details(id),

@@ -4,6 +4,7 @@
 
 import { isMainThread } from 'node:worker_threads';
 import { encodeGenerationPrompt, type TemplateChoice } from '../data/template.js';
+import { useMachineProviders } from '../engine/runtime/providers.js';
 import { Generator } from '../infer/generate.js';
 import { loadPeftAdapter, type PeftAdapter } from '../model/adapter.js';
 import { loadModel, type LoadedModel } from '../model/load.js';
@@ -31,6 +32,7 @@ const errorOf = (e: unknown) => ({ name: (e as Error)?.name ?? 'Error', message:
 // ---- training ------------------------------------------------------------------------------------
 
 async function runTraining(p: TrainPayload, control: TrainControl): Promise<void> {
+  if (p.machine) useMachineProviders(p.machine);
   const { trainModel } = await import('../train/trainer.js');
   const cfg = p.config;
   // One loaded model serves the trainer and the sample answers (made from the checkpoint written

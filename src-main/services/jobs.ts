@@ -6,6 +6,7 @@
 import { fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { ChatMessage, EvalSample, ModelSide, Sampling } from '../../src-shared/api.js';
+import type { MachineProviders } from '../engine/runtime/providers.js';
 import { nodeArgsFor } from '../engine/runtime/worker.js';
 import type { TemplateChoice } from '../data/template.js';
 import type { ColumnMap, FormatName } from '../data/formats.js';
@@ -38,6 +39,11 @@ export interface TrainPayload {
   config: TrainConfig;
   /** Held-out prompts the current adapter answers at each evaluation (null: none). */
   samples: SamplePrompts | null;
+  /**
+   * What the app probed on this machine (services/index.ts): the job decides its device from it, as
+   * the app did, and spawns no adapter probe of its own (inside Electron it could not).
+   */
+  machine?: MachineProviders;
 }
 
 export type GeneratePayload = Record<string, never>;

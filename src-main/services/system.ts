@@ -1,55 +1,52 @@
 // What the machine offers (providers, memory), what 'auto' picks, the memory verdict of a run
-// config before it starts, and the app's settings.
+// config before it starts, and the app's settings. The provider choice is the engine's
+// (engine/runtime/providers.ts chooseAuto), the one `finch doctor` and `finch train` make.
 
-import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { cpus, freemem, totalmem } from 'node:os';
-import { dirname, join } from 'node:path';
-import { PROVIDER_NAMES, type AppInfo, type MemoryEstimateResult, type ProviderInfo, type ProviderName, type RunConfig } from '../../src-shared/api.js';
-import { availableProviders } from '../engine/runtime/session.js';
+import {
+  PROVIDER_NAMES, type AppInfo, type MemoryEstimateResult, type ProviderChoice, type ProviderInfo, type ProviderName, type RunConfig, type WebGpuAdapterInfo,
+} from '../../src-shared/api.js';
+import { type GpuAdapter, type MachineProviders, adapterLabel, adapterName, chooseAuto } from '../engine/runtime/providers.js';
+import { PROVIDERS } from '../engine/runtime/session.js';
 import { loadModelConfig } from '../model/config.js';
 import { estimateDeviceMemory, estimateTrainingMemory, formatBytes, type MemoryPlan } from '../train/memory.js';
 
+// The engine's provider list and the contract's are one list written twice (the renderer cannot
+// import the engine): these lines stop compiling when the two differ in any name or in order.
+PROVIDERS satisfies typeof PROVIDER_NAMES;
+PROVIDER_NAMES satisfies typeof PROVIDERS;
 
-/** CUDA is listed by onnxruntime-node on Linux x64 even when its provider libraries were never downloaded. */
-function cudaInstalled(): boolean {
-  try {
-    const ort = dirname(createRequire(import.meta.url).resolve('onnxruntime-node'));
-    const bin = join(ort, '..', 'bin', 'napi-v6', process.platform, process.arch);
-    return existsSync(join(bin, 'libonnxruntime_providers_cuda.so'));
-  } catch {
-    return false;
-  }
-}
-
-export function providers(): ProviderInfo[] {
-  const listed = new Set(availableProviders().map((p) => p.name));
+export function providers(m: MachineProviders): ProviderInfo[] {
   return PROVIDER_NAMES.map((name): ProviderInfo => {
     if (name === 'cpu') return { name, available: true, note: 'every machine' };
-    if (!listed.has(name)) return { name, available: false, note: 'not in this build of ONNX Runtime for this platform' };
-    if (name === 'cuda' && !cudaInstalled()) return { name, available: false, note: 'needs the CUDA provider libraries (see README: CUDA on Linux)' };
-    if (name === 'webgpu') return { name, available: true, note: process.platform === 'win32' ? 'D3D12' : process.platform === 'darwin' ? 'Metal' : 'Vulkan (needs a GPU driver)' };
+    if (!m.built.includes(name)) return { name, available: false, note: 'not in this build of ONNX Runtime for this platform' };
+    if (!m.installed.includes(name)) return { name, available: false, note: name === 'cuda' ? 'needs the CUDA provider libraries (see README: CUDA on Linux)' : 'its libraries are not installed' };
+    if (name === 'webgpu') {
+      const hardware = m.adapters.find((a) => !a.software);
+      if (hardware) return { name, available: true, note: adapterLabel(hardware) };
+      if (m.adapters[0]) return { name, available: true, note: `only a software adapter (${adapterName(m.adapters[0])}): slower than the CPU` };
+      return { name, available: false, note: m.adapterError ?? 'no WebGPU adapter' };
+    }
     return { name, available: true, note: name === 'dml' ? 'DirectX 12 GPUs' : '' };
   });
 }
 
-/**
- * What 'auto' runs on: CUDA where its libraries are installed, DirectML on Windows, else the CPU.
- * WebGPU is offered but not picked automatically: Finch cannot yet tell a real GPU from a software
- * Vulkan driver (Mesa's lavapipe), on which the CPU provider is faster.
- */
-export function autoProvider(list = providers()): { provider: ProviderName; reason: string } {
-  const has = (n: ProviderName) => list.some((p) => p.name === n && p.available);
-  if (has('cuda')) return { provider: 'cuda', reason: 'the CUDA provider libraries are installed (NVIDIA GPU)' };
-  if (has('dml')) return { provider: 'dml', reason: 'DirectML runs on any DirectX 12 GPU on Windows' };
-  return { provider: 'cpu', reason: has('webgpu') ? 'no CUDA or DirectML here; choose WebGPU yourself if this machine has a GPU with a Vulkan/Metal driver' : 'no GPU provider in this build' };
+export function adapterInfo(a: GpuAdapter): WebGpuAdapterInfo {
+  return { name: adapterName(a), backend: a.backend, vendor: a.vendor, architecture: a.architecture, software: a.software };
 }
 
-export function appInfo(o: { version: string; finchHome: string; browserMode: boolean; hfTokenSet: boolean }): AppInfo {
-  const list = providers();
+/** Where an app run goes: its own choice, else the settings' default; `auto` decided as `finch doctor` decides it. */
+export function runProvider(choice: ProviderChoice, settingsDefault: ProviderChoice, m: MachineProviders): ProviderName {
+  const c = choice === 'auto' ? settingsDefault : choice;
+  return c === 'auto' ? chooseAuto(m).provider : c;
+}
+
+export function appInfo(o: { version: string; finchHome: string; browserMode: boolean; hfTokenSet: boolean }, m: MachineProviders): AppInfo {
+  const auto = chooseAuto(m);
   return {
     version: o.version, platform: process.platform, arch: process.arch, cpus: cpus().length, totalMemory: totalmem(), freeMemory: freemem(),
-    providers: list, auto: autoProvider(list), finchHome: o.finchHome, browserMode: o.browserMode, hfTokenSet: o.hfTokenSet,
+    providers: providers(m), auto: { provider: auto.provider, reason: auto.reason, adapter: auto.adapter && adapterInfo(auto.adapter) },
+    finchHome: o.finchHome, browserMode: o.browserMode, hfTokenSet: o.hfTokenSet,
   };
 }
 
@@ -60,12 +57,11 @@ function plan(c: RunConfig, layers: number): MemoryPlan {
   };
 }
 
-/** Verdict thresholds: under 70% of the memory free now fits; up to all of it is tight. */
-export function estimateMemory(modelPath: string, c: RunConfig): MemoryEstimateResult {
+/** Verdict thresholds: under 70% of the memory free now fits; up to all of it is tight. `provider`: where the run would go (runProvider). */
+export function estimateMemory(modelPath: string, c: RunConfig, provider: ProviderName): MemoryEstimateResult {
   const cfg = loadModelConfig(modelPath);
   const need = (x: RunConfig) => estimateTrainingMemory(cfg, plan(x, cfg.numLayers));
   const est = need(c);
-  const provider = c.provider === 'auto' ? autoProvider().provider : c.provider;
   const available = freemem(), total = totalmem();
   const verdict = est.totalBytes <= 0.7 * available ? 'fits' : est.totalBytes <= available ? 'tight' : 'will-not-fit';
   const candidates: { text: string; change: Partial<RunConfig> }[] = [];

@@ -1,5 +1,5 @@
 // The trainer's micro-batches, shaped by their own rows. The step graph has a symbolic sequence
-// length (model/llama.ts dynamicSeq), so one session runs any batch length up to the dataset's
+// length (model/graphs.ts dynamicSeq), so one session runs any batch length up to the dataset's
 // longest row: each micro-batch pads only to its own longest row (rounded up to PAD_MULTIPLE), not
 // to the dataset's. Padding never changes the numbers: padded tokens have no targets and no real
 // token attends to them, and LoRA dropout masks are keyed by (row, position, column), so a batch's

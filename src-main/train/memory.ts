@@ -1,14 +1,14 @@
 // Predicts the peak memory of a LoRA/QLoRA training step before a run starts, from the graph
-// Finch builds (model/llama.ts, train/step.ts), so the wizard can warn "this will not fit" up front.
+// Finch builds (model/graphs.ts, train/step.ts), so the wizard can warn "this will not fit" up front.
 // Each part mirrors a concrete allocation of that graph; test/train/memory.test.ts holds the total
 // to the peak RSS of a real step (ONNX Runtime CPU, no arena, no memory pattern).
 //
 // The step's peak is the backward of the top checkpointed layer: the static parts (weights, inputs,
 // LoRA state) plus every kept layer input plus the working set of one layer's backward (one
-// attention chunk or one MLP piece at a time, model/llama.ts ChunkPlan). After the backward the
+// attention chunk or one MLP piece at a time, model/chunk-plan.ts). After the backward the
 // update allocates the new LoRA state, while the activations are gone; the larger of the two wins.
 
-import { CHUNK_BYTES, chunkPlan } from '../model/llama.js';
+import { CHUNK_BYTES, chunkPlan } from '../model/chunk-plan.js';
 import { DEFAULT_BLOCK, int4Bytes } from '../model/quant.js';
 import type { ModelConfig } from '../model/types.js';
 
@@ -33,7 +33,7 @@ export interface MemoryPlan {
 export interface MemoryEstimate {
   parts: Record<string, number>;
   totalBytes: number;
-  /** The chunking the graph uses (model/llama.ts chunkPlan). */
+  /** The chunking the graph uses (model/chunk-plan.ts). */
   chunks: ReturnType<typeof chunkPlan>;
 }
 
@@ -76,7 +76,7 @@ function loraParamBytes(cfg: ModelConfig, p: MemoryPlan): number {
 
 /**
  * Nodes of the written step graph (forward, recomputes, backward, update), fitted to the graphs
- * llama.ts + step.ts build (within 5% over layers, chunk sizes, 4-bit or float, 4 or 7 LoRA
+ * model/graphs.ts + step.ts build (within 5% over layers, chunk sizes, 4-bit or float, 4 or 7 LoRA
  * targets, checkpoint groups; checked in test/train/memory.test.ts).
  */
 export function estimateNodes(cfg: ModelConfig, p: MemoryPlan): number {

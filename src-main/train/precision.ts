@@ -1,5 +1,6 @@
 // Where a run's frozen path is computed in float16, and how large one weight may be on the device:
-// the two device facts model/llama.ts needs from the chosen provider (engine/runtime/providers.ts).
+// the two device facts the model's graphs need (model/weights/graph-weights.ts DeviceOptions) from
+// the chosen provider (engine/runtime/providers.ts).
 //
 // float16 needs float16 kernels for every op of the frozen path (Cast, Gemm, MatMulNBits,
 // DequantizeLinear, Gather, Concat, Where): ONNX Runtime's WebGPU provider has them when the
@@ -10,14 +11,11 @@
 // float16 paths have not been run by Finch's tests.
 
 import { COMPUTE_DTYPE_CHOICES } from '../../src-shared/choices.js';
-import type { ProviderDecision } from '../engine/runtime/providers.js';
-import type { ComputeDtype } from '../model/llama.js';
+import { type ProviderDecision, WEBGPU_DEFAULT_BINDING_BYTES, adapterName } from '../engine/runtime/providers.js';
+import type { ComputeDtype } from '../model/weights/graph-weights.js';
 
 export { COMPUTE_DTYPE_CHOICES };
 export type ComputeDtypeChoice = (typeof COMPUTE_DTYPE_CHOICES)[number];
-
-/** The WebGPU spec's default maxStorageBufferBindingSize: the limit to assume for an adapter not listed. */
-export const WEBGPU_DEFAULT_BINDING_BYTES = 128 * 2 ** 20;
 
 /** The dtype of the frozen path for a requested choice on the chosen provider; an impossible request throws. */
 export function resolveComputeDtype(choice: ComputeDtypeChoice, d: Pick<ProviderDecision, 'provider' | 'adapter'>): { dtype: ComputeDtype; reason: string } {
@@ -25,7 +23,7 @@ export function resolveComputeDtype(choice: ComputeDtypeChoice, d: Pick<Provider
   if (choice === 'float32') return { dtype: 'float32', reason: 'float32 (requested)' };
   if (choice === 'auto') {
     return hardwareF16
-      ? { dtype: 'float16', reason: `float16: ${d.adapter!.vendor} ${d.adapter!.description || d.adapter!.device} offers shader-f16` }
+      ? { dtype: 'float16', reason: `float16: ${adapterName(d.adapter!)} offers shader-f16` }
       : { dtype: 'float32', reason: d.provider === 'webgpu' && d.adapter?.software ? 'float32: a software WebGPU adapter gains nothing from float16' : `float32: float16 is chosen automatically only on a hardware WebGPU adapter with shader-f16` };
   }
   if (d.provider === 'cpu' || d.provider === 'coreml') {
@@ -33,7 +31,7 @@ export function resolveComputeDtype(choice: ComputeDtypeChoice, d: Pick<Provider
   }
   if (d.provider === 'webgpu') {
     if (!d.adapter) throw new Error('--compute-dtype float16: no WebGPU adapter was listed, so shader-f16 cannot be confirmed; run `finch doctor` or use --compute-dtype float32');
-    if (!d.adapter.shaderF16) throw new Error(`--compute-dtype float16: the WebGPU adapter ${d.adapter.vendor} ${d.adapter.description || d.adapter.device} has no shader-f16 feature; use --compute-dtype float32`);
+    if (!d.adapter.shaderF16) throw new Error(`--compute-dtype float16: the WebGPU adapter ${adapterName(d.adapter)} has no shader-f16 feature; use --compute-dtype float32`);
   }
   return { dtype: 'float16', reason: `float16 (requested) on ${d.provider}` };
 }

@@ -10,7 +10,9 @@ import { grad } from '../engine/autodiff/grad.js';
 import { Graph, type Tensor } from '../engine/graph/graph.js';
 import { ADAMW_DEFAULTS, adamw } from '../engine/optim/adamw.js';
 import * as F from '../engine/graph/ops.js';
-import { type ComputeDtype, FrozenWeights, buildTrainForward } from '../model/llama.js';
+import { buildTrainForward } from '../model/graphs.js';
+import { FrozenWeights } from '../model/weights/frozen-weights.js';
+import type { ComputeDtype } from '../model/weights/graph-weights.js';
 import { type LoraParam, type LoraSpec, loraParams } from '../model/lora.js';
 
 export interface OptimizerConfig {
@@ -36,13 +38,13 @@ export interface StepShape {
   lossChunks?: number;
   /** The graph takes "inputs_embeds" (rows gathered on the host) instead of holding the table. */
   hostEmbeddings?: boolean;
-  /** Activations larger than twice this are computed in chunks (llama.ts chunkPlan); Infinity = never. */
+  /** Activations larger than twice this are computed in chunks (model/chunk-plan.ts); Infinity = never. */
   chunkBytes?: number;
-  /** A symbolic sequence length: batches of any length up to `seq` run in one session (llama.ts TrainGraphOptions). */
+  /** A symbolic sequence length: batches of any length up to `seq` run in one session (model/graphs.ts TrainGraphOptions). */
   dynamicSeq?: boolean;
-  /** float16: the frozen path in float16 on the device, LoRA, gradients and AdamW state float32 (llama.ts). */
+  /** float16: the frozen path in float16 on the device, LoRA, gradients and AdamW state float32 (model/weights/graph-weights.ts). */
   computeDtype?: ComputeDtype;
-  /** The device's largest buffer: frozen weights are split to fit (llama.ts). */
+  /** The device's largest buffer: frozen weights are split to fit (model/weights/graph-weights.ts). */
   maxWeightBytes?: number;
 }
 

@@ -196,7 +196,7 @@ test('buildSequences packs greedily in the given order', () => {
 });
 
 test('readExamples streams converted examples with their lines (for evaluation)', async () => {
-  const { readExamples } = await import('../../src-main/data/index.js');
+  const { readExamples } = await import('../../src-main/data/dataset.js');
   const out: { line: number; example: unknown }[] = [];
   for await (const e of readExamples(join(FIXTURES, 'gsm8k.jsonl'), { map: { prompt: 'question', completion: 'answer' } })) out.push(e);
   assert.equal(out.length, 8);

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { previewDataset } from '../../src-main/data/preview.js';
-import { writeSyntheticCheckpoint } from '../../src-main/model/synthetic.js';
+import { writeSyntheticCheckpoint } from '../../src-main/synthetic/checkpoint.js';
 import { loadTokenizer } from '../../src-main/model/tokenizer.js';
 import { FakeTokenizer } from './fixtures/fake-tokenizer.js';
 import { FIXTURES, tempDir, writeFile } from './helpers.js';

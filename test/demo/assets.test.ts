@@ -13,7 +13,7 @@ import { Generator } from '../../src-main/infer/generate.js';
 import { encodeGenerationPrompt } from '../../src-main/data/template.js';
 import { loadModel } from '../../src-main/model/load.js';
 import { Checkpoint } from '../../src-main/model/safetensors.js';
-import { llamaWeightSpecs } from '../../src-main/model/synthetic.js';
+import { llamaWeightSpecs } from '../../src-main/synthetic/checkpoint.js';
 
 const DEMO = new URL('../../assets/demo/', import.meta.url).pathname;
 const MODEL = join(DEMO, 'model');

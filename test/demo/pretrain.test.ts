@@ -10,7 +10,7 @@ import { after, test } from 'node:test';
 import { DocumentStream, type LogEvent, Packer, type PretrainRecipe, pretrain } from '../../src-main/demo/pretrain.js';
 import { loadModel } from '../../src-main/model/load.js';
 import { Checkpoint } from '../../src-main/model/safetensors.js';
-import { writeSyntheticCheckpoint } from '../../src-main/model/synthetic.js';
+import { writeSyntheticCheckpoint } from '../../src-main/synthetic/checkpoint.js';
 import { tokenizerCorpus } from '../../src-main/demo/corpus.js';
 import { loadTokenizer } from '../../src-main/model/tokenizer.js';
 

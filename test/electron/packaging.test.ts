@@ -126,6 +126,10 @@ test('the bundles from scripts/build-electron.mjs start the app (under the faked
     assert.equal(r.url, 'app://finch/index.html');
     assert.equal(r.preload, join(out, 'preload.cjs'));
     assert.equal(r.csp, contentSecurityPolicy());
+    // The adapter probe's bundle runs on its own (the app starts it as a utility process): it answers with the adapters.
+    const probe = execFileSync(process.execPath, [join(out, 'adapter-probe.js')], { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+    const answer = JSON.parse(probe.split('\n').find((l) => l.startsWith('FINCH_ADAPTERS '))!.slice('FINCH_ADAPTERS '.length)) as { adapters?: unknown[]; error?: string };
+    assert.ok(Array.isArray(answer.adapters), answer.error);
   } finally {
     rmSync(out, { recursive: true, force: true });
   }

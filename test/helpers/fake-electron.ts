@@ -12,10 +12,15 @@
 //  - utilityProcess.fork runs the module in a real Node child process whose `process.parentPort`
 //    speaks over the child's IPC channel (test/helpers/fake-parent-port.mjs), so a crash is a real
 //    process exit.
+//  - process.versions.electron is set, here and in those children, as in Electron's main and
+//    utility processes (where process.execPath is Electron, not Node).
 // Everything a test needs to drive or inspect is on the `fake` export.
 
 import { fork as forkChild, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
+
+/** What process.versions.electron reads under the fake (fake-parent-port.mjs sets the same). */
+export const FAKE_ELECTRON_VERSION = '45.0.0-fake';
 
 // ---- frames, web contents, windows --------------------------------------------------------------
 
@@ -356,7 +361,7 @@ class UtilityProcess extends EventEmitter {
       serialization: 'advanced',
     });
     this.pid = this.child.pid;
-    fake.utilityProcesses.push({ modulePath, serviceName: options.serviceName, process: this });
+    fake.utilityProcesses.push({ modulePath, serviceName: options.serviceName, execArgv: options.execArgv ?? [], process: this });
     this.child.on('spawn', () => this.emit('spawn'));
     this.child.on('message', (data) => this.emit('message', data));
     this.child.on('exit', (code, signal) => {
@@ -401,7 +406,7 @@ export const fake = {
   menu: null as { items: MenuItemOptions[] } | null,
   notifications: [] as { title: string; body?: string }[],
   powerBlockers: new Map<number, string>(),
-  utilityProcesses: [] as { modulePath: string; serviceName: unknown; process: UtilityProcess }[],
+  utilityProcesses: [] as { modulePath: string; serviceName: unknown; execArgv: string[]; process: UtilityProcess }[],
   quitCount: 0,
   exitCode: null as number | null,
   /** The page's top frame as the renderer's sender (the normal case). */
@@ -410,5 +415,7 @@ export const fake = {
     fake.renderer.frame = win.webContents.mainFrame;
   },
 };
+
+(process.versions as Record<string, string>).electron ??= FAKE_ELECTRON_VERSION;
 
 export default { app, BrowserWindow, contextBridge, dialog, ipcMain, ipcRenderer, Menu, Notification, powerSaveBlocker, protocol, screen, session, shell, utilityProcess };

@@ -25,3 +25,5 @@ class ParentPort extends EventEmitter {
   }
 }
 process.parentPort = new ParentPort();
+// As in an Electron utility process (test/helpers/fake-electron.ts sets the same in its own).
+process.versions.electron ??= '45.0.0-fake';

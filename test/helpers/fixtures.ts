@@ -4,7 +4,7 @@ import { mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
-import { writeSyntheticCheckpoint, type SyntheticCheckpointOptions } from '../../src-main/model/synthetic.js';
+import { writeSyntheticCheckpoint, type SyntheticCheckpointOptions } from '../../src-main/synthetic/checkpoint.js';
 
 export const FINCH_BIN = new URL('../../bin/finch.mjs', import.meta.url).pathname;
 

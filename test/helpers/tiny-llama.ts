@@ -1,5 +1,5 @@
 // Tiny Llama-family configs and random weights for graph tests (in memory; checkpoints on disk
-// come from src-main/model/synthetic.ts).
+// come from src-main/synthetic/checkpoint.ts).
 import { mulberry32 } from '../../src-main/util/random.js';
 import type { ModelConfig } from '../../src-main/model/types.js';
 

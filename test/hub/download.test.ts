@@ -10,7 +10,7 @@ import { parquetWriteFile } from 'hyparquet-writer';
 import { openRows } from '../../src-main/data/read/index.js';
 import { HubError, PARQUET_CONVERSION, downloadRepo, listDatasetFiles, type DownloadProgress } from '../../src-main/hub/index.js';
 import { loadModel } from '../../src-main/model/load.js';
-import { writeSyntheticCheckpoint } from '../../src-main/model/synthetic.js';
+import { writeSyntheticCheckpoint } from '../../src-main/synthetic/checkpoint.js';
 import { mathRows, readTree, tempDir } from '../helpers/fixtures.js';
 import { FakeHub } from './fake-hub.js';
 

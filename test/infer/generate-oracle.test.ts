@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import { serializeModel } from '../../src-main/engine/onnx/writer.js';
 import { type HostTensor, Session } from '../../src-main/engine/runtime/session.js';
 import { generationGraph, stepInputs } from '../../src-main/infer/generate.js';
-import { FrozenWeights } from '../../src-main/model/llama.js';
+import { FrozenWeights } from '../../src-main/model/weights/frozen-weights.js';
 import { type LoraSpec, LORA_TARGETS, loraParams } from '../../src-main/model/lora.js';
 import { mulberry32 } from '../../src-main/util/random.js';
 import { maxDiffOverScale, runLlamaOracle } from '../helpers/llama-oracle.js';
@@ -31,7 +31,7 @@ test('prefill + KV-cache decode logits match the PyTorch full-sequence forward (
   const L = Math.max(...prompts.map((p) => p.length));
   const padStart = prompts.map((p) => L - p.length);
 
-  const fw = new FrozenWeights(cfg, (n) => weights.get(n)!.data, false);
+  const fw = new FrozenWeights(cfg, (n) => weights.get(n)!.data);
   const session = await Session.create(serializeModel(generationGraph(fw, invFreqOf(cfg), 16, spec, B)), { threads: 2 });
   const fixed: Record<string, HostTensor> = { lora_scale: { dtype: 'float32', dims: [B], data: Float32Array.from(loraScales) } };
   for (const p of params) fixed[p.name] = { dtype: 'float32', dims: p.shape, data: adapter.get(p.name)! };

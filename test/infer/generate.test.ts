@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Generator } from '../../src-main/infer/generate.js';
-import { FrozenWeights } from '../../src-main/model/llama.js';
+import { FrozenWeights } from '../../src-main/model/weights/frozen-weights.js';
 import { type LoraSpec, LORA_TARGETS, loraParams } from '../../src-main/model/lora.js';
 import { mulberry32 } from '../../src-main/util/random.js';
 import { invFreqOf, randomWeights, tinyConfig } from '../helpers/tiny-llama.js';
@@ -15,7 +15,7 @@ const adapter = new Map(loraParams(cfg, spec).map((p) => [p.name, Float32Array.f
 const eos = [cfg.vocabSize + 1]; // never produced: run the full length
 
 async function generator(quantize: boolean) {
-  const fw = new FrozenWeights(cfg, (n) => weights.get(n)!.data, quantize);
+  const fw = new FrozenWeights(cfg, (n) => weights.get(n)!.data, { quantize });
   return Generator.create(fw, invFreqOf(cfg), { maxPositions: 80, lora: spec, threads: 2 });
 }
 

@@ -12,7 +12,7 @@ import { Generator } from '../../src-main/infer/generate.js';
 import { loadModel } from '../../src-main/model/load.js';
 import { int4Bytes } from '../../src-main/model/quant.js';
 import { prepareInt4, quantizedWeights } from '../../src-main/model/quant-cache.js';
-import { writeSyntheticCheckpoint } from '../../src-main/model/synthetic.js';
+import { writeSyntheticCheckpoint } from '../../src-main/synthetic/checkpoint.js';
 import { useFinchHome } from '../helpers/fixtures.js';
 
 setFlagsFromString('--expose-gc');
@@ -48,8 +48,7 @@ after(() => {
 /** ArrayBuffer bytes JS holds while a generator built from the folder is alive (and its first token). */
 async function heldWhileLoaded(streamFloats: boolean, int4: 'cache' | 'in JS' | null = null): Promise<{ held: number; token: number }> {
   const base = await settledArrayBuffers();
-  const model = loadModel(dir, { quantize: int4 !== null });
-  model.weights.streamFloats = streamFloats;
+  const model = loadModel(dir, { quantize: int4 !== null, streamFloats });
   // 'in JS': the weights quantize each projection on first use and keep the blocks.
   if (int4 === 'cache') await prepareInt4(dir, model.config, model.weights, { threads: 2 });
   const gen = await Generator.create(model.weights, model.invFreq, { maxPositions: 16, threads: 2 });

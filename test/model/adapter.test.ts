@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import { AdapterError, loadPeftAdapter, peftAdapterConfig, savePeftAdapter } from '../../src-main/model/adapter.js';
 import { loraParams, type LoraSpec } from '../../src-main/model/lora.js';
 import { Checkpoint, f16BitsToF32, f32ToF16Bits, writeSafetensors, type SafetensorsDtype } from '../../src-main/model/safetensors.js';
-import { writeSyntheticCheckpoint } from '../../src-main/model/synthetic.js';
+import { writeSyntheticCheckpoint } from '../../src-main/synthetic/checkpoint.js';
 import type { ModelConfig } from '../../src-main/model/types.js';
 import { tempDir } from './model-helpers.js';
 import { Rng } from '../../src-main/util/random.js';

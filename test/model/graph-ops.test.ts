@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { Graph } from '../../src-main/engine/graph/graph.js';
 import { lowerForOrt } from '../../src-main/engine/onnx/lower.js';
-import { buildGeneration } from '../../src-main/model/llama.js';
+import { buildGeneration } from '../../src-main/model/graphs.js';
 import { loadModel } from '../../src-main/model/load.js';
 import { DEFAULT_LORA } from '../../src-main/model/lora.js';
 import { DEFAULT_OPTIMIZER, buildAccumulatingStep, buildFusedStep, buildLossGraph } from '../../src-main/train/step.js';

@@ -1,4 +1,4 @@
-// Mixed precision (computeDtype float16, model/llama.ts): the frozen weights and their products in
+// Mixed precision (computeDtype float16, model/weights/graph-weights.ts): the frozen weights and their products in
 // float16 on WebGPU, LoRA, gradients and AdamW state in float32. Twenty free-running optimizer
 // steps from the same seed follow the float32 loss curve within 1e-2 relative, on Mesa's lavapipe
 // with CPU fallback disabled; every graph opens there in float16 (no float16 kernel is missing).
@@ -8,7 +8,7 @@ import type { Graph, Tensor } from '../../src-main/engine/graph/graph.js';
 import { generationGraph } from '../../src-main/infer/generate.js';
 import { serializeModel } from '../../src-main/engine/onnx/writer.js';
 import type { HostTensor } from '../../src-main/engine/runtime/session.js';
-import { type ComputeDtype } from '../../src-main/model/llama.js';
+import type { ComputeDtype } from '../../src-main/model/weights/graph-weights.js';
 import { loadModel } from '../../src-main/model/load.js';
 import { DEFAULT_LORA, initLora } from '../../src-main/model/lora.js';
 import { DEFAULT_OPTIMIZER, buildAccumulatingStep, buildFusedStep, buildLossGraph } from '../../src-main/train/step.js';
@@ -54,7 +54,7 @@ test('every graph in float16, with weights split under a 200 KB limit, creates a
       ['checkpointed + chunked step', buildFusedStep(m.weights, m.invFreq, { ...shape, checkpointLayers: true, checkpointGroup: 2, chunkBytes: 16 * 1024 }, DEFAULT_OPTIMIZER).step],
       ['row-chunked loss step', buildFusedStep(m.weights, m.invFreq, { ...shape, lossChunks: 2 }, DEFAULT_OPTIMIZER).step],
       ['eval loss', buildLossGraph(m.weights, m.invFreq, shape)],
-      ['prefill/decode', generationGraph(m.weights, m.invFreq, 96, lora, 2, device.maxWeightBytes, device.computeDtype)],
+      ['prefill/decode', generationGraph(m.weights, m.invFreq, 96, lora, 2, device)],
     ];
     for (const [name, g] of graphs) {
       const s = await webGpuSession(serializeModel(g)).catch((e: Error) => {

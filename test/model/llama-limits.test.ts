@@ -1,10 +1,11 @@
-// Frozen weights under a device buffer limit (maxWeightBytes, model/llama.ts): a WebGPU adapter
-// binds at most maxStorageBufferBindingSize bytes per buffer (128 MiB on lavapipe; Llama 3 8B's
-// float32 embedding and lm_head are 2.1 GB each). Weights above the limit are split: projections
-// and the lm_head by output rows, MLP and vocabulary pieces by chunkPlan, the embedding by columns.
-// Here a limit of 200 KB splits the demo model's weights, and the split step gives the unsplit
-// step's loss and LoRA gradients on WebGPU with CPU fallback disabled; at real size, Llama 3 8B's
-// graphs keep every initializer under 128 MiB.
+// Frozen weights under a device buffer limit (maxWeightBytes: model/weights/graph-weights.ts,
+// model/chunk-plan.ts): a WebGPU adapter binds at most maxStorageBufferBindingSize bytes per
+// buffer (128 MiB on lavapipe; Llama 3 8B's float32 embedding and lm_head are 2.1 GB each).
+// Weights above the limit are split: projections and the lm_head by output rows, MLP and
+// vocabulary pieces by chunkPlan, the embedding by columns. Here a limit of 200 KB splits the
+// demo model's weights, and the split step gives the unsplit step's loss and LoRA gradients on
+// WebGPU with CPU fallback disabled; at real size, Llama 3 8B's graphs keep every initializer
+// under 128 MiB.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { DTYPE_BITS, isStatic, numel } from '../../src-main/engine/graph/dtype.js';
@@ -13,7 +14,9 @@ import { serializeModel } from '../../src-main/engine/onnx/writer.js';
 import type { HostTensor } from '../../src-main/engine/runtime/session.js';
 import { Generator, generationGraph } from '../../src-main/infer/generate.js';
 import { ropeInvFreq } from '../../src-main/model/config.js';
-import { FrozenWeights, buildGeneration, buildTrainForward, chunkPlan } from '../../src-main/model/llama.js';
+import { chunkPlan } from '../../src-main/model/chunk-plan.js';
+import { buildGeneration, buildTrainForward } from '../../src-main/model/graphs.js';
+import { FrozenWeights } from '../../src-main/model/weights/frozen-weights.js';
 import { loadModel } from '../../src-main/model/load.js';
 import { DEFAULT_LORA, initLora, loraParams } from '../../src-main/model/lora.js';
 import { DEFAULT_OPTIMIZER, buildAccumulatingStep } from '../../src-main/train/step.js';
@@ -94,8 +97,8 @@ test('Llama 3 8B graphs keep every initializer under 128 MiB (graph only: no wei
   });
   const MiB128 = 128 * 2 ** 20;
   for (const computeDtype of ['float32', 'float16'] as const) {
-    const fw = new FrozenWeights(cfg, (name) => { throw new Error(`${name} was read while building`); }, false);
-    fw.streamFloats = true; // initializers are read when written, never here
+    // Streamed: initializers are read when written, never here.
+    const fw = new FrozenWeights(cfg, (name) => { throw new Error(`${name} was read while building`); }, { streamFloats: true });
     const g = new Graph('train');
     const tg = buildTrainForward(g, fw, ropeInvFreq(cfg), { batch: 1, seq: 512, lora, computeDtype, maxWeightBytes: MiB128 });
     g.output(tg.loss, 'loss');
@@ -129,7 +132,7 @@ test(`greedy generation with weights split under ${LIMIT} bytes gives the unspli
   assert.equal(whole.length, 16);
   assert.deepEqual(split, whole);
   // The split graph really is split: lm_head rows, embedding columns, every initializer under the limit.
-  const g = generationGraph(m.weights, m.invFreq, 64, null, 1, LIMIT);
+  const g = generationGraph(m.weights, m.invFreq, 64, null, 1, { maxWeightBytes: LIMIT });
   const names = [...g.initializers.keys()];
   assert.ok(names.some((n) => /lm_head\.weight\.r\d/.test(n)) && names.some((n) => /embed_tokens\.weight\.c\d/.test(n)), names.join(' '));
   assert.ok(largest(g).initializer <= LIMIT);

@@ -8,7 +8,7 @@ import { Graph } from '../../src-main/engine/graph/graph.js';
 import { serializeModel } from '../../src-main/engine/onnx/writer.js';
 import { type HostTensor, Session } from '../../src-main/engine/runtime/session.js';
 import { Generator } from '../../src-main/infer/generate.js';
-import { buildGeneration } from '../../src-main/model/llama.js';
+import { buildGeneration } from '../../src-main/model/graphs.js';
 import { loadModel } from '../../src-main/model/load.js';
 import { DEFAULT_LORA, initLora, loraParams } from '../../src-main/model/lora.js';
 import { mulberry32 } from '../../src-main/util/random.js';

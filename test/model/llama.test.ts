@@ -8,7 +8,8 @@ import { grad } from '../../src-main/engine/autodiff/grad.js';
 import { Graph } from '../../src-main/engine/graph/graph.js';
 import { serializeModel } from '../../src-main/engine/onnx/writer.js';
 import { type HostTensor, Session } from '../../src-main/engine/runtime/session.js';
-import { FrozenWeights, buildTrainForward } from '../../src-main/model/llama.js';
+import { buildTrainForward } from '../../src-main/model/graphs.js';
+import { FrozenWeights } from '../../src-main/model/weights/frozen-weights.js';
 import { type LoraSpec, LORA_TARGETS, loraParams } from '../../src-main/model/lora.js';
 import { mulberry32 } from '../../src-main/util/random.js';
 import type { ModelConfig } from '../../src-main/model/types.js';
@@ -40,7 +41,7 @@ async function runCase(c: Case) {
   const B = 2, T = 7;
   const weights = randomWeights(cfg, 7);
   const spec: LoraSpec = { rank: 4, alpha: 8, dropout: 0, rslora: false, targets: LORA_TARGETS };
-  const fw = new FrozenWeights(cfg, (n) => weights.get(n)!.data, c.quantize, 32);
+  const fw = new FrozenWeights(cfg, (n) => weights.get(n)!.data, { quantize: c.quantize, blockSize: 32 });
   const g = new Graph('train');
   const tg = buildTrainForward(g, fw, invFreqOf(cfg), { batch: B, seq: T, lora: spec, checkpointLayers: c.checkpoint, lossChunks: c.lossChunks, dropout: false });
   const params = loraParams(cfg, spec);

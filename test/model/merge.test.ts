@@ -11,7 +11,7 @@ import { savePeftAdapter } from '../../src-main/model/adapter.js';
 import { loadModelConfig } from '../../src-main/model/config.js';
 import { loraParams, type LoraSpec } from '../../src-main/model/lora.js';
 import { MergeError, addScaledProduct, mergeAdapter, type MergeProgress } from '../../src-main/model/merge.js';
-import { writeSyntheticCheckpoint, type StorageDtype } from '../../src-main/model/synthetic.js';
+import { writeSyntheticCheckpoint, type StorageDtype } from '../../src-main/synthetic/checkpoint.js';
 import type { ModelConfig } from '../../src-main/model/types.js';
 import { runPythonScript, tempDir } from './model-helpers.js';
 import { Rng } from '../../src-main/util/random.js';

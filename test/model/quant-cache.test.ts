@@ -12,7 +12,7 @@ import { buildLossGraph } from '../../src-main/train/step.js';
 import { quantizeInt4 } from '../../src-main/model/quant.js';
 import { clearQuantCache, listQuantCache, prepareInt4, quantizedWeights } from '../../src-main/model/quant-cache.js';
 import { Checkpoint } from '../../src-main/model/safetensors.js';
-import { writeSyntheticCheckpoint } from '../../src-main/model/synthetic.js';
+import { writeSyntheticCheckpoint } from '../../src-main/synthetic/checkpoint.js';
 import { useFinchHome } from '../helpers/fixtures.js';
 
 let root: string, dir: string, restoreHome: () => void;

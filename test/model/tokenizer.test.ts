@@ -6,7 +6,7 @@ import { cpSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { run as tokenizeCli } from '../../src-main/cli/commands/tokenize.js';
-import { writeSyntheticCheckpoint } from '../../src-main/model/synthetic.js';
+import { writeSyntheticCheckpoint } from '../../src-main/synthetic/checkpoint.js';
 import { TokenizerError, loadTokenizer } from '../../src-main/model/tokenizer.js';
 import type { ChatMessage } from '../../src-main/model/types.js';
 import { tempDir } from './model-helpers.js';

@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import { loadModelConfig } from '../../src-main/model/config.js';
 import { loadModel } from '../../src-main/model/load.js';
 import { Checkpoint } from '../../src-main/model/safetensors.js';
-import { writeSyntheticCheckpoint, type SyntheticCheckpointOptions } from '../../src-main/model/synthetic.js';
+import { writeSyntheticCheckpoint, type SyntheticCheckpointOptions } from '../../src-main/synthetic/checkpoint.js';
 import { ConfigWeightsMismatchError, checkWeightsMatchConfig, expectedWeights } from '../../src-main/model/validate.js';
 import { tempDir } from '../helpers/fixtures.js';
 

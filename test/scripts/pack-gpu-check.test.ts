@@ -30,8 +30,11 @@ test('the packed gpu-check runs from its folder with its own Node, and the archi
   const help = execFileSync(entry, ['--help'], { cwd: out, env, encoding: 'utf8' });
   assert.match(help, /Usage: finch bench gpu-check/);
   const run = JSON.parse(execFileSync(entry, ['--presets', 'tiny', '--providers', 'cpu', '--steps', '1', '--threads', '1', '--no-peer'], { cwd: out, env, encoding: 'utf8' }).trim().split('\n').pop()!) as
-    { node_binary: string; finch: { preset: string; provider: string; tokens_per_s?: number; loss?: number; error?: string }[] };
+    { node_binary: string; adapters: unknown[]; adapter_error: string | null; finch: { preset: string; provider: string; tokens_per_s?: number; loss?: number; error?: string }[] };
   assert.equal(run.node_binary, join(packed.folder, 'node'), 'the check ran on the packed Node');
+  // The adapter probe (a child started by file path) is packed with its package: it lists this machine's adapter.
+  assert.equal(run.adapter_error, null);
+  assert.ok(run.adapters.length > 0);
   assert.equal(run.finch.length, 1);
   const [r] = run.finch;
   assert.equal(r!.error, undefined, r!.error);

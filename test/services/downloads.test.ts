@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import type { FinchEvent } from '../../src-shared/api.js';
-import { writeSyntheticCheckpoint } from '../../src-main/model/synthetic.js';
+import { writeSyntheticCheckpoint } from '../../src-main/synthetic/checkpoint.js';
 import { startApp, type TestApp } from '../helpers/app.js';
 import { mathRows, readTree, tempDir } from '../helpers/fixtures.js';
 import { FakeHub } from '../hub/fake-hub.js';

@@ -1,6 +1,7 @@
 // src-shared/csp.ts in a real browser: Debian's Chromium (headless, through playwright-core, off
 // the network) loads the *built* renderer (dist/renderer) served by Electron's own app:// handler
 // code (rendererResponse: the CSP header) and carrying the CSP <meta> the Vite build writes.
+// Browser mode's server sends the same policy (its API WebSocket added).
 // The app must still start under the policy, while an inline script and every remote origin
 // (script, image, fetch, WebSocket, iframe) are refused, with the header alone and with the meta alone.
 import { test } from 'node:test';
@@ -11,6 +12,10 @@ import { chromium, type Browser } from 'playwright-core';
 import { ensureRendererBuilt as buildRenderer, RENDERER_DIR as RENDERER } from '../../src-main/cli/commands/serve.js';
 import { contentSecurityPolicy } from '../../src-shared/csp.js';
 import { rendererResponse } from '../../src-main/electron/app-scheme.js';
+import { startServer } from '../../src-main/server/index.js';
+import { EventBus } from '../../src-main/services/bus.js';
+import { createDispatcher } from '../../src-main/services/dispatch.js';
+import type { ApiCalls } from '../../src-shared/api.js';
 
 const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
 const RENDERER_INDEX = join(RENDERER, 'index.html');
@@ -77,6 +82,20 @@ test('the built renderer carries the one policy as its <meta>', () => {
   const html = readFileSync(RENDERER_INDEX, 'utf8');
   const meta = /<meta\s+http-equiv="Content-Security-Policy"\s+content="([^"]*)"/.exec(html);
   assert.equal(meta?.[1], contentSecurityPolicy({ meta: true }));
+});
+
+test('browser mode\'s server sends the one policy on its pages, with its API WebSocket as the one extra source', async () => {
+  ensureRendererBuilt();
+  const srv = await startServer({ dispatcher: createDispatcher({} as ApiCalls, new EventBus()), rendererDir: RENDERER });
+  try {
+    const res = await fetch(srv.url);
+    assert.equal(res.status, 200);
+    const header = res.headers.get('content-security-policy');
+    assert.equal(header, contentSecurityPolicy({ connect: [`ws://127.0.0.1:${srv.port}`] }));
+    assert.match(header!, /worker-src 'self'/);
+  } finally {
+    await srv.close();
+  }
 });
 
 test('in Chromium the policy refuses inline script, eval and every remote origin, by header and by meta', { skip: existsSync(CHROMIUM) ? false : `no Chromium at ${CHROMIUM}`, timeout: 120_000 }, async () => {

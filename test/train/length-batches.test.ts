@@ -11,7 +11,7 @@ import type { Batch } from '../../src-main/data/batch.js';
 import { shuffledIndices } from '../../src-main/data/random.js';
 import { serializeModel } from '../../src-main/engine/onnx/writer.js';
 import { type HostTensor, Session } from '../../src-main/engine/runtime/session.js';
-import { FrozenWeights } from '../../src-main/model/llama.js';
+import { FrozenWeights } from '../../src-main/model/weights/frozen-weights.js';
 import { loadModel } from '../../src-main/model/load.js';
 import { DEFAULT_LORA, LORA_TARGETS, initLora } from '../../src-main/model/lora.js';
 import { batchFeeds } from '../../src-main/train/feeds.js';
@@ -72,7 +72,7 @@ const maxDiff = (a: HostTensor, b: HostTensor) => (a.data as Float32Array).reduc
 
 for (const variant of ['float', '4-bit', 'checkpointed + chunked'] as const) {
   test(`${variant}: one step of a symbolic-length graph on rows padded to their own longest (11) equals the static graph padded to 32 (loss, gradients, update)`, async () => {
-    const fw = new FrozenWeights(cfg, (n) => weights.get(n)!.data, variant === '4-bit');
+    const fw = new FrozenWeights(cfg, (n) => weights.get(n)!.data, { quantize: variant === '4-bit' });
     const batch = rowsBatch(), B = 4, S = 32;
     const extra: Partial<StepShape> = variant === 'checkpointed + chunked' ? { checkpointLayers: true, checkpointGroup: 2, chunkBytes: 6144 } : {};
     const run = async (dynamicSeq: boolean) => {

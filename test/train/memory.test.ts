@@ -15,7 +15,9 @@ import { lowerForOrt } from '../../src-main/engine/onnx/lower.js';
 import { serializeModel } from '../../src-main/engine/onnx/writer.js';
 import { ModelProto } from '../../src-main/engine/onnx/proto.js';
 import { type HostTensor, Session } from '../../src-main/engine/runtime/session.js';
-import { FrozenWeights, type TrainGraphOptions, buildTrainForward, chunkPlan } from '../../src-main/model/llama.js';
+import { chunkPlan } from '../../src-main/model/chunk-plan.js';
+import { type TrainGraphOptions, buildTrainForward } from '../../src-main/model/graphs.js';
+import { FrozenWeights } from '../../src-main/model/weights/frozen-weights.js';
 import { type LoraSpec, LORA_TARGETS, loraParams } from '../../src-main/model/lora.js';
 import { mulberry32 } from '../../src-main/util/random.js';
 import type { ModelConfig } from '../../src-main/model/types.js';
@@ -30,7 +32,7 @@ const spec: LoraSpec = { rank: 4, alpha: 8, dropout: 0, rslora: false, targets: 
 /** Loss and LoRA gradients of one training graph on a fixed batch (row 1 right-padded, prompt masked). */
 async function lossAndGrads(cfg: ModelConfig, quantize: boolean, o: Partial<TrainGraphOptions>) {
   const weights = randomWeights(cfg, 11);
-  const fw = new FrozenWeights(cfg, (n) => weights.get(n)!.data, quantize, 32);
+  const fw = new FrozenWeights(cfg, (n) => weights.get(n)!.data, { quantize, blockSize: 32 });
   const g = new Graph('train');
   const tg = buildTrainForward(g, fw, invFreqOf(cfg), { batch: B, seq: T, lora: spec, dropout: false, ...o });
   const params = loraParams(cfg, spec);
@@ -107,7 +109,7 @@ test('the node-count model of the estimator is within 10% of the written step gr
   const cfg = tinyConfig({ numLayers: 3, numHeads: 4, numKvHeads: 2, intermediateSize: 192, vocabSize: 512 });
   for (const [chunkBytes, quantize, checkpointGroup] of [[64 * 1024, true, 1], [1 << 20, false, 1], [16 * 1024, true, 3]] as const) {
     const weights = randomWeights(cfg, 1);
-    const fw = new FrozenWeights(cfg, (n) => weights.get(n)!.data, quantize, 32);
+    const fw = new FrozenWeights(cfg, (n) => weights.get(n)!.data, { quantize, blockSize: 32 });
     const shape = { batch: 1, seq: 128, lora: spec, checkpointLayers: true, checkpointGroup, hostEmbeddings: true, chunkBytes };
     const g = buildFusedStep(fw, invFreqOf(cfg), shape as StepShape, DEFAULT_OPTIMIZER).step;
     const written = lowerForOrt(g).nodes.length;
@@ -165,7 +167,7 @@ test('the activation model of the estimator is within 10% of a simulated allocat
   const fill = (n: string) => new Float32Array(/norm/.test(n) ? 512 : /embed|lm_head/.test(n) ? 32000 * 512 : /q_proj|o_proj/.test(n) ? 512 * 512 : /k_proj|v_proj/.test(n) ? 512 * 256 : 512 * 1376).fill(0.01);
   for (const quantize of [false, true]) {
     for (const checkpointLayers of [false, true]) {
-      const fw = new FrozenWeights(cfg, fill, quantize, 32);
+      const fw = new FrozenWeights(cfg, fill, { quantize, blockSize: 32 });
       const shape = { batch: 4, seq: 256, lora: spec, checkpointLayers, checkpointGroup: checkpointLayers ? 2 : 1 };
       const simulated = simulatedActivationBytes(lowerForOrt(buildFusedStep(fw, invFreqOf(cfg), shape as StepShape, DEFAULT_OPTIMIZER).step));
       const est = estimateTrainingMemory(cfg, { batch: 4, seq: 256, rank: 4, targets: 7, quantize, checkpointLayers, checkpointGroup: shape.checkpointGroup, blockSize: 32 });

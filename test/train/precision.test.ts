@@ -2,15 +2,15 @@
 // on described adapters and on this machine's own (lavapipe in CI: shader-f16, 128 MiB bindings).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { type GpuAdapter, listWebGpuAdapters } from '../../src-main/engine/runtime/providers.js';
-import { WEBGPU_DEFAULT_BINDING_BYTES, maxWeightBytes, resolveComputeDtype } from '../../src-main/train/precision.js';
+import { type GpuAdapter, WEBGPU_DEFAULT_BINDING_BYTES, listWebGpuAdapters } from '../../src-main/engine/runtime/providers.js';
+import { maxWeightBytes, resolveComputeDtype } from '../../src-main/train/precision.js';
 import { INSTALL_HINT } from '../helpers/webgpu.js';
 
 const adapter = (o: Partial<GpuAdapter>): GpuAdapter => ({
-  vendor: 'amd', architecture: 'rdna-3', device: '', description: 'Radeon RX 7900 XTX', software: false, fallback: false,
+  vendor: 'amd', architecture: 'rdna-3', device: 'amd-radeon-rx-7900-xtx', description: 'radv: Mesa 24.2.8', software: false, fallback: false, backend: 'Vulkan',
   maxBufferSize: 4 * 2 ** 30, maxStorageBufferBindingSize: 2 ** 31, shaderF16: true, ...o,
 });
-const lavapipe = adapter({ vendor: 'mesa', architecture: 'software', description: 'llvmpipe', software: true, fallback: true, maxStorageBufferBindingSize: 128 * 2 ** 20 });
+const lavapipe = adapter({ vendor: 'mesa', architecture: 'software', device: 'llvmpipe-llvm-15-0-6-256-bits', description: 'llvmpipe: Mesa 25.0.7', software: true, fallback: true, maxStorageBufferBindingSize: 128 * 2 ** 20 });
 
 test('float16 is refused where the provider or adapter has no float16 kernels, with what to do', () => {
   assert.throws(() => resolveComputeDtype('float16', { provider: 'cpu', adapter: null }), /cpu provider has no float16 kernels.*--provider webgpu, cuda or dml.*--compute-dtype float32/);
@@ -43,7 +43,7 @@ test('this machine\'s WebGPU adapter: float16 allowed where it offers shader-f16
   const { adapters, error } = await listWebGpuAdapters();
   assert.ok(adapters.length > 0, `${error}\n${INSTALL_HINT}`);
   const a = adapters[0]!;
-  console.log(`${a.vendor} ${a.description}: shader-f16 ${a.shaderF16}, maxStorageBufferBindingSize ${a.maxStorageBufferBindingSize}, maxBufferSize ${a.maxBufferSize}`);
+  console.log(`${a.vendor} ${a.device}: shader-f16 ${a.shaderF16}, maxStorageBufferBindingSize ${a.maxStorageBufferBindingSize}, maxBufferSize ${a.maxBufferSize}`);
   if (a.shaderF16) assert.equal(resolveComputeDtype('float16', { provider: 'webgpu', adapter: a }).dtype, 'float16');
   else assert.throws(() => resolveComputeDtype('float16', { provider: 'webgpu', adapter: a }), /shader-f16/);
   assert.equal(maxWeightBytes({ provider: 'webgpu', adapter: a }), Math.min(a.maxStorageBufferBindingSize, a.maxBufferSize));

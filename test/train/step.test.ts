@@ -4,14 +4,14 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { serializeModel } from '../../src-main/engine/onnx/writer.js';
 import { type HostTensor, Session } from '../../src-main/engine/runtime/session.js';
-import { FrozenWeights } from '../../src-main/model/llama.js';
+import { FrozenWeights } from '../../src-main/model/weights/frozen-weights.js';
 import { LORA_TARGETS, initLora } from '../../src-main/model/lora.js';
 import { DEFAULT_OPTIMIZER, buildAccumulatingStep, buildFusedStep } from '../../src-main/train/step.js';
 import { invFreqOf, randomWeights, tinyConfig } from '../helpers/tiny-llama.js';
 
 const cfg = tinyConfig({ vocabSize: 32, numLayers: 2 });
 const weights = randomWeights(cfg, 5);
-const fw = new FrozenWeights(cfg, (n) => weights.get(n)!.data, true); // QLoRA: 4-bit base
+const fw = new FrozenWeights(cfg, (n) => weights.get(n)!.data, { quantize: true }); // QLoRA: 4-bit base
 const lora = { rank: 8, alpha: 16, dropout: 0, rslora: false, targets: LORA_TARGETS };
 const B = 4, T = 16;
 

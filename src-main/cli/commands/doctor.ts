@@ -1,11 +1,10 @@
 // `finch doctor`: what this machine offers Finch: the execution providers of this ONNX Runtime
 // build, the WebGPU adapters (hardware or software, buffer limits, shader-f16), RAM and free disk,
-// and what `--provider auto` would pick, with the reason.
+// and what `--provider auto` would pick, with the reason: the decision the app shows too.
 
 import { freemem, homedir, totalmem } from 'node:os';
 import { statfsSync } from 'node:fs';
-import { availableProviders } from '../../engine/runtime/session.js';
-import { chooseAuto, machineProviders } from '../../engine/runtime/providers.js';
+import { adapterLabel, adapterName, chooseAuto, machineProviders } from '../../engine/runtime/providers.js';
 import { parseCommand } from '../args.js';
 import { reportError } from '../errors.js';
 
@@ -23,15 +22,13 @@ export async function run(argv: string[]): Promise<number> {
   try {
     const m = await machineProviders();
     const decision = chooseAuto(m);
-    const bundled = new Map(availableProviders().map((p) => [p.name, p.bundled]));
-    // A provider is usable when its libraries are here: bundled ones always, CUDA when downloaded.
-    const providers = m.built.filter((p) => bundled.get(p) || (p === 'cuda' && m.cuda));
+    const providers = m.installed;
     const disk = statfsSync(homedir());
     const report = {
       providers,
       providers_not_installed: m.built.filter((p) => !providers.includes(p)),
       adapters: m.adapters.map((a) => ({
-        vendor: a.vendor, name: a.description || a.device, architecture: a.architecture, device: a.device, software: a.software,
+        vendor: a.vendor, name: adapterName(a), architecture: a.architecture, device: a.device, description: a.description, backend: a.backend, software: a.software,
         max_buffer_size: a.maxBufferSize, max_storage_buffer_binding_size: a.maxStorageBufferBindingSize, shader_f16: a.shaderF16,
       })),
       adapter_error: m.adapterError,
@@ -41,6 +38,7 @@ export async function run(argv: string[]): Promise<number> {
       disk_free_mb: Math.round((disk.bavail * disk.bsize) / MiB),
       auto: decision.provider,
       auto_reason: decision.reason,
+      auto_adapter: decision.adapter && adapterName(decision.adapter),
     };
     if (parsed.values.json) {
       console.log(JSON.stringify(report));
@@ -48,9 +46,9 @@ export async function run(argv: string[]): Promise<number> {
     }
     console.log(`execution providers: ${providers.join(', ')}${report.providers_not_installed.length ? ` (not installed: ${report.providers_not_installed.join(', ')})` : ''}`);
     if (!m.adapters.length) console.log(`WebGPU adapters: none (${m.adapterError})`);
-    for (const a of report.adapters) {
-      console.log(`WebGPU adapter: ${a.vendor} ${a.name} [${a.software ? 'software' : 'hardware'}] max buffer ${Math.round(a.max_buffer_size / MiB)} MiB, ` +
-        `max binding ${Math.round(a.max_storage_buffer_binding_size / MiB)} MiB, shader-f16 ${a.shader_f16 ? 'yes' : 'no'}`);
+    for (const a of m.adapters) {
+      console.log(`WebGPU adapter: ${adapterLabel(a)} (${a.description}) [${a.software ? 'software' : 'hardware'}] max buffer ${Math.round(a.maxBufferSize / MiB)} MiB, ` +
+        `max binding ${Math.round(a.maxStorageBufferBindingSize / MiB)} MiB, shader-f16 ${a.shaderF16 ? 'yes' : 'no'}`);
     }
     console.log(`RAM: ${report.ram_mb} MiB (${report.ram_free_mb} MiB free); disk free in ${homedir()}: ${report.disk_free_mb} MiB`);
     console.log(`--provider auto picks: ${decision.provider}, ${decision.reason}`);

@@ -1,6 +1,6 @@
 // Lowering for ONNX Runtime: a pass over a finished builder graph, run before serialization, that
 // rewrites ops ORT runs best in another form. Today one: MatMulNBits over a uint4 [N, K] weight
-// (Finch's training graphs, model/llama.ts) becomes DequantizeLinear + Gemm(transB). ORT's
+// (Finch's training graphs, model/weights/graph-weights.ts) becomes DequantizeLinear + Gemm(transB). ORT's
 // MatMulNBits kernel takes uint8 and repacks a private copy of the weight at load, so a weight the
 // backward also dequantizes (autodiff/rules.ts) would be held twice. The float [N, K] lives only
 // for the one Gemm: its dequantization waits for the input A (graph/ordering.ts), or ORT could run

@@ -4,10 +4,14 @@
 import * as ort from 'onnxruntime-node';
 import type { DType } from '../graph/dtype.js';
 import type { SerializedModel } from '../onnx/writer.js';
-import type { ProviderName } from '../../../src-shared/api.js';
 
-/** An execution provider (src-shared/api.ts PROVIDER_NAMES). */
-export type Provider = ProviderName;
+/**
+ * The execution providers Finch's graphs run on. The app's contract keeps its own copy
+ * (src-shared/api.ts PROVIDER_NAMES: the renderer cannot import the engine); services/system.ts
+ * fails to compile when the two differ.
+ */
+export const PROVIDERS = ['cpu', 'webgpu', 'dml', 'cuda', 'coreml'] as const;
+export type Provider = (typeof PROVIDERS)[number];
 
 export interface SessionOptions {
   provider?: Provider;

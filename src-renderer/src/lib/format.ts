@@ -1,4 +1,6 @@
-// Numbers as people read them: sizes, durations, losses, counts.
+// Numbers as people read them: sizes, durations, losses, counts; and where a run runs.
+
+import type { AppInfo, ProviderName, WebGpuAdapterInfo } from '../../../src-shared/api.ts';
 
 export function bytes(n: number | null | undefined): string {
   if (n == null || !Number.isFinite(n)) return '–';
@@ -38,4 +40,17 @@ export function when(iso: string | null | undefined): string {
 
 export function percent(x: number | null | undefined): string {
   return x == null || !Number.isFinite(x) ? '–' : `${(x * 100).toFixed(0)}%`;
+}
+
+const PROVIDER_LABELS: Record<ProviderName, string> = { cpu: 'the CPU', webgpu: 'WebGPU', dml: 'DirectML', cuda: 'CUDA', coreml: 'Core ML' };
+
+/** "AMD Radeon RX 7900 XTX — WebGPU over Vulkan". */
+export function adapterLabel(a: WebGpuAdapterInfo): string {
+  return `${a.name} — WebGPU over ${a.backend}`;
+}
+
+/** Where a run on `provider` goes: the WebGPU adapter by name when 'auto' found one, else the provider. */
+export function device(provider: ProviderName, info: AppInfo | null): string {
+  const adapter = provider === 'webgpu' ? info?.auto.adapter : null;
+  return adapter ? adapterLabel(adapter) : PROVIDER_LABELS[provider];
 }

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { writeSyntheticCheckpoint } from '../../../src-main/model/synthetic.js';
+import { writeSyntheticCheckpoint } from '../../../src-main/synthetic/checkpoint.js';
 import { events, finch, tempDir } from '../../helpers/fixtures.js';
 import { FakeHub } from '../../hub/fake-hub.js';
 

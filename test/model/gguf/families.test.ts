@@ -11,7 +11,7 @@ import { getLlama, type Llama, type Token } from 'node-llama-cpp';
 import { Generator } from '../../../src-main/infer/generate.js';
 import { exportGguf } from '../../../src-main/model/gguf/export.js';
 import { loadModel } from '../../../src-main/model/load.js';
-import { writeSyntheticCheckpoint, type SyntheticCheckpointOptions } from '../../../src-main/model/synthetic.js';
+import { writeSyntheticCheckpoint, type SyntheticCheckpointOptions } from '../../../src-main/synthetic/checkpoint.js';
 import { tempDir } from '../model-helpers.js';
 
 const root = tempDir('finch-gguf-families-');

@@ -1,14 +1,14 @@
 // Synthetic checkpoints: HF weight names and shapes per family, init statistics, dtypes, shards
-// (read back by an independent python reader), determinism, and the BPE trainer's merges and speed.
+// (read back by an independent python reader), determinism.
 import assert from 'node:assert/strict';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { loadModelConfig } from '../../src-main/model/config.js';
 import { Checkpoint } from '../../src-main/model/safetensors.js';
-import { builtinCorpus, trainBpe, trainTokenizer, writeSyntheticCheckpoint } from '../../src-main/model/synthetic.js';
+import { writeSyntheticCheckpoint } from '../../src-main/synthetic/checkpoint.js';
 import { loadTokenizer } from '../../src-main/model/tokenizer.js';
-import { runPythonScript, tempDir } from './model-helpers.js';
+import { runPythonScript, tempDir } from '../model/model-helpers.js';
 
 const root = tempDir();
 
@@ -146,28 +146,4 @@ test('deterministic: same options give identical files; another seed changes wei
   writeSyntheticCheckpoint(join(root, 'det-a'), { ...opts, sharded: true });
   writeSyntheticCheckpoint(join(root, 'det-a'), opts);
   assert.deepEqual(readdirSync(a.dir).filter((f) => f.includes('safetensors')), ['model.safetensors']);
-});
-
-test('BPE trainer: most frequent pair first, ties to the smaller pair, deterministic', () => {
-  const words = [['low', 5], ['lower', 2], ['newest', 6], ['widest', 3]].map(([w, count]) => ({ symbols: Array.from(w as string), count: count as number }));
-  const alphabet = [...new Set(words.flatMap((w) => w.symbols))].sort();
-  const { vocab, merges } = trainBpe(words, alphabet, alphabet.length + 4);
-  // e+s and s+t both occur 9 times; (e, s) has the smaller ids. Then es+t (9), l+o (7), lo+w (7).
-  assert.deepEqual(merges, [['e', 's'], ['es', 't'], ['l', 'o'], ['lo', 'w']]);
-  assert.deepEqual(vocab.slice(alphabet.length), ['es', 'est', 'lo', 'low']);
-  // Stops when no pair is left.
-  assert.equal(trainBpe([{ symbols: ['a', 'b'], count: 1 }], ['a', 'b'], 100).vocab.length, 3);
-  assert.throws(() => trainBpe([{ symbols: ['z'], count: 1 }], ['a'], 10), /symbol "z" is not in the initial vocab/);
-});
-
-// The time is reported, not asserted: on a shared or loaded machine a wall-clock bound would flake.
-test('tokenizer training reaches the requested size on a 200 KB corpus (time reported)', () => {
-  const corpus = builtinCorpus(200 * 1024, 99);
-  assert.ok(corpus.length >= 200 * 1024, 'corpus size');
-  for (const family of ['llama3', 'qwen2', 'sentencepiece'] as const) {
-    const t0 = performance.now();
-    const t = trainTokenizer(family, corpus, 1536);
-    console.log(`# ${family}: 200 KB corpus to 1536 tokens in ${(performance.now() - t0).toFixed(0)} ms`);
-    assert.equal(t.vocabSize, 1536, `${family}: trained to the requested size`);
-  }
 });

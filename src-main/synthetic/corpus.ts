@@ -2,7 +2,7 @@
 // (prose, dialogue, code, numbers, some non-Latin text so byte fallback is exercised) plus
 // sentences generated from small word lists. Deterministic for a given size and seed.
 
-import { Rng } from '../../util/random.js';
+import { Rng } from '../util/random.js';
 
 const PARAGRAPHS = [
   `The finch is a small bird with a short, strong beak. It eats seeds, and in the spring it sings from the top of a tree. Many people put out food for finches in the winter, when seeds are hard to find.`,

@@ -6,17 +6,13 @@
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { loadModelConfig } from './config.js';
-import { expectedWeights } from './validate.js';
-import { writeFileAtomic, writeSafetensors, writeShardedSafetensors, tensorBytes, type SafetensorsDtype, type TensorToWrite } from './safetensors.js';
-import { builtinCorpus } from './synthetic/corpus.js';
+import { loadModelConfig } from '../model/config.js';
+import { expectedWeights } from '../model/validate.js';
+import { writeFileAtomic, writeSafetensors, writeShardedSafetensors, tensorBytes, type SafetensorsDtype, type TensorToWrite } from '../model/safetensors.js';
+import { builtinCorpus } from './corpus.js';
 import { Rng } from '../util/random.js';
-import { CHAT_TEMPLATES, trainTokenizer, type ChatTemplateName, type TokenizerFamily, type TrainedTokenizer } from './synthetic/tokenizers.js';
-import type { Llama3RopeScaling, ModelConfig, ModelType } from './types.js';
-
-export { builtinCorpus } from './synthetic/corpus.js';
-export { trainTokenizer, CHAT_TEMPLATES, bytesToUnicode, type TokenizerFamily, type TrainedTokenizer, type ChatTemplateName } from './synthetic/tokenizers.js';
-export { trainBpe } from './synthetic/bpe.js';
+import { CHAT_TEMPLATES, trainTokenizer, type ChatTemplateName, type TokenizerFamily, type TrainedTokenizer } from './tokenizers.js';
+import type { Llama3RopeScaling, ModelConfig, ModelType } from '../model/types.js';
 
 export type StorageDtype = 'float32' | 'bfloat16' | 'float16';
 
