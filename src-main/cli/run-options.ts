@@ -150,12 +150,12 @@ function settingText(s: Setting): string {
   }
 }
 
-/** The --help lines of the paths, then of every run setting under its group's heading. */
-export function runOptionsHelp(): string {
+/** The --help lines of the paths (--model, --data, --out). */
+export const pathsHelp = (): string => PATHS.map((p) => optionLine(p.flag, p.value, p.help)).join('\n');
+
+/** The --help lines of every run setting, under its group's heading. */
+export function settingsHelp(): string {
   const groups = new Map<SettingGroup, string[]>();
   for (const s of SETTINGS) groups.set(s.group, [...(groups.get(s.group) ?? []), optionLine(s.flag, s.value, settingText(s))]);
-  return [
-    ...PATHS.map((p) => optionLine(p.flag, p.value, p.help)),
-    ...[...groups].map(([group, lines]) => `${group}:\n${lines.join('\n')}`),
-  ].join('\n');
+  return [...groups].map(([group, lines]) => `${group}:\n${lines.join('\n')}`).join('\n');
 }

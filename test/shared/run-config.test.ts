@@ -11,7 +11,7 @@ import YAML from 'yaml';
 import type { ApiCalls, ApiError, RunConfig } from '../../src-shared/api.js';
 import { SETTINGS, type Setting, TRAIN_DEFAULTS, TrainConfig, describeType, inputLimits, settingValue } from '../../src-shared/run-config.js';
 import { RUN_DEFAULTS } from '../../src-shared/schemas.js';
-import { configFrom, readConfigFile, runOptionsHelp, UsageError } from '../../src-main/cli/run-options.js';
+import { configFrom, readConfigFile, settingsHelp, UsageError } from '../../src-main/cli/run-options.js';
 import { createDispatcher } from '../../src-main/services/dispatch.js';
 import { toTrainConfig } from '../../src-main/services/runs.js';
 import { tempDir } from '../helpers/fixtures.js';
@@ -176,7 +176,7 @@ test('a --config file sets any setting by its long option name, lists and maps i
 });
 
 test('--help lists every setting with its range or choices and its default', () => {
-  const help = runOptionsHelp();
+  const help = settingsHelp();
   for (const s of SETTINGS) {
     const line = help.split('\n').findIndex((l) => l.startsWith(`  --${s.flag}${s.value ? ` ${s.value}` : ''} `) || l.trimEnd() === `  --${s.flag}`);
     assert.ok(line >= 0, `--${s.flag} in --help`);

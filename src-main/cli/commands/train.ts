@@ -10,7 +10,7 @@ import { train } from '../../train/trainer.js';
 import { reportError } from '../errors.js';
 import { fileInTheWay, removeEmptyUpTo, topmostMissing } from '../out-folder.js';
 import { createProgress, formatDuration } from '../progress.js';
-import { RUN_OPTIONS, UsageError, configFrom, optionLine, readConfigFile, runOptionsHelp } from '../run-options.js';
+import { RUN_OPTIONS, UsageError, configFrom, optionLine, pathsHelp, readConfigFile, settingsHelp } from '../run-options.js';
 
 const OPTIONS = {
   ...RUN_OPTIONS,
@@ -24,11 +24,12 @@ const USAGE = `Usage: finch train --model DIR --data FILE --out DIR [options]
        finch train --config run.yaml [options]
        finch train --resume DIR
 
-${runOptionsHelp()}
 Files and output:
+${pathsHelp()}
 ${optionLine('config', 'FILE', 'options from a YAML or JSON file, keys as the long option names without dashes (seq-len: 256, 4bit: true); options on the command line win')}
 ${optionLine('resume', 'DIR', 'continue the run in DIR from its last checkpoint, with the settings it started with')}
 ${optionLine('json', undefined, 'one JSON object per line instead of the progress bar')}
+${settingsHelp()}
 
 Each value is checked against the range shown, the same one the app checks: a value one refuses,
 the other refuses too.`;
