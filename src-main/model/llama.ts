@@ -843,6 +843,8 @@ export interface TrainGraphOptions {
   hostEmbeddings?: boolean;
   /** Chunk size for attention scores, MLP intermediates and logits (default CHUNK_BYTES). */
   chunkBytes?: number;
+  /** The chunking decided by the run's plan (train/plan.ts); without it, chunkPlan of this shape, chunkBytes and maxWeightBytes. */
+  chunks?: ChunkPlan;
   /**
    * A symbolic sequence length: the graph runs batches of any T up to `seq` (one session, one copy
    * of the weights), so a batch pads only to its own longest row. Chunking is planned for `seq`.
@@ -898,7 +900,7 @@ export function buildTrainForward(g: Graph, fw: FrozenWeights, invFreq: Float64A
   const useDropout = (o.dropout ?? true) && !!o.lora && o.lora.dropout > 0;
   const seeds = useDropout ? g.input('dropout_seeds', 'float32', [nModules]) : null;
   const ws = new WeightScope(g, fw, !!o.trainBase, true, { computeDtype: o.computeDtype, maxWeightBytes: o.maxWeightBytes });
-  const chunks = chunkPlan(cfg, B, o.seq, fw.blockSize, o.chunkBytes, o.maxWeightBytes);
+  const chunks = { ...(o.chunks ?? chunkPlan(cfg, B, o.seq, fw.blockSize, o.chunkBytes, o.maxWeightBytes)) };
   if (o.lossChunks && o.lossChunks > 1) chunks.vocabSizes = [cfg.vocabSize];
   const c: LayerContext = {
     cfg, ws, B, T,

@@ -8,7 +8,9 @@ import { dirname, join } from 'node:path';
 import { PROVIDER_NAMES, type AppInfo, type MemoryEstimateResult, type ProviderInfo, type ProviderName, type RunConfig } from '../../src-shared/api.js';
 import { availableProviders } from '../engine/runtime/session.js';
 import { loadModelConfig } from '../model/config.js';
-import { estimateDeviceMemory, estimateTrainingMemory, formatBytes, type MemoryPlan } from '../train/memory.js';
+import { estimateDeviceMemory, estimateTrainingMemory, formatBytes } from '../train/memory.js';
+import { type GraphDevice, planGraph } from '../train/plan.js';
+import { maxWeightBytes } from '../train/precision.js';
 
 
 /** CUDA is listed by onnxruntime-node on Linux x64 even when its provider libraries were never downloaded. */
@@ -53,19 +55,16 @@ export function appInfo(o: { version: string; finchHome: string; browserMode: bo
   };
 }
 
-function plan(c: RunConfig, layers: number): MemoryPlan {
-  return {
-    batch: c.batch, seq: c.seqLen, rank: c.lora.rank, targets: c.lora.targets.length, quantize: c.quantize, checkpointLayers: c.checkpointLayers,
-    checkpointGroup: c.checkpointLayers ? Math.max(1, Math.round(Math.sqrt(layers))) : 1, hostEmbeddings: c.quantize, blockSize: c.blockSize, dropout: c.lora.dropout > 0,
-  };
-}
-
 /** Verdict thresholds: under 70% of the memory free now fits; up to all of it is tight. */
 export function estimateMemory(modelPath: string, c: RunConfig): MemoryEstimateResult {
   const cfg = loadModelConfig(modelPath);
-  const need = (x: RunConfig) => estimateTrainingMemory(cfg, plan(x, cfg.numLayers));
-  const est = need(c);
   const provider = c.provider === 'auto' ? autoProvider().provider : c.provider;
+  // The trainer's graph plan on that provider. No adapter is known here: WebGPU's default buffer
+  // limit, and float16 only where asked for (it changes the GPU estimate, not the host one).
+  const device: GraphDevice = { computeDtype: c.computeDtype === 'float16' ? 'float16' : 'float32', maxWeightBytes: maxWeightBytes({ provider, adapter: null }) };
+  const plan = (x: RunConfig) => planGraph(x, cfg, device);
+  const need = (x: RunConfig) => estimateTrainingMemory(cfg, plan(x));
+  const est = need(c);
   const available = freemem(), total = totalmem();
   const verdict = est.totalBytes <= 0.7 * available ? 'fits' : est.totalBytes <= available ? 'tight' : 'will-not-fit';
   const candidates: { text: string; change: Partial<RunConfig> }[] = [];
@@ -84,7 +83,7 @@ export function estimateMemory(modelPath: string, c: RunConfig): MemoryEstimateR
     .map((s) => ({ ...s, text: `${s.text}: ${formatBytes(s.hostBytes)}` }));
   return {
     hostBytes: est.totalBytes, parts: est.parts,
-    gpuBytes: provider === 'cpu' ? null : estimateDeviceMemory(cfg, plan(c, cfg.numLayers), c.computeDtype === 'float16' ? 'float16' : 'float32').gpuBytes,
+    gpuBytes: provider === 'cpu' ? null : estimateDeviceMemory(cfg, plan(c)).gpuBytes,
     availableHostBytes: available, totalHostBytes: total, availableGpuBytes: null, verdict, provider, suggestions,
   };
 }

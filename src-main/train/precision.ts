@@ -11,6 +11,7 @@
 
 import type { ProviderDecision } from '../engine/runtime/providers.js';
 import type { ComputeDtype } from '../model/llama.js';
+import type { GraphDevice } from './plan.js';
 
 export const COMPUTE_DTYPE_CHOICES = ['float32', 'float16', 'auto'] as const;
 export type ComputeDtypeChoice = (typeof COMPUTE_DTYPE_CHOICES)[number];
@@ -46,4 +47,10 @@ export function maxWeightBytes(d: Pick<ProviderDecision, 'provider' | 'adapter'>
   if (d.provider !== 'webgpu') return Infinity;
   if (!d.adapter) return WEBGPU_DEFAULT_BINDING_BYTES;
   return Math.min(d.adapter.maxStorageBufferBindingSize, d.adapter.maxBufferSize);
+}
+
+/** Both device facts of a provider decision, as a graph plan takes them (train/plan.ts), and why that dtype; an impossible dtype request throws. */
+export function graphDevice(d: Pick<ProviderDecision, 'provider' | 'adapter'>, choice: ComputeDtypeChoice): GraphDevice & { computeDtypeReason: string } {
+  const { dtype, reason } = resolveComputeDtype(choice, d);
+  return { computeDtype: dtype, computeDtypeReason: reason, maxWeightBytes: maxWeightBytes(d) };
 }

@@ -30,7 +30,8 @@ import { stagingDir } from '../store/paths.js';
 import { Checkpointer, type OptimizerTensors, TrainingError, type TrainerState } from './checkpoint.js';
 import { meanLoss, staticSeqLen } from './evaluate.js';
 import { batchFeeds } from './feeds.js';
-import { type ComputeDtypeChoice, maxWeightBytes, resolveComputeDtype } from './precision.js';
+import { type ComputeDtypeChoice, graphDevice } from './precision.js';
+import { planGraph } from './plan.js';
 import { type ScheduleName, learningRate } from './schedule.js';
 import { DeviceGradientSum } from './grad-sum.js';
 import { TrainableState, discard } from './state.js';
@@ -218,25 +219,19 @@ export async function trainModel(model: LoadedModel, cfg: TrainConfig, emit: (e:
   emit({ event: 'prepared', train_sequences: data.train.length, val_sequences: data.validation.length, seq_len: T, truncated: data.stats.truncated, total_steps: totalSteps, notes: data.notes,
     batch_shape: shaping.mode, pad_multiple: shaping.padMultiple, group_by_length: shaping.groupByLength, padding_fraction: batches.paddingFraction(0) });
 
-  // The provider decides the frozen path's dtype and the largest weight buffer the graphs may hold.
+  // The provider decides the frozen path's dtype and the largest weight buffer; the plan, the graphs.
   const chosen = await resolveProvider(cfg.provider ?? 'auto');
-  const precision = (() => {
-    try { return resolveComputeDtype(cfg.computeDtype ?? 'float32', chosen); } catch (e) { throw new TrainingError((e as Error).message); }
+  const onDevice = (() => {
+    try { return graphDevice(chosen, cfg.computeDtype ?? 'float32'); } catch (e) { throw new TrainingError((e as Error).message); }
   })();
-  const weightLimit = maxWeightBytes(chosen);
-  const shape = {
-    computeDtype: precision.dtype, maxWeightBytes: weightLimit,
-    batch: B, seq: T, lora: cfg.lora, checkpointLayers: cfg.checkpointLayers, hostEmbeddings: cfg.quantize, dynamicSeq: shaping.mode === 'own-longest',
-    // Two-level checkpointing for deep models: about 2*sqrt(L) layer inputs stay alive instead of L.
-    checkpointGroup: cfg.checkpointLayers ? Math.max(1, Math.round(Math.sqrt(model.config.numLayers))) : 1,
-  };
-  const embed = shape.hostEmbeddings ? (ids: BigInt64Array) => model.weights.embedRows(ids) : undefined;
+  const plan = planGraph({ ...cfg, blockSize, seqLen: T }, model.config, onDevice);
+  const embed = plan.hostEmbeddings ? (ids: BigInt64Array) => model.weights.embedRows(ids) : undefined;
   // Each micro-batch at its own padded length (b.T); a symbolic-length graph with dropout also takes token_index.
-  const microFeeds = (b: Batch) => ({ ...batchFeeds(b, B, b.T, embed), ...(shape.dynamicSeq && graphs.dropoutModules ? tokenIndexFeed(b.T) : {}) });
+  const microFeeds = (b: Batch) => ({ ...batchFeeds(b, B, b.T, embed), ...(plan.dynamicSeq && graphs.dropoutModules ? tokenIndexFeed(b.T) : {}) });
   const opt = { ...DEFAULT_OPTIMIZER, weightDecay: cfg.weightDecay, maxGradNorm: cfg.maxGradNorm };
   const dataS = since(t);
   t = performance.now();
-  const graphs = buildStepGraphs(model.weights, model.invFreq, shape, opt, cfg.gradAccum);
+  const graphs = buildStepGraphs(model.weights, model.invFreq, plan, opt, cfg.gradAccum);
   const graphS = since(t);
   t = performance.now();
   // ORT's memory arena: measured 2.5-3x faster steps on the small bench preset (no page faults on
@@ -246,7 +241,7 @@ export async function trainModel(model: LoadedModel, cfg: TrainConfig, emit: (e:
   const sessionOpts = { provider: chosen.provider, disableCpuFallback: strict, threads: cfg.threads, cpuMemArena: !cfg.checkpointLayers };
   const device: DeviceRecord = {
     provider: chosen.provider, adapter: chosen.adapter, reason: chosen.reason, strict,
-    compute_dtype: precision.dtype, compute_dtype_reason: precision.reason, max_weight_bytes: Number.isFinite(weightLimit) ? weightLimit : null,
+    compute_dtype: plan.computeDtype, compute_dtype_reason: onDevice.computeDtypeReason, max_weight_bytes: Number.isFinite(plan.maxWeightBytes) ? plan.maxWeightBytes : null,
     // Serializing the step graph for the placement probe costs a copy of its weights: only off the CPU.
     fallback_nodes: strict || chosen.provider === 'cpu' ? [] : await fallbackNodes(serializeModel(graphs.kind === 'fused' ? graphs.step : graphs.grads), chosen.provider, sessionOpts),
   };
@@ -323,7 +318,7 @@ export async function trainModel(model: LoadedModel, cfg: TrainConfig, emit: (e:
 
     const last = state.step === totalSteps;
     if ((cfg.evalEvery > 0 && state.step % cfg.evalEvery === 0) || (last && data.validation.length > 0)) {
-      evalSession ??= await sessionFromGraph(buildLossGraph(model.weights, model.invFreq, shape), sessionOpts, stagingDir());
+      evalSession ??= await sessionFromGraph(buildLossGraph(model.weights, model.invFreq, plan), sessionOpts, stagingDir());
       const evalLoss = (await meanLoss(evalSession, data.validation, B, T, trainable.paramFeeds(), embed)).loss;
       state.evals.push({ step: state.step, loss: evalLoss });
       emit({ event: 'eval', step: state.step, eval_loss: evalLoss, perplexity: Math.exp(evalLoss) });
