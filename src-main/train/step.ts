@@ -10,7 +10,7 @@ import { Graph, type Tensor } from '../engine/graph/graph.js';
 import { ADAMW_DEFAULTS, adamw } from '../engine/optim/adamw.js';
 import * as F from '../engine/graph/ops.js';
 import { FrozenWeights, type TrainGraphOptions, buildTrainForward } from '../model/llama.js';
-import { type LoraParam, type LoraSpec, loraParams } from '../model/lora.js';
+import { type LoraParam, loraParams } from '../model/lora.js';
 
 export interface OptimizerConfig {
   weightDecay: number;
