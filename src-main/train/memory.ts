@@ -26,7 +26,7 @@ const F32 = 4;
 /**
  * ONNX Runtime's own memory: graph, kernels, plan and per-run state per written node, and a fixed
  * part (thread pools, MLAS). Fitted to the peak RSS of measured steps (scaled Llama, 512-2048
- * tokens, 3k-24k nodes); with the activation model below the totals are within -8%..+10% of
+ * tokens, 3k-24k nodes); with the activation model below the totals are within -12%..+10% of
  * `finch bench train` on the tiny and small presets (float or 4-bit, checkpointed or not) and
  * -11%..+6% of the step in test/train/memory.test.ts.
  */
