@@ -20,6 +20,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { CHROMIUM, need } from '../helpers/prerequisites.js';
+import { within } from '../helpers/wait.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const ARTIFACTS = join(ROOT, 'test-artifacts', 'e2e');
@@ -286,7 +287,7 @@ test('the app end to end in Chromium', { timeout: 300_000 }, async (t) => {
   } finally {
     await browser?.close();
     server.proc.kill('SIGTERM');
-    await new Promise((r) => { if (server.proc.exitCode !== null) r(null); else server.proc.once('exit', r); });
+    await within(new Promise((r) => { if (server.proc.exitCode !== null) r(null); else server.proc.once('exit', r); }), 30_000, 'finch serve to exit on SIGTERM');
     rmSync(home, { recursive: true, force: true });
   }
 });
