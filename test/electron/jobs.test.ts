@@ -1,7 +1,8 @@
 // src-main/electron/jobs.ts: the services' training jobs as (faked) Electron utility processes:
-// a real run of the bundled demo model goes through one, in its own process, and the main process
-// keeps answering while that process is frozen mid-run (SIGSTOP: a step stuck in native code); a
-// job killed mid-run marks its run failed and the back end keeps answering and can train again.
+// a real run of the bundled demo model goes through one, in its own process: frozen (SIGSTOP) the
+// moment it is started, as a step stuck in native code would hold it, it takes no step while the
+// main process keeps answering, and it trains to the end once it runs again; a job killed mid-run
+// marks its run failed and the back end keeps answering and can train again.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -10,7 +11,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { installFakeElectron } from '../helpers/electron-loader.js';
 import type { FinchEvent, RunConfig, RunSummary, StartDemoResult } from '../../src-shared/api.js';
-import { lastEvents } from '../helpers/app.js';
+import type { JobHandle } from '../../src-main/services/jobs.js';
+import { lastEvents } from '../helpers/wait.js';
 
 const { fake } = await installFakeElectron();
 const home = mkdtempSync(join(tmpdir(), 'finch-jobs-'));
@@ -20,7 +22,10 @@ const { nodeArgsFor } = await import('../../src-main/engine/runtime/worker.js');
 const { createServices } = await import('../../src-main/services/index.js');
 
 const entry = new URL('../../src-main/services/job-host.ts', import.meta.url);
-const services = createServices({ spawnJob: utilityJobs({ entry: fileURLToPath(entry), execArgv: nodeArgsFor(entry) }) });
+const utility = utilityJobs({ entry: fileURLToPath(entry), execArgv: nodeArgsFor(entry) });
+/** Sees each job the moment its process is forked, before it has run any code. */
+let onSpawn: ((job: JobHandle) => void) | null = null;
+const services = createServices({ spawnJob: (kind, payload) => { const job = utility(kind, payload); onSpawn?.(job); return job; } });
 const events: FinchEvent[] = [];
 services.bus.subscribe((e) => events.push(e));
 const call = async <T>(name: string, ...args: unknown[]): Promise<T> => {
@@ -42,30 +47,31 @@ test.after(() => {
   rmSync(home, { recursive: true, force: true });
 });
 
-test('a run trains in a utility process, and the main process answers while that process is frozen mid-run', { timeout: 300_000 }, async () => {
+test('a run trains in a utility process: frozen there, it takes no step while the main process answers', { timeout: 300_000 }, async () => {
   const stepsOf = (id: string) => events.filter((e) => e.type === 'run-step' && e.runId === id).length;
-  const run = await call<RunSummary>('startRun', quick(4));
-  await until(() => stepsOf(run.id) > 0, 'the first step');
-  const job = fake.utilityProcesses.at(-1)!;
-  assert.equal(job.serviceName, 'Finch training');
-  assert.equal(job.modulePath, fileURLToPath(entry));
-  const pid = job.process.pid!;
-  assert.notEqual(pid, process.pid);
-  // Frozen wherever it is, as a long step in native code would hold it: were the steps computed in
-  // this process, it could not answer until they were done.
-  process.kill(pid, 'SIGSTOP');
+  let frozen = 0;
+  onSpawn = (job) => { frozen = job.pid!; process.kill(frozen, 'SIGSTOP'); };
   try {
-    const runs = await call<RunSummary[]>('listRuns');
-    assert.equal(runs.find((r) => r.id === run.id)?.status, 'running');
+    const run = await call<RunSummary>('startRun', quick(4));
+    await until(() => frozen !== 0, 'the training process');
+    const job = fake.utilityProcesses.at(-1)!;
+    assert.equal(job.serviceName, 'Finch training');
+    assert.equal(job.modulePath, fileURLToPath(entry));
+    assert.notEqual(frozen, process.pid);
+    // Were the steps computed in this process, they would come now; the frozen one can send none.
+    assert.equal((await call<RunSummary[]>('listRuns')).find((r) => r.id === run.id)?.id, run.id);
     assert.ok((await call<{ providers: unknown[] }>('appInfo')).providers.length > 0);
+    assert.equal(stepsOf(run.id), 0);
+    process.kill(frozen, 'SIGCONT');
+    await until(() => ['completed', 'failed'].includes(statusOf(run.id) ?? ''), 'the run to end');
+    assert.equal(statusOf(run.id), 'completed', lastEvents(events));
+    assert.equal(stepsOf(run.id), 4);
+    const done = await call<{ adapterPath: string | null }>('runDetails', run.id);
+    assert.ok(done.adapterPath, 'the adapter was written');
   } finally {
-    process.kill(pid, 'SIGCONT');
+    onSpawn = null;
+    try { if (frozen) process.kill(frozen, 'SIGCONT'); } catch { /* it has ended */ }
   }
-  await until(() => ['completed', 'failed'].includes(statusOf(run.id) ?? ''), 'the run to end');
-  assert.equal(statusOf(run.id), 'completed', lastEvents(events));
-  assert.equal(stepsOf(run.id), 4);
-  const done = await call<{ adapterPath: string | null }>('runDetails', run.id);
-  assert.ok(done.adapterPath, 'the adapter was written');
 });
 
 test('a job process that dies mid-run marks its run failed; the back end keeps answering and trains again', { timeout: 300_000 }, async () => {

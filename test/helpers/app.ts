@@ -10,6 +10,7 @@ import { makeApiClient, type ApiFailure, type DesktopApi, type FinchEvent } from
 import { connectApi } from '../../src-shared/ws-client.js';
 import { createServices, type Services, type ServicesOptions } from '../../src-main/services/index.js';
 import { startServer, type RunningServer } from '../../src-main/server/index.js';
+import { lastEvents } from './wait.js';
 
 export type Transport = 'dispatcher' | 'websocket' | 'ipc';
 
@@ -41,15 +42,6 @@ export async function failure(p: Promise<unknown>): Promise<ApiFailure> {
 
 /** How long waitFor waits by default: a short run of the demo model on a loaded 2-core machine fits. */
 export const WAIT_MS = 180_000;
-
-/** The last `n` events, one short line each: what a timed-out wait saw instead. */
-export function lastEvents(events: readonly FinchEvent[], n = 8): string {
-  if (!events.length) return '(no events)';
-  return events.slice(-n).map((e) => {
-    const s = JSON.stringify(e);
-    return s.length > 240 ? `${s.slice(0, 240)}...` : s;
-  }).join('\n  ');
-}
 
 /**
  * A new FINCH_HOME (or `home`, to reopen one), services over it, and a client through `transport`;

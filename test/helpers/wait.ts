@@ -21,3 +21,12 @@ export async function until(cond: () => boolean, what: string, ms = 60_000): Pro
     await new Promise((r) => setTimeout(r, 10));
   }
 }
+
+/** The last `n` events, one short line each: what a timed-out wait saw instead. */
+export function lastEvents(events: readonly unknown[], n = 8): string {
+  if (!events.length) return '(no events)';
+  return events.slice(-n).map((e) => {
+    const s = JSON.stringify(e);
+    return s.length > 240 ? `${s.slice(0, 240)}...` : s;
+  }).join('\n  ');
+}
