@@ -1,4 +1,4 @@
-"""Interop with the real Hugging Face PEFT, for merge.test.ts and adapter.test.ts (needs the Python
+"""Interop with the real Hugging Face PEFT: `check` for merge.test.ts, `make` for the fixtures of adapter.test.ts (needs the Python
 venv of .ci/run with torch, transformers and peft; test/helpers/prerequisites.ts finds it).
 
 Usage:
