@@ -1,5 +1,6 @@
-"""Interop with the real Hugging Face PEFT: `check` for merge.test.ts, `make` for the fixtures of adapter.test.ts (needs the Python
-venv of .ci/run with torch, transformers and peft; test/helpers/prerequisites.ts finds it).
+"""Interop with the real Hugging Face PEFT: `check` for merge.test.ts, `make` for the fixtures of
+adapter.test.ts (needs the Python venv of .ci/run with torch, transformers and peft;
+test/helpers/prerequisites.ts finds it).
 
 Usage:
   peft_oracle.py check BASE_DIR FINCH_ADAPTER_DIR FINCH_MERGED_DIR OUT.json
