@@ -1,5 +1,5 @@
-// Child process of `finch bench train`: builds the preset's LoRA training step on random frozen
-// weights, measures the MatMul peak of this machine through the same ONNX Runtime (the MFU
+// Child process of `finch bench train`: builds the preset's LoRA training step as the trainer plans
+// it (train/plan.ts) on random frozen weights, measures the MatMul peak of this machine through the same ONNX Runtime (the MFU
 // denominator), then times optimizer steps. Prints one JSON line. With "batches" (train-data.ts)
 // it trains on a real dataset's micro-batches instead of random tokens: one symbolic-length
 // session, each batch at its own padded length (or, with "staticSeq", all padded to the longest
@@ -11,8 +11,10 @@ import { serializeModel } from '../engine/onnx/writer.js';
 import { type Feed, type Provider, Session, keepsOutputsOnDevice } from '../engine/runtime/session.js';
 import { FrozenWeights } from '../model/weights/frozen-weights.js';
 import type { ComputeDtype } from '../model/weights/graph-weights.js';
+import { DEFAULT_BLOCK } from '../model/quant.js';
 import { LORA_TARGETS, initLora } from '../model/lora.js';
 import { estimateDeviceMemory, estimateTrainingMemory } from '../train/memory.js';
+import { type GraphSettings, planGraph } from '../train/plan.js';
 import { mulberry32 } from '../util/random.js';
 import { TrainableState } from '../train/state.js';
 import { buildFusedStep, DEFAULT_OPTIMIZER } from '../train/step.js';
@@ -61,7 +63,17 @@ function stepFlops(seq = p.seq): number {
 
 const rand = mulberry32(1);
 const normal = () => Math.sqrt(-2 * Math.log(rand() + 1e-12)) * Math.cos(2 * Math.PI * rand());
+const invFreq = Float64Array.from({ length: cfg.headDim / 2 }, (_, i) => 1 / cfg.ropeTheta ** ((2 * i) / cfg.headDim));
+const lora = { rank: p.rank, alpha: p.alpha, dropout: 0, rslora: false, targets: LORA_TARGETS };
+const data = o.batches ? JSON.parse(readFileSync(o.batches, 'utf8')) as BenchBatches : null;
+const B = p.batch, T = data ? data.maxSeq : p.seq;
+// The trainer's plan of this step (train/plan.ts): its chunking (the faster plan here too, as
+// smaller tensors reuse memory), checkpoint groups, host embeddings for 4-bit, and a symbolic
+// length for a dataset's batches (random tokens fill every row: a static length).
+const settings: GraphSettings = { batch: B, seqLen: T, lora, quantize: o.quantize, blockSize: DEFAULT_BLOCK, checkpointLayers: o.checkpointLayers ?? false, staticSeq: !data || o.staticSeq };
+const plan = planGraph(settings, cfg, { computeDtype: o.computeDtype ?? 'float32', maxWeightBytes: o.maxWeightBytes ?? Infinity }, { chunkBytes: o.chunkBytes });
 const store = new Map<string, Float32Array>();
+const rowRand = mulberry32(2);
 const fw = new FrozenWeights(cfg, (name) => {
   let w = store.get(name);
   if (!w) {
@@ -71,29 +83,26 @@ const fw = new FrozenWeights(cfg, (name) => {
     store.set(name, w);
   }
   return w;
-}, { quantize: o.quantize });
+}, {
+  quantize: plan.quantize, blockSize: plan.blockSize,
+  // Host embeddings: rows made as they are gathered, as the trainer reads them from the checkpoint (no table in memory).
+  rows: plan.hostEmbeddings ? () => Float32Array.from({ length: cfg.hiddenSize }, () => 0.02 * (rowRand() * 2 - 1)) : null,
+});
 function sizeOf(name: string): number {
   const D = cfg.hiddenSize, I = cfg.intermediateSize, q = cfg.numHeads * cfg.headDim, kv = cfg.numKvHeads * cfg.headDim;
   if (/q_proj|o_proj/.test(name)) return D * q;
   if (/k_proj|v_proj/.test(name)) return D * kv;
   return D * I;
 }
-const invFreq = Float64Array.from({ length: cfg.headDim / 2 }, (_, i) => 1 / cfg.ropeTheta ** ((2 * i) / cfg.headDim));
-const lora = { rank: p.rank, alpha: p.alpha, dropout: 0, rslora: false, targets: LORA_TARGETS };
-const data = o.batches ? JSON.parse(readFileSync(o.batches, 'utf8')) as BenchBatches : null;
-const B = p.batch, T = data ? data.maxSeq : p.seq;
-// The trainer's default chunking (chunkPlan): it is also the faster plan here, as smaller tensors reuse memory.
-// Checkpointing as the trainer does it (trainer.ts): groups of about sqrt(layers).
-const checkpointLayers = o.checkpointLayers ?? false;
-const checkpointGroup = checkpointLayers ? Math.max(1, Math.round(Math.sqrt(cfg.numLayers))) : 1;
-const sg = buildFusedStep(fw, invFreq, { batch: B, seq: T, lora, chunkBytes: o.chunkBytes, checkpointLayers, checkpointGroup, computeDtype: o.computeDtype, maxWeightBytes: o.maxWeightBytes, dynamicSeq: !!data && !o.staticSeq }, DEFAULT_OPTIMIZER);
+const embed = plan.hostEmbeddings ? (ids: BigInt64Array) => fw.embedRows(ids) : undefined;
+const sg = buildFusedStep(fw, invFreq, plan, DEFAULT_OPTIMIZER);
 const rssBeforeSession = process.memoryUsage().rss / 2 ** 20; // the frozen weights are generated now
 // As the trainer runs a step: ORT's memory arena on, except with gradient checkpointing, and the
 // LoRA state kept on the device where the provider can (trainer.ts, train/state.ts), unless --host-state.
 const provider = o.provider ?? 'cpu';
 const stateOnDevice = keepsOutputsOnDevice(provider) && !o.hostState;
 const session = await Session.create(serializeModel(sg.step), {
-  threads: o.threads, cpuMemArena: !checkpointLayers, provider, disableCpuFallback: o.strict ?? false, outputsOnDevice: TrainableState.deviceOutputs(sg.params, stateOnDevice),
+  threads: o.threads, cpuMemArena: !plan.checkpointLayers, provider, disableCpuFallback: o.strict ?? false, outputsOnDevice: TrainableState.deviceOutputs(sg.params, stateOnDevice),
 });
 // The model bytes handed to ONNX Runtime are garbage once it holds the graph (the trainer stages
 // large models to files instead): collect them, and measure the peak of the steps from here on.
@@ -103,8 +112,9 @@ const init = initLora(sg.params, 0);
 const state = new TrainableState(sg.params, {
   params: init, m: new Map([...init].map(([k, v]) => [k, new Float32Array(v.length)])), v: new Map([...init].map(([k, v]) => [k, new Float32Array(v.length)])),
 }, stateOnDevice, provider);
+const ids = BigInt64Array.from({ length: B * T }, () => BigInt(Math.floor(rand() * cfg.vocabSize)));
 const feeds: Record<string, Feed> = {
-  input_ids: { dtype: 'int64', dims: [B, T], data: BigInt64Array.from({ length: B * T }, () => BigInt(Math.floor(rand() * cfg.vocabSize))) },
+  ...(embed ? { inputs_embeds: { dtype: 'float32', dims: [B * T, cfg.hiddenSize], data: embed(ids) } } : { input_ids: { dtype: 'int64', dims: [B, T], data: ids } }),
   position_ids: { dtype: 'int64', dims: [B, T], data: BigInt64Array.from({ length: B * T }, (_, i) => BigInt(i % T)) },
   attn_bias: { dtype: 'float32', dims: [B, 1, T, T], data: Float32Array.from({ length: B * T * T }, (_, i) => (i % T <= Math.floor(i / T) % T ? 0 : -1e9)) },
   targets: { dtype: 'int32', dims: [B * T], data: Int32Array.from({ length: B * T }, () => Math.floor(rand() * cfg.vocabSize)) },
@@ -117,7 +127,7 @@ let batchNo = 0, realTokens = 0, slots = 0, flops = 0, timedS = 0;
 const nextBatch = () => {
   const b = fromPlain(data!.finch[batchNo++ % data!.finch.length]!);
   const seq = o.staticSeq ? T : b.T;
-  Object.assign(feeds, batchFeeds(b, B, seq));
+  Object.assign(feeds, batchFeeds(b, B, seq, embed));
   return { b, seq };
 };
 const t = await measure(async () => {
@@ -139,8 +149,7 @@ const t = await measure(async () => {
 }, { warmup: o.warmup, minSeconds: 0, minReps: o.steps });
 await state.release();
 const stepS = data ? timedS / o.steps : t.medianMs / 1000;
-const memoryPlan = { batch: B, seq: T, rank: p.rank, targets: 7, quantize: o.quantize, checkpointLayers, checkpointGroup, hostEmbeddings: false, chunkBytes: o.chunkBytes };
-const onGpu = provider === 'cpu' ? null : estimateDeviceMemory(cfg, memoryPlan, o.computeDtype ?? 'float32', stateOnDevice);
+const onGpu = provider === 'cpu' ? null : estimateDeviceMemory(cfg, plan, stateOnDevice);
 const stepPeakRssMb = peakRssMb();
 // After the step: the MatMul sessions' thread pool and buffers must not be in the RSS measured
 // before the step session (rssBeforeSession), where the estimate's ONNX Runtime part would count them twice.
@@ -153,7 +162,7 @@ console.log(JSON.stringify({
   peak_rss_mb: stepPeakRssMb,
   // The session's estimate (train/memory.ts) plus what this process holds besides it: its RSS
   // before the step session (Node, the float weights generated in JavaScript).
-  estimate_mb: (estimateTrainingMemory(cfg, memoryPlan).totalBytes) / 2 ** 20 + rssBeforeSession,
+  estimate_mb: (estimateTrainingMemory(cfg, plan).totalBytes) / 2 ** 20 + rssBeforeSession,
   // On a GPU provider: the graph's buffers on the device, and the host memory beside them (plus this process's own, as above).
   estimate_gpu_mb: onGpu ? onGpu.gpuBytes / 2 ** 20 : null,
   estimate_host_mb: onGpu ? onGpu.hostBytes / 2 ** 20 + rssBeforeSession : null,

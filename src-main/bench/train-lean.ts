@@ -1,5 +1,5 @@
 // Child process of `finch bench train --preset llama3-8b`: one real optimizer step of the lean QLoRA
-// plan (train/memory.ts leanQloraPlan: 4-bit blocks of 64, LoRA r=8 on all seven projections,
+// plan (train/plan.ts leanQloraSettings: 4-bit blocks of 64, LoRA r=8 on all seven projections,
 // host embeddings, two-level checkpointing) on random weights generated straight into 4-bit blocks,
 // so no 16 GB checkpoint is needed. The step graph is written to a temporary folder and every JS
 // copy of the weights dropped before ONNX Runtime loads it (as the trainer's staged sessions do).
@@ -13,19 +13,20 @@ import { join } from 'node:path';
 import { writeModelFile } from '../engine/onnx/writer.js';
 import { type HostTensor, Session } from '../engine/runtime/session.js';
 import { FrozenWeights } from '../model/weights/frozen-weights.js';
-import { LORA_TARGETS, initLora } from '../model/lora.js';
+import { initLora } from '../model/lora.js';
 import { mulberry32 } from '../util/random.js';
 import { quantizedWeights } from '../model/quant-cache.js';
 import { Checkpoint, writeSafetensors } from '../model/safetensors.js';
-import { estimateTrainingMemory, leanQloraPlan } from '../train/memory.js';
+import { estimateTrainingMemory } from '../train/memory.js';
+import { CPU_DEVICE, leanQloraSettings, planGraph } from '../train/plan.js';
 import { DEFAULT_OPTIMIZER, buildFusedStep } from '../train/step.js';
 import { RssSampler } from './rss-sampler.js';
-import { type TrainPreset, presetConfig } from './train-presets.js';
+import { type TrainPreset, planJson, presetConfig } from './train-presets.js';
 
 const o = JSON.parse(process.argv[2]!) as { preset: TrainPreset; threads: number; steps: number; seq: number };
 const cfg = presetConfig(o.preset);
-const plan = leanQloraPlan(cfg, 1, o.seq);
-const B = plan.batch, T = plan.seq, rows = B * T, block = plan.blockSize!;
+const plan = planGraph(leanQloraSettings(1, o.seq), cfg, CPU_DEVICE);
+const B = plan.batch, T = plan.seq, rows = B * T, block = plan.blockSize;
 const kib = (key: string) => Number(readFileSync('/proc/self/status', 'utf8').match(new RegExp(`${key}:\\s+(\\d+)`))![1]);
 const gc = () => (globalThis as { gc?: () => void }).gc?.();
 const now = () => performance.now() / 1000;
@@ -59,9 +60,8 @@ function buildStep(): { modelPath: string; params: ReturnType<typeof buildFusedS
     fw.provideInt4File(j.name, { N: j.N, K: j.K, blockSize: block, path: blocksFile, packedOffset: blocks.info(`${j.name}.q4`).begin, scalesOffset: blocks.info(`${j.name}.scales`).begin });
   }
   blocks.close();
-  const lora = { rank: plan.rank, alpha: 2 * plan.rank, dropout: 0, rslora: false, targets: LORA_TARGETS };
   const invFreq = Float64Array.from({ length: cfg.headDim / 2 }, (_, i) => 1 / cfg.ropeTheta ** ((2 * i) / cfg.headDim));
-  const sg = buildFusedStep(fw, invFreq, { batch: B, seq: T, lora, checkpointLayers: true, checkpointGroup: plan.checkpointGroup, hostEmbeddings: true }, DEFAULT_OPTIMIZER);
+  const sg = buildFusedStep(fw, invFreq, plan, DEFAULT_OPTIMIZER);
   return {
     modelPath: writeModelFile(sg.step, dir),
     params: sg.params,
@@ -113,7 +113,7 @@ const stepRss = sampler?.phase() ?? null;
 await sampler?.stop();
 await session.release();
 console.log(JSON.stringify({
-  seq: T, plan, peak_rss_mb: peakMb, estimate_mb: estimateTrainingMemory(cfg, plan).totalBytes / 2 ** 20,
+  seq: T, plan: planJson(plan), peak_rss_mb: peakMb, estimate_mb: estimateTrainingMemory(cfg, plan).totalBytes / 2 ** 20,
   build_peak_rss_mb: buildPeakMb, build_s: buildS, session_s: sessionS, step_s: stepTimes.reduce((a, b) => a + b, 0) / stepTimes.length,
   rss: { build: buildRss, session: sessionRss, steps: stepRss },
   tokens_per_s: rows / (stepTimes.reduce((a, b) => a + b, 0) / stepTimes.length), loss,

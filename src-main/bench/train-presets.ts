@@ -1,5 +1,6 @@
 // Model shapes for `finch bench train` presets.
 import type { ModelConfig } from '../model/types.js';
+import type { GraphPlan } from '../train/plan.js';
 
 export interface TrainPreset {
   name: string;
@@ -30,4 +31,9 @@ export function presetConfig(p: TrainPreset): ModelConfig {
     ropeScaling: null, maxPositionEmbeddings: 8192, tieWordEmbeddings: false, attentionBias: false, attentionOutputBias: false,
     mlpBias: false, slidingWindow: null, bosTokenId: 1, eosTokenIds: [2], torchDtype: 'float32',
   };
+}
+
+/** A plan as `finch bench train --json` prints it: the plan, and the LoRA rank and target count under the keys they had before the plan held the LoRA spec. */
+export function planJson(p: GraphPlan): GraphPlan & { rank: number; targets: number } {
+  return { ...p, rank: p.lora.rank, targets: p.lora.targets.length };
 }

@@ -6,11 +6,12 @@
 import { parseCommand } from '../cli/args.js';
 import { fileURLToPath } from 'node:url';
 import { nodeArgsFor } from '../engine/runtime/worker.js';
-import { describePlan, estimateDeviceMemory, estimateTrainingMemory, formatBytes, leanQloraPlan } from '../train/memory.js';
-import { COMPUTE_DTYPE_CHOICES, type ComputeDtypeChoice, maxWeightBytes, resolveComputeDtype } from '../train/precision.js';
+import { describePlan, estimateDeviceMemory, estimateTrainingMemory, formatBytes } from '../train/memory.js';
+import { CPU_DEVICE, leanQloraSettings, planGraph } from '../train/plan.js';
+import { COMPUTE_DTYPE_CHOICES, type ComputeDtypeChoice, graphDevice } from '../train/precision.js';
 import type { ComputeDtype } from '../model/weights/graph-weights.js';
 import { PROVIDER_OPTIONS, PROVIDER_USAGE, chooseProvider, providerFlags } from '../cli/provider.js';
-import { PRESETS, type TrainPreset, presetConfig } from './train-presets.js';
+import { PRESETS, type TrainPreset, planJson, presetConfig } from './train-presets.js';
 import { benchEnv, runJsonChild } from './timing.js';
 import type { Provider } from '../engine/runtime/session.js';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -76,10 +77,12 @@ export async function run(argv: string[]): Promise<number> {
   const dtypeChoice = values['compute-dtype'] as ComputeDtypeChoice;
   if (!COMPUTE_DTYPE_CHOICES.includes(dtypeChoice)) { console.error(`finch bench train: --compute-dtype must be one of ${COMPUTE_DTYPE_CHOICES.join(', ')}, got "${dtypeChoice}"`); return 2; }
   if (values.estimate) {
-    const plan = leanQloraPlan(presetConfig(preset), preset.batch, preset.seq);
-    const est = estimateTrainingMemory(presetConfig(preset), plan);
-    const onGpu = estimateDeviceMemory(presetConfig(preset), plan, dtypeChoice === 'float16' ? 'float16' : 'float32');
-    if (values.json) console.log(JSON.stringify({ preset: preset.name, plan, ...est, gpu: onGpu }));
+    // On a GPU with the dtype asked for (auto: float32, as no adapter is looked at here).
+    const cfg = presetConfig(preset);
+    const plan = planGraph(leanQloraSettings(preset.batch, preset.seq), cfg, { ...CPU_DEVICE, computeDtype: dtypeChoice === 'float16' ? 'float16' : 'float32' });
+    const est = estimateTrainingMemory(cfg, plan);
+    const onGpu = estimateDeviceMemory(cfg, plan);
+    if (values.json) console.log(JSON.stringify({ preset: preset.name, plan: planJson(plan), ...est, gpu: onGpu }));
     else {
       console.log(`Estimated peak memory, ${preset.name} QLoRA (${describePlan(plan)}):`);
       for (const [k, v] of Object.entries(est.parts)) console.log(`  ${k.padEnd(28)} ${formatBytes(v)}`);
@@ -90,8 +93,9 @@ export async function run(argv: string[]): Promise<number> {
   }
   const threads = Number(values.threads), steps = Number(values.steps);
   const device = await chooseProvider(providerFlags(values), values.json ? () => {} : undefined);
-  let computeDtype: ComputeDtype;
-  try { computeDtype = resolveComputeDtype(dtypeChoice, device).dtype; } catch (e) { console.error(`finch bench train: ${(e as Error).message}`); return 2; }
+  let onDevice: ReturnType<typeof graphDevice>;
+  try { onDevice = graphDevice(device, dtypeChoice); } catch (e) { console.error(`finch bench train: ${(e as Error).message}`); return 2; }
+  const { computeDtype } = onDevice;
   const env = benchEnv(threads);
   const log = (s: string) => { if (!values.json) console.error(s); };
   if (preset.name === 'llama3-8b') return leanStep(preset, threads, steps, env, values.json, log);
@@ -108,7 +112,7 @@ export async function run(argv: string[]): Promise<number> {
     if (data) preset.vocab = Math.max(preset.vocab, data.info.vocab); // the tokenizer's ids must be embedding rows
     log(`finch: ${preset.name} preset, batch ${batch}, ${threads} threads, ${steps} steps...`);
     const finch = await runFinchStep(preset, {
-      threads, steps, quantize: values['4bit'], checkpointLayers: values['gradient-checkpointing'], provider: device.provider, strict: device.strict, hostState: values['host-state'], computeDtype, maxWeightBytes: maxWeightBytes(device), ...dataOpts,
+      threads, steps, quantize: values['4bit'], checkpointLayers: values['gradient-checkpointing'], provider: device.provider, strict: device.strict, hostState: values['host-state'], computeDtype, maxWeightBytes: onDevice.maxWeightBytes, ...dataOpts,
     }, env);
     let peer: SideResult | null = null;
     if (!values['no-peer']) {

@@ -42,6 +42,9 @@ const py = (v: unknown): string => {
   return JSON.stringify(v);
 };
 
+/** The versions Finch's CI trains an export with (.ci/python-requirements.txt). */
+const TESTED = { torch: '2.13', transformers: '5.17', peft: '0.21', accelerate: '1.15' } as const;
+
 /** Finch schedule -> transformers' lr_scheduler_type (both warm up linearly for warmup steps). */
 const SCHEDULES: Record<TrainConfig['schedule'], string> = { constant: 'constant_with_warmup', linear: 'linear', cosine: 'cosine' };
 
@@ -177,12 +180,12 @@ function trainScript(table: SettingRow[], padId: number): string {
 # Transformers + PEFT, for multi-GPU training. Launch with the command in README.md.
 # The dataset in data/ is the run's sequences exactly as Finch tokenised and masked them.
 import argparse
+import importlib.util
 import json
 import os
+import sys
 
 import torch
-from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
-from transformers import AutoModelForCausalLM, Trainer, TrainingArguments
 
 MODEL = ${v('MODEL (from_pretrained path or Hub id)')}
 SEQ_LEN = ${v('SEQ_LEN (rows are already cut to it)')}
@@ -220,21 +223,46 @@ def collate(batch):
     return {k: torch.tensor(v, dtype=torch.long) for k, v in out.items()}
 
 
+def check_4bit():
+    """4-bit (bitsandbytes) needs a CUDA GPU and the bitsandbytes package: say so before loading anything."""
+    missing = []
+    if not torch.cuda.is_available():
+        missing.append("a CUDA GPU (torch.cuda.is_available() is False)")
+    if importlib.util.find_spec("bitsandbytes") is None:
+        missing.append("the bitsandbytes package (pip install bitsandbytes)")
+    if missing:
+        sys.exit(
+            "This run was trained with a 4-bit base (QLoRA), which needs " + " and ".join(missing) + ".\\n"
+            "Install what is missing, or train the same LoRA on the unquantised base with --no-4bit "
+            "(the base then takes 2 bytes a weight on a GPU, 4 on the CPU)."
+        )
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", default=MODEL, help="base model folder or Hub id (default: the run's)")
     parser.add_argument("--output-dir", default=os.path.join(HERE, "output"))
+    parser.add_argument("--no-4bit", action="store_true", help="load the base unquantised even though the run used 4 bits")
     cli = parser.parse_args()
+    load_in_4bit = LOAD_IN_4BIT and not cli.no_4bit
+    if load_in_4bit:
+        check_4bit()
+    # Imported once the checks have passed: they take seconds.
+    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+    from transformers import AutoModelForCausalLM, Trainer, TrainingArguments
 
-    kwargs = {"torch_dtype": torch.bfloat16}
-    if LOAD_IN_4BIT:
+    # bfloat16 where the GPU has it; float32 on the CPU (no fast bfloat16 there, and what Finch trains in).
+    gpu = torch.cuda.is_available()
+    dtype = torch.bfloat16 if gpu and torch.cuda.is_bf16_supported() else torch.float32
+    kwargs = {"dtype": dtype}
+    if load_in_4bit:
         from transformers import BitsAndBytesConfig
 
         kwargs["quantization_config"] = BitsAndBytesConfig(
             load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=torch.bfloat16
         )
     model = AutoModelForCausalLM.from_pretrained(cli.model, **kwargs)
-    if LOAD_IN_4BIT:
+    if load_in_4bit:
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=${v('TrainingArguments.gradient_checkpointing')})
     lora = LoraConfig(
 ${lora.join('\n')}
@@ -251,7 +279,8 @@ ${args.map((a) => '    ' + a).join('\n')}
         eval_strategy="steps" if ${v('TrainingArguments.eval_steps')} and val_rows else "no",
         save_strategy="steps",
         logging_steps=1,
-        bf16=torch.cuda.is_available() and torch.cuda.is_bf16_supported(),
+        bf16=dtype == torch.bfloat16,
+        use_cpu=not gpu,  # without a GPU: processes started by accelerate launch train on the CPU (DDP over gloo)
         adam_beta1=0.9,
         adam_beta2=0.999,
         adam_epsilon=1e-8,
@@ -292,7 +321,12 @@ ${launch}                        # data parallel (DDP), one process per GPU
 accelerate launch --config_file accelerate/fsdp.yaml train.py       # or sharded (FSDP) for models that do not fit one GPU
 \`\`\`
 
-Set \`num_processes\` in the YAML file to your GPU count. The adapter lands in \`output/adapter\`
+Set \`num_processes\` in the YAML file to your GPU count. Without a GPU,
+\`accelerate launch --multi_gpu --num_processes 2 train.py\` trains on the CPU in two processes (DDP
+over gloo): slow, but a check of the setup before renting GPUs. Finch's CI runs it on its demo
+model with torch ${TESTED.torch}, transformers ${TESTED.transformers}, peft ${TESTED.peft} and accelerate ${TESTED.accelerate}.${cfg.quantize ? `
+This run used a 4-bit base: \`train.py\` loads it with bitsandbytes (NF4), which needs a CUDA GPU; it
+says so and stops where either is missing, and \`--no-4bit\` trains the same LoRA on the unquantised base.` : ''} The adapter lands in \`output/adapter\`
 in PEFT format; compare it with the base in Finch:
 
 \`\`\`sh

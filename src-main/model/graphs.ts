@@ -48,6 +48,8 @@ export interface TrainGraphOptions {
   hostEmbeddings?: boolean;
   /** Chunk size for attention scores, MLP intermediates and logits (default CHUNK_BYTES). */
   chunkBytes?: number;
+  /** The chunking decided by the run's plan (train/plan.ts); without it, chunkPlan of this shape, chunkBytes and maxWeightBytes. */
+  chunks?: ChunkPlan;
   /**
    * A symbolic sequence length: the graph runs batches of any T up to `seq` (one session, one copy
    * of the weights), so a batch pads only to its own longest row. Chunking is planned for `seq`.
@@ -107,7 +109,7 @@ export function buildTrainForward(g: Graph, fw: FrozenWeights, invFreq: Float64A
     const tokenIndex = o.dynamicSeq ? g.input('token_index', 'int32', [T]) : null;
     dropout = { p: o.lora!.dropout, seeds, batch: B, seq: o.seq, symbolic: tokenIndex ? { tokenIndex, rows: rowsDim } : null };
   }
-  const plan = chunkPlan(cfg, B, o.seq, fw.blockSize, o.chunkBytes, o.maxWeightBytes);
+  const plan = o.chunks ?? chunkPlan(cfg, B, o.seq, fw.blockSize, o.chunkBytes, o.maxWeightBytes);
   // Row chunks of the loss replace the vocabulary pieces.
   const chunks = o.lossChunks && o.lossChunks > 1 ? { ...plan, vocabSizes: [cfg.vocabSize] } : plan;
   const weights = new GraphWeights(g, fw, { trainable: !!o.trainBase, singleStorage: true, computeDtype: o.computeDtype, maxWeightBytes: o.maxWeightBytes });

@@ -8,13 +8,12 @@ import type { Provider } from '../engine/runtime/session.js';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadModel } from '../model/load.js';
 import { loadPeftAdapter } from '../model/adapter.js';
 import { writeFileAtomic } from '../model/safetensors.js';
 import { evaluateExactMatch, readQa } from '../train/evaluate.js';
 import { TRAIN_DEFAULTS, type TrainConfig } from '../../src-shared/run-config.js';
 import type { TrainEvent } from '../../src-shared/train-events.js';
-import { trainModel } from '../train/trainer.js';
+import { openTrainingModel, train } from '../train/trainer.js';
 import { newRunId, runsDir } from '../store/paths.js';
 
 /** The bundled demo assets: the checkout's assets/demo, or FINCH_ASSETS/demo (a packaged app's resources). */
@@ -67,28 +66,29 @@ export async function runDemo(o: DemoOptions, emit: (e: DemoEvent) => void): Pro
   const steps = o.steps ?? DEMO_RECIPE.steps;
   const threads = o.threads ?? 0;
   const out = o.out ?? join(runsDir(), newRunId('demo'));
-  const model = loadModel(DEMO_MODEL, { quantize: true });
+  const device = { provider: o.provider ?? 'cpu', strictProvider: o.strictProvider ?? false } as const;
+  const cfg: TrainConfig = {
+    ...TRAIN_DEFAULTS, model: DEMO_MODEL, data: DEMO_TRAIN, out, map: { prompt: 'query', completion: 'response' },
+    quantize: true, maxSteps: steps, batch: DEMO_RECIPE.batch, lr: DEMO_RECIPE.lr, schedule: 'cosine', warmupSteps: Math.min(10, Math.floor(steps / 10)),
+    seqLen: DEMO_RECIPE.seqLen, valFraction: 0, checkpointEvery: steps, threads, ...device,
+    lora: { ...TRAIN_DEFAULTS.lora, rank: DEMO_RECIPE.rank, alpha: DEMO_RECIPE.alpha, dropout: 0 },
+  };
+  // Opened as the trainer opens it; it answers before and after training, so it keeps its embedding table.
+  const opened = await openTrainingModel(cfg, { generates: true, onNote: (message) => emit({ event: 'note', message }) });
+  const { model } = opened;
   const c = model.config;
   const parameters = c.vocabSize * c.hiddenSize * (c.tieWordEmbeddings ? 1 : 2)
     + c.numLayers * (2 * c.hiddenSize * c.numHeads * c.headDim + 2 * c.hiddenSize * c.numKvHeads * c.headDim + 3 * c.hiddenSize * c.intermediateSize);
   emit({ event: 'loaded', model: DEMO_MODEL, parameters, seconds: (performance.now() - t0) / 1000 });
   try {
     const qa = await readQa(DEMO_TEST, { map: { prompt: 'query', completion: 'response' }, limit: o.evalRows ?? DEMO_RECIPE.evalRows });
-    const device = { provider: o.provider ?? 'cpu', strictProvider: o.strictProvider ?? false } as const;
     const gen = { maxNewTokens: DEMO_RECIPE.maxNewTokens, batch: 16, threads, ...device };
     const before = await evaluateExactMatch(model, qa, null, gen);
     const toRow = (r: (typeof before.rows)[number]): DemoRow => ({ prompt: r.prompt, reference: r.reference, base: r.base, tuned: r.adapter, baseCorrect: r.baseCorrect, tunedCorrect: r.adapterCorrect });
     emit({ event: 'base', rows: before.rows.slice(0, DEMO_RECIPE.showRows).map(toRow), base_accuracy: before.base });
 
-    const cfg: TrainConfig = {
-      ...TRAIN_DEFAULTS, model: DEMO_MODEL, data: DEMO_TRAIN, out, map: { prompt: 'query', completion: 'response' },
-      quantize: true, maxSteps: steps, batch: DEMO_RECIPE.batch, lr: DEMO_RECIPE.lr, schedule: 'cosine', warmupSteps: Math.min(10, Math.floor(steps / 10)),
-      seqLen: DEMO_RECIPE.seqLen, valFraction: 0, checkpointEvery: steps, threads, ...device,
-      lora: { ...TRAIN_DEFAULTS.lora, rank: DEMO_RECIPE.rank, alpha: DEMO_RECIPE.alpha, dropout: 0 },
-    };
-    // The trainer's own "done" becomes "train_done": the demo's "done" is the last event. The
-    // trainer reuses the model loaded above (4-bit, block 32, as cfg asks) instead of loading it again.
-    await trainModel(model, cfg, (e) => emit(e.event === 'done' ? { ...e, event: 'train_done' } : e));
+    // The trainer's own "done" becomes "train_done": the demo's "done" is the last event.
+    await train(cfg, (e) => emit(e.event === 'done' ? { ...e, event: 'train_done' } : e), undefined, { model: opened });
 
     const adapter = loadPeftAdapter(out, c);
     const after = await evaluateExactMatch(model, qa, adapter, { ...gen, skipBase: true }); // prompts as its training rendered them

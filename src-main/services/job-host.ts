@@ -9,7 +9,6 @@ import { Generator } from '../infer/generate.js';
 import { loadPeftAdapter, type PeftAdapter } from '../model/adapter.js';
 import { loadModel, type LoadedModel } from '../model/load.js';
 import type { LoraSpec } from '../model/lora.js';
-import { prepareInt4 } from '../model/quant-cache.js';
 import { evaluateExactMatch, readQa, type Adapter } from '../train/evaluate.js';
 import type { TrainControl } from '../train/trainer.js';
 import type { FromJob, GenRow, SamplePrompts, ToJob, TrainPayload } from './jobs.js';
@@ -33,44 +32,21 @@ const errorOf = (e: unknown) => ({ name: (e as Error)?.name ?? 'Error', message:
 
 async function runTraining(p: TrainPayload, control: TrainControl): Promise<void> {
   if (p.machine) useMachineProviders(p.machine);
-  const { trainModel } = await import('../train/trainer.js');
-  const cfg = p.config;
-  // One loaded model serves the trainer and the sample answers (made from the checkpoint written
-  // at an evaluation step). QLoRA reads embedding rows from disk unless samples need the table.
-  const started = performance.now();
-  const model = loadModel(cfg.model, { quantize: cfg.quantize, blockSize: cfg.blockSize, rowReads: cfg.quantize && !p.samples });
-  let pending = Promise.resolve();
-  const evalSteps = new Set<number>();
-  let totalSteps = -1;
-  const answer = (step: number, dir: string, s: SamplePrompts) => {
-    pending = pending.then(async () => {
-      try {
-        const adapter = loadPeftAdapter(dir, model.config);
-        const qa = s.prompts.map((prompt, i) => ({ prompt, reference: s.references[i]! }));
-        const r = await evaluateExactMatch(model, qa, { spec: adapter.spec, tensors: adapter.tensors }, { maxNewTokens: s.maxNewTokens, batch: qa.length, threads: cfg.threads, skipBase: true });
-        send({ type: 'samples', step, samples: r.rows.map((row) => ({ prompt: row.prompt, reference: row.reference, answer: row.adapter ?? '', correct: row.adapterCorrect })) });
-      } catch (e) {
-        send({ type: 'log', level: 'warn', message: `sample answers at step ${step} failed: ${errorOf(e).message}` });
-      }
-    });
-  };
+  const { train } = await import('../train/trainer.js');
+  const { config: cfg, samples } = p;
+  const onEvaluated = samples ? (step: number, dir: string, model: LoadedModel) => answerSamples(step, dir, model, samples, cfg.threads) : undefined;
+  await train(cfg, (event) => send({ type: 'train', event }), control, { hooks: { onEvaluated } });
+}
+
+/** The held-out prompts answered by the adapter of a checkpoint (a failure is a warning in the run's log, not the run's end). */
+async function answerSamples(step: number, dir: string, model: LoadedModel, s: SamplePrompts, threads: number): Promise<void> {
   try {
-    // QLoRA: the 4-bit blocks from FINCH_HOME's weight cache, or quantized on every core and kept there.
-    const int4 = cfg.quantize
-      ? await prepareInt4(model.dir, model.config, model.weights, { onMessage: (message) => send({ type: 'train', event: { event: 'note', message } }) })
-      : null;
-    const loaded = { loadS: (performance.now() - started) / 1000, int4Source: int4?.source ?? null };
-    await trainModel(model, cfg, (event) => {
-      send({ type: 'train', event });
-      if (!p.samples) return;
-      if (event.event === 'prepared') totalSteps = event.total_steps;
-      if (event.event === 'eval') evalSteps.add(event.step);
-      // At an evaluation, and at the end of a run without a validation split: answer with that checkpoint.
-      if (event.event === 'checkpoint' && (evalSteps.has(event.step) || event.step === totalSteps)) answer(event.step, event.path, p.samples);
-    }, control, loaded);
-    await pending;
-  } finally {
-    model.close();
+    const adapter = loadPeftAdapter(dir, model.config);
+    const qa = s.prompts.map((prompt, i) => ({ prompt, reference: s.references[i]! }));
+    const r = await evaluateExactMatch(model, qa, { spec: adapter.spec, tensors: adapter.tensors }, { maxNewTokens: s.maxNewTokens, batch: qa.length, threads, skipBase: true });
+    send({ type: 'samples', step, samples: r.rows.map((row) => ({ prompt: row.prompt, reference: row.reference, answer: row.adapter ?? '', correct: row.adapterCorrect })) });
+  } catch (e) {
+    send({ type: 'log', level: 'warn', message: `sample answers at step ${step} failed: ${errorOf(e).message}` });
   }
 }
 

@@ -9,7 +9,9 @@ import {
 import { type GpuAdapter, type MachineProviders, adapterLabel, adapterName, chooseAuto } from '../engine/runtime/providers.js';
 import { PROVIDERS } from '../engine/runtime/session.js';
 import { loadModelConfig } from '../model/config.js';
-import { estimateDeviceMemory, estimateTrainingMemory, formatBytes, type MemoryPlan } from '../train/memory.js';
+import { estimateDeviceMemory, estimateTrainingMemory, formatBytes } from '../train/memory.js';
+import { type GraphDevice, planGraph } from '../train/plan.js';
+import { maxWeightBytes } from '../train/precision.js';
 
 // The engine's provider list and the contract's are one list written twice (the renderer cannot
 // import the engine): these lines stop compiling when the two differ in any name or in order.
@@ -50,17 +52,14 @@ export function appInfo(o: { version: string; finchHome: string; browserMode: bo
   };
 }
 
-function plan(c: RunConfig, layers: number): MemoryPlan {
-  return {
-    batch: c.batch, seq: c.seqLen, rank: c.lora.rank, targets: c.lora.targets.length, quantize: c.quantize, checkpointLayers: c.checkpointLayers,
-    checkpointGroup: c.checkpointLayers ? Math.max(1, Math.round(Math.sqrt(layers))) : 1, hostEmbeddings: c.quantize, blockSize: c.blockSize, dropout: c.lora.dropout > 0,
-  };
-}
-
 /** Verdict thresholds: under 70% of the memory free now fits; up to all of it is tight. `provider`: where the run would go (runProvider). */
 export function estimateMemory(modelPath: string, c: RunConfig, provider: ProviderName): MemoryEstimateResult {
   const cfg = loadModelConfig(modelPath);
-  const need = (x: RunConfig) => estimateTrainingMemory(cfg, plan(x, cfg.numLayers));
+  // The trainer's graph plan on that provider. No adapter is known here: WebGPU's default buffer
+  // limit, and float16 only where asked for (it changes the GPU estimate, not the host one).
+  const device: GraphDevice = { computeDtype: c.computeDtype === 'float16' ? 'float16' : 'float32', maxWeightBytes: maxWeightBytes({ provider, adapter: null }) };
+  const plan = (x: RunConfig) => planGraph(x, cfg, device);
+  const need = (x: RunConfig) => estimateTrainingMemory(cfg, plan(x));
   const est = need(c);
   const available = freemem(), total = totalmem();
   const verdict = est.totalBytes <= 0.7 * available ? 'fits' : est.totalBytes <= available ? 'tight' : 'will-not-fit';
@@ -80,7 +79,7 @@ export function estimateMemory(modelPath: string, c: RunConfig, provider: Provid
     .map((s) => ({ ...s, text: `${s.text}: ${formatBytes(s.hostBytes)}` }));
   return {
     hostBytes: est.totalBytes, parts: est.parts,
-    gpuBytes: provider === 'cpu' ? null : estimateDeviceMemory(cfg, plan(c, cfg.numLayers), c.computeDtype === 'float16' ? 'float16' : 'float32').gpuBytes,
+    gpuBytes: provider === 'cpu' ? null : estimateDeviceMemory(cfg, plan(c)).gpuBytes,
     availableHostBytes: available, totalHostBytes: total, availableGpuBytes: null, verdict, provider, suggestions,
   };
 }

@@ -4,7 +4,7 @@
 //
 // Versioned migrations: MIGRATIONS[i] takes a database from user_version i to i + 1, each in one
 // transaction. Never edit a released migration; add the next one (test/store/db.test.ts migrates a
-// database made by the previous version and checks its rows survive).
+// database file written by schema 2, test/fixtures/finch-db-schema2, and checks its rows survive).
 
 import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';

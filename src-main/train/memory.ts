@@ -1,5 +1,6 @@
-// Predicts the peak memory of a LoRA/QLoRA training step before a run starts, from the graph
-// Finch builds (model/graphs.ts, train/step.ts), so the wizard can warn "this will not fit" up front.
+// Predicts the peak memory of a LoRA/QLoRA training step before a run starts, from the run's graph
+// plan (train/plan.ts: the plan the trainer builds its graphs from), so the wizard can warn "this
+// will not fit" up front.
 // Each part mirrors a concrete allocation of that graph; test/train/memory.test.ts holds the total
 // to the peak RSS of a real step (ONNX Runtime CPU, no arena, no memory pattern).
 //
@@ -8,33 +9,16 @@
 // attention chunk or one MLP piece at a time, model/chunk-plan.ts). After the backward the
 // update allocates the new LoRA state, while the activations are gone; the larger of the two wins.
 
-import { CHUNK_BYTES, chunkPlan } from '../model/chunk-plan.js';
-import { DEFAULT_BLOCK, int4Bytes } from '../model/quant.js';
+import type { ChunkPlan } from '../model/chunk-plan.js';
+import { int4Bytes } from '../model/quant.js';
 import type { ModelConfig } from '../model/types.js';
-
-export interface MemoryPlan {
-  batch: number;
-  seq: number;
-  rank: number;
-  /** How many of the seven projections carry LoRA (q, k, v, o, gate, up, down, in that order). */
-  targets: number;
-  quantize: boolean;
-  checkpointLayers: boolean;
-  /** Layers per outer checkpoint segment (two-level checkpointing); default 1. */
-  checkpointGroup?: number;
-  /** Embeddings gathered on the host and fed as "inputs_embeds" (the table is not in the graph). */
-  hostEmbeddings?: boolean;
-  blockSize?: number;
-  chunkBytes?: number;
-  /** LoRA dropout > 0: the graph holds hash-counter constants for the masks. */
-  dropout?: boolean;
-}
+import type { GraphPlan } from './plan.js';
 
 export interface MemoryEstimate {
   parts: Record<string, number>;
   totalBytes: number;
-  /** The chunking the graph uses (model/chunk-plan.ts). */
-  chunks: ReturnType<typeof chunkPlan>;
+  /** The chunking the graph uses (the plan's). */
+  chunks: ChunkPlan;
 }
 
 const F32 = 4;
@@ -42,7 +26,7 @@ const F32 = 4;
 /**
  * ONNX Runtime's own memory: graph, kernels, plan and per-run state per written node, and a fixed
  * part (thread pools, MLAS). Fitted to the peak RSS of measured steps (scaled Llama, 512-2048
- * tokens, 3k-24k nodes); with the activation model below the totals are within -8%..+10% of
+ * tokens, 3k-24k nodes); with the activation model below the totals are within -12%..+10% of
  * `finch bench train` on the tiny and small presets (float or 4-bit, checkpointed or not) and
  * -11%..+6% of the step in test/train/memory.test.ts.
  */
@@ -69,9 +53,12 @@ function biasElements(cfg: ModelConfig): number {
   return (cfg.attentionBias ? qDim + 2 * kvDim : 0) + (cfg.attentionOutputBias ? D : 0) + (cfg.mlpBias ? 2 * I + D : 0);
 }
 
+/** How many of the seven projections carry LoRA (priced as the first ones of q, k, v, o, gate, up, down). */
+const loraTargets = (p: GraphPlan): number => p.lora.targets.length;
+
 /** Bytes of the LoRA matrices of a plan (A and B of each targeted projection, float32). */
-function loraParamBytes(cfg: ModelConfig, p: MemoryPlan): number {
-  return cfg.numLayers * projectionShapes(cfg).slice(0, p.targets).reduce((s, [n, k]) => s + p.rank * (n + k), 0) * F32;
+function loraParamBytes(cfg: ModelConfig, p: GraphPlan): number {
+  return cfg.numLayers * projectionShapes(cfg).slice(0, loraTargets(p)).reduce((s, [n, k]) => s + p.lora.rank * (n + k), 0) * F32;
 }
 
 /**
@@ -79,20 +66,19 @@ function loraParamBytes(cfg: ModelConfig, p: MemoryPlan): number {
  * model/graphs.ts + step.ts build (within 5% over layers, chunk sizes, 4-bit or float, 4 or 7 LoRA
  * targets, checkpoint groups; checked in test/train/memory.test.ts).
  */
-export function estimateNodes(cfg: ModelConfig, p: MemoryPlan): number {
-  const ch = chunkPlan(cfg, p.batch, p.seq, p.blockSize ?? DEFAULT_BLOCK, p.chunkBytes ?? CHUNK_BYTES);
+export function estimateNodes(cfg: ModelConfig, p: GraphPlan): number {
+  const ch = p.chunks, targets = loraTargets(p);
   const A = cfg.numHeads / ch.attentionHeads, M = ch.mlpSizes.length, Vp = ch.vocabSizes.length;
-  const q = p.quantize ? 1 : 0, grouped = (p.checkpointGroup ?? 1) > 1 ? 1 : 0, mlpLora = p.targets > 4 ? 1 : 0;
-  const perLayer = 193 + 82.7 * A + 22.9 * M + q * (48.6 + 38.4 * M) + 53.3 * p.targets + 88.3 * mlpLora * M + grouped * (54.9 + 3.9 * A + 7.2 * M);
+  const q = p.quantize ? 1 : 0, grouped = p.checkpointLayers && p.checkpointGroup > 1 ? 1 : 0, mlpLora = targets > 4 ? 1 : 0;
+  const perLayer = 193 + 82.7 * A + 22.9 * M + q * (48.6 + 38.4 * M) + 53.3 * targets + 88.3 * mlpLora * M + grouped * (54.9 + 3.9 * A + 7.2 * M);
   return Math.round(cfg.numLayers * perLayer + 64 + Vp * (62.8 + 12.7 * q));
 }
 
-export function estimateTrainingMemory(cfg: ModelConfig, p: MemoryPlan): MemoryEstimate {
+export function estimateTrainingMemory(cfg: ModelConfig, p: GraphPlan): MemoryEstimate {
   const D = cfg.hiddenSize, I = cfg.intermediateSize, L = cfg.numLayers, V = cfg.vocabSize;
   const H = cfg.numHeads, hd = cfg.headDim, qDim = H * hd, kvDim = cfg.numKvHeads * hd;
   const B = p.batch, T = p.seq, rows = B * T;
-  const block = p.blockSize ?? DEFAULT_BLOCK;
-  const ch = chunkPlan(cfg, B, T, block, p.chunkBytes ?? CHUNK_BYTES);
+  const block = p.blockSize, ch = p.chunks, targets = loraTargets(p);
   const projections = projectionShapes(cfg); // [out, in]
 
   // Frozen weights: one initializer per projection (4-bit: uint4 + scales, read by both the forward
@@ -107,7 +93,7 @@ export function estimateTrainingMemory(cfg: ModelConfig, p: MemoryPlan): MemoryE
   // LoRA matrices, AdamW moments (fed: 3 copies) and gradients (1) during the backward; the update
   // adds the new parameters and moments (3 more). Dropout masks hash constant [rows, in] counters.
   const loraParams = loraParamBytes(cfg, p);
-  const dropout = p.dropout ? rows * (D + (p.targets > 3 ? qDim : 0) + (p.targets > 6 ? I : 0)) * F32 * 2 : 0;
+  const dropout = p.lora.dropout > 0 ? rows * (D + (targets > 3 ? qDim : 0) + (targets > 6 ? I : 0)) * F32 * 2 : 0;
 
   // Activations. ONNX Runtime's allocation plan hands a freed buffer to the next tensor of the same
   // byte size, so buffers are held per size class at that class's own peak count (traced on the
@@ -120,7 +106,7 @@ export function estimateTrainingMemory(cfg: ModelConfig, p: MemoryPlan): MemoryE
   // recomputes its scores in the backward) for the backward, plus one layer's working set on top.
   // The loss holds 4 logits pieces (values, exponentials, gradients).
   const TD = rows * D * F32;
-  const g = p.checkpointLayers ? Math.max(1, p.checkpointGroup ?? 1) : 0;
+  const g = p.checkpointLayers ? Math.max(1, p.checkpointGroup) : 0;
   const keptInputs = g === 0 ? 0 : g === 1 ? L : Math.ceil(L / g) + g - 1;
   const attentionChunks = H / ch.attentionHeads;
   const classes = new Map<number, number>();
@@ -170,26 +156,12 @@ export function formatBytes(n: number): string {
   return `${(n / 1024).toFixed(1)} KiB`;
 }
 
-/**
- * Finch's lowest-memory QLoRA recipe for a model: the adapter of torchtune's Llama 3 8B QLoRA
- * config (r=8, alpha 16, all seven projections; recipes/configs/llama3/8B_qlora_single_device.yaml),
- * 4-bit blocks of 64 as QLoRA's NF4, embeddings gathered on the host, and two-level checkpointing
- * with groups of about sqrt(L) layers (one more forward pass per step for ~L - 2 sqrt(L) fewer
- * kept layer inputs).
- */
-export function leanQloraPlan(cfg: ModelConfig, batch: number, seq: number): MemoryPlan {
-  return {
-    batch, seq, rank: 8, targets: 7, quantize: true, blockSize: 64, hostEmbeddings: true,
-    checkpointLayers: true, checkpointGroup: Math.max(1, Math.round(Math.sqrt(cfg.numLayers))),
-  };
-}
-
 /** One line naming what a plan builds ("4-bit (blocks of 64), LoRA r=8 on 7 projections, ..."). */
-export function describePlan(p: MemoryPlan): string {
-  const ck = !p.checkpointLayers ? 'no checkpointing' : (p.checkpointGroup ?? 1) > 1 ? `checkpointing in groups of ${p.checkpointGroup} layers` : 'per-layer checkpointing';
+export function describePlan(p: GraphPlan): string {
+  const ck = !p.checkpointLayers ? 'no checkpointing' : p.checkpointGroup > 1 ? `checkpointing in groups of ${p.checkpointGroup} layers` : 'per-layer checkpointing';
   return [
-    p.quantize ? `4-bit base (blocks of ${p.blockSize ?? DEFAULT_BLOCK})` : 'float32 base',
-    `LoRA r=${p.rank} on ${p.targets} projections`, `batch ${p.batch} x ${p.seq}`, ck,
+    p.quantize ? `4-bit base (blocks of ${p.blockSize})` : 'float32 base',
+    `LoRA r=${p.lora.rank} on ${loraTargets(p)} projections`, `batch ${p.batch} x ${p.seq}`, ck,
     p.hostEmbeddings ? 'embeddings gathered on the host' : 'embeddings in the graph',
   ].join(', ');
 }
@@ -209,19 +181,19 @@ export interface DeviceMemoryEstimate {
  * tensor lives in GPU memory; the host keeps ONNX Runtime's session and the trainer's copies of
  * the LoRA state: parameters and moments fed each step and their updates fetched, or, with the
  * state kept on the device (WebGPU, train/state.ts), one downloaded copy at a checkpoint. The CPU
- * provider's repacked float weights do not exist there. With computeDtype float16 the frozen
+ * provider's repacked float weights do not exist there. With the plan's computeDtype float16 the frozen
  * matrices (and 4-bit scales) take half the bytes; activations are priced as float32, an upper
  * bound (the frozen products' outputs are float16). Not yet held to a measurement on a real GPU.
  */
-export function estimateDeviceMemory(cfg: ModelConfig, p: MemoryPlan, computeDtype: 'float32' | 'float16' = 'float32', stateOnDevice = false): DeviceMemoryEstimate {
+export function estimateDeviceMemory(cfg: ModelConfig, p: GraphPlan, stateOnDevice = false): DeviceMemoryEstimate {
   const host = estimateTrainingMemory(cfg, p).parts;
   const part = (name: string) => {
     const v = host[name];
     if (v === undefined && name !== 'dropout masks') throw new Error(`estimateDeviceMemory: the host estimate has no part "${name}"`);
     return v ?? 0;
   };
-  const D = cfg.hiddenSize, V = cfg.vocabSize, block = p.blockSize ?? DEFAULT_BLOCK;
-  const el = computeDtype === 'float16' ? 2 : F32;
+  const D = cfg.hiddenSize, V = cfg.vocabSize, block = p.blockSize;
+  const el = p.computeDtype === 'float16' ? 2 : F32;
   // A frozen [N, K] matrix on the device: 4-bit codes + scales in the compute dtype, or float.
   const matrix = (n: number, k: number) => frozenBytes(n, k, p.quantize, block, el);
   const layers = cfg.numLayers * (projectionShapes(cfg).reduce((s, [n, k]) => s + matrix(n, k), 0) + (2 * D + biasElements(cfg)) * F32);

@@ -13,6 +13,7 @@
 import { COMPUTE_DTYPE_CHOICES } from '../../src-shared/choices.js';
 import { type ProviderDecision, WEBGPU_DEFAULT_BINDING_BYTES, adapterName } from '../engine/runtime/providers.js';
 import type { ComputeDtype } from '../model/weights/graph-weights.js';
+import type { GraphDevice } from './plan.js';
 
 export { COMPUTE_DTYPE_CHOICES };
 export type ComputeDtypeChoice = (typeof COMPUTE_DTYPE_CHOICES)[number];
@@ -45,4 +46,10 @@ export function maxWeightBytes(d: Pick<ProviderDecision, 'provider' | 'adapter'>
   if (d.provider !== 'webgpu') return Infinity;
   if (!d.adapter) return WEBGPU_DEFAULT_BINDING_BYTES;
   return Math.min(d.adapter.maxStorageBufferBindingSize, d.adapter.maxBufferSize);
+}
+
+/** Both device facts of a provider decision, as a graph plan takes them (train/plan.ts), and why that dtype; an impossible dtype request throws. */
+export function graphDevice(d: Pick<ProviderDecision, 'provider' | 'adapter'>, choice: ComputeDtypeChoice): GraphDevice & { computeDtypeReason: string } {
+  const { dtype, reason } = resolveComputeDtype(choice, d);
+  return { computeDtype: dtype, computeDtypeReason: reason, maxWeightBytes: maxWeightBytes(d) };
 }

@@ -10,10 +10,9 @@ import { grad } from '../engine/autodiff/grad.js';
 import { Graph, type Tensor } from '../engine/graph/graph.js';
 import { ADAMW_DEFAULTS, adamw } from '../engine/optim/adamw.js';
 import * as F from '../engine/graph/ops.js';
-import { buildTrainForward } from '../model/graphs.js';
+import { type TrainGraphOptions, buildTrainForward } from '../model/graphs.js';
 import { FrozenWeights } from '../model/weights/frozen-weights.js';
-import type { ComputeDtype } from '../model/weights/graph-weights.js';
-import { type LoraParam, type LoraSpec, loraParams } from '../model/lora.js';
+import { type LoraParam, loraParams } from '../model/lora.js';
 
 export interface OptimizerConfig {
   weightDecay: number;
@@ -27,26 +26,12 @@ export interface OptimizerConfig {
 /** AdamW with the run configuration's default weight decay and clipping (benches and tests; the trainer takes both from its config). */
 export const DEFAULT_OPTIMIZER: OptimizerConfig = { ...ADAMW_DEFAULTS, weightDecay: TRAIN_DEFAULTS.weightDecay, maxGradNorm: TRAIN_DEFAULTS.maxGradNorm };
 
-export interface StepShape {
-  batch: number;
-  seq: number;
-  /** Null only for evaluating the base model (buildLossGraph). */
-  lora: LoraSpec | null;
-  checkpointLayers?: boolean;
-  /** With checkpointLayers: outer segments of this many layers (two-level checkpointing). */
-  checkpointGroup?: number;
-  lossChunks?: number;
-  /** The graph takes "inputs_embeds" (rows gathered on the host) instead of holding the table. */
-  hostEmbeddings?: boolean;
-  /** Activations larger than twice this are computed in chunks (model/chunk-plan.ts); Infinity = never. */
-  chunkBytes?: number;
-  /** A symbolic sequence length: batches of any length up to `seq` run in one session (model/graphs.ts TrainGraphOptions). */
-  dynamicSeq?: boolean;
-  /** float16: the frozen path in float16 on the device, LoRA, gradients and AdamW state float32 (model/weights/graph-weights.ts). */
-  computeDtype?: ComputeDtype;
-  /** The device's largest buffer: frozen weights are split to fit (model/weights/graph-weights.ts). */
-  maxWeightBytes?: number;
-}
+/**
+ * The shape of a step: the training graph's options (model/graphs.ts) less the two the step decides
+ * itself (dropout: on in the step, off in evaluation; trainBase: never). A run passes its
+ * GraphPlan (train/plan.ts); tests pass the options they exercise.
+ */
+export type StepShape = Omit<TrainGraphOptions, 'dropout' | 'trainBase'>;
 
 /** The compiled step of one LoRA layout: either one fused graph, or gradient + update graphs. */
 export type StepGraphs = FusedStep | AccumulatingStep;

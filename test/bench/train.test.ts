@@ -34,8 +34,8 @@ test('bench train on WebGPU: the state kept on the device leaves only batch, sca
 // The tiny preset, 4-bit with checkpointing: the step the trainer runs in its memory-saving mode, on
 // a model whose intermediate size (344) is not a multiple of the 4-bit block (32), so down_proj's
 // rows end in a short block. The estimator (train/memory.ts) must agree with the measured peak RSS
-// of that step within 15% (measured +3.5%..+6.6%; all eight tiny/small, float/4-bit, checkpointed
-// or not configurations: -8%..+10%).
+// of that step within 15% (measured +2.1%..+6.6%; all eight tiny/small, float/4-bit, checkpointed
+// or not configurations: -12%..+10%, docs/memory.md).
 const bin = fileURLToPath(new URL('../../bin/finch.mjs', import.meta.url));
 
 test('`finch bench train --preset tiny --4bit --gradient-checkpointing` runs, and its estimate is within 15% of the measured peak RSS', () => {

@@ -7,7 +7,8 @@
 // axe-core scans every screen (no serious or critical violations) and every screen is saved as a
 // PNG under test-artifacts/e2e/ for a person to look at.
 //
-// Skipped only where Chromium is missing and CI is not set; on CI a missing browser fails.
+// Skipped only where Chromium is missing and CI is not set; on CI a missing browser fails
+// (test/helpers/prerequisites.ts).
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -18,12 +19,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type Page } from 'playwright-core';
+import { CHROMIUM, need } from '../helpers/prerequisites.js';
+import { within } from '../helpers/wait.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const CHROMIUM = process.env.FINCH_CHROMIUM ?? '/usr/bin/chromium';
 const ARTIFACTS = join(ROOT, 'test-artifacts', 'e2e');
-const haveBrowser = existsSync(CHROMIUM);
-if (!haveBrowser && process.env.CI) throw new Error(`e2e: no Chromium at ${CHROMIUM} (install Debian's chromium package; CI must run this test)`);
 
 /** A port nobody listens on right now. */
 async function freePort(): Promise<number> {
@@ -100,7 +100,8 @@ async function accentPixels(page: Page, selector: string): Promise<number> {
   }, selector);
 }
 
-test('the app end to end in Chromium', { skip: haveBrowser ? false : `no Chromium at ${CHROMIUM}`, timeout: 300_000 }, async () => {
+test('the app end to end in Chromium', { timeout: 300_000 }, async (t) => {
+  if (!need(t, 'chromium')) return;
   mkdirSync(ARTIFACTS, { recursive: true });
   const home = mkdtempSync(join(tmpdir(), 'finch-e2e-'));
   const port = await freePort();
@@ -286,7 +287,7 @@ test('the app end to end in Chromium', { skip: haveBrowser ? false : `no Chromiu
   } finally {
     await browser?.close();
     server.proc.kill('SIGTERM');
-    await new Promise((r) => { if (server.proc.exitCode !== null) r(null); else server.proc.once('exit', r); });
+    await within(new Promise((r) => { if (server.proc.exitCode !== null) r(null); else server.proc.once('exit', r); }), 30_000, 'finch serve to exit on SIGTERM');
     rmSync(home, { recursive: true, force: true });
   }
 });

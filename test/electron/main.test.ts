@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { installFakeElectron } from '../helpers/electron-loader.js';
 import { contentSecurityPolicy } from '../../src-shared/csp.js';
 import type { DesktopApi } from '../../src-shared/api.js';
+import { until } from '../helpers/wait.js';
 
 const { app, BrowserWindow, fake, protocol, session } = await installFakeElectron();
 type MenuItem = { label?: string; role?: string; click?: () => void; submenu?: MenuItem[] };
@@ -27,8 +28,7 @@ const log = console.log;
 console.log = (...a: unknown[]) => { logged.push(a.join(' ')); };
 await import('../../src-main/electron/main.js');
 /** Waits for a condition (generous cap: the back end loads SQLite and ONNX Runtime at start). */
-const until = async (cond: () => boolean) => { for (let i = 0; i < 6000 && !cond(); i++) await new Promise((r) => setTimeout(r, 10)); };
-await until(() => BrowserWindow.getAllWindows().some((w) => w.visible));
+await until(() => BrowserWindow.getAllWindows().some((w) => w.visible), 'a visible window');
 console.log = log;
 const win = BrowserWindow.getAllWindows()[0]!;
 
@@ -85,11 +85,11 @@ test('the menu adds a model folder through the native dialog and says why when i
   const opened = fake.openDialogs.length;
   fake.dialogAnswers.push(null);
   add.click!();
-  await until(() => fake.openDialogs.length > opened);
+  await until(() => fake.openDialogs.length > opened, 'the open dialog');
   assert.equal(fake.errorBoxes.length, 0, 'cancelled: nothing to add');
   fake.dialogAnswers.push(join(fake.userData, 'not-a-model'));
   add.click!();
-  await until(() => fake.errorBoxes.length > 0);
+  await until(() => fake.errorBoxes.length > 0, 'an error box');
   assert.equal(fake.errorBoxes[0]!.title, 'Could not add the model');
   const roles = fake.menu!.items.map((i) => (i as MenuItem).role ?? (i as MenuItem).label);
   assert.deepEqual(roles, process.platform === 'darwin' ? ['appMenu', '&File', 'editMenu', '&View', 'windowMenu', 'help'] : ['&File', 'editMenu', '&View', 'windowMenu', 'help']);

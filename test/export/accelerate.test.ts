@@ -1,6 +1,8 @@
 // `finch export accelerate`: the settings mapping table, the exported dataset read back equals
 // Finch's own tokenised and masked sequences, train.py compiles under Debian's Python, the
-// Accelerate configs name the model's decoder layer for FSDP, and bad input leaves nothing.
+// Accelerate configs name the model's decoder layer for FSDP, bad input leaves nothing, and a
+// 4-bit run's train.py, without CUDA and bitsandbytes, says so and offers --no-4bit (in the venv
+// of .ci/run). The launch itself: accelerate-launch.test.ts.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync, readdirSync } from 'node:fs';
@@ -11,6 +13,7 @@ import { prepareDataset } from '../../src-main/data/dataset.js';
 import { AccelerateExportError, exportAccelerate, settingsTable, type ExportedRow } from '../../src-main/export/accelerate.js';
 import { loadTokenizer } from '../../src-main/model/tokenizer.js';
 import { TRAIN_DEFAULTS, type TrainConfig } from '../../src-shared/run-config.js';
+import { need, VENV_PYTHON } from '../helpers/prerequisites.js';
 
 const ASSETS = new URL('../../assets/demo/', import.meta.url).pathname;
 const root = mkdtempSync(join(tmpdir(), 'finch-accelerate-'));
@@ -109,4 +112,24 @@ test('bad input: a folder that is not a run, or an existing non-empty output, is
   await assert.rejects(exportAccelerate(run, busy), (e: Error) => e instanceof AccelerateExportError && /not empty/.test(e.message));
   assert.deepEqual(readdirSync(busy), ['keep.txt']);
   await assert.rejects(exportAccelerate(run, join(root, 'missing', 'deeper')), /does not exist/);
+});
+
+test('a 4-bit run\'s train.py without CUDA or bitsandbytes says what is missing and offers --no-4bit, which goes past the check', { timeout: 180_000 }, async (t) => {
+  if (!need(t, 'venv')) return;
+  const out = join(root, 'export-4bit');
+  await exportAccelerate(makeRun({ ...cfg, out: join(root, 'run-4bit') }), out);
+  const script = join(out, 'train.py');
+  const r = spawnSync(VENV_PYTHON, [script], { encoding: 'utf8', timeout: 120_000 });
+  assert.equal(r.status, 1, `train.py should stop: exit ${r.status ?? r.signal}\n${r.stderr}`);
+  assert.match(r.stderr, /4-bit base \(QLoRA\), which needs a CUDA GPU \(torch\.cuda\.is_available\(\) is False\) and the bitsandbytes package \(pip install bitsandbytes\)/);
+  assert.match(r.stderr, /--no-4bit/);
+  assert.ok(!existsSync(join(out, 'output')), 'it stopped before anything was written');
+  // --no-4bit skips the check and goes on to load the base (a missing folder here: its own error).
+  const missing = join(root, 'no-such-model');
+  const f = spawnSync(VENV_PYTHON, [script, '--no-4bit', '--model', missing], { encoding: 'utf8', timeout: 120_000, env: { ...process.env, HF_HUB_OFFLINE: '1' } });
+  assert.notEqual(f.status, 0);
+  assert.doesNotMatch(f.stderr, /bitsandbytes/);
+  assert.match(f.stderr, /no-such-model/);
+  const readme = readFileSync(join(out, 'README.md'), 'utf8');
+  assert.match(readme, /`--no-4bit` trains the same LoRA on the unquantised base/);
 });

@@ -8,8 +8,9 @@ import { join } from 'node:path';
 import WebSocket from 'ws';
 import { makeApiClient, type ApiFailure, type DesktopApi, type FinchEvent } from '../../src-shared/api.js';
 import { connectApi } from '../../src-shared/ws-client.js';
-import { createServices, type Services } from '../../src-main/services/index.js';
+import { createServices, type Services, type ServicesOptions } from '../../src-main/services/index.js';
 import { startServer, type RunningServer } from '../../src-main/server/index.js';
+import { lastEvents } from './wait.js';
 
 export type Transport = 'dispatcher' | 'websocket' | 'ipc';
 
@@ -20,9 +21,12 @@ export interface TestApp {
   home: string;
   /** Every event seen, in order. */
   events: FinchEvent[];
-  /** Resolves with the first event (seen so far or later) that matches. */
-  waitFor<T extends FinchEvent>(match: (e: FinchEvent) => e is T, what?: string): Promise<T>;
-  waitFor(match: (e: FinchEvent) => boolean, what?: string): Promise<FinchEvent>;
+  /**
+   * Resolves with the first event (seen so far or later) that matches; rejects after `timeoutMs`
+   * naming `what` (default: the matcher's source) and the last events seen.
+   */
+  waitFor<T extends FinchEvent>(match: (e: FinchEvent) => e is T, what?: string, timeoutMs?: number): Promise<T>;
+  waitFor(match: (e: FinchEvent) => boolean, what?: string, timeoutMs?: number): Promise<FinchEvent>;
   close(): Promise<void>;
 }
 
@@ -36,10 +40,16 @@ export async function failure(p: Promise<unknown>): Promise<ApiFailure> {
   assert.fail('the call should have failed');
 }
 
-/** A new FINCH_HOME (or `home`, to reopen one), services over it, and a client through `transport`. */
-export async function startApp(transport: Transport, home = mkdtempSync(join(tmpdir(), 'finch-app-'))): Promise<TestApp> {
+/** How long waitFor waits by default: a short run of the demo model on a loaded 2-core machine fits. */
+export const WAIT_MS = 180_000;
+
+/**
+ * A new FINCH_HOME (or `home`, to reopen one), services over it, and a client through `transport`;
+ * `spawnJob` hosts the jobs (test/helpers/held-job.ts holds a run at a step).
+ */
+export async function startApp(transport: Transport, home = mkdtempSync(join(tmpdir(), 'finch-app-')), o: Pick<ServicesOptions, 'spawnJob'> = {}): Promise<TestApp> {
   process.env.FINCH_HOME = home;
-  const services = createServices({ browserMode: transport === 'websocket' });
+  const services = createServices({ browserMode: transport === 'websocket', ...o });
   let server: RunningServer | null = null;
   let api: DesktopApi;
   let closeClient = () => {};
@@ -61,10 +71,17 @@ export async function startApp(transport: Transport, home = mkdtempSync(join(tmp
   });
   return {
     api, services, server, home, events,
-    waitFor: ((match: (e: FinchEvent) => boolean) => {
+    waitFor: ((match: (e: FinchEvent) => boolean, what?: string, timeoutMs = WAIT_MS) => {
       const seen = events.find(match);
       if (seen) return Promise.resolve(seen);
-      return new Promise((resolve) => waiters.add({ match, resolve }));
+      return new Promise((resolve, reject) => {
+        const w = { match, resolve: (e: FinchEvent) => { clearTimeout(timer); resolve(e); } };
+        const timer = setTimeout(() => {
+          waiters.delete(w);
+          reject(new Error(`timed out after ${timeoutMs / 1000} s waiting for ${what ?? match.toString()}; the last events:\n  ${lastEvents(events)}`));
+        }, timeoutMs);
+        waiters.add(w);
+      });
     }) as TestApp['waitFor'],
     async close() {
       closeClient();

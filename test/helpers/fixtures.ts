@@ -33,11 +33,22 @@ export function writeJsonl(file: string, rows: readonly object[]): string {
 
 export interface CliResult { code: number | null; stdout: string; stderr: string }
 
-/** Runs `finch ...args`; `onLine` sees each stdout line as it arrives (and may kill the child). */
-export function finch(args: string[], onLine?: (line: string, kill: () => void) => void): Promise<CliResult> {
+/** How long `finch()` lets a command run: a hung command fails its test naming the command. */
+export const FINCH_TIMEOUT_MS = 300_000;
+
+/**
+ * Runs `finch ...args`; `onLine` sees each stdout line as it arrives (and may kill the child).
+ * Past `timeoutMs` the command is killed and the promise rejects with the command and its last output.
+ */
+export function finch(args: string[], onLine?: (line: string, kill: () => void) => void, timeoutMs = FINCH_TIMEOUT_MS): Promise<CliResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [FINCH_BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '', stderr = '', pending = '';
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      const tail = (s: string) => s.trim().split('\n').slice(-6).join('\n    ');
+      reject(new Error(`timed out after ${timeoutMs / 1000} s waiting for \`finch ${args.join(' ')}\` to exit; its last output:\n    ${tail(stdout)}\n    ${tail(stderr)}`));
+    }, timeoutMs);
     child.stdout.setEncoding('utf8').on('data', (c: string) => {
       stdout += c;
       pending += c;
@@ -49,8 +60,8 @@ export function finch(args: string[], onLine?: (line: string, kill: () => void) 
       }
     });
     child.stderr.setEncoding('utf8').on('data', (c: string) => { stderr += c; });
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
+    child.on('error', (e) => { clearTimeout(timer); reject(e); });
+    child.on('close', (code) => { clearTimeout(timer); resolve({ code, stdout, stderr }); });
   });
 }
 

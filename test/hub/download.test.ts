@@ -13,6 +13,7 @@ import { loadModel } from '../../src-main/model/load.js';
 import { writeSyntheticCheckpoint } from '../../src-main/synthetic/checkpoint.js';
 import { mathRows, readTree, tempDir } from '../helpers/fixtures.js';
 import { FakeHub } from './fake-hub.js';
+import { within } from '../helpers/wait.js';
 
 delete process.env.HF_TOKEN;
 delete process.env.HF_ENDPOINT;
@@ -245,7 +246,7 @@ test('a second download of a file being downloaded is refused as busy; other fil
     repo: 'finch-test/tiny-llama', kind: 'model', endpoint: hub.url, cacheDir, signal: ac.signal,
     onProgress: (e) => { if (e.file === SHARD1 && e.fileBytes >= 500) stalled(); },
   });
-  await reached;
+  await within(reached, 60_000, 'the first download to stall after 500 bytes of the shard');
   const busy = await rejection(downloadRepo({ repo: 'finch-test/tiny-llama', kind: 'model', endpoint: hub.url, cacheDir }));
   assert.equal(busy.code, 'busy');
   assert.match(busy.message, /is already being downloaded/);

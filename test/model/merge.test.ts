@@ -7,13 +7,19 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { savePeftAdapter } from '../../src-main/model/adapter.js';
+import { serializeModel } from '../../src-main/engine/onnx/writer.js';
+import { Session, type HostTensor } from '../../src-main/engine/runtime/session.js';
+import { generationGraph, stepInputs } from '../../src-main/infer/generate.js';
+import { loadPeftAdapter, savePeftAdapter } from '../../src-main/model/adapter.js';
+import { loadModel } from '../../src-main/model/load.js';
 import { loadModelConfig } from '../../src-main/model/config.js';
 import { loraParams, type LoraSpec } from '../../src-main/model/lora.js';
 import { MergeError, addScaledProduct, mergeAdapter, type MergeProgress } from '../../src-main/model/merge.js';
 import { writeSyntheticCheckpoint, type StorageDtype } from '../../src-main/synthetic/checkpoint.js';
 import type { ModelConfig } from '../../src-main/model/types.js';
 import { runPythonScript, tempDir } from './model-helpers.js';
+import { maxDiffOverScale } from '../helpers/llama-oracle.js';
+import { need, VENV_PYTHON } from '../helpers/prerequisites.js';
 import { Rng } from '../../src-main/util/random.js';
 
 const root = tempDir('finch-merge-');
@@ -159,11 +165,12 @@ test('merge refuses to overwrite, fails cleanly mid-way, and checks the adapter 
   assert.equal(existsSync(join(root, 'x2')), false);
 });
 
-// The real thing, where it is installed: Hugging Face PEFT loads Finch's adapter without a warning,
-// holds the same LoRA weights and scale, and its merge_and_unload() and forward pass agree with
-// Finch's merged checkpoint. Set FINCH_PEFT_PYTHON to a python with torch, transformers and peft.
-const PEFT_PYTHON = process.env.FINCH_PEFT_PYTHON;
-test('Hugging Face PEFT loads the adapter and agrees with the merge', { skip: !PEFT_PYTHON && 'FINCH_PEFT_PYTHON is not set' }, () => {
+// The real thing (the Python venv of .ci/run): Hugging Face PEFT loads Finch's adapter without a
+// warning, holds the same LoRA weights and scale, its merge_and_unload() and forward pass agree
+// with Finch's merged checkpoint, and its logits agree with Finch's own forward of base + adapter
+// (the app's generation graph) within 1e-4 of the largest |logit|.
+test('Hugging Face PEFT loads the adapter and agrees with the merge and with Finch\'s base + adapter', { timeout: 600_000 }, async (t) => {
+  if (!need(t, 'venv')) return;
   for (const [dtype, sharded, weightTol, logitTol] of [['float32', false, 1e-6, 1e-5], ['bfloat16', true, 2e-3, 1e-2]] as const) {
     const tag = `peft-${dtype}`;
     const base = makeBase(`base-${tag}`, dtype, sharded);
@@ -172,14 +179,56 @@ test('Hugging Face PEFT loads the adapter and agrees with the merge', { skip: !P
     const out = join(root, `merged-${tag}`);
     mergeAdapter(base.dir, adapter, out);
     const reportFile = join(root, `${tag}.json`);
-    const r = spawnSync(PEFT_PYTHON!, [new URL('../oracle/peft_oracle.py', import.meta.url).pathname, 'check', base.dir, adapter, out, reportFile], { encoding: 'utf8', timeout: 300_000 });
+    const r = spawnSync(VENV_PYTHON, [new URL('../oracle/peft_oracle.py', import.meta.url).pathname, 'check', base.dir, adapter, out, reportFile], { encoding: 'utf8', timeout: 300_000 });
     assert.equal(r.status, 0, r.stderr);
-    const rep = JSON.parse(readFileSync(reportFile, 'utf8'));
+    const rep = JSON.parse(readFileSync(reportFile, 'utf8')) as PeftReport;
     assert.deepEqual(rep.warnings, [], 'PEFT loads the adapter without warnings');
     assert.equal(rep.lora_tensors_loaded, 16);
     assert.equal(rep.lora_max_diff, 0);
     assert.equal(rep.scaling, 8 / 2);
     assert.ok(rep.merged_weight_max_diff <= weightTol, `${dtype}: merged weights differ by ${rep.merged_weight_max_diff}`);
     assert.ok(rep.logits_max_diff <= logitTol, `${dtype}: logits differ by ${rep.logits_max_diff} (scale ${rep.logits_scale})`);
+    const finch = await finchLogits(base.dir, adapter, rep.ids);
+    const off = maxDiffOverScale(finch, rep.peft_logits);
+    t.diagnostic(`${dtype}: PEFT vs Finch base + adapter logits: max |diff| / max |logit| = ${off.toExponential(2)}`);
+    assert.ok(off <= 1e-4, `${dtype}: PEFT's logits differ from Finch's base + adapter by ${off} of the largest |logit|`);
   }
 });
+
+interface PeftReport {
+  warnings: string[];
+  scaling: number;
+  lora_tensors_loaded: number;
+  lora_max_diff: number;
+  merged_weight_max_diff: number;
+  logits_max_diff: number;
+  logits_scale: number;
+  ids: number[];
+  /** [T, V] row-major. */
+  peft_logits: number[];
+}
+
+/** Finch's logits [T, V] of base + adapter at every position of `ids`: the app's generation graph, one token a step. */
+async function finchLogits(baseDir: string, adapterDir: string, ids: number[]): Promise<Float32Array> {
+  const m = loadModel(baseDir);
+  try {
+    const adapter = loadPeftAdapter(adapterDir, m.config);
+    const session = await Session.create(serializeModel(generationGraph(m.weights, m.invFreq, ids.length, adapter.spec, 1)), { threads: 2 });
+    const lora: Record<string, HostTensor> = { lora_scale: { dtype: 'float32', dims: [1], data: Float32Array.of(1) } };
+    for (const p of loraParams(m.config, adapter.spec)) lora[p.name] = { dtype: 'float32', dims: p.shape, data: adapter.tensors.get(p.name)! };
+    const { numLayers: L, numKvHeads: KV, headDim, vocabSize: V } = m.config;
+    let cache: Record<string, HostTensor> = {};
+    for (let l = 0; l < L; l++) for (const kv of ['k', 'v']) cache[`past_${kv}.${l}`] = { dtype: 'float32', dims: [1, KV, 0, headDim], data: new Float32Array(0) };
+    const logits = new Float32Array(ids.length * V);
+    for (let t = 0; t < ids.length; t++) {
+      const o = await session.run({ ...stepInputs([[ids[t]!]], t, [0]), ...cache, ...lora });
+      logits.set(o.logits!.data as Float32Array, t * V);
+      cache = {};
+      for (let l = 0; l < L; l++) for (const kv of ['k', 'v']) cache[`past_${kv}.${l}`] = o[`present_${kv}.${l}`]!;
+    }
+    await session.release();
+    return logits;
+  } finally {
+    m.close();
+  }
+}

@@ -1,13 +1,15 @@
-"""Interop with the real Hugging Face PEFT, for merge.test.ts (needs a python with torch, transformers
-and peft; the test runs it only when FINCH_PEFT_PYTHON names one).
+"""Interop with the real Hugging Face PEFT: `check` for merge.test.ts, `make` for the fixtures of
+adapter.test.ts (needs the Python venv of .ci/run with torch, transformers and peft;
+test/helpers/prerequisites.ts finds it).
 
 Usage:
   peft_oracle.py check BASE_DIR FINCH_ADAPTER_DIR FINCH_MERGED_DIR OUT.json
       Loads Finch's adapter with PeftModel.from_pretrained on the base model and reports: warnings
       raised while loading (unexpected config keys, missing/unexpected tensor keys), the largest
       difference between the LoRA weights PEFT holds and the file's, PEFT's merge_and_unload()
-      weights against Finch's merged checkpoint, and the logits of the PEFT model against those of
-      Finch's merged checkpoint loaded by transformers.
+      weights against Finch's merged checkpoint, the logits of the PEFT model against those of
+      Finch's merged checkpoint loaded by transformers, and the PEFT model's logits themselves
+      (with the token ids) for the test to compare with Finch's own forward of base + adapter.
   peft_oracle.py make BASE_DIR OUT_ADAPTER_DIR VARIANT
       Makes a PEFT adapter the ordinary way (LoraConfig + get_peft_model, random non-zero B,
       save_pretrained) for Finch to load, and OUT_ADAPTER_DIR/expected.json with, per tensor, its
@@ -61,6 +63,8 @@ def check(base_dir, adapter_dir, merged_dir, out):
         "merged_weight_max_diff": weight_diff,
         "logits_max_diff": float((peft_logits - finch_logits).abs().max()),
         "logits_scale": float(peft_logits.abs().max()),
+        "ids": ids[0].tolist(),
+        "peft_logits": peft_logits[0].flatten().tolist(),
     }
     with open(out, "w") as f:
         json.dump(report, f, indent=1)

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { within } from '../helpers/wait.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const START = join(ROOT, 'scripts', 'start.mjs');
@@ -24,14 +25,14 @@ async function start(env: NodeJS.ProcessEnv): Promise<Started & { page: { status
   let stderr = '';
   child.stderr.on('data', (d) => { stderr += d; });
   try {
-    const r = await new Promise<Started>((resolve) => {
+    const r = await within(new Promise<Started>((resolve) => {
       createInterface({ input: child.stdout }).on('line', (line) => {
         lines.push(line);
         const url = /(http:\/\/127\.0\.0\.1:\d+\/\S*)/.exec(line)?.[1];
         if (url) resolve({ lines, url, code: null });
       });
       child.on('exit', (code) => resolve({ lines, url: null, code }));
-    });
+    }), 150_000, 'npm start to print an address or exit', () => [...lines, stderr].join('\n'));
     let page = null;
     if (r.url) {
       const res = await fetch(r.url);
@@ -41,7 +42,7 @@ async function start(env: NodeJS.ProcessEnv): Promise<Started & { page: { status
   } finally {
     if (child.exitCode === null) {
       child.kill('SIGTERM');
-      await new Promise((r) => child.once('exit', r));
+      await within(new Promise((r) => child.once('exit', r)), 30_000, 'npm start to exit on SIGTERM');
     }
     rmSync(home, { recursive: true, force: true });
     if (process.env.DEBUG_START) console.log(stderr);

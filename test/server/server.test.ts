@@ -13,6 +13,7 @@ import { createDispatcher } from '../../src-main/services/dispatch.js';
 import { EventBus } from '../../src-main/services/bus.js';
 import { MAX_MESSAGE, startServer, type RunningServer } from '../../src-main/server/index.js';
 import type { ApiCalls, FinchEvent } from '../../src-shared/api.js';
+import { within } from '../helpers/wait.js';
 
 const bus = new EventBus();
 const services = new Proxy({} as ApiCalls, { get: (_t, name: string) => async (...args: unknown[]) => ({ called: name, args }) });
@@ -42,16 +43,16 @@ function get(path: string, headers: Record<string, string> = {}, method = 'GET',
 
 /** Opens a socket; resolves with it, or with the HTTP status the upgrade was refused with. */
 function connect(path: string, headers: Record<string, string> = {}): Promise<WebSocket | number> {
-  return new Promise((resolve) => {
+  return within(new Promise((resolve) => {
     const ws = new WebSocket(`ws://127.0.0.1:${srv.port}${path}`, { headers });
     ws.once('open', () => resolve(ws));
     ws.once('unexpected-response', (_req, res) => resolve(res.statusCode!));
     ws.once('error', () => {});
-  });
+  }), 30_000, `the WebSocket upgrade of ${path} to open or be refused`);
 }
 
 function rpc(ws: WebSocket, msg: unknown): Promise<Record<string, unknown>> {
-  return new Promise((resolve) => {
+  return within(new Promise((resolve) => {
     const onMessage = (data: WebSocket.RawData) => {
       const m = JSON.parse(data.toString()) as Record<string, unknown>;
       if (m.method === 'event') return;
@@ -60,7 +61,7 @@ function rpc(ws: WebSocket, msg: unknown): Promise<Record<string, unknown>> {
     };
     ws.on('message', onMessage);
     ws.send(typeof msg === 'string' ? msg : JSON.stringify(msg));
-  });
+  }), 30_000, `the answer to ${typeof msg === 'string' ? msg : JSON.stringify(msg)}`.slice(0, 300));
 }
 
 test('listens on 127.0.0.1 only', async () => {
@@ -131,7 +132,7 @@ test('JSON-RPC: results, -32700, -32600, -32601, -32602 naming the field, events
   assert.equal(err.data.field, '0.steps');
   assert.equal(((await rpc(ws, { jsonrpc: '2.0', id: 6, method: 'listRuns', params: { a: 1 } })).error as { code: number }).code, -32602);
 
-  const got = new Promise<unknown>((resolve) => ws.once('message', (d) => resolve(JSON.parse(d.toString()))));
+  const got = within(new Promise<unknown>((resolve) => ws.once('message', (d) => resolve(JSON.parse(d.toString())))), 30_000, 'the event on the socket');
   const e: FinchEvent = { type: 'library-changed', what: 'runs' };
   bus.emit(e);
   assert.deepEqual(await got, { jsonrpc: '2.0', method: 'event', params: [e] });
@@ -159,7 +160,7 @@ test('JSON-RPC: a weight cache id that is not a file name stem is refused before
 
 test('WebSocket: a message over the size limit closes the socket (1009); the server keeps serving', async () => {
   const ws = await connect(`/api?token=${srv.token}`) as WebSocket;
-  const closed = new Promise<number>((resolve) => ws.once('close', (code) => resolve(code)));
+  const closed = within(new Promise<number>((resolve) => ws.once('close', (code) => resolve(code))), 30_000, 'the server to close the socket');
   ws.send(JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'listRuns', params: ['x'.repeat(MAX_MESSAGE)] }));
   assert.equal(await closed, 1009);
   const again = await connect(`/api?token=${srv.token}`) as WebSocket;

@@ -1,40 +1,45 @@
-// Jobs run in their own processes: a training process killed mid-step (as a native crash in ONNX
+// Jobs run in their own processes: a training process killed outright (as a native crash in ONNX
 // Runtime would end it) leaves its run 'failed' with the reason while the app keeps answering, and
 // resumeRun continues from the last checkpoint to the end. Pause holds a run between steps. A second run started meanwhile waits
 // 'queued' (one training run at a time), and a run cancelled while queued never starts.
+// The killed run is held at known steps (test/helpers/held-job.ts), so it cannot finish first.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { FinchEvent, RunStatus } from '../../src-shared/api.js';
 import { startApp } from '../helpers/app.js';
+import { heldJobs } from '../helpers/held-job.js';
 
 type StatusEvent = Extract<FinchEvent, { type: 'run-status' }>;
+type LogEvent = Extract<FinchEvent, { type: 'run-log' }>;
 
-test('a training process killed mid-step fails its run, the app keeps answering, and the run resumes to the end', async () => {
-  const app = await startApp('dispatcher');
+test('a training process killed after step 5 of 8 fails its run, the app keeps answering, and the run resumes to the end', async () => {
+  const jobs = heldJobs();
+  const app = await startApp('dispatcher', undefined, { spawnJob: jobs.spawn });
   const { api } = app;
   try {
     const { config } = await api.startDemo({ start: false });
     const cfg = { ...config, maxSteps: 8, checkpointEvery: 4, samplePrompts: 0 };
+    jobs.holdNext([2, 5]);
     const run = await api.startRun({ ...cfg, name: 'killed' });
     const queued = await api.startRun({ ...cfg, name: 'waits' });
     assert.equal(queued.status, 'queued', 'one training run at a time');
-    const status = (id: string, s: RunStatus) => app.waitFor((e): e is StatusEvent => e.type === 'run-status' && e.runId === id && e.status === s);
+    const status = (id: string, s: RunStatus) => app.waitFor((e): e is StatusEvent => e.type === 'run-status' && e.runId === id && e.status === s, `run ${id} ${s}`);
+    const pausedAt = (step: number) => app.waitFor((e): e is LogEvent => e.type === 'run-log' && e.runId === run.id && e.line.message === `paused at step ${step}`, `"paused at step ${step}" in the log`);
+    const steps = () => app.events.filter((e) => e.type === 'run-step' && e.runId === run.id).map((e) => (e as { step: number }).step);
 
-    // Paused, the run takes no step until it is resumed.
-    await app.waitFor((e) => e.type === 'run-step' && e.runId === run.id && e.step === 2);
+    // Held after step 2: paused, it takes no step until it is resumed.
+    await pausedAt(2);
     assert.equal((await api.pauseRun(run.id)).status, 'paused');
-    const pausedAt = await app.waitFor((e): e is Extract<FinchEvent, { type: 'run-log' }> => e.type === 'run-log' && e.runId === run.id && /^paused at step/.test(e.line.message));
-    const stepsWhenPaused = app.events.filter((e) => e.type === 'run-step' && e.runId === run.id).length;
-    await new Promise((r) => setTimeout(r, 1500));
-    assert.equal(app.events.filter((e) => e.type === 'run-step' && e.runId === run.id).length, stepsWhenPaused, `no step while paused (${pausedAt.line.message})`);
+    assert.deepEqual(steps(), [1, 2]);
     assert.equal((await api.resumeRun(run.id)).status, 'running');
 
-    // Past the checkpoint of step 4, in the middle of a later step: kill the process outright.
-    await app.waitFor((e) => e.type === 'run-step' && e.runId === run.id && e.step === 5);
+    // Held after step 5, past the checkpoint of step 4: kill the process outright.
+    await pausedAt(5);
     const pid = app.services.runs.jobPid(run.id);
     assert.ok(pid && pid !== process.pid, 'the run trains in its own process');
     process.kill(pid, 'SIGKILL');
     const failed = await status(run.id, 'failed');
+    assert.deepEqual(steps(), [1, 2, 3, 4, 5], 'resumed, the run went on; held, it stopped');
     assert.equal(failed.error?.code, 'job_failed');
     assert.match(failed.error!.message, /ended unexpectedly \(signal SIGKILL\)/);
     assert.match(failed.error!.hint ?? '', /resume/);
@@ -51,7 +56,7 @@ test('a training process killed mid-step fails its run, the app keeps answering,
     const d = await api.runDetails(run.id);
     assert.equal(d.step, 8);
     assert.equal(d.error, null);
-    assert.deepEqual(d.metrics.map((m) => m.step), [1, 2, 3, 4, 5, 6, 7, 8], 'each step once: the lost step 5+ ran again after the checkpoint');
+    assert.deepEqual(d.metrics.map((m) => m.step), [1, 2, 3, 4, 5, 6, 7, 8], 'each step once: the lost step 5 ran again after the checkpoint');
     assert.ok(d.logs.some((l) => /resumed from the checkpoint of step 4/.test(l.message)));
 
     // Cancelled while queued: never starts. Interrupted or cancelled runs can be resumed; a completed one cannot.
@@ -68,22 +73,25 @@ test('a training process killed mid-step fails its run, the app keeps answering,
 });
 
 test('a run training when the app stops is interrupted after a restart, and resumes from its checkpoint', async () => {
-  const app = await startApp('dispatcher');
+  const jobs = heldJobs();
+  const app = await startApp('dispatcher', undefined, { spawnJob: jobs.spawn });
   const { config } = await app.api.startDemo({ start: false });
+  jobs.holdNext([2]); // after its checkpoint of step 2, so that it cannot complete before the app stops
   const run = await app.api.startRun({ ...config, name: 'interrupted', maxSteps: 4, checkpointEvery: 2, samplePrompts: 0 });
-  await app.waitFor((e) => e.type === 'run-checkpoint' && e.runId === run.id && e.step === 2);
+  await app.waitFor((e) => e.type === 'run-log' && e.runId === run.id && e.line.message === 'paused at step 2', '"paused at step 2" in the log');
+  assert.ok(app.events.some((e) => e.type === 'run-checkpoint' && e.runId === run.id && e.step === 2));
   await app.close(); // Finch quits mid-run: the job process goes with it
 
   const again = await startApp('dispatcher', app.home);
   try {
     const found = await again.api.runDetails(run.id);
     assert.equal(found.status, 'interrupted');
-    assert.ok(found.step >= 2);
+    assert.equal(found.step, 2);
     await again.api.resumeRun(run.id);
-    await again.waitFor((e): e is StatusEvent => e.type === 'run-status' && e.runId === run.id && e.status === 'completed');
+    await again.waitFor((e): e is StatusEvent => e.type === 'run-status' && e.runId === run.id && e.status === 'completed', 'the resumed run to complete');
     const d = await again.api.runDetails(run.id);
     assert.deepEqual(d.metrics.map((m) => m.step), [1, 2, 3, 4]);
-    assert.ok(d.logs.some((l) => /resumed from the checkpoint of step [23]/.test(l.message)), d.logs.map((l) => l.message).join('\n'));
+    assert.ok(d.logs.some((l) => /resumed from the checkpoint of step 2/.test(l.message)), d.logs.map((l) => l.message).join('\n'));
   } finally {
     await again.close();
   }

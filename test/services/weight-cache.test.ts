@@ -2,6 +2,7 @@
 // of the app writes an entry (its job loads through the cache), the entry is listed with its model,
 // block size and size on disk, removing it is refused while the run holds its checkpoint, a corrupt
 // entry is rebuilt by the next run with a warning in the run's log, and remove/clear delete the files.
+// The first run is held after its first step (test/helpers/held-job.ts): it cannot finish first.
 import assert from 'node:assert/strict';
 import { existsSync, statSync, truncateSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -11,13 +12,15 @@ import { RUN_DEFAULTS } from '../../src-shared/schemas.js';
 import { loadModel } from '../../src-main/model/load.js';
 import { prepareInt4 } from '../../src-main/model/quant-cache.js';
 import { failure, startApp, type TestApp } from '../helpers/app.js';
+import { heldJobs } from '../helpers/held-job.js';
 import { mathRows, tempDir, tinyCheckpoint, writeJsonl } from '../helpers/fixtures.js';
 
 let app: TestApp;
 let cfg: RunConfig;
+const jobs = heldJobs();
 const modelDir = tinyCheckpoint();
 before(async () => {
-  app = await startApp('dispatcher');
+  app = await startApp('dispatcher', undefined, { spawnJob: jobs.spawn });
   const model = await app.api.addLocalModel({ path: modelDir, name: 'tiny' });
   const data = writeJsonl(join(tempDir(), 'math.jsonl'), mathRows(16));
   const dataset = await app.api.addDataset({ path: data, map: { prompt: 'query', completion: 'response' } });
@@ -30,7 +33,7 @@ after(() => app.close());
 
 /** The run's end: it must complete (a failure shows its error here instead of a hang). */
 async function completes(id: string): Promise<void> {
-  const e = await app.waitFor((x): x is StatusEvent => x.type === 'run-status' && x.runId === id && ['completed', 'failed', 'cancelled'].includes(x.status));
+  const e = await app.waitFor((x): x is StatusEvent => x.type === 'run-status' && x.runId === id && ['completed', 'failed', 'cancelled'].includes(x.status), `run ${id} to end`);
   assert.equal(e.status, 'completed', e.error?.message);
 }
 type StatusEvent = Extract<FinchEvent, { type: 'run-status' }>;
@@ -38,9 +41,10 @@ type StatusEvent = Extract<FinchEvent, { type: 'run-status' }>;
 test('a 4-bit run writes an entry; removing it is refused while the run holds it; a corrupt entry is rebuilt with a warning', async () => {
   const { api } = app;
   assert.deepEqual((await api.listWeightCache()).entries, []);
+  jobs.holdNext([1]);
   const run = await api.startRun({ ...cfg, name: 'qlora one' });
-  const first = await app.waitFor((e) => (e.type === 'run-step' && e.runId === run.id) || (e.type === 'run-status' && e.runId === run.id && e.status === 'failed'));
-  assert.equal(first.type, 'run-step', JSON.stringify(first));
+  const held = await app.waitFor((e) => (e.type === 'run-log' && e.runId === run.id && e.line.message === 'paused at step 1') || (e.type === 'run-status' && e.runId === run.id && e.status === 'failed'), 'the run held after step 1');
+  assert.equal(held.type, 'run-log', JSON.stringify(held));
   assert.equal((await api.pauseRun(run.id)).status, 'paused');
 
   // The job quantized cold and stored the entry before its first step; it holds the model while paused.

@@ -6,7 +6,7 @@
 // (script, image, fetch, WebSocket, iframe) are refused, with the header alone and with the meta alone.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium, type Browser } from 'playwright-core';
 import { ensureRendererBuilt as buildRenderer, RENDERER_DIR as RENDERER } from '../../src-main/cli/commands/serve.js';
@@ -16,8 +16,8 @@ import { startServer } from '../../src-main/server/index.js';
 import { EventBus } from '../../src-main/services/bus.js';
 import { createDispatcher } from '../../src-main/services/dispatch.js';
 import type { ApiCalls } from '../../src-shared/api.js';
+import { CHROMIUM, need } from '../helpers/prerequisites.js';
 
-const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
 const RENDERER_INDEX = join(RENDERER, 'index.html');
 const ensureRendererBuilt = () => buildRenderer(() => {});
 const ORIGIN = 'http://finch.test';
@@ -98,7 +98,8 @@ test('browser mode\'s server sends the one policy on its pages, with its API Web
   }
 });
 
-test('in Chromium the policy refuses inline script, eval and every remote origin, by header and by meta', { skip: existsSync(CHROMIUM) ? false : `no Chromium at ${CHROMIUM}`, timeout: 120_000 }, async () => {
+test('in Chromium the policy refuses inline script, eval and every remote origin, by header and by meta', { timeout: 120_000 }, async (t) => {
+  if (!need(t, 'chromium')) return;
   ensureRendererBuilt();
   const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--host-resolver-rules=MAP * ~NOTFOUND', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'] });
   try {

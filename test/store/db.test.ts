@@ -1,8 +1,9 @@
-// The library database: versioned migrations (a database made by the previous schema version opens
+// The library database: versioned migrations (a database file written by an earlier release opens
 // with its rows intact and the new tables usable), WAL and foreign keys, and crash recovery: runs a
 // crash left 'running' or 'paused' become 'interrupted' when the store opens again.
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
+import Database from 'better-sqlite3';
+import { copyFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -11,38 +12,70 @@ import { Store } from '../../src-main/store/store.js';
 
 const dbFile = () => join(mkdtempSync(join(tmpdir(), 'finch-db-')), 'finch.db');
 
-test('a database made by the previous schema version migrates with its rows intact', () => {
+// What the previous release wrote (test/fixtures/finch-db-schema2/README.md lists every row).
+const SCHEMA2_DB = new URL('../fixtures/finch-db-schema2/finch.db', import.meta.url).pathname;
+
+test('a database written by schema version 2 (a committed file) migrates with every row intact', () => {
   const file = dbFile();
-  // Made by the previous version: only its migrations ran, and it holds a model, a run and metrics.
-  const old = openDb(file, SCHEMA_VERSION - 1);
-  assert.equal(old.pragma('user_version', { simple: true }), SCHEMA_VERSION - 1);
-  old.prepare(`INSERT INTO models (id, name, path, source, model_type, parameters, size_bytes, dtype, has_chat_template, added_at)
-    VALUES ('m1', 'tiny', '/models/tiny', 'local', 'llama', 1000, 4000, 'float32', 1, '2026-01-01T00:00:00Z')`).run();
-  old.prepare(`INSERT INTO runs (id, name, kind, origin, status, model_id, model_name, dataset_name, dir, step, created_at)
-    VALUES ('r1', 'old run', 'train', 'app', 'completed', 'm1', 'tiny', 'data', '/runs/r1', 20, '2026-01-01T00:00:00Z')`).run();
-  old.prepare(`INSERT INTO evals (run_id, step, eval_loss, perplexity) VALUES ('r1', 20, 1.5, 4.48)`).run();
-  assert.throws(() => old.prepare('SELECT * FROM comparisons').all(), /no such table/);
-  old.close();
+  copyFileSync(SCHEMA2_DB, file);
+  const raw = new Database(file, { readonly: true });
+  assert.equal(raw.pragma('user_version', { simple: true }), 2);
+  raw.close();
 
   const store = new Store(file);
   assert.equal(store.db.pragma('user_version', { simple: true }), SCHEMA_VERSION);
   assert.equal(store.db.pragma('journal_mode', { simple: true }), 'wal');
   assert.equal(store.db.pragma('foreign_keys', { simple: true }), 1);
-  assert.equal(store.model('m1')?.name, 'tiny');
-  assert.equal(store.run('r1')?.step, 20);
-  // The columns and tables the new version added work on the old rows.
-  assert.deepEqual(store.evals('r1'), [{ step: 20, eval_loss: 1.5, perplexity: 4.48, samples: [] }]);
-  store.addLog('r1', { at: '2026-01-02T00:00:00Z', level: 'info', message: 'hello' });
-  assert.equal(store.logs('r1').length, 1);
-  const c = store.addComparison({
-    modelId: 'm1', left: { kind: 'base' }, right: { kind: 'run', runId: 'r1' }, leftLabel: 'base', rightLabel: 'old run',
-    messages: [{ role: 'user', content: 'hi' }], leftOutput: 'a', rightOutput: 'b', sampling: null, maxNewTokens: 8, rating: 'right', notes: '',
+  assert.deepEqual(store.db.pragma('foreign_key_check'), []);
+
+  const models = store.listModels();
+  assert.deepEqual(models.map((m) => [m.name, m.source, m.dtype, m.hasChatTemplate]),
+    [['Llama-3.2-1B-Instruct', 'local', 'bfloat16', true], ['SmolLM2-135M', 'hub', 'bfloat16', false]]);
+  const llama = models[0]!;
+  assert.equal(models[1]!.repo, 'HuggingFaceTB/SmolLM2-135M');
+  assert.deepEqual(store.listDatasets().map((d) => [d.name, d.format, d.map]),
+    [['metamath.jsonl', 'prompt-completion', { prompt: 'query', completion: 'response' }], ['alpaca-cleaned', 'alpaca', null]]);
+
+  const runs = Object.fromEntries(store.listRuns().map((r) => [r.name, r]));
+  assert.deepEqual(Object.keys(runs).sort(), ['interrupted', 'math r16', 'too big']);
+  const run = runs['math r16']!;
+  assert.deepEqual([run.status, run.step, run.totalSteps, run.loss, run.bestEvalLoss, run.durationS, run.modelId], ['completed', 4, 4, 1.5, 1.9, 179, llama.id]);
+  const row = store.runRow(run.id)!;
+  assert.equal(row.config?.modelId, llama.id);
+  assert.deepEqual([row.config?.quantize, row.config?.maxSteps, row.config?.lora.rank, row.config?.lora.alpha], [true, 4, 16, 32]);
+  assert.equal(row.trainConfig?.model, llama.path);
+  assert.equal(row.trainConfig?.out, run.dir);
+  assert.deepEqual(store.metrics(run.id).map((m) => m.loss), [2.25, 2, 1.75, 1.5]);
+  const evals = store.evals(run.id);
+  assert.deepEqual(evals.map((e) => [e.step, e.eval_loss, e.samples.length]), [[2, 2.1, 2], [4, 1.9, 0]]);
+  assert.deepEqual(evals[0]!.samples[1], { prompt: 'What is 7 * 6?', reference: '42', answer: '48', correct: false });
+  assert.deepEqual(store.checkpoints(run.id).map((c) => c.step), [2, 4]);
+  assert.deepEqual(store.logs(run.id).map((l) => l.level), ['info', 'warn']);
+  assert.equal(runs['too big']!.error?.message, 'WebGPU buffer allocation failed');
+  assert.deepEqual([runs['interrupted']!.status, runs['interrupted']!.step], ['interrupted', 10]);
+  assert.deepEqual(store.checkpoints(runs['interrupted']!.id).map((c) => c.step), [10]);
+
+  const adapters = store.listAdapters();
+  assert.deepEqual(adapters.map((a) => [a.name, a.origin, a.rank, a.alpha, a.targets.length]), [['math r16', 'run', 16, 32, 7], ['imported-lora', 'imported', 8, 16, 2]]);
+  assert.equal(adapters[0]!.runId, run.id);
+  const [cmp] = store.listComparisons();
+  assert.deepEqual([cmp?.left, cmp?.right, cmp?.rating, cmp?.sampling?.topK], [{ kind: 'base' }, { kind: 'adapter', adapterId: adapters[0]!.id }, 'right', 40]);
+
+  assert.equal(store.setting('hfEndpoint'), 'https://hf-mirror.example.org');
+  assert.equal(store.setting('defaultProvider'), 'cpu');
+  assert.equal(store.setting('hfToken'), 'hf_fixtureTokenNotARealOne0123456789');
+
+  // The old rows take new ones.
+  store.addLog(run.id, { at: '2026-12-08T00:00:00Z', level: 'info', message: 'hello' });
+  assert.equal(store.logs(run.id).length, 3);
+  store.addComparison({
+    modelId: llama.id, left: { kind: 'base' }, right: { kind: 'run', runId: run.id }, leftLabel: 'base', rightLabel: 'math r16',
+    messages: [{ role: 'user', content: 'hi' }], leftOutput: 'a', rightOutput: 'b', sampling: null, maxNewTokens: 8, rating: null, notes: '',
   });
-  assert.deepEqual(store.listComparisons().map((x) => x.id), [c.id]);
   store.close();
   // Reopening runs no migration twice.
   const again = new Store(file);
-  assert.equal(again.listComparisons().length, 1);
+  assert.equal(again.listComparisons().length, 2);
   again.close();
 });
 

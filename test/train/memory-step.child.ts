@@ -10,22 +10,16 @@ import { join } from 'node:path';
 import { writeModelFile } from '../../src-main/engine/onnx/writer.js';
 import { type HostTensor, Session } from '../../src-main/engine/runtime/session.js';
 import { FrozenWeights } from '../../src-main/model/weights/frozen-weights.js';
-import { LORA_TARGETS, type LoraParam, initLora } from '../../src-main/model/lora.js';
+import { type LoraParam, initLora } from '../../src-main/model/lora.js';
 import { mulberry32 } from '../../src-main/util/random.js';
 import type { ModelConfig } from '../../src-main/model/types.js';
-import { DEFAULT_OPTIMIZER, type StepShape, buildFusedStep } from '../../src-main/train/step.js';
+import type { GraphPlan } from '../../src-main/train/plan.js';
+import { DEFAULT_OPTIMIZER, buildFusedStep } from '../../src-main/train/step.js';
 
 export interface MemoryProbe {
   cfg: ModelConfig;
-  batch: number;
-  seq: number;
-  rank: number;
-  quantize: boolean;
-  blockSize: number;
-  checkpointLayers: boolean;
-  checkpointGroup?: number;
-  hostEmbeddings: boolean;
-  chunkBytes?: number;
+  /** The step's graph plan (train/plan.ts); maxWeightBytes null in JSON = no limit. */
+  plan: GraphPlan;
   threads: number;
   steps: number;
   cpuMemArena?: boolean;
@@ -34,6 +28,7 @@ export interface MemoryProbe {
 
 const p = JSON.parse(process.argv[2]!) as MemoryProbe;
 const { cfg } = p;
+const plan: GraphPlan = { ...p.plan, maxWeightBytes: p.plan.maxWeightBytes ?? Infinity };
 const status = () => readFileSync('/proc/self/status', 'utf8');
 const kib = (key: string) => Number(status().match(new RegExp(`${key}:\\s+(\\d+)`))![1]);
 const mb = (k: number) => Math.round(k / 1024);
@@ -52,18 +47,16 @@ let embedRows: ((ids: ArrayLike<bigint>) => Float32Array) | undefined;
     if (name.endsWith('norm.weight')) return new Float32Array(D).fill(1);
     const n = /embed|lm_head/.test(name) ? cfg.vocabSize * D : /q_proj|o_proj/.test(name) ? D * q : /k_proj|v_proj/.test(name) ? D * kv : D * I;
     return Float32Array.from({ length: n }, () => (rand() - 0.5) * 0.05);
-  }, { quantize: p.quantize, blockSize: p.blockSize });
-  const lora = { rank: p.rank, alpha: 2 * p.rank, dropout: 0, rslora: false, targets: LORA_TARGETS };
-  const shape = { batch: p.batch, seq: p.seq, lora, checkpointLayers: p.checkpointLayers, checkpointGroup: p.checkpointGroup, hostEmbeddings: p.hostEmbeddings, chunkBytes: p.chunkBytes };
+  }, { quantize: plan.quantize, blockSize: plan.blockSize });
   const invFreq = Float64Array.from({ length: cfg.headDim / 2 }, (_, i) => 1 / cfg.ropeTheta ** ((2 * i) / cfg.headDim));
-  const sg = buildFusedStep(fw, invFreq, shape as StepShape, DEFAULT_OPTIMIZER);
+  const sg = buildFusedStep(fw, invFreq, plan, DEFAULT_OPTIMIZER);
   modelPath = writeModelFile(sg.step, dir);
   params = sg.params;
   dropoutModules = sg.dropoutModules;
-  if (p.hostEmbeddings) embedRows = (ids) => fw.embedRows(ids);
+  if (plan.hostEmbeddings) embedRows = (ids) => fw.embedRows(ids);
 }
 
-const B = p.batch, T = p.seq, rows = B * T;
+const B = plan.batch, T = plan.seq, rows = B * T;
 const rand = mulberry32(2);
 const ids = BigInt64Array.from({ length: rows }, () => BigInt(Math.floor(rand() * cfg.vocabSize)));
 const embeds = embedRows ? embedRows(ids) : null;

@@ -15,19 +15,21 @@ import { lowerForOrt } from '../../src-main/engine/onnx/lower.js';
 import { serializeModel } from '../../src-main/engine/onnx/writer.js';
 import { ModelProto } from '../../src-main/engine/onnx/proto.js';
 import { type HostTensor, Session } from '../../src-main/engine/runtime/session.js';
-import { chunkPlan } from '../../src-main/model/chunk-plan.js';
 import { type TrainGraphOptions, buildTrainForward } from '../../src-main/model/graphs.js';
 import { FrozenWeights } from '../../src-main/model/weights/frozen-weights.js';
 import { type LoraSpec, LORA_TARGETS, loraParams } from '../../src-main/model/lora.js';
 import { mulberry32 } from '../../src-main/util/random.js';
 import type { ModelConfig } from '../../src-main/model/types.js';
 import { estimateNodes, estimateTrainingMemory, formatBytes, frozenBytes } from '../../src-main/train/memory.js';
-import { DEFAULT_OPTIMIZER, type StepShape, buildFusedStep } from '../../src-main/train/step.js';
+import { CPU_DEVICE, type GraphSettings, planGraph } from '../../src-main/train/plan.js';
+import { DEFAULT_OPTIMIZER, buildFusedStep } from '../../src-main/train/step.js';
 import { invFreqOf, randomWeights, tinyConfig } from '../helpers/tiny-llama.js';
 import type { MemoryProbe } from './memory-step.child.js';
 
 const B = 2, T = 7;
 const spec: LoraSpec = { rank: 4, alpha: 8, dropout: 0, rslora: false, targets: LORA_TARGETS };
+/** Run settings of a static-length step with `spec`. */
+const settings = (o: Pick<GraphSettings, 'batch' | 'seqLen' | 'quantize' | 'checkpointLayers'> & Partial<GraphSettings>): GraphSettings => ({ lora: spec, blockSize: 32, staticSeq: true, ...o });
 
 /** Loss and LoRA gradients of one training graph on a fixed batch (row 1 right-padded, prompt masked). */
 async function lossAndGrads(cfg: ModelConfig, quantize: boolean, o: Partial<TrainGraphOptions>) {
@@ -85,7 +87,9 @@ for (const quantize of [false, true]) {
 
 test('a 4-bit training graph stores each frozen weight once, and the estimator counts it byte for byte', async () => {
   const cfg = tinyConfig({ numLayers: 2 });
-  const { graph } = await lossAndGrads(cfg, true, { checkpointLayers: true, hostEmbeddings: true });
+  const plan = planGraph(settings({ batch: B, seqLen: T, quantize: true, checkpointLayers: true }), cfg, CPU_DEVICE);
+  assert.equal(plan.hostEmbeddings, true);
+  const { graph } = await lossAndGrads(cfg, true, plan);
   const inits = [...graph.initializers.values()];
   const bytesOf = (dtype: keyof typeof DTYPE_BITS, shape: readonly number[]) => Math.ceil((numel(shape) * DTYPE_BITS[dtype]) / 8);
   // One uint4 [N, K] per projection and for the lm_head; no MatMulNBits uint8 copy, no uint4 view.
@@ -94,7 +98,7 @@ test('a 4-bit training graph stores each frozen weight once, and the estimator c
   assert.equal(inits.filter((i) => i.tensor.dtype === 'uint8').length, 0);
   // Frozen bytes in the graph (weights + scales; float norms, no embedding table) = the estimate.
   const frozen = inits.filter((i) => /\.(int4|scales)$|norm\.weight$/.test(i.tensor.name)).reduce((s, i) => s + bytesOf(i.tensor.dtype, i.tensor.shape as number[]), 0);
-  const est = estimateTrainingMemory(cfg, { batch: B, seq: T, rank: 4, targets: 7, quantize: true, checkpointLayers: true, hostEmbeddings: true, blockSize: 32 });
+  const est = estimateTrainingMemory(cfg, plan);
   const predicted = est.parts['frozen weights (layers)']! + est.parts['lm_head']! + cfg.hiddenSize * 4; // + the final norm
   assert.equal(frozen, predicted);
   assert.equal(est.parts['embeddings (host rows)'], 0);
@@ -110,11 +114,12 @@ test('the node-count model of the estimator is within 10% of the written step gr
   for (const [chunkBytes, quantize, checkpointGroup] of [[64 * 1024, true, 1], [1 << 20, false, 1], [16 * 1024, true, 3]] as const) {
     const weights = randomWeights(cfg, 1);
     const fw = new FrozenWeights(cfg, (n) => weights.get(n)!.data, { quantize, blockSize: 32 });
-    const shape = { batch: 1, seq: 128, lora: spec, checkpointLayers: true, checkpointGroup, hostEmbeddings: true, chunkBytes };
-    const g = buildFusedStep(fw, invFreqOf(cfg), shape as StepShape, DEFAULT_OPTIMIZER).step;
+    // Groups of 1 and 3 (the plan of 3 layers has 2), and host embeddings in float too.
+    const plan = { ...planGraph(settings({ batch: 1, seqLen: 128, quantize, checkpointLayers: true }), cfg, CPU_DEVICE, { chunkBytes }), checkpointGroup, hostEmbeddings: true };
+    const g = buildFusedStep(fw, invFreqOf(cfg), plan, DEFAULT_OPTIMIZER).step;
     const written = lowerForOrt(g).nodes.length;
-    const est = estimateNodes(cfg, { batch: 1, seq: 128, rank: 4, targets: 7, quantize, checkpointLayers: true, checkpointGroup, hostEmbeddings: true, chunkBytes, blockSize: 32 });
-    assert.ok(Math.abs(est - written) / written <= 0.1, `chunks ${JSON.stringify(chunkPlan(cfg, 1, 128, 32, chunkBytes))}: estimated ${est} nodes, graph has ${written}`);
+    const est = estimateNodes(cfg, plan);
+    assert.ok(Math.abs(est - written) / written <= 0.1, `chunks ${JSON.stringify(plan.chunks)}: estimated ${est} nodes, graph has ${written}`);
   }
 });
 
@@ -168,9 +173,9 @@ test('the activation model of the estimator is within 10% of a simulated allocat
   for (const quantize of [false, true]) {
     for (const checkpointLayers of [false, true]) {
       const fw = new FrozenWeights(cfg, fill, { quantize, blockSize: 32 });
-      const shape = { batch: 4, seq: 256, lora: spec, checkpointLayers, checkpointGroup: checkpointLayers ? 2 : 1 };
-      const simulated = simulatedActivationBytes(lowerForOrt(buildFusedStep(fw, invFreqOf(cfg), shape as StepShape, DEFAULT_OPTIMIZER).step));
-      const est = estimateTrainingMemory(cfg, { batch: 4, seq: 256, rank: 4, targets: 7, quantize, checkpointLayers, checkpointGroup: shape.checkpointGroup, blockSize: 32 });
+      const plan = planGraph(settings({ batch: 4, seqLen: 256, quantize, checkpointLayers }), cfg, CPU_DEVICE);
+      const simulated = simulatedActivationBytes(lowerForOrt(buildFusedStep(fw, invFreqOf(cfg), plan, DEFAULT_OPTIMIZER).step));
+      const est = estimateTrainingMemory(cfg, plan);
       const modeled = est.parts['layer backward (one chunk)']! + est.parts['checkpointed layer inputs']!;
       const label = `${quantize ? '4-bit' : 'float'}${checkpointLayers ? ', checkpointed' : ''}`;
       console.log(`# ${label}: activations modeled ${formatBytes(modeled)}, simulated plan ${formatBytes(simulated)}`);
@@ -188,12 +193,14 @@ test('the estimate is within 20% of the measured peak RSS of a QLoRA training st
     vocabSize: 32000, hiddenSize: 1024, intermediateSize: 2816, numLayers: 4, numHeads: 16, numKvHeads: 4, headDim: 64, ropeTheta: 500000,
     maxPositionEmbeddings: 8192,
   });
-  const probe: MemoryProbe = { cfg, batch: 1, seq: 1024, rank: 8, quantize: true, blockSize: 32, checkpointLayers: true, hostEmbeddings: true, threads: 2, steps: 1 };
+  // Per-layer checkpointing (groups of 1; the plan of 4 layers has 2): the step measured above.
+  const plan = { ...planGraph({ batch: 1, seqLen: 1024, lora: { ...spec, rank: 8, alpha: 16 }, quantize: true, blockSize: 32, checkpointLayers: true, staticSeq: true }, cfg, CPU_DEVICE), checkpointGroup: 1 };
+  const probe: MemoryProbe = { cfg, plan, threads: 2, steps: 1 };
   const child = fileURLToPath(new URL('./memory-step.child.ts', import.meta.url));
   const r = spawnSync(process.execPath, ['--expose-gc', '--import', 'tsx', child, JSON.stringify(probe)], { encoding: 'utf8', timeout: 230_000 });
   assert.equal(r.status, 0, `memory-step child failed: ${r.stderr}`);
   const measured = JSON.parse(r.stdout.trim().split('\n').pop()!) as { peakMB: number; sessionMB: number };
-  const est = estimateTrainingMemory(cfg, { batch: 1, seq: 1024, rank: 8, targets: 7, quantize: true, checkpointLayers: true, hostEmbeddings: true, blockSize: 32 });
+  const est = estimateTrainingMemory(cfg, plan);
   const estMB = est.totalBytes / 2 ** 20;
   console.log(`# measured peak ${measured.peakMB} MB over the pre-session RSS, estimated ${estMB.toFixed(0)} MB (${formatBytes(est.totalBytes)})`);
   assert.ok(Math.abs(estMB - measured.peakMB) / measured.peakMB <= 0.2, `estimate ${estMB.toFixed(0)} MB vs measured ${measured.peakMB} MB`);

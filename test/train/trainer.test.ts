@@ -1,10 +1,13 @@
 // The fine-tuning run end to end through `finch train`: loss falls, a run killed with SIGKILL
 // resumes from its last checkpoint onto the same loss curve, gradient accumulation, the NaN
-// guard, and refusing to overwrite a run.
+// guard, and refusing to overwrite a run. Checkpoints are read back: a checkpoint holds the
+// adapter and AdamW moments an uninterrupted run had at that step, and the run resumed from it
+// ends with the uninterrupted run's adapter and moments.
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { Checkpoint } from '../../src-main/model/safetensors.js';
 import { events, finch, mathRows, tempDir, tinyCheckpoint, useFinchHome, writeJsonl } from '../helpers/fixtures.js';
 
 const model = tinyCheckpoint();
@@ -13,6 +16,30 @@ const data = writeJsonl(join(work, 'math.jsonl'), mathRows(64));
 const common = ['--model', model, '--data', data, '--map', 'prompt=query,completion=response', '--batch', '4', '--lr', '5e-3',
   '--dropout', '0.1', '--val-fraction', '0.1', '--seed', '3', '--threads', '1', '--json'];
 const stepLosses = (stdout: string) => new Map(events(stdout).filter((e) => e.event === 'step').map((e) => [e.step as number, e.loss as number]));
+const stepDir = (out: string, step: number) => join(out, 'checkpoints', `step-${String(step).padStart(8, '0')}`);
+
+/** Every tensor of a .safetensors file, as float32 values by name. */
+function tensorsOf(file: string): Map<string, Float32Array> {
+  const c = Checkpoint.open(file);
+  try {
+    return new Map(c.names().map((n) => [n, c.readTensor(n)]));
+  } finally {
+    c.close();
+  }
+}
+
+/** The same tensor names, and every value identical (a resumed run repeats the arithmetic exactly). */
+function assertSameTensors(actual: string, expected: string): void {
+  const a = tensorsOf(actual), e = tensorsOf(expected);
+  assert.deepEqual([...a.keys()].sort(), [...e.keys()].sort(), `${actual}: tensor names`);
+  assert.ok(a.size > 0, `${actual} holds tensors`);
+  for (const [name, want] of e) {
+    const got = a.get(name)!;
+    let worst = 0;
+    for (let i = 0; i < want.length; i++) worst = Math.max(worst, Math.abs(got[i]! - want[i]!));
+    assert.ok(worst === 0 && got.length === want.length, `${actual}: ${name} differs from ${expected} by up to ${worst}`);
+  }
+}
 
 test('loss falls and the final adapter is written in PEFT format', async () => {
   const out = join(work, 'run-a');
@@ -26,37 +53,47 @@ test('loss falls and the final adapter is written in PEFT format', async () => {
   assert.equal(done.adapter, out);
   assert.ok(existsSync(join(out, 'adapter_config.json')) && existsSync(join(out, 'adapter_model.safetensors')));
   assert.ok(events(r.stdout).some((e) => e.event === 'eval'));
+  // The final adapter is the last checkpoint's, and training moved it: every lora_B left zero.
+  assertSameTensors(join(out, 'adapter_model.safetensors'), join(stepDir(out, 40), 'adapter_model.safetensors'));
+  for (const [name, b] of tensorsOf(join(out, 'adapter_model.safetensors'))) {
+    if (name.includes('lora_B')) assert.ok(b.some((x) => x !== 0), `${name} was trained`);
+  }
 });
 
-test('a run killed with SIGKILL resumes from its last checkpoint with the same loss curve', async () => {
-  const STEPS = 40;
-  const full = await finch(['train', ...common, '--out', join(work, 'uninterrupted'), '--max-steps', String(STEPS), '--checkpoint-every', '5']);
+test('a run killed with SIGKILL resumes from its last checkpoint with the same loss curve, adapter and moments', async () => {
+  const STEPS = 40, EVERY = 20; // two checkpoints (the default keeps two): at 20 and at the end
+  const uninterrupted = join(work, 'uninterrupted');
+  const full = await finch(['train', ...common, '--out', uninterrupted, '--max-steps', String(STEPS), '--checkpoint-every', String(EVERY)]);
   assert.equal(full.code, 0, full.stderr);
   const reference = stepLosses(full.stdout);
 
-  // Killed once its first checkpoint is written. The child keeps stepping until the signal lands,
-  // and may write more checkpoints meanwhile: the test resumes from whichever is last.
+  // Killed once its first checkpoint is written; the next one would be the run's end.
   const out = join(work, 'killed');
   let killed = false;
-  const first = await finch(['train', ...common, '--out', out, '--max-steps', String(STEPS), '--checkpoint-every', '5'], (line, kill) => {
+  const first = await finch(['train', ...common, '--out', out, '--max-steps', String(STEPS), '--checkpoint-every', String(EVERY)], (line, kill) => {
     if (!killed && line.includes('"event":"checkpoint"')) { killed = true; kill(); }
   });
   assert.ok(killed, 'the run should have been killed after its first checkpoint');
   assert.notEqual(first.code, 0, 'the run was killed before it finished');
-  const kept = readdirSync(join(out, 'checkpoints')).filter((n) => /^step-\d+$/.test(n)).sort();
-  assert.ok(kept.length > 0, 'at least the first checkpoint is on disk');
-  const from = Number(kept.at(-1)!.slice('step-'.length));
-  assert.ok(from >= 5 && from < STEPS && from % 5 === 0, `resuming from step ${from}`);
+  assert.deepEqual(readdirSync(join(out, 'checkpoints')).filter((n) => /^step-\d+$/.test(n)), ['step-00000020']);
+  // Read back, the checkpoint holds what the uninterrupted run had at step 20: adapter, moments, losses.
+  for (const f of ['adapter_model.safetensors', 'optimizer.safetensors']) assertSameTensors(join(stepDir(out, EVERY), f), join(stepDir(uninterrupted, EVERY), f));
+  const state = (dir: string) => JSON.parse(readFileSync(join(dir, 'trainer_state.json'), 'utf8')) as { step: number; losses: unknown[] };
+  assert.equal(state(stepDir(out, EVERY)).step, EVERY);
+  assert.deepEqual(state(stepDir(out, EVERY)).losses, state(stepDir(uninterrupted, EVERY)).losses);
 
   const again = await finch(['train', '--out', out, '--resume', out, '--json']);
   assert.equal(again.code, 0, again.stderr);
-  assert.ok(events(again.stdout).some((e) => e.event === 'resumed' && e.step === from));
+  assert.ok(events(again.stdout).some((e) => e.event === 'resumed' && e.step === EVERY));
   const resumed = stepLosses(again.stdout);
-  assert.deepEqual([...resumed.keys()], Array.from({ length: STEPS - from }, (_, i) => i + from + 1));
+  assert.deepEqual([...resumed.keys()], Array.from({ length: STEPS - EVERY }, (_, i) => i + EVERY + 1));
   for (const [step, loss] of resumed) {
     const ref = reference.get(step)!;
     assert.ok(Math.abs(loss - ref) <= 1e-5 * Math.abs(ref), `step ${step}: resumed loss ${loss} vs uninterrupted ${ref}`);
   }
+  // It continued from exactly that state: it ends where the uninterrupted run ended.
+  assertSameTensors(join(out, 'adapter_model.safetensors'), join(uninterrupted, 'adapter_model.safetensors'));
+  assertSameTensors(join(stepDir(out, STEPS), 'optimizer.safetensors'), join(stepDir(uninterrupted, STEPS), 'optimizer.safetensors'));
 });
 
 test('gradient accumulation trains and the NaN guard stops a diverging run with a clear message', async () => {

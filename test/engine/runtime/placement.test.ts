@@ -5,6 +5,7 @@ import * as F from '../../../src-main/engine/graph/ops.js';
 import { serializeModel } from '../../../src-main/engine/onnx/writer.js';
 import { Session } from '../../../src-main/engine/runtime/session.js';
 import { nodePlacement, nodesOffProvider, parsePlacementLog } from '../../../src-main/engine/runtime/placement.js';
+import { INSTALL_HINT } from '../../helpers/webgpu.js';
 
 function smallGraph() {
   const g = new Graph('small');
@@ -54,11 +55,9 @@ test('the parser reads split placements with node names (format of ORT 1.30 sess
   assert.throws(() => parsePlacementLog('no placements here'), /no "Node placements"/);
 });
 
-// Needs a WebGPU adapter. CI installs one (Mesa's lavapipe from bookworm-backports), so there, or
-// wherever FINCH_REQUIRE_WEBGPU is set, a missing adapter fails the test instead of skipping it.
-const requireWebGpu = process.env.CI === 'true' || !!process.env.FINCH_REQUIRE_WEBGPU;
-
-test('on WebGPU, an op without a WebGPU kernel falls back to CPU and is named', async (t) => {
+// Needs a WebGPU adapter (Mesa's lavapipe where there is no GPU): like every WebGPU test, a
+// missing adapter fails it, with the way to install one (test/helpers/webgpu.ts).
+test('on WebGPU, an op without a WebGPU kernel falls back to CPU and is named', async () => {
   const g = new Graph('mixed');
   const x = g.input('x', 'float32', [4, 8]);
   const w = g.input('w', 'float32', [8, 8]);
@@ -70,10 +69,7 @@ test('on WebGPU, an op without a WebGPU kernel falls back to CPU and is named', 
   try {
     await (await Session.create(model, { provider: 'webgpu' })).release();
   } catch (err) {
-    const why = `no WebGPU adapter here: ${(err as Error).message.slice(0, 300)}`;
-    if (requireWebGpu) assert.fail(`${why} (CI=true or FINCH_REQUIRE_WEBGPU is set: WebGPU must be available, e.g. Mesa's lavapipe)`);
-    t.skip(why);
-    return;
+    assert.fail(`no WebGPU session: ${(err as Error).message.slice(0, 300)}\n${INSTALL_HINT}`);
   }
   const p = await nodePlacement(model, 'webgpu');
   const off = nodesOffProvider(p, 'webgpu');
