@@ -6,19 +6,19 @@
 // Everything crossing is plain data (structured-clone and JSON safe): no classes, no functions,
 // no bigint, no typed arrays. Failures cross as ApiError data, never as a stack trace.
 //
-// This file has no runtime imports: the sandboxed preload and the renderer can include it freely.
+// Its only runtime import is the plain value lists of choices.ts: the sandboxed preload and the
+// renderer can include it freely (the schemas, and zod, stay out of the preload).
 
 import type { z } from 'zod';
+import type { PROVIDER_NAMES } from './choices.js';
 import type * as S from './schemas.js';
+import type { TrainEvent, TrainEventOf } from './train-events.js';
+
+export { PROVIDER_NAMES } from './choices.js';
 
 // ---- argument types (inferred from the schemas) ------------------------------------------------
 
-/**
- * ONNX Runtime execution providers Finch can run on. The engine keeps the same list
- * (engine/runtime/session.ts PROVIDERS; the renderer cannot import the engine), and
- * services/system.ts fails to compile when the two differ.
- */
-export const PROVIDER_NAMES = ['cpu', 'webgpu', 'dml', 'cuda', 'coreml'] as const;
+/** ONNX Runtime execution providers Finch can run on (choices.ts PROVIDER_NAMES; the engine keeps the same list, checked by services/system.ts). */
 export type ProviderName = (typeof PROVIDER_NAMES)[number];
 export type ProviderChoice = z.infer<typeof S.ProviderChoice>;
 export type FormatName = z.infer<typeof S.FormatName>;
@@ -51,39 +51,6 @@ export type StartDemoRequest = z.infer<(typeof S.CALL_ARGS)['startDemo']>[0];
 
 export type Id = string;
 export type RunId = string;
-
-/** Every default of a run; the wizard starts from these (they equal the trainer's TRAIN_DEFAULTS, checked by a test). */
-export const RUN_DEFAULTS: Omit<RunConfig, 'modelId' | 'datasetId'> = {
-  trainOn: 'completions',
-  template: 'auto',
-  pack: false,
-  seqLen: 512,
-  valFraction: 0.05,
-  lora: { rank: 16, alpha: 32, dropout: 0.05, rslora: false, targets: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'] },
-  quantize: false,
-  lr: 2e-4,
-  schedule: 'cosine',
-  warmupSteps: 0,
-  epochs: 1,
-  maxSteps: null,
-  batch: 4,
-  gradAccum: 1,
-  weightDecay: 0,
-  maxGradNorm: 1.0,
-  evalEvery: 0,
-  checkpointEvery: 100,
-  keepCheckpoints: 2,
-  seed: 0,
-  threads: 0,
-  provider: 'auto',
-  strictProvider: false,
-  checkpointLayers: false,
-  blockSize: 32,
-  computeDtype: 'float32',
-  staticSeq: false,
-  groupByLength: false,
-  samplePrompts: 3,
-};
 
 export const GREEDY_SAMPLING: Sampling = { temperature: 0, topK: 0, topP: 1, repetitionPenalty: 1, seed: 0 };
 
@@ -318,15 +285,10 @@ export interface RunSummary {
   error: ApiError | null;
 }
 
-export interface MetricPoint {
-  step: number;
-  loss: number;
-  lr: number;
-  gradNorm: number;
-  tokensPerS: number;
-  rssMb: number;
-}
-export interface EvalPoint { step: number; evalLoss: number; perplexity: number }
+/** One optimizer step as the store keeps it: the fields of the trainer's 'step' event. */
+export type MetricPoint = Pick<TrainEventOf<'step'>, 'step' | 'loss' | 'lr' | 'grad_norm' | 'tokens_per_s' | 'rss_mb'>;
+/** One evaluation: the fields of the trainer's 'eval' event. */
+export type EvalPoint = Omit<TrainEventOf<'eval'>, 'event'>;
 export interface EvalSample { prompt: string; reference: string; answer: string; correct: boolean | null }
 export interface CheckpointInfo { step: number; path: string; createdAt: string }
 export interface LogLine { at: string; level: 'info' | 'warn' | 'error'; message: string }
@@ -442,14 +404,24 @@ export interface WeightCacheView {
 
 // ---- events: one vocabulary for runs, downloads, generation ------------------------------------
 
+/**
+ * A trainer event (train-events.ts: what `finch train --json` prints) as the app forwards it: the
+ * same fields, tagged with its run; its `event` becomes the type, so `step` arrives as 'run-step'.
+ */
+export type RunTrainEvent = TrainEvent extends infer E ? (E extends { event: infer K extends string } ? { type: `run-${K}`; runId: RunId } & Omit<E, 'event'> : never) : never;
+
+/** Tags a trainer event with its run, changing nothing else. */
+export function runTrainEvent(runId: RunId, e: TrainEvent): RunTrainEvent {
+  const { event, ...fields } = e;
+  return { type: `run-${event}`, runId, ...fields } as RunTrainEvent;
+}
+
 export type FinchEvent =
+  | RunTrainEvent
   | { type: 'run-status'; runId: RunId; status: RunStatus; error: ApiError | null }
-  | { type: 'run-prepared'; runId: RunId; trainSequences: number; valSequences: number; seqLen: number; truncated: number; totalSteps: number; notes: string[] }
-  | { type: 'run-step'; runId: RunId; step: number; totalSteps: number; loss: number; lr: number; gradNorm: number; tokensPerS: number; elapsedS: number; etaS: number; rssMb: number }
-  | { type: 'run-eval'; runId: RunId; step: number; evalLoss: number | null; perplexity: number | null; samples: EvalSample[] }
-  | { type: 'run-checkpoint'; runId: RunId; step: number; path: string }
+  /** The sample answers of the adapter checkpointed at an evaluation step. */
+  | { type: 'run-samples'; runId: RunId; step: number; samples: EvalSample[] }
   | { type: 'run-log'; runId: RunId; line: LogLine }
-  | { type: 'run-done'; runId: RunId; status: 'completed' | 'cancelled'; adapterPath: string | null; steps: number; loss: number | null; evalLoss: number | null }
   /** The demo's base answers before training ('base') and both sides after ('compare'). */
   | { type: 'run-demo'; runId: RunId; phase: 'base' | 'compare'; result: DemoResult }
   | {

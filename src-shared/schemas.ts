@@ -5,7 +5,10 @@
 // Objects are strict: an unknown field is an error naming it, not silently dropped.
 
 import { z } from 'zod';
-import { PROVIDER_NAMES } from './api.js';
+import { PROVIDER_NAMES } from './choices.js';
+import { ColumnMap, Field, FormatName, LoraSettings, LoraTarget, ProviderChoice, RunSettings, TemplateChoice, TrainOn } from './run-config.js';
+
+export { ColumnMap, Field, FormatName, LoraSettings, LoraTarget, ProviderChoice };
 
 // ---- small pieces ------------------------------------------------------------------------------
 
@@ -13,13 +16,6 @@ export const Id = z.string().min(1).max(200);
 /** A path the user typed or picked in a native dialog; the API reads only paths given like this. */
 export const UserPath = z.string().min(1).max(4096);
 export const ProviderName = z.enum(PROVIDER_NAMES);
-/** A run's provider: one of the above, or 'auto' (appInfo says what it picks and why). */
-export const ProviderChoice = z.union([ProviderName, z.literal('auto')]);
-export const FormatName = z.enum(['alpaca', 'sharegpt', 'messages', 'completion', 'text']);
-export const Field = z.enum(['instruction', 'input', 'output', 'system', 'conversations', 'messages', 'prompt', 'completion', 'text']);
-/** Format field -> dataset column, e.g. MetaMathQA's {prompt: 'query', completion: 'response'}. */
-export const ColumnMap = z.partialRecord(Field, z.string().min(1).max(200));
-export const LoraTarget = z.enum(['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj']);
 export const ChatMessage = z.strictObject({
   role: z.enum(['system', 'user', 'assistant']),
   content: z.string().max(200_000),
@@ -30,66 +26,23 @@ export const Revision = z.string().min(1).max(200);
 
 // ---- runs --------------------------------------------------------------------------------------
 
-export const LoraSettings = z.strictObject({
-  rank: z.int().min(1).max(1024),
-  alpha: z.number().positive().max(1e4),
-  dropout: z.number().min(0).max(0.9),
-  rslora: z.boolean(),
-  targets: z.array(LoraTarget).min(1),
-});
-
 /**
- * A fine-tuning run as the app starts it: the trainer's TrainConfig with the model and dataset
- * named by library id instead of path, and the output folder chosen by Finch (under FINCH_HOME).
- * RUN_DEFAULTS (api.ts) holds every default; the wizard sends a complete config.
+ * A fine-tuning run as the app starts it: every run setting (run-config.ts), with the model and
+ * dataset named by library id instead of path; Finch chooses the output folder (under
+ * FINCH_HOME). A setting left out takes its default, as on the command line.
  */
 export const RunConfig = z.strictObject({
   /** Shown in run history; defaults to "<model> on <dataset>". */
   name: z.string().max(200).optional(),
   modelId: Id,
   datasetId: Id,
-  format: FormatName.optional(),
-  map: ColumnMap.optional(),
-  trainOn: z.enum(['completions', 'all']),
-  template: z.enum(['auto', 'model', 'fallback']),
-  pack: z.boolean(),
-  seqLen: z.int().min(8).max(131_072),
-  valFraction: z.number().min(0).max(0.5),
-  lora: LoraSettings,
-  /** 4-bit frozen base (QLoRA). */
-  quantize: z.boolean(),
-  lr: z.number().positive().max(1),
-  schedule: z.enum(['constant', 'linear', 'cosine']),
-  warmupSteps: z.int().min(0),
-  epochs: z.int().min(1).max(1000),
-  /** Stop after this many optimizer steps (overrides epochs). */
-  maxSteps: z.int().min(1).nullable(),
-  batch: z.int().min(1).max(4096),
-  gradAccum: z.int().min(1).max(4096),
-  weightDecay: z.number().min(0).max(1),
-  maxGradNorm: z.number().positive().nullable(),
-  /** Validation loss and sample answers every N steps (0 = only at the end). */
-  evalEvery: z.int().min(0),
-  checkpointEvery: z.int().min(1),
-  keepCheckpoints: z.int().min(1).max(1000),
-  seed: z.int().min(0),
-  /** CPU threads (0 = all cores). */
-  threads: z.int().min(0).max(1024),
-  provider: ProviderChoice,
-  /** A node that would fall back to the CPU is an error instead of a warning (GPU providers). */
-  strictProvider: z.boolean().optional(),
-  checkpointLayers: z.boolean(),
-  /** 4-bit block size (32: lower error; 64: ~5% less memory). */
-  blockSize: z.union([z.literal(32), z.literal(64), z.literal(128)]),
-  /** The frozen path's dtype on a GPU: float16 keeps LoRA, gradients and optimizer state float32; auto = float16 on a hardware WebGPU adapter with shader-f16. */
-  computeDtype: z.enum(['float32', 'float16', 'auto']).optional(),
-  /** Pad every batch to the dataset's longest row (one static graph) instead of each batch's own longest. */
-  staticSeq: z.boolean().optional(),
-  /** Rows of similar length share a step (seeded per epoch): less padding, exact resume. */
-  groupByLength: z.boolean().optional(),
+  ...RunSettings.shape,
   /** Held-out prompts answered by the current adapter at each evaluation (0 = none). */
-  samplePrompts: z.int().min(0).max(16),
+  samplePrompts: z.int().min(0).max(16).default(3),
 });
+
+/** Every default of an app run: the wizard starts from these. */
+export const RUN_DEFAULTS: Omit<z.output<typeof RunConfig>, 'modelId' | 'datasetId'> = RunConfig.omit({ modelId: true, datasetId: true }).parse({});
 
 // ---- generation --------------------------------------------------------------------------------
 
@@ -123,7 +76,7 @@ export const GenerateRequest = z.strictObject({
   right: GenerationSideRequest.optional(),
   sampling: Sampling.optional(),
   maxNewTokens: z.int().min(1).max(8192),
-  template: z.enum(['auto', 'model', 'fallback']).optional(),
+  template: TemplateChoice.optional(),
 });
 
 export const BatchCompareRequest = z.strictObject({
@@ -193,9 +146,9 @@ export const PreviewRequest = z.strictObject({
   modelId: Id.optional(),
   format: FormatName.optional(),
   map: ColumnMap.optional(),
-  trainOn: z.enum(['completions', 'all']).optional(),
-  template: z.enum(['auto', 'model', 'fallback']).optional(),
-  seqLen: z.int().min(8).max(131_072).optional(),
+  trainOn: TrainOn.optional(),
+  template: TemplateChoice.optional(),
+  seqLen: RunSettings.shape.seqLen.unwrap().optional(),
   /** Table rows (default 20). */
   rows: z.int().min(1).max(500).optional(),
   /** Rows tokenised for the histogram and statistics (default 2000). */

@@ -3,16 +3,15 @@
 // what was chosen and why.
 
 import { type ProviderChoice, type ProviderDecision, parseProviderChoice, resolveProvider } from '../engine/runtime/providers.js';
+import { settingLine } from './run-options.js';
 
 export const PROVIDER_OPTIONS = {
   provider: { type: 'string', default: 'auto' },
   'strict-provider': { type: 'boolean', default: false },
 } as const;
 
-export const PROVIDER_USAGE = `  --provider P         auto | cpu | webgpu | dml | cuda | coreml. auto (default): WebGPU on a hardware
-                       adapter, else DirectML on Windows, else CUDA where installed, else the CPU; never a
-                       software adapter (\`finch doctor\` shows the choice and why)
-  --strict-provider    a node that would fall back to the CPU is an error, not a warning`;
+/** The two options' --help lines: the run settings' own (src-shared/run-config.ts), in these commands' column. */
+export const PROVIDER_USAGE = `${settingLine('provider', 23)}\n${settingLine('strictProvider', 23)}`;
 
 export interface ProviderFlags {
   provider: ProviderChoice;

@@ -42,7 +42,7 @@ export class RunWatch {
       this.updateBlocker();
       if (!ACTIVE.has(e.status)) for (const w of this.settledWaiters) w();
     } else if (e.type === 'run-done' && e.status === 'completed') {
-      void this.notify(e.runId, 'completed', e.adapterPath ? `Adapter saved to ${e.adapterPath}` : `${e.steps} steps`);
+      void this.notify(e.runId, 'completed', e.adapter ? `Adapter saved to ${e.adapter}` : `${e.steps} steps`);
     }
   }
 

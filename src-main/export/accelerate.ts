@@ -20,7 +20,7 @@ import { writeFileAtomic } from '../model/safetensors.js';
 import { loadTokenizer } from '../model/tokenizer.js';
 import type { ModelType } from '../model/types.js';
 import { resumeConfig } from '../train/checkpoint.js';
-import type { TrainConfig } from '../train/trainer.js';
+import type { TrainConfig } from '../../src-shared/run-config.js';
 
 export class AccelerateExportError extends Error {
   override name = 'AccelerateExportError';
@@ -112,8 +112,8 @@ export async function exportAccelerate(runDir: string, outDir: string, opts: { g
   const modelCfg = loadModelConfig(cfg.model);
   const tok = loadTokenizer(cfg.model);
   const data = await prepareDataset(cfg.data, tok, {
-    seqLen: cfg.seqLen, pack: cfg.pack, valFraction: cfg.valFraction, seed: cfg.seed, trainOn: cfg.trainOn, template: cfg.template ?? 'auto',
-    format: cfg.format, map: cfg.map, onBadRow: cfg.onBadRow ?? 'fail',
+    seqLen: cfg.seqLen, pack: cfg.pack, valFraction: cfg.valFraction, seed: cfg.seed, trainOn: cfg.trainOn, template: cfg.template,
+    format: cfg.format, map: cfg.map, onBadRow: cfg.onBadRow,
   });
   const train = rows(data.train), validation = rows(data.validation);
   const gpus = opts.gpus ?? 2;

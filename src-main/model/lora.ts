@@ -2,10 +2,12 @@
 // A [r, in] Kaiming-uniform and B [out, r] zero, as Hugging Face PEFT initialises them, so a fresh
 // adapter changes nothing. Tensor names are PEFT's, so adapters round-trip with PEFT and vLLM.
 
+import { LORA_TARGETS } from '../../src-shared/choices.js';
+import { LoraSettings } from '../../src-shared/run-config.js';
 import { mulberry32 } from '../util/random.js';
 import type { ModelConfig } from './types.js';
 
-export const LORA_TARGETS = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'] as const;
+export { LORA_TARGETS };
 export type LoraTarget = (typeof LORA_TARGETS)[number];
 
 export interface LoraSpec {
@@ -17,7 +19,8 @@ export interface LoraSpec {
   targets: readonly LoraTarget[];
 }
 
-export const DEFAULT_LORA: LoraSpec = { rank: 16, alpha: 32, dropout: 0.05, rslora: false, targets: LORA_TARGETS };
+/** The run configuration's LoRA defaults (src-shared/run-config.ts). */
+export const DEFAULT_LORA: LoraSpec = LoraSettings.parse({});
 
 export const loraScale = (s: LoraSpec): number => (s.rslora ? s.alpha / Math.sqrt(s.rank) : s.alpha / s.rank);
 

@@ -11,7 +11,9 @@ import { fileURLToPath } from 'node:url';
 import { loadPeftAdapter } from '../model/adapter.js';
 import { writeFileAtomic } from '../model/safetensors.js';
 import { evaluateExactMatch, readQa } from '../train/evaluate.js';
-import { TRAIN_DEFAULTS, type TrainConfig, type TrainEvent, openTrainingModel, train } from '../train/trainer.js';
+import { TRAIN_DEFAULTS, type TrainConfig } from '../../src-shared/run-config.js';
+import type { TrainEvent } from '../../src-shared/train-events.js';
+import { openTrainingModel, train } from '../train/trainer.js';
 import { newRunId, runsDir } from '../store/paths.js';
 
 /** The bundled demo assets: the checkout's assets/demo, or FINCH_ASSETS/demo (a packaged app's resources). */

@@ -10,13 +10,13 @@
 import { readFileSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import type { ApiCalls, ModelSide, RunConfig, RunSummary, SettingsView } from '../../src-shared/api.js';
-import { RUN_DEFAULTS } from '../../src-shared/api.js';
+import type { TrainConfig } from '../../src-shared/run-config.js';
+import { RUN_DEFAULTS } from '../../src-shared/schemas.js';
 import { type AdapterList, type MachineProviders, probeMachine } from '../engine/runtime/providers.js';
 import { exportAccelerate } from '../export/accelerate.js';
 import { exportGguf, exportGgufAdapter, exportOllama } from '../model/gguf/export.js';
 import { mergeAdapter } from '../model/merge.js';
 import { readQa } from '../train/evaluate.js';
-import type { TrainConfig } from '../train/trainer.js';
 import { finchHome } from '../store/paths.js';
 import { Store } from '../store/store.js';
 import { EventBus } from './bus.js';

@@ -10,7 +10,8 @@ import type { MachineProviders } from '../engine/runtime/providers.js';
 import { nodeArgsFor } from '../engine/runtime/worker.js';
 import type { TemplateChoice } from '../data/template.js';
 import type { ColumnMap, FormatName } from '../data/formats.js';
-import type { TrainConfig, TrainEvent } from '../train/trainer.js';
+import type { TrainConfig } from '../../src-shared/run-config.js';
+import type { TrainEvent } from '../../src-shared/train-events.js';
 
 export type JobKind = 'train' | 'generate';
 

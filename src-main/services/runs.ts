@@ -7,9 +7,11 @@
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import type { ApiError, EvalSample, FinchEvent, LogLine, RunConfig, RunDetails, RunStatus, RunSummary } from '../../src-shared/api.js';
-import { RESUMABLE } from '../../src-shared/api.js';
+import { RESUMABLE, runTrainEvent } from '../../src-shared/api.js';
+import { TrainConfig, readStoredConfig } from '../../src-shared/run-config.js';
+import type { DeviceRecord, TrainEvent } from '../../src-shared/train-events.js';
+import { configIn, latestCheckpoint, readState } from '../train/checkpoint.js';
 import { learningRate } from '../train/schedule.js';
-import { TRAIN_DEFAULTS, type TrainConfig, type TrainEvent } from '../train/trainer.js';
 import { newRunId, runsDir } from '../store/paths.js';
 import type { Store } from '../store/store.js';
 import type { EventBus } from './bus.js';
@@ -25,17 +27,10 @@ interface Active {
   priorSeconds: number;
 }
 
-/** The trainer's config of an app run: library ids resolved to paths, the provider chosen. */
+/** The trainer's config of an app run: the same settings, with library ids resolved to paths and the provider chosen. */
 export function toTrainConfig(c: RunConfig, model: string, data: string, out: string, provider: TrainConfig['provider']): TrainConfig {
-  return {
-    ...TRAIN_DEFAULTS, model, data, out, format: c.format, map: c.map, trainOn: c.trainOn, template: c.template, pack: c.pack,
-    seqLen: c.seqLen, valFraction: c.valFraction, lora: { ...c.lora }, quantize: c.quantize, lr: c.lr, schedule: c.schedule,
-    warmupSteps: c.warmupSteps, epochs: c.epochs, maxSteps: c.maxSteps, batch: c.batch, gradAccum: c.gradAccum,
-    weightDecay: c.weightDecay, maxGradNorm: c.maxGradNorm, evalEvery: c.evalEvery, checkpointEvery: c.checkpointEvery,
-    keepCheckpoints: c.keepCheckpoints, seed: c.seed, threads: c.threads, provider, strictProvider: c.strictProvider ?? false, checkpointLayers: c.checkpointLayers,
-    blockSize: c.blockSize, computeDtype: c.computeDtype ?? 'float32', onBadRow: 'fail',
-    staticSeq: c.staticSeq ?? false, groupByLength: c.groupByLength ?? false,
-  };
+  const { name: _name, modelId: _model, datasetId: _dataset, samplePrompts: _samples, ...settings } = c;
+  return TrainConfig.parse({ ...settings, model, data, out, provider });
 }
 
 export class RunManager {
@@ -82,7 +77,7 @@ export class RunManager {
     const evals = this.store.evals(id);
     return {
       ...r, config: row.config, trainConfig: row.trainConfig, metrics: this.store.metrics(id),
-      evals: evals.filter((e) => e.evalLoss !== null).map((e) => ({ step: e.step, evalLoss: e.evalLoss!, perplexity: e.perplexity! })),
+      evals: evals.filter((e) => e.eval_loss !== null).map((e) => ({ step: e.step, eval_loss: e.eval_loss!, perplexity: e.perplexity! })),
       samples: evals.filter((e) => e.samples.length).map((e) => ({ step: e.step, samples: e.samples })),
       checkpoints: this.store.checkpoints(id), logs: this.store.logs(id), demo: row.demo,
     };
@@ -96,7 +91,7 @@ export class RunManager {
     const trainConfig = toTrainConfig({ ...cfg, format: cfg.format ?? dataset.format ?? undefined, map: cfg.map ?? dataset.map ?? undefined }, model.path, dataset.path, dir, provider);
     const run = this.store.addRun({
       name, kind, origin: 'app', status: 'queued', modelId: model.id, datasetId: dataset.id, modelName: model.name, datasetName: dataset.name,
-      config: cfg, trainConfig: trainConfig as unknown as Record<string, unknown>, provider, dir, totalSteps: cfg.maxSteps,
+      config: cfg, trainConfig, provider, dir, totalSteps: cfg.maxSteps,
     });
     this.status(run.id, 'queued', null);
     this.bus.emit({ type: 'library-changed', what: 'runs' });
@@ -176,7 +171,8 @@ export class RunManager {
 
   private async launch(run: RunSummary): Promise<void> {
     const row = this.store.runRow(run.id)!;
-    const cfg = row.trainConfig as unknown as TrainConfig;
+    // Stored by this or an earlier version: settings it predates take their defaults.
+    const cfg = readStoredConfig(row.trainConfig, `run "${run.name}"`);
     // Reserve the slot before awaiting, so a second schedule() cannot start another run.
     const active: Active = { runId: run.id, job: null as unknown as JobHandle, settled: false, priorSeconds: run.durationS };
     this.active = active;
@@ -225,32 +221,27 @@ export class RunManager {
     this.status(runId, 'failed', error);
   }
 
+  /** Stores what a trainer event changes, and forwards the event to the renderer as it is. */
   private onTrainEvent(a: Active, e: TrainEvent): void {
     const id = a.runId;
     switch (e.event) {
       case 'prepared':
         this.store.updateRun(id, { totalSteps: e.total_steps });
         for (const note of e.notes) this.log(id, 'info', note);
-        this.emit({ type: 'run-prepared', runId: id, trainSequences: e.train_sequences, valSequences: e.val_sequences, seqLen: e.seq_len, truncated: e.truncated, totalSteps: e.total_steps, notes: e.notes });
         break;
-      case 'step': {
-        const point = { step: e.step, loss: e.loss, lr: e.lr, gradNorm: e.grad_norm, tokensPerS: e.tokens_per_s, rssMb: e.rss_mb };
-        this.store.addMetric(id, point);
+      case 'step':
+        this.store.addMetric(id, e);
         this.store.updateRun(id, { step: e.step, totalSteps: e.total_steps, loss: e.loss, durationS: a.priorSeconds + e.elapsed_s });
-        this.emit({ type: 'run-step', runId: id, ...point, totalSteps: e.total_steps, elapsedS: e.elapsed_s, etaS: e.eta_s });
         break;
-      }
       case 'eval': {
         const best = this.run(id).bestEvalLoss;
-        this.store.addEval(id, { step: e.step, evalLoss: e.eval_loss, perplexity: e.perplexity }, []);
+        this.store.addEval(id, e, []);
         this.store.updateRun(id, { evalLoss: e.eval_loss, bestEvalLoss: best === null ? e.eval_loss : Math.min(best, e.eval_loss) });
-        this.emit({ type: 'run-eval', runId: id, step: e.step, evalLoss: e.eval_loss, perplexity: e.perplexity, samples: [] });
         break;
       }
       case 'checkpoint':
         this.store.addCheckpoint(id, e.step, e.path);
         this.refreshCheckpoints(this.run(id));
-        this.emit({ type: 'run-checkpoint', runId: id, step: e.step, path: e.path });
         break;
       case 'ready': {
         const s = (x: number) => `${x.toFixed(1)} s`;
@@ -275,22 +266,22 @@ export class RunManager {
         this.store.updateRun(id, { step: e.step });
         this.log(id, 'info', `resumed from the checkpoint of step ${e.step}`);
         break;
-      case 'done': {
-        const completed = e.status === 'completed';
-        this.store.updateRun(id, { step: e.steps, loss: e.loss, adapterPath: completed ? e.adapter : null, finishedAt: new Date().toISOString() });
-        this.emit({ type: 'run-done', runId: id, status: e.status, adapterPath: completed ? e.adapter : null, steps: e.steps, loss: e.loss, evalLoss: e.eval_loss });
-        this.status(id, e.status, null);
-        if (completed) this.onCompleted(this.run(id));
+      case 'device': // kept in run.json; the renderer reads it from the event
+      case 'done': // below, once the event is out: the run's status follows it
         break;
-      }
+    }
+    this.emit(runTrainEvent(id, e));
+    if (e.event === 'done') {
+      const completed = e.status === 'completed';
+      this.store.updateRun(id, { step: e.steps, loss: e.loss, adapterPath: completed ? e.adapter : null, finishedAt: new Date().toISOString() });
+      this.status(id, e.status, null);
+      if (completed) this.onCompleted(this.run(id));
     }
   }
 
   private onSamples(runId: string, step: number, samples: EvalSample[]): void {
-    this.store.addEval(runId, { step, evalLoss: null, perplexity: null }, samples);
-    const e = this.store.evals(runId).find((x) => x.step === step);
-    // A second run-eval for the same step: the one that carries the sample answers.
-    this.emit({ type: 'run-eval', runId, step, evalLoss: e?.evalLoss ?? null, perplexity: e?.perplexity ?? null, samples });
+    this.store.addEval(runId, { step, eval_loss: null, perplexity: null }, samples);
+    this.emit({ type: 'run-samples', runId, step, samples });
   }
 
   private refreshCheckpoints(r: RunSummary): void {
@@ -338,31 +329,36 @@ export class RunManager {
   }
 
   private importCliRun(dir: string): void {
-    const rec = JSON.parse(readFileSync(join(dir, 'run.json'), 'utf8')) as {
-      config: TrainConfig; status: string; step?: number; losses?: { step: number; loss: number }[]; evals?: { step: number; loss: number }[];
+    const file = join(dir, 'run.json');
+    const rec = JSON.parse(readFileSync(file, 'utf8')) as {
+      config: unknown; status: string; device?: DeviceRecord; step?: number; losses?: { step: number; loss: number }[]; evals?: { step: number; loss: number }[];
     };
-    const cfg = rec.config;
+    // Resuming continues in this folder, wherever the run was first written (as `finch train --resume DIR` does).
+    const cfg = { ...configIn(file, rec), out: dir };
     const demoFile = join(dir, 'demo.json');
     const demo = existsSync(demoFile) ? JSON.parse(readFileSync(demoFile, 'utf8')) as { base_accuracy: number; tuned_accuracy: number; rows: { prompt: string; reference: string; base: string; adapter: string | null; baseCorrect: boolean; adapterCorrect: boolean | null }[] } : null;
     // 'running' in run.json: the CLI process may still be training, or was killed; either way the app did not start it.
     const status: RunStatus = rec.status === 'completed' || rec.status === 'cancelled' ? rec.status : 'interrupted';
     const model = this.store.modelByPath(resolve(cfg.model)), data = this.store.datasetByPath(resolve(cfg.data));
-    const losses = rec.losses ?? [], evals = rec.evals ?? [];
+    // A killed run's run.json is the one written at its start: its progress is in its latest checkpoint.
+    const ck = rec.losses ? null : latestCheckpoint(dir);
+    const progress = ck ? readState(ck) : rec;
+    const losses = progress.losses ?? [], evals = progress.evals ?? [];
     const total = cfg.maxSteps ?? null;
-    const created = statSync(join(dir, 'run.json')).birthtime.toISOString();
+    const created = statSync(file).birthtime.toISOString();
     const run = this.store.addRun({
       name: basename(dir), kind: demo ? 'demo' : 'train', origin: 'cli', status, modelId: model?.id ?? null, datasetId: data?.id ?? null,
       modelName: model?.name ?? basename(cfg.model), datasetName: data?.name ?? basename(cfg.data), config: null,
-      trainConfig: cfg as unknown as Record<string, unknown>, provider: cfg.provider, dir, totalSteps: total, createdAt: created,
+      trainConfig: cfg, provider: rec.device?.provider ?? (cfg.provider === 'auto' ? null : cfg.provider), dir, totalSteps: total, createdAt: created,
     });
     for (const l of losses) {
       // The trainer's run.json keeps step and loss; the learning rate follows from the schedule. Unknown values are 0.
-      this.store.addMetric(run.id, { step: l.step, loss: l.loss, lr: learningRate(cfg.schedule, cfg.lr, l.step - 1, total ?? losses.length, cfg.warmupSteps), gradNorm: 0, tokensPerS: 0, rssMb: 0 });
+      this.store.addMetric(run.id, { step: l.step, loss: l.loss, lr: learningRate(cfg.schedule, cfg.lr, l.step - 1, total ?? losses.length, cfg.warmupSteps), grad_norm: 0, tokens_per_s: 0, rss_mb: 0 });
     }
-    for (const e of evals) this.store.addEval(run.id, { step: e.step, evalLoss: e.loss, perplexity: Math.exp(e.loss) }, []);
+    for (const e of evals) this.store.addEval(run.id, { step: e.step, eval_loss: e.loss, perplexity: Math.exp(e.loss) }, []);
     const finalAdapter = status === 'completed' && existsSync(join(dir, 'adapter_model.safetensors')) ? dir : null;
     this.store.updateRun(run.id, {
-      step: rec.step ?? losses.at(-1)?.step ?? 0, loss: losses.at(-1)?.loss ?? null, evalLoss: evals.at(-1)?.loss ?? null,
+      step: progress.step ?? losses.at(-1)?.step ?? 0, loss: losses.at(-1)?.loss ?? null, evalLoss: evals.at(-1)?.loss ?? null,
       bestEvalLoss: evals.length ? Math.min(...evals.map((e) => e.loss)) : null, adapterPath: finalAdapter,
       demo: demo ? {
         baseAccuracy: demo.base_accuracy, tunedAccuracy: demo.tuned_accuracy,

@@ -185,7 +185,7 @@ export class Store {
 
   addMetric(runId: string, m: MetricPoint): void {
     this.db.prepare('INSERT OR REPLACE INTO metrics (run_id, step, loss, lr, grad_norm, tokens_per_s, rss_mb) VALUES (?, ?, ?, ?, ?, ?, ?)')
-      .run(runId, m.step, m.loss, m.lr, m.gradNorm, m.tokensPerS, m.rssMb);
+      .run(runId, m.step, m.loss, m.lr, m.grad_norm, m.tokens_per_s, m.rss_mb);
   }
 
   /** Resume repeats no step, but a crash between a metric and its checkpoint does: drop steps past the checkpoint. */
@@ -196,20 +196,21 @@ export class Store {
 
   metrics(runId: string): MetricPoint[] {
     return (this.db.prepare('SELECT * FROM metrics WHERE run_id = ? ORDER BY step').all(runId) as Row[]).map((r) => ({
-      step: r.step as number, loss: r.loss as number, lr: r.lr as number, gradNorm: r.grad_norm as number, tokensPerS: r.tokens_per_s as number, rssMb: r.rss_mb as number,
+      step: r.step as number, loss: r.loss as number, lr: r.lr as number, grad_norm: r.grad_norm as number, tokens_per_s: r.tokens_per_s as number, rss_mb: r.rss_mb as number,
     }));
   }
 
-  addEval(runId: string, e: EvalPoint | { step: number; evalLoss: null; perplexity: null }, samples: EvalSample[]): void {
+  /** An evaluation's loss, or (nulls) its sample answers only: each fills what the other left. */
+  addEval(runId: string, e: EvalPoint | { step: number; eval_loss: null; perplexity: null }, samples: EvalSample[]): void {
     this.db.prepare(`INSERT INTO evals (run_id, step, eval_loss, perplexity, samples_json) VALUES (?, ?, ?, ?, ?)
       ON CONFLICT (run_id, step) DO UPDATE SET eval_loss = coalesce(excluded.eval_loss, eval_loss), perplexity = coalesce(excluded.perplexity, perplexity),
       samples_json = CASE WHEN excluded.samples_json = '[]' THEN samples_json ELSE excluded.samples_json END`)
-      .run(runId, e.step, e.evalLoss, e.perplexity, JSON.stringify(samples));
+      .run(runId, e.step, e.eval_loss, e.perplexity, JSON.stringify(samples));
   }
 
-  evals(runId: string): { step: number; evalLoss: number | null; perplexity: number | null; samples: EvalSample[] }[] {
+  evals(runId: string): { step: number; eval_loss: number | null; perplexity: number | null; samples: EvalSample[] }[] {
     return (this.db.prepare('SELECT * FROM evals WHERE run_id = ? ORDER BY step').all(runId) as Row[]).map((r) => ({
-      step: r.step as number, evalLoss: r.eval_loss as number | null, perplexity: r.perplexity as number | null, samples: json<EvalSample[]>(r.samples_json) ?? [],
+      step: r.step as number, eval_loss: r.eval_loss as number | null, perplexity: r.perplexity as number | null, samples: json<EvalSample[]>(r.samples_json) ?? [],
     }));
   }
 

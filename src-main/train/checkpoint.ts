@@ -6,11 +6,11 @@
 
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { type TrainConfig, readStoredConfig } from '../../src-shared/run-config.js';
 import { type FinchAdapterInfo, loadPeftAdapter, savePeftAdapter } from '../model/adapter.js';
 import type { LoraParam, LoraSpec } from '../model/lora.js';
 import { Checkpoint, writeFileAtomic, writeSafetensors } from '../model/safetensors.js';
 import type { ModelConfig } from '../model/types.js';
-import type { TrainConfig } from './trainer.js';
 
 export class TrainingError extends Error {
   override name = 'TrainingError';
@@ -50,12 +50,32 @@ export function resumeConfig(out: string): TrainConfig {
   const ck = latestCheckpoint(out);
   const runFile = join(out, 'run.json');
   if (ck) return readState(ck).config;
-  if (existsSync(runFile)) return (JSON.parse(readFileSync(runFile, 'utf8')) as { config: TrainConfig }).config;
+  if (existsSync(runFile)) return configIn(runFile);
   throw new TrainingError(`${out}: nothing to resume (no checkpoints/ and no run.json in this folder)`);
 }
 
-function readState(dir: string): TrainerState {
-  return JSON.parse(readFileSync(join(dir, STATE_FILE), 'utf8')) as TrainerState;
+/** The `config` of a run.json or trainer_state.json, through the run-configuration schema (older files' missing settings take their defaults). */
+export function configIn(file: string, json: { config?: unknown } = readJson(file)): TrainConfig {
+  try {
+    return readStoredConfig(json.config, file);
+  } catch (e) {
+    throw new TrainingError((e as Error).message);
+  }
+}
+
+function readJson(file: string): { config?: unknown } {
+  try {
+    return JSON.parse(readFileSync(file, 'utf8')) as { config?: unknown };
+  } catch (e) {
+    throw new TrainingError(`${file}: not valid JSON (${(e as Error).message})`);
+  }
+}
+
+/** A checkpoint's trainer_state.json (its config through the schema). */
+export function readState(dir: string): TrainerState {
+  const file = join(dir, STATE_FILE);
+  const json = readJson(file) as TrainerState;
+  return { ...json, config: configIn(file, json) };
 }
 
 /** Writes and reads the checkpoints of the run in `out` for one model and LoRA layout. */

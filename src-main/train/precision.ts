@@ -10,11 +10,12 @@
 // (lavapipe) emulates the GPU on the CPU, where float16 saves nothing, and the CUDA and DirectML
 // float16 paths have not been run by Finch's tests.
 
+import { COMPUTE_DTYPE_CHOICES } from '../../src-shared/choices.js';
 import { type ProviderDecision, WEBGPU_DEFAULT_BINDING_BYTES, adapterName } from '../engine/runtime/providers.js';
 import type { ComputeDtype } from '../model/weights/graph-weights.js';
 import type { GraphDevice } from './plan.js';
 
-export const COMPUTE_DTYPE_CHOICES = ['float32', 'float16', 'auto'] as const;
+export { COMPUTE_DTYPE_CHOICES };
 export type ComputeDtypeChoice = (typeof COMPUTE_DTYPE_CHOICES)[number];
 
 /** The dtype of the frozen path for a requested choice on the chosen provider; an impossible request throws. */

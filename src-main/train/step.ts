@@ -5,6 +5,7 @@
 // Graph I/O names: LoRA matrices by PEFT name; moments "m:<name>", "v:<name>"; scalars "lr",
 // "step"; outputs "loss", "grad_norm", "new:<name>", "new_m:<name>", "new_v:<name>", "grad:<name>".
 
+import { TRAIN_DEFAULTS } from '../../src-shared/run-config.js';
 import { grad } from '../engine/autodiff/grad.js';
 import { Graph, type Tensor } from '../engine/graph/graph.js';
 import { ADAMW_DEFAULTS, adamw } from '../engine/optim/adamw.js';
@@ -22,8 +23,8 @@ export interface OptimizerConfig {
   maxGradNorm: number | null;
 }
 
-/** The trainer's optimizer defaults (TRAIN_DEFAULTS reads weightDecay and maxGradNorm from here). */
-export const DEFAULT_OPTIMIZER: OptimizerConfig = { ...ADAMW_DEFAULTS, maxGradNorm: 1.0 };
+/** AdamW with the run configuration's default weight decay and clipping (benches and tests; the trainer takes both from its config). */
+export const DEFAULT_OPTIMIZER: OptimizerConfig = { ...ADAMW_DEFAULTS, weightDecay: TRAIN_DEFAULTS.weightDecay, maxGradNorm: TRAIN_DEFAULTS.maxGradNorm };
 
 /**
  * The shape of a step: the training graph's options (model/graphs.ts) less the two the step decides

@@ -11,150 +11,32 @@
 
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import type { TrainConfig } from '../../src-shared/run-config.js';
+import type { DeviceRecord, TrainEvent } from '../../src-shared/train-events.js';
 import type { Batch } from '../data/batch.js';
 import { type PreparedDataset, prepareDataset } from '../data/dataset.js';
-import type { FormatName, ColumnMap } from '../data/formats.js';
-import type { TemplateChoice, TrainOn } from '../data/template.js';
 import { serializeModel } from '../engine/onnx/writer.js';
-import { type PlacedNode, fallbackNodes } from '../engine/runtime/placement.js';
-import { type GpuAdapter, type ProviderChoice, resolveProvider } from '../engine/runtime/providers.js';
+import { fallbackNodes } from '../engine/runtime/placement.js';
+import { resolveProvider } from '../engine/runtime/providers.js';
 import { sessionFromGraph } from '../engine/onnx/staged.js';
-import { type DeviceTensor, type Feed, type HostTensor, type Provider, Session, type SessionOptions, keepsOutputsOnDevice } from '../engine/runtime/session.js';
+import { type DeviceTensor, type Feed, type HostTensor, Session, type SessionOptions, keepsOutputsOnDevice } from '../engine/runtime/session.js';
 import { savePeftAdapter } from '../model/adapter.js';
-import type { ComputeDtype } from '../model/weights/graph-weights.js';
 import { loadModel, type LoadedModel } from '../model/load.js';
 import { prepareInt4 } from '../model/quant-cache.js';
-import { DEFAULT_LORA, type LoraSpec, initLora } from '../model/lora.js';
+import { initLora } from '../model/lora.js';
 import { writeFileAtomic } from '../model/safetensors.js';
 import { stagingDir } from '../store/paths.js';
 import { Checkpointer, type OptimizerTensors, TrainingError, type TrainerState } from './checkpoint.js';
 import { meanLoss, staticSeqLen } from './evaluate.js';
 import { batchFeeds } from './feeds.js';
-import { type ComputeDtypeChoice, graphDevice } from './precision.js';
+import { graphDevice } from './precision.js';
 import { type GraphPlan, planGraph } from './plan.js';
-import { type ScheduleName, learningRate } from './schedule.js';
+import { learningRate } from './schedule.js';
 import { DeviceGradientSum } from './grad-sum.js';
 import { TrainableState, discard } from './state.js';
 import { DEFAULT_OPTIMIZER, type StepGraphs, buildLossGraph, buildStepGraphs } from './step.js';
 import { mulberry32 } from '../util/random.js';
-import { type BatchShaping, MicroBatches, batchShaping, tokenIndexFeed } from './length-batches.js';
-
-export interface TrainConfig {
-  model: string;
-  data: string;
-  out: string;
-  format?: FormatName;
-  map?: ColumnMap;
-  onBadRow?: 'fail' | 'skip';
-  trainOn: TrainOn;
-  /** Chat template: the model's ('model', required), Finch's fallback, or 'auto' (model's if any). */
-  template: TemplateChoice;
-  pack: boolean;
-  seqLen: number;
-  valFraction: number;
-  lora: LoraSpec;
-  /** 4-bit frozen base (QLoRA). */
-  quantize: boolean;
-  lr: number;
-  schedule: ScheduleName;
-  warmupSteps: number;
-  epochs: number;
-  /** Stop after this many optimizer steps (overrides epochs). */
-  maxSteps: number | null;
-  batch: number;
-  gradAccum: number;
-  weightDecay: number;
-  maxGradNorm: number | null;
-  /** Evaluate validation loss every N steps (0 = only at the end). */
-  evalEvery: number;
-  checkpointEvery: number;
-  keepCheckpoints: number;
-  seed: number;
-  threads: number;
-  /** Execution provider: auto (a hardware GPU if any, never a software adapter), cpu, webgpu, dml, cuda, coreml. */
-  provider: ProviderChoice;
-  /** A node that would fall back to the CPU on a GPU provider is an error, not a warning. */
-  strictProvider?: boolean;
-  checkpointLayers: boolean;
-  /** 4-bit block size (32: lower error; 64: ~5% less memory). */
-  blockSize: number;
-  /** Pad every batch to the dataset's longest row (a static-length graph) instead of each batch's own longest row (length-batches.ts). */
-  staticSeq?: boolean;
-  /** Put rows of similar length in the same optimizer step (length-batches.ts lengthGroupedOrder): less padding, a less random order. */
-  groupByLength?: boolean;
-  /** The frozen path's dtype on the device: float16 keeps LoRA, gradients and AdamW float32 (train/precision.ts). */
-  computeDtype?: ComputeDtypeChoice;
-  /**
-   * Keep LoRA parameters and AdamW moments in device memory between steps where the provider can
-   * (WebGPU; train/state.ts). Default true; false feeds them from the host each step.
-   */
-  deviceState?: boolean;
-}
-
-/** Defaults, documented where they live. */
-export const TRAIN_DEFAULTS: Omit<TrainConfig, 'model' | 'data' | 'out'> = {
-  trainOn: 'completions', // prompt tokens are not trained (labels -100)
-  template: 'auto',
-  pack: false,
-  seqLen: 512,
-  valFraction: 0.05, // held-out rows for the eval loss
-  lora: DEFAULT_LORA,
-  quantize: false,
-  lr: 2e-4, // the common LoRA learning rate
-  schedule: 'cosine',
-  warmupSteps: 0,
-  epochs: 1,
-  maxSteps: null,
-  batch: 4,
-  gradAccum: 1,
-  weightDecay: DEFAULT_OPTIMIZER.weightDecay,
-  maxGradNorm: DEFAULT_OPTIMIZER.maxGradNorm,
-  evalEvery: 0,
-  checkpointEvery: 100,
-  keepCheckpoints: 2,
-  seed: 0,
-  threads: 0,
-  provider: 'auto',
-  strictProvider: false,
-  checkpointLayers: false,
-  blockSize: 32,
-  staticSeq: false,
-  groupByLength: false,
-  computeDtype: 'float32',
-};
-
-export type TrainEvent =
-  | { event: 'device' } & DeviceRecord
-  /** Before step 1: seconds spent in each phase since the run started (load includes 4-bit quantization or the cache read). */
-  | { event: 'ready'; load_s: number; data_s: number; graph_s: number; session_s: number; total_s: number; int4_source: 'cache' | 'quantized' | null }
-  | { event: 'prepared'; train_sequences: number; val_sequences: number; seq_len: number; truncated: number; total_steps: number; notes: string[];
-    /** How micro-batches are shaped (seq_len is the longest), and the share of padding tokens in the first epoch's micro-batches. */
-    batch_shape: BatchShaping['mode']; pad_multiple: number; group_by_length: boolean; padding_fraction: number }
-  | { event: 'step'; step: number; total_steps: number; loss: number; lr: number; grad_norm: number; tokens_per_s: number; elapsed_s: number; eta_s: number; rss_mb: number }
-  | { event: 'eval'; step: number; eval_loss: number; perplexity: number }
-  | { event: 'checkpoint'; step: number; path: string }
-  | { event: 'paused'; step: number }
-  | { event: 'continued'; step: number }
-  | { event: 'resumed'; step: number }
-  | { event: 'note'; message: string }
-  | { event: 'done'; adapter: string; steps: number; loss: number | null; eval_loss: number | null; status: 'completed' | 'cancelled' };
-
-/** Where a run's graphs execute, as recorded in run.json and printed at the start. */
-export interface DeviceRecord {
-  provider: Provider;
-  /** The WebGPU adapter expected to run the graphs (listed by Dawn; ORT cannot confirm its own). */
-  adapter: GpuAdapter | null;
-  reason: string;
-  strict: boolean;
-  /** Nodes ORT runs on the CPU instead of `provider` (none under strict, where they are an error). */
-  fallback_nodes: PlacedNode[];
-  /** The frozen path's dtype (float16 only where the provider has its kernels). */
-  compute_dtype?: ComputeDtype;
-  /** Why that dtype (what was asked, and what `auto` saw on the adapter). */
-  compute_dtype_reason?: string;
-  /** The largest frozen weight the device takes in one buffer (larger ones are split); null = no limit. */
-  max_weight_bytes?: number | null;
-}
+import { MicroBatches, batchShaping, tokenIndexFeed } from './length-batches.js';
 
 export interface TrainControl {
   paused: boolean;
@@ -185,7 +67,7 @@ export interface TrainingModel {
  */
 export async function openTrainingModel(cfg: Pick<TrainConfig, 'model' | 'quantize' | 'blockSize'>, o: { generates: boolean; onNote?: (message: string) => void }): Promise<TrainingModel> {
   const started = performance.now();
-  const model = loadModel(cfg.model, { quantize: cfg.quantize, blockSize: cfg.blockSize ?? 32, rowReads: cfg.quantize && !o.generates });
+  const model = loadModel(cfg.model, { quantize: cfg.quantize, blockSize: cfg.blockSize, rowReads: cfg.quantize && !o.generates });
   try {
     const int4 = cfg.quantize ? await prepareInt4(model.dir, model.config, model.weights, { onMessage: o.onNote }) : null;
     return { model, loadS: (performance.now() - started) / 1000, int4Source: int4?.source ?? null };
@@ -266,17 +148,16 @@ async function prepareRun(opened: TrainingModel, cfg: TrainConfig, emit: (e: Tra
   const { model } = opened;
   const phaseStart = performance.now();
   const since = (t: number) => (performance.now() - t) / 1000;
-  const blockSize = cfg.blockSize ?? 32;
-  if (model.weights.quantize !== cfg.quantize || (cfg.quantize && model.weights.blockSize !== blockSize)) {
+  if (model.weights.quantize !== cfg.quantize || (cfg.quantize && model.weights.blockSize !== cfg.blockSize)) {
     throw new TrainingError(`${model.dir}: the model was loaded ${model.weights.quantize ? `4-bit (block ${model.weights.blockSize})` : 'in full precision'} ` +
-      `but the run asks for ${cfg.quantize ? `4-bit (block ${blockSize})` : 'full precision'}; load it with the run's settings`);
+      `but the run asks for ${cfg.quantize ? `4-bit (block ${cfg.blockSize})` : 'full precision'}; load it with the run's settings`);
   }
   const out = resolve(cfg.out);
   mkdirSync(out, { recursive: true });
   let t = performance.now();
   const data = await prepareDataset(cfg.data, model.tokenizer, {
-    seqLen: cfg.seqLen, pack: cfg.pack, valFraction: cfg.valFraction, seed: cfg.seed, trainOn: cfg.trainOn, template: cfg.template ?? 'auto',
-    format: cfg.format, map: cfg.map, onBadRow: cfg.onBadRow ?? 'fail',
+    seqLen: cfg.seqLen, pack: cfg.pack, valFraction: cfg.valFraction, seed: cfg.seed, trainOn: cfg.trainOn, template: cfg.template,
+    format: cfg.format, map: cfg.map, onBadRow: cfg.onBadRow,
   });
   if (data.train.length === 0) throw new TrainingError(`${cfg.data}: no training rows left after preparing the dataset (${data.notes.join('; ')})`);
   const T = staticSeqLen([data.train, data.validation], cfg.seqLen);
@@ -289,11 +170,11 @@ async function prepareRun(opened: TrainingModel, cfg: TrainConfig, emit: (e: Tra
     batch_shape: shaping.mode, pad_multiple: shaping.padMultiple, group_by_length: shaping.groupByLength, padding_fraction: batches.paddingFraction(0) });
 
   // The provider decides the frozen path's dtype and the largest weight buffer; the plan, the graphs.
-  const chosen = await resolveProvider(cfg.provider ?? 'auto');
+  const chosen = await resolveProvider(cfg.provider);
   const onDevice = (() => {
-    try { return graphDevice(chosen, cfg.computeDtype ?? 'float32'); } catch (e) { throw new TrainingError((e as Error).message); }
+    try { return graphDevice(chosen, cfg.computeDtype); } catch (e) { throw new TrainingError((e as Error).message); }
   })();
-  const plan = planGraph({ ...cfg, blockSize, seqLen: T }, model.config, onDevice);
+  const plan = planGraph({ ...cfg, seqLen: T }, model.config, onDevice);
   const embed = plan.hostEmbeddings ? (ids: BigInt64Array) => model.weights.embedRows(ids) : undefined;
   const opt = { ...DEFAULT_OPTIMIZER, weightDecay: cfg.weightDecay, maxGradNorm: cfg.maxGradNorm };
   const dataS = since(t);
@@ -304,7 +185,7 @@ async function prepareRun(opened: TrainingModel, cfg: TrainConfig, emit: (e: Tra
   // ORT's memory arena: measured 2.5-3x faster steps on the small bench preset (no page faults on
   // fresh buffers each step) at similar peak RSS; off in the memory-saving mode (checkpointing),
   // where the arena's rounding up costs more than it saves.
-  const strict = !!cfg.strictProvider && chosen.provider !== 'cpu';
+  const strict = cfg.strictProvider && chosen.provider !== 'cpu';
   const sessionOpts = { provider: chosen.provider, disableCpuFallback: strict, threads: cfg.threads, cpuMemArena: !cfg.checkpointLayers };
   const device: DeviceRecord = {
     provider: chosen.provider, adapter: chosen.adapter, reason: chosen.reason, strict,
@@ -313,7 +194,7 @@ async function prepareRun(opened: TrainingModel, cfg: TrainConfig, emit: (e: Tra
     fallback_nodes: strict || chosen.provider === 'cpu' ? [] : await fallbackNodes(serializeModel(graphs.kind === 'fused' ? graphs.step : graphs.grads), chosen.provider, sessionOpts),
   };
   emit({ event: 'device', ...device });
-  const stateOnDevice = keepsOutputsOnDevice(chosen.provider) && cfg.deviceState !== false;
+  const stateOnDevice = keepsOutputsOnDevice(chosen.provider) && cfg.deviceState;
   const sessions = await openStepSessions(graphs, sessionOpts, TrainableState.deviceOutputs(graphs.params, stateOnDevice));
   try {
     emit({ event: 'ready', load_s: opened.loadS, data_s: dataS, graph_s: graphS, session_s: since(t), total_s: opened.loadS + since(phaseStart), int4_source: opened.int4Source });

@@ -11,7 +11,9 @@
 
 import { isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { startWorker } from '../engine/runtime/worker.js';
-import type { TrainConfig, TrainControl, TrainEvent } from './trainer.js';
+import type { TrainConfig } from '../../src-shared/run-config.js';
+import type { TrainEvent } from '../../src-shared/train-events.js';
+import type { TrainControl } from './trainer.js';
 
 const MARKER = 'finch.trainingWorker';
 

@@ -10,7 +10,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 import { installFakeElectron } from '../helpers/electron-loader.js';
-import { API_CALLS, RUN_DEFAULTS, type ApiCalls, type DesktopApi, type FinchEvent } from '../../src-shared/api.js';
+import { API_CALLS, type ApiCalls, type DesktopApi, type FinchEvent } from '../../src-shared/api.js';
+import { RUN_DEFAULTS } from '../../src-shared/schemas.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const { BrowserWindow, fake } = await installFakeElectron();

@@ -48,9 +48,9 @@ test('the system is kept awake exactly while a run trains', () => {
 
 test('a notification says when a run completes or fails, with its name', async () => {
   fake.notifications.length = 0;
-  emit({ type: 'run-done', runId: 'r1', status: 'completed', adapterPath: '/runs/r1/adapter', steps: 300, loss: 0.5, evalLoss: null });
+  emit({ type: 'run-done', runId: 'r1', status: 'completed', adapter: '/runs/r1/adapter', steps: 300, loss: 0.5, eval_loss: null });
   emit(status('r2', 'failed', 'the training process crashed (exit code 134)'));
-  emit({ type: 'run-done', runId: 'r3', status: 'cancelled', adapterPath: null, steps: 10, loss: 1, evalLoss: null });
+  emit({ type: 'run-done', runId: 'r3', status: 'cancelled', adapter: '/runs/r3/checkpoints/step-00000010', steps: 10, loss: 1, eval_loss: null });
   await settle();
   assert.deepEqual(fake.notifications, [
     { title: 'Finch: "run r1" finished', body: 'Adapter saved to /runs/r1/adapter' },

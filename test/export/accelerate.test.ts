@@ -12,7 +12,7 @@ import { after, test } from 'node:test';
 import { prepareDataset } from '../../src-main/data/dataset.js';
 import { AccelerateExportError, exportAccelerate, settingsTable, type ExportedRow } from '../../src-main/export/accelerate.js';
 import { loadTokenizer } from '../../src-main/model/tokenizer.js';
-import { TRAIN_DEFAULTS, type TrainConfig } from '../../src-main/train/trainer.js';
+import { TRAIN_DEFAULTS, type TrainConfig } from '../../src-shared/run-config.js';
 import { need, VENV_PYTHON } from '../helpers/prerequisites.js';
 
 const ASSETS = new URL('../../assets/demo/', import.meta.url).pathname;

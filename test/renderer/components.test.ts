@@ -3,6 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { scriptedApi } from './fake-api.ts';
 import type { DatasetPreview, MemoryEstimateResult, RunConfig } from '../../src-shared/api.ts';
+import { inputLimits, type SettingPath } from '../../src-shared/run-config.ts';
 
 const { mount, unmount } = await import('svelte');
 const { useApi } = await import('../../src-renderer/src/lib/services/finch.ts');
@@ -10,6 +11,7 @@ const { wizard } = await import('../../src-renderer/src/lib/stores/wizard.svelte
 const { default: MemoryMeter } = await import('../../src-renderer/src/lib/components/wizard/MemoryMeter.svelte');
 const { default: TokenSpans } = await import('../../src-renderer/src/lib/components/wizard/TokenSpans.svelte');
 const { default: LengthHistogram } = await import('../../src-renderer/src/lib/components/wizard/LengthHistogram.svelte');
+const { default: SettingsStep } = await import('../../src-renderer/src/lib/components/wizard/SettingsStep.svelte');
 
 test('MemoryMeter: says "won’t fit" in words, and its suggestion button applies the change', async () => {
   const est = (cfg: RunConfig): MemoryEstimateResult => ({
@@ -74,4 +76,26 @@ test('LengthHistogram: one bar per bin, bins past the sequence length flagged, r
   assert.equal((bars[0] as unknown as HTMLElement).style.height, '100%');
   assert.match(target.textContent ?? '', /3 rows are longer than the sequence length 100/);
   unmount(c);
+});
+
+test('SettingsStep: each number input carries its setting\'s range from the run-configuration schema', async () => {
+  const { api } = scriptedApi({ estimateMemory: async () => { throw new Error('not needed'); } });
+  useApi({ api, rpc: null });
+  wizard.reset();
+  const target = document.createElement('div');
+  document.body.append(target);
+  const c = mount(SettingsStep, { target });
+  await settle();
+  const cases: [string, SettingPath][] = [['k-rank', 'lora.rank'], ['k-alpha', 'lora.alpha'], ['k-dropout', 'lora.dropout'], ['k-lr', 'lr'], ['k-warmup', 'warmupSteps'],
+    ['k-epochs', 'epochs'], ['k-steps', 'maxSteps'], ['k-batch', 'batch'], ['k-accum', 'gradAccum'], ['k-seq', 'seqLen'], ['k-eval', 'evalEvery']];
+  for (const [id, path] of cases) {
+    const input = target.querySelector(`#${id}`)!;
+    const limits = inputLimits(path);
+    assert.equal(input.getAttribute('min'), String(limits.min), `${id} min`);
+    assert.equal(input.getAttribute('max'), limits.max === undefined ? null : String(limits.max), `${id} max`);
+    assert.equal(input.getAttribute('step'), String(limits.step), `${id} step`);
+  }
+  assert.equal(target.querySelector('#k-lr')!.getAttribute('max'), '1');
+  unmount(c);
+  target.remove();
 });

@@ -2,7 +2,8 @@ import { settle } from './dom.ts';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { scriptedApi } from './fake-api.ts';
-import type { MemoryEstimateResult, RunConfig } from '../../src-shared/api.ts';
+import { runTrainEvent, type MemoryEstimateResult, type RunConfig } from '../../src-shared/api.ts';
+import { RUN_DEFAULTS, RunConfig as RunConfigSchema } from '../../src-shared/schemas.ts';
 
 const { useApi } = await import('../../src-renderer/src/lib/services/finch.ts');
 const { RunView } = await import('../../src-renderer/src/lib/stores/runs.svelte.ts');
@@ -10,16 +11,19 @@ const { CompareSession } = await import('../../src-renderer/src/lib/stores/compa
 const { Wizard, PRESETS, describePreset } = await import('../../src-renderer/src/lib/stores/wizard.svelte.ts');
 const { parseRoute, routeHash } = await import('../../src-renderer/src/lib/stores/router.svelte.ts');
 
-test('RunView grows its series from run events and ignores a repeated step', () => {
+test('RunView grows its series from the trainer\'s events as the app tags them, and ignores a repeated step', () => {
   const v = new RunView('r1');
-  const step = (s: number, loss: number) => ({ type: 'run-step' as const, runId: 'r1', step: s, totalSteps: 10, loss, lr: 1e-3, gradNorm: 1, tokensPerS: 500, elapsedS: s, etaS: 10 - s, rssMb: 300 });
+  // `finch train --json`'s step line, tagged with its run (api.ts runTrainEvent).
+  const step = (s: number, loss: number) => runTrainEvent('r1', { event: 'step', step: s, total_steps: 10, loss, lr: 1e-3, grad_norm: 1, tokens_per_s: 500, elapsed_s: s, eta_s: 10 - s, rss_mb: 300 });
   v.apply({ type: 'run-status', runId: 'r1', status: 'running', error: null });
   v.apply(step(1, 2.5));
   v.apply(step(2, 2.1));
   v.apply(step(2, 2.1));
-  v.apply({ type: 'run-eval', runId: 'r1', step: 2, evalLoss: 2.2, perplexity: null, samples: [{ prompt: 'p', reference: 'r', answer: 'a', correct: false }] });
+  v.apply(runTrainEvent('r1', { event: 'eval', step: 2, eval_loss: 2.2, perplexity: Math.exp(2.2) }));
+  v.apply({ type: 'run-samples', runId: 'r1', step: 2, samples: [{ prompt: 'p', reference: 'r', answer: 'a', correct: false }] });
   v.apply({ type: 'run-log', runId: 'r1', line: { at: '2026-01-01T00:00:00Z', level: 'info', message: 'hello' } });
   assert.deepEqual(v.metrics.map((m) => m.loss), [2.5, 2.1]);
+  assert.deepEqual(v.metrics[1], { step: 2, loss: 2.1, lr: 1e-3, grad_norm: 1, tokens_per_s: 500, rss_mb: 300 });
   assert.equal(v.step, 2);
   assert.equal(v.progress, 0.2);
   assert.equal(v.etaS, 8);
@@ -94,6 +98,15 @@ test('Wizard: presets set exactly what they list; a memory suggestion applies in
   assert.equal(w.estimate!.verdict, 'fits');
   assert.equal(estimates.at(-1)!.seqLen, 256);
   assert.equal(estimates.at(-1)!.modelId, 'm1');
+});
+
+test('every preset is a run the app accepts: its settings parse with the run-configuration schema as they are', () => {
+  for (const [name, p] of Object.entries(PRESETS)) {
+    const config = { ...RUN_DEFAULTS, ...p.set, modelId: 'm', datasetId: 'd' };
+    const parsed = RunConfigSchema.safeParse(config);
+    assert.ok(parsed.success, `${name}: ${parsed.error?.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+    assert.deepEqual(parsed.data, config, `${name}: the schema changed nothing`);
+  }
 });
 
 test('routes round-trip through the URL hash', () => {

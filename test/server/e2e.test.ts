@@ -22,9 +22,9 @@ test('train the demo over the WebSocket, compare base and tuned, and find it all
   assert.equal(done.status, 'completed', JSON.stringify(done.error));
   const steps = app.events.filter((e) => e.type === 'run-step' && e.runId === run.id) as Extract<FinchEvent, { type: 'run-step' }>[];
   assert.deepEqual(steps.map((s) => s.step), Array.from({ length: STEPS }, (_, i) => i + 1));
-  assert.ok(steps.every((s) => s.tokensPerS > 0 && s.rssMb > 0 && s.lr > 0));
+  assert.ok(steps.every((s) => s.tokens_per_s > 0 && s.rss_mb > 0 && s.lr > 0));
   assert.ok(steps.at(-1)!.loss < steps[0]!.loss, `loss should fall: ${steps[0]!.loss} -> ${steps.at(-1)!.loss}`);
-  const sampled = await app.waitFor((e): e is Extract<FinchEvent, { type: 'run-eval' }> => e.type === 'run-eval' && e.runId === run.id && e.samples.length > 0);
+  const sampled = await app.waitFor((e): e is Extract<FinchEvent, { type: 'run-samples' }> => e.type === 'run-samples' && e.runId === run.id);
   assert.equal(sampled.samples.length, 2);
   assert.ok(sampled.samples.every((s) => s.prompt.length > 0 && typeof s.answer === 'string'));
 

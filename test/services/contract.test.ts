@@ -5,8 +5,8 @@
 // preview, memory verdict, comparisons and settings work against real files (the bundled demo).
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { API_CALLS, RUN_DEFAULTS, type CallName, type DesktopApi, type RunConfig } from '../../src-shared/api.js';
-import { TRAIN_DEFAULTS } from '../../src-main/train/trainer.js';
+import { API_CALLS, type CallName, type DesktopApi, type RunConfig } from '../../src-shared/api.js';
+import { RUN_DEFAULTS } from '../../src-shared/schemas.js';
 import { failure, startApp, type TestApp, type Transport } from '../helpers/app.js';
 
 const CFG: RunConfig = { ...RUN_DEFAULTS, modelId: 'm', datasetId: 'd' };
@@ -54,12 +54,6 @@ const BAD: Record<CallName, [unknown[], string]> = {
   clearWeightCache: [['all'], ''],
   pickPath: [[{ kind: 'folder' }], '0.kind'],
 };
-
-test('the app\'s run defaults are the trainer\'s defaults (but for the provider, which the app picks)', () => {
-  const { provider: _p, samplePrompts: _s, ...app } = RUN_DEFAULTS;
-  const { provider: _tp, ...trainer } = TRAIN_DEFAULTS;
-  assert.deepEqual({ ...app, lora: { ...app.lora } }, { ...trainer, lora: { ...trainer.lora, targets: [...trainer.lora.targets] } });
-});
 
 for (const transport of ['dispatcher', 'websocket', 'ipc'] as Transport[]) {
   describe(`DesktopApi over ${transport}`, () => {

@@ -47,7 +47,7 @@ test('a database written by schema version 2 (a committed file) migrates with ev
   assert.equal(row.trainConfig?.out, run.dir);
   assert.deepEqual(store.metrics(run.id).map((m) => m.loss), [2.25, 2, 1.75, 1.5]);
   const evals = store.evals(run.id);
-  assert.deepEqual(evals.map((e) => [e.step, e.evalLoss, e.samples.length]), [[2, 2.1, 2], [4, 1.9, 0]]);
+  assert.deepEqual(evals.map((e) => [e.step, e.eval_loss, e.samples.length]), [[2, 2.1, 2], [4, 1.9, 0]]);
   assert.deepEqual(evals[0]!.samples[1], { prompt: 'What is 7 * 6?', reference: '42', answer: '48', correct: false });
   assert.deepEqual(store.checkpoints(run.id).map((c) => c.step), [2, 4]);
   assert.deepEqual(store.logs(run.id).map((l) => l.level), ['info', 'warn']);
@@ -100,7 +100,7 @@ test('foreign keys: deleting a run deletes its metrics, checkpoints and logs; de
   const store = new Store(dbFile());
   const m = store.addModel({ name: 'm', path: '/m', source: 'local', repo: null, revision: null, modelType: 'llama', parameters: 1, sizeBytes: 1, dtype: 'float32', hasChatTemplate: false });
   const run = store.addRun({ name: 'r', kind: 'train', origin: 'app', status: 'running', modelId: m.id, datasetId: null, modelName: 'm', datasetName: 'd', config: null, trainConfig: null, provider: 'cpu', dir: '/runs/r' });
-  store.addMetric(run.id, { step: 1, loss: 2, lr: 1e-3, gradNorm: 1, tokensPerS: 10, rssMb: 100 });
+  store.addMetric(run.id, { step: 1, loss: 2, lr: 1e-3, grad_norm: 1, tokens_per_s: 10, rss_mb: 100 });
   store.addCheckpoint(run.id, 1, '/runs/r/checkpoints/step-1');
   store.addLog(run.id, { at: 'now', level: 'info', message: 'x' });
   store.removeModel(m.id);

@@ -10,7 +10,9 @@ import { DeviceTensor } from '../../src-main/engine/runtime/session.js';
 import { loadPeftAdapter } from '../../src-main/model/adapter.js';
 import { loadModelConfig } from '../../src-main/model/config.js';
 import { latestCheckpoint } from '../../src-main/train/checkpoint.js';
-import { TRAIN_DEFAULTS, type TrainConfig, type TrainControl, type TrainEvent, train } from '../../src-main/train/trainer.js';
+import { TRAIN_DEFAULTS, type TrainConfig } from '../../src-shared/run-config.js';
+import type { TrainEvent } from '../../src-shared/train-events.js';
+import { type TrainControl, train } from '../../src-main/train/trainer.js';
 import { mathRows, tempDir, tinyCheckpoint, writeJsonl } from '../helpers/fixtures.js';
 
 const model = tinyCheckpoint();

@@ -8,7 +8,9 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { loadPeftAdapter } from '../../src-main/model/adapter.js';
 import type { LoadedModel } from '../../src-main/model/load.js';
-import { TRAIN_DEFAULTS, type TrainConfig, type TrainEvent, openTrainingModel, train } from '../../src-main/train/trainer.js';
+import { TRAIN_DEFAULTS, type TrainConfig } from '../../src-shared/run-config.js';
+import type { TrainEvent } from '../../src-shared/train-events.js';
+import { openTrainingModel, train } from '../../src-main/train/trainer.js';
 import { mathRows, tempDir, tinyCheckpoint, useFinchHome, writeJsonl } from '../helpers/fixtures.js';
 
 const model = tinyCheckpoint();

@@ -8,6 +8,8 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { Checkpoint } from '../../src-main/model/safetensors.js';
+import { train } from '../../src-main/train/trainer.js';
+import { TRAIN_DEFAULTS } from '../../src-shared/run-config.js';
 import { events, finch, mathRows, tempDir, tinyCheckpoint, useFinchHome, writeJsonl } from '../helpers/fixtures.js';
 
 const model = tinyCheckpoint();
@@ -101,10 +103,16 @@ test('gradient accumulation trains and the NaN guard stops a diverging run with 
   assert.equal(acc.code, 0, acc.stderr);
   assert.equal(stepLosses(acc.stdout).size, 6);
 
+  // A learning rate of 1e30 makes the run diverge at once. No door takes it (the run-configuration
+  // schema caps the learning rate at 1), so the trainer gets it directly: its guard must still stop it.
+  const refused = await finch(['train', ...common, '--out', join(work, 'diverge-refused'), '--lr', '1e30']);
+  assert.equal(refused.code, 2);
+  assert.match(refused.stderr, /--lr must be a number > 0 and <= 1, got "1e30"/);
   const out = join(work, 'diverge');
-  const r = await finch(['train', ...common, '--out', out, '--max-steps', '10', '--lr', '1e30', '--max-grad-norm', '0', '--checkpoint-every', '1']);
-  assert.equal(r.code, 1);
-  assert.match(r.stderr, /the loss became (NaN|Infinity|-Infinity).*Lower the learning rate/s);
+  await assert.rejects(train({
+    ...TRAIN_DEFAULTS, model, data, out, map: { prompt: 'query', completion: 'response' }, batch: 4, lora: { ...TRAIN_DEFAULTS.lora, dropout: 0.1 },
+    valFraction: 0.1, seed: 3, threads: 1, maxSteps: 10, lr: 1e30, maxGradNorm: null, checkpointEvery: 1,
+  }, () => {}), /the loss became (NaN|Infinity|-Infinity).*Lower the learning rate/s);
   // The last good checkpoint is kept and holds finite numbers.
   assert.ok(readdirSync(join(out, 'checkpoints')).some((n) => n.startsWith('step-')));
 });

@@ -4,7 +4,8 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { TRAIN_DEFAULTS, type TrainEvent } from '../../src-main/train/trainer.js';
+import { TRAIN_DEFAULTS } from '../../src-shared/run-config.js';
+import type { TrainEvent } from '../../src-shared/train-events.js';
 import { startTrainingWorker } from '../../src-main/train/worker.js';
 import { mathRows, tempDir, tinyCheckpoint, writeJsonl } from '../helpers/fixtures.js';
 

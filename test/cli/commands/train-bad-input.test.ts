@@ -60,14 +60,16 @@ test('a model folder missing pieces names the missing file', async () => {
   await expectFailure(['train', '--model', noWeights, '--data', data, '--out', join(work, 'o6'), ...map, '--max-steps', '1'], join(work, 'o6'), new RegExp(`${noWeights}: no model\\.safetensors`));
 });
 
-test('messages data with a tokenizer that has no chat template names the fallback', async () => {
+test('messages data with a tokenizer that has no chat template: --template model names the fallback; the default uses it with a note', async () => {
   const noTemplate = tinyCheckpoint({ chatTemplate: null });
   const msgs = writeJsonl(join(work, 'msgs.jsonl'), mathRows(16).map((r) => ({ messages: [{ role: 'user', content: r.query }, { role: 'assistant', content: r.response }] })));
   const out = join(work, 'o7');
-  await expectFailure(['train', '--model', noTemplate, '--data', msgs, '--out', out, '--format', 'messages', '--max-steps', '1', '--threads', '1'], out,
+  await expectFailure(['train', '--model', noTemplate, '--data', msgs, '--out', out, '--format', 'messages', '--template', 'model', '--max-steps', '1', '--threads', '1'], out,
     /chat_template[\s\S]*fallback template "finch-alpaca"[\s\S]*--template fallback/);
-  const ok = await finch(['train', '--model', noTemplate, '--data', msgs, '--out', join(work, 'o7b'), '--format', 'messages', '--template', 'fallback', '--max-steps', '1', '--threads', '1']);
+  // One default in every door, whatever the format: auto (the app never required the model's template).
+  const ok = await finch(['train', '--model', noTemplate, '--data', msgs, '--out', join(work, 'o7b'), '--format', 'messages', '--max-steps', '1', '--threads', '1']);
   assert.equal(ok.code, 0, ok.stderr);
+  assert.match(ok.stderr, /note: the tokenizer has no chat template; using Finch's fallback template "finch-alpaca"/);
 });
 
 const disk = join(work, 'tiny-disk');

@@ -1,7 +1,7 @@
 // `finch train` reads --provider / --strict-provider (and the run config keys of the same names).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { configFrom } from '../../../src-main/cli/commands/train.js';
+import { configFrom } from '../../../src-main/cli/run-options.js';
 
 const required = { model: 'm', data: 'd', out: 'o' };
 

@@ -29,7 +29,7 @@ class Library {
     });
     onEvent('run-step', (e) => {
       const r = this.runs.find((x) => x.id === e.runId);
-      if (r) { r.step = e.step; r.totalSteps = e.totalSteps; r.loss = e.loss; r.durationS = e.elapsedS; }
+      if (r) { r.step = e.step; r.totalSteps = e.total_steps; r.loss = e.loss; r.durationS = e.elapsed_s; }
     });
     onEvent('run-done', () => { void this.refresh('runs'); void this.refresh('adapters'); });
     await this.reload();

@@ -1,6 +1,7 @@
 // One run as the dashboard shows it: the stored details (config, metrics history, evals, logs,
-// checkpoints) fetched once, then grown by the live 'run-*' events. A finished run reopened later
-// shows the same charts from the store alone.
+// checkpoints) fetched once, then grown by the live 'run-*' events, which carry the trainer's own
+// fields (src-shared/train-events.ts). A finished run reopened later shows the same charts from the
+// store alone.
 
 import type { EvalSample, FinchEvent, LogLine, MetricPoint, EvalPoint, RunDetails, RunStatus } from '../../../../src-shared/api.ts';
 import { finch, onEvent } from '../services/finch.ts';
@@ -55,20 +56,22 @@ export class RunView {
         if (e.status !== 'running') this.etaS = null;
         break;
       case 'run-prepared':
-        this.totalSteps = e.totalSteps;
+        this.totalSteps = e.total_steps;
         break;
       case 'run-step':
         if (this.metrics.at(-1)?.step !== e.step) {
-          this.metrics.push({ step: e.step, loss: e.loss, lr: e.lr, gradNorm: e.gradNorm, tokensPerS: e.tokensPerS, rssMb: e.rssMb });
+          this.metrics.push({ step: e.step, loss: e.loss, lr: e.lr, grad_norm: e.grad_norm, tokens_per_s: e.tokens_per_s, rss_mb: e.rss_mb });
         }
-        this.totalSteps = e.totalSteps;
-        this.etaS = e.etaS;
-        this.elapsedS = e.elapsedS;
+        this.totalSteps = e.total_steps;
+        this.etaS = e.eta_s;
+        this.elapsedS = e.elapsed_s;
         if (this.status === 'queued' || this.status === null) this.status = 'running';
         break;
       case 'run-eval':
-        if (e.evalLoss != null) this.evals.push({ step: e.step, evalLoss: e.evalLoss, perplexity: e.perplexity ?? Math.exp(e.evalLoss) });
-        if (e.samples.length) this.samples.push({ step: e.step, samples: e.samples });
+        this.evals.push({ step: e.step, eval_loss: e.eval_loss, perplexity: e.perplexity });
+        break;
+      case 'run-samples':
+        this.samples.push({ step: e.step, samples: e.samples });
         break;
       case 'run-log':
         this.logs.push(e.line);

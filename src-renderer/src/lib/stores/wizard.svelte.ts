@@ -2,7 +2,9 @@
 // config being edited (a complete RunConfig from RUN_DEFAULTS), and the memory estimate, which is
 // re-asked whenever a knob changes (debounced so typing a number asks once).
 
-import { RUN_DEFAULTS, type ColumnMap, type DatasetPreview, type FormatName, type MemoryEstimateResult, type RunConfig, type RunSummary } from '../../../../src-shared/api.ts';
+import type { ColumnMap, DatasetPreview, FormatName, MemoryEstimateResult, RunConfig, RunSummary } from '../../../../src-shared/api.ts';
+import { LORA_TARGETS } from '../../../../src-shared/choices.ts';
+import { RUN_DEFAULTS } from '../../../../src-shared/schemas.ts';
 import { finch } from '../services/finch.ts';
 
 export type WizardStep = 'model' | 'dataset' | 'settings' | 'review';
@@ -16,7 +18,7 @@ export const STEPS: { id: WizardStep; label: string }[] = [
 export type PresetName = 'quick' | 'balanced' | 'quality';
 type Knobs = Omit<RunConfig, 'modelId' | 'datasetId' | 'name' | 'format' | 'map'>;
 
-const ALL_TARGETS: RunConfig['lora']['targets'] = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'];
+const ALL_TARGETS: RunConfig['lora']['targets'] = [...LORA_TARGETS];
 
 /** Each preset's exact settings (the screen lists them, so nothing is hidden behind a name). */
 export const PRESETS: Record<PresetName, { label: string; blurb: string; set: Partial<Knobs> }> = {
