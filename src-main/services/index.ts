@@ -19,6 +19,7 @@ import { mergeAdapter } from '../model/merge.js';
 import { readQa } from '../train/evaluate.js';
 import { finchHome } from '../store/paths.js';
 import { Store } from '../store/store.js';
+import { TokenStore, hubToken, migrateTokenOutOfDb, type TokenCipher } from '../store/token-store.js';
 import { EventBus } from './bus.js';
 import { DEMO_MODEL, DEMO_RECIPE, DEMO_TEST, DEMO_TRAIN } from './demo.js';
 import { createDispatcher, type Dispatcher } from './dispatch.js';
@@ -44,6 +45,11 @@ export interface ServicesOptions {
    * a utility process: its `process.execPath` is Electron, which cannot run the probe as Node.
    */
   listAdapters?: () => Promise<AdapterList>;
+  /**
+   * The system keychain that encrypts the saved Hugging Face token (the desktop app, where it has
+   * one); without it the token is kept in a file only the user can read (store/token-store.ts).
+   */
+  tokenCipher?: TokenCipher | null;
 }
 
 export interface Services {
@@ -77,11 +83,22 @@ export function createServices(o: ServicesOptions = {}): Services {
   const generation = new GenerationService(bus, spawnJob);
   const weightCache = new WeightCache(store);
 
-  const hfToken = () => store.setting<string>('hfToken') ?? process.env.HF_TOKEN ?? undefined;
-  const settingsView = (): SettingsView => ({
-    hfTokenSet: Boolean(hfToken()), hfEndpoint: store.setting<string>('hfEndpoint'), cacheDir: store.setting<string>('cacheDir'),
-    defaultProvider: store.setting<SettingsView['defaultProvider']>('defaultProvider') ?? 'auto',
+  // The Hugging Face token lives in its own store, never in finch.db: an earlier Finch's is moved
+  // out first, and every read waits for that.
+  const tokens = new TokenStore(home, o.tokenCipher ?? null);
+  const tokensMoved = migrateTokenOutOfDb(store, tokens).catch((e: unknown) => {
+    console.error(`finch: the Hugging Face token stays in finch.db for now; moving it to ${tokens.dir} failed: ${(e as Error).message}`);
   });
+  /** The token a Hub request uses when it brings none: HF_TOKEN, else the saved one (hubToken's order). */
+  const hfToken = async () => { await tokensMoved; return hubToken(undefined, tokens); };
+  const settingsView = async (): Promise<SettingsView> => {
+    await tokensMoved;
+    return {
+      hfTokenSet: Boolean(await hfToken()), hfTokenStorage: tokens.storage(), hfTokenSaveAs: tokens.saveAs, hfTokenFromEnv: Boolean(process.env.HF_TOKEN),
+      hfEndpoint: store.setting<string>('hfEndpoint'), cacheDir: store.setting<string>('cacheDir'),
+      defaultProvider: store.setting<SettingsView['defaultProvider']>('defaultProvider') ?? 'auto',
+    };
+  };
   const downloads = new Downloads(bus, library, {
     token: hfToken, endpoint: () => store.setting<string>('hfEndpoint') ?? undefined, cacheDir: () => store.setting<string>('cacheDir') ?? undefined,
   });
@@ -121,7 +138,7 @@ export function createServices(o: ServicesOptions = {}): Services {
     }
   };
 
-  const providerOf = async (c: RunConfig) => runProvider(c.provider, settingsView().defaultProvider, await machine());
+  const providerOf = async (c: RunConfig) => runProvider(c.provider, store.setting<SettingsView['defaultProvider']>('defaultProvider') ?? 'auto', await machine());
   const sideLabel = (s: ModelSide): string => {
     if (s.kind === 'base') return 'base model';
     if (s.kind === 'adapter') return `adapter "${store.adapter(s.adapterId)?.name ?? s.adapterId}"`;
@@ -137,10 +154,18 @@ export function createServices(o: ServicesOptions = {}): Services {
   };
 
   const api: ApiCalls = {
-    appInfo: async () => appInfo({ version: VERSION, finchHome: home, browserMode: o.browserMode ?? false, hfTokenSet: Boolean(hfToken()) }, await machine()),
+    appInfo: async () => {
+      const s = await settingsView();
+      return appInfo({ version: VERSION, finchHome: home, browserMode: o.browserMode ?? false, hfTokenSet: s.hfTokenSet, hfTokenStorage: s.hfTokenStorage }, await machine());
+    },
     getSettings: async () => settingsView(),
     setSettings: async (patch) => {
-      for (const [k, v] of Object.entries(patch)) store.setSetting(k, v);
+      const { hfToken: token, ...rest } = patch;
+      if (token !== undefined) {
+        await tokensMoved;
+        await tokens.save(token ?? '');
+      }
+      for (const [k, v] of Object.entries(rest)) store.setSetting(k, v);
       return settingsView();
     },
 
