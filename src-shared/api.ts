@@ -324,7 +324,10 @@ export interface RunDetails extends RunSummary {
 }
 
 export interface DemoRow { prompt: string; reference: string; base: string; tuned: string | null; baseCorrect: boolean; tunedCorrect: boolean | null }
+/** Exact-match accuracy on the demo's held-out problems (every row `finch demo` scores), and each answer. */
 export interface DemoResult { baseAccuracy: number; tunedAccuracy: number | null; rows: DemoRow[] }
+/** The batchId of a demo run's comparison: its 'batch-progress' events while base and tuned answer. */
+export const demoBatchId = (runId: RunId): Id => `demo-${runId}`;
 
 export interface StartDemoResult {
   model: ModelSummary;

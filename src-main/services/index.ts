@@ -9,7 +9,7 @@
 
 import { readFileSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import type { ApiCalls, ModelSide, RunConfig, RunSummary, SettingsView } from '../../src-shared/api.js';
+import { demoBatchId, type ApiCalls, type ModelSide, type RunConfig, type RunSummary, type SettingsView } from '../../src-shared/api.js';
 import type { TrainConfig } from '../../src-shared/run-config.js';
 import { RUN_DEFAULTS } from '../../src-shared/schemas.js';
 import { type AdapterList, type MachineProviders, probeMachine } from '../engine/runtime/providers.js';
@@ -122,10 +122,15 @@ export function createServices(o: ServicesOptions = {}): Services {
     if (run.kind === 'demo' && model && run.adapterPath) void demoCompare(run, model.path, run.adapterPath);
   });
 
-  /** After a demo run: base and tuned answers on held-out problems, as `finch demo` shows them. */
+  /**
+   * After a demo run: base and tuned answers on the held-out problems `finch demo` scores (the
+   * same rows, so the same accuracy), with 'batch-progress' events under demoBatchId(run.id).
+   */
   const demoCompare = async (run: RunSummary, modelPath: string, adapter: string) => {
     try {
-      const rows = await generation.batch(modelPath, { left: null, right: adapter, dataset: DEMO_TEST, map: DEMO_MAP, rows: 4 * DEMO_RECIPE.showRows, maxNewTokens: DEMO_RECIPE.maxNewTokens });
+      const rows = await generation.batch(modelPath, {
+        left: null, right: adapter, dataset: DEMO_TEST, map: DEMO_MAP, rows: DEMO_RECIPE.evalRows, maxNewTokens: DEMO_RECIPE.maxNewTokens, batchId: demoBatchId(run.id),
+      });
       const frac = (f: (r: (typeof rows)[number]) => boolean) => rows.filter(f).length / Math.max(1, rows.length);
       const result = {
         baseAccuracy: frac((r) => r.leftCorrect), tunedAccuracy: frac((r) => r.rightCorrect),
