@@ -91,12 +91,12 @@ export function createServices(o: ServicesOptions = {}): Services {
   });
   /** The token a Hub request uses when it brings none: HF_TOKEN, else the saved one (hubToken's order). */
   const hfToken = async () => { await tokensMoved; return hubToken(undefined, tokens); };
+  const defaultProvider = () => store.setting<SettingsView['defaultProvider']>('defaultProvider') ?? 'auto';
   const settingsView = async (): Promise<SettingsView> => {
     await tokensMoved;
     return {
       hfTokenSet: Boolean(await hfToken()), hfTokenStorage: tokens.storage(), hfTokenSaveAs: tokens.saveAs, hfTokenFromEnv: Boolean(process.env.HF_TOKEN),
-      hfEndpoint: store.setting<string>('hfEndpoint'), cacheDir: store.setting<string>('cacheDir'),
-      defaultProvider: store.setting<SettingsView['defaultProvider']>('defaultProvider') ?? 'auto',
+      hfEndpoint: store.setting<string>('hfEndpoint'), cacheDir: store.setting<string>('cacheDir'), defaultProvider: defaultProvider(),
     };
   };
   const downloads = new Downloads(bus, library, {
@@ -143,7 +143,7 @@ export function createServices(o: ServicesOptions = {}): Services {
     }
   };
 
-  const providerOf = async (c: RunConfig) => runProvider(c.provider, store.setting<SettingsView['defaultProvider']>('defaultProvider') ?? 'auto', await machine());
+  const providerOf = async (c: RunConfig) => runProvider(c.provider, defaultProvider(), await machine());
   const sideLabel = (s: ModelSide): string => {
     if (s.kind === 'base') return 'base model';
     if (s.kind === 'adapter') return `adapter "${store.adapter(s.adapterId)?.name ?? s.adapterId}"`;

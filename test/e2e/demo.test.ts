@@ -40,11 +40,12 @@ test('Try the demo: the run, then its result greets the person on Compare', { ti
     const runId = decodeURIComponent(/#\/run\/([^/?]+)/.exec(page.url())?.[1] ?? '');
     assert.ok(runId, `the dashboard of the demo run opened (${page.url()})`);
     await page.locator('h1 .badge', { hasText: 'running' }).waitFor({ timeout: 120_000 });
+    await page.getByText(new RegExp(`^Step [1-9]\\d* of ${DEMO_STEPS}$`)).waitFor({ timeout: 180_000 });
     await assertAccessible(page, 'demo: training');
     await shot(page, 'demo-01-training');
 
     // Training ends: the app goes on to Compare by itself, and the comparison's progress shows first.
-    await page.waitForURL(`**/#/compare/${encodeURIComponent(runId)}`, { timeout: 360_000 });
+    await page.waitForURL((u) => u.hash === `#/compare/${encodeURIComponent(runId)}`, { timeout: 360_000 });
     const results = page.getByTestId('demo-results');
     await results.waitFor();
     const tuned = page.getByTestId('demo-tuned-accuracy');

@@ -143,6 +143,8 @@ test('off the happy path: a local model, a mapped dataset, refused settings, Bac
     servers.push(server);
     await p.goto(`${server.url}${runHash}`);
     await badge('interrupted', 60_000);
+    assert.equal(await p.getByTestId('interrupted-note').textContent().then((x) => x?.replace(/\s+/g, ' ').trim()),
+      'Finch stopped while this run was training. It had no checkpoint yet: Resume trains it again from the start.', 'a checkpoint comes every 100 steps');
     const resume = p.getByRole('button', { name: 'Resume' });
     await resume.waitFor();
     await assertAccessible(p, 'run: interrupted by a server stop');
@@ -150,6 +152,8 @@ test('off the happy path: a local model, a mapped dataset, refused settings, Bac
     await resume.click();
     await badge('completed', 240_000);
     await p.getByText('Step 8 of 8').waitFor();
+    const lossLabel = await p.getByRole('img', { name: /^Training and eval loss by step\./ }).getAttribute('aria-label') ?? '';
+    assert.match(lossLabel, /training loss: 8 points/, 'the steps trained again replace the ones before the stop');
     await shot(p, 'off-07-resumed-completed');
 
     // ---- Pause, resume and cancel from the dashboard ------------------------------------------------

@@ -2,11 +2,13 @@ import { settle } from './dom.ts';
 // The renderer off the happy path, with a scripted API: settings refused under their fields (the
 // run-configuration schema's rules) and the wizard held back until they are fixed; a dataset that
 // needs a mapping holds the wizard too; the demo's result while it is computed and once it is in;
-// the Settings screen saying how the Hugging Face token is kept, and never holding on to it.
+// the library keeping a model added while the machine is still probed; the Settings screen saying
+// how the Hugging Face token is kept, and never holding on to it.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import type { Component } from 'svelte';
 import { scriptedApi } from './fake-api.ts';
-import { demoBatchId, type DatasetPreview, type DemoResult, type RunSummary, type Settings, type SettingsView } from '../../src-shared/api.ts';
+import { demoBatchId, runTrainEvent, type AppInfo, type DatasetPreview, type DemoResult, type ModelSummary, type RunSummary, type Settings, type SettingsView } from '../../src-shared/api.ts';
 
 const { mount, unmount } = await import('svelte');
 const { useApi } = await import('../../src-renderer/src/lib/services/finch.ts');
@@ -17,10 +19,11 @@ const { default: SettingsStep } = await import('../../src-renderer/src/lib/compo
 const { default: DemoResults } = await import('../../src-renderer/src/lib/components/run/DemoResults.svelte');
 const { default: SettingsScreen } = await import('../../src-renderer/src/lib/components/settings/Settings.svelte');
 
-function mountIn<P extends Record<string, unknown>>(component: Parameters<typeof mount>[0], props?: P): { target: HTMLElement; done: () => void } {
+/** Mounts `component` in a fresh element of the page; `done` unmounts and removes it. */
+function mountIn<P extends Record<string, any>>(component: Component<P>, props: P): { target: HTMLElement; done: () => void } {
   const target = document.createElement('div');
   document.body.append(target);
-  const c = mount(component, { target, props: props ?? {} });
+  const c = mount(component, { target, props });
   return { target, done: () => { void unmount(c); target.remove(); } };
 }
 
@@ -49,7 +52,7 @@ test('SettingsStep: rank 0 and learning rate 5 are refused under their fields, a
   wizard.datasetId = 'd';
   wizard.preview = { format: { name: 'completion', columns: { prompt: 'q', completion: 'a' }, mapped: true } } as DatasetPreview;
   assert.equal(wizard.canOpen('review'), true);
-  const { target, done } = mountIn(SettingsStep);
+  const { target, done } = mountIn(SettingsStep, {});
   await settle();
   await type(target, 'k-rank', '0');
   await type(target, 'k-lr', '5');
@@ -111,6 +114,41 @@ test('DemoResults: the comparison\'s progress from its batch events, then base a
   shown.done();
 });
 
+test('the library: a model added while appInfo still probes the machine stays in the list when appInfo lands', async () => {
+  let answerInfo: (i: AppInfo) => void = () => {};
+  let models: ModelSummary[] = [];
+  const { api } = scriptedApi({
+    appInfo: () => new Promise<AppInfo>((resolve) => { answerInfo = resolve; }),
+    listModels: async () => models, listDatasets: async () => [], listRuns: async () => [], listAdapters: async () => [],
+  });
+  useApi({ api, rpc: null });
+  const loading = library.reload();
+  await settle();
+  assert.equal(library.loaded, true, 'the lists do not wait for appInfo');
+  models = [{ id: 'm1', name: 'tiny-llama' } as ModelSummary];
+  await library.refresh('models'); // addLocalModel's library-changed event
+  answerInfo({ totalMemory: 1 } as AppInfo);
+  await loading;
+  assert.deepEqual(library.models.map((m) => m.name), ['tiny-llama']);
+  assert.equal(library.info?.totalMemory, 1);
+  library.info = null;
+});
+
+test('RunView: a run resumed from an earlier step replaces the steps after it instead of drawing them twice', async () => {
+  const { RunView } = await import('../../src-renderer/src/lib/stores/runs.svelte.ts');
+  const v = new RunView('r');
+  const step = (n: number, loss: number) => runTrainEvent('r', { event: 'step', step: n, total_steps: 8, loss, lr: 1e-3, grad_norm: 1, tokens_per_s: 1, elapsed_s: n, eta_s: 1, rss_mb: 1 });
+  for (const [n, loss] of [[1, 6.3], [2, 6.1], [3, 6.0]] as const) v.apply(step(n, loss));
+  v.apply(runTrainEvent('r', { event: 'eval', step: 3, eval_loss: 6, perplexity: 400 }));
+  // The server stopped; Resume trains again from the start (no checkpoint yet).
+  v.apply(step(1, 6.3));
+  v.apply(step(2, 6.12));
+  assert.deepEqual(v.metrics.map((m) => [m.step, m.loss]), [[1, 6.3], [2, 6.12]]);
+  v.apply(step(3, 5.98));
+  v.apply(runTrainEvent('r', { event: 'eval', step: 3, eval_loss: 5.9, perplexity: 365 }));
+  assert.deepEqual(v.evals.map((e) => [e.step, e.eval_loss]), [[3, 5.9]]);
+});
+
 test('Settings: says how the token is kept, saves it without keeping it in the field, and says when a saved one cannot be read here', async () => {
   let view: SettingsView = { hfTokenSet: false, hfTokenStorage: null, hfTokenSaveAs: 'file', hfTokenFromEnv: false, hfEndpoint: null, cacheDir: null, defaultProvider: 'auto' };
   const { api, log } = scriptedApi({
@@ -123,7 +161,7 @@ test('Settings: says how the token is kept, saves it without keeping it in the f
     listModels: async () => [], listDatasets: async () => [], listRuns: async () => [], listAdapters: async () => [],
   });
   useApi({ api, rpc: null });
-  const s = mountIn(SettingsScreen);
+  const s = mountIn(SettingsScreen, {});
   await settle();
   const status = (root = s.target) => root.querySelector('[data-testid=token-status]')!;
   assert.match(status().textContent ?? '', /No token is saved\./);
@@ -142,7 +180,7 @@ test('Settings: says how the token is kept, saves it without keeping it in the f
 
   // `finch serve` on a home where the desktop app saved it encrypted.
   view = { ...view, hfTokenSet: false, hfTokenStorage: 'encrypted', hfTokenFromEnv: true };
-  const e = mountIn(SettingsScreen);
+  const e = mountIn(SettingsScreen, {});
   await settle();
   assert.match(status(e.target).textContent ?? '', /encrypted by your system’s keychain.*only the desktop app can use: this browser-mode\s+server cannot read it/s);
   assert.match(status(e.target).textContent ?? '', /HF_TOKEN is set in Finch’s environment: it is used before a saved token/);

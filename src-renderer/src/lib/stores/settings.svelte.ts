@@ -29,7 +29,7 @@ class SettingsState {
       this.view = await finch().setSettings(patch);
       this.error = null;
       this.saved = done;
-      if ('hfToken' in patch) void library.reload();
+      if ('hfToken' in patch) void library.reloadInfo().catch(() => {});
       return true;
     } catch (e) {
       this.error = e;
