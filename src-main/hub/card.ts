@@ -113,9 +113,14 @@ export function modelCard(f: CardFacts): string {
 }
 
 function usage(f: CardFacts): string[] {
-  if (f.kind === 'adapter') {
+  if (f.kind === 'adapter' && f.baseModel) {
     return ['With PEFT (it loads the base model named in adapter_config.json):', '', '```python', 'from peft import AutoPeftModelForCausalLM',
       '', `model = AutoPeftModelForCausalLM.from_pretrained("${f.repo}")`, '```'];
+  }
+  if (f.kind === 'adapter') {
+    const local = (f.baseModelName ?? 'base-model').replace(/["\\\n]/g, '');
+    return ['With PEFT, on the base model from where you keep it:', '', '```python', 'from peft import PeftModel', 'from transformers import AutoModelForCausalLM', '',
+      `base = AutoModelForCausalLM.from_pretrained("path/to/${local}")`, `model = PeftModel.from_pretrained(base, "${f.repo}")`, '```'];
   }
   if (f.kind === 'merged') {
     return ['With Transformers:', '', '```python', 'from transformers import AutoModelForCausalLM, AutoTokenizer', '',

@@ -2,7 +2,9 @@
 // GGUF file, with a model card written from the run that made it, through upload.ts (one commit,
 // private until complete, resumable).
 //   adapter: adapter_config.json, adapter_model.safetensors (and finch_adapter.json): a run folder
-//            is one, and its run.json, checkpoints and logs stay home;
+//            is one, and its run.json, checkpoints and logs stay home. adapter_config.json goes with
+//            base_model_name_or_path set to the base's Hub id (a run records the local folder, which
+//            would neither load elsewhere nor stay private), or the folder's name when there is none;
 //   merged:  a Hugging Face model folder as `finch merge` writes it: config, tokenizer files and the
 //            safetensors weights (the shards the index names); never pickle;
 //   gguf:    the one file.
@@ -74,7 +76,8 @@ export function planPush(o: Pick<PushOptions, 'kind' | 'path' | 'runDir' | 'fact
     ...definedOnly(o.facts ?? {}),
   };
   const card = modelCard(facts);
-  return { files: [...picked.files, { path: CARD, source: Buffer.from(card) }], skipped: picked.skipped, facts, card };
+  const files = picked.files.map((f) => (o.kind === 'adapter' && f.path === ADAPTER_FILES[0] ? { path: f.path, source: adapterConfigToShare(f.source as string, facts) } : f));
+  return { files: [...files, { path: CARD, source: Buffer.from(card) }], skipped: picked.skipped, facts, card };
 }
 
 // ---- what each kind pushes ---------------------------------------------------------------------------
@@ -144,6 +147,13 @@ function ggufFile(path: string): Picked {
   }
   if (magic.toString('latin1') !== 'GGUF') throw new HubError('bad_request', `${path} is not a GGUF file (it does not start with "GGUF")`, 'pass the .gguf file `finch export gguf` wrote');
   return { files: [{ path: basename(path), source: path }], skipped: [] };
+}
+
+/** adapter_config.json as pushed: every key as written, base_model_name_or_path the base's Hub id (else its folder's name). */
+function adapterConfigToShare(file: string, facts: CardFacts): Buffer {
+  const cfg = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+  cfg.base_model_name_or_path = facts.baseModel ?? facts.baseModelName ?? null;
+  return Buffer.from(`${JSON.stringify(cfg, null, 2)}\n`);
 }
 
 /** "model-q8_0.gguf" -> "q8_0": the weights' type when the name says it. */

@@ -105,7 +105,9 @@ test('an adapter goes up as one commit of a repository created private and made 
   // Read back through Finch's own download path (resolve, LFS through the storage origin, hashes checked).
   const files = ['adapter_config.json', 'adapter_model.safetensors', 'finch_adapter.json', 'README.md'];
   const back = await downloadRepo({ repo: 'alice/math-lora', kind: 'model', files, endpoint: hub.url, cacheDir: tempDir() });
-  for (const f of files.slice(0, 3)) assert.deepEqual(readFileSync(join(back.dir, f)), readFileSync(join(adapterDir, f)), f);
+  for (const f of ['adapter_model.safetensors', 'finch_adapter.json']) assert.deepEqual(readFileSync(join(back.dir, f)), readFileSync(join(adapterDir, f)), f);
+  const config = (dir: string) => JSON.parse(readFileSync(join(dir, 'adapter_config.json'), 'utf8')) as Record<string, unknown>;
+  assert.deepEqual(config(back.dir), { ...config(adapterDir), base_model_name_or_path: 'model' }, 'the base named by its folder, not its local path');
   assert.equal(readFileSync(join(back.dir, 'README.md'), 'utf8'), r.card);
 
   const phases = [...new Set(events.map((e) => e.phase))];
