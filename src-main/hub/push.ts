@@ -50,9 +50,8 @@ export interface PushResult extends UploadResult {
   skipped: PushPlan['skipped'];
 }
 
-/** Pushes an adapter, merged model or GGUF file with its model card; see the top of this file. */
-export async function pushToHub(o: PushOptions): Promise<PushResult> {
-  const plan = planPush(o);
+/** Pushes an adapter, merged model or GGUF file with its model card (`plan`: planPush's, when made already). */
+export async function pushToHub(o: PushOptions, plan: PushPlan = planPush(o)): Promise<PushResult> {
   const what = o.kind === 'adapter' ? 'LoRA adapter' : o.kind === 'merged' ? 'merged model' : 'GGUF file';
   const r = await uploadToRepo({
     ...o, files: plan.files, title: `Upload ${what} with Finch`,

@@ -61,8 +61,9 @@ export interface UploadProgress {
   /** The file the bytes belong to ('hashing', 'uploading'). */
   file?: string;
   /**
-   * 'hashing': bytes of the large files hashed (LFS names a file by its sha256); 'uploading': bytes
-   * of the large files sent or found stored already, and of every file once committed. 0 otherwise.
+   * 'hashing': bytes of the large files hashed (LFS names a file by its sha256); 'uploading' and
+   * 'committing': bytes of the large files sent or found stored already, of all files once the
+   * commit is made (the small ones travel in it). 0 for the other phases.
    */
   done: number;
   total: number;
@@ -230,7 +231,7 @@ async function upload(o: UploadOptions, p: Push): Promise<UploadResult> {
     commit = { commit: out.commit.oid, commitUrl: out.commit.url };
     if (publish) writeJournal(p, { ...journal, committed: { fingerprint, ...commit } });
   }
-  emit('uploading', total, total);
+  emit('committing', total, total);
 
   // 3. Public, when asked (and only for a repository this push created).
   if (publish) {

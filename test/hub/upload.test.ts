@@ -114,9 +114,11 @@ test('an adapter goes up as one commit of a repository created private and made 
   assert.deepEqual(phases, ['creating', 'hashing', 'uploading', 'committing', 'publishing']);
   const uploading = events.filter((e) => e.phase === 'uploading');
   for (let i = 1; i < uploading.length; i++) assert.ok(uploading[i]!.done >= uploading[i - 1]!.done, 'upload progress never goes back within one try');
-  const total = r.files.reduce((a, f) => a + f.bytes, 0);
-  assert.deepEqual([uploading.at(-1)!.done, uploading.at(-1)!.total], [total, total]);
-  assert.equal(r.bytesSent, readFileSync(join(adapterDir, 'adapter_model.safetensors')).length);
+  const total = r.files.reduce((a, f) => a + f.bytes, 0), large = readFileSync(join(adapterDir, 'adapter_model.safetensors')).length;
+  assert.deepEqual([uploading.at(-1)!.done, uploading.at(-1)!.total], [large, total], 'the large file went to storage');
+  const committed = events.filter((e) => e.phase === 'committing').at(-1)!;
+  assert.deepEqual([committed.done, committed.total], [total, total], 'the small files went with the commit');
+  assert.equal(r.bytesSent, large);
 });
 
 test('a file over the multipart threshold goes up in parts; the commit names the whole', async () => {
