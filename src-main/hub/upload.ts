@@ -6,7 +6,8 @@
 //      where each large file goes (nowhere when the Hub stores it already), the large files are
 //      PUT to storage (in parts above the Hub's multipart threshold), and one POST .../commit/main
 //      names them all, so the repository shows either none of this push's files or all of them;
-//   3. the repository is made public (PUT /api/models/{repo}/settings), when that was asked.
+//   3. the repository is made public (PUT /api/models/{repo}/settings {"visibility": "public"}, as
+//      huggingface_hub's update_repo_settings sends it), when that was asked.
 // A push that fails leaves at most a private repository without this push's files, which nobody
 // else sees. Running it again continues: the LFS batch answers "stored" for the large files sent
 // before, so only the rest travel. A journal (FINCH_HOME/push/<owner>/<name>.json) remembers that
@@ -14,7 +15,8 @@
 // one push a cut connection or a 5xx answer is retried (the whole commit, which skips what is stored).
 //
 // Files travel over Git LFS (useXet: false), the protocol the tests check against a fake Hub that
-// answers as huggingface.co does; Xet's deduplicating upload (CAS xorbs and shards) is not used.
+// answers as huggingface.co does, and the one huggingface_hub itself falls back to without hf_xet;
+// Xet's deduplicating upload (CAS xorbs and shards) is not used.
 
 import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -115,8 +117,8 @@ interface Journal {
   repo: string;
   /** Created private by Finch: to be made public once the commit is there. */
   publish: boolean;
-  /** The commit of these very files, once made (a later run only publishes). */
-  committed?: { fingerprint: string; commit: string; commitUrl: string };
+  /** The commit of these very files, once made (a later run only publishes), and which went to LFS. */
+  committed?: { fingerprint: string; commit: string; commitUrl: string; lfs: string[] };
 }
 
 /** Repositories this process is pushing to now. */
@@ -186,7 +188,7 @@ async function upload(o: UploadOptions, p: Push): Promise<UploadResult> {
   if (publish) writeJournal(p, journal);
   else removeJournal(p);
   const stateNote = created
-    ? `nothing of it is public: ${p.repo} stays private until every file is there; run the same push again to continue (large files already uploaded are not sent again)`
+    ? `nothing of this push is public: ${p.repo} stays private until every file is there; run the same push again to continue (large files already uploaded are not sent again)`
     : `${p.repo} is unchanged (one commit carries every file); run the push again to continue (large files already uploaded are not sent again)`;
 
   // 2. One commit with every file, retried as a whole (stored files are skipped on the next try).
@@ -201,7 +203,9 @@ async function upload(o: UploadOptions, p: Push): Promise<UploadResult> {
   };
   let commit: { commit: string; commitUrl: string };
   if (journal.committed?.fingerprint === fingerprint) {
-    commit = journal.committed; // an earlier run committed these files and stopped before publishing
+    // An earlier run committed these files and stopped before publishing.
+    commit = { commit: journal.committed.commit, commitUrl: journal.committed.commitUrl };
+    for (const path of journal.committed.lfs) p.lfs.add(path);
   } else {
     const operations: CommitOperation[] = files.map((f) => ({
       operation: 'addOrUpdate', path: f.path, content: typeof f.source === 'string' ? pathToFileURL(f.source) : new Blob([Uint8Array.from(f.source)]),
@@ -229,7 +233,7 @@ async function upload(o: UploadOptions, p: Push): Promise<UploadResult> {
     };
     const out = await withRetries(once, 'commit', p, o.retries ?? 3).catch((e: HubError) => { throw withHint(e, stateNote); });
     commit = { commit: out.commit.oid, commitUrl: out.commit.url };
-    if (publish) writeJournal(p, { ...journal, committed: { fingerprint, ...commit } });
+    if (publish) writeJournal(p, { ...journal, committed: { fingerprint, ...commit, lfs: [...p.lfs] } });
   }
   emit('committing', total, total);
 
@@ -238,7 +242,7 @@ async function upload(o: UploadOptions, p: Push): Promise<UploadResult> {
     emit('publishing');
     await withRetries(async () => {
       await fetchFn(`${p.endpoint}/api/models/${p.repo}/settings`, {
-        method: 'PUT', headers: { authorization: `Bearer ${p.token}`, 'content-type': 'application/json' }, body: JSON.stringify({ private: false }), signal: o.signal,
+        method: 'PUT', headers: { authorization: `Bearer ${p.token}`, 'content-type': 'application/json' }, body: JSON.stringify({ visibility: 'public' }), signal: o.signal,
       });
     }, 'settings', p, o.retries ?? 3).catch((e: HubError) => {
       throw withHint(e, `every file is in ${p.repo}, which is still private; run the push again to make it public, or change it on ${page}/settings`);

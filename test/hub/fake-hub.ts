@@ -24,7 +24,7 @@
 //       part, href the completion on the Hub); the storage checks Content-Length, size and sha256
 //   POST /api/models/{repo}/commit/{rev} (NDJSON: header, file, lfsFile, deletedFile)  one commit,
 //       refused when an lfsFile is not in storage
-//   PUT /api/models/{repo}/settings {private}
+//   PUT /api/models/{repo}/settings {visibility} (or {private}, as older clients send it)
 // Tokens are users (addUser) with write access or not; private repositories answer RepoNotFound to
 // others. Upload faults: a one-shot answer or hang-up per step (`faults`), and a storage PUT held
 // after N bytes until cutHeld() (a connection cut mid-upload).
@@ -417,8 +417,9 @@ export class FakeHub {
       if (this.fault('settings', req, res)) return;
       const repo = this.writable(decodeURIComponent(m[1]!), token, res);
       if (!repo) return;
-      const ask = JSON.parse(body.toString('utf8')) as { private?: boolean };
-      if (typeof ask.private === 'boolean') repo.private = ask.private;
+      const ask = JSON.parse(body.toString('utf8')) as { visibility?: string; private?: boolean };
+      if (ask.visibility === 'public' || ask.visibility === 'private') repo.private = ask.visibility === 'private';
+      else if (typeof ask.private === 'boolean') repo.private = ask.private; // what older clients send
       return this.json(res, {});
     }
     return this.error(res, 404, null, 'Not Found');

@@ -143,7 +143,7 @@ test('a connection cut mid-upload leaves nothing public; the next run sends only
   const e = await within(failed, 30_000, 'the push to fail after the cut');
   assert.equal(e.code, 'network');
   assert.match(e.message, /connection was cut while uploading \(b\.safetensors\)|storage answered/);
-  assert.match(e.hint, /nothing of it is public: alice\/cut stays private/);
+  assert.match(e.hint, /nothing of this push is public: alice\/cut stays private/);
   assert.match(e.hint, /run the same push again/);
 
   const repo = hub.repo('alice/cut')!;
@@ -241,6 +241,8 @@ test('a publish that fails after the commit: the next run only makes the reposit
   assert.equal(r.private, false);
   assert.equal(repo.private, false);
   assert.deepEqual(repo.commits!.map((c) => c.title), ['initial commit', 'late'], 'the files were not committed twice');
+  assert.equal(r.commit, repo.sha);
+  assert.deepEqual(r.files.filter((f) => f.lfs).map((f) => f.path), ['a.safetensors', 'b.safetensors']);
 });
 
 test('cancel: the signal stops the upload with code "cancelled"', async () => {
