@@ -1,7 +1,7 @@
 // Hugging Face Hub downloads in the app: a model repository or one dataset file goes into the
 // cache (src-main/hub does the transfer: resumable partial files, disk-space check, no pickle),
 // with 'download' events for progress, and joins the library when complete. The token comes from
-// the call, else HF_TOKEN, else the saved one (store/token-store.ts hubToken).
+// the call, else HF_TOKEN, else the saved one (hub/token.ts hubToken).
 
 import type { DownloadDatasetRequest, DownloadModelRequest, FinchEvent, HubDatasetFile } from '../../src-shared/api.js';
 import { downloadRepo, listDatasetFiles, type DownloadProgress } from '../hub/index.js';

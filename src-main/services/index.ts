@@ -17,13 +17,15 @@ import { exportAccelerate } from '../export/accelerate.js';
 import { exportGguf, exportGgufAdapter, exportOllama } from '../model/gguf/export.js';
 import { mergeAdapter } from '../model/merge.js';
 import { readQa } from '../train/evaluate.js';
+import { hubToken } from '../hub/index.js';
 import { finchHome } from '../store/paths.js';
 import { Store } from '../store/store.js';
-import { TokenStore, hubToken, migrateTokenOutOfDb, type TokenCipher } from '../store/token-store.js';
+import { TokenStore, migrateTokenOutOfDb, type TokenCipher } from '../store/token-store.js';
 import { EventBus } from './bus.js';
 import { DEMO_MODEL, DEMO_RECIPE, DEMO_TEST, DEMO_TRAIN } from './demo.js';
 import { createDispatcher, type Dispatcher } from './dispatch.js';
 import { Downloads } from './downloads.js';
+import { Pushes } from './pushes.js';
 import { ServiceError } from './errors.js';
 import { GenerationService, type ResolvedSide } from './generation.js';
 import { forkJob, type SamplePrompts, type SpawnJob, type TrainPayload } from './jobs.js';
@@ -89,8 +91,8 @@ export function createServices(o: ServicesOptions = {}): Services {
   const tokensMoved = migrateTokenOutOfDb(store, tokens).catch((e: unknown) => {
     console.error(`finch: the Hugging Face token stays in finch.db for now; moving it to ${tokens.dir} failed: ${(e as Error).message}`);
   });
-  /** The token a Hub request uses when it brings none: HF_TOKEN, else the saved one (hubToken's order). */
-  const hfToken = async () => { await tokensMoved; return hubToken(undefined, tokens); };
+  /** The token a Hub request uses: its own, else HF_TOKEN, else the saved one (hub/token.ts hubToken). */
+  const hfToken = async (given?: string) => { await tokensMoved; return hubToken(given, tokens); };
   const defaultProvider = () => store.setting<SettingsView['defaultProvider']>('defaultProvider') ?? 'auto';
   const settingsView = async (): Promise<SettingsView> => {
     await tokensMoved;
@@ -101,6 +103,10 @@ export function createServices(o: ServicesOptions = {}): Services {
   };
   const downloads = new Downloads(bus, library, {
     token: hfToken, endpoint: () => store.setting<string>('hfEndpoint') ?? undefined, cacheDir: () => store.setting<string>('cacheDir') ?? undefined,
+  });
+
+  const pushes = new Pushes(bus, store, library, (id) => runs.run(id), {
+    token: hfToken, endpoint: () => store.setting<string>('hfEndpoint') ?? undefined,
   });
 
   /** A few held-out prompts for a run's sample answers: the demo's test set, else the dataset's last rows. */
@@ -268,6 +274,8 @@ export function createServices(o: ServicesOptions = {}): Services {
       const r = await exportAccelerate(runs.run(req.runId).dir, emptyDestination(req.dest), { gpus: req.gpus });
       return { path: r.outDir, files: r.files.map((name) => ({ name, bytes: statSync(join(r.outDir, name)).size })), command: r.launchCommand };
     },
+    pushToHub: async (req) => pushes.push(req),
+    cancelPush: async (repo) => pushes.cancel(repo),
 
     generate: async (req) => {
       const model = library.model(req.modelId);
@@ -323,6 +331,7 @@ export function createServices(o: ServicesOptions = {}): Services {
     api, bus, dispatcher: createDispatcher(api, bus), store, runs, generation,
     close() {
       downloads.cancelAll();
+      pushes.cancelAll();
       runs.shutdown();
       generation.close();
       store.close();

@@ -11,10 +11,10 @@
 // keychain (it belongs to Electron), so they cannot read an encrypted token: they say so and go on
 // without it (--token or HF_TOKEN still work).
 //
-// Which token a Hub request uses is decided once, by hubToken(): the one passed explicitly
-// (--token, a download's own token), else HF_TOKEN, else the saved one.
+// Which token a Hub request uses is decided once, by src-main/hub/token.ts hubToken(): the one
+// passed explicitly (--token, a request's own token), else HF_TOKEN, else the one read here.
 //
-//   const token = await hubToken(values.token, new TokenStore(finchHome()));   // `finch pull`, `finch push`
+//   const saved = await new TokenStore(finchHome()).read();   // null when none is saved
 
 import { chmodSync, closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
@@ -131,23 +131,6 @@ function writePrivateFile(dir: string, name: string, bytes: Buffer): void {
     closeSync(fd);
   }
   renameSync(tmp, join(dir, name));
-}
-
-/**
- * The token a Hugging Face request uses: `explicit` (a --token flag, a download's own token), else
- * the HF_TOKEN environment variable, else the saved one. A saved token this process cannot read
- * (encrypted by the desktop app) is skipped, with `onUnreadable` told why.
- */
-export async function hubToken(explicit: string | undefined, tokens: TokenStore, onUnreadable?: (why: string) => void): Promise<string | undefined> {
-  if (explicit) return explicit;
-  if (process.env.HF_TOKEN) return process.env.HF_TOKEN;
-  try {
-    return (await tokens.read()) ?? undefined;
-  } catch (e) {
-    if (!(e instanceof TokenUnreadableError)) throw e;
-    onUnreadable?.(e.message);
-    return undefined;
-  }
 }
 
 /**

@@ -1,15 +1,15 @@
 // The Hugging Face token's store (src-main/store/token-store.ts): a file only the user can read
 // (0600 in a 0700 folder, written atomically) without a keychain; the keychain's ciphertext with
 // one (here a test cipher: AES-GCM under a key of its own, as the desktop's keychain is); one saved
-// token at a time; an encrypted token unreadable without the keychain, with what to do; and the
-// order every door asks for a token in (explicit, HF_TOKEN, saved).
+// token at a time; an encrypted token unreadable without the keychain, with what to do. The order
+// every door asks for a token in is test/hub/token.test.ts's.
 import assert from 'node:assert/strict';
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { chmodSync, mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { TokenStore, TokenUnreadableError, hubToken, type TokenCipher } from '../../src-main/store/token-store.js';
+import { TokenStore, TokenUnreadableError, type TokenCipher } from '../../src-main/store/token-store.js';
 
 const TOKEN = 'hf_testTokenNotARealOne0123456789';
 const home = () => mkdtempSync(join(tmpdir(), 'finch-tokens-'));
@@ -33,12 +33,6 @@ function testCipher(key = randomBytes(32)): TokenCipher & { failNext: boolean } 
     },
   };
   return c;
-}
-
-function withEnv<T>(value: string | undefined, f: () => Promise<T>): Promise<T> {
-  const saved = process.env.HF_TOKEN;
-  if (value === undefined) delete process.env.HF_TOKEN; else process.env.HF_TOKEN = value;
-  return f().finally(() => { if (saved === undefined) delete process.env.HF_TOKEN; else process.env.HF_TOKEN = saved; });
 }
 
 test('without a keychain the token is a file only this user can read, replaced atomically', { skip: process.platform === 'win32' && 'POSIX modes' }, async () => {
@@ -113,29 +107,6 @@ test('a keychain that fails to encrypt leaves the saved token as it was', async 
   await assert.rejects(tokens.save('hf_new'), /the keychain is locked/);
   assert.equal(await tokens.read(), TOKEN);
   assert.deepEqual(readdirSync(tokens.dir), ['hf-token.enc']);
-});
-
-test('hubToken: an explicit token, else HF_TOKEN, else the saved one; an unreadable one is skipped with why', async () => {
-  const dir = home();
-  const tokens = new TokenStore(dir);
-  await withEnv(undefined, async () => {
-    assert.equal(await hubToken(undefined, tokens), undefined);
-    await tokens.save(TOKEN);
-    assert.equal(await hubToken(undefined, tokens), TOKEN);
-    assert.equal(await hubToken('hf_flag', tokens), 'hf_flag');
-  });
-  await withEnv('hf_env', async () => {
-    assert.equal(await hubToken(undefined, tokens), 'hf_env', 'HF_TOKEN overrides the saved token');
-    assert.equal(await hubToken('hf_flag', tokens), 'hf_flag');
-  });
-
-  await new TokenStore(dir, testCipher()).save(TOKEN);
-  const why: string[] = [];
-  await withEnv(undefined, async () => {
-    assert.equal(await hubToken(undefined, new TokenStore(dir), (w) => why.push(w)), undefined);
-  });
-  assert.equal(why.length, 1);
-  assert.match(why[0]!, /only the app can use: pass --token or set HF_TOKEN/);
 });
 
 test('a token file edited by hand (trailing newline, spaces) reads as the token', async () => {

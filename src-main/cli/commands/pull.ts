@@ -2,12 +2,10 @@
 // cache and prints the local folder; a progress bar with ETA on a terminal, JSON lines with --json.
 
 import { basename } from 'node:path';
-import { HubError, downloadRepo, listDatasetFiles, type DownloadProgress } from '../../hub/index.js';
-import { finchHome } from '../../store/paths.js';
-import { TokenStore, hubToken } from '../../store/token-store.js';
+import { HubError, downloadRepo, hubToken, listDatasetFiles, type DownloadProgress } from '../../hub/index.js';
 import { parseCommand, usageError } from '../args.js';
 import { reportError } from '../errors.js';
-import { EtaEstimator, JsonLines, createProgress, type ProgressBar } from '../progress.js';
+import { EtaEstimator, JsonLines, byteScale, createProgress, type ProgressBar } from '../progress.js';
 
 const USAGE = `Usage: finch pull REPO[@REVISION] [options]
 
@@ -30,11 +28,6 @@ Examples:
   finch pull meta-math/MetaMathQA --dataset --list
   finch pull meta-math/MetaMathQA --dataset --file MetaMathQA-395K.json`;
 
-/** Bytes in the units the bar counts: kB for small downloads, MB above 10 MB. */
-function byteScale(total: number): { div: number; unit: string } {
-  return total >= 1e7 ? { div: 1e6, unit: 'MB' } : { div: 1e3, unit: 'kB' };
-}
-
 export async function run(argv: string[]): Promise<number> {
   const parsed = parseCommand('pull', argv, {
     dataset: { type: 'boolean', default: false }, file: { type: 'string', multiple: true }, list: { type: 'boolean', default: false },
@@ -47,7 +40,7 @@ export async function run(argv: string[]): Promise<number> {
   const repo = at > 0 ? positionals[0]!.slice(0, at) : positionals[0]!;
   const revision = at > 0 ? positionals[0]!.slice(at + 1) : undefined;
   const kind = values.dataset || repo.startsWith('datasets/') ? 'dataset' : 'model';
-  const token = await hubToken(values.token, new TokenStore(finchHome()), (why) => console.error(`note: ${why}; pulling without it`));
+  const token = await hubToken(values.token, undefined, (why) => console.error(`note: ${why}; pulling without it`));
   const access = { repo, revision, token, endpoint: values.endpoint };
   const json = values.json ? new JsonLines(process.stdout) : null;
   const ac = new AbortController();
