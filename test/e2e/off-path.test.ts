@@ -150,6 +150,7 @@ test('off the happy path: a local model, a mapped dataset, refused settings, Bac
     await assertAccessible(p, 'run: interrupted by a server stop');
     await shot(p, 'off-06-interrupted');
     await resume.click();
+    await logLine('resuming: no checkpoint yet, so training starts again from step 1');
     await badge('completed', 240_000);
     await p.getByText('Step 8 of 8').waitFor();
     const lossLabel = await p.getByRole('img', { name: /^Training and eval loss by step\./ }).getAttribute('aria-label') ?? '';
