@@ -126,12 +126,28 @@ export interface AppInfo {
   finchHome: string;
   /** True in browser mode: file paths are typed, not picked in a dialog. */
   browserMode: boolean;
-  /** A Hugging Face token is configured (settings or HF_TOKEN); the token itself never crosses. */
+  /** A Hugging Face token is usable here (HF_TOKEN, or a saved one); the token itself never crosses. */
   hfTokenSet: boolean;
+  /** How the saved token is kept (null: none saved); see HfTokenStorage. */
+  hfTokenStorage: HfTokenStorage | null;
 }
 
+/**
+ * How Finch keeps a saved Hugging Face token (never in the library database): 'encrypted' by the
+ * system keychain (the desktop app, where it has one), or 'file': FINCH_HOME/secrets/hf-token,
+ * readable only by the user. Only the desktop app can read an encrypted one.
+ */
+export type HfTokenStorage = 'encrypted' | 'file';
+
 export interface SettingsView {
+  /** A token is usable here: HF_TOKEN, or a saved one this process can read. */
   hfTokenSet: boolean;
+  /** How the saved token is kept; null: none saved. */
+  hfTokenStorage: HfTokenStorage | null;
+  /** How a token saved now would be kept ('encrypted' only in the desktop app with a keychain). */
+  hfTokenSaveAs: HfTokenStorage;
+  /** HF_TOKEN is set in Finch's environment: it is used before a saved token. */
+  hfTokenFromEnv: boolean;
   hfEndpoint: string | null;
   cacheDir: string | null;
   defaultProvider: ProviderChoice;
@@ -309,7 +325,10 @@ export interface RunDetails extends RunSummary {
 }
 
 export interface DemoRow { prompt: string; reference: string; base: string; tuned: string | null; baseCorrect: boolean; tunedCorrect: boolean | null }
+/** Exact-match accuracy on the demo's held-out problems (every row `finch demo` scores), and each answer. */
 export interface DemoResult { baseAccuracy: number; tunedAccuracy: number | null; rows: DemoRow[] }
+/** The batchId of a demo run's comparison: its 'batch-progress' events while base and tuned answer. */
+export const demoBatchId = (runId: RunId): Id => `demo-${runId}`;
 
 export interface StartDemoResult {
   model: ModelSummary;

@@ -9,7 +9,7 @@
 import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { PushPhase, PushRequest, PushResult, RunSummary } from '../../src-shared/api.js';
-import { type CardFacts, hubToken, pushToHub } from '../hub/index.js';
+import { type CardFacts, pushToHub } from '../hub/index.js';
 import { exportGguf } from '../model/gguf/export.js';
 import { mergeAdapter } from '../model/merge.js';
 import { stagingDir } from '../store/paths.js';
@@ -19,8 +19,8 @@ import { ServiceError } from './errors.js';
 import type { Library } from './library.js';
 
 export interface PushAccess {
-  /** The app's stored token (hub/token.ts takes it after a request's own, before HF_TOKEN). */
-  storedToken: () => string | null | undefined;
+  /** The token for a push: the request's own, else HF_TOKEN, else the saved one (hub/token.ts hubToken). */
+  token: (given: string | undefined) => Promise<string | undefined>;
   endpoint: () => string | undefined;
 }
 
@@ -69,7 +69,7 @@ export class Pushes {
       }
       const r = await pushToHub({
         kind: req.what, path, runDir, facts, repo: req.repo, private: req.private, signal: abort.signal,
-        token: hubToken(req.token, this.access.storedToken), endpoint,
+        token: await this.access.token(req.token), endpoint,
         onProgress: (p) => progress(p.phase, p.done, p.total),
       });
       return {

@@ -4,9 +4,11 @@
 // arguments naming the failing field, failures arrive as {code, message, hint}, and the library,
 // preview, memory verdict, comparisons and settings work against real files (the bundled demo).
 import assert from 'node:assert/strict';
+import { readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { API_CALLS, type CallName, type DesktopApi, type RunConfig } from '../../src-shared/api.js';
-import { RUN_DEFAULTS } from '../../src-shared/schemas.js';
+import { CALL_ARGS, RUN_DEFAULTS } from '../../src-shared/schemas.js';
 import { failure, startApp, type TestApp, type Transport } from '../helpers/app.js';
 
 const CFG: RunConfig = { ...RUN_DEFAULTS, modelId: 'm', datasetId: 'd' };
@@ -56,6 +58,12 @@ const BAD: Record<CallName, [unknown[], string]> = {
   clearWeightCache: [['all'], ''],
   pickPath: [[{ kind: 'folder' }], '0.kind'],
 };
+
+test('a call whose one argument has only optional fields may leave it out (JSON-RPC without params)', () => {
+  const optional = API_CALLS.filter((name) => CALL_ARGS[name].safeParse([{}]).success);
+  assert.deepEqual(optional, ['setSettings', 'startDemo', 'listComparisons']);
+  for (const name of optional) assert.deepEqual(CALL_ARGS[name].safeParse([]).data, [{}], name);
+});
 
 for (const transport of ['dispatcher', 'websocket', 'ipc'] as Transport[]) {
   describe(`DesktopApi over ${transport}`, () => {
@@ -142,8 +150,14 @@ for (const transport of ['dispatcher', 'websocket', 'ipc'] as Transport[]) {
       });
       assert.equal(saved.leftLabel, 'base model');
       assert.deepEqual((await api.listComparisons({})).map((c) => c.id), [saved.id]);
+      assert.deepEqual((await (api.listComparisons as unknown as () => Promise<{ id: string }[]>)()).map((c) => c.id), [saved.id], 'the argument left out');
       const s = await api.setSettings({ hfToken: 'hf_secret', defaultProvider: 'cpu' });
       assert.equal(s.hfTokenSet, true);
+      // Saved outside the database, in a file only this user can read (no keychain outside the desktop app).
+      assert.deepEqual([s.hfTokenStorage, s.hfTokenSaveAs, (await api.appInfo()).hfTokenStorage], ['file', 'file', 'file']);
+      assert.equal(app.services.store.setting('hfToken'), null);
+      assert.equal(readFileSync(join(app.home, 'secrets', 'hf-token'), 'utf8'), 'hf_secret');
+      if (process.platform !== 'win32') assert.equal(statSync(join(app.home, 'secrets', 'hf-token')).mode & 0o777, 0o600);
       assert.equal(s.defaultProvider, 'cpu');
       assert.ok(!JSON.stringify(await api.getSettings()).includes('hf_secret'));
       assert.ok(!JSON.stringify(await api.appInfo()).includes('hf_secret'));

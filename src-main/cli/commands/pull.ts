@@ -16,8 +16,8 @@ the Hugging Face Hub into <FINCH_HOME>/hub and prints the local folder. Pickle f
   --dataset        REPO is a dataset (as is REPO written datasets/OWNER/NAME)
   --file PATH      only this file of the repository (repeat for several)
   --list           datasets: list the data files with format, size and split; download nothing
-  --token T        token for gated or private repositories (default: the one in Finch's
-                   Settings, else $HF_TOKEN)
+  --token T        token for gated or private repositories (default: $HF_TOKEN, else the
+                   token saved in Finch's Settings)
   --endpoint URL   the Hub's address (default: $HF_ENDPOINT or https://huggingface.co)
   --cache DIR      download folder (default: <FINCH_HOME>/hub)
   --json           one JSON object per line: start, file, progress, file-done, done or error
@@ -40,7 +40,8 @@ export async function run(argv: string[]): Promise<number> {
   const repo = at > 0 ? positionals[0]!.slice(0, at) : positionals[0]!;
   const revision = at > 0 ? positionals[0]!.slice(at + 1) : undefined;
   const kind = values.dataset || repo.startsWith('datasets/') ? 'dataset' : 'model';
-  const access = { repo, revision, token: hubToken(values.token), endpoint: values.endpoint };
+  const token = await hubToken(values.token, undefined, (why) => console.error(`note: ${why}; pulling without it`));
+  const access = { repo, revision, token, endpoint: values.endpoint };
   const json = values.json ? new JsonLines(process.stdout) : null;
   const ac = new AbortController();
   const onSigint = () => ac.abort();

@@ -26,7 +26,7 @@ uploaded are not sent again). An existing repository is updated and keeps its vi
   --base-model ID    the base model's Hub id, for the card and adapter_config.json (default: from the
                      run or the adapter when it came from the Hub)
   --dataset ID       the dataset's Hub id, for the card (default: from the run, when it came from the Hub)
-  --token T          a token with write access (default: the one in Finch's Settings, else $HF_TOKEN)
+  --token T          a token with write access (default: $HF_TOKEN, else the one in Finch's Settings)
   --endpoint URL     the Hub's address (default: $HF_ENDPOINT or https://huggingface.co)
   --dry-run          print the files and the model card; upload nothing
   --json             one JSON object per line: start, phase, progress, done or error
@@ -63,7 +63,7 @@ export async function run(argv: string[]): Promise<number> {
   try {
     const o = {
       kind, path: values[kind]!, repo: values.repo, runDir: values.run, private: values.private,
-      token: hubToken(values.token), endpoint: values.endpoint, signal: ac.signal,
+      token: await hubToken(values.token, undefined, (why) => console.error(`note: ${why}; pushing without it`)), endpoint: values.endpoint, signal: ac.signal,
       facts: { ...(values['base-model'] ? { baseModel: values['base-model'] } : {}), ...(values.dataset ? { datasets: [values.dataset] } : {}) },
     };
     const plan = planPush(o);
