@@ -18,8 +18,19 @@ export const FORMAT_NAMES = ['alpaca', 'sharegpt', 'messages', 'completion', 'te
 /** The fields a column map assigns dataset columns to. */
 export const FORMAT_FIELDS = ['instruction', 'input', 'output', 'system', 'conversations', 'messages', 'prompt', 'completion', 'text'] as const;
 
-/** The projections of a Llama-family layer that can carry a LoRA adapter, in PEFT's order (model/lora.ts). */
+/**
+ * The projections of a Llama-family layer that can carry a LoRA adapter, in PEFT's order
+ * (model/lora.ts): what "all" means, and the default.
+ */
 export const LORA_TARGETS = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'] as const;
+/**
+ * PEFT's names of the projections Phi-3 fuses: qkv_proj (q, k and v) and gate_up_proj (gate and
+ * up). A run may name either spelling: a fused projection is adapted when all its parts are listed,
+ * and on a model with separate projections a fused name stands for its parts (model/lora.ts).
+ */
+export const FUSED_LORA_TARGETS = ['qkv_proj', 'gate_up_proj'] as const;
+/** Every projection name a run's target list accepts. */
+export const LORA_TARGET_NAMES = [...LORA_TARGETS, ...FUSED_LORA_TARGETS] as const;
 
 /** Which tokens the loss trains: the completion's only (prompt labels -100), or every token. */
 export const TRAIN_ON = ['completions', 'all'] as const;

@@ -66,6 +66,8 @@ test('Llama 3.1: llama3 rope scaling, GQA, eos union with generation_config (its
     ropeScaling: { type: 'llama3', factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositionEmbeddings: 8192 },
     maxPositionEmbeddings: 131072, tieWordEmbeddings: false, attentionBias: false, attentionOutputBias: false, mlpBias: false,
     slidingWindow: null, bosTokenId: 128000, eosTokenIds: [128009, 128001, 128008], torchDtype: 'bfloat16',
+    localRopeTheta: null, rotaryDim: 128, hiddenAct: 'silu', layerTypes: Array(32).fill('full'), queryPreAttnScalar: null,
+    finalLogitSoftcap: null, textModelOf: null,
   };
   assert.deepEqual(c, expected);
 });
@@ -74,7 +76,7 @@ test('Llama 3.2: tied embeddings, explicit head_dim, rope_scaling with "type", s
   const c = parseModelConfig(LLAMA32_1B);
   assert.equal(c.tieWordEmbeddings, true);
   assert.equal(c.headDim, 64);
-  assert.equal(c.ropeScaling?.factor, 32);
+  assert.equal(c.ropeScaling?.type === 'llama3' && c.ropeScaling.factor, 32);
   assert.deepEqual(c.eosTokenIds, [128001]);
 });
 
@@ -134,7 +136,7 @@ test('transformers v5 rope_parameters are read (theta and llama3 scaling)', () =
     rope_parameters: { rope_type: 'llama3', rope_theta: 500000, factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 8192 },
   });
   assert.equal(c.ropeTheta, 500000);
-  assert.equal(c.ropeScaling?.originalMaxPositionEmbeddings, 8192);
+  assert.equal(c.ropeScaling?.type === 'llama3' && c.ropeScaling.originalMaxPositionEmbeddings, 8192);
   assert.equal(parseModelConfig({ ...rest, rope_parameters: { rope_type: 'default', rope_theta: 12345 } }).ropeScaling, null);
   assert.equal(parseModelConfig({ ...rest, rope_parameters: { rope_type: 'default', rope_theta: 12345 } }).ropeTheta, 12345);
 });
