@@ -36,3 +36,23 @@ export function randomWeights(cfg: ModelConfig, seed: number): Map<string, { sha
 }
 
 export const invFreqOf = (cfg: ModelConfig) => Float64Array.from({ length: cfg.headDim / 2 }, (_, i) => 1 / cfg.ropeTheta ** ((2 * i) / cfg.headDim));
+
+/**
+ * A tiny config of each family beyond the Llama layout, with what it adds switched on: Qwen3's q/k
+ * norms and explicit head_dim; Gemma 3's sliding layers (window 4) between full ones, local RoPE
+ * base, linear scaling, query scale, GELU, logit capping and tied head; Phi-3's fused projections,
+ * partial rotary, LongRoPE and sliding window.
+ */
+export function tinyFamilyConfigs(): Record<'qwen3' | 'gemma3' | 'phi3', ModelConfig> {
+  return {
+    qwen3: tinyConfig({ modelType: 'qwen3', headDim: 32 }),
+    gemma3: tinyConfig({
+      modelType: 'gemma3_text', numLayers: 3, hiddenAct: 'gelu_tanh', slidingWindow: 4, layerTypes: ['sliding', 'full', 'sliding'], localRopeTheta: 1000,
+      ropeScaling: { type: 'linear', factor: 4 }, queryPreAttnScalar: 24, finalLogitSoftcap: 3.5, tieWordEmbeddings: true,
+    }),
+    phi3: tinyConfig({
+      modelType: 'phi3', rotaryDim: 8, tieWordEmbeddings: true, slidingWindow: 5, layerTypes: ['sliding', 'sliding'],
+      ropeScaling: { type: 'longrope', shortFactor: [1, 1.5, 2, 3], longFactor: [1.2, 2.5, 4, 9], originalMaxPositionEmbeddings: 4, attentionFactor: 1.2 },
+    }),
+  };
+}
