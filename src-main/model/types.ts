@@ -113,7 +113,11 @@ export interface TextTokenizer {
   readonly hasChatTemplate: boolean;
   encode(text: string, opts?: { addSpecialTokens?: boolean }): number[];
   decode(ids: readonly number[], opts?: { skipSpecialTokens?: boolean }): string;
-  /** Renders tokenizer_config.json's chat_template (throws naming the file if there is none). */
-  applyChatTemplate(messages: readonly ChatMessage[], opts?: { addGenerationPrompt?: boolean }): string;
+  /**
+   * Renders tokenizer_config.json's chat_template (throws naming the file if there is none).
+   * `variables` are the template's own switches, as transformers passes extra keyword arguments
+   * (Qwen3's enable_thinking).
+   */
+  applyChatTemplate(messages: readonly ChatMessage[], opts?: { addGenerationPrompt?: boolean; variables?: Readonly<Record<string, unknown>> }): string;
   tokenToId(token: string): number | null;
 }
