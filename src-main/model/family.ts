@@ -11,14 +11,14 @@
 //   gemma3_text = llama                              (1 + w)  yes       pre and post   * sqrt(D)
 //   phi3        qkv (fused), o, gate_up (fused), down  w      -         pre            -
 
-import type { FUSED_LORA_TARGETS, LORA_TARGETS } from '../../src-shared/choices.js';
+import { type FUSED_LORA_TARGETS, type LORA_TARGETS, MODEL_FAMILY_NAMES } from '../../src-shared/choices.js';
 import type { ModelConfig, ModelType } from './types.js';
 
 /** A projection name, separate (q_proj) or fused (qkv_proj): PEFT's module names. */
 export type ProjectionName = (typeof LORA_TARGETS)[number] | (typeof FUSED_LORA_TARGETS)[number];
 
 export interface Family {
-  /** The family as users know it ("Qwen3", "Gemma 3"). */
+  /** The family as users know it ("Qwen3", "Gemma 3": src-shared's MODEL_FAMILY_NAMES, which the app shows). */
   readonly title: string;
   /** The projections of a layer, in the model's order: what LoRA can adapt (PEFT's module names). */
   readonly projections: readonly ProjectionName[];
@@ -37,15 +37,15 @@ export interface Family {
 }
 
 const SEPARATE: readonly ProjectionName[] = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'];
-const LLAMA: Family = { title: 'Llama', projections: SEPARATE, normPlusOne: false, qkNorm: false, sandwichNorms: false, scaledEmbeddings: false };
+const LLAMA: Family = { title: MODEL_FAMILY_NAMES.llama, projections: SEPARATE, normPlusOne: false, qkNorm: false, sandwichNorms: false, scaledEmbeddings: false };
 
 export const FAMILIES: Record<ModelType, Family> = {
   llama: LLAMA,
-  mistral: { ...LLAMA, title: 'Mistral' },
-  qwen2: { ...LLAMA, title: 'Qwen2' },
-  qwen3: { ...LLAMA, title: 'Qwen3', qkNorm: true },
-  gemma3_text: { ...LLAMA, title: 'Gemma 3', normPlusOne: true, qkNorm: true, sandwichNorms: true, scaledEmbeddings: true },
-  phi3: { ...LLAMA, title: 'Phi-3', projections: ['qkv_proj', 'o_proj', 'gate_up_proj', 'down_proj'] },
+  mistral: { ...LLAMA, title: MODEL_FAMILY_NAMES.mistral },
+  qwen2: { ...LLAMA, title: MODEL_FAMILY_NAMES.qwen2 },
+  qwen3: { ...LLAMA, title: MODEL_FAMILY_NAMES.qwen3, qkNorm: true },
+  gemma3_text: { ...LLAMA, title: MODEL_FAMILY_NAMES.gemma3_text, normPlusOne: true, qkNorm: true, sandwichNorms: true, scaledEmbeddings: true },
+  phi3: { ...LLAMA, title: MODEL_FAMILY_NAMES.phi3, projections: ['qkv_proj', 'o_proj', 'gate_up_proj', 'down_proj'] },
 };
 
 export const familyOf = (cfg: Pick<ModelConfig, 'modelType'>): Family => FAMILIES[cfg.modelType];

@@ -50,27 +50,22 @@ export const modelTargets = (cfg: Pick<ModelConfig, 'modelType'>): readonly Lora
 
 /**
  * A run's target list in this model's projections, in the model's order. A fused projection
- * (Phi-3's qkv_proj, gate_up_proj) is adapted when it or all of its parts are listed (so the
- * default, the seven Llama names, adapts all four of Phi-3's); listing only some parts is an
- * error, since one adapter covers the whole fused matrix. On a model with separate projections a
+ * (Phi-3's qkv_proj, gate_up_proj) is adapted when it or any of its parts is listed: one adapter
+ * covers the whole fused matrix, as PEFT's does (so the default, the seven Llama names, adapts all
+ * four of Phi-3's, and "q_proj,v_proj" adapts qkv_proj). On a model with separate projections a
  * fused name stands for its parts.
  */
 export function resolveTargets(cfg: Pick<ModelConfig, 'modelType'>, targets: readonly LoraTarget[]): LoraTarget[] {
   const fam = familyOf(cfg);
   const listed = (t: LoraTarget) => targets.includes(t);
+  const fusedOf = (p: LoraTarget) => (Object.keys(FUSED_PARTS) as (keyof typeof FUSED_PARTS)[]).find((f) => FUSED_PARTS[f].includes(p));
   const out = fam.projections.filter((p) => {
     const parts = FUSED_PARTS[p as keyof typeof FUSED_PARTS];
-    if (parts) {
-      const some = parts.filter(listed);
-      if (!listed(p) && some.length > 0 && some.length < parts.length) {
-        throw new Error(`${fam.title} fuses ${parts.join(', ')} into one projection, ${p}: list ${p} (or all of ${parts.join(', ')}), or none of them`);
-      }
-      return listed(p) || some.length === parts.length;
-    }
-    const fused = (Object.keys(FUSED_PARTS) as (keyof typeof FUSED_PARTS)[]).find((f) => FUSED_PARTS[f].includes(p));
+    if (parts) return listed(p) || parts.some(listed);
+    const fused = fusedOf(p);
     return listed(p) || (fused !== undefined && listed(fused));
   });
-  if (out.length === 0) throw new Error(`none of the LoRA targets ${targets.join(', ')} is a projection of ${fam.title} (${fam.projections.join(', ')})`);
+  if (out.length === 0) throw new Error(`no LoRA targets; ${fam.title}'s projections are ${fam.projections.join(', ')}`);
   return out;
 }
 

@@ -49,14 +49,16 @@ test('scale alpha/r, or alpha/sqrt(r) with rsLoRA; targets parse and refuse unkn
   assert.throws(() => parseTargets('q_proj,qkv'), /qkv/);
 });
 
-test('a run\'s targets in each family\'s projections: the default adapts all of them, fused projections take all their parts', () => {
+test('a run\'s targets in each family\'s projections: the default adapts all of them, a fused projection any of its parts', () => {
   const { qwen3, gemma3, phi3 } = tinyFamilyConfigs();
   for (const c of [cfg, qwen3, gemma3]) assert.deepEqual(resolveTargets(c, LORA_TARGETS), [...LORA_TARGETS], c.modelType);
   assert.deepEqual(resolveTargets(phi3, LORA_TARGETS), ['qkv_proj', 'o_proj', 'gate_up_proj', 'down_proj']);
   assert.deepEqual(resolveTargets(phi3, ['qkv_proj', 'down_proj']), ['qkv_proj', 'down_proj']);
   assert.deepEqual(resolveTargets(phi3, ['v_proj', 'k_proj', 'q_proj', 'o_proj']), ['qkv_proj', 'o_proj']);
-  assert.throws(() => resolveTargets(phi3, ['q_proj', 'v_proj']), /Phi-3 fuses q_proj, k_proj, v_proj into one projection, qkv_proj: list qkv_proj \(or all of q_proj, k_proj, v_proj\), or none of them/);
-  assert.throws(() => resolveTargets(phi3, ['gate_proj', 'down_proj']), /fuses gate_proj, up_proj into one projection, gate_up_proj/);
+  // The wizard's Quick preset (q_proj, v_proj) adapts Phi-3's whole qkv_proj, as one matrix.
+  assert.deepEqual(resolveTargets(phi3, ['q_proj', 'v_proj']), ['qkv_proj']);
+  assert.deepEqual(resolveTargets(phi3, ['gate_proj', 'down_proj']), ['gate_up_proj', 'down_proj']);
+  assert.throws(() => resolveTargets(phi3, []), /no LoRA targets; Phi-3's projections are qkv_proj, o_proj, gate_up_proj, down_proj/);
   // On separate projections a fused name stands for its parts; the model's order wins over the list's.
   assert.deepEqual(resolveTargets(cfg, ['gate_up_proj', 'qkv_proj']), ['q_proj', 'k_proj', 'v_proj', 'gate_proj', 'up_proj']);
   assert.deepEqual(resolveTargets(cfg, ['v_proj', 'q_proj']), ['q_proj', 'v_proj']);
