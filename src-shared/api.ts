@@ -45,6 +45,7 @@ export type ExportMergedRequest = z.infer<typeof S.ExportMergedRequest>;
 export type ExportGgufRequest = z.infer<typeof S.ExportGgufRequest>;
 export type ExportOllamaRequest = z.infer<typeof S.ExportOllamaRequest>;
 export type ExportAccelerateRequest = z.infer<typeof S.ExportAccelerateRequest>;
+export type PushRequest = z.infer<typeof S.PushRequest>;
 export type Settings = z.infer<typeof S.Settings>;
 export type PickPathRequest = z.infer<typeof S.PickPathRequest>;
 export type StartDemoRequest = z.infer<(typeof S.CALL_ARGS)['startDemo']>[0];
@@ -369,6 +370,23 @@ export interface ExportResult {
   command?: string;
 }
 
+/** What a push to the Hugging Face Hub made. */
+export interface PushResult {
+  repo: string;
+  /** The repository's page. */
+  url: string;
+  commit: string;
+  private: boolean;
+  /** The push created the repository (else it updated one that existed, keeping its visibility). */
+  created: boolean;
+  files: { name: string; bytes: number }[];
+  /** Large files the Hub had already (a push run again after a failure): not sent again. */
+  alreadyStored: string[];
+}
+
+/** The steps of a push: building the merged model or GGUF file, then the upload's (hub/upload.ts). */
+export type PushPhase = 'merging' | 'converting' | 'creating' | 'hashing' | 'uploading' | 'committing' | 'publishing';
+
 export interface DownloadStarted {
   downloadId: Id;
 }
@@ -437,7 +455,8 @@ export type FinchEvent =
   | { type: 'generation-done'; generationId: Id; side: 'left' | 'right'; text: string; tokens: number; finish: 'eos' | 'length' | 'stop' | 'stopped'; seconds: number; tokensPerS: number }
   | { type: 'generation-error'; generationId: Id; error: ApiError }
   | { type: 'batch-progress'; batchId: Id; done: number; total: number }
-  | { type: 'export-progress'; dest: string; done: number; total: number }
+  /** An export's progress; a push to the Hub sets `repo` and `phase` (dest: the repository's page; done/total: bytes, or tensors while building). */
+  | { type: 'export-progress'; dest: string; done: number; total: number; repo?: string; phase?: PushPhase }
   /** A library list changed (a download finished, a CLI run appeared): refetch it. */
   | { type: 'library-changed'; what: 'models' | 'datasets' | 'runs' | 'adapters' | 'comparisons' | 'weight-cache' };
 
@@ -491,6 +510,14 @@ export interface DesktopApi {
   exportOllama(req: ExportOllamaRequest): Promise<ExportResult>;
   /** A run as a Transformers + PEFT + Accelerate project for multi-GPU training; `command` launches it. */
   exportAccelerate(req: ExportAccelerateRequest): Promise<ExportResult>;
+  /**
+   * Uploads a run's or an adapter's result to the Hugging Face Hub with a model card, as one commit
+   * of a repository that stays private until every file is there; 'export-progress' events carry
+   * `repo`. A failed push publishes nothing, and the same push again continues where it stopped.
+   */
+  pushToHub(req: PushRequest): Promise<PushResult>;
+  /** Stops a running push to `repo`; pushToHub rejects with code 'cancelled'. */
+  cancelPush(repo: string): Promise<void>;
 
   /** Starts streaming answers ('generation-*' events keyed by generationId and side). */
   generate(req: GenerateRequest): Promise<GenerationStarted>;
@@ -529,7 +556,7 @@ export const API_CALLS = [
   'listModels', 'addLocalModel', 'downloadModel', 'cancelDownload', 'removeModel', 'modelDetails',
   'listDatasets', 'addDataset', 'listHubDatasetFiles', 'downloadDataset', 'removeDataset', 'previewDataset',
   'estimateMemory', 'startRun', 'pauseRun', 'resumeRun', 'cancelRun', 'listRuns', 'runDetails', 'deleteRun', 'startDemo',
-  'listAdapters', 'importAdapter', 'exportAdapter', 'exportMerged', 'exportGguf', 'exportOllama', 'exportAccelerate',
+  'listAdapters', 'importAdapter', 'exportAdapter', 'exportMerged', 'exportGguf', 'exportOllama', 'exportAccelerate', 'pushToHub', 'cancelPush',
   'generate', 'stopGeneration', 'batchCompare', 'saveComparison', 'listComparisons',
   'listWeightCache', 'removeWeightCacheEntry', 'clearWeightCache',
   'pickPath',

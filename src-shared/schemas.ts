@@ -192,6 +192,26 @@ export const ExportAccelerateRequest = z.strictObject({
   dest: UserPath,
   gpus: z.int().min(1).max(1024).optional(),
 });
+/** A repository to push to: "owner/name", the owner being the token's account or one of its organizations. */
+export const PushRepoId = z.string().regex(/^[A-Za-z0-9][\w.-]*\/[A-Za-z0-9][\w.-]*$/, 'a repository id like "user/name"').max(200);
+export const PushRequest = z.strictObject({
+  source: ModelSide.refine((s) => s.kind !== 'base', { message: 'push needs an adapter or a run, not the base model' }),
+  /** adapter: the PEFT folder; merged: the adapter folded into its base; gguf: that merged model as one GGUF file. */
+  what: z.enum(['adapter', 'merged', 'gguf']),
+  repo: PushRepoId,
+  /** Keep the repository private (default: public once every file is there). */
+  private: z.boolean().optional(),
+  /** The base model, for merged and gguf (default: the run's or the adapter's). */
+  modelId: Id.optional(),
+  /** GGUF weights (default q8_0). */
+  dtype: GgufDtype.optional(),
+  /** A token with write access; absent: the app's setting, then HF_TOKEN. Never stored by this call. */
+  token: z.string().min(1).max(1000).optional(),
+  /** A batch comparison of this adapter against the base model (batchCompare's accuracies), for the model card. */
+  comparison: z.strictObject({
+    datasetId: Id, rows: z.int().min(1).max(100_000), baseAccuracy: z.number().min(0).max(1), tunedAccuracy: z.number().min(0).max(1),
+  }).optional(),
+});
 export const Settings = z.strictObject({
   /** Hugging Face token for gated models (write-only through the API: appInfo/getSettings say only whether one is set). */
   hfToken: z.string().max(1000).nullable(),
@@ -253,6 +273,8 @@ export const CALL_ARGS = {
   exportGguf: z.tuple([ExportGgufRequest]),
   exportOllama: z.tuple([ExportOllamaRequest]),
   exportAccelerate: z.tuple([ExportAccelerateRequest]),
+  pushToHub: z.tuple([PushRequest]),
+  cancelPush: z.tuple([PushRepoId]),
 
   generate: z.tuple([GenerateRequest]),
   stopGeneration: z.tuple([Id]),

@@ -17,12 +17,14 @@ import { exportAccelerate } from '../export/accelerate.js';
 import { exportGguf, exportGgufAdapter, exportOllama } from '../model/gguf/export.js';
 import { mergeAdapter } from '../model/merge.js';
 import { readQa } from '../train/evaluate.js';
+import { hubToken } from '../hub/index.js';
 import { finchHome } from '../store/paths.js';
 import { Store } from '../store/store.js';
 import { EventBus } from './bus.js';
 import { DEMO_MODEL, DEMO_RECIPE, DEMO_TEST, DEMO_TRAIN } from './demo.js';
 import { createDispatcher, type Dispatcher } from './dispatch.js';
 import { Downloads } from './downloads.js';
+import { Pushes } from './pushes.js';
 import { ServiceError } from './errors.js';
 import { GenerationService, type ResolvedSide } from './generation.js';
 import { forkJob, type SamplePrompts, type SpawnJob, type TrainPayload } from './jobs.js';
@@ -77,13 +79,17 @@ export function createServices(o: ServicesOptions = {}): Services {
   const generation = new GenerationService(bus, spawnJob);
   const weightCache = new WeightCache(store);
 
-  const hfToken = () => store.setting<string>('hfToken') ?? process.env.HF_TOKEN ?? undefined;
+  const hfToken = () => hubToken(undefined, () => store.setting<string>('hfToken'));
   const settingsView = (): SettingsView => ({
     hfTokenSet: Boolean(hfToken()), hfEndpoint: store.setting<string>('hfEndpoint'), cacheDir: store.setting<string>('cacheDir'),
     defaultProvider: store.setting<SettingsView['defaultProvider']>('defaultProvider') ?? 'auto',
   });
   const downloads = new Downloads(bus, library, {
     token: hfToken, endpoint: () => store.setting<string>('hfEndpoint') ?? undefined, cacheDir: () => store.setting<string>('cacheDir') ?? undefined,
+  });
+
+  const pushes = new Pushes(bus, store, library, (id) => runs.run(id), {
+    storedToken: () => store.setting<string>('hfToken'), endpoint: () => store.setting<string>('hfEndpoint') ?? undefined,
   });
 
   /** A few held-out prompts for a run's sample answers: the demo's test set, else the dataset's last rows. */
@@ -238,6 +244,8 @@ export function createServices(o: ServicesOptions = {}): Services {
       const r = await exportAccelerate(runs.run(req.runId).dir, emptyDestination(req.dest), { gpus: req.gpus });
       return { path: r.outDir, files: r.files.map((name) => ({ name, bytes: statSync(join(r.outDir, name)).size })), command: r.launchCommand };
     },
+    pushToHub: async (req) => pushes.push(req),
+    cancelPush: async (repo) => pushes.cancel(repo),
 
     generate: async (req) => {
       const model = library.model(req.modelId);
@@ -293,6 +301,7 @@ export function createServices(o: ServicesOptions = {}): Services {
     api, bus, dispatcher: createDispatcher(api, bus), store, runs, generation,
     close() {
       downloads.cancelAll();
+      pushes.cancelAll();
       runs.shutdown();
       generation.close();
       store.close();

@@ -44,6 +44,8 @@ const BAD: Record<CallName, [unknown[], string]> = {
   exportGguf: [[{ modelId: 'm', source: { kind: 'base' }, dest: 'x.gguf', dtype: 'q2_k' }], '0.dtype'],
   exportOllama: [[{ modelId: 'm', source: { kind: 'base' }, dest: 'x', name: 'Has Spaces' }], '0.name'],
   exportAccelerate: [[{ runId: 'r', dest: 'x', gpus: 0 }], '0.gpus'],
+  pushToHub: [[{ source: { kind: 'run', runId: 'r' }, what: 'adapter', repo: 'no-owner' }], '0.repo'],
+  cancelPush: [[5], '0'],
   generate: [[{ modelId: 'm', left: { side: { kind: 'base' }, messages: [] }, maxNewTokens: 5 }], '0.left.messages'],
   stopGeneration: [[3], '0'],
   batchCompare: [[{ modelId: 'm', left: { kind: 'base' }, right: { kind: 'base' }, datasetId: 'd', rows: 0, maxNewTokens: 4 }], '0.rows'],
