@@ -1,8 +1,9 @@
 // What a push takes and the card it writes, before any network (planPush): a run folder's adapter
 // with the run's settings, losses and `finch demo` comparison in the card, its adapter_config.json
-// naming the base by Hub id (never a local path), the LoRA targets the adapter's own (Phi-3's fused
-// names); an adapter known only by its adapter_config.json; the app's facts winning; a merged model folder (the index's shards, never
-// pickle, the card instead of the base's README); a GGUF file; and the refusals, each naming the file.
+// naming the base by Hub id (never a local path), the LoRA targets the adapter's own (Phi-3's
+// fused names); an adapter known only by its adapter_config.json; the app's facts winning; a
+// merged model folder (the index's shards, never pickle, the card instead of the base's README); a
+// GGUF file; and the refusals, each naming the file.
 import assert from 'node:assert/strict';
 import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
