@@ -163,7 +163,7 @@ export interface ModelSummary {
   source: LibrarySource;
   repo: string | null;
   revision: string | null;
-  /** 'llama' | 'mistral' | 'qwen2' (config.json model_type). */
+  /** config.json's model_type as Finch reads it ('llama', 'qwen3', 'gemma3_text', ...; choices.ts familyName gives the family). */
   modelType: string;
   parameters: number;
   sizeBytes: number;

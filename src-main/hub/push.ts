@@ -211,9 +211,11 @@ function runFacts(runDir: string): Partial<CardFacts> {
     throw new HubError('bad_request', (e as Error).message, 'pass the run folder (`finch train --out DIR`) or leave --run out');
   }
   const dataset = hubIdOf(cfg.data, 'datasets');
+  // The modules the saved adapter adapts, in the model's names: Phi-3's qkv_proj where the run listed q_proj, k_proj, v_proj.
+  const adapted = existsSync(join(runDir, ADAPTER_FILES[0])) ? adapterConfigFacts(runDir).training?.lora.targets : undefined;
   const training: TrainingFacts = {
     quantized: cfg.quantize ? { blockSize: cfg.blockSize } : false,
-    lora: { rank: cfg.lora.rank, alpha: cfg.lora.alpha, dropout: cfg.lora.dropout, rslora: cfg.lora.rslora, targets: [...cfg.lora.targets] },
+    lora: { rank: cfg.lora.rank, alpha: cfg.lora.alpha, dropout: cfg.lora.dropout, rslora: cfg.lora.rslora, targets: adapted?.length ? adapted : [...cfg.lora.targets] },
     optimisation: {
       lr: cfg.lr, schedule: cfg.schedule, warmupSteps: cfg.warmupSteps, weightDecay: cfg.weightDecay, maxGradNorm: cfg.maxGradNorm,
       batch: cfg.batch, gradAccum: cfg.gradAccum, epochs: cfg.epochs, maxSteps: cfg.maxSteps, seqLen: cfg.seqLen, trainOn: cfg.trainOn, seed: cfg.seed,

@@ -1,8 +1,9 @@
 // What a push takes and the card it writes, before any network (planPush): a run folder's adapter
 // with the run's settings, losses and `finch demo` comparison in the card, its adapter_config.json
-// naming the base by Hub id (never a local path); an adapter known only by
-// its adapter_config.json; the app's facts winning; a merged model folder (the index's shards, never
-// pickle, the card instead of the base's README); a GGUF file; and the refusals, each naming the file.
+// naming the base by Hub id (never a local path), the LoRA targets the adapter's own (Phi-3's
+// fused names); an adapter known only by its adapter_config.json; the app's facts winning; a
+// merged model folder (the index's shards, never pickle, the card instead of the base's README); a
+// GGUF file; and the refusals, each naming the file.
 import assert from 'node:assert/strict';
 import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -76,6 +77,14 @@ test('a run folder: the adapter files go, the rest stays; the card names the Hub
   const config = JSON.parse(plan.files[0]!.source.toString()) as Record<string, unknown>;
   assert.equal(config.base_model_name_or_path, 'Qwen/Qwen2.5-0.5B-Instruct', 'the pushed adapter names its base by Hub id, so PEFT loads it anywhere');
   assert.equal(config.r, 8, 'every other key as written');
+});
+
+test('the card names the modules the adapter adapts: a Phi-3 run that listed q_proj, v_proj adapted its fused qkv_proj', () => {
+  const dir = runFolder({ model: 'microsoft/Phi-3-mini-4k-instruct', data: 'rows.jsonl' });
+  const saved = { rank: 8, alpha: 16, dropout: 0.05, rslora: false, targets: ['qkv_proj' as const] };
+  writeFileSync(join(dir, 'adapter_config.json'), JSON.stringify(peftAdapterConfig(saved, 'microsoft/Phi-3-mini-4k-instruct')));
+  const plan = planPush({ kind: 'adapter', path: dir, repo: 'alice/phi', endpoint: ENDPOINT });
+  assert.ok(plan.card.includes('| LoRA | rank 8, alpha 16 (scale 2), dropout 0.05, on qkv_proj |'), plan.card);
 });
 
 test('local models and datasets are named by their folder or file only; the caller\'s facts win', () => {

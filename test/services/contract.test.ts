@@ -4,12 +4,13 @@
 // arguments naming the failing field, failures arrive as {code, message, hint}, and the library,
 // preview, memory verdict, comparisons and settings work against real files (the bundled demo).
 import assert from 'node:assert/strict';
-import { readFileSync, statSync } from 'node:fs';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { API_CALLS, type CallName, type DesktopApi, type RunConfig } from '../../src-shared/api.js';
 import { CALL_ARGS, RUN_DEFAULTS } from '../../src-shared/schemas.js';
 import { failure, startApp, type TestApp, type Transport } from '../helpers/app.js';
+import { tempDir } from '../helpers/fixtures.js';
 
 const CFG: RunConfig = { ...RUN_DEFAULTS, modelId: 'm', datasetId: 'd' };
 
@@ -93,6 +94,13 @@ for (const transport of ['dispatcher', 'websocket', 'ipc'] as Transport[]) {
       assert.equal(missing.code, 'not_found');
       assert.match(missing.message, /\/nonexistent\/model/);
       assert.ok(missing.hint && missing.hint.length > 10);
+      // The model step shows this sentence when a folder holds a family Finch does not train.
+      const gpt2 = tempDir('finch-gpt2-');
+      writeFileSync(join(gpt2, 'config.json'), JSON.stringify({ model_type: 'gpt2' }));
+      writeFileSync(join(gpt2, 'model.safetensors'), ''); // the config is read before the weights
+      const unsupported = await failure(api.addLocalModel({ path: gpt2 }));
+      assert.equal(unsupported.code, 'bad_model');
+      assert.match(unsupported.message, /model_type "gpt2" is not supported; Finch supports llama, mistral, qwen2, qwen3, gemma3_text, phi3 and gemma3 \(.*Qwen3, Gemma 3, Phi-3/, unsupported.message);
       const noRun = await failure(api.runDetails('no-such-run'));
       assert.equal(noRun.code, 'not_found');
       const notRunning = await failure(api.pauseRun('no-such-run'));
