@@ -345,7 +345,7 @@ export class RunManager {
         this.log(id, 'warn', e.message);
         break;
       case 'paused':
-        this.log(id, 'info', `paused at step ${e.step} (${e.phase})`);
+        this.log(id, 'info', e.phase === 'training' ? `paused at step ${e.step}` : `paused while ${e.phase} (after step ${e.step})`);
         break;
       case 'continued':
         this.log(id, 'info', `continued at step ${e.step}`);
