@@ -5,7 +5,7 @@
 // still running.
 
 import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import type { ExportResult } from '../../src-shared/api.js';
 import type { EventBus } from './bus.js';
 import { ServiceError, toApiError } from './errors.js';
@@ -23,9 +23,14 @@ export class ExportService {
    */
   run(payload: ExportPayload, dest: string): Promise<ExportResult> {
     const existed = existsSync(dest);
+    // Writers stage in a hidden sibling named after the destination (model/merge.ts: ".<name>.merge-tmp-...").
+    const parent = dirname(dest), staging = `.${basename(dest)}.`;
+    const siblings = new Set(existsSync(parent) ? readdirSync(parent) : []);
     const removePartial = () => {
       if (!existed) rmSync(dest, { recursive: true, force: true });
       else if (statSync(dest).isDirectory()) for (const name of readdirSync(dest)) rmSync(join(dest, name), { recursive: true, force: true });
+      if (!existsSync(parent)) return;
+      for (const name of readdirSync(parent)) if (name.startsWith(staging) && !siblings.has(name)) rmSync(join(parent, name), { recursive: true, force: true });
     };
     return new Promise<ExportResult>((resolve, reject) => {
       const job = this.spawnJob('export', payload);
