@@ -19,7 +19,7 @@ import { lastEvents } from '../helpers/wait.js';
 const { fake } = await installFakeElectron();
 const home = mkdtempSync(join(tmpdir(), 'finch-jobs-'));
 process.env.FINCH_HOME = home;
-const { utilityJobs } = await import('../../src-main/electron/jobs.js');
+const { utilityAdapterList, utilityJobs } = await import('../../src-main/electron/jobs.js');
 const { nodeArgsFor } = await import('../../src-main/engine/runtime/worker.js');
 const { createServices } = await import('../../src-main/services/index.js');
 
@@ -27,7 +27,12 @@ const entry = new URL('../../src-main/services/job-host.ts', import.meta.url);
 const utility = utilityJobs({ entry: fileURLToPath(entry), execArgv: nodeArgsFor(entry) });
 /** Sees each job the moment its process is forked, before it has run any code. */
 let onSpawn: ((job: JobHandle) => void) | null = null;
-const services = createServices({ spawnJob: (kind, payload) => { const job = utility(kind, payload); onSpawn?.(job); return job; } });
+const probe = new URL('../../src-main/engine/runtime/adapter-probe.ts', import.meta.url);
+const services = createServices({
+  spawnJob: (kind, payload) => { const job = utility(kind, payload); onSpawn?.(job); return job; },
+  // As the desktop app lists WebGPU adapters (electron/backend.ts): in a utility process.
+  listAdapters: utilityAdapterList({ entry: fileURLToPath(probe), execArgv: nodeArgsFor(probe) }),
+});
 const events: FinchEvent[] = [];
 services.bus.subscribe((e) => events.push(e));
 const call = async <T>(name: string, ...args: unknown[]): Promise<T> => {
