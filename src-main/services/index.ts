@@ -7,8 +7,8 @@
 //   ...
 //   app.close();   // stops jobs (a run still training becomes 'interrupted'), closes the database
 
-import { readFileSync, statSync } from 'node:fs';
-import { basename, join } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { ApiCalls, ModelSide, RunConfig, RunSummary, SettingsView } from '../../src-shared/api.js';
 import type { TrainConfig } from '../../src-shared/run-config.js';
 import { RUN_DEFAULTS } from '../../src-shared/schemas.js';

@@ -139,15 +139,16 @@ export class RunManager {
    */
   pause(id: string): RunSummary {
     const r = this.run(id);
-    if (r.status === 'paused') return r;
     const a = this.activeFor(id);
-    if (a && r.status === 'running') {
+    if (a && (r.status === 'running' || r.status === 'paused')) {
       if (a.control.cancelled) throw new ServiceError('conflict', `run "${r.name}" is being cancelled`, null);
-      a.control.paused = true;
+      if (a.control.paused) return r; // asked already, or held
+      a.control.paused = true; // (paused with a resume on its way: it holds again)
       a.job?.send({ op: 'pause' });
-      this.ask(a, 'pause');
+      this.ask(a, r.status === 'running' ? 'pause' : null);
       return this.run(id);
     }
+    if (r.status === 'paused') return r;
     if (r.status === 'queued') {
       this.move(id, 'paused');
       this.log(id, 'info', 'paused while queued: it starts only once resumed');
@@ -251,7 +252,12 @@ export class RunManager {
     this.move(run.id, 'running', { startedAt: run.startedAt ?? new Date().toISOString() });
     const row = this.store.runRow(run.id)!;
     // Stored by this or an earlier version: settings it predates take their defaults.
-    const cfg = readStoredConfig(row.trainConfig, `run "${run.name}"`);
+    let cfg: TrainConfig;
+    try {
+      cfg = readStoredConfig(row.trainConfig, `run "${run.name}"`);
+    } catch (e) {
+      throw new ServiceError('conflict', (e as Error).message, 'this Finch cannot use the stored settings: start a new run with them corrected (Clone settings)');
+    }
     const samples = await this.samplePrompts(run, cfg, row.config?.samplePrompts ?? 0).catch((e: unknown) => {
       this.log(run.id, 'warn', `no sample answers: ${(e as Error).message}`);
       return null;
