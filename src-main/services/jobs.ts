@@ -100,23 +100,30 @@ export type FromJob =
 
 export type { ModelSide };
 
-const HOST = new URL('./job-host.ts', import.meta.url);
-
-/** The default job host: a Node child process (tsx-loaded in a checkout) speaking over IPC. */
-export const forkJob: SpawnJob = (kind, payload) => {
-  const entry = fileURLToPath(HOST);
-  const child = fork(entry, [], {
-    execArgv: nodeArgsFor(HOST),
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    serialization: 'advanced',
-  });
-  const handle: JobHandle = {
-    pid: child.pid,
-    send: (msg) => { if (child.connected) child.send(msg); },
-    onMessage: (l) => { child.on('message', (m) => l(m as FromJob)); },
-    onExit: (l) => { child.once('exit', (code, signal) => l(code, signal)); },
-    kill: () => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL'); },
+/**
+ * A job host run as a Node child process (tsx-loaded in a checkout) speaking over IPC: `entry` is
+ * the module it runs (job-host.ts, or a test's host that wraps it), `env` is added to this
+ * process's environment for it. The one place a job process is forked.
+ */
+export function forkJobHost(entry: URL, env: Record<string, string> = {}): SpawnJob {
+  return (kind, payload) => {
+    const child = fork(fileURLToPath(entry), [], {
+      execArgv: nodeArgsFor(entry),
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      serialization: 'advanced',
+    });
+    const handle: JobHandle = {
+      pid: child.pid,
+      send: (msg) => { if (child.connected) child.send(msg); },
+      onMessage: (l) => { child.on('message', (m) => l(m as FromJob)); },
+      onExit: (l) => { child.once('exit', (code, signal) => l(code, signal)); },
+      kill: () => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL'); },
+    };
+    handle.send({ op: 'start', kind, payload });
+    return handle;
   };
-  handle.send({ op: 'start', kind, payload });
-  return handle;
-};
+}
+
+/** The default job host: job-host.ts in a Node child process. */
+export const forkJob: SpawnJob = forkJobHost(new URL('./job-host.ts', import.meta.url));

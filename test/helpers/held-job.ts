@@ -7,13 +7,10 @@
 //   jobs.holdNext([5]);                             // the next training job pauses after its step 5 ("paused at step 5")
 //   const b = jobs.blockNext({ phase: 'graphs' });  // the next training job stops as it begins building graphs
 //   await b.reached; ...; b.release();              // ... and goes on
-import { fork } from 'node:child_process';
 import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { nodeArgsFor } from '../../src-main/engine/runtime/worker.js';
-import { forkJob, type FromJob, type JobHandle, type JobKind, type SpawnJob } from '../../src-main/services/jobs.js';
+import { forkJob, forkJobHost, type JobHandle, type JobKind, type SpawnJob } from '../../src-main/services/jobs.js';
 import type { BlockPoint } from './held-job-host.js';
 import { until } from './wait.js';
 
@@ -51,24 +48,7 @@ export function heldJobs(): HeldJobs {
     if (b) env.FINCH_TEST_BLOCK = JSON.stringify(b);
     if (kind === 'train') { steps = null; killAt = null; }
     blocks.delete(kind);
-    let job: JobHandle;
-    if (!Object.keys(env).length) job = forkJob(kind, payload);
-    else {
-      const child = fork(fileURLToPath(HOST), [], {
-        execArgv: nodeArgsFor(HOST),
-        env: { ...process.env, ...env },
-        stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-        serialization: 'advanced',
-      });
-      job = {
-        pid: child.pid,
-        send: (msg) => { if (child.connected) child.send(msg); },
-        onMessage: (l) => { child.on('message', (m) => l(m as FromJob)); },
-        onExit: (l) => { child.once('exit', (code, signal) => l(code, signal)); },
-        kill: () => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL'); },
-      };
-      job.send({ op: 'start', kind, payload });
-    }
+    const job = Object.keys(env).length ? forkJobHost(HOST, env)(kind, payload) : forkJob(kind, payload);
     spawned.push({ kind, job });
     return job;
   };
