@@ -9,6 +9,7 @@ import { test } from 'node:test';
 import type { FinchEvent, RunStatus } from '../../src-shared/api.js';
 import { startApp } from '../helpers/app.js';
 import { heldJobs } from '../helpers/held-job.js';
+import { until } from '../helpers/wait.js';
 
 type StatusEvent = Extract<FinchEvent, { type: 'run-status' }>;
 type LogEvent = Extract<FinchEvent, { type: 'run-log' }>;
@@ -51,9 +52,11 @@ test('a training process killed after step 5 of 8 fails its run, the app keeps a
     await status(queued.id, 'running');
     await api.cancelRun(queued.id);
     await status(queued.id, 'cancelled');
+    // Its status follows the trainer's 'done'; its job lets go of the slot a moment later.
+    await until(() => app.services.runs.jobPid(queued.id) === undefined, 'the cancelled run\'s job to let go of the training slot');
 
     const resumed = await api.resumeRun(run.id);
-    assert.equal(resumed.status, 'queued');
+    assert.equal(resumed.status, 'running', 'back through the queue, into the free slot at once');
     await status(run.id, 'completed');
     const d = await api.runDetails(run.id);
     assert.equal(d.step, 8);
