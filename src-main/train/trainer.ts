@@ -119,7 +119,9 @@ export interface TrainResult {
  */
 export async function train(cfg: TrainConfig, emit: (e: TrainEvent) => void, control: TrainControl = { paused: false, cancelled: false }, o: TrainOptions = {}): Promise<TrainResult> {
   const hooks = o.hooks ?? {};
-  const tooLong = seqLenRefusal(cfg.seqLen, o.model?.model.config ?? loadModelConfig(cfg.model), cfg.model);
+  // Refused before anything loads; a folder without config.json is left to loadModel, which names what it lacks.
+  const config = o.model?.model.config ?? (existsSync(join(cfg.model, 'config.json')) ? loadModelConfig(cfg.model) : null);
+  const tooLong = config && seqLenRefusal(cfg.seqLen, config, cfg.model);
   if (tooLong) throw new TrainingError(tooLong.message, tooLong.hint);
   const gate = new Gate(control, emit, hooks.onPhase);
   const resumeFrom = latestCheckpoint(resolve(cfg.out));
