@@ -12,7 +12,7 @@
 import type { z } from 'zod';
 import type { PROVIDER_NAMES } from './choices.js';
 import type * as S from './schemas.js';
-import type { TrainEvent, TrainEventOf } from './train-events.js';
+import type { TrainEvent, TrainEventOf, TrainPhase } from './train-events.js';
 
 export { PROVIDER_NAMES } from './choices.js';
 
@@ -272,6 +272,12 @@ export type RunStatus = 'queued' | 'running' | 'paused' | 'completed' | 'failed'
 export const RUN_STATUSES: readonly RunStatus[] = ['queued', 'running', 'paused', 'completed', 'failed', 'cancelled', 'interrupted'];
 /** Statuses a run can be resumed from (exactly, from its last checkpoint). */
 export const RESUMABLE: readonly RunStatus[] = ['paused', 'failed', 'cancelled', 'interrupted'];
+/**
+ * A pause, resume or cancel asked of a run's job and not yet done: the job honours it at its next
+ * boundary (between steps, tensors, batches, sessions; train/control.ts), and the app shows
+ * "pausing…", "resuming…" or "cancelling…" meanwhile.
+ */
+export type RunRequest = 'pause' | 'resume' | 'cancel';
 
 export interface RunSummary {
   id: RunId;
@@ -300,6 +306,10 @@ export interface RunSummary {
   /** The final adapter folder, when the run completed. */
   adapterPath: string | null;
   error: ApiError | null;
+  /** What the run's job was asked and has not done yet (live runs only; null otherwise). */
+  request: RunRequest | null;
+  /** What the run's job is doing now (live runs only; null otherwise); 'run-phase' events follow it. */
+  phase: TrainPhase | null;
 }
 
 /** One optimizer step as the store keeps it: the fields of the trainer's 'step' event. */
@@ -455,7 +465,7 @@ export function runTrainEvent(runId: RunId, e: TrainEvent): RunTrainEvent {
 
 export type FinchEvent =
   | RunTrainEvent
-  | { type: 'run-status'; runId: RunId; status: RunStatus; error: ApiError | null }
+  | { type: 'run-status'; runId: RunId; status: RunStatus; error: ApiError | null; /** Absent: nothing asked. */ request?: RunRequest | null }
   /** The sample answers of the adapter checkpointed at an evaluation step. */
   | { type: 'run-samples'; runId: RunId; step: number; samples: EvalSample[] }
   | { type: 'run-log'; runId: RunId; line: LogLine }

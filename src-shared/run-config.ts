@@ -191,6 +191,7 @@ export const RunSettings = z.strictObject({
   threads: integer({ min: 0, max: 1024 }, 0, { group: 'Run', value: 'N', help: 'CPU threads, 0 = all cores' }),
   provider: oneOf(PROVIDER_CHOICES, 'auto', { group: 'Run', value: 'P', help: 'the execution provider; auto = WebGPU on a hardware adapter, else DirectML on Windows, else CUDA where installed, else the CPU; never a software adapter (`finch doctor` shows the choice and why)' }),
   strictProvider: onOff({ group: 'Run', help: 'a node that would fall back to the CPU is an error, not a warning' }),
+  ignoreMemoryEstimate: onOff({ group: 'Run', help: 'start even when the memory estimate says the run will not fit in the memory free now (it may then fail or swap)' }),
   computeDtype: oneOf(COMPUTE_DTYPE_CHOICES, 'float32', { group: 'Run', value: 'D', help: 'the frozen path\'s dtype: float16 runs frozen weights and their products in float16 on a GPU with float16 kernels (LoRA, gradients and AdamW stay float32); auto = float16 on a hardware WebGPU adapter with shader-f16' }),
 });
 export type RunSettings = z.output<typeof RunSettings>;

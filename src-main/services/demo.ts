@@ -5,7 +5,8 @@
 // "Try the demo".
 
 import type { Provider } from '../engine/runtime/session.js';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { z } from 'zod';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadPeftAdapter } from '../model/adapter.js';
@@ -14,7 +15,7 @@ import { evaluateExactMatch, readQa } from '../train/evaluate.js';
 import { TRAIN_DEFAULTS, type TrainConfig } from '../../src-shared/run-config.js';
 import type { TrainEvent } from '../../src-shared/train-events.js';
 import { openTrainingModel, train } from '../train/trainer.js';
-import { newRunId, runsDir } from '../store/paths.js';
+import { makeRunDir } from '../store/paths.js';
 
 /** The bundled demo assets: the checkout's assets/demo, or FINCH_ASSETS/demo (a packaged app's resources). */
 export const DEMO_ASSETS = process.env.FINCH_ASSETS ? join(process.env.FINCH_ASSETS, 'demo') : fileURLToPath(new URL('../../assets/demo/', import.meta.url));
@@ -50,6 +51,30 @@ export interface DemoOptions {
 
 export interface DemoRow { prompt: string; reference: string; base: string; tuned: string | null; baseCorrect: boolean; tunedCorrect: boolean | null }
 
+/** demo.json, as runDemo writes it beside the run (the app imports it with a CLI demo run). */
+const DemoFile = z.object({
+  base_accuracy: z.number().min(0).max(1),
+  tuned_accuracy: z.number().min(0).max(1),
+  rows: z.array(z.object({
+    prompt: z.string(), reference: z.string(), base: z.string(), adapter: z.string().nullable(), baseCorrect: z.boolean(), adapterCorrect: z.boolean().nullable(),
+  })),
+});
+export type DemoFile = z.output<typeof DemoFile>;
+
+/** A demo run's demo.json, checked like input: a field of the wrong type is an error naming the file and field. */
+export function readDemoFile(file: string): DemoFile {
+  let json: unknown;
+  try {
+    json = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (e) {
+    throw new Error(`${file}: not valid JSON (${(e as Error).message})`);
+  }
+  const r = DemoFile.safeParse(json);
+  if (r.success) return r.data;
+  const issue = r.error.issues[0]!;
+  throw new Error(`${file}: ${issue.path.join('.') || '(the file)'}: ${issue.message}`);
+}
+
 export type DemoEvent =
   | { event: 'loaded'; model: string; parameters: number; seconds: number }
   | { event: 'base'; rows: DemoRow[]; base_accuracy: number }
@@ -65,7 +90,7 @@ export async function runDemo(o: DemoOptions, emit: (e: DemoEvent) => void): Pro
   const t0 = performance.now();
   const steps = o.steps ?? DEMO_RECIPE.steps;
   const threads = o.threads ?? 0;
-  const out = o.out ?? join(runsDir(), newRunId('demo'));
+  const out = o.out ?? makeRunDir('demo');
   const device = { provider: o.provider ?? 'cpu', strictProvider: o.strictProvider ?? false } as const;
   const cfg: TrainConfig = {
     ...TRAIN_DEFAULTS, model: DEMO_MODEL, data: DEMO_TRAIN, out, map: { prompt: 'query', completion: 'response' },

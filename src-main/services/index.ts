@@ -5,17 +5,14 @@
 //   const app = createServices({ browserMode: true });
 //   const dispatcher = createDispatcher(app.api, app.bus);
 //   ...
-//   app.close();   // stops jobs (a training run becomes 'interrupted'), closes the database
+//   app.close();   // stops jobs (a run still training becomes 'interrupted'), closes the database
 
-import { readFileSync, statSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { demoBatchId, type ApiCalls, type ModelSide, type RunConfig, type RunSummary, type SettingsView } from '../../src-shared/api.js';
 import type { TrainConfig } from '../../src-shared/run-config.js';
 import { RUN_DEFAULTS } from '../../src-shared/schemas.js';
 import { type AdapterList, type MachineProviders, probeMachine } from '../engine/runtime/providers.js';
-import { exportAccelerate } from '../export/accelerate.js';
-import { exportGguf, exportGgufAdapter, exportOllama } from '../model/gguf/export.js';
-import { mergeAdapter } from '../model/merge.js';
 import { readQa } from '../train/evaluate.js';
 import { hubToken } from '../hub/index.js';
 import { finchHome } from '../store/paths.js';
@@ -25,13 +22,14 @@ import { EventBus } from './bus.js';
 import { DEMO_MODEL, DEMO_RECIPE, DEMO_TEST, DEMO_TRAIN } from './demo.js';
 import { createDispatcher, type Dispatcher } from './dispatch.js';
 import { Downloads } from './downloads.js';
+import { ExportService } from './exports.js';
 import { Pushes } from './pushes.js';
 import { ServiceError } from './errors.js';
 import { GenerationService, type ResolvedSide } from './generation.js';
 import { forkJob, type SamplePrompts, type SpawnJob, type TrainPayload } from './jobs.js';
 import { Library, emptyDestination, removeFilesUnder } from './library.js';
 import { RunManager } from './runs.js';
-import { appInfo, estimateMemory, runProvider } from './system.js';
+import { appInfo, estimateMemory, refuseUnfit, runProvider } from './system.js';
 import { WeightCache } from './weight-cache.js';
 
 export interface ServicesOptions {
@@ -83,6 +81,7 @@ export function createServices(o: ServicesOptions = {}): Services {
     (o.spawnJob ?? forkJob)(kind, kind === 'train' && probed ? { ...(payload as TrainPayload), machine: probed } : payload);
   const library = new Library(store);
   const generation = new GenerationService(bus, spawnJob);
+  const exports = new ExportService(bus, spawnJob);
   const weightCache = new WeightCache(store);
 
   // The Hugging Face token lives in its own store, never in finch.db: an earlier Finch's is moved
@@ -213,7 +212,11 @@ export function createServices(o: ServicesOptions = {}): Services {
     previewDataset: async (req) => library.preview(req),
 
     estimateMemory: async (cfg) => estimateMemory(library.model(cfg.modelId).path, cfg, await providerOf(cfg)),
-    startRun: async (cfg) => runs.start(cfg, 'train', await providerOf(cfg)),
+    startRun: async (cfg) => {
+      const provider = await providerOf(cfg);
+      refuseUnfit(library.model(cfg.modelId).path, cfg, provider);
+      return runs.start(cfg, 'train', provider);
+    },
     pauseRun: async (id) => runs.pause(id),
     resumeRun: async (id) => {
       await machine(); // its job is handed the machine
@@ -243,36 +246,29 @@ export function createServices(o: ServicesOptions = {}): Services {
       return a;
     },
     exportAdapter: async (req) => library.exportAdapter(adapterOf(req.source, null)!, req.dest),
+    // Exports run as jobs (exports.ts): the API answers while one writes.
     exportMerged: async (req) => {
       const base = library.model(req.modelId);
       const out = emptyDestination(req.dest);
-      const r = mergeAdapter(base.path, adapterOf(req.source, req.modelId)!, out, {
-        onProgress: (p) => bus.emit({ type: 'export-progress', dest: out, done: p.index, total: p.total }),
-      });
-      return { path: r.outDir, files: [...r.weightFiles, ...r.copiedFiles].map((name) => ({ name, bytes: statSync(join(r.outDir, name)).size })) };
+      return exports.run({ kind: 'merged', model: base.path, adapter: adapterOf(req.source, req.modelId)!, out }, out);
     },
-
     exportGguf: async (req) => {
       const base = library.model(req.modelId);
       const adapter = adapterOf(req.source, req.modelId);
       if (req.loraOnly && !adapter) throw new ServiceError('invalid_argument', 'loraOnly exports an adapter: choose a run or an adapter, not the base model', null);
-      const onProgress = (done: number, total: number) => bus.emit({ type: 'export-progress', dest: req.dest, done, total });
-      const o = { model: base.path, adapter, dtype: req.dtype ?? 'f16', out: req.dest, name: base.name, onProgress } as const;
-      const r = req.loraOnly ? exportGgufAdapter(o) : exportGguf(o);
-      return { path: r.out, files: [{ name: basename(r.out), bytes: r.bytes }] };
+      return exports.run({ kind: 'gguf', model: base.path, adapter, loraOnly: req.loraOnly ?? false, dtype: req.dtype ?? 'f16', out: req.dest, name: base.name }, req.dest);
     },
     exportOllama: async (req) => {
       const base = library.model(req.modelId);
-      const r = exportOllama({
-        model: base.path, adapter: adapterOf(req.source, req.modelId), dtype: req.dtype ?? 'f16', outDir: emptyDestination(req.dest),
+      const outDir = emptyDestination(req.dest);
+      return exports.run({
+        kind: 'ollama', model: base.path, adapter: adapterOf(req.source, req.modelId), dtype: req.dtype ?? 'f16', outDir,
         separateAdapter: req.separateAdapter, modelName: req.name, name: base.name,
-        onProgress: (done, total) => bus.emit({ type: 'export-progress', dest: req.dest, done, total }),
-      });
-      return { path: req.dest, files: r.files.map((name) => ({ name, bytes: statSync(join(req.dest, name)).size })), command: r.createCommand };
+      }, outDir);
     },
     exportAccelerate: async (req) => {
-      const r = await exportAccelerate(runs.run(req.runId).dir, emptyDestination(req.dest), { gpus: req.gpus });
-      return { path: r.outDir, files: r.files.map((name) => ({ name, bytes: statSync(join(r.outDir, name)).size })), command: r.launchCommand };
+      const outDir = emptyDestination(req.dest);
+      return exports.run({ kind: 'accelerate', runDir: runs.run(req.runId).dir, outDir, gpus: req.gpus }, outDir);
     },
     pushToHub: async (req) => pushes.push(req),
     cancelPush: async (repo) => pushes.cancel(repo),
@@ -334,6 +330,7 @@ export function createServices(o: ServicesOptions = {}): Services {
       pushes.cancelAll();
       runs.shutdown();
       generation.close();
+      exports.close();
       store.close();
     },
   };

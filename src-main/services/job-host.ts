@@ -1,7 +1,8 @@
-// The child-process side of a job (see jobs.ts): a training run, or the generation engine that
-// keeps one model loaded and answers generate / batch-compare requests. It talks to its parent
-// only through process messages; everything it sends is plain data.
+// The child-process side of a job (see jobs.ts): a training run, the generation engine that keeps
+// one model loaded and answers generate / batch-compare requests, or one export. It talks to its
+// parent only through process messages; everything it sends is plain data.
 
+import { basename } from 'node:path';
 import { isMainThread } from 'node:worker_threads';
 import { encodeGenerationPrompt, type TemplateChoice } from '../data/template.js';
 import { useMachineProviders } from '../engine/runtime/providers.js';
@@ -11,7 +12,7 @@ import { loadModel, type LoadedModel } from '../model/load.js';
 import type { LoraSpec } from '../model/lora.js';
 import { evaluateExactMatch, readQa, type Adapter } from '../train/evaluate.js';
 import type { TrainControl } from '../train/trainer.js';
-import type { FromJob, GenRow, SamplePrompts, ToJob, TrainPayload } from './jobs.js';
+import type { ExportDone, ExportPayload, FromJob, GenRow, SamplePrompts, ToJob, TrainPayload } from './jobs.js';
 
 /**
  * The parent: an Electron utility process talks through `process.parentPort` (messages arrive as
@@ -27,6 +28,11 @@ const onParentMessage = (l: (m: ToJob) => void): void => {
 /** After the last message of a run: a Node child lets go of its channel; a utility process waits to be ended by its parent. */
 const releaseParent = (): void => { if (!parentPort) process.disconnect(); };
 const errorOf = (e: unknown) => ({ name: (e as Error)?.name ?? 'Error', message: (e as Error)?.message ?? String(e) });
+/** A failure as the parent gets it, with the hint of an error that has one (TrainingError). */
+const failureOf = (e: unknown) => {
+  const hint = (e as { hint?: unknown })?.hint;
+  return { ...errorOf(e), hint: typeof hint === 'string' ? hint : null };
+};
 
 // ---- training ------------------------------------------------------------------------------------
 
@@ -47,6 +53,38 @@ async function answerSamples(step: number, dir: string, model: LoadedModel, s: S
     send({ type: 'samples', step, samples: r.rows.map((row) => ({ prompt: row.prompt, reference: row.reference, answer: row.adapter ?? '', correct: row.adapterCorrect })) });
   } catch (e) {
     send({ type: 'log', level: 'warn', message: `sample answers at step ${step} failed: ${errorOf(e).message}` });
+  }
+}
+
+// ---- exports -------------------------------------------------------------------------------------
+
+/** One export, with its progress sent as it goes; the writers are synchronous, which is why they run here. */
+async function runExport(p: ExportPayload): Promise<ExportDone> {
+  const onProgress = (done: number, total: number) => send({ type: 'export-progress', done, total });
+  switch (p.kind) {
+    case 'merged': {
+      const { mergeAdapter } = await import('../model/merge.js');
+      const r = mergeAdapter(p.model, p.adapter, p.out, { onProgress: (x) => onProgress(x.index, x.total) });
+      return { path: r.outDir, files: [...r.weightFiles, ...r.copiedFiles], command: null };
+    }
+    case 'gguf': {
+      const { exportGguf, exportGgufAdapter } = await import('../model/gguf/export.js');
+      const o = { model: p.model, adapter: p.adapter, dtype: p.dtype, out: p.out, name: p.name, onProgress };
+      const r = p.loraOnly ? exportGgufAdapter(o) : exportGguf(o);
+      return { path: r.out, files: [basename(r.out)], command: null };
+    }
+    case 'ollama': {
+      const { exportOllama } = await import('../model/gguf/export.js');
+      const r = exportOllama({
+        model: p.model, adapter: p.adapter, dtype: p.dtype, outDir: p.outDir, separateAdapter: p.separateAdapter, modelName: p.modelName, name: p.name, onProgress,
+      });
+      return { path: r.outDir, files: r.files, command: r.createCommand };
+    }
+    case 'accelerate': {
+      const { exportAccelerate } = await import('../export/accelerate.js');
+      const r = await exportAccelerate(p.runDir, p.outDir, { gpus: p.gpus });
+      return { path: r.outDir, files: r.files, command: r.launchCommand };
+    }
   }
 }
 
@@ -182,7 +220,12 @@ if (isMainThread && (parentPort || process.send)) {
         if (m.kind === 'train') {
           runTraining(m.payload as TrainPayload, control).then(
             () => { send({ type: 'finished' }); releaseParent(); },
-            (e) => { send({ type: 'failed', ...errorOf(e) }); releaseParent(); },
+            (e) => { send({ type: 'failed', ...failureOf(e) }); releaseParent(); },
+          );
+        } else if (m.kind === 'export') {
+          runExport(m.payload as ExportPayload).then(
+            (result) => { send({ type: 'export-done', result }); send({ type: 'finished' }); releaseParent(); },
+            (e) => { send({ type: 'failed', ...failureOf(e) }); releaseParent(); },
           );
         }
         break;

@@ -4,14 +4,16 @@
 
 import { cpus, freemem, totalmem } from 'node:os';
 import {
-  PROVIDER_NAMES, type AppInfo, type MemoryEstimateResult, type ProviderChoice, type ProviderInfo, type ProviderName, type RunConfig, type WebGpuAdapterInfo,
+  PROVIDER_NAMES, type AppInfo, type MemoryEstimateResult, type ProviderChoice, type ProviderInfo, type ProviderName, type WebGpuAdapterInfo,
 } from '../../src-shared/api.js';
 import { type GpuAdapter, type MachineProviders, adapterLabel, adapterName, chooseAuto } from '../engine/runtime/providers.js';
 import { PROVIDERS } from '../engine/runtime/session.js';
 import { loadModelConfig } from '../model/config.js';
 import { estimateDeviceMemory, estimateTrainingMemory, formatBytes } from '../train/memory.js';
-import { type GraphDevice, planGraph } from '../train/plan.js';
+import { type GraphDevice, planGraph, seqLenRefusal } from '../train/plan.js';
 import { maxWeightBytes } from '../train/precision.js';
+import type { RunSettings } from '../../src-shared/run-config.js';
+import { ServiceError } from './errors.js';
 
 // The engine's provider list and the contract's are one list written twice (the renderer cannot
 // import the engine): these lines stop compiling when the two differ in any name or in order.
@@ -52,18 +54,42 @@ export function appInfo(o: Pick<AppInfo, 'version' | 'finchHome' | 'browserMode'
   };
 }
 
+/**
+ * Refuses, before a run is queued, what cannot work, saying why and what to do: a sequence length
+ * beyond the model's positions (train/plan.ts seqLenRefusal, the trainer's rule too), and a run whose memory
+ * verdict is 'will-not-fit' unless its config sets ignoreMemoryEstimate. `finch train` refuses the
+ * same (memoryRefusal).
+ */
+export function refuseUnfit(modelPath: string, c: RunSettings, provider: ProviderName): void {
+  const tooLong = seqLenRefusal(c.seqLen, loadModelConfig(modelPath), modelPath);
+  if (tooLong) throw new ServiceError('invalid_argument', tooLong.message, tooLong.hint, '0.seqLen');
+  const refusal = memoryRefusal(estimateMemory(modelPath, c, provider), c);
+  if (refusal) throw new ServiceError('conflict', refusal.message, refusal.hint, '0.ignoreMemoryEstimate');
+}
+
+/** Why a run with this estimate should not start (verdict 'will-not-fit', no override), with the suggestions; null when it may. */
+export function memoryRefusal(est: MemoryEstimateResult, c: Pick<RunSettings, 'ignoreMemoryEstimate'>): { message: string; hint: string } | null {
+  if (est.verdict !== 'will-not-fit' || c.ignoreMemoryEstimate) return null;
+  const gpu = est.gpuBytes !== null ? ` (and ${formatBytes(est.gpuBytes)} of GPU memory)` : '';
+  return {
+    message: `this run needs about ${formatBytes(est.hostBytes)} of memory${gpu}, and ${formatBytes(est.availableHostBytes)} is free: it will not fit`,
+    hint: `${est.suggestions.length ? `try: ${est.suggestions.map((s) => s.text).join('; ')}. ` : ''}` +
+      'To start it anyway, set ignoreMemoryEstimate (--ignore-memory-estimate): it may then fail, or swap and crawl',
+  };
+}
+
 /** Verdict thresholds: under 70% of the memory free now fits; up to all of it is tight. `provider`: where the run would go (runProvider). */
-export function estimateMemory(modelPath: string, c: RunConfig, provider: ProviderName): MemoryEstimateResult {
+export function estimateMemory(modelPath: string, c: RunSettings, provider: ProviderName): MemoryEstimateResult {
   const cfg = loadModelConfig(modelPath);
   // The trainer's graph plan on that provider. No adapter is known here: WebGPU's default buffer
   // limit, and float16 only where asked for (it changes the GPU estimate, not the host one).
   const device: GraphDevice = { computeDtype: c.computeDtype === 'float16' ? 'float16' : 'float32', maxWeightBytes: maxWeightBytes({ provider, adapter: null }) };
-  const plan = (x: RunConfig) => planGraph(x, cfg, device);
-  const need = (x: RunConfig) => estimateTrainingMemory(cfg, plan(x));
+  const plan = (x: RunSettings) => planGraph(x, cfg, device);
+  const need = (x: RunSettings) => estimateTrainingMemory(cfg, plan(x));
   const est = need(c);
   const available = freemem(), total = totalmem();
   const verdict = est.totalBytes <= 0.7 * available ? 'fits' : est.totalBytes <= available ? 'tight' : 'will-not-fit';
-  const candidates: { text: string; change: Partial<RunConfig> }[] = [];
+  const candidates: { text: string; change: Partial<RunSettings> }[] = [];
   if (!c.quantize) candidates.push({ text: 'load the base model in 4 bits (QLoRA)', change: { quantize: true } });
   if (!c.checkpointLayers) candidates.push({ text: 'turn on gradient checkpointing (recompute activations in the backward pass)', change: { checkpointLayers: true } });
   if (c.batch > 1) candidates.push({ text: `halve the batch to ${Math.floor(c.batch / 2)} and double gradient accumulation (same effective batch)`, change: { batch: Math.floor(c.batch / 2), gradAccum: c.gradAccum * 2 } });
@@ -71,7 +97,7 @@ export function estimateMemory(modelPath: string, c: RunConfig, provider: Provid
   const scored = candidates.map((s) => ({ ...s, hostBytes: need({ ...c, ...s.change }).totalBytes })).filter((s) => s.hostBytes < est.totalBytes);
   if (scored.length > 1) {
     // When no single change is enough, all of them together may be.
-    const change = Object.assign({}, ...scored.map((s) => s.change)) as Partial<RunConfig>;
+    const change = Object.assign({}, ...scored.map((s) => s.change)) as Partial<RunSettings>;
     scored.push({ text: 'all of these together', change, hostBytes: need({ ...c, ...change }).totalBytes });
   }
   const suggestions = verdict === 'fits' ? [] : scored

@@ -174,12 +174,13 @@ export class Store {
   }
 
   /**
-   * After a crash or restart no job process survives: runs left 'running' or 'paused' become
-   * 'interrupted' (resumable from their last checkpoint). Returns their ids.
+   * After a crash or restart no job process survives: runs left 'running' become 'interrupted'
+   * (resumable from their last checkpoint). Paused runs stay paused: a pause writes a checkpoint
+   * first (train/trainer.ts), and a run paused while queued never had a job. Returns their ids.
    */
   markInterrupted(): string[] {
-    const ids = (this.db.prepare("SELECT id FROM runs WHERE status IN ('running', 'paused')").all() as { id: string }[]).map((r) => r.id);
-    this.db.prepare("UPDATE runs SET status = 'interrupted' WHERE status IN ('running', 'paused')").run();
+    const ids = (this.db.prepare("SELECT id FROM runs WHERE status = 'running'").all() as { id: string }[]).map((r) => r.id);
+    this.db.prepare("UPDATE runs SET status = 'interrupted' WHERE status = 'running'").run();
     return ids;
   }
 
@@ -333,6 +334,7 @@ function toRun(r: Row): RunSummary {
     bestEvalLoss: r.best_eval_loss as number | null, createdAt: r.created_at as string, startedAt: r.started_at as string | null,
     finishedAt: r.finished_at as string | null, durationS: r.duration_s as number, dir: r.dir as string,
     adapterPath: r.adapter_path as string | null, error: json<ApiError>(r.error_json),
+    request: null, phase: null, // live facts of a run's job: the services add them
   };
 }
 

@@ -63,12 +63,14 @@ export function staticSeqLen(sets: readonly SequenceSet[], seqLen: number): numb
 
 /**
  * Mean loss over every trained token of `set`, through a loss graph of B rows by T tokens
- * (buildLossGraph): each batch's mean is weighted by its target count.
+ * (buildLossGraph): each batch's mean is weighted by its target count. `between` is awaited
+ * before each batch (a training run's pause and cancel: train/control.ts).
  */
 export async function meanLoss(session: Session, set: SequenceSet, B: number, T: number, params: Record<string, Feed>,
-  embed?: (ids: BigInt64Array) => Float32Array, window: number | null = null): Promise<{ loss: number; tokens: number }> {
+  embed?: (ids: BigInt64Array) => Float32Array, window: number | null = null, between?: () => Promise<void>): Promise<{ loss: number; tokens: number }> {
   let sum = 0, count = 0;
   for (let i = 0; i < set.length; i += B) {
+    await between?.();
     const idx = Array.from({ length: Math.min(B, set.length - i) }, (_, k) => i + k);
     const b = set.batch(idx, { T });
     if (b.targets === 0) continue;

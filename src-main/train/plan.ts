@@ -97,3 +97,15 @@ export function leanQloraSettings(batch: number, seq: number): GraphSettings {
     quantize: true, blockSize: 64, checkpointLayers: true, staticSeq: true,
   };
 }
+
+/**
+ * Why a run cannot have this sequence length, or null: more tokens than the model's
+ * max_position_embeddings. Refused, not capped, in every door (`finch train` through the trainer,
+ * the app's startRun before it queues the run): a capped run would train on other rows than its
+ * settings say.
+ */
+export function seqLenRefusal(seqLen: number, config: ModelConfig, modelDir: string): { message: string; hint: string } | null {
+  const max = config.maxPositionEmbeddings;
+  if (seqLen <= max) return null;
+  return { message: `a sequence length of ${seqLen} tokens is more than ${modelDir} takes: its max_position_embeddings is ${max}`, hint: `set the sequence length to ${max} or less` };
+}

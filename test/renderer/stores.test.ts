@@ -35,6 +35,23 @@ test('RunView grows its series from the trainer\'s events as the app tags them, 
   assert.equal(v.etaS, null);
 });
 
+test('RunView follows what the run\'s job was asked ("pausing…") and what it is doing, until the job honours it', async () => {
+  const { api } = scriptedApi({ pauseRun: async () => ({ status: 'running', request: 'pause' }) as never, cancelRun: async () => ({ status: 'paused', request: 'cancel' }) as never });
+  useApi({ api, rpc: null });
+  const v = new RunView('r2');
+  v.apply({ type: 'run-status', runId: 'r2', status: 'running', error: null });
+  v.apply(runTrainEvent('r2', { event: 'phase', phase: 'quantizing', step: 0 }));
+  assert.equal(v.phase, 'quantizing');
+  await v.pause();
+  assert.deepEqual([v.status, v.request], ['running', 'pause'], 'pausing…: the job has not held yet');
+  v.apply({ type: 'run-status', runId: 'r2', status: 'paused', error: null, request: null });
+  assert.deepEqual([v.status, v.request], ['paused', null]);
+  await v.cancel();
+  assert.equal(v.request, 'cancel');
+  v.apply(runTrainEvent('r2', { event: 'done', adapter: '', steps: 0, loss: null, eval_loss: null, status: 'cancelled' }));
+  assert.deepEqual([v.status, v.request, v.phase], ['cancelled', null, null]);
+});
+
 test('CompareSession streams both sides of one generate call into two message lists, keeping each side its own history', async () => {
   const { api, emit, log } = scriptedApi({ generate: async () => ({ generationId: 'g1' }) });
   useApi({ api, rpc: null });

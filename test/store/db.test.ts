@@ -1,7 +1,8 @@
 // The library database: versioned migrations (a database file written by an earlier release opens
 // with its rows intact and the new tables usable; its plain-text Hugging Face token moves out to the
-// token store), WAL and foreign keys, and crash recovery: runs a crash left 'running' or 'paused'
-// become 'interrupted' when the store opens again.
+// token store), WAL and foreign keys, and crash recovery: runs a crash left 'running' become
+// 'interrupted' when the store opens again (a paused run stays paused: its pause wrote a checkpoint,
+// or it was paused in the queue).
 import assert from 'node:assert/strict';
 import Database from 'better-sqlite3';
 import { copyFileSync, existsSync, mkdtempSync, readFileSync, statSync } from 'node:fs';
@@ -125,7 +126,7 @@ test('foreign keys: deleting a run deletes its metrics, checkpoints and logs; de
   store.close();
 });
 
-test('crash recovery: runs left running or paused are interrupted on the next start; others keep their status', () => {
+test('crash recovery: runs left running are interrupted on the next start; others, paused ones too, keep their status', () => {
   const file = dbFile();
   const store = new Store(file);
   const add = (status: 'running' | 'paused' | 'queued' | 'completed', dir: string) =>
@@ -134,9 +135,9 @@ test('crash recovery: runs left running or paused are interrupted on the next st
   store.close(); // the app dies here
 
   const next = new Store(file);
-  assert.deepEqual(next.markInterrupted().sort(), [ids.running, ids.paused].sort());
+  assert.deepEqual(next.markInterrupted(), [ids.running]);
   assert.equal(next.run(ids.running)?.status, 'interrupted');
-  assert.equal(next.run(ids.paused)?.status, 'interrupted');
+  assert.equal(next.run(ids.paused)?.status, 'paused');
   assert.equal(next.run(ids.queued)?.status, 'queued');
   assert.equal(next.run(ids.completed)?.status, 'completed');
   next.close();

@@ -6,6 +6,8 @@ import { parseArgs } from 'node:util';
 import type { TrainConfig } from '../../../src-shared/run-config.js';
 import type { DeviceRecord, TrainEvent } from '../../../src-shared/train-events.js';
 import { latestCheckpoint, resumeConfig } from '../../train/checkpoint.js';
+import { resolveProvider } from '../../engine/runtime/providers.js';
+import { estimateMemory, memoryRefusal } from '../../services/system.js';
 import { train } from '../../train/trainer.js';
 import { reportError } from '../errors.js';
 import { fileInTheWay, removeEmptyUpTo, topmostMissing } from '../out-folder.js';
@@ -38,7 +40,8 @@ type Values = Partial<Record<string, string | boolean>>;
 
 /** One line naming where the run executes, with the nodes that fell back to the CPU. */
 export function deviceLine(d: DeviceRecord): string {
-  const off = d.fallback_nodes.length ? `; ${d.fallback_nodes.length} node(s) fall back to the CPU: ${d.fallback_nodes.slice(0, 8).map((n) => `${n.op} (${n.name})`).join(', ')}${d.fallback_nodes.length > 8 ? ', ...' : ''}` : d.provider === 'cpu' ? '' : '; every node on the device';
+  const off = d.fallback_nodes.length ? `; ${d.fallback_nodes.length} node(s) fall back to the CPU: ${d.fallback_nodes.slice(0, 8).map((n) => `${n.op} (${n.name})`).join(', ')}${d.fallback_nodes.length > 8 ? ', ...' : ''}`
+    : d.fallback_unchecked ? `; nodes that fall back to the CPU are ${d.fallback_unchecked}` : d.provider === 'cpu' ? '' : '; every node on the device';
   const dtype = d.compute_dtype === 'float16' ? `, frozen path in ${d.compute_dtype_reason ?? 'float16'}` : '';
   return `provider: ${d.provider}, ${d.reason}${d.strict ? ' [strict]' : ''}${dtype}${off}`;
 }
@@ -103,6 +106,12 @@ export async function run(argv: string[]): Promise<number> {
   const t0 = performance.now();
   const createdTop = topmostMissing(cfg.out);
   try {
+    // The app's rule (services/system.ts): a run whose memory verdict is 'will-not-fit' starts only when told to.
+    const refusal = cfg.ignoreMemoryEstimate ? null : memoryRefusal(estimateMemory(cfg.model, cfg, (await resolveProvider(cfg.provider)).provider), cfg);
+    if (refusal) {
+      console.error(`finch train: ${refusal.message}\n${refusal.hint}`);
+      return 2;
+    }
     await train(cfg, emit, control);
   } catch (e) {
     (bar as ReturnType<typeof createProgress> | null)?.stop();

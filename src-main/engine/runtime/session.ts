@@ -146,7 +146,13 @@ function sessionOptions(o: SessionOptions, externalData?: SerializedModel['exter
 }
 
 export class Session {
-  private constructor(readonly inner: ort.InferenceSession, readonly provider: Provider) {}
+  /** Sessions created and not yet released, in this process: leak checks read it (as DeviceTensor.live). */
+  static live = 0;
+  private released = false;
+
+  private constructor(readonly inner: ort.InferenceSession, readonly provider: Provider) {
+    Session.live++;
+  }
 
   static async create(model: string | SerializedModel, o: SessionOptions = {}): Promise<Session> {
     const opts = sessionOptions(o, typeof model === 'string' ? undefined : model.externalData);
@@ -199,6 +205,9 @@ export class Session {
   }
 
   async release(): Promise<void> {
+    if (this.released) return;
+    this.released = true;
+    Session.live--;
     await this.inner.release();
   }
 }

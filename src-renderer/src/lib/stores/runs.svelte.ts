@@ -3,7 +3,8 @@
 // fields (src-shared/train-events.ts). A finished run reopened later shows the same charts from the
 // store alone.
 
-import type { EvalSample, FinchEvent, LogLine, MetricPoint, EvalPoint, RunDetails, RunStatus } from '../../../../src-shared/api.ts';
+import type { EvalSample, FinchEvent, LogLine, MetricPoint, EvalPoint, RunDetails, RunRequest, RunStatus } from '../../../../src-shared/api.ts';
+import type { TrainPhase } from '../../../../src-shared/train-events.ts';
 import { finch, onEvent } from '../services/finch.ts';
 
 const MAX_LOG_LINES = 2000;
@@ -21,6 +22,9 @@ export class RunView {
   error = $state<unknown>(null);
   /** A pause/resume/cancel call in flight (buttons wait for it). */
   busy = $state(false);
+  /** A pause, resume or cancel the run's job has not honoured yet ("pausing…"), and what the job is doing. */
+  request = $state<RunRequest | null>(null);
+  phase = $state<TrainPhase | null>(null);
 
   readonly step = $derived(this.metrics.at(-1)?.step ?? this.details?.step ?? 0);
   readonly latest = $derived(this.metrics.at(-1) ?? null);
@@ -39,6 +43,8 @@ export class RunView {
       if (d.samples.length >= this.samples.length) this.samples = d.samples;
       if (d.logs.length >= this.logs.length) this.logs = d.logs.slice(-MAX_LOG_LINES);
       this.status = d.status;
+      this.request = d.request;
+      this.phase = d.phase;
       this.totalSteps = d.totalSteps;
       this.elapsedS = d.durationS;
       this.error = null;
@@ -52,8 +58,12 @@ export class RunView {
     switch (e.type) {
       case 'run-status':
         this.status = e.status;
+        this.request = e.request ?? null;
         if (this.details) this.details.error = e.error;
         if (e.status !== 'running') this.etaS = null;
+        break;
+      case 'run-phase':
+        this.phase = e.phase;
         break;
       case 'run-prepared':
         this.totalSteps = e.total_steps;
@@ -81,6 +91,8 @@ export class RunView {
         break;
       case 'run-done':
         this.status = e.status;
+        this.request = null;
+        this.phase = null;
         this.etaS = null;
         void this.load(); // the adapter path, checkpoints and final numbers
         break;
@@ -97,6 +109,7 @@ export class RunView {
     try {
       const r = await finch()[call](this.id);
       this.status = r.status;
+      this.request = r.request;
       this.error = null;
     } catch (e) {
       this.error = e;
