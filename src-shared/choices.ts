@@ -13,10 +13,10 @@ export const PROVIDER_NAMES = ['cpu', 'webgpu', 'dml', 'cuda', 'coreml'] as cons
 /** A run's provider: one of the above, or 'auto' (the one provider choice decides, and says why). */
 export const PROVIDER_CHOICES = ['auto', ...PROVIDER_NAMES] as const;
 
-/** Dataset formats (data/formats.ts). */
-export const FORMAT_NAMES = ['alpaca', 'sharegpt', 'messages', 'completion', 'text'] as const;
+/** Dataset formats (data/formats.ts); 'preference' rows are pairs of answers (DPO, ORPO). */
+export const FORMAT_NAMES = ['alpaca', 'sharegpt', 'messages', 'completion', 'text', 'preference'] as const;
 /** The fields a column map assigns dataset columns to. */
-export const FORMAT_FIELDS = ['instruction', 'input', 'output', 'system', 'conversations', 'messages', 'prompt', 'completion', 'text'] as const;
+export const FORMAT_FIELDS = ['instruction', 'input', 'output', 'system', 'conversations', 'messages', 'prompt', 'completion', 'text', 'chosen', 'rejected'] as const;
 
 /** The projections of a Llama-family layer that can carry a LoRA adapter, in PEFT's order (model/lora.ts). */
 export const LORA_TARGETS = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'] as const;

@@ -2,7 +2,7 @@
 // trained tokens, and exact match of final answers for math data, where base and adapter answer
 // each prompt side by side in one generation batch.
 
-import type { SequenceSet } from '../data/batch.js';
+import type { RowSet } from '../data/batch.js';
 import { prepareDataset } from '../data/dataset.js';
 import type { ColumnMap, FormatName } from '../data/formats.js';
 import { resolveFormat, toExample } from '../data/formats.js';
@@ -54,7 +54,7 @@ export interface LossResult {
  * The one static sequence length of a run's graphs: the longest sequence of the given sets,
  * rounded up to a multiple of 8, capped by seqLen.
  */
-export function staticSeqLen(sets: readonly SequenceSet[], seqLen: number): number {
+export function staticSeqLen(sets: readonly RowSet[], seqLen: number): number {
   let longest = 0;
   for (const set of sets) for (let i = 0; i < set.length; i++) longest = Math.max(longest, set.tokenCount(i));
   return Math.min(seqLen, Math.ceil(longest / 8) * 8);
@@ -64,7 +64,7 @@ export function staticSeqLen(sets: readonly SequenceSet[], seqLen: number): numb
  * Mean loss over every trained token of `set`, through a loss graph of B rows by T tokens
  * (buildLossGraph): each batch's mean is weighted by its target count.
  */
-export async function meanLoss(session: Session, set: SequenceSet, B: number, T: number, params: Record<string, Feed>,
+export async function meanLoss(session: Session, set: RowSet, B: number, T: number, params: Record<string, Feed>,
   embed?: (ids: BigInt64Array) => Float32Array): Promise<{ loss: number; tokens: number }> {
   let sum = 0, count = 0;
   for (let i = 0; i < set.length; i += B) {

@@ -160,6 +160,7 @@ async function prepareRun(opened: TrainingModel, cfg: TrainConfig, emit: (e: Tra
     format: cfg.format, map: cfg.map, onBadRow: cfg.onBadRow,
   });
   if (data.train.length === 0) throw new TrainingError(`${cfg.data}: no training rows left after preparing the dataset (${data.notes.join('; ')})`);
+  if (data.kind === 'pairs') throw new TrainingError(`${cfg.data}: a preference dataset (chosen and rejected answers) cannot be trained with supervised fine-tuning`);
   const T = staticSeqLen([data.train, data.validation], cfg.seqLen);
   const shaping = batchShaping(T, cfg);
   const batches = new MicroBatches(data, cfg.batch, shaping, cfg.seed, cfg.batch * cfg.gradAccum);
