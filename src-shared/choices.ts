@@ -21,6 +21,8 @@ export const FORMAT_FIELDS = ['instruction', 'input', 'output', 'system', 'conve
 /** The projections of a Llama-family layer that can carry a LoRA adapter, in PEFT's order (model/lora.ts). */
 export const LORA_TARGETS = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'] as const;
 
+/** What a run optimises: supervised fine-tuning, or a preference loss over pairs of answers (train/objective.ts). */
+export const METHODS = ['sft', 'dpo', 'orpo'] as const;
 /** Which tokens the loss trains: the completion's only (prompt labels -100), or every token. */
 export const TRAIN_ON = ['completions', 'all'] as const;
 /** 'auto': the model's chat template if it has one, else Finch's fallback; 'model': require it. */

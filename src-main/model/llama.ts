@@ -142,8 +142,9 @@ export function ropeTables(invFreq: Float64Array, positions: number): { cos: Flo
 /** The rotary tables (initializers over maxPositions) gathered at the batch's positions: [B, 1, T, hd] each. */
 function rotaryAt(g: Graph, f: ForwardSpec, positions: Tensor): { cos: Tensor; sin: Tensor } {
   const hd = f.cfg.headDim, tables = ropeTables(f.invFreq, f.maxPositions);
-  const table = (name: string, a: Float32Array) =>
-    g.initializer(name, 'float32', [f.maxPositions, hd], { kind: 'inline', bytes: new Uint8Array(a.buffer, a.byteOffset, a.byteLength) });
+  // A second forward in the same graph (a preference step's frozen reference) shares the tables.
+  const table = (name: string, a: Float32Array) => g.initializers.get(name)?.tensor
+    ?? g.initializer(name, 'float32', [f.maxPositions, hd], { kind: 'inline', bytes: new Uint8Array(a.buffer, a.byteOffset, a.byteLength) });
   const cosT = table('rope.cos', tables.cos), sinT = table('rope.sin', tables.sin);
   return { cos: F.unsqueeze(F.gather(cosT, positions), [1]), sin: F.unsqueeze(F.gather(sinT, positions), [1]) };
 }
@@ -319,6 +320,23 @@ export function lmLoss(f: ForwardSpec, h: Tensor, targets: Tensor, rowChunks: nu
   if (f.chunks.vocabSizes.length > 1) return vocabChunkedLoss(f, h, targets, f.chunks.vocabSizes);
   if (rowChunks === 1) return nn.crossEntropy(lmHead(f, h), targets);
   return rowChunkedLoss(f, h, targets, rowChunks);
+}
+
+/**
+ * Each row's log-probability of its target (targets: [rows] int32), 0 where the target is -100:
+ * [rows]. Built from the same vocabulary pieces as lmLoss, so the logits are never whole when the
+ * chunk plan cuts the vocabulary. Preference losses sum these per sequence.
+ */
+export function lmTokenLogProbs(f: ForwardSpec, h: Tensor, targets: Tensor): Tensor {
+  const sizes = f.chunks.vocabSizes;
+  if (sizes.length === 1) return nn.tokenLogProbsFromPieces([nn.crossEntropyPiece(lmHead(f, h), targets)], targets);
+  let start = 0;
+  const pieces = sizes.map((size, j) => {
+    const first = start;
+    start += size;
+    return h.graph.checkpoint(`logprobs.vocab${j}`, () => nn.crossEntropyPiece(lmHead(f, h, { axis: 0, sizes, index: j }), targets, first));
+  });
+  return nn.tokenLogProbsFromPieces(pieces, targets);
 }
 
 /**

@@ -12,6 +12,7 @@ import { buildGeneration } from '../../src-main/model/graphs.js';
 import { loadModel } from '../../src-main/model/load.js';
 import { DEFAULT_LORA } from '../../src-main/model/lora.js';
 import { DEFAULT_OPTIMIZER, buildAccumulatingStep, buildFusedStep, buildLossGraph } from '../../src-main/train/step.js';
+import { preferenceGraphs } from '../helpers/preference-graphs.js';
 
 const DEMO = 'assets/demo/model';
 
@@ -41,6 +42,7 @@ test('docs/gpu.md lists every op of every graph Finch builds, and no other', () 
       buildFusedStep(m.weights, m.invFreq, { ...shape, checkpointLayers: true, checkpointGroup: 2, chunkBytes: 16 * 1024 }, DEFAULT_OPTIMIZER).step,
       buildFusedStep(m.weights, m.invFreq, { ...shape, lossChunks: 2 }, DEFAULT_OPTIMIZER).step,
       buildLossGraph(m.weights, m.invFreq, shape), generation,
+      ...preferenceGraphs(m, quantize, 2, 32).map(([, g]) => g),
     ]) opsOf(g, ops);
     m.close();
   }
