@@ -2,7 +2,8 @@
 // trained tokens, and exact match of final answers for math data, where base and adapter answer
 // each prompt side by side in one generation batch.
 
-import type { RowSet } from '../data/batch.js';
+import type { PairSet, RowSet } from '../data/batch.js';
+import { DatasetError } from '../data/errors.js';
 import { prepareDataset } from '../data/dataset.js';
 import type { ColumnMap, FormatName } from '../data/formats.js';
 import { resolveFormat, toExample } from '../data/formats.js';
@@ -20,6 +21,7 @@ import type { ChatMessage } from '../model/types.js';
 import { exactMatch, extractAnswer } from './answers.js';
 import { batchFeeds } from './feeds.js';
 import { buildLossGraph } from './step.js';
+import { type Objective, type RewardMetrics, RewardTally } from './objective.js';
 
 export interface EvalDataOptions {
   format?: FormatName;
@@ -78,12 +80,75 @@ export async function meanLoss(session: Session, set: RowSet, B: number, T: numb
   return { loss: count ? sum / count : NaN, tokens: count };
 }
 
+/**
+ * A preference objective's mean loss over every pair of `set`, through a loss graph of P pairs by
+ * T tokens (buildLossGraph with a preference objective): each batch's mean weighted by its pairs;
+ * and TRL's reward metrics over the same pairs.
+ */
+export async function meanPreferenceLoss(session: Session, set: PairSet, P: number, T: number, params: Record<string, Feed>,
+  embed?: (ids: BigInt64Array) => Float32Array): Promise<{ loss: number; pairs: number; rewards: RewardMetrics }> {
+  let sum = 0;
+  const rewards = new RewardTally();
+  for (let i = 0; i < set.length; i += P) {
+    const idx = Array.from({ length: Math.min(P, set.length - i) }, (_, k) => i + k);
+    const b = set.batch(idx, { T, size: P });
+    const out = await session.run({ ...batchFeeds(b, 2 * P, T, embed), ...params });
+    sum += (out.loss!.data as Float32Array)[0]! * b.pairs;
+    rewards.add(out.rewards_chosen!.data as Float32Array, out.rewards_rejected!.data as Float32Array, b.pairs);
+  }
+  return { loss: rewards.pairs ? sum / rewards.pairs : NaN, pairs: rewards.pairs, rewards: rewards.metrics() };
+}
+
+export interface PreferenceResult extends RewardMetrics {
+  loss: number;
+  /** Pairs scored. */
+  pairs: number;
+}
+
+/**
+ * A preference objective (DPO, ORPO) over every pair of the dataset (all rows, no split), for the
+ * policy base + `adapter`: the mean loss and TRL's reward metrics. DPO's reference is the base, or
+ * base + `reference` (the adapter a run continued from).
+ */
+export async function evaluatePreference(model: LoadedModel, file: string, adapter: Adapter | null, objective: Exclude<Objective, { method: 'sft' }>,
+  o: EvalDataOptions & { reference?: Adapter | null }): Promise<PreferenceResult> {
+  const data = await prepareDataset(file, model.tokenizer, {
+    seqLen: o.seqLen, valFraction: 0, template: o.template ?? adapterTemplate(adapter), format: o.format, map: o.map, onBadRow: o.onBadRow ?? 'fail',
+  });
+  if (data.kind !== 'pairs') throw new DatasetError(`--method ${objective.method} scores preference pairs, but ${file} is in the ${data.format.name} format (it needs prompt, chosen and rejected answers)`, file);
+  const set = data.train;
+  const T = staticSeqLen([set], o.seqLen);
+  const P = Math.min(o.batch, set.length);
+  const spec = adapter?.spec ?? o.reference?.spec ?? null;
+  if (adapter && o.reference && !sameLayout(adapter.spec, o.reference.spec)) {
+    throw new Error('the reference adapter must have the adapter\'s layout (rank, alpha, targets): it is the adapter a run continued from');
+  }
+  // Without an adapter the policy is the base: LoRA matrices of zeros where a reference adapter needs the layout.
+  const dpo = objective.method === 'dpo' ? { ...objective, reference: o.reference ? 'adapter' as const : 'base' as const } : objective;
+  const graph = buildLossGraph(model.weights, model.invFreq, { batch: 2 * P, seq: T, lora: spec, objective: dpo }, o.reference?.tensors ?? null);
+  const session = await sessionFromGraph(graph, { threads: o.threads ?? 0, provider: o.provider ?? 'cpu', disableCpuFallback: o.strictProvider ?? false }, stagingDir());
+  const params: Record<string, HostTensor> = {};
+  for (const x of graph.inputs) {
+    if (!x.name.startsWith('base_model.')) continue;
+    params[x.name] = { dtype: 'float32', dims: x.shape as number[], data: adapter?.tensors.get(x.name) ?? new Float32Array((x.shape as number[]).reduce((a, d) => a * d, 1)) };
+  }
+  try {
+    const r = await meanPreferenceLoss(session, set, P, T, params);
+    return { loss: r.loss, pairs: r.pairs, ...r.rewards };
+  } finally {
+    await session.release();
+  }
+}
+
+const sameLayout = (a: LoraSpec, b: LoraSpec) => a.rank === b.rank && a.alpha === b.alpha && a.rslora === b.rslora && a.targets.join() === b.targets.join();
+
 /** Mean next-token loss over every trained token of the dataset (all rows, no split). */
 export async function evaluateLoss(model: LoadedModel, file: string, adapter: Adapter | null, o: EvalDataOptions): Promise<LossResult> {
   const data = await prepareDataset(file, model.tokenizer, {
     seqLen: o.seqLen, valFraction: 0, trainOn: o.trainOn ?? 'completions', template: o.template ?? adapterTemplate(adapter),
     format: o.format, map: o.map, onBadRow: o.onBadRow ?? 'fail',
   });
+  if (data.kind === 'pairs') throw new DatasetError(`${file} holds preference pairs: score them with --method dpo or --method orpo`, file);
   const set = data.train;
   const T = staticSeqLen([set], o.seqLen);
   const B = Math.min(o.batch, set.length);

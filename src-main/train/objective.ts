@@ -11,6 +11,7 @@
 // evaluation average as TRL's rewards/chosen, rewards/rejected, rewards/margins and rewards/accuracies.
 
 import type { RunSettings } from '../../src-shared/run-config.js';
+import type { RewardMetrics } from '../../src-shared/train-events.js';
 import type { Graph, Tensor } from '../engine/graph/graph.js';
 import * as F from '../engine/graph/ops.js';
 import { type PairValues, dpoLoss, orpoLoss } from '../engine/nn/preference.js';
@@ -100,13 +101,7 @@ export function outputObjective(g: Graph, og: ObjectiveGraph): void {
   }
 }
 
-/** TRL's reward metrics over a set of pairs: the means of each side's reward, of their margin, and the share of pairs whose chosen reward is higher. */
-export interface RewardMetrics {
-  rewards_chosen: number;
-  rewards_rejected: number;
-  reward_margin: number;
-  reward_accuracy: number;
-}
+export type { RewardMetrics };
 
 /** Sums rewards over the pairs of several batches (a step's micro-batches, an evaluation's batches). */
 export class RewardTally {
