@@ -9,7 +9,7 @@ import type { ColumnMap, FormatName } from '../data/formats.js';
 import { resolveFormat, toExample } from '../data/formats.js';
 import { openRows } from '../data/read/index.js';
 import { encodeGenerationPrompt, type TemplateChoice, type TrainOn } from '../data/template.js';
-import { isChat } from '../data/types.js';
+import { isChat, isPreference } from '../data/types.js';
 import { sessionFromGraph } from '../engine/onnx/staged.js';
 import { stagingDir } from '../store/paths.js';
 import { type Feed, type HostTensor, type Provider, Session } from '../engine/runtime/session.js';
@@ -86,23 +86,34 @@ export async function meanLoss(session: Session, set: RowSet, B: number, T: numb
  * and TRL's reward metrics over the same pairs.
  */
 export async function meanPreferenceLoss(session: Session, set: PairSet, P: number, T: number, params: Record<string, Feed>,
-  embed?: (ids: BigInt64Array) => Float32Array): Promise<{ loss: number; pairs: number; rewards: RewardMetrics }> {
+  embed?: (ids: BigInt64Array) => Float32Array): Promise<{ loss: number; pairs: number; rewards: RewardMetrics; perPair: PairReward[] }> {
   let sum = 0;
-  const rewards = new RewardTally();
+  const rewards = new RewardTally(), perPair: PairReward[] = [];
   for (let i = 0; i < set.length; i += P) {
     const idx = Array.from({ length: Math.min(P, set.length - i) }, (_, k) => i + k);
     const b = set.batch(idx, { T, size: P });
     const out = await session.run({ ...batchFeeds(b, 2 * P, T, embed), ...params });
     sum += (out.loss!.data as Float32Array)[0]! * b.pairs;
-    rewards.add(out.rewards_chosen!.data as Float32Array, out.rewards_rejected!.data as Float32Array, b.pairs);
+    const chosen = out.rewards_chosen!.data as Float32Array, rejected = out.rewards_rejected!.data as Float32Array;
+    rewards.add(chosen, rejected, b.pairs);
+    for (let k = 0; k < b.pairs; k++) perPair.push({ line: set.line(idx[k]!), chosen: chosen[k]!, rejected: rejected[k]! });
   }
-  return { loss: rewards.pairs ? sum / rewards.pairs : NaN, pairs: rewards.pairs, rewards: rewards.metrics() };
+  return { loss: rewards.pairs ? sum / rewards.pairs : NaN, pairs: rewards.pairs, rewards: rewards.metrics(), perPair };
+}
+
+/** One pair's implicit rewards, and the file line it came from. */
+export interface PairReward {
+  line: number;
+  chosen: number;
+  rejected: number;
 }
 
 export interface PreferenceResult extends RewardMetrics {
   loss: number;
   /** Pairs scored. */
   pairs: number;
+  /** Each pair's rewards, in file order. */
+  perPair: PairReward[];
 }
 
 /**
@@ -134,7 +145,7 @@ export async function evaluatePreference(model: LoadedModel, file: string, adapt
   }
   try {
     const r = await meanPreferenceLoss(session, set, P, T, params);
-    return { loss: r.loss, pairs: r.pairs, ...r.rewards };
+    return { loss: r.loss, pairs: r.pairs, ...r.rewards, perPair: r.perPair };
   } finally {
     await session.release();
   }
@@ -174,7 +185,7 @@ export interface ExactMatchResult {
   rows: { prompt: string; reference: string; base: string; adapter: string | null; baseCorrect: boolean; adapterCorrect: boolean | null }[];
 }
 
-/** Reads (prompt messages, reference answer text) pairs: every turn but the last assistant one. */
+/** Reads (prompt messages, reference answer text) pairs: every turn but the last assistant one (of a preference pair: its prompt and one-turn chosen answer). */
 export async function readQa(file: string, o: { format?: FormatName; map?: ColumnMap; limit?: number }): Promise<{ prompt: ChatMessage[]; reference: string }[]> {
   const opened = await openRows(file, {});
   const out: { prompt: ChatMessage[]; reference: string }[] = [];
@@ -182,8 +193,10 @@ export async function readQa(file: string, o: { format?: FormatName; map?: Colum
   for await (const { row } of opened.rows) {
     fmt ??= resolveFormat(file, row, { format: o.format, map: o.map });
     const ex = toExample(row, fmt);
-    if (!isChat(ex) || ex.messages.at(-1)?.role !== 'assistant') continue;
-    out.push({ prompt: ex.messages.slice(0, -1), reference: ex.messages.at(-1)!.content });
+    // A preference pair: its prompt, with the chosen answer as the reference.
+    const messages = isPreference(ex) ? (ex.chosen.length === 1 ? [...ex.prompt, ...ex.chosen] : null) : isChat(ex) ? ex.messages : null;
+    if (!messages || messages.at(-1)?.role !== 'assistant') continue;
+    out.push({ prompt: messages.slice(0, -1), reference: messages.at(-1)!.content });
     if (o.limit && out.length >= o.limit) break;
   }
   return out;

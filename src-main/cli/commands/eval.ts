@@ -91,7 +91,8 @@ export async function run(argv: string[]): Promise<number> {
       log(`scoring the pairs (${objective.method})...`);
       const reference = values['ref-adapter'] ? loadPeftAdapter(values['ref-adapter'], model.config) : null;
       const r = await evaluatePreference(model, values.data, adapter, objective, { ...dataOpts, reference });
-      if (values.json) console.log(JSON.stringify({ method: objective.method, ...r, provider: device.provider, adapter_device: device.adapter }));
+      const { perPair: _, ...metrics } = r;
+      if (values.json) console.log(JSON.stringify({ method: objective.method, ...metrics, provider: device.provider, adapter_device: device.adapter }));
       else {
         console.log(`${adapter ? 'adapter' : 'base'}: ${objective.method} loss ${r.loss.toFixed(4)} over ${r.pairs} pairs; reward accuracy ${(r.reward_accuracy * 100).toFixed(1)}%, ` +
           `margin ${r.reward_margin.toFixed(4)} (chosen ${r.rewards_chosen.toFixed(4)}, rejected ${r.rewards_rejected.toFixed(4)})`);
