@@ -59,7 +59,7 @@ export const DPO_DEMO_RECIPE = {
   /** Pairs of the training file held out for the run's evaluations, and how many evaluations. */
   valFraction: 0.1,
   evals: 4,
-  /** Pairs of preference-test.jsonl scored at the end, and shown. */
+  /** Pairs of preference-test.jsonl scored at the end (all of them), and shown. */
   evalRows: 200,
   showRows: 3,
 };
@@ -178,7 +178,7 @@ export async function runPreferenceDemo(o: DemoOptions, emit: (e: PreferenceDemo
     await train(cfg, (e) => emit(e.event === 'done' ? { ...e, event: 'train_done' } : e), undefined, { model: opened });
     const adapter = loadPeftAdapter(out, model.config);
     const r = await evaluatePreference(model, DEMO_PAIRS_TEST, adapter, objectiveOf(cfg) as Exclude<Objective, { method: 'sft' }>, {
-      seqLen: cfg.seqLen, batch: cfg.batch, threads, provider: device.provider, strictProvider: device.strictProvider,
+      seqLen: cfg.seqLen, batch: cfg.batch, threads, provider: device.provider, strictProvider: device.strictProvider, maxRows: o.evalRows ?? DPO_DEMO_RECIPE.evalRows,
     });
     const pairs = readFileSync(DEMO_PAIRS_TEST, 'utf8').trimEnd().split('\n').map((l) => JSON.parse(l) as PreferenceRow);
     emit({

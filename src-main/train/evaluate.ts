@@ -122,9 +122,9 @@ export interface PreferenceResult extends RewardMetrics {
  * base + `reference` (the adapter a run continued from).
  */
 export async function evaluatePreference(model: LoadedModel, file: string, adapter: Adapter | null, objective: Exclude<Objective, { method: 'sft' }>,
-  o: EvalDataOptions & { reference?: Adapter | null }): Promise<PreferenceResult> {
+  o: EvalDataOptions & { reference?: Adapter | null; /** Score the file's first maxRows pairs only. */ maxRows?: number }): Promise<PreferenceResult> {
   const data = await prepareDataset(file, model.tokenizer, {
-    seqLen: o.seqLen, valFraction: 0, template: o.template ?? adapterTemplate(adapter), format: o.format, map: o.map, onBadRow: o.onBadRow ?? 'fail',
+    seqLen: o.seqLen, valFraction: 0, maxRows: o.maxRows, template: o.template ?? adapterTemplate(adapter), format: o.format, map: o.map, onBadRow: o.onBadRow ?? 'fail',
   });
   if (data.kind !== 'pairs') throw new DatasetError(`--method ${objective.method} scores preference pairs, but ${file} is in the ${data.format.name} format (it needs prompt, chosen and rejected answers)`, file);
   const set = data.train;

@@ -17,7 +17,7 @@ right answer on held-out pairs (chance: 50%). Under three minutes on 2 CPU cores
 
   --method M      sft (default) or dpo
   --steps N       LoRA steps (default ${DEMO_RECIPE.steps}; dpo ${DPO_DEMO_RECIPE.steps})
-  --eval-rows N   held-out problems to score (default ${DEMO_RECIPE.evalRows}; dpo: every held-out pair)
+  --eval-rows N   held-out problems to score (default ${DEMO_RECIPE.evalRows}; dpo: pairs, default all ${DPO_DEMO_RECIPE.evalRows})
   --threads N     CPU threads (default: all)
 ${PROVIDER_USAGE}
   --out DIR       where the run goes (default: a new folder under ~/.finch/runs, or $FINCH_HOME/runs)
@@ -65,7 +65,7 @@ export async function run(argv: string[]): Promise<number> {
     return 2;
   }
   const json = values.json;
-  if (values.method === 'dpo') return preferenceDemo(values, steps, json);
+  if (values.method === 'dpo') return preferenceDemo(values, steps, evalRows, json);
   let bar: ReturnType<typeof createProgress> | null = null;
   const emit = (e: DemoEvent) => {
     if (json) { console.log(JSON.stringify(e)); return; }
@@ -113,7 +113,7 @@ export async function run(argv: string[]): Promise<number> {
 const percent = (x: number) => `${(x * 100).toFixed(0)}%`;
 
 /** `finch demo --method dpo`: the preference demo (services/demo.ts runPreferenceDemo). */
-async function preferenceDemo(values: { threads: string; out?: string } & Parameters<typeof providerFlags>[0], steps: number | undefined, json: boolean): Promise<number> {
+async function preferenceDemo(values: { threads: string; out?: string } & Parameters<typeof providerFlags>[0], steps: number | undefined, evalRows: number | undefined, json: boolean): Promise<number> {
   let bar: ReturnType<typeof createProgress> | null = null;
   const emit = (e: PreferenceDemoEvent) => {
     if (json) { console.log(JSON.stringify(e)); return; }
@@ -154,7 +154,7 @@ async function preferenceDemo(values: { threads: string; out?: string } & Parame
   };
   try {
     const device = await chooseProvider(providerFlags(values), json ? () => {} : undefined);
-    await runPreferenceDemo({ steps, threads: Number(values.threads), out: values.out, provider: device.provider, strictProvider: device.strict }, emit);
+    await runPreferenceDemo({ steps, evalRows, threads: Number(values.threads), out: values.out, provider: device.provider, strictProvider: device.strict }, emit);
     return 0;
   } catch (e) {
     (bar as ReturnType<typeof createProgress> | null)?.stop();

@@ -1,5 +1,5 @@
-// The demo flow: startDemo adds the bundled model and dataset and runs the demo recipe; when that
-// run completes, the dashboard offers (and, if still open, goes to) the compare view.
+// The demo flow: startDemo adds the bundled model and dataset and runs the demo recipe; when the
+// SFT demo's run completes, the dashboard offers (and, if still open, goes to) the compare view.
 
 import type { RunSummary } from '../../../../src-shared/api.ts';
 import { finch } from '../services/finch.ts';
@@ -11,10 +11,14 @@ class DemoState {
 }
 export const demo = new DemoState();
 
-export async function startDemo(): Promise<RunSummary | null> {
-  const r = await finch().startDemo({ start: true });
+/**
+ * Starts a demo: 'sft' fine-tunes on the word problems and ends in the comparison; 'dpo' tunes on
+ * pairs of them (right answer preferred) and its dashboard shows the held-out reward accuracy.
+ */
+export async function startDemo(method: 'sft' | 'dpo' = 'sft'): Promise<RunSummary | null> {
+  const r = await finch().startDemo({ start: true, method });
   void library.reload();
-  demo.runId = r.run?.id ?? null;
+  demo.runId = method === 'sft' ? r.run?.id ?? null : null;
   return r.run;
 }
 
