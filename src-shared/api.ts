@@ -12,7 +12,7 @@
 import type { z } from 'zod';
 import type { PROVIDER_NAMES } from './choices.js';
 import type * as S from './schemas.js';
-import type { TrainEvent, TrainEventOf, TrainPhase } from './train-events.js';
+import type { RewardMetrics, TrainEvent, TrainEventOf, TrainPhase } from './train-events.js';
 
 export { PROVIDER_NAMES } from './choices.js';
 
@@ -235,8 +235,11 @@ export interface DatasetPreview {
   template: 'model' | 'fallback' | null;
   notes: string[];
   rows: { line: number; raw: Record<string, unknown>; error: string | null }[];
-  /** The first convertible row rendered as training text (needs modelId). */
-  sample: { line: number; spans: TextSpan[]; tokens: number; trainedTokens: number } | null;
+  /**
+   * The first convertible row rendered as training text (needs modelId); for a preference pair its
+   * chosen side, and in `pair` the shared prompt and both answers, trained spans marked.
+   */
+  sample: { line: number; spans: TextSpan[]; tokens: number; trainedTokens: number; pair: { prompt: TextSpan[]; chosen: TextSpan[]; rejected: TextSpan[] } | null } | null;
   /** Token lengths of the first statsRows rows (needs modelId). */
   lengths: {
     rows: number;
@@ -313,7 +316,7 @@ export interface RunSummary {
 }
 
 /** One optimizer step as the store keeps it: the fields of the trainer's 'step' event. */
-export type MetricPoint = Pick<TrainEventOf<'step'>, 'step' | 'loss' | 'lr' | 'grad_norm' | 'tokens_per_s' | 'rss_mb'>;
+export type MetricPoint = Pick<TrainEventOf<'step'>, 'step' | 'loss' | 'lr' | 'grad_norm' | 'tokens_per_s' | 'rss_mb' | keyof RewardMetrics>;
 /** One evaluation: the fields of the trainer's 'eval' event. */
 export type EvalPoint = Omit<TrainEventOf<'eval'>, 'event'>;
 export interface EvalSample { prompt: string; reference: string; answer: string; correct: boolean | null }

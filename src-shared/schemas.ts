@@ -271,7 +271,7 @@ export const CALL_ARGS = {
   listRuns: z.tuple([]),
   runDetails: z.tuple([Id]),
   deleteRun: z.tuple([Id, RemoveRequest]),
-  startDemo: z.tuple([z.strictObject({ steps: z.int().min(1).max(100_000).optional(), start: z.boolean().optional() }).default({})]),
+  startDemo: z.tuple([z.strictObject({ steps: z.int().min(1).max(100_000).optional(), start: z.boolean().optional(), method: z.enum(['sft', 'dpo']).optional() }).default({})]),
 
   listAdapters: z.tuple([]),
   importAdapter: z.tuple([ImportAdapterRequest]),

@@ -21,8 +21,10 @@ export type TrainEvent =
   | { event: 'prepared'; train_sequences: number; val_sequences: number; seq_len: number; truncated: number; total_steps: number; notes: string[];
     /** How micro-batches are shaped (seq_len is the longest), and the share of padding tokens in the first epoch's micro-batches. */
     batch_shape: 'own-longest' | 'dataset-longest'; pad_multiple: number; group_by_length: boolean; padding_fraction: number }
-  | { event: 'step'; step: number; total_steps: number; loss: number; lr: number; grad_norm: number; tokens_per_s: number; elapsed_s: number; eta_s: number; rss_mb: number }
-  | { event: 'eval'; step: number; eval_loss: number; perplexity: number }
+  /** A preference run's steps (and evaluations) also carry its pairs' reward metrics (RewardMetrics). */
+  | ({ event: 'step'; step: number; total_steps: number; loss: number; lr: number; grad_norm: number; tokens_per_s: number; elapsed_s: number; eta_s: number; rss_mb: number } & Partial<RewardMetrics>)
+  /** perplexity is exp(eval_loss): the perplexity of the answers for SFT, of no meaning for a preference loss. */
+  | ({ event: 'eval'; step: number; eval_loss: number; perplexity: number } & Partial<RewardMetrics>)
   | { event: 'checkpoint'; step: number; path: string }
   /** A phase begins (`step`: optimizer steps done so far). */
   | { event: 'phase'; phase: TrainPhase; step: number }
@@ -33,6 +35,18 @@ export type TrainEvent =
   | { event: 'note'; message: string }
   /** `adapter`: the final adapter folder, or the last checkpoint of a cancelled run ('' if none). */
   | { event: 'done'; adapter: string; steps: number; loss: number | null; eval_loss: number | null; status: 'completed' | 'cancelled' };
+
+/**
+ * A preference run's implicit rewards over its pairs (a step's, or the held-out ones'), as TRL
+ * logs them: the means of each side's reward (rewards/chosen, rewards/rejected), of their margin
+ * (rewards/margins), and the share of pairs whose chosen reward is the higher (rewards/accuracies).
+ */
+export interface RewardMetrics {
+  rewards_chosen: number;
+  rewards_rejected: number;
+  reward_margin: number;
+  reward_accuracy: number;
+}
 
 export type TrainEventName = TrainEvent['event'];
 /** One kind of event, e.g. TrainEventOf<'step'>. */

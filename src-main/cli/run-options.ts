@@ -36,6 +36,7 @@ function valueOf(s: Setting, raw: string | boolean, where: string): unknown {
   const t = s.type;
   if (t.kind === 'switch' || typeof raw === 'boolean') return raw;
   switch (t.kind) {
+    case 'path': return raw;
     case 'number': return raw.trim() === '' ? raw : Number(raw);
     case 'choice': return t.choices.find((c) => String(c) === raw.trim()) ?? raw;
     case 'list': {
@@ -147,6 +148,7 @@ function settingText(s: Setting): string {
     case 'choice': return `${t.choices.join(' | ')}: ${s.help}${dflt !== null ? ` (default ${dflt})` : ''}`;
     case 'list': return `${s.help}: ${t.choices.join(',')}${dflt !== null ? ` (default ${dflt})` : ''}`;
     case 'map': return `${s.help}; FIELD one of ${t.keys.join(', ')}`;
+    case 'path': return s.help;
   }
 }
 

@@ -5,8 +5,8 @@
 import { DatasetError, RowError, type BadRow } from './errors.js';
 import { resolveFormat, suggestMap, toExample, type ColumnMap, type FormatOptions, type ResolvedFormat } from './formats.js';
 import { openRows, type FileKind, type ReadOptions } from './read/index.js';
-import { SampleEncoder, type EncodeOptions } from './template.js';
-import type { Example } from './types.js';
+import { SampleEncoder, type EncodedSample, type EncodeOptions } from './template.js';
+import { isPreference, type Example } from './types.js';
 import type { TextTokenizer } from '../model/types.js';
 
 export interface PreviewOptions extends Omit<ReadOptions, 'onBadRow'>, FormatOptions, EncodeOptions {
@@ -26,13 +26,26 @@ export interface Span {
   truncated: boolean;
 }
 
+export interface RenderedSample {
+  spans: Span[];
+  tokens: number;
+  trainedTokens: number;
+  boundaryIssue: string | null;
+}
+
 export interface PreviewRow {
   line: number;
   /** The row as read, made JSON-safe (bigint as text, bytes summarised). */
   raw: Record<string, unknown>;
   example: Example | null;
   error: string | null;
-  rendered: { spans: Span[]; tokens: number; trainedTokens: number; boundaryIssue: string | null } | null;
+  /** The training text; for a preference pair its chosen side (prompt and chosen answer). */
+  rendered: RenderedSample | null;
+  /**
+   * A preference pair's two sides split for display: the shared prompt (the chosen side's tokens
+   * before its first trained one), then each side's answer, trained spans marked.
+   */
+  pair: { prompt: Span[]; chosen: Span[]; rejected: Span[]; rejectedSample: RenderedSample } | null;
 }
 
 export interface DatasetPreview {
@@ -71,17 +84,25 @@ export async function previewDataset(file: string, opts: PreviewOptions = {}): P
         out.suggestedMap = suggestMap(out.columns);
       }
     }
-    const pr: PreviewRow = { line, raw: jsonSafe(row) as Record<string, unknown>, example: null, error: null, rendered: null };
+    const pr: PreviewRow = { line, raw: jsonSafe(row) as Record<string, unknown>, example: null, error: null, rendered: null, pair: null };
     out.rows.push(pr);
     if (!out.format) continue;
     try {
       pr.example = toExample(row, out.format);
       if (encoder) {
-        const enc = encoder.encode(pr.example);
-        if ('messages' in pr.example) out.template = encoder.template;
-        let trainedTokens = 0;
-        for (let j = 1; j < Math.min(enc.ids.length, opts.seqLen ?? Infinity); j++) trainedTokens += enc.trained[j]!;
-        pr.rendered = { spans: spans(opts.tokenizer!, enc.ids, enc.trained, opts.seqLen), tokens: enc.ids.length, trainedTokens, boundaryIssue: enc.boundaryIssue };
+        const render = (enc: EncodedSample): RenderedSample => {
+          let trainedTokens = 0;
+          for (let j = 1; j < Math.min(enc.ids.length, opts.seqLen ?? Infinity); j++) trainedTokens += enc.trained[j]!;
+          return { spans: spans(opts.tokenizer!, enc.ids, enc.trained, opts.seqLen), tokens: enc.ids.length, trainedTokens, boundaryIssue: enc.boundaryIssue };
+        };
+        if (!('text' in pr.example)) out.template = encoder.template;
+        if (isPreference(pr.example)) {
+          const both = encoder.encodePair(pr.example);
+          pr.rendered = render(both.chosen);
+          const rejectedSample = render(both.rejected);
+          const [prompt, chosen] = splitAtFirstTrained(pr.rendered.spans), [, rejected] = splitAtFirstTrained(rejectedSample.spans);
+          pr.pair = { prompt, chosen, rejected, rejectedSample };
+        } else pr.rendered = render(encoder.encode(pr.example));
       }
     } catch (e) {
       if (e instanceof DatasetError && encoder) {
@@ -95,6 +116,12 @@ export async function previewDataset(file: string, opts: PreviewOptions = {}): P
   out.badRows = [...bad.first];
   if (out.rows.length === 0) out.notes.push(`${file}: the dataset is empty${bad.count ? ' (no readable rows)' : ''}`);
   return out;
+}
+
+/** The spans before the first trained one (a pair's prompt), and the rest (its answer). */
+function splitAtFirstTrained(all: Span[]): [Span[], Span[]] {
+  const k = all.findIndex((s) => s.trained);
+  return k < 0 ? [all, []] : [all.slice(0, k), all.slice(k)];
 }
 
 /**

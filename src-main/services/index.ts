@@ -19,7 +19,7 @@ import { finchHome } from '../store/paths.js';
 import { Store } from '../store/store.js';
 import { TokenStore, migrateTokenOutOfDb, type TokenCipher } from '../store/token-store.js';
 import { EventBus } from './bus.js';
-import { DEMO_MODEL, DEMO_RECIPE, DEMO_TEST, DEMO_TRAIN } from './demo.js';
+import { DEMO_MODEL, DEMO_PAIRS_TRAIN, DEMO_RECIPE, DEMO_TEST, DEMO_TRAIN, DPO_DEMO_RECIPE, dpoDemoConfig } from './demo.js';
 import { createDispatcher, type Dispatcher } from './dispatch.js';
 import { Downloads } from './downloads.js';
 import { ExportService } from './exports.js';
@@ -111,7 +111,7 @@ export function createServices(o: ServicesOptions = {}): Services {
   /** A few held-out prompts for a run's sample answers: the demo's test set, else the dataset's last rows. */
   const samplePrompts = async (run: RunSummary, cfg: TrainConfig, n: number): Promise<SamplePrompts | null> => {
     if (n === 0) return null;
-    const demo = run.kind === 'demo' || cfg.data === DEMO_TRAIN;
+    const demo = run.kind === 'demo' || cfg.data === DEMO_TRAIN || cfg.data === DEMO_PAIRS_TRAIN;
     const qa = demo ? await readQa(DEMO_TEST, { map: DEMO_MAP, limit: n }) : (await readQa(cfg.data, { format: cfg.format, map: cfg.map })).slice(-n);
     if (!qa.length) return null;
     return { prompts: qa.map((q) => q.prompt), references: qa.map((q) => q.reference), maxNewTokens: demo ? DEMO_RECIPE.maxNewTokens : SAMPLE_TOKENS };
@@ -124,7 +124,9 @@ export function createServices(o: ServicesOptions = {}): Services {
       store.addAdapter({ name: run.name, path: run.adapterPath, baseModelId: model.id, origin: 'run', runId: run.id, rank: cfg?.lora.rank ?? 0, alpha: cfg?.lora.alpha ?? 0, targets: cfg?.lora.targets ?? [] });
       bus.emit({ type: 'library-changed', what: 'adapters' });
     }
-    if (run.kind === 'demo' && model && run.adapterPath) void demoCompare(run, model.path, run.adapterPath);
+    // The SFT demo compares answers; the preference demo's result is its held-out reward accuracy (its evaluations).
+    const method = store.runRow(run.id)?.config?.method ?? 'sft';
+    if (run.kind === 'demo' && method === 'sft' && model && run.adapterPath) void demoCompare(run, model.path, run.adapterPath);
   });
 
   /**
@@ -157,9 +159,11 @@ export function createServices(o: ServicesOptions = {}): Services {
   };
   const adapterOf = (s: ModelSide, modelId: string | null) => library.adapterDir(s, modelId, (id) => runs.run(id));
 
-  const demoLibrary = async () => {
+  const demoLibrary = async (method: 'sft' | 'dpo') => {
     const model = store.modelByPath(DEMO_MODEL) ?? library.addModel(DEMO_MODEL, { name: 'Finch demo model', source: 'demo' });
-    const dataset = store.datasetByPath(DEMO_TRAIN) ?? await library.addDataset(DEMO_TRAIN, { name: 'Demo arithmetic (MetaMathQA-style)', source: 'demo', repo: null, split: 'train', map: { ...DEMO_MAP } });
+    const dataset = method === 'dpo'
+      ? store.datasetByPath(DEMO_PAIRS_TRAIN) ?? await library.addDataset(DEMO_PAIRS_TRAIN, { name: 'Demo arithmetic preference pairs', source: 'demo', repo: null, split: 'train', format: 'preference' })
+      : store.datasetByPath(DEMO_TRAIN) ?? await library.addDataset(DEMO_TRAIN, { name: 'Demo arithmetic (MetaMathQA-style)', source: 'demo', repo: null, split: 'train', map: { ...DEMO_MAP } });
     return { model, dataset };
   };
 
@@ -227,7 +231,16 @@ export function createServices(o: ServicesOptions = {}): Services {
     runDetails: async (id) => runs.details(id),
     deleteRun: async (id, opts) => runs.delete(id, opts.deleteFiles),
     startDemo: async (req) => {
-      const { model, dataset } = await demoLibrary();
+      const method = req.method ?? 'sft';
+      const { model, dataset } = await demoLibrary(method);
+      if (method === 'dpo') {
+        // The preference demo (`finch demo --method dpo`): DPO on pairs of the same problems.
+        const config: RunConfig = {
+          ...RUN_DEFAULTS, name: 'Demo: preference tuning (DPO)', modelId: model.id, datasetId: dataset.id, format: 'preference', provider: 'cpu',
+          ...dpoDemoConfig(req.steps ?? DPO_DEMO_RECIPE.steps),
+        };
+        return { model, dataset, config, run: req.start === false ? null : runs.start(config, 'demo', 'cpu') };
+      }
       const steps = req.steps ?? DEMO_RECIPE.steps;
       const config: RunConfig = {
         ...RUN_DEFAULTS, name: 'Demo: arithmetic word problems', modelId: model.id, datasetId: dataset.id, map: { ...DEMO_MAP }, quantize: true,

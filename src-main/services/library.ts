@@ -134,7 +134,10 @@ export class Library {
       file: p.file, fileKind: p.fileKind, columns: p.columns, format: p.format, formatError: p.formatError, suggestedMap: p.suggestedMap,
       template: p.template, notes: p.notes,
       rows: p.rows.map((r) => ({ line: r.line, raw: r.raw, error: r.error })),
-      sample: sampleRow?.rendered ? { line: sampleRow.line, spans: sampleRow.rendered.spans, tokens: sampleRow.rendered.tokens, trainedTokens: sampleRow.rendered.trainedTokens } : null,
+      sample: sampleRow?.rendered ? {
+        line: sampleRow.line, spans: sampleRow.rendered.spans, tokens: sampleRow.rendered.tokens, trainedTokens: sampleRow.rendered.trainedTokens,
+        pair: sampleRow.pair ? { prompt: sampleRow.pair.prompt, chosen: sampleRow.pair.chosen, rejected: sampleRow.pair.rejected } : null,
+      } : null,
       lengths,
       badRows: p.badRows.map((b) => ({ line: b.line, message: b.reason })),
     };

@@ -109,7 +109,7 @@ export class RunManager {
     const evals = this.store.evals(id);
     return {
       ...r, config: row.config, trainConfig: row.trainConfig, metrics: this.store.metrics(id),
-      evals: evals.filter((e) => e.eval_loss !== null).map((e) => ({ step: e.step, eval_loss: e.eval_loss!, perplexity: e.perplexity! })),
+      evals: evals.filter((e) => e.eval_loss !== null).map((e) => ({ step: e.step, eval_loss: e.eval_loss!, perplexity: e.perplexity!, ...e.rewards })),
       samples: evals.filter((e) => e.samples.length).map((e) => ({ step: e.step, samples: e.samples })),
       checkpoints: this.store.checkpoints(id), logs: this.store.logs(id), demo: row.demo,
     };

@@ -20,26 +20,27 @@ import { fallbackNodes, placementProbeUnavailable } from '../engine/runtime/plac
 import { resolveProvider } from '../engine/runtime/providers.js';
 import { sessionFromGraph } from '../engine/onnx/staged.js';
 import { type DeviceTensor, type Feed, type HostTensor, type Provider, Session, type SessionOptions, keepsOutputsOnDevice } from '../engine/runtime/session.js';
-import { savePeftAdapter } from '../model/adapter.js';
+import { loadPeftAdapter, savePeftAdapter } from '../model/adapter.js';
 import { loadModelConfig } from '../model/config.js';
 import { slidingWindowIn } from '../model/llama.js';
 import { loadModel, type LoadedModel } from '../model/load.js';
 import { prepareInt4 } from '../model/quant-cache.js';
-import { initLora } from '../model/lora.js';
+import { type LoraSpec, initLora } from '../model/lora.js';
 import { writeFileAtomic } from '../model/safetensors.js';
 import { stagingDir } from '../store/paths.js';
 import {
   Checkpointer, type OptimizerTensors, TrainingError, type TrainerState, datasetChange, datasetFingerprint, latestCheckpoint, readRunFile, readState, removeUnfinishedCheckpoints,
 } from './checkpoint.js';
 import { Gate, RunCancelled, type TrainControl } from './control.js';
-import { meanLoss, staticSeqLen } from './evaluate.js';
+import { meanLoss, meanPreferenceLoss, staticSeqLen } from './evaluate.js';
 import { batchFeeds } from './feeds.js';
 import { graphDevice } from './precision.js';
 import { type GraphPlan, planGraph, seqLenRefusal } from './plan.js';
 import { learningRate } from './schedule.js';
 import { DeviceGradientSum } from './grad-sum.js';
 import { TrainableState, discard } from './state.js';
-import { DEFAULT_OPTIMIZER, type StepGraphs, buildLossGraph, buildStepGraphs } from './step.js';
+import { DEFAULT_OPTIMIZER, type ReferenceAdapter, type StepGraphs, buildLossGraph, buildStepGraphs } from './step.js';
+import { type RewardMetrics, RewardTally } from './objective.js';
 import { mulberry32 } from '../util/random.js';
 import { MicroBatches, batchShaping, tokenIndexFeed } from './length-batches.js';
 
@@ -175,6 +176,38 @@ interface PreparedRun {
   /** Step, losses and evaluations so far (from the last checkpoint when resuming). */
   state: TrainerState;
   trainable: TrainableState;
+  /** A DPO run's frozen reference adapter (--init-adapter), else null. */
+  reference: ReferenceAdapter;
+}
+
+/**
+ * The adapter a run starts from (--init-adapter): its layout (rank, alpha, rsLoRA, targets: the
+ * run's own are set aside, with a note, where they differ; dropout stays the run's) and matrices.
+ */
+function initAdapter(cfg: TrainConfig, model: LoadedModel, emit: (e: TrainEvent) => void): { spec: LoraSpec; tensors: Map<string, Float32Array> | null } {
+  if (!cfg.initAdapter) return { spec: cfg.lora, tensors: null };
+  let adapter;
+  try {
+    adapter = loadPeftAdapter(cfg.initAdapter, model.config);
+  } catch (e) {
+    throw new TrainingError(`--init-adapter: ${(e as Error).message}`);
+  }
+  const spec: LoraSpec = { ...adapter.spec, dropout: cfg.lora.dropout };
+  const layout = (l: LoraSpec) => `rank ${l.rank}, alpha ${l.alpha}${l.rslora ? ', rsLoRA' : ''}, targets ${l.targets.join(',')}`;
+  if (layout(spec) !== layout(cfg.lora)) emit({ event: 'note', message: `training the adapter of ${cfg.initAdapter} further with its own layout (${layout(spec)}), not the run's (${layout(cfg.lora)})` });
+  return { spec, tensors: adapter.tensors };
+}
+
+/** Refuses a method the data cannot train, naming what fits. */
+function checkMethod(cfg: TrainConfig, data: PreparedDataset): void {
+  const preference = cfg.method !== 'sft';
+  if (data.kind === 'pairs' && !preference) {
+    throw new TrainingError(`${cfg.data} holds preference pairs (a chosen and a rejected answer): train it with --method dpo or --method orpo, or map one answer column as the completion (--map completion=chosen) for supervised fine-tuning`);
+  }
+  if (data.kind === 'sequences' && preference) {
+    throw new TrainingError(`--method ${cfg.method} trains on preference pairs, but ${cfg.data} is in the ${data.format.name} format: give each prompt a chosen and a rejected answer (columns prompt, chosen, rejected; see README "Preference tuning")`);
+  }
+  if (preference && cfg.trainOn === 'all') throw new TrainingError(`--train-on all applies to supervised fine-tuning: --method ${cfg.method} scores the answers (the prompt is the same on both sides)`);
 }
 
 /**
@@ -201,6 +234,9 @@ async function prepareRun(opened: TrainingModel, cfg: TrainConfig, emit: (e: Tra
     format: cfg.format, map: cfg.map, onBadRow: cfg.onBadRow,
   });
   if (data.train.length === 0) throw new TrainingError(`${cfg.data}: no training rows left after preparing the dataset (${data.notes.join('; ')})`);
+  checkMethod(cfg, data);
+  const start = initAdapter(cfg, model, emit);
+  const reference = cfg.method === 'dpo' ? start.tensors : null;
   const T = staticSeqLen([data.train, data.validation], cfg.seqLen);
   const shaping = batchShaping(T, cfg);
   const batches = new MicroBatches(data, cfg.batch, shaping, cfg.seed, cfg.batch * cfg.gradAccum);
@@ -224,13 +260,13 @@ async function prepareRun(opened: TrainingModel, cfg: TrainConfig, emit: (e: Tra
   const onDevice = (() => {
     try { return graphDevice(chosen, cfg.computeDtype); } catch (e) { throw new TrainingError((e as Error).message); }
   })();
-  const plan = planGraph({ ...cfg, seqLen: T }, model.config, onDevice);
+  const plan = planGraph({ ...cfg, lora: start.spec, seqLen: T }, model.config, onDevice);
   const embed = plan.hostEmbeddings ? (ids: BigInt64Array) => model.weights.embedRows(ids) : undefined;
   const opt = { ...DEFAULT_OPTIMIZER, weightDecay: cfg.weightDecay, maxGradNorm: cfg.maxGradNorm };
   const dataS = since(t);
   await gate.enter('graphs');
   t = performance.now();
-  const graphs = buildStepGraphs(model.weights, model.invFreq, plan, opt, cfg.gradAccum);
+  const graphs = buildStepGraphs(model.weights, model.invFreq, plan, opt, cfg.gradAccum, reference);
   const graphS = since(t);
   await gate.check();
   // ORT's memory arena: measured 2.5-3x faster steps on the small bench preset (no page faults on
@@ -264,7 +300,7 @@ async function prepareRun(opened: TrainingModel, cfg: TrainConfig, emit: (e: Tra
       emit({ event: 'resumed', step: state.step });
     } else {
       tensors = { params: new Map(), m: new Map(), v: new Map() };
-      for (const [k, t] of initLora(graphs.params, cfg.seed)) {
+      for (const [k, t] of start.tensors ?? initLora(graphs.params, cfg.seed)) {
         tensors.params.set(k, t);
         tensors.m.set(k, new Float32Array(t.length));
         tensors.v.set(k, new Float32Array(t.length));
@@ -273,7 +309,7 @@ async function prepareRun(opened: TrainingModel, cfg: TrainConfig, emit: (e: Tra
     }
     gate.step = state.step;
     const trainable = new TrainableState(graphs.params, tensors, stateOnDevice, chosen.provider);
-    return { cfg, model, out, data, batches, totalSteps, plan, graphs, sessionOpts, sessions, device, embed, checkpoints, finch, state, trainable };
+    return { cfg, model, out, data, batches, totalSteps, plan, graphs, sessionOpts, sessions, device, embed, checkpoints, finch, state, trainable, reference };
   } catch (e) {
     await releaseStepSessions(sessions);
     throw e;
@@ -338,7 +374,7 @@ async function trainPrepared(run: PreparedRun, emit: (e: TrainEvent) => void, ga
         const step = state.step;
         const lr = learningRate(cfg.schedule, cfg.lr, step, totalSteps, cfg.warmupSteps);
         const r = await runStep(sessions, graphs, trainable, {
-          step, lr, gradAccum: cfg.gradAccum, seed: cfg.seed, micro: (k) => batches.get(k), feeds: microFeeds,
+          step, lr, gradAccum: cfg.gradAccum, seed: cfg.seed, micro: (k) => batches.get(k), feeds: microFeeds, pairs: plan.objective.method !== 'sft',
         });
         if (!Number.isFinite(r.loss) || !Number.isFinite(r.gradNorm)) {
           discard(r.device);
@@ -356,7 +392,7 @@ async function trainPrepared(run: PreparedRun, emit: (e: TrainEvent) => void, ga
         emit({
           event: 'step', step: state.step, total_steps: totalSteps, loss: r.loss, lr, grad_norm: r.gradNorm,
           tokens_per_s: tokensSeen / elapsed, elapsed_s: elapsed, eta_s: (elapsed / done) * (totalSteps - state.step),
-          rss_mb: process.memoryUsage().rss / 2 ** 20,
+          rss_mb: process.memoryUsage().rss / 2 ** 20, ...r.rewards,
         });
 
         const last = state.step === totalSteps;
@@ -364,11 +400,14 @@ async function trainPrepared(run: PreparedRun, emit: (e: TrainEvent) => void, ga
         const checkpointDue = state.step % cfg.checkpointEvery === 0 || last;
         if (evaluates) {
           await gate.enter('evaluating');
-          evalSession ??= await sessionFromGraph(buildLossGraph(model.weights, model.invFreq, plan), run.sessionOpts, stagingDir());
-          const evalLoss = (await meanLoss(evalSession, data.validation, B, T, trainable.paramFeeds(), embed, window, () => gate.check())).loss;
-          state.evals.push({ step: state.step, loss: evalLoss });
+          evalSession ??= await sessionFromGraph(buildLossGraph(model.weights, model.invFreq, plan, run.reference), run.sessionOpts, stagingDir());
+          const params = trainable.paramFeeds(), between = () => gate.check();
+          const e = data.kind === 'pairs'
+            ? await meanPreferenceLoss(evalSession, data.validation, B / 2, T, params, embed, window, between)
+            : { ...await meanLoss(evalSession, data.validation, B, T, params, embed, window, between), rewards: undefined };
+          state.evals.push({ step: state.step, loss: e.loss });
           evaluated.add(state.step);
-          emit({ event: 'eval', step: state.step, eval_loss: evalLoss, perplexity: Math.exp(evalLoss) });
+          emit({ event: 'eval', step: state.step, eval_loss: e.loss, perplexity: Math.exp(e.loss), ...e.rewards });
         }
         if (checkpointDue) {
           await gate.enter('checkpoint');
@@ -450,6 +489,8 @@ interface StepInputs {
   /** Micro-batch k of the run (k = step for a fused step, step * gradAccum + micro otherwise). */
   micro: (k: number) => Batch;
   feeds: (b: Batch) => Record<string, HostTensor>;
+  /** A preference objective: its loss is a mean over pairs, and the step reports their rewards. */
+  pairs: boolean;
 }
 
 /**
@@ -461,28 +502,36 @@ interface StepInputs {
  * micro-batches, as if they were one batch (Hugging Face Trainer normalizes the same way): each
  * micro-batch's graph gives the mean loss L_i over its n_i trained tokens and its gradient g_i, and
  * the step uses sum(n_i L_i) / N and sum(n_i g_i) / N with N = sum(n_i). Averaging the L_i instead
- * would weight the tokens of a short micro-batch more than those of a long one.
+ * would weight the tokens of a short micro-batch more than those of a long one. A preference
+ * objective's loss is a mean over pairs, so n_i counts a micro-batch's pairs.
  */
-async function runStep(sessions: StepSessions, graphs: StepGraphs, state: TrainableState, s: StepInputs): Promise<{ host: Record<string, HostTensor>; device: Record<string, DeviceTensor>; loss: number; gradNorm: number; tokens: number }> {
+async function runStep(sessions: StepSessions, graphs: StepGraphs, state: TrainableState, s: StepInputs): Promise<{ host: Record<string, HostTensor>; device: Record<string, DeviceTensor>; loss: number; gradNorm: number; tokens: number; rewards: RewardMetrics | undefined }> {
   const paramFeeds = state.paramFeeds();
   const optFeeds: Record<string, Feed> = { lr: tensor([], Float32Array.of(s.lr)), step: tensor([], Float32Array.of(s.step + 1)), ...state.momentFeeds() };
   const seeds = (micro: number) => seedFeed(graphs, s.seed, s.step, micro);
+  const weight = (b: Batch) => (s.pairs ? b.pairs : b.targets);
+  const rewards = new RewardTally();
+  const tally = (host: Record<string, HostTensor>, b: Batch) => {
+    if (s.pairs) rewards.add(host.rewards_chosen!.data as Float32Array, host.rewards_rejected!.data as Float32Array, b.pairs);
+  };
   let outs: { host: Record<string, HostTensor>; device: Record<string, DeviceTensor> }, loss: number, tokens = 0;
   if (sessions.kind === 'fused') {
     const b = s.micro(s.step);
     tokens += b.tokens;
     outs = await sessions.step.runKeeping({ ...s.feeds(b), ...paramFeeds, ...optFeeds, ...seeds(0) });
     loss = (outs.host.loss!.data as Float32Array)[0]!;
+    tally(outs.host, b);
   } else {
     let lossSum = 0, targets = 0; // sum(n_i L_i), N
     const sums = new Map<string, Float64Array>(); // sum(n_i g_i), when the gradients come to the host
     const micros = Array.from({ length: s.gradAccum }, (_, micro) => s.micro(s.step * s.gradAccum + micro));
-    const N = micros.reduce((a, b) => a + b.targets, 0); // the device sum weighs by n_i / N as it goes
+    const N = micros.reduce((a, b) => a + weight(b), 0); // the device sum weighs by n_i / N as it goes
     for (const [micro, b] of micros.entries()) {
       tokens += b.tokens;
-      if (b.targets === 0) continue; // nothing trained: its mean loss is 0/0 and its weight 0
+      if (weight(b) === 0) continue; // nothing trained: its mean loss is 0/0 and its weight 0
       const g = await sessions.grads.runKeeping({ ...s.feeds(b), ...paramFeeds, ...seeds(micro) });
-      const n = b.targets;
+      const n = weight(b);
+      tally(g.host, b);
       lossSum += (g.host.loss!.data as Float32Array)[0]! * n;
       targets += n;
       if (sessions.gradSum) { await sessions.gradSum.add(g.device, n / N); continue; }
@@ -501,7 +550,7 @@ async function runStep(sessions: StepSessions, graphs: StepGraphs, state: Traina
     sessions.gradSum?.clear();
     loss = lossSum / targets;
   }
-  return { ...outs, loss, gradNorm: (outs.host.grad_norm!.data as Float32Array)[0]!, tokens };
+  return { ...outs, loss, gradNorm: (outs.host.grad_norm!.data as Float32Array)[0]!, tokens, rewards: s.pairs ? rewards.metrics() : undefined };
 }
 
 function seedFeed(graphs: StepGraphs, seed: number, step: number, micro: number): Record<string, HostTensor> {

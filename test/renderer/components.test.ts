@@ -127,3 +127,56 @@ test('ModelStep names each model\'s family; SettingsStep says how Phi-3\'s fused
   }
   target.remove();
 });
+
+test('SettingsStep: the method follows the data (preference pairs: DPO, SFT off), shows its settings with the schema\'s limits, and can continue an adapter of this model', async () => {
+  const preview = (name: 'preference' | 'completion'): DatasetPreview => ({
+    file: '/d.jsonl', fileKind: 'jsonl', columns: ['prompt', 'chosen', 'rejected'], format: { name, columns: {}, mapped: false }, formatError: null, suggestedMap: null,
+    template: 'model', notes: [], rows: [], sample: null, lengths: null, badRows: [],
+  });
+  let next = preview('preference');
+  const { api } = scriptedApi({ estimateMemory: async () => { throw new Error('not needed'); }, previewDataset: async () => next });
+  useApi({ api, rpc: null });
+  const { library } = await import('../../src-renderer/src/lib/stores/library.svelte.ts');
+  library.adapters = [
+    { id: 'a1', name: 'sft run', path: '/runs/sft/adapter', baseModelId: 'm', origin: 'run', runId: 'r1', rank: 8, alpha: 16, targets: ['q_proj'], addedAt: '' },
+    { id: 'a2', name: 'other model', path: '/runs/x/adapter', baseModelId: 'other', origin: 'run', runId: 'r2', rank: 8, alpha: 16, targets: ['q_proj'], addedAt: '' },
+  ];
+  wizard.reset();
+  wizard.chooseModel('m');
+  wizard.chooseDataset('d');
+  await settle();
+  await wizard.loadPreview();
+  assert.equal(wizard.knobs.method, 'dpo', 'a preference dataset picks DPO');
+
+  const target = document.createElement('div');
+  document.body.append(target);
+  const c = mount(SettingsStep, { target });
+  await settle();
+  const radio = (id: string) => target.querySelector(`input[name=method][value=${id}]`) as unknown as HTMLInputElement;
+  assert.equal(radio('sft').disabled, true);
+  assert.equal(radio('dpo').checked, true);
+  assert.equal(radio('orpo').disabled, false);
+  for (const [id, path] of [['k-beta', 'beta'], ['k-smoothing', 'labelSmoothing']] as [string, SettingPath][]) {
+    assert.equal(target.querySelector(`#${id}`)!.getAttribute('min'), String(inputLimits(path).min), id);
+    assert.equal(target.querySelector(`#${id}`)!.getAttribute('max'), String(inputLimits(path).max), id);
+  }
+  radio('orpo').click();
+  await settle();
+  assert.equal(wizard.knobs.method, 'orpo');
+  assert.equal(target.querySelector('#k-beta'), null);
+  assert.ok(target.querySelector('#k-orpo-lambda'));
+  // Only this model's adapters are offered; choosing one sets initAdapter to its folder.
+  const select = target.querySelector('#k-init-adapter') as unknown as HTMLSelectElement;
+  assert.deepEqual([...select.options].map((o) => o.value), ['', '/runs/sft/adapter']);
+  select.value = '/runs/sft/adapter';
+  select.dispatchEvent(new Event('change', { bubbles: true }));
+  assert.equal(wizard.knobs.initAdapter, '/runs/sft/adapter');
+
+  // Data with single answers turns the method back to SFT.
+  next = preview('completion');
+  await wizard.loadPreview();
+  assert.equal(wizard.knobs.method, 'sft');
+  unmount(c);
+  target.remove();
+  library.adapters = [];
+});

@@ -132,3 +132,13 @@ test('routes round-trip through the URL hash', () => {
   }
   assert.deepEqual(parseRoute('#/nonsense'), { name: 'home' });
 });
+
+test('RunView keeps a preference run\'s reward metrics from its step and eval events, and none for SFT', () => {
+  const v = new RunView('r2');
+  const rewards = { rewards_chosen: 0.3, rewards_rejected: -0.1, reward_margin: 0.4, reward_accuracy: 0.75 };
+  v.apply(runTrainEvent('r2', { event: 'step', step: 1, total_steps: 4, loss: 0.69, lr: 1e-3, grad_norm: 1, tokens_per_s: 500, elapsed_s: 1, eta_s: 3, rss_mb: 300, ...rewards }));
+  v.apply(runTrainEvent('r2', { event: 'eval', step: 1, eval_loss: 0.6, perplexity: Math.exp(0.6), ...rewards, reward_accuracy: 0.5 }));
+  assert.deepEqual(v.metrics[0], { step: 1, loss: 0.69, lr: 1e-3, grad_norm: 1, tokens_per_s: 500, rss_mb: 300, ...rewards });
+  assert.equal(v.evals[0]!.reward_accuracy, 0.5);
+  assert.equal(v.evals[0]!.reward_margin, 0.4);
+});

@@ -142,3 +142,22 @@ test('crash recovery: runs left running are interrupted on the next start; other
   assert.equal(next.run(ids.completed)?.status, 'completed');
   next.close();
 });
+
+test('a preference run\'s reward metrics round-trip per step and per evaluation; an SFT run\'s rows carry none', () => {
+  const store = new Store(dbFile());
+  const run = store.addRun({ name: 'r', kind: 'train', origin: 'app', status: 'running', modelId: null, datasetId: null, modelName: 'm', datasetName: 'd', config: null, trainConfig: null, provider: 'cpu', dir: '/runs/p' });
+  const rewards = { rewards_chosen: 0.25, rewards_rejected: -0.5, reward_margin: 0.75, reward_accuracy: 0.875 };
+  store.addMetric(run.id, { step: 1, loss: 0.6, lr: 1e-3, grad_norm: 1, tokens_per_s: 10, rss_mb: 100, ...rewards });
+  store.addMetric(run.id, { step: 2, loss: 0.5, lr: 1e-3, grad_norm: 1, tokens_per_s: 10, rss_mb: 100 });
+  assert.deepEqual(store.metrics(run.id), [
+    { step: 1, loss: 0.6, lr: 1e-3, grad_norm: 1, tokens_per_s: 10, rss_mb: 100, ...rewards },
+    { step: 2, loss: 0.5, lr: 1e-3, grad_norm: 1, tokens_per_s: 10, rss_mb: 100 },
+  ]);
+  // The loss with its rewards, then the samples alone: the second row keeps what the first wrote.
+  store.addEval(run.id, { step: 2, eval_loss: 0.4, perplexity: Math.exp(0.4), ...rewards }, []);
+  store.addEval(run.id, { step: 2, eval_loss: null, perplexity: null }, [{ prompt: 'p', reference: 'r', answer: 'a', correct: null }]);
+  const [e] = store.evals(run.id);
+  assert.deepEqual(e!.rewards, rewards);
+  assert.equal(e!.samples.length, 1);
+  store.close();
+});

@@ -93,7 +93,10 @@ export async function run(argv: string[]): Promise<number> {
         console.error(`ready in ${e.total_s.toFixed(1)} s: load ${e.load_s.toFixed(1)} s${e.int4_source ? ` (4-bit ${e.int4_source === 'cache' ? 'from cache' : 'quantized'})` : ''}, data ${e.data_s.toFixed(1)} s, graph ${e.graph_s.toFixed(1)} s, sessions ${e.session_s.toFixed(1)} s`);
         break;
       case 'step': bar?.update(e.step, { loss: e.loss.toFixed(4), lr: e.lr.toExponential(2), 'tok/s': Math.round(e.tokens_per_s) }); break;
-      case 'eval': console.error(`\nstep ${e.step}: eval loss ${e.eval_loss.toFixed(4)}, perplexity ${e.perplexity.toFixed(2)}`); break;
+      case 'eval':
+        console.error(`\nstep ${e.step}: eval loss ${e.eval_loss.toFixed(4)}, ${e.reward_accuracy === undefined ? `perplexity ${e.perplexity.toFixed(2)}`
+          : `reward accuracy ${(e.reward_accuracy * 100).toFixed(1)}%, margin ${e.reward_margin!.toFixed(4)} (chosen ${e.rewards_chosen!.toFixed(4)}, rejected ${e.rewards_rejected!.toFixed(4)})`}`);
+        break;
       case 'done':
         bar?.stop();
         console.error(`${e.status === 'completed' ? 'done' : 'cancelled'} after ${e.steps} steps; adapter: ${e.adapter}`);

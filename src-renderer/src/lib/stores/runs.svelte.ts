@@ -4,7 +4,7 @@
 // store alone.
 
 import type { EvalSample, FinchEvent, LogLine, MetricPoint, EvalPoint, RunDetails, RunRequest, RunStatus } from '../../../../src-shared/api.ts';
-import type { TrainPhase } from '../../../../src-shared/train-events.ts';
+import type { RewardMetrics, TrainPhase } from '../../../../src-shared/train-events.ts';
 import { finch, onEvent } from '../services/finch.ts';
 
 const MAX_LOG_LINES = 2000;
@@ -72,7 +72,7 @@ export class RunView {
         if (this.metrics.at(-1)?.step !== e.step) {
           // A resumed run trains again from its checkpoint (or from the start): its later steps are replaced.
           if ((this.metrics.at(-1)?.step ?? 0) > e.step) this.metrics = this.metrics.filter((m) => m.step < e.step);
-          this.metrics.push({ step: e.step, loss: e.loss, lr: e.lr, grad_norm: e.grad_norm, tokens_per_s: e.tokens_per_s, rss_mb: e.rss_mb });
+          this.metrics.push({ step: e.step, loss: e.loss, lr: e.lr, grad_norm: e.grad_norm, tokens_per_s: e.tokens_per_s, rss_mb: e.rss_mb, ...rewardsOf(e) });
         }
         this.totalSteps = e.total_steps;
         this.etaS = e.eta_s;
@@ -80,7 +80,7 @@ export class RunView {
         if (this.status === 'queued' || this.status === null) this.status = 'running';
         break;
       case 'run-eval':
-        this.evals = [...this.evals.filter((x) => x.step < e.step), { step: e.step, eval_loss: e.eval_loss, perplexity: e.perplexity }];
+        this.evals = [...this.evals.filter((x) => x.step < e.step), { step: e.step, eval_loss: e.eval_loss, perplexity: e.perplexity, ...rewardsOf(e) }];
         break;
       case 'run-samples':
         this.samples.push({ step: e.step, samples: e.samples });
@@ -120,6 +120,12 @@ export class RunView {
   pause(): Promise<void> { return this.control('pauseRun'); }
   resume(): Promise<void> { return this.control('resumeRun'); }
   cancel(): Promise<void> { return this.control('cancelRun'); }
+}
+
+/** A preference run's reward metrics of a step or eval event (none for SFT). */
+function rewardsOf(e: Partial<RewardMetrics>): Partial<RewardMetrics> {
+  if (e.reward_accuracy === undefined) return {};
+  return { rewards_chosen: e.rewards_chosen, rewards_rejected: e.rewards_rejected, reward_margin: e.reward_margin, reward_accuracy: e.reward_accuracy };
 }
 
 const views = new Map<string, RunView>();
