@@ -131,7 +131,7 @@ export function createServices(o: ServicesOptions = {}): Services {
   const adapterOf = (s: ModelSide, modelId: string | null) => library.adapterDir(s, modelId, (id) => runs.run(id));
 
   const demoLibrary = async () => {
-    const model = store.modelByPath(DEMO_MODEL) ?? library.addModel(DEMO_MODEL, { name: 'Finch demo model', source: 'demo' });
+    const model = store.modelByPath(DEMO_MODEL) ?? await library.addModel(DEMO_MODEL, { name: 'Finch demo model', source: 'demo' });
     const dataset = store.datasetByPath(DEMO_TRAIN) ?? await library.addDataset(DEMO_TRAIN, { name: 'Demo arithmetic (MetaMathQA-style)', source: 'demo', repo: null, split: 'train', map: { ...DEMO_MAP } });
     return { model, dataset };
   };
@@ -146,7 +146,7 @@ export function createServices(o: ServicesOptions = {}): Services {
 
     listModels: async () => store.listModels(),
     addLocalModel: async (req) => {
-      const m = library.addModel(req.path, { name: req.name, source: 'local' });
+      const m = await library.addModel(req.path, { name: req.name, source: 'local' });
       bus.emit({ type: 'library-changed', what: 'models' });
       return m;
     },
@@ -202,7 +202,7 @@ export function createServices(o: ServicesOptions = {}): Services {
 
     listAdapters: async () => store.listAdapters(),
     importAdapter: async (req) => {
-      const a = library.importAdapter(req.path, req.baseModelId, req.name);
+      const a = await library.importAdapter(req.path, req.baseModelId, req.name);
       bus.emit({ type: 'library-changed', what: 'adapters' });
       return a;
     },

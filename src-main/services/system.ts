@@ -8,7 +8,7 @@ import {
 } from '../../src-shared/api.js';
 import { type GpuAdapter, type MachineProviders, adapterLabel, adapterName, chooseAuto } from '../engine/runtime/providers.js';
 import { PROVIDERS } from '../engine/runtime/session.js';
-import { loadModelConfig } from '../model/config.js';
+import { loadModelConfigAsync } from '../model/config.js';
 import { estimateDeviceMemory, estimateTrainingMemory, formatBytes } from '../train/memory.js';
 import { type GraphDevice, planGraph } from '../train/plan.js';
 import { maxWeightBytes } from '../train/precision.js';
@@ -53,8 +53,9 @@ export function appInfo(o: { version: string; finchHome: string; browserMode: bo
 }
 
 /** Verdict thresholds: under 70% of the memory free now fits; up to all of it is tight. `provider`: where the run would go (runProvider). */
-export function estimateMemory(modelPath: string, c: RunConfig, provider: ProviderName): MemoryEstimateResult {
-  const cfg = loadModelConfig(modelPath);
+export async function estimateMemory(modelPath: string, c: RunConfig, provider: ProviderName): Promise<MemoryEstimateResult> {
+  // A config is read within Finch's limits (model/config.ts CONFIG_LIMITS): every size below is bounded.
+  const cfg = await loadModelConfigAsync(modelPath);
   // The trainer's graph plan on that provider. No adapter is known here: WebGPU's default buffer
   // limit, and float16 only where asked for (it changes the GPU estimate, not the host one).
   const device: GraphDevice = { computeDtype: c.computeDtype === 'float16' ? 'float16' : 'float32', maxWeightBytes: maxWeightBytes({ provider, adapter: null }) };
