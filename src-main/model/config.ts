@@ -124,7 +124,7 @@ export function parseModelConfig(cfg: Json, gen: Json | null = null, source = 'c
       if (dflt === undefined) fail(`missing required field "${key}"`);
       return dflt!;
     }
-    if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) fail(`"${key}" must be a positive integer, got ${JSON.stringify(v)}`);
+    if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) fail(`"${key}" must be a positive integer, got ${typeof v === 'number' ? v : JSON.stringify(v)}`);
     const limit = CONFIG_LIMITS[key];
     if (limit !== undefined && (v as number) > limit) fail(`"${key}" is ${v}, beyond Finch's limit of ${limit} (released models stay far below it); is the config damaged?`);
     return v as number;

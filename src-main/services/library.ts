@@ -25,17 +25,21 @@ import { checkWeightsMatchConfig } from '../model/validate.js';
 import { frozenBytes, projectionShapes } from '../train/memory.js';
 import { latestCheckpoint } from '../train/checkpoint.js';
 import type { Store } from '../store/store.js';
-import { READ_LIMITS, sizeText } from '../util/regular-file.js';
+import { READ_LIMITS, sizeText, specialKind } from '../util/regular-file.js';
 import { ServiceError } from './errors.js';
 
 export { parameterCount };
 
-/** The regular files of a folder (symbolic links followed, as a Hugging Face snapshot's files are links into blobs/). */
-async function folderFiles(dir: string): Promise<{ name: string; bytes: number }[]> {
+/**
+ * The regular files of a folder (symbolic links followed, as a Hugging Face snapshot's files are
+ * links into blobs/); with `special`, what the other entries are ("model.safetensors" -> "a FIFO").
+ */
+async function folderFiles(dir: string, special?: Map<string, string>): Promise<{ name: string; bytes: number }[]> {
   const out: { name: string; bytes: number }[] = [];
   for (const name of (await readdir(dir)).sort()) {
-    const st = await stat(join(dir, name)).catch(() => null); // a dangling link is no file
+    const st = await stat(join(dir, name)).catch(() => null);
     if (st?.isFile()) out.push({ name, bytes: st.size });
+    else special?.set(name, st ? specialKind(st)! : 'a dangling symbolic link');
   }
   return out;
 }
@@ -45,7 +49,7 @@ async function modelFolder(path: string) {
   const given = resolve(path);
   const st = await stat(given).catch(() => null);
   if (!st?.isDirectory()) {
-    throw new ServiceError('not_found', st ? `${given} is a file, not a model folder` : `model folder not found: ${given}`,
+    throw new ServiceError('not_found', st ? `${given} is not a folder but ${specialKind(st) ?? 'a file'}` : `model folder not found: ${given}`,
       'pick the folder that holds config.json, tokenizer.json and the *.safetensors files');
   }
   return resolveModelFolder(given);
@@ -60,8 +64,11 @@ export type ModelDescription = Omit<ModelSummary, 'id' | 'addedAt' | 'name' | 's
  */
 export async function describeModel(path: string): Promise<ModelDescription> {
   const { dir, repo, revision } = await modelFolder(path);
-  const files = await folderFiles(dir);
+  const special = new Map<string, string>();
+  const files = await folderFiles(dir, special);
   if (!files.some((f) => f.name.endsWith('.safetensors'))) {
+    const odd = [...special].find(([name]) => name.endsWith('.safetensors'));
+    if (odd) throw new ServiceError('bad_model', `${join(dir, odd[0])} is ${odd[1]}, not a regular file`, 'point the model at a folder whose weights are regular files (or links to them)');
     const pickled = files.find((f) => /\.(bin|pt|pth|ckpt)$/.test(f.name));
     throw new ServiceError('bad_model', `${dir}: no *.safetensors weights${pickled ? ` (only ${pickled.name}, a pickle file, which Finch never loads: it can run code)` : ''}`,
       'download the safetensors version of the model (most Hugging Face repositories have one)');

@@ -21,6 +21,10 @@ export function csvReader(delimiter: ',' | '\t') {
     async function* text(): AsyncGenerator<string> {
       let buf = '';
       for await (const l of readLines(file)) {
+        if (l.error && l.line === 1) {
+          // Without a readable header there are no columns: the file is not CSV/TSV text at all.
+          throw new DatasetError(`${path} line 1: the header line is not valid UTF-8 (${l.error}); is this a ${delimiter === ',' ? 'CSV' : 'TSV'} file?`, path);
+        }
         if (l.error) {
           problems.push({ line: l.line, reason: l.error });
           badLines.add(l.line);

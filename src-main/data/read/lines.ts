@@ -19,6 +19,8 @@ export interface TextLine {
 
 const NL = 0x0a;
 const CHUNK = 1 << 20;
+/** Bytes looked at for a NUL, the mark of a binary file. */
+const BINARY_SNIFF = 8000;
 
 export async function* readLines(file: DatasetFile): AsyncGenerator<TextLine> {
   const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
@@ -33,6 +35,9 @@ export async function* readLines(file: DatasetFile): AsyncGenerator<TextLine> {
     if (first) {
       first = false;
       if (data[0] === 0xef && data[1] === 0xbb && data[2] === 0xbf) data = data.subarray(3); // UTF-8 BOM
+      // A NUL byte near the start is a binary file (git's test): no line of it is worth reporting one by one.
+      const nul = data.subarray(0, BINARY_SNIFF).indexOf(0);
+      if (nul >= 0) throw new DatasetError(`${file.path}: binary data (a NUL byte at byte ${nul + 1}), not a text file; is this the dataset you meant?`, file.path);
     }
     const lastNl = data.lastIndexOf(NL);
     if (lastNl < 0) {
@@ -62,9 +67,10 @@ function lineTooLong(file: DatasetFile, line: number): DatasetError {
   );
 }
 
-/** Decodes a block of whole lines starting at `line`; only on failure is it decoded line by line. */
+/** Decodes a block of whole lines starting at `line`; only on failure (or a NUL byte) is it decoded line by line. */
 function decodeBlock(block: Buffer, line: number, decoder: TextDecoder): TextLine[] {
   try {
+    if (block.indexOf(0) >= 0) throw new Error('a NUL byte'); // valid UTF-8, but never in a text dataset
     const parts = decoder.decode(block).split('\n');
     if (block[block.length - 1] === NL) parts.pop(); // the block ends with a newline, not an empty line
     return parts.map((t, i) => ({ line: line + i, text: stripCr(t) }));
@@ -75,8 +81,11 @@ function decodeBlock(block: Buffer, line: number, decoder: TextDecoder): TextLin
       let end = block.indexOf(NL, start);
       if (end < 0) end = block.length;
       const bytes = block.subarray(start, end);
+      const nul = bytes.indexOf(0);
       try {
-        out.push({ line, text: stripCr(decoder.decode(bytes)) });
+        if (nul >= 0) {
+          out.push({ line, text: '', error: `a NUL byte (at byte ${nul + 1} of the line): binary data, not text` });
+        } else out.push({ line, text: stripCr(decoder.decode(bytes)) });
       } catch {
         const at = firstInvalidUtf8(bytes);
         const detail = at >= 0 ? ` (byte 0x${bytes[at]!.toString(16).padStart(2, '0')} at byte ${at + 1} of the line)` : '';
