@@ -225,3 +225,37 @@ export const API_CASES: ApiCase[] = [
     after: async (c) => assert.equal(((await c.call('getSettings', [])).result as { hfEndpoint: string | null }).hfEndpoint, null),
   })),
 ];
+
+/** A command line and how `finch` must end: its exit code and a pattern of its stderr. */
+export interface CliCase {
+  name: string;
+  found?: string;
+  /** The arguments after `finch`; `at` names corpus entries, `out` is a fresh folder. */
+  args: (at: (path: string) => string, out: string) => string[];
+  exit: 1 | 2;
+  message: RegExp;
+}
+
+const MAP = ['--map', 'prompt=query,completion=response'];
+const train = (model: string, data: string, out: string, extra: string[] = []) =>
+  ['train', '--model', model, '--data', data, '--out', out, '--max-steps', '1', '--threads', '1', ...MAP, ...extra];
+
+export const CLI_CASES: CliCase[] = [
+  { name: 'finch train --model <folder whose config.json is a FIFO>', found: PROBE, args: (at, out) => train(at('model-fifo-config'), at('good.jsonl'), out), exit: 1, message: /config\.json is a FIFO/ },
+  { name: 'finch train --model <a FIFO>', args: (at, out) => train(at('fifo-folder'), at('good.jsonl'), out), exit: 1, message: /model folder not found/ },
+  { name: 'finch train --model <config.json -> /dev/zero>', args: (at, out) => train(at('model-zero-config'), at('good.jsonl'), out), exit: 1, message: /config\.json is a character device/ },
+  { name: 'finch train --model <model.safetensors is a FIFO>', args: (at, out) => train(at('model-fifo-weights'), at('good.jsonl'), out), exit: 1, message: /model\.safetensors is a FIFO/ },
+  { name: 'finch train --model <vocab_size 2^30, hidden_size 2^20>', args: (at, out) => train(at('model-huge-config'), at('good.jsonl'), out), exit: 1, message: /beyond Finch's limit/ },
+  { name: 'finch train --model <a header claiming 1 TB>', args: (at, out) => train(at('model-1tb-weights'), at('good.jsonl'), out), exit: 1, message: /out of range/ },
+  { name: 'finch train --data <a FIFO>', args: (at, out) => train(at('good-model'), at('fifo.jsonl'), out), exit: 1, message: /fifo\.jsonl is a FIFO/ },
+  { name: 'finch train --data <x.jsonl -> /dev/zero>', args: (at, out) => train(at('good-model'), at('zero.jsonl'), out), exit: 1, message: /zero\.jsonl is a character device/ },
+  { name: 'finch train --data <one 70 MB line>', args: (at, out) => train(at('good-model'), at('one-line.jsonl'), out), exit: 1, message: /line 1: a line longer than 64\.0 MiB/ },
+  { name: 'finch train --data <binary junk .csv>', args: (at, out) => train(at('good-model'), at('junk.csv'), out), exit: 1, message: /binary data \(a NUL byte/ },
+  { name: 'finch train --config <a FIFO>', args: (at) => ['train', '--config', at('fifo.jsonl')], exit: 2, message: /fifo\.jsonl is a FIFO/ },
+  { name: 'finch train --config <a link to /dev/zero>', args: (at) => ['train', '--config', at('zero.jsonl')], exit: 2, message: /is a character device/ },
+  { name: 'finch tokenize --model <tokenizer.json is a FIFO>', args: (at) => ['tokenize', '--model', at('model-fifo-tokenizer'), '--text', 'hi'], exit: 1, message: /tokenizer\.json is a FIFO/ },
+  { name: 'finch generate --adapter <adapter_config.json is a FIFO>', args: (at) => ['generate', '--model', at('good-model'), '--adapter', at('adapter-fifo-config'), '--prompt', 'hi', '--max-new-tokens', '1'], exit: 1, message: /adapter_config\.json is a FIFO/ },
+  { name: 'finch merge --adapter <weights -> /dev/zero>', args: (at, out) => ['merge', '--model', at('good-model'), '--adapter', at('adapter-zero-weights'), '--out', out], exit: 1, message: /is a character device/ },
+  { name: 'finch export gguf --model <config.json is a FIFO>', args: (at, out) => ['export', 'gguf', '--model', at('model-fifo-config'), '--out', `${out}.gguf`], exit: 1, message: /config\.json is a FIFO/ },
+  { name: 'finch eval --data <a FIFO>', args: (at) => ['eval', '--model', at('good-model'), '--data', at('fifo.jsonl'), ...MAP], exit: 1, message: /fifo\.jsonl is a FIFO/ },
+];

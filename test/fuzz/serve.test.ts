@@ -10,7 +10,6 @@
 // or blocked every client until the server was killed.
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
@@ -19,6 +18,7 @@ import { tempDir } from '../helpers/fixtures.js';
 import { within } from '../helpers/wait.js';
 import { makeBadFiles } from './bad-files.js';
 import { API_CASES, type CaseContext, type RpcAnswer } from './corpus.js';
+import { mib, watchMemory } from './watch.js';
 
 const CASE_MS = 10_000;
 const RSS_EVERY_MS = 50;
@@ -96,28 +96,6 @@ class Client {
   }
 }
 
-/** Samples the resident memory of `pid` (Linux /proc); kills it past RSS_KILL, so a flood cannot take the machine. */
-function watchMemory(pid: number) {
-  const rss = () => {
-    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Number(m[1]) * 1024 : 0;
-  };
-  const start = rss();
-  let peak = start, samples = 0, killed = false;
-  const timer = setInterval(() => {
-    try {
-      const now = rss();
-      samples++;
-      peak = Math.max(peak, now);
-      if (now > RSS_KILL && !killed) {
-        killed = true;
-        process.kill(pid, 'SIGKILL');
-      }
-    } catch { /* the process is gone: the final checks say so */ }
-  }, RSS_EVERY_MS);
-  return { stop: () => clearInterval(timer), result: () => ({ start, peak, samples, killed }) };
-}
-
 /** Another user of the same server: one listModels call every BYSTANDER_EVERY_MS, each answer's latency recorded. */
 function bystander(client: Client) {
   const latencies: number[] = [];
@@ -146,15 +124,13 @@ function bystander(client: Client) {
   };
 }
 
-const mib = (n: number) => `${(n / 2 ** 20).toFixed(0)} MiB`;
-
 test('fuzz corpus: every bad file and call gets a clear answer within seconds; other clients keep theirs; the server stays up within its memory bound', {
   skip: process.platform === 'win32' ? 'FIFOs, sockets and /dev/zero are POSIX' : false,
 }, async (t) => {
   const root = tempDir('finch-fuzz-');
   const closeSockets = await makeBadFiles(root);
   const server = await serve(tempDir('finch-fuzz-home-'));
-  const memory = watchMemory(server.pid);
+  const memory = watchMemory(server.pid, RSS_EVERY_MS, RSS_KILL);
   const main = await Client.open(server);
   const other = bystander(await Client.open(server));
   const ids: Record<string, string> = {};
