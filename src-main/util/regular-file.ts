@@ -89,8 +89,13 @@ function openError(e: unknown, file: string, o: ReadOptions): Error {
   return fail(o, file, 'unreadable', `cannot open ${file}: ${(e as Error).message}`);
 }
 
-const tooLarge = (o: ReadOptions, file: string, bytes: number, limit: number, atLeast: boolean): Error =>
-  fail(o, file, 'too-large', `${file} is ${atLeast ? 'over ' : ''}${sizeText(bytes)}; Finch reads at most ${sizeText(limit)} of ${o.what ?? 'this kind of file'}`);
+/** `size`: the file's size, or null when it is only known to be past the limit (it grew, or stat cannot tell). */
+const tooLarge = (o: ReadOptions, file: string, size: number | null, limit: number): Error => {
+  const what = o.what ?? 'this kind of file';
+  return fail(o, file, 'too-large', size === null
+    ? `${file} is larger than ${sizeText(limit)}, the most Finch reads of ${what}`
+    : `${file} is ${sizeText(size)}; Finch reads at most ${sizeText(limit)} of ${what}`);
+};
 
 export function sizeText(n: number): string {
   if (n >= 2 ** 30) return `${(n / 2 ** 30).toFixed(1)} GiB`;
@@ -155,7 +160,7 @@ const READ_CHUNK = 4 * MiB;
 export async function readRegularFile(file: string, limit: number, o: ReadOptions = {}): Promise<Buffer> {
   const { handle, size } = await openRegularFile(file, o);
   try {
-    if (size > limit) throw tooLarge(o, file, size, limit, false);
+    if (size > limit) throw tooLarge(o, file, size, limit);
     const parts: Buffer[] = [];
     let total = 0;
     for (;;) {
@@ -165,7 +170,7 @@ export async function readRegularFile(file: string, limit: number, o: ReadOption
       if (bytesRead === 0) break;
       parts.push(buf.subarray(0, bytesRead));
       total += bytesRead;
-      if (total > limit) throw tooLarge(o, file, total, limit, true);
+      if (total > limit) throw tooLarge(o, file, null, limit);
     }
     return Buffer.concat(parts, total);
   } catch (e) {
@@ -179,7 +184,7 @@ export async function readRegularFile(file: string, limit: number, o: ReadOption
 export function readRegularFileSync(file: string, limit: number, o: ReadOptions = {}): Buffer {
   const { fd, size } = openRegularFileSync(file, o);
   try {
-    if (size > limit) throw tooLarge(o, file, size, limit, false);
+    if (size > limit) throw tooLarge(o, file, size, limit);
     const parts: Buffer[] = [];
     let total = 0;
     for (;;) {
@@ -189,7 +194,7 @@ export function readRegularFileSync(file: string, limit: number, o: ReadOptions 
       if (n === 0) break;
       parts.push(buf.subarray(0, n));
       total += n;
-      if (total > limit) throw tooLarge(o, file, total, limit, true);
+      if (total > limit) throw tooLarge(o, file, null, limit);
     }
     return Buffer.concat(parts, total);
   } catch (e) {
