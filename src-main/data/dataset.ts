@@ -16,6 +16,7 @@ import { SampleStore } from './samples.js';
 import { SampleEncoder, type EncodeOptions } from './template.js';
 import { buildSequences, type SequenceSet } from './batch.js';
 import { isChat, type Example } from './types.js';
+import { yielder } from '../util/yielder.js';
 import type { TextTokenizer } from '../model/types.js';
 
 export interface PrepareOptions extends ReadOptions, FormatOptions, EncodeOptions {
@@ -123,10 +124,12 @@ export async function prepareDataset(file: string, tok: TextTokenizer, opts: Pre
   let boundaryIssues = 0;
   let firstBoundaryIssue = '';
 
+  const pause = yielder();
   for await (const { row, line } of rows) {
     if (opts.maxRows !== undefined && n >= opts.maxRows) break;
     n++;
     if (opts.onProgress && n % 1000 === 0) opts.onProgress(n);
+    await pause();
     format ??= resolveFormat(file, row, opts);
     let enc;
     try {

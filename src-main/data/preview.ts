@@ -8,6 +8,7 @@ import { openRows, type FileKind, type ReadOptions } from './read/index.js';
 import { SampleEncoder, type EncodeOptions } from './template.js';
 import type { Example } from './types.js';
 import type { TextTokenizer } from '../model/types.js';
+import { yielder } from '../util/yielder.js';
 
 export interface PreviewOptions extends Omit<ReadOptions, 'onBadRow'>, FormatOptions, EncodeOptions {
   /** Rows to show (default 5). */
@@ -60,8 +61,10 @@ export async function previewDataset(file: string, opts: PreviewOptions = {}): P
     file, fileKind: kind, columns: [], format: null, formatError: null, suggestedMap: null,
     template: null, notes: encoder ? [...encoder.notes] : [], rows: [], badRows: [],
   };
+  const pause = yielder();
   for await (const { row, line } of rows) {
     if (out.rows.length >= want) break;
+    await pause();
     if (out.rows.length === 0) {
       out.columns = Object.keys(row);
       try {

@@ -140,6 +140,12 @@ export const BAD_FILES: BadFile[] = [
   { path: 'deep-row.jsonl', why: 'a row nested 100,000 deep', make: text(`{"query": ${deepJson(100_000)}, "response": "x"}\n`) },
   { path: 'deep-row.json', why: 'a JSON array whose row nests 100,000 deep', make: text(`[{"query": ${deepJson(100_000)}, "response": "x"}]`) },
   { path: 'wide.csv', why: 'a CSV header of 20,000 columns', make: text(Array.from({ length: 20_000 }, (_, i) => `c${i}`).join(',') + '\n' + '1,'.repeat(19_999) + '1\n') },
+  { path: 'large.jsonl', why: 'a valid dataset larger than a preview window (9 MiB)', make: (p) => {
+    const row = (i: number) => JSON.stringify({ query: `What is ${i} plus ${i % 7}? ${'Think it through. '.repeat(4)}`, response: `It makes ${i + (i % 7)}. The answer is: ${i + (i % 7)}` });
+    const lines: string[] = [];
+    for (let i = 0, bytes = 0; bytes < 9 * 2 ** 20; i++) { lines.push(row(i)); bytes += lines.at(-1)!.length + 1; }
+    writeFileSync(p, lines.join('\n') + '\n');
+  } },
   { path: 'one-line.jsonl', why: 'one 70 MB line (no newline, past the 64 MiB row limit)', make: text(`{"query": "${'a'.repeat(70 * 2 ** 20)}`) },
 
   // ---- Hugging Face cache folders that point nowhere ---------------------------------------------

@@ -40,6 +40,8 @@ export interface ApiCase {
   call: (c: CaseContext) => { method: string; params: unknown[] } | { raw: Record<string, unknown> };
   /** Sent this many times at once. */
   parallel?: number;
+  /** For legitimate heavy work: its own time limit (ms) instead of the corpus's seconds. */
+  limitMs?: number;
   /**
    * The answer: an ApiError code (with a message pattern), a JSON-RPC error code, or a result
    * the check accepts. `or` lists other acceptable codes (junk some readers take as rows).
@@ -198,6 +200,17 @@ export const API_CASES: ApiCase[] = [
   { name: 'addDataset: a row nested 100,000 deep (JSON)', call: (c) => addData(c.at('deep-row.json')), expect: { code: 'bad_dataset', message: /line 1: JSON nested deeper than 64/ } },
   { name: 'previewDataset: a row nested 100,000 deep', call: (c) => preview(c.at('deep-row.jsonl')), expect: { ok: (v) => assert.match(JSON.stringify((v as { badRows: unknown[] }).badRows), /nested deeper than 64/) } },
   { name: 'addDataset: a CSV of 20,000 columns', call: (c) => addData(c.at('wide.csv')), expect: { code: 'bad_dataset', message: /20000 columns \(Finch reads at most 10000\)/ } },
+  {
+    name: 'previewDataset of a 9 MiB file with a model and 5000 rows tokenized: the server answers others meanwhile',
+    limitMs: 60_000,
+    call: (c) => preview(c.at('large.jsonl'), { modelId: c.ids.model, map: { prompt: 'query', completion: 'response' }, statsRows: 5000 }),
+    expect: { ok: (v) => {
+      const p = v as { rows: unknown[]; lengths: { rows: number } | null; badRows: unknown[] };
+      assert.equal(p.rows.length, 20);
+      assert.equal(p.lengths?.rows, 5000);
+      assert.equal(p.badRows.length, 0, 'the row the window cuts is no bad row');
+    } },
+  },
   { name: 'addDataset: one 70 MB line', call: (c) => addData(c.at('one-line.jsonl')), expect: { code: 'bad_dataset', message: /no rows in its first 8\.0 MiB/ } },
   { name: 'previewDataset: one 70 MB line', call: (c) => preview(c.at('one-line.jsonl')), expect: { ok: (v) => assert.equal((v as { rows: unknown[] }).rows.length, 0) } },
 
