@@ -89,7 +89,7 @@ export function parameterCount(c: ModelConfig): number {
  * Throws (through `fail`) when a size derived from several fields is beyond DERIVED_LIMITS: no
  * buffer, plan or estimate is ever sized from such a config. Returns the config.
  */
-export function checkModelSizes(c: ModelConfig, fail: (msg: string) => never): ModelConfig {
+function checkModelSizes(c: ModelConfig, fail: (msg: string) => never): ModelConfig {
   const rows = c.numHeads * c.headDim;
   if (rows > DERIVED_LIMITS.projectionRows) {
     fail(`num_attention_heads × head_dim = ${rows} is beyond Finch's limit of ${DERIVED_LIMITS.projectionRows}; is the config damaged?`);

@@ -266,12 +266,3 @@ export function readJsonSync(file: string, limit: number, o: ReadOptions = {}): 
 }
 
 const stripBom = (s: string) => (s.charCodeAt(0) === 0xfeff ? s.slice(1) : s);
-
-/** Stats `path` following links; null when nothing is there. A folder check that never opens anything. */
-export function statOrNull(path: string): fs.Stats | null {
-  try {
-    return fs.statSync(path);
-  } catch {
-    return null;
-  }
-}
