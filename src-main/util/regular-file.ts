@@ -70,7 +70,7 @@ export function specialKind(st: fs.Stats): string | null {
   if (st.isCharacterDevice()) return 'a character device';
   if (st.isBlockDevice()) return 'a block device';
   if (st.isSocket()) return 'a socket';
-  return 'not a regular file';
+  return 'a special file';
 }
 
 const fail = (o: ReadOptions, file: string, problem: FileProblem, message: string): Error =>

@@ -129,7 +129,8 @@ test('fuzz corpus: every bad file and call gets a clear answer within seconds; o
 }, async (t) => {
   const root = tempDir('finch-fuzz-');
   const closeSockets = await makeBadFiles(root);
-  const server = await serve(tempDir('finch-fuzz-home-'));
+  const home = tempDir('finch-fuzz-home-');
+  const server = await serve(home);
   const memory = watchMemory(server.pid, RSS_EVERY_MS, RSS_KILL);
   const main = await Client.open(server);
   const other = bystander(await Client.open(server));
@@ -143,9 +144,9 @@ test('fuzz corpus: every bad file and call gets a clear answer within seconds; o
     ids.dataset = (data.result as { id: string }).id;
 
     for (const c of API_CASES) {
-      await t.test(c.name, async () => {
+      await t.test(c.name, { skip: c.pending ?? false }, async () => {
         const socket = await Client.open(server); // a case's own socket: a stuck answer cannot shift another case's
-        const ctx: CaseContext = { at: (p) => join(root, p), call: (m, p) => socket.call(m, p), send: (m) => socket.send(m), ids };
+        const ctx: CaseContext = { at: (p) => join(root, p), call: (m, p) => socket.call(m, p), send: (m) => socket.send(m), ids, home };
         try {
           const t0 = performance.now();
           await within(c.before?.(ctx) ?? Promise.resolve(), CASE_MS, `the setup of "${c.name}"`);
@@ -185,7 +186,7 @@ test('fuzz corpus: every bad file and call gets a clear answer within seconds; o
     server.child.kill('SIGTERM');
     closeSockets();
     const slowest = timings.sort((a, b) => b.ms - a.ms)[0];
-    console.log(`# fuzz corpus: ${API_CASES.length} cases; server RSS ${mib(rss.start)} at start, peak ${mib(rss.peak)} (bound ${mib(RSS_BOUND)}, ${rss.samples} samples); ` +
+    console.log(`# fuzz corpus: ${API_CASES.length} cases (${API_CASES.filter((c) => c.pending).length} pending); server RSS ${mib(rss.start)} at start, peak ${mib(rss.peak)} (bound ${mib(RSS_BOUND)}, ${rss.samples} samples); ` +
       `bystander: ${calls.calls} listModels calls, p50 ${calls.p50.toFixed(0)} ms, p99 ${calls.p99.toFixed(0)} ms, max ${calls.max.toFixed(0)} ms (bound ${BYSTANDER_MAX_MS} ms); ` +
       `slowest case ${slowest?.ms.toFixed(0)} ms (${slowest?.name})`);
     assert.equal(server.exited(), null, `the server died during the corpus: ${server.exited()}; stderr: ${server.stderr().slice(-2000)}`);
