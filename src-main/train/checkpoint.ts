@@ -4,11 +4,12 @@
 // config, loss history, dataset fingerprint). A checkpoint counts only once its folder has been renamed
 // into place, so a run killed while writing one resumes from the previous one.
 
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { type TrainConfig, readStoredConfig } from '../../src-shared/run-config.js';
 import { type FinchAdapterInfo, loadPeftAdapter, savePeftAdapter } from '../model/adapter.js';
 import type { LoraParam, LoraSpec } from '../model/lora.js';
+import { READ_LIMITS, readJsonSync } from '../util/regular-file.js';
 import { Checkpoint, writeFileAtomic, writeSafetensors } from '../model/safetensors.js';
 import type { ModelConfig } from '../model/types.js';
 
@@ -63,12 +64,14 @@ export function configIn(file: string, json: { config?: unknown } = readJson(fil
   }
 }
 
+/**
+ * run.json or trainer_state.json, bounded (a run folder is anyone's: its run.json may be a FIFO or
+ * a link to /dev/zero) and an object; anything else is a TrainingError naming the file.
+ */
 function readJson(file: string): { config?: unknown } {
-  try {
-    return JSON.parse(readFileSync(file, 'utf8')) as { config?: unknown };
-  } catch (e) {
-    throw new TrainingError(`${file}: not valid JSON (${(e as Error).message})`);
-  }
+  const json = readJsonSync(file, READ_LIMITS.runRecord, { what: 'a run record', error: (message) => new TrainingError(message) });
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new TrainingError(`${file}: not a JSON object`);
+  return json;
 }
 
 /** A checkpoint's trainer_state.json (its config through the schema). */

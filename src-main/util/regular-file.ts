@@ -6,7 +6,7 @@
 // Whole-file reads stop at a limit per kind of file (READ_LIMITS); JSON deeper than
 // MAX_JSON_DEPTH is refused before it is parsed, since code that walks deep data (JSON.stringify,
 // a tokenizer, a schema) overflows its stack. Every path Finch reads that a user chose (model
-// folders, adapters, datasets, run configs) goes through this module.
+// folders, adapters, datasets, run configs, run folders) goes through this module.
 //
 //   const { handle, size } = await openRegularFile(file);           // a FileHandle, checked
 //   const text = (await readRegularFile(file, READ_LIMITS.config)).toString('utf8');
@@ -25,6 +25,8 @@ export const READ_LIMITS = {
   tokenizer: 64 * MiB,
   /** chat_template.jinja. */
   template: 1 * MiB,
+  /** A run folder's run.json and a checkpoint's trainer_state.json (their loss histories: ~40 bytes a step). */
+  runRecord: 64 * MiB,
   /** A safetensors header: the bound of Hugging Face's own reader. */
   safetensorsHeader: 100_000_000,
   /** How much of a dataset file a preview (or the library's first look) reads. */

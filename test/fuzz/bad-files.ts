@@ -168,6 +168,10 @@ export const BAD_FILES: BadFile[] = [
     writeFileSync(join(p, 'refs', 'main'), '../../../etc');
   } },
 
+  // ---- run folders (finch train --resume DIR) ------------------------------------------------
+  { path: 'run-fifo-record', why: 'a run folder whose run.json is a FIFO', make: (p) => { mkdirSync(p); fifo(join(p, 'run.json')); } },
+  { path: 'run-zero-record', why: 'a run folder whose run.json links to /dev/zero', make: (p) => { mkdirSync(p); symlinkSync('/dev/zero', join(p, 'run.json')); } },
+
   // ---- adapters ---------------------------------------------------------------------------
   { path: 'adapter-fifo-config', why: 'adapter_config.json is a FIFO', make: (p) => { mkdirSync(p); fifo(join(p, 'adapter_config.json')); writeFileSync(join(p, 'adapter_model.safetensors'), safetensorsBytes({}, 0)); } },
   { path: 'adapter-zero-weights', why: 'adapter_model.safetensors links to /dev/zero', make: (p) => {
@@ -182,9 +186,12 @@ export const BAD_FILES: BadFile[] = [
   } },
 ];
 
-/** Makes every bad file under `root`; returns a function that closes the sockets it opened. */
-export async function makeBadFiles(root: string): Promise<() => void> {
-  for (const f of BAD_FILES) {
+/**
+ * Makes every bad file under `root` (or those `only` names, in BAD_FILES's order); returns a
+ * function that closes the sockets it opened.
+ */
+export async function makeBadFiles(root: string, only?: readonly string[]): Promise<() => void> {
+  for (const f of BAD_FILES.filter((f) => !only || only.includes(f.path))) {
     const abs = join(root, f.path);
     mkdirSync(dirname(abs), { recursive: true });
     await f.make(abs, root);

@@ -1,10 +1,11 @@
 // The fuzz corpus: bad files (bad-files.ts) and bad calls, each with the answer it must get from a
 // running `finch serve`: an error code other than 'internal' (and a message naming what is wrong),
-// or a result a check accepts. The runner (serve.test.ts) sends every case while another client
-// keeps calling and the server's memory is sampled. A bug found at the boundary becomes one more
-// entry here: `found` says where each came from.
+// or a result a check accepts. The runner (served.ts, for serve.test.ts) sends every case while
+// another client keeps calling and the server's memory is sampled. A bug found at the boundary
+// becomes one more entry here: `found` says where each came from. The runs that cannot work have
+// cases of their own (run-refusals.test.ts), built from the helpers exported here.
 import assert from 'node:assert/strict';
-import { cpSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { cpSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import type { ErrorCode, MemoryEstimateResult } from '../../src-shared/api.js';
@@ -15,7 +16,7 @@ import { JUNK_SIZES } from './bad-files.js';
 export interface RpcAnswer {
   id?: unknown;
   result?: unknown;
-  error?: { code: number; message: string; data?: { code: ErrorCode; message: string; hint: string | null } };
+  error?: { code: number; message: string; data?: { code: ErrorCode; message: string; hint: string | null; field?: string } };
 }
 
 /** What a case's steps can use. */
@@ -30,6 +31,8 @@ export interface CaseContext {
   ids: Record<string, string>;
   /** The server's FINCH_HOME. */
   home: string;
+  /** What the server has written to stderr so far (its log). */
+  stderr(): string;
 }
 
 export interface ApiCase {
@@ -44,30 +47,28 @@ export interface ApiCase {
   parallel?: number;
   /** For legitimate heavy work: its own time limit (ms) instead of the corpus's seconds. */
   limitMs?: number;
-  /** Skipped, saying why: a case whose fix is not merged yet (running it now could start a runaway job). */
-  pending?: string;
   /**
    * The answer: an ApiError code (with a message pattern), a JSON-RPC error code, or a result
-   * the check accepts. `or` lists other acceptable codes (junk some readers take as rows).
+   * the check accepts. `or` lists other acceptable codes (junk some readers take as rows); `hint`
+   * and `field` are checked when given (the ApiError's hint, the argument at fault: "0.seqLen").
    */
-  expect: { code: ErrorCode; message?: RegExp; or?: (ErrorCode | 'ok')[] } | { rpc: number; message?: RegExp } | { ok: (value: unknown) => void };
+  expect: { code: ErrorCode; message?: RegExp; hint?: RegExp; field?: string; or?: (ErrorCode | 'ok')[] } | { rpc: number; message?: RegExp } | { ok: (value: unknown) => void };
   /** Checks after the answer (that a refused call changed nothing). */
   after?: (c: CaseContext) => Promise<void>;
 }
 
-const PROBE = 'issue 23 probe (2026-12-07)';
-const LIFECYCLE = 'refusals of issue 23 deliverable 3 (helper "lifecycle") are not merged yet: drop `pending` once they are';
+export const PROBE = 'issue 23 probe (2026-12-07)';
 
 const add = (path: string) => ({ method: 'addLocalModel', params: [{ path }] });
 const addData = (path: string, extra: object = {}) => ({ method: 'addDataset', params: [{ path, ...extra }] });
 const preview = (path: string, extra: object = {}) => ({ method: 'previewDataset', params: [{ path, ...extra }] });
-const runConfig = (modelId: string, datasetId: string, extra: object = {}) => ({ ...RUN_DEFAULTS, modelId, datasetId, ...extra });
+export const runConfig = (modelId: string, datasetId: string, extra: object = {}) => ({ ...RUN_DEFAULTS, modelId, datasetId, ...extra });
 
 /**
  * Adds a copy of the good model to the library under `late/<name>`, then replaces its file `file`
  * by `make`: what a model folder changed after it was added looks like. Sets ids[name].
  */
-const addThenBreak = (name: string, file: string, make: (p: string) => void) => async (c: CaseContext) => {
+export const addThenBreak = (name: string, file: string, make: (p: string) => void) => async (c: CaseContext) => {
   const dir = join(c.at('late'), name);
   cpSync(c.at('good-model'), dir, { recursive: true });
   const r = await c.call('addLocalModel', [{ path: dir, name }]);
@@ -76,10 +77,10 @@ const addThenBreak = (name: string, file: string, make: (p: string) => void) => 
   rmSync(join(dir, file), { force: true });
   make(join(dir, file));
 };
-const config = (fields: object) => (p: string) =>
+export const config = (fields: object) => (p: string) =>
   writeFileSync(p, JSON.stringify({ model_type: 'llama', vocab_size: 512, hidden_size: 64, intermediate_size: 128, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, ...fields }));
-const fifo = (p: string): void => { execFileSync('mkfifo', [p]); };
-const toZero = (p: string) => symlinkSync('/dev/zero', p);
+export const fifo = (p: string): void => { execFileSync('mkfifo', [p]); };
+export const toZero = (p: string) => symlinkSync('/dev/zero', p);
 
 const verdict = (want: MemoryEstimateResult['verdict']) => (v: unknown) => {
   const e = v as MemoryEstimateResult;
@@ -229,27 +230,6 @@ export const API_CASES: ApiCase[] = [
   { name: 'importAdapter: the weights link to /dev/zero', call: (c) => ({ method: 'importAdapter', params: [{ path: c.at('adapter-zero-weights'), baseModelId: c.ids.model }] }), expect: { code: 'bad_adapter', message: notAFile } },
   { name: 'importAdapter: weights whose header claims 1 TB', call: (c) => ({ method: 'importAdapter', params: [{ path: c.at('adapter-lying-weights'), baseModelId: c.ids.model }] }), expect: { code: 'bad_adapter', message: /out of range/ } },
 
-  // ---- runs that cannot work (issue 23 deliverable 3: services/runs.ts) ------------------------------
-  {
-    name: 'startRun of a run whose estimate is "will-not-fit" is refused with the estimate', found: `${PROBE}: started a run needing 1,067,157 GiB`,
-    pending: LIFECYCLE,
-    call: (c) => ({ method: 'startRun', params: [runConfig(c.ids.model!, c.ids.dataset!, { batch: 4096, seqLen: 131_072, quantize: false })] }),
-    expect: { code: 'conflict', or: ['invalid_argument'] },
-  },
-  {
-    name: 'startRun with seqLen beyond the model\'s max_position_embeddings is refused', found: `${PROBE}: failed after 36 s as internal: Invalid typed array length`,
-    pending: LIFECYCLE,
-    before: addThenBreak('short-context', 'config.json', config({ max_position_embeddings: 512 })),
-    call: (c) => ({ method: 'startRun', params: [runConfig(c.ids['short-context']!, c.ids.dataset!, { seqLen: 131_072 })] }),
-    expect: { code: 'invalid_argument', or: ['conflict'] },
-  },
-  {
-    name: 'listRuns with a dangling link under FINCH_HOME/runs', found: `${PROBE}: listRuns failed with ENOENT`,
-    pending: LIFECYCLE,
-    before: async (c) => { mkdirSync(join(c.home, 'runs'), { recursive: true }); symlinkSync('/nonexistent/finch-fuzz', join(c.home, 'runs', 'dangling')); },
-    call: () => ({ method: 'listRuns', params: [] }), expect: { ok: (v) => assert.ok(Array.isArray(v)) },
-  },
-
   // ---- JSON-RPC to the letter, settings that are URLs ------------------------------------------------
   ...([['an object', {}], ['an array', [1]], ['a boolean', true]] as const).map(([what, id]): ApiCase => ({
     name: `JSON-RPC: an id that is ${what} gets -32600 and the call does not run`, found: `${PROBE}: the call ran and got no reply`,
@@ -292,6 +272,8 @@ export const CLI_CASES: CliCase[] = [
   { name: 'finch train --data <binary junk .csv>', args: (at, out) => train(at('good-model'), at('junk.csv'), out), exit: 1, message: /binary data \(a NUL byte/ },
   { name: 'finch train --config <a FIFO>', args: (at) => ['train', '--config', at('fifo.jsonl')], exit: 2, message: /fifo\.jsonl is a FIFO/ },
   { name: 'finch train --config <a link to /dev/zero>', args: (at) => ['train', '--config', at('zero.jsonl')], exit: 2, message: /is a character device/ },
+  { name: 'finch train --resume <a folder whose run.json is a FIFO>', args: (at) => ['train', '--resume', at('run-fifo-record')], exit: 2, message: /run\.json is a FIFO/ },
+  { name: 'finch train --resume <a folder whose run.json links to /dev/zero>', args: (at) => ['train', '--resume', at('run-zero-record')], exit: 2, message: /run\.json is a character device/ },
   { name: 'finch tokenize --model <tokenizer.json is a FIFO>', args: (at) => ['tokenize', '--model', at('model-fifo-tokenizer'), '--text', 'hi'], exit: 1, message: /tokenizer\.json is a FIFO/ },
   { name: 'finch generate --adapter <adapter_config.json is a FIFO>', args: (at) => ['generate', '--model', at('good-model'), '--adapter', at('adapter-fifo-config'), '--prompt', 'hi', '--max-new-tokens', '1'], exit: 1, message: /adapter_config\.json is a FIFO/ },
   { name: 'finch merge --adapter <weights -> /dev/zero>', args: (at, out) => ['merge', '--model', at('good-model'), '--adapter', at('adapter-zero-weights'), '--out', out], exit: 1, message: /is a character device/ },
