@@ -25,6 +25,8 @@ const RSS_BOUND = 512 * 2 ** 20;
 const RSS_KILL = 4 * 2 ** 30;
 const BYSTANDER_EVERY_MS = 100;
 const BYSTANDER_MAX_MS = 3_000;
+/** How long the server has to close on SIGTERM before it is killed (one blocked on a read cannot run its handler). */
+const STOP_MS = 10_000;
 
 const CHILD = fileURLToPath(new URL('./server.child.ts', import.meta.url));
 
@@ -45,6 +47,17 @@ async function serve(home: string): Promise<Served> {
   }), 60_000, `the fuzz server to listen (stderr: ${stderr.slice(-500)})`);
   const { port, token, pid } = JSON.parse(first) as { port: number; token: string; pid: number };
   return { child, port, token, pid, stderr: () => stderr, exited: () => exited };
+}
+
+/** Ends the server: SIGTERM, then SIGKILL if it has not exited within STOP_MS. */
+async function stop(s: Served): Promise<void> {
+  if (s.exited()) return;
+  const gone = new Promise<void>((resolve) => s.child.once('exit', () => resolve()));
+  s.child.kill('SIGTERM');
+  await within(gone, STOP_MS, 'the fuzz server to exit on SIGTERM').catch(() => {
+    s.child.kill('SIGKILL');
+    return gone;
+  });
 }
 
 /** A JSON-RPC client on one socket: calls by id, raw messages answered by the next reply. */
@@ -202,12 +215,13 @@ export async function runCorpus(t: TestContext, o: CorpusRun): Promise<void> {
     memory.stop();
     const rss = memory.result();
     main.close();
-    server.child.kill('SIGTERM');
+    const died = server.exited();
+    await stop(server);
     const slowest = timings.sort((a, b) => b.ms - a.ms)[0];
     console.log(`# ${o.label}: ${o.cases.length} cases; server RSS ${mib(rss.start)} at start, peak ${mib(rss.peak)} (bound ${mib(RSS_BOUND)}, ${rss.samples} samples); ` +
       `bystander: ${calls.calls} listModels calls, p50 ${calls.p50.toFixed(0)} ms, p99 ${calls.p99.toFixed(0)} ms, max ${calls.max.toFixed(0)} ms (bound ${BYSTANDER_MAX_MS} ms); ` +
       `slowest case ${slowest?.ms.toFixed(0)} ms (${slowest?.name})`);
-    assert.equal(server.exited(), null, `the server died during the cases: ${server.exited()}; stderr: ${server.stderr().slice(-2000)}`);
+    assert.equal(died, null, `the server died during the cases: ${died}; stderr: ${server.stderr().slice(-2000)}`);
     assert.ok(!rss.killed && rss.peak <= RSS_BOUND, `the server's memory peaked at ${mib(rss.peak)}, over the ${mib(RSS_BOUND)} bound`);
     assert.ok(calls.max <= BYSTANDER_MAX_MS, `another client waited ${calls.max.toFixed(0)} ms for listModels (bound ${BYSTANDER_MAX_MS} ms)`);
     assert.doesNotMatch(server.stderr(), /internal error/, 'the server logged an internal error');
