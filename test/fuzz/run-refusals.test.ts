@@ -2,7 +2,8 @@
 // folders, resume without a folder, entries under FINCH_HOME/runs that are not runs, run.json
 // checked like input), sent to a running `finch serve` under the watchdog and beside the other
 // client of served.ts. The refusals are services/system.ts refuseUnfit and services/runs.ts
-// (importCliRuns, resume, start), the run.json reader train/checkpoint.ts readRunFile: each case
+// (importCliRuns, resume, start), the readers of a run folder's files (train/checkpoint.ts
+// readRunFile, services/demo.ts readDemoFile, both through util/regular-file.ts): each case
 // checks their message, hint and field, and that a refused call left no run and no folder behind.
 //
 // Without those refusals startRun would queue the will-not-fit run (a terabyte of activations), so
@@ -90,6 +91,7 @@ const RUN_CASES: ApiCase[] = [
   notARun('a-dangling-link', `${PROBE}: listRuns failed with ENOENT`, (p) => symlinkSync('/nonexistent/finch-fuzz', p), /a link to nothing \(its target is gone\)/),
   notARun('a-plain-file', undefined, (p) => writeFileSync(p, 'notes'), /not a folder/),
   notARun('run-json-a-FIFO', undefined, runFolder((f) => fifo(f)), /.*run\.json is a FIFO/),
+  notARun('demo-json-a-FIFO', undefined, runFolder((f, dir, c) => { writeFileSync(f, runRecord(c, dir)); fifo(join(dir, 'demo.json')); }), /.*demo\.json is a FIFO/),
   notARun('run-json-linked-to-dev-zero', undefined, runFolder((f) => toZero(f)), /.*run\.json is a character device/),
   notARun('run-json-of-binary-junk', undefined, runFolder((f) => writeFileSync(f, junk(4096, 7))), /.*run\.json: invalid JSON/),
   notARun('run-json-nested-100000-deep', undefined, runFolder((f) => writeFileSync(f, deepJson(100_000))), /.*run\.json: JSON nested deeper than 64/),
