@@ -219,8 +219,8 @@ export const Settings = z.strictObject({
    * Write-only through the API: appInfo/getSettings say only whether one is set, and how it is kept.
    */
   hfToken: z.string().max(1000).nullable(),
-  /** The Hub endpoint (default https://huggingface.co). */
-  hfEndpoint: z.url().nullable(),
+  /** The Hub endpoint (default https://huggingface.co): an http(s) address only (never javascript:, file:, ...). */
+  hfEndpoint: z.url({ protocol: /^https?$/, error: 'the Hub endpoint must be an http:// or https:// address' }).nullable(),
   /** Where Hub downloads go (default FINCH_HOME/hub). */
   cacheDir: UserPath.nullable(),
   defaultProvider: ProviderChoice,

@@ -16,6 +16,7 @@ import { SampleStore } from './samples.js';
 import { SampleEncoder, type EncodedSample, type EncodeOptions } from './template.js';
 import { buildSequences, PairSet, type SequenceSet } from './batch.js';
 import { isPreference, type Example } from './types.js';
+import { yielder } from '../util/yielder.js';
 import type { TextTokenizer } from '../model/types.js';
 
 export interface PrepareOptions extends ReadOptions, FormatOptions, EncodeOptions {
@@ -131,10 +132,12 @@ export async function prepareDataset(file: string, tok: TextTokenizer, opts: Pre
   let firstBoundaryIssue = '';
 
   const pairStarts: number[] = []; // the store index of each kept pair's chosen side
+  const pause = yielder();
   for await (const { row, line } of rows) {
     if (opts.maxRows !== undefined && n >= opts.maxRows) break;
     n++;
     if (opts.onProgress && n % 1000 === 0) opts.onProgress(n);
+    await pause();
     format ??= resolveFormat(file, row, opts);
     let sides: EncodedSample[];
     try {

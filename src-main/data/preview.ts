@@ -8,6 +8,7 @@ import { openRows, type FileKind, type ReadOptions } from './read/index.js';
 import { SampleEncoder, type EncodedSample, type EncodeOptions } from './template.js';
 import { isPreference, type Example } from './types.js';
 import type { TextTokenizer } from '../model/types.js';
+import { yielder } from '../util/yielder.js';
 
 export interface PreviewOptions extends Omit<ReadOptions, 'onBadRow'>, FormatOptions, EncodeOptions {
   /** Rows to show (default 5). */
@@ -73,8 +74,10 @@ export async function previewDataset(file: string, opts: PreviewOptions = {}): P
     file, fileKind: kind, columns: [], format: null, formatError: null, suggestedMap: null,
     template: null, notes: encoder ? [...encoder.notes] : [], rows: [], badRows: [],
   };
+  const pause = yielder();
   for await (const { row, line } of rows) {
     if (out.rows.length >= want) break;
+    await pause();
     if (out.rows.length === 0) {
       out.columns = Object.keys(row);
       try {
@@ -147,11 +150,18 @@ function spans(tok: TextTokenizer, ids: Int32Array, trained: Uint8Array, seqLen?
   return out;
 }
 
-function jsonSafe(v: unknown): unknown {
+/** A preview shows this much of one text value (the row is trained on whole). */
+const PREVIEW_TEXT = 100_000;
+/** And this many levels of nesting (a Parquet schema may nest deeper than any JSON row may). */
+const PREVIEW_DEPTH = 32;
+
+function jsonSafe(v: unknown, depth = 0): unknown {
   if (typeof v === 'bigint') return v.toString();
+  if (typeof v === 'string') return v.length > PREVIEW_TEXT ? `${v.slice(0, PREVIEW_TEXT)}… (${v.length - PREVIEW_TEXT} more characters)` : v;
   if (v instanceof Date) return v.toISOString();
   if (v instanceof Uint8Array) return `<${v.length} bytes>`;
-  if (Array.isArray(v)) return v.map(jsonSafe);
-  if (v && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, jsonSafe(x)]));
+  if (v && typeof v === 'object' && depth >= PREVIEW_DEPTH) return '<nested too deep to show>';
+  if (Array.isArray(v)) return v.map((x) => jsonSafe(x, depth + 1));
+  if (v && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, jsonSafe(x, depth + 1)]));
   return v;
 }

@@ -19,6 +19,7 @@ import { TRAIN_DEFAULTS, type TrainConfig } from '../../src-shared/run-config.js
 import type { TrainEvent } from '../../src-shared/train-events.js';
 import { openTrainingModel, train } from '../train/trainer.js';
 import { makeRunDir } from '../store/paths.js';
+import { READ_LIMITS, readJsonSync } from '../util/regular-file.js';
 
 /** The bundled demo assets: the checkout's assets/demo, or FINCH_ASSETS/demo (a packaged app's resources). */
 export const DEMO_ASSETS = process.env.FINCH_ASSETS ? join(process.env.FINCH_ASSETS, 'demo') : fileURLToPath(new URL('../../assets/demo/', import.meta.url));
@@ -102,7 +103,7 @@ export type DemoFile = z.output<typeof DemoFile>;
 export function readDemoFile(file: string): DemoFile {
   let json: unknown;
   try {
-    json = JSON.parse(readFileSync(file, 'utf8'));
+    json = readJsonSync(file, READ_LIMITS.runRecord); // bounded: a run folder's demo.json may be a FIFO or a link to a device
   } catch (e) {
     throw new Error(`${file}: not valid JSON (${(e as Error).message})`);
   }

@@ -15,7 +15,11 @@ export class ServiceError extends Error {
 const BY_CLASS: Record<string, ErrorCode> = {
   ModelFolderError: 'bad_model',
   ModelConfigError: 'bad_model',
+  ConfigWeightsMismatchError: 'bad_model',
+  SafetensorsError: 'bad_model',
+  HfCacheError: 'bad_model',
   TokenizerError: 'bad_model',
+  FileAccessError: 'invalid_argument', // a path that is no regular file, or too large (a missing one is ENOENT: not_found)
   DatasetError: 'bad_dataset',
   RowError: 'bad_dataset',
   AdapterError: 'bad_adapter',

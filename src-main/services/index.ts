@@ -160,7 +160,7 @@ export function createServices(o: ServicesOptions = {}): Services {
   const adapterOf = (s: ModelSide, modelId: string | null) => library.adapterDir(s, modelId, (id) => runs.run(id));
 
   const demoLibrary = async (method: 'sft' | 'dpo') => {
-    const model = store.modelByPath(DEMO_MODEL) ?? library.addModel(DEMO_MODEL, { name: 'Finch demo model', source: 'demo' });
+    const model = store.modelByPath(DEMO_MODEL) ?? await library.addModel(DEMO_MODEL, { name: 'Finch demo model', source: 'demo' });
     const dataset = method === 'dpo'
       ? store.datasetByPath(DEMO_PAIRS_TRAIN) ?? await library.addDataset(DEMO_PAIRS_TRAIN, { name: 'Demo arithmetic preference pairs', source: 'demo', repo: null, split: 'train', format: 'preference' })
       : store.datasetByPath(DEMO_TRAIN) ?? await library.addDataset(DEMO_TRAIN, { name: 'Demo arithmetic (MetaMathQA-style)', source: 'demo', repo: null, split: 'train', map: { ...DEMO_MAP } });
@@ -185,7 +185,7 @@ export function createServices(o: ServicesOptions = {}): Services {
 
     listModels: async () => store.listModels(),
     addLocalModel: async (req) => {
-      const m = library.addModel(req.path, { name: req.name, source: 'local' });
+      const m = await library.addModel(req.path, { name: req.name, source: 'local' });
       bus.emit({ type: 'library-changed', what: 'models' });
       return m;
     },
@@ -218,7 +218,7 @@ export function createServices(o: ServicesOptions = {}): Services {
     estimateMemory: async (cfg) => estimateMemory(library.model(cfg.modelId).path, cfg, await providerOf(cfg)),
     startRun: async (cfg) => {
       const provider = await providerOf(cfg);
-      refuseUnfit(library.model(cfg.modelId).path, cfg, provider);
+      await refuseUnfit(library.model(cfg.modelId).path, cfg, provider);
       return runs.start(cfg, 'train', provider);
     },
     pauseRun: async (id) => runs.pause(id),
@@ -254,7 +254,7 @@ export function createServices(o: ServicesOptions = {}): Services {
 
     listAdapters: async () => store.listAdapters(),
     importAdapter: async (req) => {
-      const a = library.importAdapter(req.path, req.baseModelId, req.name);
+      const a = await library.importAdapter(req.path, req.baseModelId, req.name);
       bus.emit({ type: 'library-changed', what: 'adapters' });
       return a;
     },

@@ -8,8 +8,9 @@ import {
 } from '../../src-shared/api.js';
 import { type GpuAdapter, type MachineProviders, adapterLabel, adapterName, chooseAuto } from '../engine/runtime/providers.js';
 import { PROVIDERS } from '../engine/runtime/session.js';
-import { loadModelConfig } from '../model/config.js';
-import { estimateDeviceMemory, estimateTrainingMemory, formatBytes } from '../train/memory.js';
+import { loadModelConfigAsync } from '../model/config.js';
+import type { ModelConfig } from '../model/types.js';
+import { estimateDeviceMemory, estimateTrainingMemory, formatBytes, frozenBytes, projectionShapes } from '../train/memory.js';
 import { type GraphDevice, planGraph, seqLenRefusal } from '../train/plan.js';
 import { maxWeightBytes } from '../train/precision.js';
 import type { RunSettings } from '../../src-shared/run-config.js';
@@ -60,10 +61,10 @@ export function appInfo(o: Pick<AppInfo, 'version' | 'finchHome' | 'browserMode'
  * verdict is 'will-not-fit' unless its config sets ignoreMemoryEstimate. `finch train` refuses the
  * same (memoryRefusal).
  */
-export function refuseUnfit(modelPath: string, c: RunSettings, provider: ProviderName): void {
-  const tooLong = seqLenRefusal(c.seqLen, loadModelConfig(modelPath), modelPath);
+export async function refuseUnfit(modelPath: string, c: RunSettings, provider: ProviderName): Promise<void> {
+  const tooLong = seqLenRefusal(c.seqLen, await loadModelConfigAsync(modelPath), modelPath);
   if (tooLong) throw new ServiceError('invalid_argument', tooLong.message, tooLong.hint, '0.seqLen');
-  const refusal = memoryRefusal(estimateMemory(modelPath, c, provider), c);
+  const refusal = memoryRefusal(await estimateMemory(modelPath, c, provider), c);
   if (refusal) throw new ServiceError('conflict', refusal.message, refusal.hint, '0.ignoreMemoryEstimate');
 }
 
@@ -78,16 +79,38 @@ export function memoryRefusal(est: MemoryEstimateResult, c: Pick<RunSettings, 'i
   };
 }
 
+/** How many times the machine's memory a floor (floorBytes) may be before the full plan is skipped. */
+const HOPELESS = 64;
+
+/**
+ * Memory no plan of `x` does without, two parts of estimateTrainingMemory's total: the [B, 1, T, T]
+ * attention mask and the frozen layer weights (4-bit or float32). Past HOPELESS times the machine's
+ * memory the estimate is this floor: the full plan of such a run (a 1M-token vocabulary over 4096
+ * × 131072 rows is cut into a million pieces) is seconds of work that would hold up the server's
+ * other calls to say what the floor already says, "will not fit".
+ */
+function floorBytes(cfg: ModelConfig, x: RunSettings): { parts: Record<string, number>; totalBytes: number } {
+  const parts = {
+    'inputs (ids, mask)': x.batch * x.seqLen * x.seqLen * 4,
+    'frozen weights (layers)': cfg.numLayers * projectionShapes(cfg).reduce((s, [n, k]) => s + frozenBytes(n, k, x.quantize, x.blockSize), 0),
+  };
+  return { parts, totalBytes: parts['inputs (ids, mask)'] + parts['frozen weights (layers)'] };
+}
+
 /** Verdict thresholds: under 70% of the memory free now fits; up to all of it is tight. `provider`: where the run would go (runProvider). */
-export function estimateMemory(modelPath: string, c: RunSettings, provider: ProviderName): MemoryEstimateResult {
-  const cfg = loadModelConfig(modelPath);
+export async function estimateMemory(modelPath: string, c: RunSettings, provider: ProviderName): Promise<MemoryEstimateResult> {
+  // A config is read within Finch's limits (model/config.ts CONFIG_LIMITS): every size below is bounded.
+  const cfg = await loadModelConfigAsync(modelPath);
   // The trainer's graph plan on that provider. No adapter is known here: WebGPU's default buffer
   // limit, and float16 only where asked for (it changes the GPU estimate, not the host one).
   const device: GraphDevice = { computeDtype: c.computeDtype === 'float16' ? 'float16' : 'float32', maxWeightBytes: maxWeightBytes({ provider, adapter: null }) };
   const plan = (x: RunSettings) => planGraph(x, cfg, device);
-  const need = (x: RunSettings) => estimateTrainingMemory(cfg, plan(x));
-  const est = need(c);
   const available = freemem(), total = totalmem();
+  const need = (x: RunSettings) => {
+    const floor = floorBytes(cfg, x);
+    return floor.totalBytes > HOPELESS * total ? floor : estimateTrainingMemory(cfg, plan(x));
+  };
+  const est = need(c);
   const verdict = est.totalBytes <= 0.7 * available ? 'fits' : est.totalBytes <= available ? 'tight' : 'will-not-fit';
   const candidates: { text: string; change: Partial<RunSettings> }[] = [];
   if (!c.quantize) candidates.push({ text: 'load the base model in 4 bits (QLoRA)', change: { quantize: true } });
@@ -105,7 +128,7 @@ export function estimateMemory(modelPath: string, c: RunSettings, provider: Prov
     .map((s) => ({ ...s, text: `${s.text}: ${formatBytes(s.hostBytes)}` }));
   return {
     hostBytes: est.totalBytes, parts: est.parts,
-    gpuBytes: provider === 'cpu' ? null : estimateDeviceMemory(cfg, plan(c)).gpuBytes,
+    gpuBytes: provider === 'cpu' ? null : est.totalBytes > HOPELESS * total ? est.totalBytes : estimateDeviceMemory(cfg, plan(c)).gpuBytes,
     availableHostBytes: available, totalHostBytes: total, availableGpuBytes: null, verdict, provider, suggestions,
   };
 }

@@ -10,7 +10,7 @@
 // status, device and loss history (readRunFile checks one written by anyone).
 
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { PROVIDER_NAMES } from '../../src-shared/choices.js';
@@ -19,6 +19,7 @@ import type { DeviceRecord } from '../../src-shared/train-events.js';
 import type { PreparedDataset } from '../data/dataset.js';
 import { type FinchAdapterInfo, loadPeftAdapter, savePeftAdapter } from '../model/adapter.js';
 import type { LoraParam, LoraSpec } from '../model/lora.js';
+import { READ_LIMITS, readJsonSync } from '../util/regular-file.js';
 import { Checkpoint, writeFileAtomic, writeSafetensors } from '../model/safetensors.js';
 import type { ModelConfig } from '../model/types.js';
 
@@ -126,12 +127,14 @@ export function configIn(file: string, json: { config?: unknown } = readJson(fil
   }
 }
 
+/**
+ * run.json or trainer_state.json, bounded (a run folder is anyone's: its run.json may be a FIFO or
+ * a link to /dev/zero) and an object; anything else is a TrainingError naming the file.
+ */
 function readJson(file: string): { config?: unknown } {
-  try {
-    return JSON.parse(readFileSync(file, 'utf8')) as { config?: unknown };
-  } catch (e) {
-    throw new TrainingError(`${file}: not valid JSON (${(e as Error).message})`);
-  }
+  const json = readJsonSync(file, READ_LIMITS.runRecord, { what: 'a run record', error: (message) => new TrainingError(message) });
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new TrainingError(`${file}: not a JSON object`);
+  return json;
 }
 
 /** `value` through `schema`, or a TrainingError naming the file and the field. */

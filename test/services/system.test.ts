@@ -3,7 +3,7 @@
 // adapter named; an app run and its memory verdict go there, and the run's job is handed the
 // probed machine so it decides alike without a probe of its own.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -11,7 +11,8 @@ import type { RunConfig, RunSummary, StartDemoResult } from '../../src-shared/ap
 import { type AdapterList, type GpuAdapter, type MachineProviders, chooseAuto, isSoftwareAdapter } from '../../src-main/engine/runtime/providers.js';
 import { createServices } from '../../src-main/services/index.js';
 import type { JobHandle, TrainPayload } from '../../src-main/services/jobs.js';
-import { appInfo, providers, runProvider } from '../../src-main/services/system.js';
+import { appInfo, estimateMemory, providers, runProvider } from '../../src-main/services/system.js';
+import { RUN_DEFAULTS } from '../../src-shared/schemas.js';
 
 const gpu = (a: Omit<GpuAdapter, 'software' | 'fallback' | 'maxBufferSize' | 'maxStorageBufferBindingSize' | 'shaderF16'>): GpuAdapter => {
   const base = { ...a, fallback: false, maxBufferSize: 2 ** 32 - 1, maxStorageBufferBindingSize: 2 ** 31, shaderF16: true };
@@ -88,4 +89,22 @@ test('the services probe once, lazily; a run and its memory verdict go to the Ra
     services.close();
     rmSync(home, { recursive: true, force: true });
   }
+});
+
+test('estimateMemory: a config no machine holds is answered "will-not-fit" at once, from the floor every plan needs', async () => {
+  const dir = join(mkdtempSync(join(tmpdir(), 'finch-estimate-')), 'huge');
+  mkdirSync(dir);
+  // Every field within Finch's limits; 4096 rows of 131072 tokens would cut the vocabulary into 2^20 pieces.
+  writeFileSync(join(dir, 'config.json'), JSON.stringify({ model_type: 'llama', vocab_size: 2 ** 20, hidden_size: 4096, intermediate_size: 2 ** 18, num_hidden_layers: 8, num_attention_heads: 32, num_key_value_heads: 8 }));
+  const c = { ...RUN_DEFAULTS, modelId: 'm', datasetId: 'd', batch: 4096, seqLen: 131_072, quantize: false } as RunConfig;
+  const t0 = performance.now();
+  const e = await estimateMemory(dir, c, 'cpu');
+  const ms = performance.now() - t0;
+  assert.equal(e.verdict, 'will-not-fit');
+  assert.deepEqual(Object.keys(e.parts), ['inputs (ids, mask)', 'frozen weights (layers)']);
+  assert.equal(e.parts['inputs (ids, mask)'], 4096 * 131_072 * 131_072 * 4);
+  assert.equal(e.hostBytes, Object.values(e.parts).reduce((a, b) => a + b, 0));
+  assert.ok(e.suggestions.length > 0 && e.suggestions.every((s) => s.hostBytes < e.hostBytes));
+  assert.ok(ms < 2_000, `answered in ${ms.toFixed(0)} ms`);
+  rmSync(dir, { recursive: true });
 });

@@ -110,7 +110,7 @@ export async function run(argv: string[]): Promise<number> {
   const createdTop = topmostMissing(cfg.out);
   try {
     // The app's rule (services/system.ts): a run whose memory verdict is 'will-not-fit' starts only when told to.
-    const refusal = cfg.ignoreMemoryEstimate ? null : memoryRefusal(estimateMemory(cfg.model, cfg, (await resolveProvider(cfg.provider)).provider), cfg);
+    const refusal = cfg.ignoreMemoryEstimate ? null : memoryRefusal(await estimateMemory(cfg.model, cfg, (await resolveProvider(cfg.provider)).provider), cfg);
     if (refusal) {
       console.error(`finch train: ${refusal.message}\n${refusal.hint}`);
       return 2;
