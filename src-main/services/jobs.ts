@@ -7,6 +7,7 @@ import { fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { ChatMessage, EvalSample, ModelSide, Sampling } from '../../src-shared/api.js';
 import type { MachineProviders } from '../engine/runtime/providers.js';
+import { withTunedAllocator } from '../engine/runtime/allocator.js';
 import { nodeArgsFor } from '../engine/runtime/worker.js';
 import type { TemplateChoice } from '../data/template.js';
 import type { ColumnMap, FormatName } from '../data/formats.js';
@@ -90,6 +91,7 @@ export const forkJob: SpawnJob = (kind, payload) => {
     execArgv: nodeArgsFor(HOST),
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     serialization: 'advanced',
+    env: withTunedAllocator(process.env), // a training job's activations are returned to the system on free (allocator.ts)
   });
   const handle: JobHandle = {
     pid: child.pid,
