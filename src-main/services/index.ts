@@ -12,6 +12,7 @@ import { basename, join } from 'node:path';
 import type { ApiCalls, ModelSide, RunConfig, RunSummary, SettingsView } from '../../src-shared/api.js';
 import type { TrainConfig } from '../../src-shared/run-config.js';
 import { RUN_DEFAULTS } from '../../src-shared/schemas.js';
+import { type GpuMemoryReading, readGpuMemory } from '../engine/runtime/gpu-memory.js';
 import { type AdapterList, type MachineProviders, probeMachine } from '../engine/runtime/providers.js';
 import { exportAccelerate } from '../export/accelerate.js';
 import { exportGguf, exportGgufAdapter, exportOllama } from '../model/gguf/export.js';
@@ -28,7 +29,7 @@ import { GenerationService, type ResolvedSide } from './generation.js';
 import { forkJob, type SamplePrompts, type SpawnJob, type TrainPayload } from './jobs.js';
 import { Library, emptyDestination, removeFilesUnder } from './library.js';
 import { RunManager } from './runs.js';
-import { appInfo, estimateMemory, runProvider } from './system.js';
+import { appInfo, estimateMemory, runDecision, runProvider } from './system.js';
 import { WeightCache } from './weight-cache.js';
 
 export interface ServicesOptions {
@@ -44,6 +45,8 @@ export interface ServicesOptions {
    * a utility process: its `process.execPath` is Electron, which cannot run the probe as Node.
    */
   listAdapters?: () => Promise<AdapterList>;
+  /** How the GPUs' memory is read for the memory verdict (default: this machine's, engine/runtime/gpu-memory.ts). */
+  readGpuMemory?: () => Promise<GpuMemoryReading>;
 }
 
 export interface Services {
@@ -176,7 +179,11 @@ export function createServices(o: ServicesOptions = {}): Services {
     },
     previewDataset: async (req) => library.preview(req),
 
-    estimateMemory: async (cfg) => estimateMemory(library.model(cfg.modelId).path, cfg, await providerOf(cfg)),
+    estimateMemory: async (cfg) => {
+      // The GPU's free memory is read at each estimate: other programs take and give it back.
+      const decision = runDecision(cfg.provider, settingsView().defaultProvider, await machine());
+      return estimateMemory(library.model(cfg.modelId).path, cfg, decision, decision.provider === 'cpu' ? { gpus: [], notes: [] } : await (o.readGpuMemory ?? readGpuMemory)());
+    },
     startRun: async (cfg) => runs.start(cfg, 'train', await providerOf(cfg)),
     pauseRun: async (id) => runs.pause(id),
     resumeRun: async (id) => {
