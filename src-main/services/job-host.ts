@@ -34,16 +34,22 @@ async function runTraining(p: TrainPayload, control: TrainControl): Promise<void
   if (p.machine) useMachineProviders(p.machine);
   const { train } = await import('../train/trainer.js');
   const { config: cfg, samples } = p;
-  const onEvaluated = samples ? (step: number, dir: string, model: LoadedModel) => answerSamples(step, dir, model, samples, cfg.threads) : undefined;
-  await train(cfg, (event) => send({ type: 'train', event }), control, { hooks: { onEvaluated } });
+  // One generator answers the samples of every evaluation of the run (evaluateExactMatch `keep`).
+  const keep: { generator: Generator | null } = { generator: null };
+  const onEvaluated = samples ? (step: number, dir: string, model: LoadedModel) => answerSamples(step, dir, model, samples, cfg.threads, keep) : undefined;
+  try {
+    await train(cfg, (event) => send({ type: 'train', event }), control, { hooks: { onEvaluated } });
+  } finally {
+    await keep.generator?.release();
+  }
 }
 
 /** The held-out prompts answered by the adapter of a checkpoint (a failure is a warning in the run's log, not the run's end). */
-async function answerSamples(step: number, dir: string, model: LoadedModel, s: SamplePrompts, threads: number): Promise<void> {
+async function answerSamples(step: number, dir: string, model: LoadedModel, s: SamplePrompts, threads: number, keep: { generator: Generator | null }): Promise<void> {
   try {
     const adapter = loadPeftAdapter(dir, model.config);
     const qa = s.prompts.map((prompt, i) => ({ prompt, reference: s.references[i]! }));
-    const r = await evaluateExactMatch(model, qa, { spec: adapter.spec, tensors: adapter.tensors }, { maxNewTokens: s.maxNewTokens, batch: qa.length, threads, skipBase: true });
+    const r = await evaluateExactMatch(model, qa, { spec: adapter.spec, tensors: adapter.tensors }, { maxNewTokens: s.maxNewTokens, batch: qa.length, threads, skipBase: true, keep });
     send({ type: 'samples', step, samples: r.rows.map((row) => ({ prompt: row.prompt, reference: row.reference, answer: row.adapter ?? '', correct: row.adapterCorrect })) });
   } catch (e) {
     send({ type: 'log', level: 'warn', message: `sample answers at step ${step} failed: ${errorOf(e).message}` });

@@ -157,6 +157,9 @@ function sessionOptions(o: SessionOptions, externalData?: SerializedModel['exter
 }
 
 export class Session {
+  /** Sessions created and released by this process so far: what a test counts to see what is kept open. */
+  static readonly count = { created: 0, released: 0 };
+
   private constructor(readonly inner: ort.InferenceSession, readonly provider: Provider, private readonly profilePrefix: string | null) {}
 
   static async create(model: string | SerializedModel, o: SessionOptions = {}): Promise<Session> {
@@ -164,6 +167,7 @@ export class Session {
     const inner = typeof model === 'string'
       ? await ort.InferenceSession.create(model, opts)
       : await ort.InferenceSession.create(model.bytes, opts);
+    Session.count.created++;
     return new Session(inner, o.provider ?? 'cpu', o.profilePrefix ?? null);
   }
 
@@ -224,5 +228,6 @@ export class Session {
 
   async release(): Promise<void> {
     await this.inner.release();
+    Session.count.released++;
   }
 }
