@@ -252,7 +252,7 @@ export interface MemoryEstimateResult {
   gpuName: string | null;
   /** Where the GPU's memory was read, or why it could not be; null on the CPU. */
   gpuNote: string | null;
-  /** The GPU's memory is the host's (Apple silicon): gpuBytes and hostBytes come out of availableHostBytes together. */
+  /** The GPU's memory is the host's (Apple silicon, a software WebGPU adapter): gpuBytes and hostBytes come out of availableHostBytes together. */
   unifiedMemory: boolean;
   /** The dtype the frozen weights would be computed in there (`auto` decided as the trainer decides it). */
   computeDtype: 'float32' | 'float16';

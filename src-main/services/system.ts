@@ -70,8 +70,9 @@ const WORST: readonly MemoryEstimateResult['verdict'][] = ['will-not-fit', 'unkn
  * host memory against free host memory. On a GPU the step as the trainer would build it there
  * (train/precision.ts graphDevice: `auto` is float16 on a shader-f16 adapter) against the free
  * memory of the GPU it runs on (`gpus`: engine/runtime/gpu-memory.ts), and the host memory beside
- * it against free host memory; on unified memory (Apple) both against the host's. A GPU whose
- * memory cannot be read gives the verdict 'unknown', with the reason in gpuNote.
+ * it against free host memory; on unified memory (Apple) or a software adapter both together
+ * against the host's. A GPU whose memory cannot be read gives the verdict 'unknown', with the
+ * reason in gpuNote.
  */
 export function estimateMemory(modelPath: string, c: RunConfig, decision: Pick<ProviderDecision, 'provider' | 'adapter'>, gpus: GpuMemoryReading,
   host: { free: number; total: number } = { free: freemem(), total: totalmem() }): MemoryEstimateResult {
@@ -84,6 +85,8 @@ export function estimateMemory(modelPath: string, c: RunConfig, decision: Pick<P
   const plan = (x: RunConfig) => planGraph(x, cfg, device);
   const run = gpuForRun(decision, gpus);
   const gpu = run?.gpu ?? null;
+  // Unified memory, or a software WebGPU adapter (its buffers are host memory): one pool for both needs.
+  const sharesHost = gpu?.unified === true || (decision.provider === 'webgpu' && decision.adapter?.software === true);
   // What the verdict is judged on: [GPU bytes or null, host bytes] of a config.
   const need = (x: RunConfig): { gpuBytes: number | null; hostBytes: number; parts: Record<string, number> } => {
     if (!onGpu) {
@@ -95,7 +98,7 @@ export function estimateMemory(modelPath: string, c: RunConfig, decision: Pick<P
   };
   const verdictOf = (n: ReturnType<typeof need>): MemoryEstimateResult['verdict'] => {
     if (n.gpuBytes === null) return judge(n.hostBytes, host.free);
-    if (gpu?.unified) return judge(n.gpuBytes + n.hostBytes, host.free);
+    if (sharesHost) return judge(n.gpuBytes + n.hostBytes, host.free);
     const onHost = judge(n.hostBytes, host.free);
     const onDevice = gpu ? judge(n.gpuBytes, gpu.totalBytes - gpu.usedBytes) : 'unknown';
     return WORST.find((v) => v === onHost || v === onDevice)!;
@@ -122,7 +125,7 @@ export function estimateMemory(modelPath: string, c: RunConfig, decision: Pick<P
     hostBytes: est.hostBytes, parts: est.parts, gpuBytes: est.gpuBytes,
     availableHostBytes: host.free, totalHostBytes: host.total,
     availableGpuBytes: gpu ? gpu.totalBytes - gpu.usedBytes : null, totalGpuBytes: gpu?.totalBytes ?? null,
-    gpuName: gpu?.name ?? null, gpuNote: run?.note ?? null, unifiedMemory: gpu?.unified ?? false,
+    gpuName: gpu?.name ?? null, gpuNote: run?.note ?? null, unifiedMemory: sharesHost,
     computeDtype: device.computeDtype, verdict, provider, suggestions,
   };
 }

@@ -130,6 +130,9 @@ test('the memory verdict of a GPU run: the GPU it runs on, in the dtype the trai
   const coreml = estimateMemory(DEMO_MODEL, cfg, { provider: 'coreml', adapter: null }, { gpus: [apple], notes: [] }, { free: coreHalf(onRtx), total: host.total });
   assert.equal(coreml.unifiedMemory, true);
   assert.equal(coreml.verdict, 'will-not-fit', 'GPU + host bytes exceed the free memory although each alone fits');
+  // A software WebGPU adapter (lavapipe) keeps its buffers in host memory: judged like unified memory, not 'unknown'.
+  const soft = estimateMemory(DEMO_MODEL, cfg, runDecision('webgpu', 'auto', linux([lavapipe])), { gpus: [], notes: [] }, { free: coreHalf(onRtx), total: host.total });
+  assert.deepEqual([soft.unifiedMemory, soft.verdict], [true, 'will-not-fit']);
   // The CPU: no GPU side at all.
   const cpu = estimateMemory(DEMO_MODEL, { ...cfg, provider: 'cpu' }, runDecision('cpu', 'auto', linux([radeon])), { gpus: [vram], notes: [] }, host);
   assert.deepEqual([cpu.gpuBytes, cpu.availableGpuBytes, cpu.gpuNote], [null, null, null]);
