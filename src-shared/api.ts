@@ -257,18 +257,33 @@ export interface DatasetPreview {
 }
 
 export interface MemoryEstimateResult {
-  /** Peak host memory of a training step (bytes), by part and in total. */
+  /** Peak host memory of a training step (bytes): the whole step on the CPU; on a GPU, what the host keeps beside it (ONNX Runtime's session, the LoRA state). */
   hostBytes: number;
+  /** The breakdown of the figure the verdict turns on: the host's parts on the CPU, the GPU's on a GPU. */
   parts: Record<string, number>;
-  /** GPU memory needed when the provider is a GPU (the same graph), else null. */
+  /** GPU memory needed when the provider is a GPU (the graph the trainer would build there), else null. */
   gpuBytes: number | null;
   availableHostBytes: number;
   totalHostBytes: number;
+  /** Free memory of the GPU the run would use, where the system tells it; null on the CPU or when unknown (gpuNote says why). */
   availableGpuBytes: number | null;
-  verdict: 'fits' | 'tight' | 'will-not-fit';
+  totalGpuBytes: number | null;
+  /** The GPU judged against, e.g. "NVIDIA GeForce RTX 4070"; null on the CPU or when unknown. */
+  gpuName: string | null;
+  /** Where the GPU's memory was read, or why it could not be; null on the CPU. */
+  gpuNote: string | null;
+  /** The GPU's memory is the host's (Apple silicon, a software WebGPU adapter): gpuBytes and hostBytes come out of availableHostBytes together. */
+  unifiedMemory: boolean;
+  /** The dtype the frozen weights would be computed in there (`auto` decided as the trainer decides it). */
+  computeDtype: 'float32' | 'float16';
+  /** 'unknown': a GPU run whose GPU memory could not be read (gpuNote). */
+  verdict: 'fits' | 'tight' | 'will-not-fit' | 'unknown';
   provider: ProviderName;
-  /** What to change, most effective first; `change` can be applied to the config as is. */
-  suggestions: { text: string; change: Partial<RunConfig>; hostBytes: number }[];
+  /**
+   * What to change, most effective first; `change` can be applied to the config as is. `hostBytes`
+   * and `gpuBytes` are the needs after the change (as above); the text ends with the one the verdict turns on.
+   */
+  suggestions: { text: string; change: Partial<RunConfig>; hostBytes: number; gpuBytes: number | null }[];
 }
 
 export type RunStatus = 'queued' | 'running' | 'paused' | 'completed' | 'failed' | 'cancelled' | 'interrupted';

@@ -12,6 +12,7 @@ import { basename, join } from 'node:path';
 import { demoBatchId, type ApiCalls, type ModelSide, type RunConfig, type RunSummary, type SettingsView } from '../../src-shared/api.js';
 import type { TrainConfig } from '../../src-shared/run-config.js';
 import { RUN_DEFAULTS } from '../../src-shared/schemas.js';
+import { type GpuMemoryReading, readGpuMemory } from '../engine/runtime/gpu-memory.js';
 import { type AdapterList, type MachineProviders, probeMachine } from '../engine/runtime/providers.js';
 import { readQa } from '../train/evaluate.js';
 import { hubToken } from '../hub/index.js';
@@ -29,7 +30,7 @@ import { GenerationService, type ResolvedSide } from './generation.js';
 import { forkJob, type SamplePrompts, type SpawnJob, type TrainPayload } from './jobs.js';
 import { Library, emptyDestination, removeFilesUnder } from './library.js';
 import { RunManager } from './runs.js';
-import { appInfo, estimateMemory, refuseUnfit, runProvider } from './system.js';
+import { appInfo, estimateMemory, refuseUnfit, runDecision, runProvider } from './system.js';
 import { WeightCache } from './weight-cache.js';
 
 export interface ServicesOptions {
@@ -50,6 +51,8 @@ export interface ServicesOptions {
    * one); without it the token is kept in a file only the user can read (store/token-store.ts).
    */
   tokenCipher?: TokenCipher | null;
+  /** How the GPUs' memory is read for the memory verdict (default: this machine's, engine/runtime/gpu-memory.ts). */
+  readGpuMemory?: () => Promise<GpuMemoryReading>;
 }
 
 export interface Services {
@@ -151,6 +154,12 @@ export function createServices(o: ServicesOptions = {}): Services {
   };
 
   const providerOf = async (c: RunConfig) => runProvider(c.provider, defaultProvider(), await machine());
+  /** Where a run would go, and the GPUs' memory now (read at each call: other programs take and give it back). */
+  const whereItRuns = async (c: RunConfig) => {
+    const decision = runDecision(c.provider, defaultProvider(), await machine());
+    const gpus = decision.provider === 'cpu' ? { gpus: [], notes: [] } : await (o.readGpuMemory ?? readGpuMemory)();
+    return [decision, gpus] as const;
+  };
   const sideLabel = (s: ModelSide): string => {
     if (s.kind === 'base') return 'base model';
     if (s.kind === 'adapter') return `adapter "${store.adapter(s.adapterId)?.name ?? s.adapterId}"`;
@@ -215,11 +224,11 @@ export function createServices(o: ServicesOptions = {}): Services {
     },
     previewDataset: async (req) => library.preview(req),
 
-    estimateMemory: async (cfg) => estimateMemory(library.model(cfg.modelId).path, cfg, await providerOf(cfg)),
+    estimateMemory: async (cfg) => estimateMemory(library.model(cfg.modelId).path, cfg, ...(await whereItRuns(cfg))),
     startRun: async (cfg) => {
-      const provider = await providerOf(cfg);
-      await refuseUnfit(library.model(cfg.modelId).path, cfg, provider);
-      return runs.start(cfg, 'train', provider);
+      const [decision, gpus] = await whereItRuns(cfg);
+      await refuseUnfit(library.model(cfg.modelId).path, cfg, decision, gpus);
+      return runs.start(cfg, 'train', decision.provider);
     },
     pauseRun: async (id) => runs.pause(id),
     resumeRun: async (id) => {

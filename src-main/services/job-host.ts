@@ -10,7 +10,9 @@ import { Generator } from '../infer/generate.js';
 import { loadPeftAdapter, type PeftAdapter } from '../model/adapter.js';
 import { loadModel, type LoadedModel } from '../model/load.js';
 import type { LoraSpec } from '../model/lora.js';
+import type { ModelConfig } from '../model/types.js';
 import { evaluateExactMatch, readQa, type Adapter } from '../train/evaluate.js';
+import { projectionShapes } from '../train/memory.js';
 import type { TrainControl } from '../train/trainer.js';
 import type { ExportDone, ExportPayload, FromJob, GenRow, SamplePrompts, ToJob, TrainPayload } from './jobs.js';
 
@@ -40,16 +42,31 @@ async function runTraining(p: TrainPayload, control: TrainControl): Promise<void
   if (p.machine) useMachineProviders(p.machine);
   const { train } = await import('../train/trainer.js');
   const { config: cfg, samples } = p;
-  const onEvaluated = samples ? (step: number, dir: string, model: LoadedModel) => answerSamples(step, dir, model, samples, cfg.threads) : undefined;
-  await train(cfg, (event) => send({ type: 'train', event }), control, { hooks: { onEvaluated } });
+  // One generator answers the samples of every evaluation of a small model's run (evaluateExactMatch
+  // `keep`): rebuilt at each evaluation, its session left the C heap larger each time (docs/memory.md).
+  // Kept, it holds its own copy of the frozen weights through the training steps: for a large model
+  // that copy costs more than the rebuilds, so those still open one per evaluation.
+  const keep: { generator: Generator | null } = { generator: null };
+  const onEvaluated = samples ? (step: number, dir: string, model: LoadedModel) => answerSamples(step, dir, model, samples, cfg.threads, keep) : undefined;
+  try {
+    await train(cfg, (event) => send({ type: 'train', event }), control, { hooks: { onEvaluated } });
+  } finally {
+    await keep.generator?.release();
+  }
 }
 
+/** Frozen parameters up to which a run keeps its sample generator open (a 4-bit copy of about 300 MB). */
+const KEEP_GENERATOR_MAX_PARAMS = 500e6;
+const frozenParams = (c: ModelConfig) => c.numLayers * projectionShapes(c).reduce((sum, [n, k]) => sum + n * k, 0) + c.vocabSize * c.hiddenSize;
+
 /** The held-out prompts answered by the adapter of a checkpoint (a failure is a warning in the run's log, not the run's end). */
-async function answerSamples(step: number, dir: string, model: LoadedModel, s: SamplePrompts, threads: number): Promise<void> {
+async function answerSamples(step: number, dir: string, model: LoadedModel, s: SamplePrompts, threads: number, keep: { generator: Generator | null }): Promise<void> {
   try {
     const adapter = loadPeftAdapter(dir, model.config);
     const qa = s.prompts.map((prompt, i) => ({ prompt, reference: s.references[i]! }));
-    const r = await evaluateExactMatch(model, qa, { spec: adapter.spec, tensors: adapter.tensors }, { maxNewTokens: s.maxNewTokens, batch: qa.length, threads, skipBase: true });
+    const r = await evaluateExactMatch(model, qa, { spec: adapter.spec, tensors: adapter.tensors }, {
+      maxNewTokens: s.maxNewTokens, batch: qa.length, threads, skipBase: true, ...(frozenParams(model.config) <= KEEP_GENERATOR_MAX_PARAMS ? { keep } : {}),
+    });
     send({ type: 'samples', step, samples: r.rows.map((row) => ({ prompt: row.prompt, reference: row.reference, answer: row.adapter ?? '', correct: row.adapterCorrect })) });
   } catch (e) {
     send({ type: 'log', level: 'warn', message: `sample answers at step ${step} failed: ${errorOf(e).message}` });

@@ -8,6 +8,7 @@ import { fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { ChatMessage, EvalSample, ModelSide, Sampling } from '../../src-shared/api.js';
 import type { MachineProviders } from '../engine/runtime/providers.js';
+import { withTunedAllocator } from '../engine/runtime/allocator.js';
 import { nodeArgsFor } from '../engine/runtime/worker.js';
 import type { TemplateChoice } from '../data/template.js';
 import type { ColumnMap, FormatName } from '../data/formats.js';
@@ -109,7 +110,8 @@ export function forkJobHost(entry: URL, env: Record<string, string> = {}): Spawn
   return (kind, payload) => {
     const child = fork(fileURLToPath(entry), [], {
       execArgv: nodeArgsFor(entry),
-      env: { ...process.env, ...env },
+      // A training job's activations are returned to the system on free (engine/runtime/allocator.ts).
+      env: withTunedAllocator({ ...process.env, ...env }),
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
       serialization: 'advanced',
     });

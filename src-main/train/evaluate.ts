@@ -217,15 +217,35 @@ export async function evaluateExactMatch(
     maxNewTokens: number; batch: number; threads?: number; onRow?: (i: number) => void; /** Adapter answers only (base rows empty). */ skipBase?: boolean;
     /** Prompt rendering for base and adapter alike (default: as the adapter's training did). */ template?: TemplateChoice;
     provider?: Provider; strictProvider?: boolean;
+    /**
+     * A generator kept open across calls with the same model, LoRA shape, prompts and token limit
+     * (a run's evaluations): opened on the first call, reused after, released by the caller. A new
+     * generator per call builds a new session (graph, prepacked 4-bit weights) each time, and the
+     * C heap kept growing after each release (docs/memory.md: flat memory over long runs).
+     */
+    keep?: { generator: Generator | null };
   },
 ): Promise<ExactMatchResult> {
   const tok = model.tokenizer;
   const template = o.template ?? adapterTemplate(adapter);
   const prompts = qa.map((q) => encodeGenerationPrompt(tok, q.prompt, template)); // exactly as training rendered prompts
   const longest = Math.max(...prompts.map((p) => p.length));
-  const gen = await Generator.create(model.weights, model.invFreq, {
+  const gen = o.keep?.generator ?? await Generator.create(model.weights, model.invFreq, {
     maxPositions: Math.min(model.config.maxPositionEmbeddings, longest + o.maxNewTokens), lora: adapter?.spec ?? null, threads: o.threads ?? 0, provider: o.provider, strictProvider: o.strictProvider,
   });
+  if (o.keep) o.keep.generator = gen;
+  try {
+    return await answerAll(gen, model, qa, prompts, adapter, o);
+  } finally {
+    if (!o.keep) await gen.release();
+  }
+}
+
+async function answerAll(
+  gen: Generator, model: LoadedModel, qa: { prompt: ChatMessage[]; reference: string }[], prompts: number[][], adapter: Adapter | null,
+  o: { batch: number; maxNewTokens: number; onRow?: (i: number) => void; skipBase?: boolean },
+): Promise<ExactMatchResult> {
+  const tok = model.tokenizer;
   const eos = model.config.eosTokenIds.length ? model.config.eosTokenIds : tok.eosIds;
   const rows: ExactMatchResult['rows'] = [];
   for (let i = 0; i < qa.length; i += o.batch) {
@@ -247,7 +267,6 @@ export async function evaluateExactMatch(
       o.onRow?.(i + k);
     });
   }
-  await gen.release();
   const frac = (f: (r: ExactMatchResult['rows'][number]) => boolean) => rows.filter(f).length / Math.max(1, rows.length);
   return { base: frac((r) => r.baseCorrect), adapter: adapter ? frac((r) => r.adapterCorrect === true) : null, rows };
 }

@@ -62,7 +62,8 @@ function appendUpdate(g: Graph, params: LoraParam[], p: Tensor[], grads: Tensor[
   const v = params.map((q) => g.input(`v:${q.name}`, 'float32', q.shape));
   const lr = g.input('lr', 'float32', []);
   const step = g.input('step', 'float32', []);
-  const r = adamw(p, grads, m, v, { lr, step, beta1: opt.beta1, beta2: opt.beta2, eps: opt.eps, weightDecay: opt.weightDecay, maxGradNorm: opt.maxGradNorm });
+  // Scoped "optimizer/...": a profile tells the update's nodes from the forward's and the backward's (bench/step-phases.ts).
+  const r = g.scope('optimizer', () => adamw(p, grads, m, v, { lr, step, beta1: opt.beta1, beta2: opt.beta2, eps: opt.eps, weightDecay: opt.weightDecay, maxGradNorm: opt.maxGradNorm }));
   g.output(r.gradNorm, 'grad_norm');
   params.forEach((q, i) => {
     g.output(r.params[i]!, `new:${q.name}`);

@@ -13,12 +13,46 @@ const { default: TokenSpans } = await import('../../src-renderer/src/lib/compone
 const { default: LengthHistogram } = await import('../../src-renderer/src/lib/components/wizard/LengthHistogram.svelte');
 const { default: SettingsStep } = await import('../../src-renderer/src/lib/components/wizard/SettingsStep.svelte');
 
+test('MemoryMeter: a GPU run shows the GPU\'s bar beside the host\'s, and says when the GPU\'s memory is unknown', async () => {
+  const gpuRun = (known: boolean): MemoryEstimateResult => ({
+    hostBytes: 500e6, parts: { 'frozen weights (layers)': 5e9 }, gpuBytes: 6e9, availableHostBytes: 8e9, totalHostBytes: 16e9,
+    availableGpuBytes: known ? 4e9 : null, totalGpuBytes: known ? 12e9 : null, gpuName: known ? 'NVIDIA GeForce RTX 4070' : null,
+    gpuNote: known ? 'NVIDIA GeForce RTX 4070, read from nvidia-smi' : 'GPU memory unknown: Intel\'s drivers publish no GPU memory size',
+    unifiedMemory: false, computeDtype: 'float16', provider: 'cuda', verdict: known ? 'will-not-fit' : 'unknown', suggestions: [],
+  });
+  for (const known of [true, false]) {
+    const { api } = scriptedApi({ estimateMemory: async () => gpuRun(known) });
+    useApi({ api, rpc: null });
+    wizard.reset();
+    wizard.modelId = 'm';
+    wizard.datasetId = 'd';
+    await wizard.runEstimate();
+    const target = document.createElement('div');
+    document.body.append(target);
+    const c = mount(MemoryMeter, { target });
+    await settle();
+    const bars = [...target.querySelectorAll('[role=meter]')].map((b) => b.getAttribute('aria-label'));
+    const text = target.textContent ?? '';
+    if (known) {
+      assert.deepEqual(bars, ['Estimated use of GPU memory free (NVIDIA GeForce RTX 4070)', 'Estimated use of free memory']);
+      assert.match(text, /5\.6 GB\s+of 3\.7 GB GPU memory free \(NVIDIA GeForce RTX 4070\)/);
+    } else {
+      assert.deepEqual(bars, ['Estimated use of free memory'], 'no bar for a GPU of unknown size');
+      assert.equal(target.querySelector('[data-testid=memory-verdict]')!.getAttribute('data-verdict'), 'unknown');
+      assert.match(target.querySelector('[data-testid=gpu-unknown]')!.textContent ?? '', /5\.6 GB\s+of GPU memory: GPU memory unknown: Intel's drivers/);
+    }
+    assert.match(text, /computing in float16/);
+    unmount(c);
+    target.remove();
+  }
+});
+
 test('MemoryMeter: says "won’t fit" in words, and its suggestion button applies the change', async () => {
   const est = (cfg: RunConfig): MemoryEstimateResult => ({
     hostBytes: cfg.batch * 300e6, parts: { weights: 100e6, activations: cfg.batch * 300e6 - 100e6 }, gpuBytes: null,
-    availableHostBytes: 1e9, totalHostBytes: 2e9, availableGpuBytes: null, provider: 'cpu',
-    verdict: cfg.batch * 300e6 > 1e9 ? 'will-not-fit' : cfg.batch * 300e6 > 0.8e9 ? 'tight' : 'fits',
-    suggestions: [{ text: 'Batch size 1 with gradient accumulation 8', change: { batch: 1, gradAccum: 8 }, hostBytes: 300e6 }],
+    availableHostBytes: 1e9, totalHostBytes: 2e9, availableGpuBytes: null, totalGpuBytes: null, gpuName: null, gpuNote: null, unifiedMemory: false,
+    computeDtype: 'float32', provider: 'cpu', verdict: cfg.batch * 300e6 > 1e9 ? 'will-not-fit' : cfg.batch * 300e6 > 0.8e9 ? 'tight' : 'fits',
+    suggestions: [{ text: 'Batch size 1 with gradient accumulation 8', change: { batch: 1, gradAccum: 8 }, hostBytes: 300e6, gpuBytes: null }],
   });
   const { api } = scriptedApi({ estimateMemory: async (c) => est(c) });
   useApi({ api, rpc: null });

@@ -93,8 +93,9 @@ test('Wizard: presets set exactly what they list; a memory suggestion applies in
   const estimates: RunConfig[] = [];
   const verdict = (cfg: RunConfig): MemoryEstimateResult => ({
     hostBytes: cfg.seqLen * 1e6, parts: {}, gpuBytes: null, availableHostBytes: 400e6, totalHostBytes: 1e9, availableGpuBytes: null,
+    totalGpuBytes: null, gpuName: null, gpuNote: null, unifiedMemory: false, computeDtype: 'float32',
     verdict: cfg.seqLen > 256 ? 'will-not-fit' : 'fits', provider: 'cpu',
-    suggestions: cfg.seqLen > 256 ? [{ text: 'Sequence length 256', change: { seqLen: 256 }, hostBytes: 256e6 }] : [],
+    suggestions: cfg.seqLen > 256 ? [{ text: 'Sequence length 256', change: { seqLen: 256 }, hostBytes: 256e6, gpuBytes: null }] : [],
   });
   const { api } = scriptedApi({ estimateMemory: async (cfg) => { estimates.push(cfg); return verdict(cfg); } });
   useApi({ api, rpc: null });

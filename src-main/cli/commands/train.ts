@@ -6,6 +6,7 @@ import { parseArgs } from 'node:util';
 import type { TrainConfig } from '../../../src-shared/run-config.js';
 import type { DeviceRecord, TrainEvent } from '../../../src-shared/train-events.js';
 import { latestCheckpoint, resumeConfig } from '../../train/checkpoint.js';
+import { readGpuMemory } from '../../engine/runtime/gpu-memory.js';
 import { resolveProvider } from '../../engine/runtime/providers.js';
 import { estimateMemory, memoryRefusal } from '../../services/system.js';
 import { train } from '../../train/trainer.js';
@@ -110,7 +111,9 @@ export async function run(argv: string[]): Promise<number> {
   const createdTop = topmostMissing(cfg.out);
   try {
     // The app's rule (services/system.ts): a run whose memory verdict is 'will-not-fit' starts only when told to.
-    const refusal = cfg.ignoreMemoryEstimate ? null : memoryRefusal(await estimateMemory(cfg.model, cfg, (await resolveProvider(cfg.provider)).provider), cfg);
+    const decision = cfg.ignoreMemoryEstimate ? null : await resolveProvider(cfg.provider);
+    const gpus = decision && decision.provider !== 'cpu' ? await readGpuMemory() : { gpus: [], notes: [] };
+    const refusal = decision ? memoryRefusal(await estimateMemory(cfg.model, cfg, decision, gpus), cfg) : null;
     if (refusal) {
       console.error(`finch train: ${refusal.message}\n${refusal.hint}`);
       return 2;

@@ -1,6 +1,8 @@
 // The one module that imports onnxruntime-node: session creation for an execution provider with
 // thread settings, tensor conversion, and typed run results. Everything else speaks plain arrays.
 
+import { readdirSync, statSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import type { DType } from '../graph/dtype.js';
 import type { SerializedModel } from '../onnx/writer.js';
@@ -38,6 +40,11 @@ export interface SessionOptions {
    * Default off: +23% peak RSS on a QLoRA training step, no measurable speed-up.
    */
   memPattern?: boolean;
+  /**
+   * Record ONNX Runtime's profile (every node's start and duration, Chrome trace JSON) to a file
+   * named from this path prefix; Session.endProfiling() writes it and returns its path.
+   */
+  profilePrefix?: string;
 }
 
 export type HostArray = Float32Array | Float64Array | Int32Array | BigInt64Array | Uint8Array | Uint16Array | Int8Array;
@@ -141,25 +148,32 @@ function sessionOptions(o: SessionOptions, externalData?: SerializedModel['exter
   if (o.outputsOnDevice?.length && provider === 'webgpu') {
     opts.preferredOutputLocation = Object.fromEntries(o.outputsOnDevice.map((n) => [n, 'gpu-buffer']));
   }
+  if (o.profilePrefix) {
+    opts.enableProfiling = true;
+    opts.profileFilePrefix = o.profilePrefix;
+  }
   if (externalData?.length) opts.externalData = externalData.map((e) => ({ path: e.path, data: e.data }));
   return opts;
 }
 
 export class Session {
+  /** Sessions created and released by this process so far: what a test counts to see what is kept open. */
+  static readonly count = { created: 0, released: 0 };
   /** Sessions created and not yet released, in this process: leak checks read it (as DeviceTensor.live). */
-  static live = 0;
+  static get live(): number {
+    return Session.count.created - Session.count.released;
+  }
   private released = false;
 
-  private constructor(readonly inner: ort.InferenceSession, readonly provider: Provider) {
-    Session.live++;
-  }
+  private constructor(readonly inner: ort.InferenceSession, readonly provider: Provider, private readonly profilePrefix: string | null) {}
 
   static async create(model: string | SerializedModel, o: SessionOptions = {}): Promise<Session> {
     const opts = sessionOptions(o, typeof model === 'string' ? undefined : model.externalData);
     const inner = typeof model === 'string'
       ? await ort.InferenceSession.create(model, opts)
       : await ort.InferenceSession.create(model.bytes, opts);
-    return new Session(inner, o.provider ?? 'cpu');
+    Session.count.created++;
+    return new Session(inner, o.provider ?? 'cpu', o.profilePrefix ?? null);
   }
 
   get inputNames(): readonly string[] { return this.inner.inputNames; }
@@ -204,10 +218,23 @@ export class Session {
     return { host, device };
   }
 
+  /**
+   * Ends the profile of a session created with profilePrefix and returns the file ONNX Runtime
+   * wrote (<prefix>_<date and time>.json; the binding does not return its name: the newest match).
+   */
+  endProfiling(): string {
+    if (!this.profilePrefix) throw new Error('Session.endProfiling: the session was created without profilePrefix');
+    this.inner.endProfiling();
+    const dir = dirname(this.profilePrefix), stem = basename(this.profilePrefix);
+    const files = readdirSync(dir).filter((f) => f.startsWith(`${stem}_`) && f.endsWith('.json')).map((f) => join(dir, f));
+    if (!files.length) throw new Error(`Session.endProfiling: ONNX Runtime wrote no profile ${this.profilePrefix}_*.json`);
+    return files.reduce((a, b) => (statSync(a).mtimeMs >= statSync(b).mtimeMs ? a : b));
+  }
+
   async release(): Promise<void> {
     if (this.released) return;
     this.released = true;
-    Session.live--;
+    Session.count.released++;
     await this.inner.release();
   }
 }
