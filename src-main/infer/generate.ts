@@ -34,6 +34,14 @@ export interface GeneratorOptions {
   maxWeightBytes?: number;
   /** 4-bit weights: int8 activations (MatMulNBits accuracy level 4; DeviceOptions.int8Activations). */
   int8Activations?: boolean;
+  /**
+   * ORT's CPU arena (SessionOptions.cpuMemArena). Default on: without it every intermediate is a
+   * fresh allocation, and a 128-token prefill of a 0.5B model spent a quarter of its time in the
+   * MLP's two elementwise ops ([T, intermediate], ~50x their arithmetic, presumably fresh pages
+   * faulting in); with the arena that prefill took half the time (docs/perf.md). Its cost: the
+   * arena keeps its peak.
+   */
+  memArena?: boolean;
   /** Profile every run with ONNX Runtime's profiler (SessionOptions.profilePrefix; written on release). */
   profilePrefix?: string;
 }
@@ -143,7 +151,7 @@ export class Generator {
     const provider = o.provider ?? 'cpu';
     return new Generator(fw, invFreq, o.lora ?? null, o.maxPositions, {
       provider, threads: o.threads ?? 0, disableCpuFallback: o.strictProvider ?? false, prepackWeights: o.prepackWeights ?? fw.quantize,
-      profilePrefix: o.profilePrefix,
+      cpuMemArena: o.memArena ?? true, profilePrefix: o.profilePrefix,
     }, {
       maxWeightBytes: o.maxWeightBytes ?? (provider === 'webgpu' ? WEBGPU_DEFAULT_BINDING_BYTES : Infinity),
       gatherRawRows: provider === 'cpu',
