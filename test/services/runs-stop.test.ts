@@ -46,12 +46,22 @@ const STOPS = [
   { what: 'writing a checkpoint', at: { phase: 'checkpoint' }, phase: 'checkpoint', checkpoint: null },
 ];
 
+/** The event the app makes of the message a job is held at. */
+function heldAt(e: FinchEvent, runId: string, at: { phase: string } | { step: number }): boolean {
+  if (e.type === 'run-phase') return e.runId === runId && 'phase' in at && e.phase === at.phase;
+  if (e.type === 'run-step') return e.runId === runId && 'step' in at && e.step === at.step;
+  return false;
+}
+
 for (const stop of STOPS) {
   test(`the app stopped while a run is ${stop.what}: after a restart the run is interrupted, with a line saying where Resume starts`, async () => {
     const { app, jobs, cfg } = await open();
     const block = jobs.blockNext(stop.at);
     const run = await app.api.startRun({ ...cfg, name: `stopped while ${stop.what}` });
     await block.reached();
+    // The job holds right after sending that message: the app has it before it closes.
+    const at = stop.at;
+    if (at !== 'start') await app.waitFor((e) => heldAt(e, run.id, at), `run ${run.id}'s ${JSON.stringify(at)} to reach the app`);
     await app.close();
     const d = await afterRestart(run.id);
     assert.equal(d.status, 'interrupted');
