@@ -11,6 +11,15 @@ import type { EventBus } from './bus.js';
 import { ServiceError, toApiError } from './errors.js';
 import type { ExportDone, ExportPayload, JobHandle, SpawnJob } from './jobs.js';
 
+export interface ExportOptions {
+  /** Takes the job's progress instead of the 'export-progress' events for `dest`. */
+  onProgress?: (done: number, total: number) => void;
+  /** Stops the job: its call rejects with code 'cancelled' and what it wrote is removed. */
+  signal?: AbortSignal;
+}
+
+const cancelled = () => new ServiceError('cancelled', 'the export was cancelled', null);
+
 export class ExportService {
   private readonly live = new Set<JobHandle>();
 
@@ -19,9 +28,11 @@ export class ExportService {
   /**
    * Runs one export into `dest` (a new or empty folder, or a GGUF file's path), which names it in
    * the progress events too. Resolves with what it wrote, file sizes included; on failure, what it
-   * had written is removed, so the same call can be made again.
+   * had written is removed, so the same call can be made again. A caller that builds for a task of
+   * its own (a push) takes the progress itself (`onProgress`: no event is sent for `dest`) and may
+   * stop the job (`signal`: the call rejects with code 'cancelled').
    */
-  run(payload: ExportPayload, dest: string): Promise<ExportResult> {
+  run(payload: ExportPayload, dest: string, o: ExportOptions = {}): Promise<ExportResult> {
     const existed = existsSync(dest);
     // Writers stage in a hidden sibling named after the destination (model/merge.ts: ".<name>.merge-tmp-...").
     const parent = dirname(dest), staging = `.${basename(dest)}.`;
@@ -33,6 +44,7 @@ export class ExportService {
       for (const name of readdirSync(parent)) if (name.startsWith(staging) && !siblings.has(name)) rmSync(join(parent, name), { recursive: true, force: true });
     };
     return new Promise<ExportResult>((resolve, reject) => {
+      if (o.signal?.aborted) throw cancelled();
       const job = this.spawnJob('export', payload);
       this.live.add(job);
       let result: ExportDone | null = null;
@@ -42,11 +54,17 @@ export class ExportService {
         settled = true;
         this.live.delete(job);
         job.kill();
+        o.signal?.removeEventListener('abort', onAbort);
         f();
       };
+      const onAbort = () => settle(() => reject(cancelled()));
+      o.signal?.addEventListener('abort', onAbort, { once: true });
       job.onMessage((m) => {
         switch (m.type) {
-          case 'export-progress': this.bus.emit({ type: 'export-progress', dest, done: m.done, total: m.total }); break;
+          case 'export-progress':
+            if (o.onProgress) o.onProgress(m.done, m.total);
+            else this.bus.emit({ type: 'export-progress', dest, done: m.done, total: m.total });
+            break;
           case 'export-done': result = m.result; break;
           case 'finished': settle(() => (result ? resolve(withSizes(result)) : reject(new ServiceError('internal', 'the export process finished without saying what it wrote', null)))); break;
           case 'failed': {

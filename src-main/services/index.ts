@@ -109,7 +109,7 @@ export function createServices(o: ServicesOptions = {}): Services {
 
   const pushes = new Pushes(bus, store, library, (id) => runs.run(id), {
     token: hfToken, endpoint: () => store.setting<string>('hfEndpoint') ?? undefined,
-  });
+  }, exports);
 
   /** A few held-out prompts for a run's sample answers: the demo's test set, else the dataset's last rows. */
   const samplePrompts = async (run: RunSummary, cfg: TrainConfig, n: number): Promise<SamplePrompts | null> => {

@@ -81,7 +81,7 @@ export class RunManager {
 
   /** On start: runs a crash left 'running' become 'interrupted'; CLI runs are imported; the queue moves. */
   recover(): void {
-    for (const id of this.store.markInterrupted()) this.log(id, 'warn', 'Finch stopped while this run was training; resume continues from its last checkpoint.');
+    for (const id of this.store.markInterrupted()) this.logInterrupted(id, 'training');
     this.importCliRuns();
     this.schedule();
   }
@@ -193,7 +193,7 @@ export class RunManager {
       return this.run(id);
     }
     if (r.status === 'queued' || r.status === 'interrupted' || r.status === 'paused') {
-      this.move(id, 'cancelled', { finishedAt: new Date().toISOString() });
+      this.cancelled(id, r.step);
       return this.run(id);
     }
     throw new ServiceError('conflict', `run "${r.name}" is already ${r.status}`, null);
@@ -221,7 +221,21 @@ export class RunManager {
     a.job?.kill();
     if (a.done || this.store.run(a.runId)?.status !== 'running') return;
     this.move(a.runId, 'interrupted');
-    this.log(a.runId, 'warn', `Finch stopped while this run was ${a.phase ?? 'starting'}; resume continues from its last checkpoint.`);
+    this.logInterrupted(a.runId, a.phase ?? 'starting');
+  }
+
+  /** Says where Resume will start an interrupted run: its last checkpoint on disk, or step 1 (as the run dashboard does). */
+  private logInterrupted(runId: string, phase: string): void {
+    const dir = this.store.run(runId)?.dir;
+    const last = dir ? latestCheckpoint(dir) : null;
+    this.log(runId, 'warn', `Finch stopped while this run was ${phase}; ${last
+      ? `Resume continues from its checkpoint of step ${readState(last).step}.`
+      : 'it had no checkpoint yet: Resume trains it again from the start.'}`);
+  }
+
+  /** Moves a run to 'cancelled' at `step` (the last step it took), with a line saying so. */
+  private cancelled(runId: string, step: number, patch: RunPatch = {}): void {
+    if (this.move(runId, 'cancelled', { ...patch, finishedAt: new Date().toISOString() })) this.log(runId, 'info', `cancelled at step ${step}`);
   }
 
   // ---- the queue -------------------------------------------------------------------------------
@@ -266,7 +280,7 @@ export class RunManager {
     if (active.control.cancelled) { // cancelled before it had a job: nothing to stop
       active.done = true;
       active.request = null;
-      this.move(run.id, 'cancelled', { finishedAt: new Date().toISOString() });
+      this.cancelled(run.id, this.run(run.id).step);
       this.settle(active);
       return;
     }
@@ -376,9 +390,13 @@ export class RunManager {
     } else if (e.event === 'done') {
       a.done = true;
       a.request = null;
-      const completed = e.status === 'completed';
-      this.move(id, e.status, { step: e.steps, loss: e.loss, adapterPath: completed ? e.adapter : null, finishedAt: new Date().toISOString() });
-      if (completed) this.onCompleted(this.run(id));
+      const patch = { step: e.steps, loss: e.loss, adapterPath: e.status === 'completed' ? e.adapter : null };
+      if (e.status === 'cancelled') {
+        this.cancelled(id, e.steps, patch);
+      } else {
+        this.move(id, 'completed', { ...patch, finishedAt: new Date().toISOString() });
+        this.onCompleted(this.run(id));
+      }
     }
   }
 

@@ -93,7 +93,7 @@ test('a run training when the app stops is interrupted after a restart, and resu
     const found = await again.api.runDetails(run.id);
     assert.equal(found.status, 'interrupted');
     assert.equal(found.step, 3);
-    assert.ok(found.logs.some((l) => l.message === 'Finch stopped while this run was training; resume continues from its last checkpoint.'));
+    assert.ok(found.logs.some((l) => l.message === 'Finch stopped while this run was training; Resume continues from its checkpoint of step 2.'));
     await again.api.resumeRun(run.id);
     await again.waitFor((e): e is StatusEvent => e.type === 'run-status' && e.runId === run.id && e.status === 'completed', 'the resumed run to complete');
     const d = await again.api.runDetails(run.id);

@@ -57,6 +57,7 @@ for (const phase of ['starting', ...TRAIN_PHASES] as const) {
     const stepsBefore = phase === 'evaluating' || phase === 'checkpoint' ? 2 : 0;
     assert.equal(d.step, stepsBefore);
     assert.deepEqual(d.checkpoints.map((c) => c.step), stepsBefore ? [2] : [], 'the steps taken are kept');
+    assert.equal(d.logs.filter((l) => l.message.startsWith('cancelled at step')).map((l) => l.message).join(), `cancelled at step ${stepsBefore}`);
   });
 }
 
@@ -84,6 +85,7 @@ test('a queued run can be paused: it stays paused, not started, until resumed, t
   assert.equal(paused.request, null);
   const third = await app.api.startRun({ ...cfg, name: 'cancelled in the queue' });
   assert.equal((await app.api.cancelRun(third.id)).status, 'cancelled', 'a queued run is cancelled at once');
+  assert.ok((await app.api.runDetails(third.id)).logs.some((l) => l.message === 'cancelled at step 0'));
 
   await app.api.cancelRun(first.id);
   const spawned = jobs.spawned.length;

@@ -37,24 +37,36 @@ async function afterRestart(id: string) {
   }
 }
 
+// checkpoint: the step of the last whole checkpoint when it stopped (one every 2 steps; the first is being written in 'checkpoint').
 const STOPS = [
-  { what: 'starting', at: 'start' as const, phase: 'starting' },
-  { what: 'quantizing', at: { phase: 'quantizing' }, phase: 'quantizing' },
-  { what: 'building graphs', at: { phase: 'graphs' }, phase: 'graphs' },
-  { what: 'training (after step 3)', at: { step: 3 }, phase: 'training' },
-  { what: 'writing a checkpoint', at: { phase: 'checkpoint' }, phase: 'checkpoint' },
+  { what: 'starting', at: 'start' as const, phase: 'starting', checkpoint: null },
+  { what: 'quantizing', at: { phase: 'quantizing' }, phase: 'quantizing', checkpoint: null },
+  { what: 'building graphs', at: { phase: 'graphs' }, phase: 'graphs', checkpoint: null },
+  { what: 'training (after step 3)', at: { step: 3 }, phase: 'training', checkpoint: 2 },
+  { what: 'writing a checkpoint', at: { phase: 'checkpoint' }, phase: 'checkpoint', checkpoint: null },
 ];
 
+/** The event the app makes of the message a job is held at. */
+function heldAt(e: FinchEvent, runId: string, at: { phase: string } | { step: number }): boolean {
+  if (e.type === 'run-phase') return e.runId === runId && 'phase' in at && e.phase === at.phase;
+  if (e.type === 'run-step') return e.runId === runId && 'step' in at && e.step === at.step;
+  return false;
+}
+
 for (const stop of STOPS) {
-  test(`the app stopped while a run is ${stop.what}: after a restart the run is interrupted, with a line saying so`, async () => {
+  test(`the app stopped while a run is ${stop.what}: after a restart the run is interrupted, with a line saying where Resume starts`, async () => {
     const { app, jobs, cfg } = await open();
     const block = jobs.blockNext(stop.at);
     const run = await app.api.startRun({ ...cfg, name: `stopped while ${stop.what}` });
     await block.reached();
+    // The job holds right after sending that message: the app has it before it closes.
+    const at = stop.at;
+    if (at !== 'start') await app.waitFor((e) => heldAt(e, run.id, at), `run ${run.id}'s ${JSON.stringify(at)} to reach the app`);
     await app.close();
     const d = await afterRestart(run.id);
     assert.equal(d.status, 'interrupted');
-    assert.ok(d.logs.some((l) => l.message === `Finch stopped while this run was ${stop.phase}; resume continues from its last checkpoint.`), d.logs.map((l) => l.message).join('\n'));
+    const resumes = stop.checkpoint ? `Resume continues from its checkpoint of step ${stop.checkpoint}.` : 'it had no checkpoint yet: Resume trains it again from the start.';
+    assert.ok(d.logs.some((l) => l.message === `Finch stopped while this run was ${stop.phase}; ${resumes}`), d.logs.map((l) => l.message).join('\n'));
   });
 }
 
