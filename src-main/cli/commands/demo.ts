@@ -66,12 +66,12 @@ export async function run(argv: string[]): Promise<number> {
   }
   const json = values.json;
   if (values.method === 'dpo') return preferenceDemo(values, steps, evalRows, json);
-  let bar: ReturnType<typeof createProgress> | null = null;
+  const bar = trainingBar('QLoRA');
   const emit = (e: DemoEvent) => {
     if (json) { console.log(JSON.stringify(e)); return; }
     switch (e.event) {
       case 'loaded':
-        console.log(`Loaded the bundled demo model (${(e.parameters / 1e6).toFixed(1)}M parameters, frozen in 4 bits) in ${e.seconds.toFixed(1)} s.`);
+        printLoaded(e);
         console.log('Asking the base model some held-out problems...');
         break;
       case 'base':
@@ -79,13 +79,13 @@ export async function run(argv: string[]): Promise<number> {
         console.log(`Base model: ${(e.base_accuracy * 100).toFixed(0)}% of held-out problems right. Fine-tuning with QLoRA...`);
         break;
       case 'prepared':
-        bar = createProgress({ label: 'QLoRA', total: e.total_steps, unit: 'steps' });
+        bar.start(e.total_steps);
         break;
       case 'step':
-        bar?.update(e.step, { loss: e.loss.toFixed(3), 'tok/s': Math.round(e.tokens_per_s) });
+        bar.step(e);
         break;
       case 'train_done':
-        bar?.stop();
+        bar.stop();
         break;
       case 'compare':
         console.log('\nBase vs tuned on the same held-out problems:');
@@ -105,34 +105,47 @@ export async function run(argv: string[]): Promise<number> {
     await runDemo({ steps, evalRows, threads: Number(values.threads), out: values.out, provider: device.provider, strictProvider: device.strict }, emit);
     return 0;
   } catch (e) {
-    (bar as ReturnType<typeof createProgress> | null)?.stop();
+    bar.stop();
     return reportError('demo', e);
   }
 }
+
+/** The step progress bar both demos show while they train. */
+function trainingBar(label: string) {
+  let bar: ReturnType<typeof createProgress> | null = null;
+  return {
+    start: (total: number) => { bar = createProgress({ label, total, unit: 'steps' }); },
+    step: (e: { step: number; loss: number; tokens_per_s: number }) => bar?.update(e.step, { loss: e.loss.toFixed(3), 'tok/s': Math.round(e.tokens_per_s) }),
+    stop: () => bar?.stop(),
+  };
+}
+
+const printLoaded = (e: { parameters: number; seconds: number }) =>
+  console.log(`Loaded the bundled demo model (${(e.parameters / 1e6).toFixed(1)}M parameters, frozen in 4 bits) in ${e.seconds.toFixed(1)} s.`);
 
 const percent = (x: number) => `${(x * 100).toFixed(0)}%`;
 
 /** `finch demo --method dpo`: the preference demo (services/demo.ts runPreferenceDemo). */
 async function preferenceDemo(values: { threads: string; out?: string } & Parameters<typeof providerFlags>[0], steps: number | undefined, evalRows: number | undefined, json: boolean): Promise<number> {
-  let bar: ReturnType<typeof createProgress> | null = null;
+  const bar = trainingBar('DPO');
   const emit = (e: PreferenceDemoEvent) => {
     if (json) { console.log(JSON.stringify(e)); return; }
     switch (e.event) {
       case 'loaded':
-        console.log(`Loaded the bundled demo model (${(e.parameters / 1e6).toFixed(1)}M parameters, frozen in 4 bits) in ${e.seconds.toFixed(1)} s.`);
+        printLoaded(e);
         console.log('Preference tuning (DPO): each problem comes with its right worked answer (chosen) and a plausible wrong one (rejected).');
         break;
       case 'prepared':
-        bar = createProgress({ label: 'DPO', total: e.total_steps, unit: 'steps' });
+        bar.start(e.total_steps);
         break;
       case 'step':
-        bar?.update(e.step, { loss: e.loss.toFixed(3), 'tok/s': Math.round(e.tokens_per_s) });
+        bar.step(e);
         break;
       case 'eval':
         console.log(`\nstep ${e.step}: the tuned model prefers the right answer on ${percent(e.reward_accuracy ?? 0)} of held-out pairs (reward margin ${(e.reward_margin ?? 0).toFixed(2)})`);
         break;
       case 'train_done':
-        bar?.stop();
+        bar.stop();
         break;
       case 'pairs':
         console.log('\nHeld-out pairs, with the tuned model\'s implicit reward of each answer (higher = preferred):');
@@ -157,7 +170,7 @@ async function preferenceDemo(values: { threads: string; out?: string } & Parame
     await runPreferenceDemo({ steps, evalRows, threads: Number(values.threads), out: values.out, provider: device.provider, strictProvider: device.strict }, emit);
     return 0;
   } catch (e) {
-    (bar as ReturnType<typeof createProgress> | null)?.stop();
+    bar.stop();
     return reportError('demo', e);
   }
 }
