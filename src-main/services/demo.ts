@@ -10,11 +10,11 @@ import { z } from 'zod';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadPeftAdapter } from '../model/adapter.js';
+import { parameterCount } from '../model/config.js';
 import { writeFileAtomic } from '../model/safetensors.js';
 import { evaluateExactMatch, evaluatePreference, readQa } from '../train/evaluate.js';
 import { type Objective, objectiveOf } from '../train/objective.js';
 import type { PreferenceRow } from '../demo/preference.js';
-import type { ModelConfig } from '../model/types.js';
 import { TRAIN_DEFAULTS, type TrainConfig } from '../../src-shared/run-config.js';
 import type { TrainEvent } from '../../src-shared/train-events.js';
 import { openTrainingModel, train } from '../train/trainer.js';
@@ -122,15 +122,15 @@ export type DemoEvent =
   | { event: 'done'; base_accuracy: number; tuned_accuracy: number; adapter: string; seconds: number };
 
 /** The matrices' parameters of a Llama-family config (embeddings, head, projections). */
-function parameterCount(c: ModelConfig): number {
-  return c.vocabSize * c.hiddenSize * (c.tieWordEmbeddings ? 1 : 2)
-    + c.numLayers * (2 * c.hiddenSize * c.numHeads * c.headDim + 2 * c.hiddenSize * c.numKvHeads * c.headDim + 3 * c.hiddenSize * c.intermediateSize);
+/** The bundled assets a demo needs, each there (a package missing one was installed wrong). */
+function requireAssets(files: readonly string[]): void {
+  for (const f of files) {
+    if (!existsSync(f)) throw new Error(`the bundled demo asset ${f} is missing: reinstall Finch (the assets ship in the package)`);
+  }
 }
 
 export async function runDemo(o: DemoOptions, emit: (e: DemoEvent) => void): Promise<{ baseAccuracy: number; tunedAccuracy: number; adapter: string }> {
-  for (const f of [DEMO_MODEL, DEMO_TRAIN, DEMO_TEST]) {
-    if (!existsSync(f)) throw new Error(`the bundled demo asset ${f} is missing: reinstall Finch (the assets ship in the package)`);
-  }
+  requireAssets([DEMO_MODEL, DEMO_TRAIN, DEMO_TEST]);
   const t0 = performance.now();
   const steps = o.steps ?? DEMO_RECIPE.steps;
   const threads = o.threads ?? 0;
@@ -188,9 +188,7 @@ export type PreferenceDemoEvent =
  * evaluation, then the tuned model's rewards on every held-out test pair.
  */
 export async function runPreferenceDemo(o: DemoOptions, emit: (e: PreferenceDemoEvent) => void): Promise<{ rewardAccuracy: number; adapter: string }> {
-  for (const f of [DEMO_MODEL, DEMO_PAIRS_TRAIN, DEMO_PAIRS_TEST]) {
-    if (!existsSync(f)) throw new Error(`the bundled demo asset ${f} is missing: reinstall Finch (the assets ship in the package)`);
-  }
+  requireAssets([DEMO_MODEL, DEMO_PAIRS_TRAIN, DEMO_PAIRS_TEST]);
   const t0 = performance.now();
   const steps = o.steps ?? DPO_DEMO_RECIPE.steps;
   const threads = o.threads ?? 0;

@@ -2,9 +2,9 @@
 // cache and prints the local folder; a progress bar with ETA on a terminal, JSON lines with --json.
 
 import { basename } from 'node:path';
-import { HubError, downloadRepo, hubToken, listDatasetFiles, type DownloadProgress } from '../../hub/index.js';
+import { downloadRepo, hubToken, listDatasetFiles, type DownloadProgress } from '../../hub/index.js';
 import { parseCommand, usageError } from '../args.js';
-import { reportError } from '../errors.js';
+import { reportHubError } from '../errors.js';
 import { EtaEstimator, JsonLines, byteScale, createProgress, type ProgressBar } from '../progress.js';
 
 const USAGE = `Usage: finch pull REPO[@REVISION] [options]
@@ -103,10 +103,7 @@ export async function run(argv: string[]): Promise<number> {
     return 0;
   } catch (e) {
     (bar as ProgressBar | null)?.stop();
-    if (!(e instanceof HubError)) return reportError('pull', e);
-    if (json) json.emit('error', { code: e.code, message: e.message, hint: e.hint });
-    else console.error(`finch pull: ${e.message}${e.hint ? `\n  ${e.hint}` : ''}`);
-    return e.code === 'cancelled' ? 130 : 1;
+    return reportHubError('pull', e, json);
   } finally {
     process.off('SIGINT', onSigint);
   }

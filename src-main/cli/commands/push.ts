@@ -3,9 +3,9 @@
 // the repository's address. Progress bars (hashing, uploading) on a terminal, JSON lines with --json.
 
 import { basename } from 'node:path';
-import { HubError, type PushKind, type UploadPhase, type UploadProgress, hubToken, planPush, pushToHub } from '../../hub/index.js';
+import { type PushKind, type UploadPhase, type UploadProgress, hubToken, planPush, pushToHub } from '../../hub/index.js';
 import { parseCommand, usageError } from '../args.js';
-import { reportError } from '../errors.js';
+import { reportHubError } from '../errors.js';
 import { JsonLines, type ProgressBar, byteScale, createProgress } from '../progress.js';
 
 const USAGE = `Usage: finch push --repo USER/NAME (--adapter DIR | --merged DIR | --gguf FILE) [options]
@@ -118,10 +118,7 @@ export async function run(argv: string[]): Promise<number> {
     return 0;
   } catch (e) {
     (bar as ProgressBar | null)?.stop();
-    if (!(e instanceof HubError)) return reportError('push', e);
-    if (json) json.emit('error', { code: e.code, message: e.message, hint: e.hint });
-    else console.error(`finch push: ${e.message}${e.hint ? `\n  ${e.hint}` : ''}`);
-    return e.code === 'cancelled' ? 130 : 1;
+    return reportHubError('push', e, json);
   } finally {
     process.off('SIGINT', onSigint);
   }
