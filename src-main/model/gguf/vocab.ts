@@ -36,6 +36,10 @@ const BPE_PRE_TOKENIZERS: Record<string, string> = {
   "[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]*[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?|[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]+[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+": 'gpt-4o',
 };
 
+const GPT4O_NOTE =
+  'llama.cpp\'s "gpt-4o" pre-tokenizer splits words with combining marks (Devanagari and other Indic scripts, decomposed accents) ' +
+  'and some non-ASCII capitals ("aÉ", " ÉCOLE") otherwise than tokenizer.json: such text gets other token ids there (docs/gguf.md)';
+
 type Json = Record<string, unknown>;
 
 export interface GgufVocab {
@@ -44,6 +48,8 @@ export interface GgufVocab {
   metadata: Map<string, GgufValue>;
   /** Token strings of the end-of-turn / end-of-text ids (Ollama's stop parameters). */
   stopTokens: string[];
+  /** Where llama.cpp will tokenize some text otherwise than Finch (export notes). */
+  notes: string[];
 }
 
 /** Builds the tokenizer metadata of model folder `dir` for a model with `vocabSize` embedding rows. */
@@ -110,7 +116,8 @@ export function ggufVocab(dir: string, vocabSize: number): GgufVocab {
   if (addSpacePrefix !== null) md.set('tokenizer.ggml.add_space_prefix', bool(addSpacePrefix));
   const template = loadChatTemplate(dir);
   if (template !== null) md.set('tokenizer.chat_template', str(template));
-  return { kind, metadata: md, stopTokens: tok.eosIds.map((id) => tokens[id]!).filter(Boolean) };
+  const notes = pre === 'gpt-4o' ? [GPT4O_NOTE] : [];
+  return { kind, metadata: md, stopTokens: tok.eosIds.map((id) => tokens[id]!).filter(Boolean), notes };
 }
 
 function usesByteLevel(tj: Json): boolean {
