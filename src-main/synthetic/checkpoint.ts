@@ -22,7 +22,7 @@ export interface SyntheticCheckpointOptions {
   tokenizer?: TokenizerFamily;
   /**
    * A template name, raw Jinja text, or null for a base model without one. Default by family:
-   * llama3 -> 'llama3', qwen2 -> 'chatml', sentencepiece -> 'mistral' for mistral, else 'llama2'.
+   * llama3 -> 'llama3', qwen2 and o200k -> 'chatml', sentencepiece -> 'mistral' for mistral, else 'llama2'.
    */
   chatTemplate?: ChatTemplateName | (string & {}) | null;
   /**
