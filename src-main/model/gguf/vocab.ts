@@ -28,7 +28,7 @@ const TOKEN_TYPE = { normal: 1, unknown: 2, control: 3, userDefined: 4, unused: 
  * as tokenizer.json stores it. llama.cpp's converter names a tokenizer by hashing the ids of a
  * probe text instead; the names are the ones it gives Llama 3, Qwen2 and GPT-4o's o200k vocabulary
  * (which Phi-4-mini ships). llama.cpp runs "gpt-4o" as a rewrite of the pattern with ASCII case
- * classes; docs/gguf.md says where that differs from tokenizer.json's.
+ * classes and no combining marks in words; docs/gguf.md says where that cuts text otherwise.
  */
 const BPE_PRE_TOKENIZERS: Record<string, string> = {
   "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+": 'llama-bpe',
