@@ -22,7 +22,7 @@ export interface SyntheticCheckpointOptions {
   tokenizer?: TokenizerFamily;
   /**
    * A template name, raw Jinja text, or null for a base model without one. Default by family:
-   * llama3 -> 'llama3', qwen2 -> 'chatml', sentencepiece -> 'mistral' for mistral, else 'llama2'.
+   * llama3 -> 'llama3', qwen2 and o200k -> 'chatml', sentencepiece -> 'mistral' for mistral, else 'llama2'.
    */
   chatTemplate?: ChatTemplateName | (string & {}) | null;
   /**
@@ -221,7 +221,7 @@ export function writeTokenizer(dir: string, tok: TrainedTokenizer, modelType: Mo
 
 function tokenizerConfig(tok: TrainedTokenizer, modelType: ModelType, choice: SyntheticCheckpointOptions['chatTemplate']) {
   const dflt: ChatTemplateName =
-    tok.family === 'llama3' ? 'llama3' : tok.family === 'qwen2' ? 'chatml' : modelType === 'mistral' ? 'mistral' : 'llama2';
+    tok.family === 'llama3' ? 'llama3' : tok.family === 'qwen2' || tok.family === 'o200k' ? 'chatml' : modelType === 'mistral' ? 'mistral' : 'llama2';
   const named = choice === undefined ? dflt : choice;
   const template = named === null ? undefined : ((CHAT_TEMPLATES as Record<string, string>)[named] ?? named);
   const added: Record<string, unknown> = {};
@@ -244,6 +244,8 @@ function tokenizerConfig(tok: TrainedTokenizer, modelType: ModelType, choice: Sy
       return { ...base, tokenizer_class: 'PreTrainedTokenizerFast', model_input_names: ['input_ids', 'attention_mask'] };
     case 'qwen2':
       return { ...base, tokenizer_class: 'Qwen2Tokenizer', errors: 'replace', split_special_tokens: false };
+    case 'o200k':
+      return { ...base, tokenizer_class: 'GPT2Tokenizer', add_bos_token: false, add_eos_token: false };
     case 'sentencepiece':
       return { ...base, tokenizer_class: 'LlamaTokenizer', add_bos_token: true, add_eos_token: false, legacy: false, spaces_between_special_tokens: false };
     case 'gemma':

@@ -3,6 +3,7 @@
 //   llama3        byte-level BPE like Llama 3: regex split + ByteLevel, BOS via TemplateProcessing,
 //                 <|begin_of_text|>, <|eot_id|>, ... as added special tokens
 //   qwen2         byte-level BPE like Qwen2: NFC, Qwen's regex, no BOS, ChatML special tokens
+//   o200k         byte-level BPE like Phi-4-mini: GPT-4o's (o200k) regex, no BOS, <|endoftext|>
 //   sentencepiece SentencePiece-style BPE like Llama 2 / Mistral / Phi-3: Metaspace "▁", byte
 //                 fallback to <0x00>..<0xFF>, <unk> <s> </s>
 //   gemma         SentencePiece-style BPE like Gemma: spaces replaced by "▁" but none prepended,
@@ -13,7 +14,7 @@
 import * as hfTokenizers from '@huggingface/tokenizers';
 import { trainBpe, type BpeWord } from './bpe.js';
 
-export type TokenizerFamily = 'llama3' | 'qwen2' | 'sentencepiece' | 'gemma';
+export type TokenizerFamily = 'llama3' | 'qwen2' | 'o200k' | 'sentencepiece' | 'gemma';
 
 export interface TrainedTokenizer {
   family: TokenizerFamily;
@@ -31,16 +32,23 @@ export interface TrainedTokenizer {
   ids: Map<string, number>;
 }
 
-// Llama 3's split pattern and Qwen2's (single digits), as they appear in those tokenizer.json files.
+// Llama 3's split pattern, Qwen2's (single digits) and GPT-4o's (Phi-4-mini's: letter runs split
+// at lower -> upper case, contractions kept on their word, "/" kept after punctuation), as they
+// appear in those tokenizer.json files.
 const LLAMA3_SPLIT =
   "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
 const QWEN2_SPLIT =
   "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+const O200K_SPLIT =
+  "[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]*[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?|" +
+  "[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]+[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?|" +
+  "\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
 
 const LLAMA3_SPECIALS = [
   '<|begin_of_text|>', '<|end_of_text|>', '<|start_header_id|>', '<|end_header_id|>', '<|eot_id|>', '<|finetune_right_pad_id|>',
 ];
 const QWEN2_SPECIALS = ['<|endoftext|>', '<|im_start|>', '<|im_end|>'];
+const O200K_SPECIALS = ['<|endoftext|>'];
 const SP_SPECIALS = ['<unk>', '<s>', '</s>'];
 const GEMMA_SPECIALS = ['<pad>', '<eos>', '<bos>', '<unk>'];
 
@@ -77,13 +85,13 @@ function byteLevelPreTokenizer(pattern: string) {
   };
 }
 
-function trainByteLevel(family: 'llama3' | 'qwen2', corpus: string, vocabSize: number): TrainedTokenizer {
-  const specials = family === 'llama3' ? LLAMA3_SPECIALS : QWEN2_SPECIALS;
+function trainByteLevel(family: 'llama3' | 'qwen2' | 'o200k', corpus: string, vocabSize: number): TrainedTokenizer {
+  const specials = { llama3: LLAMA3_SPECIALS, qwen2: QWEN2_SPECIALS, o200k: O200K_SPECIALS }[family];
   const alphabet = bytesToUnicode();
   if (vocabSize < alphabet.length + specials.length) {
     throw new Error(`synthetic ${family} tokenizer: vocabSize must be at least ${alphabet.length + specials.length}`);
   }
-  const preTokenizer = byteLevelPreTokenizer(family === 'llama3' ? LLAMA3_SPLIT : QWEN2_SPLIT);
+  const preTokenizer = byteLevelPreTokenizer({ llama3: LLAMA3_SPLIT, qwen2: QWEN2_SPLIT, o200k: O200K_SPLIT }[family]);
   // Pre-tokenize with the very pipeline the tokenizer will run, so merges fit its pieces.
   const pre = new SequencePreTokenizer(preTokenizer);
   const text = family === 'qwen2' ? corpus.normalize('NFC') : corpus;
@@ -135,9 +143,9 @@ function trainByteLevel(family: 'llama3' | 'qwen2', corpus: string, vocabSize: n
       merges,
     },
   };
-  return family === 'llama3'
-    ? { family, tokenizerJson, vocabSize: ids.size, bos, eos: '<|eot_id|>', extraEos: ['<|end_of_text|>'], pad: null, unk: null, ids }
-    : { family, tokenizerJson, vocabSize: ids.size, bos: null, eos: '<|im_end|>', extraEos: ['<|endoftext|>'], pad: '<|endoftext|>', unk: null, ids };
+  if (family === 'llama3') return { family, tokenizerJson, vocabSize: ids.size, bos, eos: '<|eot_id|>', extraEos: ['<|end_of_text|>'], pad: null, unk: null, ids };
+  if (family === 'qwen2') return { family, tokenizerJson, vocabSize: ids.size, bos: null, eos: '<|im_end|>', extraEos: ['<|endoftext|>'], pad: '<|endoftext|>', unk: null, ids };
+  return { family, tokenizerJson, vocabSize: ids.size, bos: null, eos: '<|endoftext|>', extraEos: [], pad: '<|endoftext|>', unk: null, ids };
 }
 
 const BYTE_TOKENS = Array.from({ length: 256 }, (_, b) => `<0x${b.toString(16).toUpperCase().padStart(2, '0')}>`);

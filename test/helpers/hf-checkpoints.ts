@@ -1,7 +1,8 @@
 // Tiny random checkpoints of the families transformers itself writes (test/oracle/hf_family.py
 // make: the family's config class, its model, norms perturbed, save_pretrained), with a tokenizer
 // of the family's kind trained here and the chat template its instruct models ship
-// (test/fixtures/chat-templates). Made once per test process, under the venv's Python.
+// (test/fixtures/chat-templates; Phi-4-mini's prompt format written here). Made once per test
+// process, under the venv's Python.
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -15,6 +16,14 @@ const TEMPLATES = new URL('../fixtures/chat-templates/', import.meta.url).pathna
 const ORACLE = new URL('../oracle/hf_family.py', import.meta.url).pathname;
 
 export type NewFamily = Extract<ModelType, 'qwen3' | 'gemma3_text' | 'phi3'>;
+/** A family's own tokenizer, or a model's that differs from its family's (Phi-4-mini's is byte-level). */
+export type FamilyTokenizerName = NewFamily | 'phi4-mini';
+
+// Phi-4-mini-instruct's prompt format (<|system|>, <|user|>, <|assistant|>, each turn closed by
+// <|end|>, no newlines), written for these tests; the template it ships adds tool definitions.
+const PHI4_MINI_TEMPLATE =
+  "{% for message in messages %}{{ '<|' + message['role'] + '|>' + message['content'] + '<|end|>' }}{% endfor %}" +
+  "{% if add_generation_prompt %}{{ '<|assistant|>' }}{% else %}{{ eos_token }}{% endif %}";
 
 /** A family's tokenizer as its models ship it: the kind, the model's own tokens, the template, the special ids. */
 interface FamilyTokenizer {
@@ -24,9 +33,9 @@ interface FamilyTokenizer {
   ids: { bos_token_id: number | null; eos_token_id: number | number[]; pad_token_id: number | null };
 }
 
-const cache = new Map<NewFamily, FamilyTokenizer>();
+const cache = new Map<FamilyTokenizerName, FamilyTokenizer>();
 
-export function familyTokenizer(family: NewFamily): FamilyTokenizer {
+export function familyTokenizer(family: FamilyTokenizerName): FamilyTokenizer {
   let t = cache.get(family);
   if (t) return t;
   const corpus = builtinCorpus();
@@ -40,6 +49,12 @@ export function familyTokenizer(family: NewFamily): FamilyTokenizer {
     const tok = withAddedTokens(trainTokenizer('gemma', corpus, 400), [{ content: '<start_of_turn>', special: true }, { content: '<end_of_turn>', special: true }]);
     const id = (s: string) => tok.ids.get(s)!;
     t = { tok, template: template('gemma3.jinja'), ids: { bos_token_id: id('<bos>'), eos_token_id: [id('<eos>'), id('<end_of_turn>')], pad_token_id: id('<pad>') } };
+  } else if (family === 'phi4-mini') {
+    // Phi-4-mini: GPT-4o's byte-level vocabulary (o200k split pattern), no BOS, Phi-3's role tokens.
+    const roles = ['<|assistant|>', '<|system|>', '<|end|>', '<|user|>'];
+    const tok = withAddedTokens(trainTokenizer('o200k', corpus, 400), roles.map((content) => ({ content, special: true })));
+    const id = (s: string) => tok.ids.get(s)!;
+    t = { tok, template: PHI4_MINI_TEMPLATE, ids: { bos_token_id: id('<|endoftext|>'), eos_token_id: [id('<|end|>'), id('<|endoftext|>')], pad_token_id: id('<|endoftext|>') } };
   } else {
     // Phi-3: Llama 2's SentencePiece vocabulary and its own role tokens.
     const roles = ['<|endoftext|>', '<|assistant|>', '<|system|>', '<|end|>', '<|user|>'];
@@ -54,6 +69,8 @@ export function familyTokenizer(family: NewFamily): FamilyTokenizer {
 
 export interface HfCheckpointSpec {
   family: NewFamily;
+  /** Default: the family's. */
+  tokenizer?: FamilyTokenizerName;
   /** transformers config fields besides the vocabulary and token ids (shapes, RoPE, windows, ...). */
   config: Record<string, unknown>;
   seed?: number;
@@ -71,7 +88,7 @@ export function hfCheckpoints<K extends string>(root: string, specs: Record<K, H
     const dir = dirs[name] = join(root, name);
     if (existsSync(join(dir, 'model.safetensors'))) continue;
     mkdirSync(dir, { recursive: true });
-    const { tok, template, ids } = familyTokenizer(spec.family);
+    const { tok, template, ids } = familyTokenizer(spec.tokenizer ?? spec.family);
     writeTokenizer(dir, tok, spec.family, template);
     todo.push({ out: dir, model_type: spec.family, seed: spec.seed ?? 0, config: { vocab_size: tok.vocabSize, ...ids, ...spec.config } });
   }

@@ -8,7 +8,7 @@ import { trainTokenizer } from '../../src-main/synthetic/tokenizers.js';
 test('tokenizer training reaches the requested size on a 200 KB corpus (time reported)', () => {
   const corpus = builtinCorpus(200 * 1024, 99);
   assert.ok(corpus.length >= 200 * 1024, 'corpus size');
-  for (const family of ['llama3', 'qwen2', 'sentencepiece'] as const) {
+  for (const family of ['llama3', 'qwen2', 'o200k', 'sentencepiece'] as const) {
     const t0 = performance.now();
     const t = trainTokenizer(family, corpus, 1536);
     console.log(`# ${family}: 200 KB corpus to 1536 tokens in ${(performance.now() - t0).toFixed(0)} ms`);

@@ -129,7 +129,7 @@ export function exportGguf(opts: GgufExportOptions): GgufExportResult {
       });
     }
     const bytes = writeGguf(o.out, md, tensors, { onTensor: o.onProgress });
-    return { out: path.resolve(o.out), bytes, tensors: tensors.length, stopTokens: vocab.stopTokens, notes: ggufNotes(cfg) };
+    return { out: path.resolve(o.out), bytes, tensors: tensors.length, stopTokens: vocab.stopTokens, notes: [...ggufNotes(cfg), ...vocab.notes] };
   } finally {
     ck.close();
   }

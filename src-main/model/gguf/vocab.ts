@@ -1,10 +1,10 @@
 // A model folder's tokenizer as GGUF `tokenizer.*` metadata, in the two kinds llama.cpp runs for
 // the Llama family:
 //
-//   byte-level BPE ("gpt2": Llama 3, Qwen2, Finch's demo model): tokens as they appear in
-//     tokenizer.json (GPT-2's byte-to-character alphabet), the merges "a b" in rank order, and the
-//     pre-tokenizer name that selects llama.cpp's split regex ("llama-bpe", "qwen2"), recognised
-//     here from the regex in tokenizer.json;
+//   byte-level BPE ("gpt2": Llama 3, Qwen2, Phi-4-mini, Finch's demo model): tokens as they
+//     appear in tokenizer.json (GPT-2's byte-to-character alphabet), the merges "a b" in rank
+//     order, and the pre-tokenizer name that selects llama.cpp's split regex ("llama-bpe",
+//     "qwen2", "gpt-4o"), recognised here from the regex in tokenizer.json;
 //   SentencePiece ("llama": Llama 2, Mistral): pieces with "▁" for spaces, scores and types. From
 //     tokenizer.model (the SentencePiece protobuf) when the folder has it; otherwise from
 //     tokenizer.json, where each merged piece scores minus the rank of its first merge, so
@@ -25,12 +25,20 @@ const TOKEN_TYPE = { normal: 1, unknown: 2, control: 3, userDefined: 4, unused: 
 
 /**
  * Split regexes of byte-level tokenizers -> llama.cpp's pre-tokenizer names. The key is the regex
- * as tokenizer.json stores it.
+ * as tokenizer.json stores it. llama.cpp's converter names a tokenizer by hashing the ids of a
+ * probe text instead; the names are the ones it gives Llama 3, Qwen2 and GPT-4o's o200k vocabulary
+ * (which Phi-4-mini ships). llama.cpp runs "gpt-4o" as a rewrite of the pattern with ASCII case
+ * classes and no combining marks in words; docs/gguf.md says where that cuts text otherwise.
  */
 const BPE_PRE_TOKENIZERS: Record<string, string> = {
   "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+": 'llama-bpe',
   "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+": 'qwen2',
+  "[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]*[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?|[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]+[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+": 'gpt-4o',
 };
+
+const GPT4O_NOTE =
+  'llama.cpp\'s "gpt-4o" pre-tokenizer splits words with combining marks (Devanagari and other Indic scripts, decomposed accents) ' +
+  'and some non-ASCII capitals ("aÉ", " ÉCOLE") otherwise than tokenizer.json: such text gets other token ids there (docs/gguf.md)';
 
 type Json = Record<string, unknown>;
 
@@ -40,6 +48,8 @@ export interface GgufVocab {
   metadata: Map<string, GgufValue>;
   /** Token strings of the end-of-turn / end-of-text ids (Ollama's stop parameters). */
   stopTokens: string[];
+  /** Where llama.cpp will tokenize some text otherwise than Finch (export notes). */
+  notes: string[];
 }
 
 /** Builds the tokenizer metadata of model folder `dir` for a model with `vocabSize` embedding rows. */
@@ -106,7 +116,8 @@ export function ggufVocab(dir: string, vocabSize: number): GgufVocab {
   if (addSpacePrefix !== null) md.set('tokenizer.ggml.add_space_prefix', bool(addSpacePrefix));
   const template = loadChatTemplate(dir);
   if (template !== null) md.set('tokenizer.chat_template', str(template));
-  return { kind, metadata: md, stopTokens: tok.eosIds.map((id) => tokens[id]!).filter(Boolean) };
+  const notes = pre === 'gpt-4o' ? [GPT4O_NOTE] : [];
+  return { kind, metadata: md, stopTokens: tok.eosIds.map((id) => tokens[id]!).filter(Boolean), notes };
 }
 
 function usesByteLevel(tj: Json): boolean {
@@ -142,7 +153,7 @@ function preTokenizerName(tj: Json, tokFile: string): string {
   for (const r of regexes) if (BPE_PRE_TOKENIZERS[r]) return BPE_PRE_TOKENIZERS[r];
   throw new TokenizerError(
     `${tokFile}: the byte-level pre-tokenizer ${regexes.length ? `regex ${JSON.stringify(regexes[0])}` : '(no Split regex)'} is not one Finch can name for llama.cpp; ` +
-      'supported: Llama 3 ("llama-bpe") and Qwen2 ("qwen2") split patterns',
+      'supported: the Llama 3 ("llama-bpe"), Qwen2 ("qwen2") and GPT-4o / Phi-4-mini ("gpt-4o") split patterns',
   );
 }
 

@@ -8,6 +8,8 @@
 // llama.cpp's own (folded into q_norm), sliding layers every other layer with their own RoPE base,
 // linear scaling of the full layers and logit soft-capping; Phi-3's fused projections, partial
 // rotary and LongRoPE (long factors: the context is longer than the original 32 positions).
+// Phi-4-mini is Phi-3's architecture with GPT-4o's byte-level vocabulary: its split pattern is
+// llama.cpp's "gpt-4o" pre-tokenizer (vocab-gpt4o.test.ts checks that one piece by piece).
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -26,6 +28,8 @@ import { tempDir } from '../model-helpers.js';
 const root = tempDir('finch-gguf-new-');
 const N = 16, CONTEXT = 128;
 const TEXTS = ['The quick brown fox jumps over 12 lazy dogs.', 'Hello   world!\nNew line, ünïcode and 3.14159'];
+/** Text the GPT-4o pattern cuts otherwise than Llama 3's: contractions, case changes, "/" after newlines, CJK. */
+const O200K_TEXTS = ["They'LL say it's OK, I'D bet; don't.", 'CamelCase XMLHttpRequest iOS17 1234567', 'end.\n\n/usr/bin\r\n//x ...!!!', '東京\'s 日本語 ÜberMensch'];
 
 const shape = { hidden_size: 64, intermediate_size: 128, num_attention_heads: 4, num_key_value_heads: 2, initializer_range: 0.25 };
 const CHECKPOINTS = {
@@ -46,9 +50,17 @@ const CHECKPOINTS = {
       rope_scaling: { type: 'longrope', short_factor: [1, 1.5, 2, 3], long_factor: [1.2, 2.5, 4, 9] },
     },
   },
+  // Phi-4-mini's shape: three quarters of each head rotated, tied head, LongRoPE.
+  phi4mini: {
+    family: 'phi3', tokenizer: 'phi4-mini', seed: 3,
+    config: {
+      ...shape, num_hidden_layers: 2, max_position_embeddings: 512, original_max_position_embeddings: 32, partial_rotary_factor: 0.75, tie_word_embeddings: true,
+      rope_scaling: { type: 'longrope', short_factor: [1, 1.25, 1.5, 2, 2.5, 3], long_factor: [1.1, 1.5, 2.5, 4, 6, 9] },
+    },
+  },
 } satisfies Record<string, HfCheckpointSpec>;
 type Name = keyof typeof CHECKPOINTS;
-const ARCH: Record<Name, string> = { qwen3: 'qwen3', gemma3: 'gemma3', phi3: 'phi3' };
+const ARCH: Record<Name, string> = { qwen3: 'qwen3', gemma3: 'gemma3', phi3: 'phi3', phi4mini: 'phi3' };
 
 let llama: Llama;
 let dirs: Record<Name, string>;
@@ -85,15 +97,19 @@ for (const name of Object.keys(CHECKPOINTS) as Name[]) {
   test(`${name}: llama.cpp loads the GGUF as "${ARCH[name]}", tokenizes like Finch and continues with Finch's greedy ids`, async (t) => {
     if (!need(t, 'venv')) return;
     const m = loadModel(dirs[name]);
-    const file = exportGguf({ model: dirs[name], dtype: 'f32', out: join(root, `${name}.gguf`) }).out;
+    const { out: file, notes } = exportGguf({ model: dirs[name], dtype: 'f32', out: join(root, `${name}.gguf`) });
     const info = await readGgufFileInfo(file);
-    const md = info.metadata as unknown as { general: { architecture: string }; tokenizer: { chat_template: string } };
+    const md = info.metadata as unknown as { general: { architecture: string }; tokenizer: { chat_template: string; ggml: { pre?: string } } };
     assert.equal(md.general.architecture, ARCH[name]);
+    if (name === 'phi4mini') {
+      assert.equal(md.tokenizer.ggml.pre, 'gpt-4o');
+      assert.ok(notes.some((n) => n.includes('"gpt-4o" pre-tokenizer')), `the export notes where llama.cpp splits otherwise: ${JSON.stringify(notes)}`);
+    }
     assert.equal(md.tokenizer.chat_template, loadChatTemplate(dirs[name]), 'the chat template, byte for byte');
     const model = await llama.loadModel({ modelPath: file });
     try {
       assert.equal(model.tokens.shouldPrependBosToken, m.tokenizer.addsBos, 'BOS flag');
-      for (const text of TEXTS) assert.deepEqual(model.tokenize(text, true), m.tokenizer.encode(text, { addSpecialTokens: false }), `tokens of ${JSON.stringify(text)}`);
+      for (const text of name === 'phi4mini' ? [...TEXTS, ...O200K_TEXTS] : TEXTS) assert.deepEqual(model.tokenize(text, true), m.tokenizer.encode(text, { addSpecialTokens: false }), `tokens of ${JSON.stringify(text)}`);
       // llama.cpp's SentencePiece tokenizer puts a "▁" before the text after every special token
       // (Phi-3's "<|user|>\nWhat"), Hugging Face's only at the start: their chat prompts differ
       // (docs/gguf.md). Byte-level (Qwen3) and prefix-less (Gemma) vocabularies agree.
