@@ -13,7 +13,7 @@ import type { Dim } from '../engine/graph/dtype.js';
 import type { Graph, Tensor } from '../engine/graph/graph.js';
 import * as F from '../engine/graph/ops.js';
 import { type ChunkPlan, chunkPlan } from './chunk-plan.js';
-import { type ForwardSpec, type KvCache, type LoraContext, type LoraInputs, decoder, lmHead, lmLoss } from './llama.js';
+import { type ForwardSpec, type KvCache, type LoraContext, type LoraInputs, decoder, lmHead, lmLoss, lmLossAndGradient } from './llama.js';
 import { type DropoutContext, dropoutSeedCount } from './lora-dropout.js';
 import { type LoraParam, type LoraSpec, loraParams, loraScale } from './lora.js';
 import type { FrozenWeights } from './weights/frozen-weights.js';
@@ -39,6 +39,12 @@ export interface TrainGraphOptions {
   checkpointGroup?: number;
   /** Split the vocabulary projection + loss into this many row chunks (overrides the vocabulary chunks). */
   lossChunks?: number;
+  /**
+   * Where the loss is cut into vocabulary pieces, build its gradient with respect to the final
+   * hidden states in the forward (TrainGraph.headGrad): the training step's backward starts there
+   * instead of recomputing each piece's logits. Not with trainBase (the lm_head's own gradient).
+   */
+  headGradient?: boolean;
   /** Feed per-module dropout seeds (input "dropout_seeds") when lora.dropout > 0. */
   dropout?: boolean;
   /**
@@ -76,6 +82,8 @@ export interface TrainGraph {
   dropoutModules: number;
   /** How the graph chunks its largest activations. */
   chunks: ChunkPlan;
+  /** With headGradient and vocabulary pieces: the final hidden states h [rows, D] and dLoss/dh, for grad(h, params, { seed: dh }). */
+  headGrad: { h: Tensor; dh: Tensor } | null;
   /**
    * Builds the unchunked logits [B*T, V] of the same forward (same trunk, lm_head and LoRA), for
    * checks against a reference; a training step never calls it (the loss keeps them chunked).
@@ -119,8 +127,13 @@ export function buildTrainForward(g: Graph, fw: FrozenWeights, invFreq: Float64A
     checkpoint: o.checkpointLayers ? Math.max(1, o.checkpointGroup ?? 1) : 0,
   };
   const { h } = decoder(f, { ids, embeds, positions, bias, past: null }); // [rows, D]
-  const loss = lmLoss(f, h, targets, Math.max(1, o.lossChunks ?? 1));
-  return { loss, lora: params, loraInputs, baseInputs: weights.inputs, dropoutModules: useDropout ? seedCount : 0, chunks, logits: () => lmHead(f, h) };
+  const rowChunks = Math.max(1, o.lossChunks ?? 1);
+  const fused = o.headGradient && !o.trainBase && rowChunks === 1 ? lmLossAndGradient(f, h, targets) : null;
+  const loss = fused ? fused.loss : lmLoss(f, h, targets, rowChunks);
+  return {
+    loss, lora: params, loraInputs, baseInputs: weights.inputs, dropoutModules: useDropout ? seedCount : 0, chunks,
+    headGrad: fused ? { h, dh: fused.dh } : null, logits: () => lmHead(f, h),
+  };
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -322,6 +322,21 @@ export function lmLoss(f: ForwardSpec, h: Tensor, targets: Tensor, rowChunks: nu
 }
 
 /**
+ * The vocabulary-chunked loss with its gradient with respect to h built in the forward
+ * (nn.fusedHeadCrossEntropy), so that a training step's backward starts from h and no piece's
+ * logits are recomputed. Null where the loss is not cut into vocabulary pieces: there autodiff's
+ * formulation stays (no recomputation to save). h: [rows, D] -> loss [], dh [rows, D]
+ */
+export function lmLossAndGradient(f: ForwardSpec, h: Tensor, targets: Tensor): { loss: Tensor; dh: Tensor } | null {
+  const { cfg } = f, sizes = f.chunks.vocabSizes;
+  if (sizes.length === 1) return null;
+  const name = cfg.tieWordEmbeddings ? EMBED_TOKENS : 'lm_head.weight';
+  return nn.fusedHeadCrossEntropy(h, targets, sizes.map((size, index) => ({
+    size, weight: (after: Tensor) => f.weights.bothWays(name, [cfg.vocabSize, cfg.hiddenSize], { axis: 0, sizes, index }, after),
+  })));
+}
+
+/**
  * The vocabulary in pieces: each piece is a checkpoint segment giving per-row log-sum-exp and
  * target logit (nn.crossEntropyPiece), so the backward recomputes one [rows, V/n] block of logits
  * at a time (the lm_head is read once per pass, unlike row chunks).

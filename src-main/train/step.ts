@@ -60,7 +60,8 @@ function appendUpdate(g: Graph, params: LoraParam[], p: Tensor[], grads: Tensor[
   const v = params.map((q) => g.input(`v:${q.name}`, 'float32', q.shape));
   const lr = g.input('lr', 'float32', []);
   const step = g.input('step', 'float32', []);
-  const r = adamw(p, grads, m, v, { lr, step, beta1: opt.beta1, beta2: opt.beta2, eps: opt.eps, weightDecay: opt.weightDecay, maxGradNorm: opt.maxGradNorm });
+  // Scoped "adamw/..." so that a profile tells the update's nodes apart (bench/ort-profile.ts).
+  const r = g.scope('adamw', () => adamw(p, grads, m, v, { lr, step, beta1: opt.beta1, beta2: opt.beta2, eps: opt.eps, weightDecay: opt.weightDecay, maxGradNorm: opt.maxGradNorm }));
   g.output(r.gradNorm, 'grad_norm');
   params.forEach((q, i) => {
     g.output(r.params[i]!, `new:${q.name}`);
@@ -76,9 +77,11 @@ export function buildStepGraphs(fw: FrozenWeights, invFreq: Float64Array, shape:
 function stepForward(g: Graph, fw: FrozenWeights, invFreq: Float64Array, shape: StepShape) {
   if (!shape.lora) throw new Error('buildStepGraphs: a training step needs a LoRA spec');
   const params = loraParams(fw.cfg, shape.lora);
-  const tg = buildTrainForward(g, fw, invFreq, { ...shape, dropout: true });
+  const tg = buildTrainForward(g, fw, invFreq, { ...shape, dropout: true, headGradient: true });
   const p = params.map((q) => tg.loraInputs.get(q.name)!);
-  const grads = shape.computeDtype === 'float16' ? perTokenScaledGrads(g, tg.loss, p) : grad(tg.loss, p);
+  // A vocabulary-chunked loss brings its own gradient with respect to the final hidden states (model/llama.ts lmLossAndGradient).
+  const root: GradRoot = tg.headGrad ? { of: tg.headGrad.h, seed: tg.headGrad.dh } : { of: tg.loss, seed: null };
+  const grads = shape.computeDtype === 'float16' ? perTokenScaledGrads(g, root, p) : grad(root.of, p, root.seed ? { seed: root.seed } : {});
   g.output(tg.loss, 'loss');
   return { params, p, grads, dropoutModules: tg.dropoutModules };
 }
@@ -90,11 +93,18 @@ function stepForward(g: Graph, fw: FrozenWeights, invFreq: Float64Array, shape: 
  * tokens per batch. The LoRA gradients are divided back in float32. Static loss scaling as
  * mixed-precision peers do it, with the scale taken from the batch instead of searched for.
  */
-function perTokenScaledGrads(g: Graph, loss: Tensor, params: Tensor[]): Tensor[] {
+function perTokenScaledGrads(g: Graph, root: GradRoot, params: Tensor[]): Tensor[] {
   const targets = g.inputs.find((t) => t.name === 'targets');
   if (!targets) throw new Error('perTokenScaledGrads: the graph has no "targets" input');
   const tokens = F.max2(F.reduceSum(F.cast(F.greater(targets, F.scalar(g, 'int32', -100)), 'float32'), [0], false), 1); // [] trained tokens
-  return grad(F.mul(loss, tokens), params).map((d) => F.div(d, tokens));
+  const scaled = root.seed ? grad(root.of, params, { seed: F.mul(root.seed, tokens) }) : grad(F.mul(root.of, tokens), params);
+  return scaled.map((d) => F.div(d, tokens));
+}
+
+/** Where the backward starts: the loss (seed 1), or a tensor with its gradient already known (TrainGraph.headGrad). */
+interface GradRoot {
+  of: Tensor;
+  seed: Tensor | null;
 }
 
 export function buildFusedStep(fw: FrozenWeights, invFreq: Float64Array, shape: StepShape, opt: OptimizerConfig): FusedStep {
