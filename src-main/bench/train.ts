@@ -93,6 +93,12 @@ export async function run(argv: string[]): Promise<number> {
   const peerName = values.peer as PeerName;
   if (!PEER_NAMES.includes(peerName)) { console.error(`finch bench train: --peer must be one of ${PEER_NAMES.join(', ')}, got "${values.peer}"`); return 2; }
   if (values['peer-compile'] && peerName !== 'hf') { console.error('finch bench train: --peer-compile compiles the Hugging Face peer: use it with --peer hf'); return 2; }
+  // Before Finch's step (minutes on large presets): a peer that cannot start is a usage error now.
+  const peerPython = peerName === 'hf' ? hfPeerPython(values.python) : values.python;
+  if (!values['no-peer'] && peerPython?.includes('/') && !existsSync(peerPython)) {
+    console.error(`finch bench train: no Python at ${peerPython} for the ${PEER_LABELS[peerName]} peer: name one with --python${peerName === 'hf' ? ' or FINCH_PYTHON, or build the checkout\'s venv (.ci/run venv)' : ''}, or pass --no-peer`);
+    return 2;
+  }
   const dtypeChoice = values['compute-dtype'] as ComputeDtypeChoice;
   if (!COMPUTE_DTYPE_CHOICES.includes(dtypeChoice)) { console.error(`finch bench train: --compute-dtype must be one of ${COMPUTE_DTYPE_CHOICES.join(', ')}, got "${dtypeChoice}"`); return 2; }
   if (values.estimate) {
@@ -143,14 +149,15 @@ export async function run(argv: string[]): Promise<number> {
       preset: preset.name,
       threads,
       finch: {
-        tokens_per_s: finch.tokens_per_s, peak_rss_mb: finch.peak_rss_mb, step_s: finch.step_s, gflops: finch.gflops,
+        tokens_per_s: finch.tokens_per_s, peak_rss_mb: finch.peak_rss_mb, step_s: finch.step_s, loss: finch.loss, gflops: finch.gflops,
         estimate_mb: finch.estimate_mb, estimate_gpu_mb: finch.estimate_gpu_mb, estimate_host_mb: finch.estimate_host_mb, compute_dtype: computeDtype,
         provider: device.provider, adapter: device.adapter, host_device_bytes_per_step: finch.host_device_bytes_per_step,
         state_on_device: finch.state_on_device,
         ...(data ? { real_tokens_per_s: finch.real_tokens_per_s, padding_fraction: finch.padding_fraction,
           batch_shape: values['static-seq'] ? 'dataset-longest' : 'own-longest', group_by_length: values['group-by-length'] } : {}),
       },
-      peer: peer ? { tokens_per_s: peer.tokens_per_s, peak_rss_mb: peer.peak_rss_mb, step_s: peer.step_s,
+      // loss: the last timed step's, on each side (the same model from random weights: about ln(vocab) at first).
+      peer: peer ? { tokens_per_s: peer.tokens_per_s, peak_rss_mb: peer.peak_rss_mb, step_s: peer.step_s, loss: peer.loss,
         ...(peer.versions ? { versions: peer.versions, compiled: peer.compiled, attention: peer.attention } : {}),
         ...(data ? { real_tokens_per_s: peer.tokens_per_s, padding_fraction: data.info.peerPadding } : {}) } : null,
       // Which peer the ratio is against: "torch" (the hand-written step), "hf" or "hf-compiled".
