@@ -104,7 +104,8 @@ export function estimateTrainingMemory(cfg: ModelConfig, p: GraphPlan): MemoryEs
   // 3 attention score chunks. Without checkpointing each layer keeps 6 [rows, D], 2 [rows, kv] and
   // 5 [rows, piece] tensors and its unchunked attention probabilities (a chunked attention
   // recomputes its scores in the backward) for the backward, plus one layer's working set on top.
-  // The loss holds 4 logits pieces (values, exponentials, gradients).
+  // The loss holds 4 logits blocks when whole (values, exponentials, gradients); cut into vocabulary
+  // pieces it computes its own gradient piece by piece (nn.fusedHeadCrossEntropy): 3 (values, shifted, exponentials).
   const TD = rows * D * F32;
   const g = p.checkpointLayers ? Math.max(1, p.checkpointGroup) : 0;
   const keptInputs = g === 0 ? 0 : g === 1 ? L : Math.ceil(L / g) + g - 1;
@@ -118,7 +119,7 @@ export function estimateTrainingMemory(cfg: ModelConfig, p: GraphPlan): MemoryEs
   hold(rows * kvDim * F32, g === 0 ? L * 2 + 3 : 5);
   for (const w of new Set(ch.mlpSizes)) hold(rows * w * F32, g === 0 ? L * 5 + 2 : 7);
   hold(B * ch.attentionHeads * T * T * F32, g === 0 && attentionChunks === 1 ? L + 2 : 3);
-  for (const w of new Set(ch.vocabSizes)) hold(rows * w * F32, 4);
+  for (const w of new Set(ch.vocabSizes)) hold(rows * w * F32, ch.vocabSizes.length > 1 ? 3 : 4);
   // 4-bit: each dequantized weight shape once, in a buffer of its own size unless an activation
   // class of the same byte size is free for it then (the larger count of the two is held).
   if (p.quantize) {
