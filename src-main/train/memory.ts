@@ -104,8 +104,9 @@ export function estimateTrainingMemory(cfg: ModelConfig, p: GraphPlan): MemoryEs
   // 3 attention score chunks. Without checkpointing each layer keeps 6 [rows, D], 2 [rows, kv] and
   // 5 [rows, piece] tensors and its unchunked attention probabilities (a chunked attention
   // recomputes its scores in the backward) for the backward, plus one layer's working set on top.
-  // The loss holds 4 logits blocks when whole (values, exponentials, gradients); cut into vocabulary
-  // pieces it computes its own gradient piece by piece (nn.fusedHeadCrossEntropy): 3 (values, shifted, exponentials).
+  // The loss holds 4 logits blocks when whole (values, exponentials, gradients); cut into
+  // vocabulary pieces it forms its own gradient piece by piece (nn.fusedHeadCrossEntropy): 3
+  // (values, shifted, exponentials).
   const TD = rows * D * F32;
   const g = p.checkpointLayers ? Math.max(1, p.checkpointGroup) : 0;
   const keptInputs = g === 0 ? 0 : g === 1 ? L : Math.ceil(L / g) + g - 1;
