@@ -45,6 +45,7 @@ export type ExportMergedRequest = z.infer<typeof S.ExportMergedRequest>;
 export type ExportGgufRequest = z.infer<typeof S.ExportGgufRequest>;
 export type ExportOllamaRequest = z.infer<typeof S.ExportOllamaRequest>;
 export type ExportAccelerateRequest = z.infer<typeof S.ExportAccelerateRequest>;
+export type PushRequest = z.infer<typeof S.PushRequest>;
 export type Settings = z.infer<typeof S.Settings>;
 export type PickPathRequest = z.infer<typeof S.PickPathRequest>;
 export type StartDemoRequest = z.infer<(typeof S.CALL_ARGS)['startDemo']>[0];
@@ -125,12 +126,28 @@ export interface AppInfo {
   finchHome: string;
   /** True in browser mode: file paths are typed, not picked in a dialog. */
   browserMode: boolean;
-  /** A Hugging Face token is configured (settings or HF_TOKEN); the token itself never crosses. */
+  /** A Hugging Face token is usable here (HF_TOKEN, or a saved one); the token itself never crosses. */
   hfTokenSet: boolean;
+  /** How the saved token is kept (null: none saved); see HfTokenStorage. */
+  hfTokenStorage: HfTokenStorage | null;
 }
 
+/**
+ * How Finch keeps a saved Hugging Face token (never in the library database): 'encrypted' by the
+ * system keychain (the desktop app, where it has one), or 'file': FINCH_HOME/secrets/hf-token,
+ * readable only by the user. Only the desktop app can read an encrypted one.
+ */
+export type HfTokenStorage = 'encrypted' | 'file';
+
 export interface SettingsView {
+  /** A token is usable here: HF_TOKEN, or a saved one this process can read. */
   hfTokenSet: boolean;
+  /** How the saved token is kept; null: none saved. */
+  hfTokenStorage: HfTokenStorage | null;
+  /** How a token saved now would be kept ('encrypted' only in the desktop app with a keychain). */
+  hfTokenSaveAs: HfTokenStorage;
+  /** HF_TOKEN is set in Finch's environment: it is used before a saved token. */
+  hfTokenFromEnv: boolean;
   hfEndpoint: string | null;
   cacheDir: string | null;
   defaultProvider: ProviderChoice;
@@ -146,7 +163,7 @@ export interface ModelSummary {
   source: LibrarySource;
   repo: string | null;
   revision: string | null;
-  /** 'llama' | 'mistral' | 'qwen2' (config.json model_type). */
+  /** config.json's model_type as Finch reads it ('llama', 'qwen3', 'gemma3_text', ...; choices.ts familyName gives the family). */
   modelType: string;
   parameters: number;
   sizeBytes: number;
@@ -308,7 +325,10 @@ export interface RunDetails extends RunSummary {
 }
 
 export interface DemoRow { prompt: string; reference: string; base: string; tuned: string | null; baseCorrect: boolean; tunedCorrect: boolean | null }
+/** Exact-match accuracy on the demo's held-out problems (every row `finch demo` scores), and each answer. */
 export interface DemoResult { baseAccuracy: number; tunedAccuracy: number | null; rows: DemoRow[] }
+/** The batchId of a demo run's comparison: its 'batch-progress' events while base and tuned answer. */
+export const demoBatchId = (runId: RunId): Id => `demo-${runId}`;
 
 export interface StartDemoResult {
   model: ModelSummary;
@@ -368,6 +388,23 @@ export interface ExportResult {
   /** What to run next, when there is something (`ollama create ...`, `accelerate launch ...`). */
   command?: string;
 }
+
+/** What a push to the Hugging Face Hub made. */
+export interface PushResult {
+  repo: string;
+  /** The repository's page. */
+  url: string;
+  commit: string;
+  private: boolean;
+  /** The push created the repository (else it updated one that existed, keeping its visibility). */
+  created: boolean;
+  files: { name: string; bytes: number }[];
+  /** Large files the Hub had already (a push run again after a failure): not sent again. */
+  alreadyStored: string[];
+}
+
+/** The steps of a push: building the merged model or GGUF file, then the upload's (hub/upload.ts). */
+export type PushPhase = 'merging' | 'converting' | 'creating' | 'hashing' | 'uploading' | 'committing' | 'publishing';
 
 export interface DownloadStarted {
   downloadId: Id;
@@ -437,7 +474,8 @@ export type FinchEvent =
   | { type: 'generation-done'; generationId: Id; side: 'left' | 'right'; text: string; tokens: number; finish: 'eos' | 'length' | 'stop' | 'stopped'; seconds: number; tokensPerS: number }
   | { type: 'generation-error'; generationId: Id; error: ApiError }
   | { type: 'batch-progress'; batchId: Id; done: number; total: number }
-  | { type: 'export-progress'; dest: string; done: number; total: number }
+  /** An export's progress; a push to the Hub sets `repo` and `phase` (dest: the repository's page; done/total: bytes, or tensors while building). */
+  | { type: 'export-progress'; dest: string; done: number; total: number; repo?: string; phase?: PushPhase }
   /** A library list changed (a download finished, a CLI run appeared): refetch it. */
   | { type: 'library-changed'; what: 'models' | 'datasets' | 'runs' | 'adapters' | 'comparisons' | 'weight-cache' };
 
@@ -491,6 +529,14 @@ export interface DesktopApi {
   exportOllama(req: ExportOllamaRequest): Promise<ExportResult>;
   /** A run as a Transformers + PEFT + Accelerate project for multi-GPU training; `command` launches it. */
   exportAccelerate(req: ExportAccelerateRequest): Promise<ExportResult>;
+  /**
+   * Uploads a run's or an adapter's result to the Hugging Face Hub with a model card, as one commit
+   * of a repository that stays private until every file is there; 'export-progress' events carry
+   * `repo`. A failed push publishes nothing, and the same push again continues where it stopped.
+   */
+  pushToHub(req: PushRequest): Promise<PushResult>;
+  /** Stops a running push to `repo`; pushToHub rejects with code 'cancelled'. */
+  cancelPush(repo: string): Promise<void>;
 
   /** Starts streaming answers ('generation-*' events keyed by generationId and side). */
   generate(req: GenerateRequest): Promise<GenerationStarted>;
@@ -529,7 +575,7 @@ export const API_CALLS = [
   'listModels', 'addLocalModel', 'downloadModel', 'cancelDownload', 'removeModel', 'modelDetails',
   'listDatasets', 'addDataset', 'listHubDatasetFiles', 'downloadDataset', 'removeDataset', 'previewDataset',
   'estimateMemory', 'startRun', 'pauseRun', 'resumeRun', 'cancelRun', 'listRuns', 'runDetails', 'deleteRun', 'startDemo',
-  'listAdapters', 'importAdapter', 'exportAdapter', 'exportMerged', 'exportGguf', 'exportOllama', 'exportAccelerate',
+  'listAdapters', 'importAdapter', 'exportAdapter', 'exportMerged', 'exportGguf', 'exportOllama', 'exportAccelerate', 'pushToHub', 'cancelPush',
   'generate', 'stopGeneration', 'batchCompare', 'saveComparison', 'listComparisons',
   'listWeightCache', 'removeWeightCacheEntry', 'clearWeightCache',
   'pickPath',

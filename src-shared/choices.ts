@@ -18,8 +18,31 @@ export const FORMAT_NAMES = ['alpaca', 'sharegpt', 'messages', 'completion', 'te
 /** The fields a column map assigns dataset columns to. */
 export const FORMAT_FIELDS = ['instruction', 'input', 'output', 'system', 'conversations', 'messages', 'prompt', 'completion', 'text'] as const;
 
-/** The projections of a Llama-family layer that can carry a LoRA adapter, in PEFT's order (model/lora.ts). */
+/**
+ * The projections of a Llama-family layer that can carry a LoRA adapter, in PEFT's order
+ * (model/lora.ts): what "all" means, and the default.
+ */
 export const LORA_TARGETS = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'] as const;
+/**
+ * PEFT's names of the projections Phi-3 fuses: qkv_proj (q, k and v) and gate_up_proj (gate and
+ * up). A run may name either spelling: a fused projection is adapted (as one matrix, as PEFT does)
+ * when it or any of its parts is listed, and on a model with separate projections a fused name
+ * stands for its parts (model/lora.ts).
+ */
+export const FUSED_LORA_TARGETS = ['qkv_proj', 'gate_up_proj'] as const;
+/** Every projection name a run's target list accepts. */
+export const LORA_TARGET_NAMES = [...LORA_TARGETS, ...FUSED_LORA_TARGETS] as const;
+
+/**
+ * The families Finch trains by config.json model_type (a multimodal `gemma3` checkpoint is read as
+ * its text model), with the names users know them by. model/family.ts says how each is built.
+ */
+export const MODEL_FAMILY_NAMES = {
+  llama: 'Llama', mistral: 'Mistral', qwen2: 'Qwen2', qwen3: 'Qwen3', gemma3_text: 'Gemma 3', phi3: 'Phi-3',
+} as const;
+
+/** The name of a model_type's family ("Gemma 3"), or the model_type itself for one Finch does not know. */
+export const familyName = (modelType: string): string => (MODEL_FAMILY_NAMES as Record<string, string>)[modelType] ?? modelType;
 
 /** Which tokens the loss trains: the completion's only (prompt labels -100), or every token. */
 export const TRAIN_ON = ['completions', 'all'] as const;

@@ -21,7 +21,7 @@
 //     note in the run log); 'model' refuses a model without one.
 
 import { z } from 'zod';
-import { COMPUTE_DTYPE_CHOICES, FORMAT_FIELDS, FORMAT_NAMES, LORA_TARGETS, PROVIDER_CHOICES, SCHEDULES, TEMPLATE_CHOICES, TRAIN_ON } from './choices.js';
+import { COMPUTE_DTYPE_CHOICES, FORMAT_FIELDS, FORMAT_NAMES, LORA_TARGET_NAMES, LORA_TARGETS, PROVIDER_CHOICES, SCHEDULES, TEMPLATE_CHOICES, TRAIN_ON } from './choices.js';
 
 // ---- how a setting is described ----------------------------------------------------------------
 
@@ -36,8 +36,8 @@ export type SettingType =
     zeroIsNull: boolean }
   | { kind: 'switch' }
   | { kind: 'choice'; choices: readonly (string | number)[] }
-  /** A comma list on the command line (or `all`), an array in the API. */
-  | { kind: 'list'; choices: readonly string[] }
+  /** A comma list on the command line (or `all`, which stands for the `all` list), an array in the API. */
+  | { kind: 'list'; choices: readonly string[]; all: readonly string[] }
   /** KEY=VALUE,... on the command line, an object in the API. */
   | { kind: 'map'; keys: readonly string[] };
 
@@ -128,10 +128,11 @@ function oneOfNumbers<const T extends readonly [number, ...number[]]>(choices: T
   const type: SettingType = { kind: 'choice', choices };
   return described(z.literal(choices, must(type)).default(dflt), type, doc);
 }
-function listOf<const T extends readonly [string, ...string[]]>(choices: T, doc: SettingDoc) {
-  const type: SettingType = { kind: 'list', choices };
+/** A list of `choices`, by default `dflt` (all of them unless given), which `all` also stands for. */
+function listOf<const T extends readonly [string, ...string[]]>(choices: T, doc: SettingDoc, dflt: readonly T[number][] = choices) {
+  const type: SettingType = { kind: 'list', choices, all: dflt };
   const e = must(type);
-  return described(z.array(z.enum(choices, e), e).min(1, e).default([...choices]), type, doc);
+  return described(z.array(z.enum(choices, e), e).min(1, e).default([...dflt]), type, doc);
 }
 
 // ---- the value schemas the API shares ------------------------------------------------------------
@@ -142,7 +143,7 @@ const COLUMN_MAP: SettingType = { kind: 'map', keys: FORMAT_FIELDS };
 const mapError = must(COLUMN_MAP);
 /** Format field -> dataset column, e.g. MetaMathQA's {prompt: 'query', completion: 'response'}. */
 export const ColumnMap = z.partialRecord(z.enum(FORMAT_FIELDS, mapError), z.string(mapError).min(1, mapError).max(200, mapError), mapError);
-export const LoraTarget = choice(LORA_TARGETS);
+export const LoraTarget = choice(LORA_TARGET_NAMES);
 export const ProviderChoice = choice(PROVIDER_CHOICES);
 export const TrainOn = choice(TRAIN_ON);
 export const TemplateChoice = choice(TEMPLATE_CHOICES);
@@ -155,7 +156,7 @@ export const LoraSettings = z.strictObject({
   alpha: real({ min: 0, minExclusive: true, max: 1e4 }, 32, { group: 'LoRA', value: 'A', help: 'scale: the adapter\'s output is multiplied by alpha/rank, or alpha/sqrt(rank) with rsLoRA' }),
   dropout: real({ min: 0, max: 0.9 }, 0.05, { group: 'LoRA', value: 'P', help: 'dropout on the adapter\'s input' }),
   rslora: onOff({ group: 'LoRA', help: 'scale by alpha/sqrt(rank) instead of alpha/rank (rsLoRA)' }),
-  targets: listOf(LORA_TARGETS, { group: 'LoRA', value: 'LIST', defaultText: 'all', help: 'projections that get an adapter, a comma list or all' }),
+  targets: listOf(LORA_TARGET_NAMES, { group: 'LoRA', value: 'LIST', defaultText: 'all', help: 'projections that get an adapter, a comma list or all (Phi-3 fuses q/k/v into qkv_proj and gate/up into gate_up_proj)' }, LORA_TARGETS),
 });
 
 /** Every setting of a run, with its default: what every door (CLI, app, config file) accepts. */

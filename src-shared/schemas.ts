@@ -113,7 +113,7 @@ export const AddLocalModelRequest = z.strictObject({ path: UserPath, name: z.str
 export const DownloadModelRequest = z.strictObject({
   repo: RepoId,
   revision: Revision.optional(),
-  /** A token for gated repositories; absent: the app's setting, then HF_TOKEN. Never stored by this call. */
+  /** A token for gated repositories; absent: HF_TOKEN, then the saved one. Never stored by this call. */
   token: z.string().min(1).max(1000).optional(),
   name: z.string().max(200).optional(),
 });
@@ -192,8 +192,32 @@ export const ExportAccelerateRequest = z.strictObject({
   dest: UserPath,
   gpus: z.int().min(1).max(1024).optional(),
 });
+/** A repository to push to: "owner/name", the owner being the token's account or one of its organizations. */
+export const PushRepoId = z.string().regex(/^[A-Za-z0-9][\w.-]*\/[A-Za-z0-9][\w.-]*$/, 'a repository id like "user/name"').max(200);
+export const PushRequest = z.strictObject({
+  source: ModelSide.refine((s) => s.kind !== 'base', { message: 'push needs an adapter or a run, not the base model' }),
+  /** adapter: the PEFT folder; merged: the adapter folded into its base; gguf: that merged model as one GGUF file. */
+  what: z.enum(['adapter', 'merged', 'gguf']),
+  repo: PushRepoId,
+  /** Keep the repository private (default: public once every file is there). */
+  private: z.boolean().optional(),
+  /** The base model, for merged and gguf (default: the run's or the adapter's). */
+  modelId: Id.optional(),
+  /** GGUF weights (default q8_0). */
+  dtype: GgufDtype.optional(),
+  /** A token with write access; absent: the app's setting, then HF_TOKEN. Never stored by this call. */
+  token: z.string().min(1).max(1000).optional(),
+  /** A batch comparison of this adapter against the base model (batchCompare's accuracies), for the model card. */
+  comparison: z.strictObject({
+    datasetId: Id, rows: z.int().min(1).max(100_000), baseAccuracy: z.number().min(0).max(1), tunedAccuracy: z.number().min(0).max(1),
+  }).optional(),
+});
 export const Settings = z.strictObject({
-  /** Hugging Face token for gated models (write-only through the API: appInfo/getSettings say only whether one is set). */
+  /**
+   * Hugging Face token for gated models, saved outside the library database (encrypted by the
+   * keychain in the desktop app, else a file only the user can read); null or "" removes it.
+   * Write-only through the API: appInfo/getSettings say only whether one is set, and how it is kept.
+   */
   hfToken: z.string().max(1000).nullable(),
   /** The Hub endpoint (default https://huggingface.co). */
   hfEndpoint: z.url().nullable(),
@@ -216,11 +240,14 @@ export const PickPathRequest = z.strictObject({
 
 // ---- the call table ----------------------------------------------------------------------------
 
-/** Each call's argument tuple: the dispatcher parses `args` with it before calling the service. */
+/**
+ * Each call's argument tuple: the dispatcher parses `args` with it before calling the service. An
+ * argument whose fields are all optional defaults to {}, so a JSON-RPC call may leave `params` out.
+ */
 export const CALL_ARGS = {
   appInfo: z.tuple([]),
   getSettings: z.tuple([]),
-  setSettings: z.tuple([Settings.partial()]),
+  setSettings: z.tuple([Settings.partial().default({})]),
 
   listModels: z.tuple([]),
   addLocalModel: z.tuple([AddLocalModelRequest]),
@@ -244,7 +271,7 @@ export const CALL_ARGS = {
   listRuns: z.tuple([]),
   runDetails: z.tuple([Id]),
   deleteRun: z.tuple([Id, RemoveRequest]),
-  startDemo: z.tuple([z.strictObject({ steps: z.int().min(1).max(100_000).optional(), start: z.boolean().optional() })]),
+  startDemo: z.tuple([z.strictObject({ steps: z.int().min(1).max(100_000).optional(), start: z.boolean().optional() }).default({})]),
 
   listAdapters: z.tuple([]),
   importAdapter: z.tuple([ImportAdapterRequest]),
@@ -253,12 +280,14 @@ export const CALL_ARGS = {
   exportGguf: z.tuple([ExportGgufRequest]),
   exportOllama: z.tuple([ExportOllamaRequest]),
   exportAccelerate: z.tuple([ExportAccelerateRequest]),
+  pushToHub: z.tuple([PushRequest]),
+  cancelPush: z.tuple([PushRepoId]),
 
   generate: z.tuple([GenerateRequest]),
   stopGeneration: z.tuple([Id]),
   batchCompare: z.tuple([BatchCompareRequest]),
   saveComparison: z.tuple([SaveComparisonRequest]),
-  listComparisons: z.tuple([z.strictObject({ runId: Id.optional() })]),
+  listComparisons: z.tuple([z.strictObject({ runId: Id.optional() }).default({})]),
 
   listWeightCache: z.tuple([]),
   removeWeightCacheEntry: z.tuple([WeightCacheId]),

@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { parseCommand } from '../cli/args.js';
 import { savePeftAdapter } from '../model/adapter.js';
 import { loadModelConfig } from '../model/config.js';
-import { LORA_TARGETS, initLora, loraParams } from '../model/lora.js';
+import { initLora, loraParams, modelTargets } from '../model/lora.js';
 import { nodeArgsFor } from '../engine/runtime/worker.js';
 import { type StorageDtype, type SyntheticCheckpointOptions, writeSyntheticCheckpoint } from '../synthetic/checkpoint.js';
 import { firstStep } from './first-step.js';
@@ -48,14 +48,14 @@ float32 and running one forward. Checkpoints are generated once into --models-di
               loading the checkpoint and running one LoRA step (--train-seq tokens, default 128)`;
 
 /**
- * A PEFT adapter for the checkpoint in `dir` (r=16 on all seven projections, B non-zero so it
+ * A PEFT adapter for the checkpoint in `dir` (r=16 on all its projections, B non-zero so it
  * changes the output), written once next to it.
  */
 function adapterFor(dir: string): string {
   const out = `${dir}-adapter`;
   if (existsSync(join(out, 'adapter_model.safetensors'))) return out;
   const cfg = loadModelConfig(dir);
-  const spec = { rank: 16, alpha: 32, dropout: 0, rslora: false, targets: LORA_TARGETS };
+  const spec = { rank: 16, alpha: 32, dropout: 0, rslora: false, targets: modelTargets(cfg) };
   const tensors = initLora(loraParams(cfg, spec), 1);
   for (const [name, t] of tensors) if (name.includes('lora_B')) t.fill(1e-3);
   savePeftAdapter(out, { spec, baseModel: dir, tensors, cfg });

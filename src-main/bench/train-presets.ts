@@ -1,4 +1,5 @@
 // Model shapes for `finch bench train` presets.
+import { llamaLayout } from '../model/config.js';
 import type { ModelConfig } from '../model/types.js';
 import type { GraphPlan } from '../train/plan.js';
 
@@ -29,7 +30,7 @@ export function presetConfig(p: TrainPreset): ModelConfig {
     modelType: 'llama', vocabSize: p.vocab, hiddenSize: p.hidden, intermediateSize: p.intermediate, numLayers: p.layers,
     numHeads: p.heads, numKvHeads: p.kvHeads, headDim: p.hidden / p.heads, rmsNormEps: 1e-5, ropeTheta: 500000,
     ropeScaling: null, maxPositionEmbeddings: 8192, tieWordEmbeddings: false, attentionBias: false, attentionOutputBias: false,
-    mlpBias: false, slidingWindow: null, bosTokenId: 1, eosTokenIds: [2], torchDtype: 'float32',
+    mlpBias: false, slidingWindow: null, bosTokenId: 1, eosTokenIds: [2], torchDtype: 'float32', ...llamaLayout(p.layers, p.hidden / p.heads),
   };
 }
 

@@ -20,6 +20,7 @@ export const COMMANDS: readonly CommandSpec[] = [
   { name: 'merge', summary: 'fold a LoRA adapter into its base model (merged safetensors checkpoint)', load: () => import('./commands/merge.js') },
   { name: 'export', summary: 'export a model or adapter as GGUF / Ollama, or a run for multi-GPU training (accelerate)', load: () => import('./commands/export.js') },
   { name: 'pull', summary: 'download a model or dataset from the Hugging Face Hub (resumable; never pickle)', load: () => import('./commands/pull.js') },
+  { name: 'push', summary: 'upload an adapter, merged model or GGUF file to the Hugging Face Hub with a model card', load: () => import('./commands/push.js') },
   { name: 'eval', summary: 'evaluate a model or adapter on a dataset (loss, perplexity)', load: () => import('./commands/eval.js') },
   { name: 'demo', summary: 'train the bundled tiny model on the bundled dataset, then compare', load: () => import('./commands/demo.js') },
   { name: 'bench', summary: 'benchmarks: `bench engine` (ONNX Runtime vs PyTorch), `bench train`, `bench data`, `bench generate`', load: () => import('./commands/bench.js') },

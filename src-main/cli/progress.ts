@@ -58,6 +58,11 @@ export class EtaEstimator {
   }
 }
 
+/** Bytes in the units a bar counts: kB for small transfers, MB from 10 MB. */
+export function byteScale(total: number): { div: number; unit: string } {
+  return total >= 1e7 ? { div: 1e6, unit: 'MB' } : { div: 1e3, unit: 'kB' };
+}
+
 /** "12s", "4m05s", "1h02m". */
 export function formatDuration(seconds: number | null): string {
   if (seconds === null || !Number.isFinite(seconds)) return '--';

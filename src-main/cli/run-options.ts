@@ -40,7 +40,7 @@ function valueOf(s: Setting, raw: string | boolean, where: string): unknown {
     case 'choice': return t.choices.find((c) => String(c) === raw.trim()) ?? raw;
     case 'list': {
       const items = raw.split(',').map((x) => x.trim()).filter(Boolean);
-      return items.length === 1 && items[0] === 'all' ? [...t.choices] : items;
+      return items.length === 1 && items[0] === 'all' ? [...t.all] : items;
     }
     case 'map': {
       const map: Record<string, string> = {};

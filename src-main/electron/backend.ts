@@ -1,12 +1,14 @@
 // The back end as the desktop app hosts it: the services (createServices) behind their one
 // validating dispatcher, with jobs and the WebGPU adapter probe in Electron utility processes
-// (jobs.ts) and pickPath answered by native dialogs.
+// (jobs.ts), pickPath answered by native dialogs, and the Hugging Face token encrypted by the
+// system keychain where there is one (token-cipher.ts).
 
 import type { ApiCalls } from '../../src-shared/api.js';
 import { fileURLToPath } from 'node:url';
 import { nodeArgsFor } from '../engine/runtime/worker.js';
 import type { Services } from '../services/index.js';
 import { utilityAdapterList, utilityJobs, type UtilityJobOptions } from './jobs.js';
+import { keychainCipher } from './token-cipher.js';
 
 /**
  * A utility process's module: in a build, the bundle scripts/build-electron.mjs writes beside
@@ -25,5 +27,6 @@ export async function startDesktopBackend(o: { pickPath: ApiCalls['pickPath'] })
     spawnJob: utilityJobs(utilityEntry('../services/job-host.ts', './job-host.js')),
     listAdapters: utilityAdapterList(utilityEntry('../engine/runtime/adapter-probe.ts', './adapter-probe.js')),
     pickPath: o.pickPath,
+    tokenCipher: await keychainCipher(),
   });
 }

@@ -16,6 +16,7 @@ import * as path from 'node:path';
 import { prepareDataset } from '../data/dataset.js';
 import type { SequenceSet } from '../data/batch.js';
 import { loadModelConfig } from '../model/config.js';
+import { resolveLora } from '../model/lora.js';
 import { writeFileAtomic } from '../model/safetensors.js';
 import { loadTokenizer } from '../model/tokenizer.js';
 import type { ModelType } from '../model/types.js';
@@ -77,7 +78,9 @@ export function settingsTable(cfg: TrainConfig): SettingRow[] {
   ];
 }
 
-const DECODER_LAYER: Record<ModelType, string> = { llama: 'LlamaDecoderLayer', mistral: 'MistralDecoderLayer', qwen2: 'Qwen2DecoderLayer' };
+const DECODER_LAYER: Record<ModelType, string> = {
+  llama: 'LlamaDecoderLayer', mistral: 'MistralDecoderLayer', qwen2: 'Qwen2DecoderLayer', qwen3: 'Qwen3DecoderLayer', gemma3_text: 'Gemma3DecoderLayer', phi3: 'Phi3DecoderLayer',
+};
 
 export interface AccelerateExportResult {
   outDir: string;
@@ -125,7 +128,8 @@ export async function exportAccelerate(runDir: string, outDir: string, opts: { g
     const jsonl = (r: ExportedRow[]) => r.map((x) => JSON.stringify(x)).join('\n') + (r.length ? '\n' : '');
     writeFileAtomic(path.join(tmp, 'data', 'train.jsonl'), jsonl(train));
     writeFileAtomic(path.join(tmp, 'data', 'validation.jsonl'), jsonl(validation));
-    const table = settingsTable(cfg);
+    const lora = resolveLora(modelCfg, cfg.lora); // PEFT's module names of this family
+    const table = settingsTable({ ...cfg, lora: { ...lora, targets: [...lora.targets] } });
     writeFileAtomic(path.join(tmp, 'train.py'), trainScript(table, tok.padId ?? tok.eosIds[0] ?? 0));
     writeFileAtomic(path.join(tmp, 'accelerate', 'ddp.yaml'), accelerateConfig('MULTI_GPU', gpus, null));
     writeFileAtomic(path.join(tmp, 'accelerate', 'fsdp.yaml'), accelerateConfig('FSDP', gpus, DECODER_LAYER[modelCfg.modelType]));

@@ -1,6 +1,6 @@
-// Every way a Hub download can fail, as one error with a machine-readable `code`, a message that
-// names the repository (and file or revision), and a `hint` that says what to do next. The
-// services layer sends {code, message, hint} across the API as they are.
+// Every way a Hub download or upload can fail, as one error with a machine-readable `code`, a
+// message that names the repository (and file or revision), and a `hint` that says what to do next.
+// The services layer sends {code, message, hint} across the API as they are.
 
 export type HubErrorCode =
   | 'unauthorized' // 401: no token, or a token the Hub does not accept (gated repos answer this)
@@ -13,8 +13,9 @@ export type HubErrorCode =
   | 'no_space' // not enough free disk space for what is left to download
   | 'integrity' // a downloaded file's size or hash differs from what the Hub lists
   | 'cancelled' // the AbortSignal fired
-  | 'busy' // this process is already transferring the same file (same repository, commit and path)
+  | 'busy' // this process is already transferring the same file, or pushing to the same repository
   | 'rate_limited' // 429
+  | 'conflict' // an upload that does not fit the repository's state (a public repository asked to stay private, 409/412)
   | 'network'; // connection refused or cut, DNS, TLS, or a 5xx answer
 
 export class HubError extends Error {

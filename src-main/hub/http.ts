@@ -24,27 +24,30 @@ export function repoPage(t: Pick<HubTarget, 'repo' | 'kind' | 'endpoint'>): stri
 
 const TOKEN_HINT = 'create a read token at https://huggingface.co/settings/tokens and put it in the HF_TOKEN environment variable, in Finch\'s Settings, or pass --token to `finch pull`';
 
-/** The HubError for a failed answer; reads the body for the Hub's own message. */
-export async function errorFromResponse(res: Response, t: HubTarget): Promise<HubError> {
-  const code = res.headers.get('x-error-code') ?? '';
-  let serverMessage = '';
+/** What the Hub said in a failed answer's body ({"error": ...} or text), '' when nothing readable. */
+export async function serverMessage(res: Response): Promise<string> {
   try {
     const text = await res.text();
     try {
       const body = JSON.parse(text) as { error?: unknown; message?: unknown };
-      serverMessage = String(body.error ?? body.message ?? '');
+      return String(body.error ?? body.message ?? '');
     } catch {
-      serverMessage = text.slice(0, 200);
+      return text.slice(0, 200);
     }
   } catch {
-    // the body could not be read: the status and header still say enough
+    return ''; // the body could not be read: the status and header still say enough
   }
-  const said = serverMessage ? ` (the Hub says: ${serverMessage})` : '';
+}
+
+/** The HubError for a failed answer; reads the body for the Hub's own message. */
+export async function errorFromResponse(res: Response, t: HubTarget): Promise<HubError> {
+  const code = res.headers.get('x-error-code') ?? '';
+  const said = await serverMessage(res).then((m) => (m ? ` (the Hub says: ${m})` : ''));
   const what = `${t.kind} ${t.repo}`;
   const page = repoPage(t);
   const status = res.status;
 
-  if (code === 'GatedRepo' || ((status === 401 || status === 403) && /gated|restricted/i.test(serverMessage))) {
+  if (code === 'GatedRepo' || ((status === 401 || status === 403) && /gated|restricted/i.test(said))) {
     if (status === 403 || t.hasToken) {
       return new HubError('forbidden', `${what} is gated and your token has not been granted access${said}`,
         `request access on ${page} (logged in as the token's owner) and wait for approval; a fine-grained token also needs "read access to public gated repos"`);

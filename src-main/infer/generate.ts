@@ -7,6 +7,7 @@ import { sessionFromGraph } from '../engine/onnx/staged.js';
 import { WEBGPU_DEFAULT_BINDING_BYTES } from '../engine/runtime/providers.js';
 import { type HostTensor, type Provider, Session, type SessionOptions } from '../engine/runtime/session.js';
 import { buildGeneration } from '../model/graphs.js';
+import { slidingWindowIn, windowedBias } from '../model/llama.js';
 import { FrozenWeights } from '../model/weights/frozen-weights.js';
 import type { DeviceOptions } from '../model/weights/graph-weights.js';
 import { type LoraSpec, loraParams } from '../model/lora.js';
@@ -79,9 +80,11 @@ export function generationGraph(fw: FrozenWeights, invFreq: Float64Array, maxPos
 /**
  * input_ids, position_ids and attn_bias for `T` new tokens per row after `P` cached slots, each
  * row left-padded by padStart[b] slots: positions count from the row's first real token, and a
- * query sees its own slot and the earlier non-pad slots (a pad query sees only itself).
+ * query sees its own slot and the earlier non-pad slots (a pad query sees only itself). With
+ * `window` (the graph's sliding layers: model/llama.ts slidingWindowIn) also attn_bias_local, the
+ * same mask hiding the keys `window` or more slots back.
  */
-export function stepInputs(tokens: number[][], P: number, padStart: readonly number[]): Record<'input_ids' | 'position_ids' | 'attn_bias', HostTensor> {
+export function stepInputs(tokens: number[][], P: number, padStart: readonly number[], window: number | null = null): Record<string, HostTensor> {
   const B = tokens.length, T = tokens[0]!.length;
   const ids = new BigInt64Array(B * T), pos = new BigInt64Array(B * T);
   const bias = new Float32Array(B * T * (P + T)).fill(MASKED);
@@ -99,6 +102,7 @@ export function stepInputs(tokens: number[][], P: number, padStart: readonly num
     input_ids: { dtype: 'int64', dims: [B, T], data: ids },
     position_ids: { dtype: 'int64', dims: [B, T], data: pos },
     attn_bias: { dtype: 'float32', dims: [B, 1, T, P + T], data: bias },
+    ...(window === null ? {} : { attn_bias_local: { dtype: 'float32', dims: [B, 1, T, P + T], data: windowedBias(bias, B, T, P + T, window, MASKED) } }),
   };
 }
 
@@ -177,6 +181,7 @@ export class Generator {
     }
 
     const KV = cfg.numKvHeads, hd = cfg.headDim;
+    const window = slidingWindowIn(cfg, this.maxPositions); // the graph takes the sliding layers' mask
     const emptyCache = () => {
       const c: Record<string, HostTensor> = {};
       for (let l = 0; l < cfg.numLayers; l++) {
@@ -188,7 +193,7 @@ export class Generator {
 
     /** Runs `T` new tokens per row after `P` cached ones; returns last-position logits. */
     const step = async (tokens: number[][], P: number, cache: Record<string, HostTensor>) => {
-      const out = await session.run({ ...stepInputs(tokens, P, padStart), ...cache, ...loraFeeds });
+      const out = await session.run({ ...stepInputs(tokens, P, padStart, window), ...cache, ...loraFeeds });
       const next: Record<string, HostTensor> = {};
       for (let l = 0; l < cfg.numLayers; l++) {
         next[`past_k.${l}`] = out[`present_k.${l}`]!;

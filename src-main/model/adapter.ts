@@ -21,7 +21,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Checkpoint, SafetensorsError, writeSafetensors, type TensorInfo } from './safetensors.js';
-import { LORA_TARGETS, loraParams, modulePath, type LoraSpec, type LoraTarget } from './lora.js';
+import { LORA_TARGET_ORDER, loraParams, modelTargets, modulePath, type LoraSpec, type LoraTarget } from './lora.js';
 import type { ModelConfig, TemplateChoice } from './types.js';
 
 export const ADAPTER_CONFIG = 'adapter_config.json';
@@ -91,7 +91,7 @@ export function peftAdapterConfig(spec: LoraSpec, baseModel: string): Record<str
     r: spec.rank,
     rank_pattern: {},
     revision: null,
-    target_modules: LORA_TARGETS.filter((t) => spec.targets.includes(t)),
+    target_modules: LORA_TARGET_ORDER.filter((t) => spec.targets.includes(t)),
     task_type: 'CAUSAL_LM',
     use_rslora: spec.rslora,
   };
@@ -327,7 +327,7 @@ function checkPattern(p: unknown, key: string, dflt: number, fail: (m: string) =
 }
 
 /**
- * PEFT's module selection, evaluated over the Llama projections of every layer: a list matches a
+ * PEFT's module selection, evaluated over the model's projections of every layer: a list matches a
  * module whose name equals an entry or ends with "." + entry; a string is a regex that must match
  * the whole name, or "all-linear". exclude_modules and layers_to_transform narrow it. Finch's
  * LoraSpec adapts a projection in every layer or in none, so anything in between is an error.
@@ -344,7 +344,7 @@ function targetsFromConfig(c: Json, cfg: ModelConfig, fail: (m: string) => never
     layers = new Set(list as number[]);
   }
   const targets: LoraTarget[] = [];
-  for (const t of LORA_TARGETS) {
+  for (const t of modelTargets(cfg)) {
     const hit: number[] = [];
     for (let l = 0; l < cfg.numLayers; l++) {
       const name = modulePath(l, t);
@@ -357,7 +357,7 @@ function targetsFromConfig(c: Json, cfg: ModelConfig, fail: (m: string) => never
     targets.push(t);
   }
   if (targets.length === 0) {
-    fail(`"target_modules" ${JSON.stringify(c.target_modules)} matches none of the model's projections (${LORA_TARGETS.join(', ')})`);
+    fail(`"target_modules" ${JSON.stringify(c.target_modules)} matches none of the model's projections (${modelTargets(cfg).join(', ')})`);
   }
   return targets;
 }

@@ -13,7 +13,7 @@ import type { Dim } from '../engine/graph/dtype.js';
 import type { Graph, Tensor } from '../engine/graph/graph.js';
 import * as F from '../engine/graph/ops.js';
 import { type ChunkPlan, chunkPlan } from './chunk-plan.js';
-import { type ForwardSpec, type KvCache, type LoraContext, type LoraInputs, decoder, lmHead, lmLoss, lmLossAndGradient } from './llama.js';
+import { type ForwardSpec, type KvCache, type LoraContext, type LoraInputs, decoder, lmHead, lmLoss, lmLossAndGradient, slidingWindowIn } from './llama.js';
 import { type DropoutContext, dropoutSeedCount } from './lora-dropout.js';
 import { type LoraParam, type LoraSpec, loraParams, loraScale } from './lora.js';
 import type { FrozenWeights } from './weights/frozen-weights.js';
@@ -93,9 +93,10 @@ export interface TrainGraph {
 
 /**
  * The forward + loss of a causal LM for a [B, T] batch. Inputs: input_ids (or inputs_embeds with
- * hostEmbeddings), position_ids (int64 [B, T]), attn_bias (float [B, 1, T, T], 0 or -1e9), targets
- * (int32 [B*T], the next token or -100), the LoRA matrices by PEFT name, and dropout_seeds (and
- * token_index with a symbolic T) when dropout is on.
+ * hostEmbeddings), position_ids (int64 [B, T]), attn_bias (float [B, 1, T, T], 0 or -1e9),
+ * attn_bias_local (the same with the sliding window applied, train/feeds.ts) when the model's window
+ * is shorter than `seq` (slidingWindowIn), targets (int32 [B*T], the next token or -100), the LoRA
+ * matrices by PEFT name, and dropout_seeds (and token_index with a symbolic T) when dropout is on.
  */
 export function buildTrainForward(g: Graph, fw: FrozenWeights, invFreq: Float64Array, o: TrainGraphOptions): TrainGraph {
   const { cfg } = fw;
@@ -106,6 +107,7 @@ export function buildTrainForward(g: Graph, fw: FrozenWeights, invFreq: Float64A
   const embeds = o.hostEmbeddings ? g.input('inputs_embeds', 'float32', [rowsDim, cfg.hiddenSize]) : null;
   const positions = g.input('position_ids', 'int64', [B, T]);
   const bias = g.input('attn_bias', 'float32', [B, 1, T, T]);
+  const localBias = slidingWindowIn(cfg, o.seq) === null ? null : g.input('attn_bias_local', 'float32', [B, 1, T, T]);
   const targets = g.input('targets', 'int32', [rowsDim]);
   const params = o.lora ? loraParams(cfg, o.lora) : [];
   const loraInputs: LoraInputs = new Map(params.map((p) => [p.name, g.input(p.name, 'float32', p.shape)]));
@@ -126,7 +128,7 @@ export function buildTrainForward(g: Graph, fw: FrozenWeights, invFreq: Float64A
     cfg, weights, B, T, lora, chunks, invFreq, maxPositions: o.seq,
     checkpoint: o.checkpointLayers ? Math.max(1, o.checkpointGroup ?? 1) : 0,
   };
-  const { h } = decoder(f, { ids, embeds, positions, bias, past: null }); // [rows, D]
+  const { h } = decoder(f, { ids, embeds, positions, bias, localBias, past: null }); // [rows, D]
   const rowChunks = Math.max(1, o.lossChunks ?? 1);
   const fused = o.headGradient && !o.trainBase && rowChunks === 1 ? lmLossAndGradient(f, h, targets) : null;
   const loss = fused ? fused.loss : lmLoss(f, h, targets, rowChunks);
@@ -146,7 +148,8 @@ export interface GenerationGraph {
 }
 
 /**
- * Inputs: input_ids [B, T], position_ids [B, T], attn_bias [B, 1, T, P+T], past_k.N / past_v.N
+ * Inputs: input_ids [B, T], position_ids [B, T], attn_bias [B, 1, T, P+T] (and attn_bias_local,
+ * the sliding layers' mask, when the model's window is shorter than maxPositions), past_k.N / past_v.N
  * [B, KV, P, hd], lora_scale [B] (0 = base model, 1 = tuned: base and tuned answers share one
  * session and one copy of the weights), and the LoRA matrices when `lora` is given.
  * Outputs the last position's logits and the present caches. The batch B is fixed (so every
@@ -158,6 +161,7 @@ export function buildGeneration(g: Graph, fw: FrozenWeights, invFreq: Float64Arr
   const ids = g.input('input_ids', 'int64', [B, T]);
   const positions = g.input('position_ids', 'int64', [B, T]);
   const bias = g.input('attn_bias', 'float32', [B, 1, T, `${P}+${T}`]);
+  const localBias = slidingWindowIn(cfg, maxPositions) === null ? null : g.input('attn_bias_local', 'float32', [B, 1, T, `${P}+${T}`]);
   const past: KvCache[] = [];
   for (let l = 0; l < cfg.numLayers; l++) {
     const k = g.input(`past_k.${l}`, 'float32', [B, cfg.numKvHeads, P, cfg.headDim]);
@@ -176,7 +180,7 @@ export function buildGeneration(g: Graph, fw: FrozenWeights, invFreq: Float64Arr
   }
   const whole: ChunkPlan = { attentionHeads: cfg.numHeads, mlpSizes: [cfg.intermediateSize], vocabSizes: [cfg.vocabSize] };
   const f: ForwardSpec = { cfg, weights: new GraphWeights(g, fw, device), B, T, lora: loraCtx, chunks: whole, invFreq, maxPositions, checkpoint: 0 };
-  const { h, present } = decoder(f, { ids, embeds: null, positions, bias, past }); // [rows, D]
+  const { h, present } = decoder(f, { ids, embeds: null, positions, bias, localBias, past }); // [rows, D]
   // Only the last position's logits are needed: gather row t = T-1 of each sequence.
   const last = F.reshape(F.slice(F.reshape(h, [B, T, cfg.hiddenSize]), [-1], [Number.MAX_SAFE_INTEGER], [1]), [B, cfg.hiddenSize]);
   const logits = lmHead(f, last);

@@ -11,15 +11,16 @@
 import type { Dim } from '../engine/graph/dtype.js';
 import type { Graph, Tensor } from '../engine/graph/graph.js';
 import * as F from '../engine/graph/ops.js';
-import { LORA_TARGETS, type LoraSpec, type LoraTarget } from './lora.js';
+import { LORA_TARGET_ORDER, type LoraSpec, type LoraTarget } from './lora.js';
 
 /**
  * Where the seed of layer `layer`'s `target` module sits in "dropout_seeds": layer-major, the
- * adapted projections of a layer in the model's order (q, k, v, o, gate, up, down: LORA_TARGETS),
- * the order in which earlier versions built them and counted seeds. Never reorder.
+ * adapted projections of a layer in the model's order (LORA_TARGET_ORDER: q, k, v, o, gate, up,
+ * down for the Llama family), the order in which earlier versions built them and counted seeds.
+ * Never reorder.
  */
 export function dropoutSeedIndex(spec: LoraSpec, layer: number, target: LoraTarget): number {
-  const adapted = LORA_TARGETS.filter((t) => spec.targets.includes(t));
+  const adapted = LORA_TARGET_ORDER.filter((t) => spec.targets.includes(t));
   const at = adapted.indexOf(target);
   if (at < 0) throw new Error(`dropoutSeedIndex: ${target} carries no LoRA adapter (targets: ${spec.targets.join(', ')})`);
   return layer * adapted.length + at;

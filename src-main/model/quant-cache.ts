@@ -21,7 +21,7 @@ import { join } from 'node:path';
 import { isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { startWorker } from '../engine/runtime/worker.js';
 import { quantCacheDir } from '../store/paths.js';
-import { LORA_TARGETS, modulePath, projectionShape } from './lora.js';
+import { modelTargets, modulePath, projectionShape } from './lora.js';
 import type { FrozenWeights } from './weights/frozen-weights.js';
 import { type Int4File, type Int4Weight, int4Blocks, quantizeInt4 } from './quant.js';
 import { Checkpoint, SafetensorsError, type TensorToWrite, writeSafetensors } from './safetensors.js';
@@ -55,11 +55,11 @@ export interface QuantizeResult {
   bytes: number;
 }
 
-/** The weights Finch stores in 4 bits: the seven projections of every layer and the LM head. */
+/** The weights Finch stores in 4 bits: the projections of every layer (model/family.ts) and the LM head. */
 export function quantizedWeights(cfg: ModelConfig): QuantJob[] {
   const jobs: QuantJob[] = [];
   for (let l = 0; l < cfg.numLayers; l++) {
-    for (const t of LORA_TARGETS) {
+    for (const t of modelTargets(cfg)) {
       const [N, K] = projectionShape(cfg, t);
       jobs.push({ name: `${modulePath(l, t)}.weight`, N, K });
     }

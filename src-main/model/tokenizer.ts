@@ -143,7 +143,7 @@ class HfTokenizer implements HfTextTokenizer {
     return this.tok.decode([...ids], { skip_special_tokens: opts.skipSpecialTokens ?? false });
   }
 
-  applyChatTemplate(messages: readonly ChatMessage[], opts: { addGenerationPrompt?: boolean } = {}): string {
+  applyChatTemplate(messages: readonly ChatMessage[], opts: { addGenerationPrompt?: boolean; variables?: Readonly<Record<string, unknown>> } = {}): string {
     if (!this.template) {
       throw new TokenizerError(
         `${this.templateSource}: no chat_template (this looks like a base model; use a plain-text ` +
@@ -155,6 +155,7 @@ class HfTokenizer implements HfTextTokenizer {
         messages: messages.map((m) => ({ role: m.role, content: m.content })),
         add_generation_prompt: opts.addGenerationPrompt ?? false,
         ...this.specials,
+        ...opts.variables,
       });
     } catch (e) {
       throw new TokenizerError(`${this.templateSource}: chat_template failed to render (${(e as Error).message})`);

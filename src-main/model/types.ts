@@ -2,7 +2,11 @@
 // Loaders (config.ts, tokenizer.ts) fill these from config.json / tokenizer*.json; graph builders
 // (llama.ts) and the data pipeline read only these, never the raw JSON.
 
-export type ModelType = 'llama' | 'mistral' | 'qwen2';
+/**
+ * The architectures Finch builds (config.json `model_type`; a multimodal `gemma3` checkpoint is read
+ * as its text model, `gemma3_text`). model/family.ts says how each differs from Llama.
+ */
+export type ModelType = 'llama' | 'mistral' | 'qwen2' | 'qwen3' | 'gemma3_text' | 'phi3';
 
 /** Llama 3.1-style RoPE frequency scaling (config.json `rope_scaling` with rope_type "llama3"). */
 export interface Llama3RopeScaling {
@@ -12,6 +16,30 @@ export interface Llama3RopeScaling {
   highFreqFactor: number;
   originalMaxPositionEmbeddings: number;
 }
+
+/** Linear RoPE scaling: every frequency divided by `factor` (Gemma 3 4B+ on its full-attention layers). */
+export interface LinearRopeScaling {
+  type: 'linear';
+  factor: number;
+}
+
+/**
+ * LongRoPE (Phi-3 128k, Phi-4-mini): each frequency divided by a per-frequency factor, the short
+ * ones for sequences within originalMaxPositionEmbeddings and the long ones beyond, and cos/sin
+ * multiplied by attentionFactor.
+ */
+export interface LongRopeScaling {
+  type: 'longrope';
+  shortFactor: number[];
+  longFactor: number[];
+  originalMaxPositionEmbeddings: number;
+  attentionFactor: number;
+}
+
+export type RopeScaling = Llama3RopeScaling | LinearRopeScaling | LongRopeScaling;
+
+/** A layer's attention: causal over the whole sequence, or over the last `slidingWindow` positions. */
+export type LayerType = 'full' | 'sliding';
 
 export interface ModelConfig {
   modelType: ModelType;
@@ -24,7 +52,12 @@ export interface ModelConfig {
   headDim: number;
   rmsNormEps: number;
   ropeTheta: number;
-  ropeScaling: Llama3RopeScaling | null;
+  /** The RoPE scaling of full-attention layers (of every layer unless localRopeTheta is set). */
+  ropeScaling: RopeScaling | null;
+  /** Gemma 3: the RoPE base of sliding-window layers (unscaled); null: every layer uses ropeTheta and ropeScaling. */
+  localRopeTheta: number | null;
+  /** The leading dimensions of each head that rotate: headDim, or less with a partial rotary factor (Phi-4-mini). */
+  rotaryDim: number;
   maxPositionEmbeddings: number;
   tieWordEmbeddings: boolean;
   /** Qwen2 has biases on q/k/v projections. */
@@ -33,8 +66,24 @@ export interface ModelConfig {
   attentionOutputBias: boolean;
   /** Biases on gate/up/down_proj (Llama's `mlp_bias`, false in every released checkpoint). */
   mlpBias: boolean;
-  /** Mistral's sliding window (null = full causal attention). */
+  /** The MLP's activation: SiLU, or GELU with the tanh approximation (Gemma's gelu_pytorch_tanh). */
+  hiddenAct: 'silu' | 'gelu_tanh';
+  /** The window of 'sliding' layers (a query sees itself and the window - 1 positions before it); null = full attention everywhere. */
   slidingWindow: number | null;
+  /** Each layer's attention ('sliding' only where slidingWindow is set). */
+  layerTypes: readonly LayerType[];
+  /** Gemma: attention scores are scaled by queryPreAttnScalar^-0.5 instead of headDim^-0.5. */
+  queryPreAttnScalar: number | null;
+  /**
+   * Gemma: cap * tanh(x / cap) on the final logits. (Gemma 3 configs also carry Gemma 2's
+   * attn_logit_softcapping, which transformers' Gemma 3 does not apply; nor does Finch.)
+   */
+  finalLogitSoftcap: number | null;
+  /**
+   * 'gemma3': the text model of a multimodal Gemma 3 checkpoint, whose weights sit under its
+   * language model (model/load.ts) and whose LoRA modules PEFT names model.language_model.*.
+   */
+  textModelOf: 'gemma3' | null;
   bosTokenId: number | null;
   eosTokenIds: number[];
   /** The checkpoint's storage dtype ("bfloat16", "float16", "float32"). */
@@ -64,7 +113,11 @@ export interface TextTokenizer {
   readonly hasChatTemplate: boolean;
   encode(text: string, opts?: { addSpecialTokens?: boolean }): number[];
   decode(ids: readonly number[], opts?: { skipSpecialTokens?: boolean }): string;
-  /** Renders tokenizer_config.json's chat_template (throws naming the file if there is none). */
-  applyChatTemplate(messages: readonly ChatMessage[], opts?: { addGenerationPrompt?: boolean }): string;
+  /**
+   * Renders tokenizer_config.json's chat_template (throws naming the file if there is none).
+   * `variables` are the template's own switches, as transformers passes extra keyword arguments
+   * (Qwen3's enable_thinking).
+   */
+  applyChatTemplate(messages: readonly ChatMessage[], opts?: { addGenerationPrompt?: boolean; variables?: Readonly<Record<string, unknown>> }): string;
   tokenToId(token: string): number | null;
 }

@@ -2,9 +2,10 @@
 // safetensors headers alone (no tensor data is read), so a wrong hidden_size or layer count is
 // reported at once, naming the tensor and the config field, instead of surfacing later as a byte
 // count inside graph building.
-// The expected names and shapes follow transformers' LlamaForCausalLM / MistralForCausalLM /
-// Qwen2ForCausalLM state dicts ([out, in] for linear layers).
+// The expected names and shapes follow the state dicts of transformers' *ForCausalLM classes of
+// each family ([out, in] for linear layers): Llama, Mistral, Qwen2, Qwen3, Gemma 3, Phi-3.
 
+import { familyOf } from './family.js';
 import type { ModelConfig } from './types.js';
 
 /** One weight a config implies: HF name, shape, and the config field(s) behind each dimension. */
@@ -21,9 +22,10 @@ export class ConfigWeightsMismatchError extends Error {
   override name = 'ConfigWeightsMismatchError';
 }
 
-/** The HF state-dict names and shapes of a Llama-family causal LM, in HF's module order. */
+/** The HF state-dict names and shapes of a causal LM of the config's family (family.ts), in HF's module order. */
 export function expectedWeights(cfg: ModelConfig): ExpectedWeight[] {
   const { hiddenSize: d, numHeads: h, numKvHeads: kv, headDim: hd, intermediateSize: f, vocabSize: v } = cfg;
+  const fam = familyOf(cfg);
   const D = 'hidden_size', F = 'intermediate_size', Q = 'num_attention_heads × head_dim', KV = 'num_key_value_heads × head_dim';
   const layers = `num_hidden_layers is ${cfg.numLayers} and every layer has one`;
   const everyModel = `every ${cfg.modelType} checkpoint has one`;
@@ -31,20 +33,35 @@ export function expectedWeights(cfg: ModelConfig): ExpectedWeight[] {
   const out: ExpectedWeight[] = [{ name: 'model.embed_tokens.weight', shape: [v, d], dims: ['vocab_size', D], because: everyModel }];
   for (let l = 0; l < cfg.numLayers; l++) {
     const p = `model.layers.${l}`;
-    const attn: [string, number, string][] = [['q_proj', h * hd, Q], ['k_proj', kv * hd, KV], ['v_proj', kv * hd, KV]];
-    for (const [proj, rows, field] of attn) {
-      out.push({ name: `${p}.self_attn.${proj}.weight`, shape: [rows, d], dims: [field, D], because: layers });
-      if (cfg.attentionBias) out.push({ name: `${p}.self_attn.${proj}.bias`, shape: [rows], dims: [field], because: qkvBias });
+    const norm = (name: string, size = d, field = D) => out.push({ name: `${p}.${name}.weight`, shape: [size], dims: [field], because: layers });
+    if (fam.projections.includes('qkv_proj')) {
+      out.push({ name: `${p}.self_attn.qkv_proj.weight`, shape: [(h + 2 * kv) * hd, d], dims: [`(num_attention_heads + 2 × num_key_value_heads) × head_dim`, D], because: layers });
+    } else {
+      const attn: [string, number, string][] = [['q_proj', h * hd, Q], ['k_proj', kv * hd, KV], ['v_proj', kv * hd, KV]];
+      for (const [proj, rows, field] of attn) {
+        out.push({ name: `${p}.self_attn.${proj}.weight`, shape: [rows, d], dims: [field, D], because: layers });
+        if (cfg.attentionBias) out.push({ name: `${p}.self_attn.${proj}.bias`, shape: [rows], dims: [field], because: qkvBias });
+      }
     }
     out.push({ name: `${p}.self_attn.o_proj.weight`, shape: [d, h * hd], dims: [D, Q], because: layers });
     if (cfg.attentionOutputBias) out.push({ name: `${p}.self_attn.o_proj.bias`, shape: [d], dims: [D], because: 'attention_bias is true' });
-    const mlp: [string, number, number, string, string][] = [['gate_proj', f, d, F, D], ['up_proj', f, d, F, D], ['down_proj', d, f, D, F]];
+    if (fam.qkNorm) {
+      norm('self_attn.q_norm', hd, 'head_dim');
+      norm('self_attn.k_norm', hd, 'head_dim');
+    }
+    const mlp: [string, number, number, string, string][] = fam.projections.includes('gate_up_proj')
+      ? [['gate_up_proj', 2 * f, d, `2 × ${F}`, D], ['down_proj', d, f, D, F]]
+      : [['gate_proj', f, d, F, D], ['up_proj', f, d, F, D], ['down_proj', d, f, D, F]];
     for (const [proj, rows, cols, rowField, colField] of mlp) {
       out.push({ name: `${p}.mlp.${proj}.weight`, shape: [rows, cols], dims: [rowField, colField], because: layers });
       if (cfg.mlpBias) out.push({ name: `${p}.mlp.${proj}.bias`, shape: [rows], dims: [rowField], because: 'mlp_bias is true' });
     }
-    out.push({ name: `${p}.input_layernorm.weight`, shape: [d], dims: [D], because: layers });
-    out.push({ name: `${p}.post_attention_layernorm.weight`, shape: [d], dims: [D], because: layers });
+    norm('input_layernorm');
+    norm('post_attention_layernorm');
+    if (fam.sandwichNorms) {
+      norm('pre_feedforward_layernorm');
+      norm('post_feedforward_layernorm');
+    }
   }
   out.push({ name: 'model.norm.weight', shape: [d], dims: [D], because: everyModel });
   if (!cfg.tieWordEmbeddings) {

@@ -1,7 +1,7 @@
 // Hugging Face Hub downloads in the app: a model repository or one dataset file goes into the
 // cache (src-main/hub does the transfer: resumable partial files, disk-space check, no pickle),
 // with 'download' events for progress, and joins the library when complete. The token comes from
-// the call, else the app's settings, else HF_TOKEN.
+// the call, else HF_TOKEN, else the saved one (hub/token.ts hubToken).
 
 import type { DownloadDatasetRequest, DownloadModelRequest, FinchEvent, HubDatasetFile } from '../../src-shared/api.js';
 import { downloadRepo, listDatasetFiles, type DownloadProgress } from '../hub/index.js';
@@ -11,7 +11,8 @@ import type { Library } from './library.js';
 import { newId } from '../store/store.js';
 
 export interface HubAccessSettings {
-  token: () => string | undefined;
+  /** The token when a call brings none. */
+  token: () => Promise<string | undefined>;
   endpoint: () => string | undefined;
   cacheDir: () => string | undefined;
 }
@@ -25,7 +26,7 @@ export class Downloads {
 
   model(req: DownloadModelRequest): string {
     return this.start('model', req.repo, async (signal, onProgress) => {
-      const r = await downloadRepo({ repo: req.repo, revision: req.revision, kind: 'model', ...this.auth(req.token), cacheDir: this.access.cacheDir(), signal, onProgress });
+      const r = await downloadRepo({ repo: req.repo, revision: req.revision, kind: 'model', ...(await this.auth(req.token)), cacheDir: this.access.cacheDir(), signal, onProgress });
       const m = this.library.addModel(r.dir, { name: req.name ?? req.repo, source: 'hub', repo: req.repo, revision: r.commit });
       this.bus.emit({ type: 'library-changed', what: 'models' });
       return { modelId: m.id, datasetId: null };
@@ -34,10 +35,10 @@ export class Downloads {
 
   dataset(req: DownloadDatasetRequest): string {
     return this.start('dataset', req.repo, async (signal, onProgress) => {
-      const r = await downloadRepo({ repo: req.repo, revision: req.revision, kind: 'dataset', files: [req.file], ...this.auth(req.token), cacheDir: this.access.cacheDir(), signal, onProgress });
+      const r = await downloadRepo({ repo: req.repo, revision: req.revision, kind: 'dataset', files: [req.file], ...(await this.auth(req.token)), cacheDir: this.access.cacheDir(), signal, onProgress });
       const file = r.files.find((f) => f.path === req.file);
       if (!file) throw new ServiceError('hub', `${req.repo}: ${req.file} was not downloaded`, 'pick one of the files listHubDatasetFiles shows');
-      const listed = await listDatasetFiles({ repo: req.repo, revision: r.commit, ...this.auth(req.token) }).catch(() => []);
+      const listed = await listDatasetFiles({ repo: req.repo, revision: r.commit, ...(await this.auth(req.token)) }).catch(() => []);
       const split = listed.find((f) => f.path === req.file)?.split ?? null;
       const d = await this.library.addDataset(file.localPath, {
         name: req.name ?? `${req.repo}${split ? ` (${split})` : ''}`, source: 'hub', repo: req.repo, split, format: req.format, map: req.map,
@@ -48,7 +49,7 @@ export class Downloads {
   }
 
   async listDatasetFiles(repo: string, revision: string | undefined, token: string | undefined): Promise<HubDatasetFile[]> {
-    const files = await listDatasetFiles({ repo, revision, ...this.auth(token) });
+    const files = await listDatasetFiles({ repo, revision, ...(await this.auth(token)) });
     return files.map((f) => ({ path: f.path, size: f.size, format: f.format as HubDatasetFile['format'], split: f.split ?? null }));
   }
 
@@ -62,8 +63,8 @@ export class Downloads {
     for (const c of this.running.values()) c.abort();
   }
 
-  private auth(token: string | undefined): { token?: string; endpoint?: string } {
-    const t = token ?? this.access.token(), endpoint = this.access.endpoint();
+  private async auth(token: string | undefined): Promise<{ token?: string; endpoint?: string }> {
+    const t = token ?? (await this.access.token()), endpoint = this.access.endpoint();
     return { ...(t ? { token: t } : {}), ...(endpoint ? { endpoint } : {}) };
   }
 

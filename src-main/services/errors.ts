@@ -31,7 +31,7 @@ export function toApiError(e: unknown): ApiError {
     // src-main/hub's errors carry a code and a hint already (401/403 say how to get access).
     const code = (e as Error & { code: string }).code, hint = (e as Error & { hint?: string }).hint || null;
     const mapped: ErrorCode = code === 'unauthorized' || code === 'forbidden' ? 'hub_auth' : code === 'cancelled' ? 'cancelled'
-      : code === 'no_space' ? 'disk_full' : code === 'bad_request' ? 'invalid_argument' : 'hub';
+      : code === 'no_space' ? 'disk_full' : code === 'bad_request' ? 'invalid_argument' : code === 'conflict' ? 'conflict' : 'hub';
     return { code: mapped, message: e.message, hint };
   }
   const err = e instanceof Error ? e : new Error(String(e));

@@ -9,7 +9,7 @@
 
 import { readFileSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import type { ApiCalls, ModelSide, RunConfig, RunSummary, SettingsView } from '../../src-shared/api.js';
+import { demoBatchId, type ApiCalls, type ModelSide, type RunConfig, type RunSummary, type SettingsView } from '../../src-shared/api.js';
 import type { TrainConfig } from '../../src-shared/run-config.js';
 import { RUN_DEFAULTS } from '../../src-shared/schemas.js';
 import { type AdapterList, type MachineProviders, probeMachine } from '../engine/runtime/providers.js';
@@ -17,12 +17,15 @@ import { exportAccelerate } from '../export/accelerate.js';
 import { exportGguf, exportGgufAdapter, exportOllama } from '../model/gguf/export.js';
 import { mergeAdapter } from '../model/merge.js';
 import { readQa } from '../train/evaluate.js';
+import { hubToken } from '../hub/index.js';
 import { finchHome } from '../store/paths.js';
 import { Store } from '../store/store.js';
+import { TokenStore, migrateTokenOutOfDb, type TokenCipher } from '../store/token-store.js';
 import { EventBus } from './bus.js';
 import { DEMO_MODEL, DEMO_RECIPE, DEMO_TEST, DEMO_TRAIN } from './demo.js';
 import { createDispatcher, type Dispatcher } from './dispatch.js';
 import { Downloads } from './downloads.js';
+import { Pushes } from './pushes.js';
 import { ServiceError } from './errors.js';
 import { GenerationService, type ResolvedSide } from './generation.js';
 import { forkJob, type SamplePrompts, type SpawnJob, type TrainPayload } from './jobs.js';
@@ -44,6 +47,11 @@ export interface ServicesOptions {
    * a utility process: its `process.execPath` is Electron, which cannot run the probe as Node.
    */
   listAdapters?: () => Promise<AdapterList>;
+  /**
+   * The system keychain that encrypts the saved Hugging Face token (the desktop app, where it has
+   * one); without it the token is kept in a file only the user can read (store/token-store.ts).
+   */
+  tokenCipher?: TokenCipher | null;
 }
 
 export interface Services {
@@ -77,13 +85,28 @@ export function createServices(o: ServicesOptions = {}): Services {
   const generation = new GenerationService(bus, spawnJob);
   const weightCache = new WeightCache(store);
 
-  const hfToken = () => store.setting<string>('hfToken') ?? process.env.HF_TOKEN ?? undefined;
-  const settingsView = (): SettingsView => ({
-    hfTokenSet: Boolean(hfToken()), hfEndpoint: store.setting<string>('hfEndpoint'), cacheDir: store.setting<string>('cacheDir'),
-    defaultProvider: store.setting<SettingsView['defaultProvider']>('defaultProvider') ?? 'auto',
+  // The Hugging Face token lives in its own store, never in finch.db: an earlier Finch's is moved
+  // out first, and every read waits for that.
+  const tokens = new TokenStore(home, o.tokenCipher ?? null);
+  const tokensMoved = migrateTokenOutOfDb(store, tokens).catch((e: unknown) => {
+    console.error(`finch: the Hugging Face token stays in finch.db for now; moving it to ${tokens.dir} failed: ${(e as Error).message}`);
   });
+  /** The token a Hub request uses: its own, else HF_TOKEN, else the saved one (hub/token.ts hubToken). */
+  const hfToken = async (given?: string) => { await tokensMoved; return hubToken(given, tokens); };
+  const defaultProvider = () => store.setting<SettingsView['defaultProvider']>('defaultProvider') ?? 'auto';
+  const settingsView = async (): Promise<SettingsView> => {
+    await tokensMoved;
+    return {
+      hfTokenSet: Boolean(await hfToken()), hfTokenStorage: tokens.storage(), hfTokenSaveAs: tokens.saveAs, hfTokenFromEnv: Boolean(process.env.HF_TOKEN),
+      hfEndpoint: store.setting<string>('hfEndpoint'), cacheDir: store.setting<string>('cacheDir'), defaultProvider: defaultProvider(),
+    };
+  };
   const downloads = new Downloads(bus, library, {
     token: hfToken, endpoint: () => store.setting<string>('hfEndpoint') ?? undefined, cacheDir: () => store.setting<string>('cacheDir') ?? undefined,
+  });
+
+  const pushes = new Pushes(bus, store, library, (id) => runs.run(id), {
+    token: hfToken, endpoint: () => store.setting<string>('hfEndpoint') ?? undefined,
   });
 
   /** A few held-out prompts for a run's sample answers: the demo's test set, else the dataset's last rows. */
@@ -105,10 +128,15 @@ export function createServices(o: ServicesOptions = {}): Services {
     if (run.kind === 'demo' && model && run.adapterPath) void demoCompare(run, model.path, run.adapterPath);
   });
 
-  /** After a demo run: base and tuned answers on held-out problems, as `finch demo` shows them. */
+  /**
+   * After a demo run: base and tuned answers on the held-out problems `finch demo` scores (the
+   * same rows, so the same accuracy), with 'batch-progress' events under demoBatchId(run.id).
+   */
   const demoCompare = async (run: RunSummary, modelPath: string, adapter: string) => {
     try {
-      const rows = await generation.batch(modelPath, { left: null, right: adapter, dataset: DEMO_TEST, map: DEMO_MAP, rows: 4 * DEMO_RECIPE.showRows, maxNewTokens: DEMO_RECIPE.maxNewTokens });
+      const rows = await generation.batch(modelPath, {
+        left: null, right: adapter, dataset: DEMO_TEST, map: DEMO_MAP, rows: DEMO_RECIPE.evalRows, maxNewTokens: DEMO_RECIPE.maxNewTokens, batchId: demoBatchId(run.id),
+      });
       const frac = (f: (r: (typeof rows)[number]) => boolean) => rows.filter(f).length / Math.max(1, rows.length);
       const result = {
         baseAccuracy: frac((r) => r.leftCorrect), tunedAccuracy: frac((r) => r.rightCorrect),
@@ -121,7 +149,7 @@ export function createServices(o: ServicesOptions = {}): Services {
     }
   };
 
-  const providerOf = async (c: RunConfig) => runProvider(c.provider, settingsView().defaultProvider, await machine());
+  const providerOf = async (c: RunConfig) => runProvider(c.provider, defaultProvider(), await machine());
   const sideLabel = (s: ModelSide): string => {
     if (s.kind === 'base') return 'base model';
     if (s.kind === 'adapter') return `adapter "${store.adapter(s.adapterId)?.name ?? s.adapterId}"`;
@@ -137,10 +165,18 @@ export function createServices(o: ServicesOptions = {}): Services {
   };
 
   const api: ApiCalls = {
-    appInfo: async () => appInfo({ version: VERSION, finchHome: home, browserMode: o.browserMode ?? false, hfTokenSet: Boolean(hfToken()) }, await machine()),
+    appInfo: async () => {
+      const s = await settingsView();
+      return appInfo({ version: VERSION, finchHome: home, browserMode: o.browserMode ?? false, hfTokenSet: s.hfTokenSet, hfTokenStorage: s.hfTokenStorage }, await machine());
+    },
     getSettings: async () => settingsView(),
     setSettings: async (patch) => {
-      for (const [k, v] of Object.entries(patch)) store.setSetting(k, v);
+      const { hfToken: token, ...rest } = patch;
+      if (token !== undefined) {
+        await tokensMoved;
+        await tokens.save(token ?? '');
+      }
+      for (const [k, v] of Object.entries(rest)) store.setSetting(k, v);
       return settingsView();
     },
 
@@ -238,6 +274,8 @@ export function createServices(o: ServicesOptions = {}): Services {
       const r = await exportAccelerate(runs.run(req.runId).dir, emptyDestination(req.dest), { gpus: req.gpus });
       return { path: r.outDir, files: r.files.map((name) => ({ name, bytes: statSync(join(r.outDir, name)).size })), command: r.launchCommand };
     },
+    pushToHub: async (req) => pushes.push(req),
+    cancelPush: async (repo) => pushes.cancel(repo),
 
     generate: async (req) => {
       const model = library.model(req.modelId);
@@ -293,6 +331,7 @@ export function createServices(o: ServicesOptions = {}): Services {
     api, bus, dispatcher: createDispatcher(api, bus), store, runs, generation,
     close() {
       downloads.cancelAll();
+      pushes.cancelAll();
       runs.shutdown();
       generation.close();
       store.close();

@@ -117,7 +117,8 @@ export class RunManager {
     }
     if (!RESUMABLE.includes(r.status)) throw new ServiceError('conflict', `run "${r.name}" is ${r.status}: only paused, interrupted, failed or cancelled runs resume`, null);
     if (!this.store.runRow(id)?.trainConfig) throw new ServiceError('conflict', `run "${r.name}" has no saved configuration to resume from`, null);
-    this.log(id, 'info', 'resuming from the last checkpoint');
+    const last = Math.max(0, ...this.store.checkpoints(id).map((c) => c.step));
+    this.log(id, 'info', last ? `resuming from the checkpoint of step ${last}` : 'resuming: no checkpoint yet, so training starts again from step 1');
     this.store.updateRun(id, { error: null, finishedAt: null });
     this.status(id, 'queued', null);
     this.schedule();

@@ -43,12 +43,12 @@ export function runProvider(choice: ProviderChoice, settingsDefault: ProviderCho
   return c === 'auto' ? chooseAuto(m).provider : c;
 }
 
-export function appInfo(o: { version: string; finchHome: string; browserMode: boolean; hfTokenSet: boolean }, m: MachineProviders): AppInfo {
+export function appInfo(o: Pick<AppInfo, 'version' | 'finchHome' | 'browserMode' | 'hfTokenSet' | 'hfTokenStorage'>, m: MachineProviders): AppInfo {
   const auto = chooseAuto(m);
   return {
     version: o.version, platform: process.platform, arch: process.arch, cpus: cpus().length, totalMemory: totalmem(), freeMemory: freemem(),
     providers: providers(m), auto: { provider: auto.provider, reason: auto.reason, adapter: auto.adapter && adapterInfo(auto.adapter) },
-    finchHome: o.finchHome, browserMode: o.browserMode, hfTokenSet: o.hfTokenSet,
+    finchHome: o.finchHome, browserMode: o.browserMode, hfTokenSet: o.hfTokenSet, hfTokenStorage: o.hfTokenStorage,
   };
 }
 

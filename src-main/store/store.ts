@@ -291,6 +291,20 @@ export class Store {
     if (value === null || value === undefined) this.db.prepare('DELETE FROM settings WHERE key = ?').run(key);
     else this.db.prepare('INSERT OR REPLACE INTO settings (key, value_json) VALUES (?, ?)').run(key, JSON.stringify(value));
   }
+
+  /**
+   * Deletes a setting and overwrites its old bytes in the database file and its write-ahead log (a
+   * secret an earlier version kept here), so no copy lingers in free pages.
+   */
+  eraseSetting(key: string): void {
+    this.db.pragma('secure_delete = ON');
+    try {
+      this.setSetting(key, null);
+    } finally {
+      this.db.pragma('secure_delete = OFF');
+    }
+    this.db.pragma('wal_checkpoint(TRUNCATE)');
+  }
 }
 
 function toModel(r: Row): ModelSummary {

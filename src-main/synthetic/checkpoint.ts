@@ -82,6 +82,9 @@ const ARCHITECTURES: Record<ModelType, string> = {
   llama: 'LlamaForCausalLM',
   mistral: 'MistralForCausalLM',
   qwen2: 'Qwen2ForCausalLM',
+  qwen3: 'Qwen3ForCausalLM',
+  gemma3_text: 'Gemma3ForCausalLM',
+  phi3: 'Phi3ForCausalLM',
 };
 
 export const LLAMA3_ROPE_SCALING: Llama3RopeScaling = {
@@ -158,8 +161,7 @@ export function writeSyntheticCheckpoint(dir: string, opts: SyntheticCheckpointO
     eos_token_id: eosIds,
     ...(tok.pad ? { pad_token_id: id(tok.pad) } : {}),
   });
-  writeJson(path.join(dir, 'tokenizer.json'), tok.tokenizerJson);
-  writeJson(path.join(dir, 'tokenizer_config.json'), tokenizerConfig(tok, modelType, opts.chatTemplate));
+  writeTokenizer(dir, tok, modelType, opts.chatTemplate);
   const cfg = loadModelConfig(dir);
 
   // Weights: each tensor generated from its own name-seeded stream only while it is written.
@@ -210,15 +212,22 @@ export function writeSyntheticCheckpoint(dir: string, opts: SyntheticCheckpointO
   return { dir, config: cfg, tokenizer: tok, weightFiles, numParams };
 }
 
+/** Writes tokenizer.json and tokenizer_config.json (with the chat template) of a trained tokenizer into `dir`. */
+export function writeTokenizer(dir: string, tok: TrainedTokenizer, modelType: ModelType, chatTemplate: SyntheticCheckpointOptions['chatTemplate']): void {
+  fs.mkdirSync(dir, { recursive: true });
+  writeJson(path.join(dir, 'tokenizer.json'), tok.tokenizerJson);
+  writeJson(path.join(dir, 'tokenizer_config.json'), tokenizerConfig(tok, modelType, chatTemplate));
+}
+
 function tokenizerConfig(tok: TrainedTokenizer, modelType: ModelType, choice: SyntheticCheckpointOptions['chatTemplate']) {
   const dflt: ChatTemplateName =
     tok.family === 'llama3' ? 'llama3' : tok.family === 'qwen2' ? 'chatml' : modelType === 'mistral' ? 'mistral' : 'llama2';
   const named = choice === undefined ? dflt : choice;
   const template = named === null ? undefined : ((CHAT_TEMPLATES as Record<string, string>)[named] ?? named);
   const added: Record<string, unknown> = {};
-  const json = tok.tokenizerJson as { added_tokens: { id: number; content: string }[] };
+  const json = tok.tokenizerJson as { added_tokens: { id: number; content: string; special: boolean }[] };
   for (const t of json.added_tokens) {
-    added[String(t.id)] = { content: t.content, lstrip: false, normalized: false, rstrip: false, single_word: false, special: true };
+    added[String(t.id)] = { content: t.content, lstrip: false, normalized: false, rstrip: false, single_word: false, special: t.special };
   }
   const base = {
     added_tokens_decoder: added,
@@ -237,6 +246,8 @@ function tokenizerConfig(tok: TrainedTokenizer, modelType: ModelType, choice: Sy
       return { ...base, tokenizer_class: 'Qwen2Tokenizer', errors: 'replace', split_special_tokens: false };
     case 'sentencepiece':
       return { ...base, tokenizer_class: 'LlamaTokenizer', add_bos_token: true, add_eos_token: false, legacy: false, spaces_between_special_tokens: false };
+    case 'gemma':
+      return { ...base, tokenizer_class: 'GemmaTokenizer', add_bos_token: true, add_eos_token: false, spaces_between_special_tokens: false };
   }
 }
 

@@ -3,14 +3,17 @@
 //   llama3        byte-level BPE like Llama 3: regex split + ByteLevel, BOS via TemplateProcessing,
 //                 <|begin_of_text|>, <|eot_id|>, ... as added special tokens
 //   qwen2         byte-level BPE like Qwen2: NFC, Qwen's regex, no BOS, ChatML special tokens
-//   sentencepiece SentencePiece-style BPE like Llama 2 / Mistral: Metaspace "▁", byte fallback to
-//                 <0x00>..<0xFF>, <unk> <s> </s>
+//   sentencepiece SentencePiece-style BPE like Llama 2 / Mistral / Phi-3: Metaspace "▁", byte
+//                 fallback to <0x00>..<0xFF>, <unk> <s> </s>
+//   gemma         SentencePiece-style BPE like Gemma: spaces replaced by "▁" but none prepended,
+//                 byte fallback, <pad> <eos> <bos> <unk>
+// (withAddedTokens adds a model's own tokens: Qwen3's <think>, Gemma's turn markers, Phi-3's roles.)
 // Plus the chat templates that go with them (written for Finch, in the formats those models use).
 
 import * as hfTokenizers from '@huggingface/tokenizers';
 import { trainBpe, type BpeWord } from './bpe.js';
 
-export type TokenizerFamily = 'llama3' | 'qwen2' | 'sentencepiece';
+export type TokenizerFamily = 'llama3' | 'qwen2' | 'sentencepiece' | 'gemma';
 
 export interface TrainedTokenizer {
   family: TokenizerFamily;
@@ -39,6 +42,7 @@ const LLAMA3_SPECIALS = [
 ];
 const QWEN2_SPECIALS = ['<|endoftext|>', '<|im_start|>', '<|im_end|>'];
 const SP_SPECIALS = ['<unk>', '<s>', '</s>'];
+const GEMMA_SPECIALS = ['<pad>', '<eos>', '<bos>', '<unk>'];
 
 // Typed by hand: the library's .d.ts cannot be resolved under NodeNext (see model/tokenizer.ts).
 const SequencePreTokenizer = (
@@ -138,21 +142,24 @@ function trainByteLevel(family: 'llama3' | 'qwen2', corpus: string, vocabSize: n
 
 const BYTE_TOKENS = Array.from({ length: 256 }, (_, b) => `<0x${b.toString(16).toUpperCase().padStart(2, '0')}>`);
 
-function trainSentencePiece(corpus: string, vocabSize: number): TrainedTokenizer {
+function trainSentencePiece(corpus: string, vocabSize: number, flavour: 'sentencepiece' | 'gemma'): TrainedTokenizer {
   const SP = '\u2581';
+  const gemma = flavour === 'gemma';
+  const specials = gemma ? GEMMA_SPECIALS : SP_SPECIALS;
+  const bos = gemma ? '<bos>' : '<s>';
   // Characters that get their own piece: frequent printable ones. Whitespace other than the
   // space (which becomes ▁) and rare characters are left to byte fallback, as in Llama 2.
   const charCounts = new Map<string, number>();
   for (const ch of corpus) if (ch !== ' ' && !/\s|\p{C}/u.test(ch)) charCounts.set(ch, (charCounts.get(ch) ?? 0) + 1);
-  const fixed = SP_SPECIALS.length + BYTE_TOKENS.length;
-  if (vocabSize < fixed + 1) throw new Error(`synthetic sentencepiece tokenizer: vocabSize must be at least ${fixed + 1}`);
+  const fixed = specials.length + BYTE_TOKENS.length;
+  if (vocabSize < fixed + 1) throw new Error(`synthetic ${flavour} tokenizer: vocabSize must be at least ${fixed + 1}`);
   const room = vocabSize - fixed - 1; // -1 for ▁
   const chars = [...charCounts]
     .filter(([, n]) => n >= 2)
     .sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1))
     .slice(0, Math.floor(room / 2)) // leave at least half of the room for merges
     .map(([c]) => c);
-  const alphabet = [...SP_SPECIALS, ...BYTE_TOKENS, SP, ...chars];
+  const alphabet = [...specials, ...BYTE_TOKENS, SP, ...chars];
   const known = new Set([SP, ...chars]);
 
   // Words as SentencePiece sees them: "▁word" pieces that never cross whitespace; characters
@@ -160,7 +167,7 @@ function trainSentencePiece(corpus: string, vocabSize: number): TrainedTokenizer
   const counts = new Map<string, number>();
   for (const line of corpus.split('\n')) {
     if (!line) continue;
-    const normalized = SP + line.replaceAll(' ', SP);
+    const normalized = (gemma ? '' : SP) + line.replaceAll(' ', SP); // Gemma prepends no "▁"
     for (const piece of normalized.match(/\u2581[^\u2581]*|[^\u2581]+/g) ?? []) {
       let cur = '';
       for (const ch of piece) {
@@ -181,17 +188,17 @@ function trainSentencePiece(corpus: string, vocabSize: number): TrainedTokenizer
     version: '1.0',
     truncation: null,
     padding: null,
-    added_tokens: SP_SPECIALS.map((s, i) => addedToken(i, s)),
-    normalizer: null,
-    pre_tokenizer: { type: 'Metaspace', replacement: SP, prepend_scheme: 'first', split: false },
+    added_tokens: specials.map((s, i) => addedToken(i, s)),
+    normalizer: gemma ? { type: 'Replace', pattern: { String: ' ' }, content: SP } : null,
+    pre_tokenizer: gemma ? null : { type: 'Metaspace', replacement: SP, prepend_scheme: 'first', split: false },
     post_processor: {
       type: 'TemplateProcessing',
-      single: [{ SpecialToken: { id: '<s>', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }],
+      single: [{ SpecialToken: { id: bos, type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }],
       pair: [
-        { SpecialToken: { id: '<s>', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } },
-        { SpecialToken: { id: '<s>', type_id: 1 } }, { Sequence: { id: 'B', type_id: 1 } },
+        { SpecialToken: { id: bos, type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } },
+        { SpecialToken: { id: bos, type_id: 1 } }, { Sequence: { id: 'B', type_id: 1 } },
       ],
-      special_tokens: { '<s>': { id: '<s>', ids: [1], tokens: ['<s>'] } },
+      special_tokens: { [bos]: { id: bos, ids: [ids.get(bos)], tokens: [bos] } },
     },
     decoder: {
       type: 'Sequence',
@@ -199,7 +206,7 @@ function trainSentencePiece(corpus: string, vocabSize: number): TrainedTokenizer
         { type: 'Replace', pattern: { String: SP }, content: ' ' },
         { type: 'ByteFallback' },
         { type: 'Fuse' },
-        { type: 'Strip', content: ' ', start: 1, stop: 0 },
+        ...(gemma ? [] : [{ type: 'Strip', content: ' ', start: 1, stop: 0 }]),
       ],
     },
     model: {
@@ -215,7 +222,24 @@ function trainSentencePiece(corpus: string, vocabSize: number): TrainedTokenizer
       merges,
     },
   };
-  return { family: 'sentencepiece', tokenizerJson, vocabSize: ids.size, bos: '<s>', eos: '</s>', extraEos: [], pad: null, unk: '<unk>', ids };
+  return gemma
+    ? { family: flavour, tokenizerJson, vocabSize: ids.size, bos, eos: '<eos>', extraEos: [], pad: '<pad>', unk: '<unk>', ids }
+    : { family: flavour, tokenizerJson, vocabSize: ids.size, bos, eos: '</s>', extraEos: [], pad: null, unk: '<unk>', ids };
+}
+
+/**
+ * The tokenizer with `tokens` added after its last id (tokenizer.json's added_tokens), as a
+ * model's own tokens are: special ones (Gemma's <start_of_turn>) or not (Qwen3's <think>).
+ */
+export function withAddedTokens(tok: TrainedTokenizer, tokens: readonly { content: string; special: boolean }[]): TrainedTokenizer {
+  const json = structuredClone(tok.tokenizerJson) as { added_tokens: ReturnType<typeof addedToken>[] };
+  const ids = new Map(tok.ids);
+  for (const t of tokens) {
+    if (ids.has(t.content)) throw new Error(`withAddedTokens: ${t.content} is already a token`);
+    ids.set(t.content, ids.size);
+    json.added_tokens.push({ ...addedToken(ids.size - 1, t.content), special: t.special });
+  }
+  return { ...tok, tokenizerJson: json, vocabSize: ids.size, ids };
 }
 
 // Trained tokenizers are cached per process: tests build many checkpoints over the same corpus.
@@ -226,7 +250,7 @@ export function trainTokenizer(family: TokenizerFamily, corpus: string, vocabSiz
   const key = `${family}:${vocabSize}:${corpus.length}:${hashString(corpus)}`;
   let t = cache.get(key);
   if (!t) {
-    t = family === 'sentencepiece' ? trainSentencePiece(corpus, vocabSize) : trainByteLevel(family, corpus, vocabSize);
+    t = family === 'sentencepiece' || family === 'gemma' ? trainSentencePiece(corpus, vocabSize, family) : trainByteLevel(family, corpus, vocabSize);
     cache.set(key, t);
   }
   return t;

@@ -14,6 +14,7 @@ import { stagingDir } from '../store/paths.js';
 import { type Feed, type HostTensor, type Provider, Session } from '../engine/runtime/session.js';
 import { Generator } from '../infer/generate.js';
 import { adapterTemplate, type FinchAdapterInfo } from '../model/adapter.js';
+import { slidingWindowIn } from '../model/llama.js';
 import type { LoadedModel } from '../model/load.js';
 import type { LoraSpec } from '../model/lora.js';
 import type { ChatMessage } from '../model/types.js';
@@ -65,13 +66,13 @@ export function staticSeqLen(sets: readonly SequenceSet[], seqLen: number): numb
  * (buildLossGraph): each batch's mean is weighted by its target count.
  */
 export async function meanLoss(session: Session, set: SequenceSet, B: number, T: number, params: Record<string, Feed>,
-  embed?: (ids: BigInt64Array) => Float32Array): Promise<{ loss: number; tokens: number }> {
+  embed?: (ids: BigInt64Array) => Float32Array, window: number | null = null): Promise<{ loss: number; tokens: number }> {
   let sum = 0, count = 0;
   for (let i = 0; i < set.length; i += B) {
     const idx = Array.from({ length: Math.min(B, set.length - i) }, (_, k) => i + k);
     const b = set.batch(idx, { T });
     if (b.targets === 0) continue;
-    const out = await session.run({ ...batchFeeds(b, B, T, embed), ...params });
+    const out = await session.run({ ...batchFeeds(b, B, T, embed, window), ...params });
     sum += (out.loss!.data as Float32Array)[0]! * b.targets;
     count += b.targets;
   }
@@ -95,7 +96,7 @@ export async function evaluateLoss(model: LoadedModel, file: string, adapter: Ad
     if (shape) params[name] = { dtype: 'float32', dims: shape, data: t };
   }
   try {
-    const { loss, tokens } = await meanLoss(session, set, B, T, params);
+    const { loss, tokens } = await meanLoss(session, set, B, T, params, undefined, slidingWindowIn(model.config, T));
     return { loss, perplexity: Math.exp(loss), tokens };
   } finally {
     await session.release();

@@ -3,6 +3,7 @@
 
 import type { Batch } from '../data/batch.js';
 import type { HostTensor } from '../engine/runtime/session.js';
+import { windowedBias } from '../model/llama.js';
 
 const MASKED = -1e9;
 
@@ -12,9 +13,11 @@ const num = (a: Int32Array | BigInt64Array, i: number): number => Number(a[i]!);
  * Feeds for a batch of B rows of T tokens (with `embed`, the token rows as "inputs_embeds" [B*T, D]) (rows beyond the batch, up to `rows`, are padding).
  * attn_bias[b, 0, i, j] = 0 where token i may attend to j: j <= i, same packed sample, j real.
  * A padding query attends to itself only (its loss is ignored; this keeps softmax finite).
+ * With `window` (the graph takes the sliding layers' mask: model/llama.ts slidingWindowIn),
+ * attn_bias_local is the same mask with keys `window` or more tokens back hidden too.
  * targets[b*T + t] = labels[b*T + t + 1]: the logits at t predict the next token.
  */
-export function batchFeeds(batch: Batch, rows: number, T: number, embed?: (ids: BigInt64Array) => Float32Array): Record<string, HostTensor> {
+export function batchFeeds(batch: Batch, rows: number, T: number, embed?: (ids: BigInt64Array) => Float32Array, window: number | null = null): Record<string, HostTensor> {
   if (batch.T > T) throw new Error(`batch of ${batch.T} tokens does not fit the graph's ${T}`);
   const B = rows;
   const ids = new BigInt64Array(B * T), pos = new BigInt64Array(B * T), targets = new Int32Array(B * T).fill(-100);
@@ -45,6 +48,7 @@ export function batchFeeds(batch: Batch, rows: number, T: number, embed?: (ids: 
     ...tokens,
     position_ids: { dtype: 'int64', dims: [B, T], data: pos },
     attn_bias: { dtype: 'float32', dims: [B, 1, T, T], data: bias },
+    ...(window === null ? {} : { attn_bias_local: { dtype: 'float32', dims: [B, 1, T, T], data: windowedBias(bias, B, T, T, window, MASKED) } }),
     targets: { dtype: 'int32', dims: [B * T], data: targets }, // int32: int64 arithmetic has no WebGPU kernels
   };
 }

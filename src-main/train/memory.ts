@@ -10,6 +10,9 @@
 // update allocates the new LoRA state, while the activations are gone; the larger of the two wins.
 
 import type { ChunkPlan } from '../model/chunk-plan.js';
+import { familyOf } from '../model/family.js';
+import { slidingWindowIn } from '../model/llama.js';
+import { modelTargets, projectionShape } from '../model/lora.js';
 import { int4Bytes } from '../model/quant.js';
 import type { ModelConfig } from '../model/types.js';
 import type { GraphPlan } from './plan.js';
@@ -41,10 +44,18 @@ export function frozenBytes(n: number, k: number, quantize: boolean, block: numb
   return quantize ? int4Bytes(n, k, block, el) : n * k * el;
 }
 
-/** [out, in] of a layer's seven projections, in LoRA target order (q, k, v, o, gate, up, down). */
+/**
+ * [out, in] of a layer's projections in the model's order: q, k, v, o, gate, up, down, or Phi-3's
+ * fused qkv, o, gate_up, down (model/family.ts).
+ */
 export function projectionShapes(cfg: ModelConfig): [number, number][] {
-  const D = cfg.hiddenSize, I = cfg.intermediateSize, qDim = cfg.numHeads * cfg.headDim, kvDim = cfg.numKvHeads * cfg.headDim;
-  return [[qDim, D], [kvDim, D], [kvDim, D], [D, qDim], [I, D], [I, D], [D, I]];
+  return modelTargets(cfg).map((t) => projectionShape(cfg, t));
+}
+
+/** Elements of a layer's norm weights: two, Gemma's four, and the q/k norms over a head (Qwen3, Gemma). */
+function normElements(cfg: ModelConfig): number {
+  const fam = familyOf(cfg);
+  return (fam.sandwichNorms ? 4 : 2) * cfg.hiddenSize + (fam.qkNorm ? 2 * cfg.headDim : 0);
 }
 
 /** Elements of a layer's biases (Qwen2's q/k/v biases, and the o_proj and MLP ones where a config has them). */
@@ -53,13 +64,19 @@ function biasElements(cfg: ModelConfig): number {
   return (cfg.attentionBias ? qDim + 2 * kvDim : 0) + (cfg.attentionOutputBias ? D : 0) + (cfg.mlpBias ? 2 * I + D : 0);
 }
 
-/** How many of the seven projections carry LoRA (priced as the first ones of q, k, v, o, gate, up, down). */
+/** How many projections of a layer carry LoRA (the plan's targets are the model's own names). */
 const loraTargets = (p: GraphPlan): number => p.lora.targets.length;
 
 /** Bytes of the LoRA matrices of a plan (A and B of each targeted projection, float32). */
 function loraParamBytes(cfg: ModelConfig, p: GraphPlan): number {
-  return cfg.numLayers * projectionShapes(cfg).slice(0, loraTargets(p)).reduce((s, [n, k]) => s + p.lora.rank * (n + k), 0) * F32;
+  return cfg.numLayers * p.lora.targets.reduce((s, t) => {
+    const [n, k] = projectionShape(cfg, t);
+    return s + p.lora.rank * (n + k);
+  }, 0) * F32;
 }
+
+/** Whether an MLP projection (gate, up, down, Phi-3's gate_up) carries LoRA. */
+const mlpLora = (p: GraphPlan): boolean => p.lora.targets.some((t) => /^(gate|up|down|gate_up)_proj$/.test(t));
 
 /**
  * Nodes of the written step graph (forward, recomputes, backward, update), fitted to the graphs
@@ -69,8 +86,12 @@ function loraParamBytes(cfg: ModelConfig, p: GraphPlan): number {
 export function estimateNodes(cfg: ModelConfig, p: GraphPlan): number {
   const ch = p.chunks, targets = loraTargets(p);
   const A = cfg.numHeads / ch.attentionHeads, M = ch.mlpSizes.length, Vp = ch.vocabSizes.length;
-  const q = p.quantize ? 1 : 0, grouped = p.checkpointLayers && p.checkpointGroup > 1 ? 1 : 0, mlpLora = targets > 4 ? 1 : 0;
-  const perLayer = 193 + 82.7 * A + 22.9 * M + q * (48.6 + 38.4 * M) + 53.3 * targets + 88.3 * mlpLora * M + grouped * (54.9 + 3.9 * A + 7.2 * M);
+  const q = p.quantize ? 1 : 0, grouped = p.checkpointLayers && p.checkpointGroup > 1 ? 1 : 0, mlp = mlpLora(p) ? 1 : 0;
+  // The families' additions, fitted the same way: q/k norms, Gemma's norms around the blocks and
+  // GELU, Phi-3's fused projections (fewer of them).
+  const fam = familyOf(cfg);
+  const family = (fam.qkNorm ? 43 + 28 * q : 0) + (fam.sandwichNorms ? 122 : 0) - (fam.projections.includes('qkv_proj') ? 83 + 22 * q : 0);
+  const perLayer = 193 + 82.7 * A + 22.9 * M + q * (48.6 + 38.4 * M) + 53.3 * targets + 88.3 * mlp * M + grouped * (54.9 + 3.9 * A + 7.2 * M) + family;
   return Math.round(cfg.numLayers * perLayer + 64 + Vp * (62.8 + 12.7 * q));
 }
 
@@ -83,17 +104,20 @@ export function estimateTrainingMemory(cfg: ModelConfig, p: GraphPlan): MemoryEs
 
   // Frozen weights: one initializer per projection (4-bit: uint4 + scales, read by both the forward
   // and the backward), norms, biases; the lm_head like a projection; the embedding table float32.
-  const perLayer = projections.reduce((s, [n, k]) => s + frozenBytes(n, k, p.quantize, block), 0) + (2 * D + biasElements(cfg)) * F32;
+  const perLayer = projections.reduce((s, [n, k]) => s + frozenBytes(n, k, p.quantize, block), 0) + (normElements(cfg) + biasElements(cfg)) * F32;
   const embeddings = p.hostEmbeddings ? 0 : V * D * F32;
   const lmHead = cfg.tieWordEmbeddings && !p.quantize ? (p.hostEmbeddings ? V * D * F32 : 0) : frozenBytes(V, D, p.quantize, block);
 
-  // Graph inputs: ids/positions/targets, the [B, 1, T, T] mask, host embeddings; RoPE tables.
-  const inputs = 3 * rows * 8 + B * T * T * F32 + (p.hostEmbeddings ? rows * D * F32 : 0) + 2 * T * hd * F32;
+  // Graph inputs: ids/positions/targets, the [B, 1, T, T] masks (the sliding layers' too, where the
+  // window is shorter than T), host embeddings; RoPE tables (the sliding layers' own, Gemma's).
+  const masks = slidingWindowIn(cfg, T) === null ? 1 : 2, ropes = cfg.localRopeTheta !== null && cfg.layerTypes.includes('sliding') ? 2 : 1;
+  const inputs = 3 * rows * 8 + masks * B * T * T * F32 + (p.hostEmbeddings ? rows * D * F32 : 0) + ropes * 2 * T * cfg.rotaryDim * F32;
 
   // LoRA matrices, AdamW moments (fed: 3 copies) and gradients (1) during the backward; the update
   // adds the new parameters and moments (3 more). Dropout masks hash constant [rows, in] counters.
   const loraParams = loraParamBytes(cfg, p);
-  const dropout = p.lora.dropout > 0 ? rows * (D + (targets > 3 ? qDim : 0) + (targets > 6 ? I : 0)) * F32 * 2 : 0;
+  const has = (t: string) => (p.lora.targets as readonly string[]).includes(t);
+  const dropout = p.lora.dropout > 0 ? rows * (D + (has('o_proj') ? qDim : 0) + (has('down_proj') ? I : 0)) * F32 * 2 : 0;
 
   // Activations. ONNX Runtime's allocation plan hands a freed buffer to the next tensor of the same
   // byte size, so buffers are held per size class at that class's own peak count (traced on the
@@ -106,7 +130,13 @@ export function estimateTrainingMemory(cfg: ModelConfig, p: GraphPlan): MemoryEs
   // recomputes its scores in the backward) for the backward, plus one layer's working set on top.
   // The loss holds 4 logits blocks when whole (values, exponentials, gradients); cut into
   // vocabulary pieces it forms its own gradient piece by piece (nn.fusedHeadCrossEntropy): 3
-  // (values, shifted, exponentials).
+  // (values, shifted, exponentials). The families add (traced the same way on each layout): q/k
+  // norms one [rows, q] and one [rows, kv] tensor a layer; Gemma's norms around the blocks 2
+  // [rows, D] a layer kept (3 more in a layer's backward), its GELU 3 per MLP piece, its logit
+  // capping a logits piece (and autodiff's loss: capped logits bring no gradient of their own);
+  // Phi-3's fused outputs 2 [rows, q + 2 kv] and, unchunked, 2 [rows, 2I].
+  const fam = familyOf(cfg);
+  const qk = fam.qkNorm ? 1 : 0, sandwich = fam.sandwichNorms ? 1 : 0, gelu = cfg.hiddenAct === 'gelu_tanh' ? 1 : 0;
   const TD = rows * D * F32;
   const g = p.checkpointLayers ? Math.max(1, p.checkpointGroup) : 0;
   const keptInputs = g === 0 ? 0 : g === 1 ? L : Math.ceil(L / g) + g - 1;
@@ -116,17 +146,22 @@ export function estimateTrainingMemory(cfg: ModelConfig, p: GraphPlan): MemoryEs
   // The loss phase (outer inputs, the last layer's output and the final norm's 3) comes before
   // the layers' backward (all kept inputs and 8 of the layer's own).
   const outer = g <= 1 ? L : Math.ceil(L / g);
-  hold(TD, g === 0 ? L * 6 + 4 : Math.max(keptInputs + 8, outer + 4));
-  hold(rows * kvDim * F32, g === 0 ? L * 2 + 3 : 5);
-  for (const w of new Set(ch.mlpSizes)) hold(rows * w * F32, g === 0 ? L * 5 + 2 : 7);
+  hold(TD, g === 0 ? L * (6 + 2 * sandwich) + 4 : Math.max(keptInputs + 8 + 3 * sandwich, outer + 4));
+  hold(rows * kvDim * F32, g === 0 ? L * (2 + qk) + 3 : 5 + qk);
+  hold(rows * qDim * F32, qk * (g === 0 ? L : 1));
+  for (const w of new Set(ch.mlpSizes)) hold(rows * w * F32, g === 0 ? L * (5 + 3 * gelu) + 2 : 7 + 3 * gelu);
+  if (fam.projections.includes('qkv_proj')) hold(rows * (qDim + 2 * kvDim) * F32, 2);
+  if (fam.projections.includes('gate_up_proj') && ch.mlpSizes.length === 1) hold(rows * 2 * I * F32, 2);
   hold(B * ch.attentionHeads * T * T * F32, g === 0 && attentionChunks === 1 ? L + 2 : 3);
-  for (const w of new Set(ch.vocabSizes)) hold(rows * w * F32, ch.vocabSizes.length > 1 ? 3 : 4);
+  const logitBlocks = cfg.finalLogitSoftcap !== null ? 5 : ch.vocabSizes.length > 1 ? 3 : 4;
+  for (const w of new Set(ch.vocabSizes)) hold(rows * w * F32, logitBlocks);
   // 4-bit: each dequantized weight shape once, in a buffer of its own size unless an activation
   // class of the same byte size is free for it then (the larger count of the two is held).
   if (p.quantize) {
     const weights = new Map<number, number>();
     const weight = (bytes: number, count: number) => weights.set(bytes, (weights.get(bytes) ?? 0) + count);
-    for (const [n, k] of [[qDim, D], [kvDim, D]]) weight(n! * k! * F32, 1);
+    const attention = fam.projections.includes('qkv_proj') ? [[qDim + 2 * kvDim, D]] : [[qDim, D], [kvDim, D]];
+    for (const [n, k] of attention) weight(n! * k! * F32, 1);
     for (const w of new Set(ch.mlpSizes)) weight(w * D * F32, 2); // a gate/up row piece and a down column piece
     for (const w of new Set(ch.vocabSizes)) weight(w * D * F32, 1);
     for (const [bytes, count] of weights) classes.set(bytes, Math.max(classes.get(bytes) ?? 0, count));
@@ -198,7 +233,7 @@ export function estimateDeviceMemory(cfg: ModelConfig, p: GraphPlan, stateOnDevi
   const el = p.computeDtype === 'float16' ? 2 : F32;
   // A frozen [N, K] matrix on the device: 4-bit codes + scales in the compute dtype, or float.
   const matrix = (n: number, k: number) => frozenBytes(n, k, p.quantize, block, el);
-  const layers = cfg.numLayers * (projectionShapes(cfg).reduce((s, [n, k]) => s + matrix(n, k), 0) + (2 * D + biasElements(cfg)) * F32);
+  const layers = cfg.numLayers * (projectionShapes(cfg).reduce((s, [n, k]) => s + matrix(n, k), 0) + (normElements(cfg) + biasElements(cfg)) * F32);
   const tiedFloat = cfg.tieWordEmbeddings && !p.quantize;
   const gpuParts: Record<string, number> = {
     'frozen weights (layers)': layers,

@@ -5,7 +5,7 @@
 
 import { CHUNK_BYTES, type ChunkPlan, chunkPlan } from '../model/chunk-plan.js';
 import type { ComputeDtype } from '../model/weights/graph-weights.js';
-import { LORA_TARGETS, type LoraSpec } from '../model/lora.js';
+import { LORA_TARGETS, type LoraSpec, resolveLora } from '../model/lora.js';
 import type { ModelConfig } from '../model/types.js';
 
 /** The run settings that shape the graph, under TrainConfig's names (the app's RunConfig uses the same). */
@@ -45,6 +45,7 @@ export interface GraphPlan {
   seq: number;
   /** A symbolic sequence length: each micro-batch pads only to its own longest row (train/length-batches.ts). */
   dynamicSeq: boolean;
+  /** The adapter, its targets resolved against the model (model/lora.ts resolveLora). */
   lora: LoraSpec;
   /** 4-bit frozen projections and lm_head (QLoRA) in blocks of blockSize; blockSize also aligns the MLP pieces. */
   quantize: boolean;
@@ -69,7 +70,8 @@ export function planGraph(s: GraphSettings, cfg: ModelConfig, device: GraphDevic
     batch: s.batch,
     seq: s.seqLen,
     dynamicSeq: !s.staticSeq,
-    lora: s.lora,
+    // The run's targets in this model's projection names (Phi-3's fused qkv_proj, gate_up_proj).
+    lora: resolveLora(cfg, s.lora),
     quantize: s.quantize,
     blockSize: s.blockSize,
     checkpointLayers: s.checkpointLayers,

@@ -21,6 +21,7 @@ import { resolveProvider } from '../engine/runtime/providers.js';
 import { sessionFromGraph } from '../engine/onnx/staged.js';
 import { type DeviceTensor, type Feed, type HostTensor, Session, type SessionOptions, keepsOutputsOnDevice } from '../engine/runtime/session.js';
 import { savePeftAdapter } from '../model/adapter.js';
+import { slidingWindowIn } from '../model/llama.js';
 import { loadModel, type LoadedModel } from '../model/load.js';
 import { prepareInt4 } from '../model/quant-cache.js';
 import { initLora } from '../model/lora.js';
@@ -199,7 +200,7 @@ async function prepareRun(opened: TrainingModel, cfg: TrainConfig, emit: (e: Tra
   try {
     emit({ event: 'ready', load_s: opened.loadS, data_s: dataS, graph_s: graphS, session_s: since(t), total_s: opened.loadS + since(phaseStart), int4_source: opened.int4Source });
     const finch = { template: data.template };
-    const checkpoints = new Checkpointer(out, { config: model.config, baseModel: cfg.model, spec: cfg.lora, params: graphs.params, finch }, cfg.keepCheckpoints);
+    const checkpoints = new Checkpointer(out, { config: model.config, baseModel: cfg.model, spec: plan.lora, params: graphs.params, finch }, cfg.keepCheckpoints);
 
     // State: parameters and moments, fresh or from the last checkpoint.
     let state: TrainerState = { step: 0, config: cfg, losses: [], evals: [], datasetFingerprint: fingerprint };
@@ -236,7 +237,8 @@ async function trainPrepared(run: PreparedRun, emit: (e: TrainEvent) => void, co
   const { cfg, model, out, data, batches, totalSteps, plan, graphs, sessions, checkpoints, finch, state, trainable, embed } = run;
   const B = plan.batch, T = plan.seq;
   // Each micro-batch at its own padded length (b.T); a symbolic-length graph with dropout also takes token_index.
-  const microFeeds = (b: Batch) => ({ ...batchFeeds(b, B, b.T, embed), ...(plan.dynamicSeq && graphs.dropoutModules ? tokenIndexFeed(b.T) : {}) });
+  const window = slidingWindowIn(model.config, T); // the graphs take the sliding layers' mask
+  const microFeeds = (b: Batch) => ({ ...batchFeeds(b, B, b.T, embed, window), ...(plan.dynamicSeq && graphs.dropoutModules ? tokenIndexFeed(b.T) : {}) });
   const evaluated = new Set<number>();
   /** Writes a checkpoint; the hook follows one of an evaluated or the last step. */
   const checkpoint = async (tensors: OptimizerTensors) => {
@@ -289,7 +291,7 @@ async function trainPrepared(run: PreparedRun, emit: (e: TrainEvent) => void, co
       const last = state.step === totalSteps;
       if ((cfg.evalEvery > 0 && state.step % cfg.evalEvery === 0) || (last && data.validation.length > 0)) {
         evalSession ??= await sessionFromGraph(buildLossGraph(model.weights, model.invFreq, plan), run.sessionOpts, stagingDir());
-        const evalLoss = (await meanLoss(evalSession, data.validation, B, T, trainable.paramFeeds(), embed)).loss;
+        const evalLoss = (await meanLoss(evalSession, data.validation, B, T, trainable.paramFeeds(), embed, window)).loss;
         state.evals.push({ step: state.step, loss: evalLoss });
         evaluated.add(state.step);
         emit({ event: 'eval', step: state.step, eval_loss: evalLoss, perplexity: Math.exp(evalLoss) });
@@ -312,7 +314,7 @@ async function trainPrepared(run: PreparedRun, emit: (e: TrainEvent) => void, co
     if (state.step > 0 && state.step % cfg.checkpointEvery !== 0) await checkpoint(tensors);
     adapter = checkpoints.latest() ?? '';
   } else {
-    savePeftAdapter(out, { spec: cfg.lora, baseModel: cfg.model, tensors: tensors.params, cfg: model.config, finch });
+    savePeftAdapter(out, { spec: plan.lora, baseModel: cfg.model, tensors: tensors.params, cfg: model.config, finch });
   }
   runJson();
   emit({ event: 'done', adapter, steps: state.step, loss: lastLoss, eval_loss: state.evals.at(-1)?.loss ?? null, status });

@@ -14,7 +14,7 @@ function finch(...args: string[]) {
 test('`finch --help` lists every command and exits 0', () => {
   const r = finch('--help');
   assert.equal(r.status, 0, r.stderr);
-  for (const name of ['tokenize', 'generate', 'train', 'merge', 'export', 'pull', 'eval', 'demo', 'bench', 'serve']) {
+  for (const name of ['tokenize', 'generate', 'train', 'merge', 'export', 'pull', 'push', 'eval', 'demo', 'bench', 'serve']) {
     assert.match(r.stdout, new RegExp(`^  ${name} +\\S`, 'm'), `--help lists ${name}`);
   }
 });

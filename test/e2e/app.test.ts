@@ -3,7 +3,8 @@
 // network but 127.0.0.1) through the whole app: the demo model, the demo dataset's preview, the
 // settings with the memory verdict, a short run whose chart shows points, the compare view with
 // base and tuned answers that differ, a saved comparison, batch compare, and the run in history
-// after a reload, and the run's 4-bit weight cache entry removed from Home (its file is gone).
+// after a reload, the run's 4-bit weight cache entry removed from Home (its file is gone), and a
+// Hugging Face token saved in Settings (a private file, never the database; the screen says so).
 // axe-core scans every screen (no serious or critical violations) and every screen is saved as a
 // PNG under test-artifacts/e2e/ for a person to look at.
 //
@@ -12,119 +13,25 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { chromium, type Browser, type Page } from 'playwright-core';
-import { CHROMIUM, need } from '../helpers/prerequisites.js';
-import { within } from '../helpers/wait.js';
-
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const ARTIFACTS = join(ROOT, 'test-artifacts', 'e2e');
-
-/** A port nobody listens on right now. */
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-/** Starts `finch serve` (which builds the renderer first when it is missing or stale) and resolves
- * with the URL it prints (with its token). */
-async function startServer(home: string, port: number): Promise<{ proc: ChildProcess; url: string; output: () => string }> {
-  const proc = spawn(process.execPath, [join(ROOT, 'bin', 'finch.mjs'), 'serve', '--port', String(port)], {
-    cwd: ROOT,
-    env: { ...process.env, FINCH_HOME: home },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  proc.stdout!.on('data', (d) => { out += d; });
-  proc.stderr!.on('data', (d) => { out += d; });
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`finch serve printed no URL in 180 s:\n${out}`)), 180_000);
-    const look = () => {
-      const m = /http:\/\/127\.0\.0\.1:\d+\/\S*token=[\w-]+/.exec(out);
-      if (m) { clearTimeout(timer); resolve(m[0]); }
-    };
-    proc.stdout!.on('data', look);
-    proc.once('exit', (code) => { clearTimeout(timer); reject(new Error(`finch serve exited (${code}):\n${out}`)); });
-  });
-  return { proc, url, output: () => out };
-}
-
-const axeSource = readFileSync(join(ROOT, 'node_modules', 'axe-core', 'axe.min.js'), 'utf8');
-
-/** axe-core on the current page: no serious or critical violations. Injected through the
- * DevTools protocol (page.evaluate), which the page's Content-Security-Policy does not govern. */
-async function assertAccessible(page: Page, screen: string): Promise<void> {
-  // Colours mid-transition (a theme switch, a hovered button) are not the page's colours: let finite animations end.
-  await page.evaluate(() => Promise.all(document.getAnimations()
-    .filter((an) => an.effect?.getTiming().iterations !== Infinity)
-    .map((an) => an.finished.catch(() => null))));
-  const has = await page.evaluate(() => typeof (window as unknown as { axe?: unknown }).axe === 'object');
-  if (!has) await page.evaluate(axeSource);
-  const violations = await page.evaluate(async () => {
-    const axe = (window as unknown as { axe: { run: (ctx: Document, o: object) => Promise<{ violations: { id: string; impact: string; help: string; nodes: { target: string[] }[] }[] }> } }).axe;
-    const r = await axe.run(document, { resultTypes: ['violations'] });
-    return r.violations.map((v) => ({ id: v.id, impact: v.impact, help: v.help, targets: v.nodes.slice(0, 4).map((n) => n.target.join(' ')) }));
-  });
-  const bad = violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
-  assert.deepEqual(bad, [], `${screen}: accessibility violations:\n${JSON.stringify(bad, null, 2)}`);
-}
-
-async function shot(page: Page, name: string): Promise<void> {
-  await page.evaluate(() => window.scrollTo(0, 0)); // the sticky header belongs at the top of a full-page shot
-  await page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true });
-}
-
-/** Pixels of the canvas in the accent colour: the training-loss line has been drawn. */
-async function accentPixels(page: Page, selector: string): Promise<number> {
-  return page.evaluate((sel) => {
-    const canvas = document.querySelector(sel) as HTMLCanvasElement;
-    const accent = getComputedStyle(document.documentElement).getPropertyValue('--accent').trim();
-    const [r, g, b] = [1, 3, 5].map((i) => parseInt(accent.slice(i, i + 2), 16));
-    const data = canvas.getContext('2d')!.getImageData(0, 0, canvas.width, canvas.height).data;
-    let n = 0;
-    for (let i = 0; i < data.length; i += 4) {
-      if (Math.abs(data[i]! - r!) < 24 && Math.abs(data[i + 1]! - g!) < 24 && Math.abs(data[i + 2]! - b!) < 24 && data[i + 3]! > 200) n++;
-    }
-    return n;
-  }, selector);
-}
+import type { Browser, Page } from 'playwright-core';
+import { accentPixels, assertAccessible, failed, freePort, openBrowser, shot, startServe, type ServeProcess } from '../helpers/browser.js';
+import { need } from '../helpers/prerequisites.js';
 
 test('the app end to end in Chromium', { timeout: 300_000 }, async (t) => {
   if (!need(t, 'chromium')) return;
-  mkdirSync(ARTIFACTS, { recursive: true });
   const home = mkdtempSync(join(tmpdir(), 'finch-e2e-'));
-  const port = await freePort();
-  const server = await startServer(home, port);
+  let server: ServeProcess | null = null;
   let browser: Browser | null = null;
   let lastPage: Page | null = null; // for a screenshot when a step fails
-  const pageErrors: string[] = [];
   try {
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      // Off the network: every host but the loopback fails to resolve; requests are also filtered below.
-      args: ['--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'],
-    });
-    const context = await browser.newContext({ viewport: { width: 1360, height: 900 }, colorScheme: 'light', deviceScaleFactor: 1, reducedMotion: 'reduce' });
-    await context.route('**/*', (route) => {
-      const u = new URL(route.request().url());
-      return u.hostname === '127.0.0.1' ? route.continue() : route.abort();
-    });
-    const page = await context.newPage();
+    server = await startServe(home, await freePort());
+    const opened = await openBrowser();
+    browser = opened.browser;
+    const { page, pageErrors } = opened;
     lastPage = page;
-    page.on('pageerror', (e) => pageErrors.push(`pageerror: ${e.message}`));
-    page.on('console', (m) => { if (m.type() === 'error') pageErrors.push(`console: ${m.text()}`); });
 
     // ---- Home ---------------------------------------------------------------------------------
     await page.goto(server.url);
@@ -279,15 +186,32 @@ test('the app end to end in Chromium', { timeout: 300_000 }, async (t) => {
     assert.ok(!existsSync(file), 'removing the entry in the app deleted its file');
     assert.equal(await cache.getByTestId('weight-cache-total').textContent(), '0 B in 0 entries');
 
+    // ---- Settings: the Hugging Face token is kept out of the database, and the screen says where --------
+    await page.getByRole('link', { name: 'Settings' }).click();
+    const tokenStatus = page.getByTestId('token-status');
+    await tokenStatus.filter({ hasText: 'No token is saved.' }).waitFor();
+    const token = 'hf_e2eTokenNotARealOne0123456789';
+    await page.getByLabel(/^Access token/).fill(token);
+    await page.getByRole('button', { name: 'Save token' }).click();
+    await page.getByRole('status').filter({ hasText: 'Token saved.' }).waitFor();
+    assert.equal(await tokenStatus.getAttribute('data-storage'), 'file');
+    assert.match(await tokenStatus.textContent() ?? '', /A token is saved, in a file only your user account can read \(.*\/secrets\/hf-token\)/);
+    assert.equal(await page.getByLabel(/^Replace the token/).inputValue(), '', 'the field does not keep the token');
+    const tokenFile = join(home, 'secrets', 'hf-token');
+    assert.equal(readFileSync(tokenFile, 'utf8'), token);
+    assert.equal(statSync(tokenFile).mode & 0o777, 0o600);
+    for (const f of ['finch.db', 'finch.db-wal']) {
+      assert.ok(!existsSync(join(home, f)) || !readFileSync(join(home, f)).includes(token), `${f} does not hold the token`);
+    }
+    await assertAccessible(page, 'settings');
+    await shot(page, '14-settings-token');
+
     assert.deepEqual(pageErrors, [], 'no errors in the page console');
   } catch (e) {
-    await lastPage?.screenshot({ path: join(ARTIFACTS, 'failure.png'), fullPage: true }).catch(() => {});
-    if (e instanceof Error) e.message += `\n--- finch serve output ---\n${server.output().slice(-4000)}`;
-    throw e;
+    throw await failed(e, 'app', lastPage, [server]);
   } finally {
     await browser?.close();
-    server.proc.kill('SIGTERM');
-    await within(new Promise((r) => { if (server.proc.exitCode !== null) r(null); else server.proc.once('exit', r); }), 30_000, 'finch serve to exit on SIGTERM');
+    await server?.stop();
     rmSync(home, { recursive: true, force: true });
   }
 });

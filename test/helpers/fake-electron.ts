@@ -14,9 +14,13 @@
 //    process exit.
 //  - process.versions.electron is set, here and in those children, as in Electron's main and
 //    utility processes (where process.execPath is Electron, not Node).
+//  - safeStorage encrypts for real (AES-256-GCM under `fake.keychain.key`, with Chromium's "v11"
+//    prefix), so the ciphertext hides the text and another keychain's key fails to decrypt it;
+//    `fake.keychain` sets whether encryption is available and the Linux backend it reports.
 // Everything a test needs to drive or inspect is on the `fake` export.
 
 import { fork as forkChild, type ChildProcess } from 'node:child_process';
+import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 
 /** What process.versions.electron reads under the fake (fake-parent-port.mjs sets the same). */
@@ -344,6 +348,33 @@ export const powerSaveBlocker = {
   isStarted(id: number): boolean { return fake.powerBlockers.has(id); },
 };
 
+// ---- safeStorage -------------------------------------------------------------------------------------
+
+const KEYCHAIN_PREFIX = Buffer.from('v11');
+
+export const safeStorage = {
+  async isAsyncEncryptionAvailable(): Promise<boolean> { return fake.keychain.available; },
+  getSelectedStorageBackend(): 'basic_text' | 'gnome_libsecret' | 'kwallet' | 'kwallet5' | 'kwallet6' | 'unknown' { return fake.keychain.backend; },
+  async encryptStringAsync(plainText: string): Promise<Buffer> {
+    if (!fake.keychain.available) throw new Error('Error while encrypting the text provided to safeStorage.encryptStringAsync. Encryption is not available.');
+    const iv = randomBytes(12);
+    const cipher = createCipheriv('aes-256-gcm', fake.keychain.key, iv);
+    const body = Buffer.concat([cipher.update(plainText, 'utf8'), cipher.final()]);
+    return Buffer.concat([KEYCHAIN_PREFIX, iv, cipher.getAuthTag(), body]);
+  },
+  async decryptStringAsync(encrypted: Buffer): Promise<{ shouldReEncrypt: boolean; result: string }> {
+    const fail = () => new Error('Error while decrypting the ciphertext provided to safeStorage.decryptStringAsync.');
+    if (!fake.keychain.available || !encrypted.subarray(0, 3).equals(KEYCHAIN_PREFIX)) throw fail();
+    const decipher = createDecipheriv('aes-256-gcm', fake.keychain.key, encrypted.subarray(3, 15));
+    decipher.setAuthTag(encrypted.subarray(15, 31));
+    try {
+      return { shouldReEncrypt: false, result: Buffer.concat([decipher.update(encrypted.subarray(31)), decipher.final()]).toString('utf8') };
+    } catch {
+      throw fail();
+    }
+  },
+};
+
 // ---- utility processes ----------------------------------------------------------------------------
 
 const PARENT_PORT_SHIM = new URL('./fake-parent-port.mjs', import.meta.url).href;
@@ -409,6 +440,12 @@ export const fake = {
   utilityProcesses: [] as { modulePath: string; serviceName: unknown; execArgv: string[]; process: UtilityProcess }[],
   quitCount: 0,
   exitCode: null as number | null,
+  /** What safeStorage reports and encrypts with (a new key: another user's or machine's keychain). */
+  keychain: {
+    available: true,
+    backend: 'gnome_libsecret' as ReturnType<typeof safeStorage.getSelectedStorageBackend>,
+    key: randomBytes(32),
+  },
   /** The page's top frame as the renderer's sender (the normal case). */
   useWindow(win: BrowserWindow): void {
     fake.renderer.contents = win.webContents;
@@ -418,4 +455,4 @@ export const fake = {
 
 (process.versions as Record<string, string>).electron ??= FAKE_ELECTRON_VERSION;
 
-export default { app, BrowserWindow, contextBridge, dialog, ipcMain, ipcRenderer, Menu, Notification, powerSaveBlocker, protocol, screen, session, shell, utilityProcess };
+export default { app, BrowserWindow, contextBridge, dialog, ipcMain, ipcRenderer, Menu, Notification, powerSaveBlocker, protocol, safeStorage, screen, session, shell, utilityProcess };

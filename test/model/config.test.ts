@@ -66,6 +66,8 @@ test('Llama 3.1: llama3 rope scaling, GQA, eos union with generation_config (its
     ropeScaling: { type: 'llama3', factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositionEmbeddings: 8192 },
     maxPositionEmbeddings: 131072, tieWordEmbeddings: false, attentionBias: false, attentionOutputBias: false, mlpBias: false,
     slidingWindow: null, bosTokenId: 128000, eosTokenIds: [128009, 128001, 128008], torchDtype: 'bfloat16',
+    localRopeTheta: null, rotaryDim: 128, hiddenAct: 'silu', layerTypes: Array(32).fill('full'), queryPreAttnScalar: null,
+    finalLogitSoftcap: null, textModelOf: null,
   };
   assert.deepEqual(c, expected);
 });
@@ -74,7 +76,7 @@ test('Llama 3.2: tied embeddings, explicit head_dim, rope_scaling with "type", s
   const c = parseModelConfig(LLAMA32_1B);
   assert.equal(c.tieWordEmbeddings, true);
   assert.equal(c.headDim, 64);
-  assert.equal(c.ropeScaling?.factor, 32);
+  assert.equal(c.ropeScaling?.type === 'llama3' && c.ropeScaling.factor, 32);
   assert.deepEqual(c.eosTokenIds, [128001]);
 });
 
@@ -127,6 +129,13 @@ test('Qwen2: q/k/v bias by default, none on o_proj, no sliding window when use_s
   assert.equal(c.ropeTheta, 1000000);
 });
 
+test('Qwen2 with use_sliding_window: the layers from max_window_layers on slide', () => {
+  const c = parseModelConfig({ ...QWEN25_05B, use_sliding_window: true });
+  assert.equal(c.slidingWindow, 32768);
+  assert.deepEqual(c.layerTypes, [...Array(21).fill('full'), ...Array(3).fill('sliding')]);
+  assert.deepEqual(parseModelConfig(QWEN25_05B).layerTypes, Array(24).fill('full'));
+});
+
 test('transformers v5 rope_parameters are read (theta and llama3 scaling)', () => {
   const { rope_theta: _t, rope_scaling: _s, ...rest } = LLAMA31_8B;
   const c = parseModelConfig({
@@ -134,7 +143,7 @@ test('transformers v5 rope_parameters are read (theta and llama3 scaling)', () =
     rope_parameters: { rope_type: 'llama3', rope_theta: 500000, factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 8192 },
   });
   assert.equal(c.ropeTheta, 500000);
-  assert.equal(c.ropeScaling?.originalMaxPositionEmbeddings, 8192);
+  assert.equal(c.ropeScaling?.type === 'llama3' && c.ropeScaling.originalMaxPositionEmbeddings, 8192);
   assert.equal(parseModelConfig({ ...rest, rope_parameters: { rope_type: 'default', rope_theta: 12345 } }).ropeScaling, null);
   assert.equal(parseModelConfig({ ...rest, rope_parameters: { rope_type: 'default', rope_theta: 12345 } }).ropeTheta, 12345);
 });
@@ -148,7 +157,7 @@ test('errors name config.json and say what is wrong', () => {
   const gpt2 = folder('gpt2', { model_type: 'gpt2', n_embd: 768 });
   assert.throws(
     () => loadModelConfig(gpt2),
-    (e: Error) => e.message.startsWith(join(gpt2, 'config.json')) && /model_type "gpt2" is not supported; Finch supports llama, mistral, qwen2/.test(e.message),
+    (e: Error) => e.message.startsWith(join(gpt2, 'config.json')) && /model_type "gpt2" is not supported; Finch supports llama, mistral, qwen2, qwen3, gemma3_text, phi3 and gemma3 \(.*Qwen3, Gemma 3, Phi-3\/3.5, Phi-4-mini\)/.test(e.message),
   );
   assert.throws(() => parseModelConfig({ ...LLAMA2_7B, model_type: undefined }), /model_type undefined is not supported/);
   assert.throws(() => parseModelConfig({ ...LLAMA2_7B, rope_scaling: { type: 'yarn', factor: 4 } }), /config.json: rope_scaling type "yarn" is not supported/);
@@ -158,7 +167,6 @@ test('errors name config.json and say what is wrong', () => {
   assert.throws(() => parseModelConfig({ ...LLAMA2_7B, num_key_value_heads: 5 }), /multiple of num_key_value_heads \(5\)/);
   assert.throws(() => parseModelConfig({ ...LLAMA2_7B, hidden_act: 'gelu' }), /hidden_act "gelu" is not supported/);
   assert.throws(() => parseModelConfig({ ...LLAMA2_7B, vocab_size: '32000' }), /"vocab_size" must be a positive integer/);
-  assert.throws(() => parseModelConfig({ ...QWEN25_05B, use_sliding_window: true }), /use_sliding_window: true is not supported/);
   const badGen = folder('bad-gen', LLAMA2_7B);
   writeFileSync(join(badGen, 'generation_config.json'), '{');
   assert.throws(() => loadModelConfig(badGen), /generation_config.json: invalid JSON/);
@@ -198,4 +206,109 @@ test('ropeInvFreq matches transformers\' formula computed in float32 PyTorch', (
   assert.equal(ratios[0], 1);
   assert.ok(Math.abs(ratios[63]! - 8) < 1e-5, `lowest frequency divided by ${ratios[63]}, expected 8`);
   assert.ok(ratios.some((r) => r > 1.01 && r < 7.99), 'some frequencies are interpolated');
+});
+
+// The new families, with their released models' config.json values.
+const QWEN3_06B = {
+  architectures: ['Qwen3ForCausalLM'], attention_bias: false, attention_dropout: 0, bos_token_id: 151643, eos_token_id: 151645, head_dim: 128,
+  hidden_act: 'silu', hidden_size: 1024, initializer_range: 0.02, intermediate_size: 3072, max_position_embeddings: 40960, max_window_layers: 28,
+  model_type: 'qwen3', num_attention_heads: 16, num_hidden_layers: 28, num_key_value_heads: 8, rms_norm_eps: 1e-6, rope_scaling: null,
+  rope_theta: 1000000, sliding_window: null, tie_word_embeddings: true, torch_dtype: 'bfloat16', use_cache: true, use_sliding_window: false, vocab_size: 151936,
+};
+const GEMMA3_1B = {
+  architectures: ['Gemma3ForCausalLM'], attention_bias: false, attention_dropout: 0, attn_logit_softcapping: null, bos_token_id: 2,
+  cache_implementation: 'hybrid', eos_token_id: [1, 106], final_logit_softcapping: null, head_dim: 256, hidden_activation: 'gelu_pytorch_tanh',
+  hidden_size: 1152, initializer_range: 0.02, intermediate_size: 6912, max_position_embeddings: 32768, model_type: 'gemma3_text',
+  num_attention_heads: 4, num_hidden_layers: 26, num_key_value_heads: 1, pad_token_id: 0, query_pre_attn_scalar: 256, rms_norm_eps: 1e-6,
+  rope_local_base_freq: 10000, rope_scaling: null, rope_theta: 1000000, sliding_window: 512, sliding_window_pattern: 6, torch_dtype: 'bfloat16', vocab_size: 262144,
+};
+const GEMMA3_4B_MULTIMODAL = {
+  architectures: ['Gemma3ForConditionalGeneration'], boi_token_index: 255999, eoi_token_index: 256000, eos_token_id: [1, 106], image_token_index: 262144,
+  initializer_range: 0.02, mm_tokens_per_image: 256, model_type: 'gemma3', torch_dtype: 'bfloat16',
+  text_config: { hidden_size: 2560, intermediate_size: 10240, model_type: 'gemma3_text', num_hidden_layers: 34, rope_scaling: { factor: 8.0, rope_type: 'linear' }, sliding_window: 1024 },
+  vision_config: { hidden_size: 1152, image_size: 896, intermediate_size: 4304, model_type: 'siglip_vision_model', num_attention_heads: 16, num_hidden_layers: 27, patch_size: 14, vision_use_head: false },
+};
+const PHI3_MINI_4K = {
+  architectures: ['Phi3ForCausalLM'], attention_bias: false, attention_dropout: 0, bos_token_id: 1, embd_pdrop: 0, eos_token_id: 32000, hidden_act: 'silu',
+  hidden_size: 3072, initializer_range: 0.02, intermediate_size: 8192, max_position_embeddings: 4096, model_type: 'phi3', num_attention_heads: 32,
+  num_hidden_layers: 32, num_key_value_heads: 32, original_max_position_embeddings: 4096, pad_token_id: 32000, resid_pdrop: 0, rms_norm_eps: 1e-5,
+  rope_scaling: null, rope_theta: 10000, sliding_window: 2047, tie_word_embeddings: false, torch_dtype: 'bfloat16', vocab_size: 32064,
+};
+const longFactors = (n: number, base: number) => Array.from({ length: n }, (_, i) => base + i / 10);
+const PHI4_MINI = {
+  architectures: ['Phi3ForCausalLM'], bos_token_id: 199999, eos_token_id: 199999, full_attn_mod: 1, hidden_act: 'silu', hidden_size: 3072,
+  intermediate_size: 8192, interpolate_factor: 1, lm_head_bias: false, max_position_embeddings: 131072, mlp_bias: false, model_type: 'phi3',
+  num_attention_heads: 24, num_hidden_layers: 32, num_key_value_heads: 8, original_max_position_embeddings: 4096, pad_token_id: 199999,
+  partial_rotary_factor: 0.75, resid_pdrop: 0, rms_norm_eps: 1e-5,
+  rope_scaling: { long_factor: longFactors(48, 1.5), short_factor: longFactors(48, 1), type: 'longrope' },
+  rope_theta: 10000, sliding_window: 262144, tie_word_embeddings: true, torch_dtype: 'bfloat16', vocab_size: 200064,
+};
+
+test('Qwen3: explicit head_dim (128 > 1024/16), no biases by default, tied, full attention', () => {
+  const c = parseModelConfig(QWEN3_06B);
+  assert.deepEqual([c.modelType, c.headDim, c.rotaryDim, c.numKvHeads, c.tieWordEmbeddings, c.ropeTheta], ['qwen3', 128, 128, 8, true, 1000000]);
+  assert.deepEqual([c.attentionBias, c.attentionOutputBias, c.slidingWindow, c.hiddenAct], [false, false, null, 'silu']);
+  assert.deepEqual(c.layerTypes, Array(28).fill('full'));
+  // attention_bias puts a bias on all four projections (Qwen3Attention), unlike Qwen2's q/k/v only.
+  const biased = parseModelConfig({ ...QWEN3_06B, attention_bias: true });
+  assert.deepEqual([biased.attentionBias, biased.attentionOutputBias], [true, true]);
+});
+
+test('Gemma 3 1B: GELU, every 6th layer full, local RoPE base, query_pre_attn_scalar, eos list', () => {
+  const c = parseModelConfig(GEMMA3_1B);
+  assert.deepEqual([c.modelType, c.hiddenAct, c.headDim, c.numHeads, c.numKvHeads, c.tieWordEmbeddings], ['gemma3_text', 'gelu_tanh', 256, 4, 1, true]);
+  assert.deepEqual([c.slidingWindow, c.ropeTheta, c.localRopeTheta, c.ropeScaling, c.queryPreAttnScalar, c.finalLogitSoftcap], [512, 1000000, 10000, null, 256, null]);
+  assert.deepEqual(c.layerTypes.map((t, i) => (t === 'full' ? i : -1)).filter((i) => i >= 0), [5, 11, 17, 23]);
+  assert.deepEqual(c.eosTokenIds, [1, 106]);
+  // transformers v5's spelling: layer_types and rope_parameters per layer type.
+  const { rope_theta: _t, rope_local_base_freq: _l, rope_scaling: _s, sliding_window_pattern: _p, ...rest } = GEMMA3_1B;
+  const v5 = parseModelConfig({
+    ...rest, layer_types: Array.from({ length: 26 }, (_, i) => ((i + 1) % 6 ? 'sliding_attention' : 'full_attention')),
+    rope_parameters: { full_attention: { rope_type: 'linear', factor: 8, rope_theta: 1000000 }, sliding_attention: { rope_type: 'default', rope_theta: 10000 } },
+  });
+  assert.deepEqual(v5.layerTypes, c.layerTypes);
+  assert.deepEqual([v5.ropeTheta, v5.localRopeTheta, v5.ropeScaling], [1000000, 10000, { type: 'linear', factor: 8 }]);
+  assert.throws(() => parseModelConfig({ ...GEMMA3_1B, hidden_activation: 'gelu' }), /hidden_activation "gelu" is not supported \(Gemma 3 uses "gelu_pytorch_tanh"\)/);
+  assert.throws(() => parseModelConfig({ ...GEMMA3_1B, use_bidirectional_attention: true }), /use_bidirectional_attention: true \(an embedding model\) is not supported/);
+  assert.throws(() => parseModelConfig({ ...GEMMA3_1B, layer_types: ['sliding_attention'] }), /"layer_types" must list 26 layers/);
+});
+
+test('Gemma 3 4B (multimodal): the text model with Gemma3TextConfig\'s defaults, linear scaling on the full layers', () => {
+  const c = parseModelConfig(GEMMA3_4B_MULTIMODAL);
+  assert.equal(c.modelType, 'gemma3_text');
+  assert.equal(c.textModelOf, 'gemma3');
+  assert.deepEqual([c.hiddenSize, c.intermediateSize, c.numLayers, c.numHeads, c.numKvHeads, c.headDim, c.vocabSize], [2560, 10240, 34, 8, 4, 256, 262208]);
+  assert.deepEqual([c.slidingWindow, c.ropeScaling, c.localRopeTheta, c.tieWordEmbeddings, c.torchDtype], [1024, { type: 'linear', factor: 8 }, 10000, true, 'bfloat16']);
+  assert.deepEqual(c.eosTokenIds, [1, 106]);
+});
+
+test('Phi-3 mini 4k: no biases, a sliding window of 2047 in every layer; Phi-4-mini: partial rotary, LongRoPE, tied', () => {
+  const p3 = parseModelConfig(PHI3_MINI_4K);
+  assert.deepEqual([p3.modelType, p3.headDim, p3.rotaryDim, p3.attentionBias, p3.slidingWindow, p3.ropeScaling, p3.rmsNormEps], ['phi3', 96, 96, false, 2047, null, 1e-5]);
+  assert.deepEqual(p3.layerTypes, Array(32).fill('sliding'));
+  const p4 = parseModelConfig(PHI4_MINI);
+  assert.deepEqual([p4.headDim, p4.rotaryDim, p4.numKvHeads, p4.tieWordEmbeddings], [128, 96, 8, true]);
+  const rs = p4.ropeScaling;
+  assert.ok(rs?.type === 'longrope');
+  assert.equal(rs.originalMaxPositionEmbeddings, 4096);
+  assert.equal(rs.longFactor.length, 48);
+  // transformers' attention factor: sqrt(1 + ln(131072 / 4096) / ln(4096)).
+  assert.ok(Math.abs(rs.attentionFactor - Math.sqrt(1 + Math.log(32) / Math.log(4096))) < 1e-12);
+  // "su" is LongRoPE's older name; factor lists must cover half the rotated dimensions.
+  assert.equal(parseModelConfig({ ...PHI4_MINI, rope_scaling: { ...PHI4_MINI.rope_scaling, type: 'su' } }).ropeScaling?.type, 'longrope');
+  assert.throws(() => parseModelConfig({ ...PHI4_MINI, rope_scaling: { ...PHI4_MINI.rope_scaling, short_factor: [1, 2] } }), /rope_scaling.short_factor must list 48 positive numbers/);
+  assert.throws(() => parseModelConfig({ ...PHI4_MINI, partial_rotary_factor: 0.7 }), /partial_rotary_factor 0.7 rotates 89 of head_dim 128: the rotated part must be even/);
+});
+
+test('LongRoPE: the short factors within the original context, the long ones beyond (as llama.cpp decides by its context)', () => {
+  const cfg = parseModelConfig(PHI4_MINI);
+  const rs = cfg.ropeScaling!;
+  assert.ok(rs.type === 'longrope');
+  const plain = ropeInvFreq({ ...cfg, ropeScaling: null });
+  const short = ropeInvFreq(cfg, { maxPositions: 4096 }), long = ropeInvFreq(cfg, { maxPositions: 4097 });
+  assert.equal(short.length, 48);
+  for (let i = 0; i < 48; i++) {
+    assert.ok(Math.abs(short[i]! * rs.shortFactor[i]! / plain[i]! - 1) < 1e-6, `short ${i}`);
+    assert.ok(Math.abs(long[i]! * rs.longFactor[i]! / plain[i]! - 1) < 1e-6, `long ${i}`);
+  }
 });

@@ -1,17 +1,17 @@
 // Every op Finch's graphs use is listed in docs/gpu.md's op table, which says where each one has
 // a kernel (CPU, WebGPU, CUDA, DirectML, from ONNX Runtime's operator tables): a graph that gains
 // an op fails here until the table has a row for it, and a row no graph uses any more fails too.
-// The graphs are those of test/model/llama-webgpu.test.ts, built for the demo model, float and 4-bit,
+// The graphs are those of test/model/llama-webgpu.test.ts and families-webgpu.test.ts, built for the
+// demo model and a tiny model of each other family (test/helpers/tiny-llama.ts), float and 4-bit,
 // as written for ONNX Runtime (lowerForOrt: 4-bit training weights become DequantizeLinear + Gemm).
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
-import { Graph } from '../../src-main/engine/graph/graph.js';
+import type { Graph } from '../../src-main/engine/graph/graph.js';
 import { lowerForOrt } from '../../src-main/engine/onnx/lower.js';
-import { buildGeneration } from '../../src-main/model/graphs.js';
 import { loadModel } from '../../src-main/model/load.js';
-import { DEFAULT_LORA } from '../../src-main/model/lora.js';
-import { DEFAULT_OPTIMIZER, buildAccumulatingStep, buildFusedStep, buildLossGraph } from '../../src-main/train/step.js';
+import { allGraphs, tinyModel } from '../helpers/family-graphs.js';
+import { tinyFamilyConfigs } from '../helpers/tiny-llama.js';
 
 const DEMO = 'assets/demo/model';
 
@@ -29,20 +29,12 @@ test('docs/gpu.md lists every op of every graph Finch builds, and no other', () 
   const ops = new Map<string, Set<string>>();
   for (const quantize of [false, true]) {
     const m = loadModel(DEMO, { quantize });
-    const shape = { batch: 2, seq: 32, lora: DEFAULT_LORA, hostEmbeddings: quantize };
-    const pair = buildAccumulatingStep(m.weights, m.invFreq, shape, DEFAULT_OPTIMIZER);
-    const generation = new Graph('generate');
-    const gen = buildGeneration(generation, m.weights, m.invFreq, 96, DEFAULT_LORA, 2);
-    generation.output(gen.logits, 'logits');
-    gen.presentK.forEach((t, l) => generation.output(t, `present_k.${l}`));
-    gen.presentV.forEach((t, l) => generation.output(t, `present_v.${l}`));
-    for (const g of [
-      buildFusedStep(m.weights, m.invFreq, shape, DEFAULT_OPTIMIZER).step, pair.grads, pair.update,
-      buildFusedStep(m.weights, m.invFreq, { ...shape, checkpointLayers: true, checkpointGroup: 2, chunkBytes: 16 * 1024 }, DEFAULT_OPTIMIZER).step,
-      buildFusedStep(m.weights, m.invFreq, { ...shape, lossChunks: 2 }, DEFAULT_OPTIMIZER).step,
-      buildLossGraph(m.weights, m.invFreq, shape), generation,
-    ]) opsOf(g, ops);
+    for (const [, g] of allGraphs(m.weights, m.invFreq, 32, 16 * 1024)) opsOf(g, ops);
     m.close();
+    for (const cfg of Object.values(tinyFamilyConfigs())) {
+      const { fw, invFreq } = tinyModel(cfg, quantize);
+      for (const [, g] of allGraphs(fw, invFreq, 16, 1024)) opsOf(g, ops);
+    }
   }
   // The table's rows: | `Op` | first input types | CPU | WebGPU | CUDA | DirectML | notes |
   const doc = readFileSync('docs/gpu.md', 'utf8');

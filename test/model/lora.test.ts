@@ -1,9 +1,10 @@
-// LoRA bookkeeping (model/lora.ts): PEFT tensor names and shapes per projection, the default
-// initialization PEFT uses (A uniform in +-1/sqrt(in), B zero), scales and target parsing.
+// LoRA bookkeeping (model/lora.ts): PEFT tensor names and shapes per projection (Phi-3's fused
+// ones included), the default initialization PEFT uses (A uniform in +-1/sqrt(in), B zero), scales,
+// target parsing, and a run's targets resolved against each family's projections.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { DEFAULT_LORA, LORA_TARGETS, initLora, loraParams, loraScale, modulePath, parseTargets, projectionShape } from '../../src-main/model/lora.js';
-import { tinyConfig } from '../helpers/tiny-llama.js';
+import { DEFAULT_LORA, LORA_TARGETS, initLora, loraParams, loraScale, modulePath, parseTargets, projectionShape, resolveLora, resolveTargets } from '../../src-main/model/lora.js';
+import { tinyConfig, tinyFamilyConfigs } from '../helpers/tiny-llama.js';
 
 const cfg = tinyConfig({ numLayers: 2, hiddenSize: 64, numHeads: 4, numKvHeads: 2, intermediateSize: 96 });
 
@@ -46,4 +47,35 @@ test('scale alpha/r, or alpha/sqrt(r) with rsLoRA; targets parse and refuse unkn
   assert.deepEqual(parseTargets('all'), [...LORA_TARGETS]);
   assert.deepEqual(parseTargets('q_proj, v_proj'), ['q_proj', 'v_proj']);
   assert.throws(() => parseTargets('q_proj,qkv'), /qkv/);
+});
+
+test('a run\'s targets in each family\'s projections: the default adapts all of them, a fused projection any of its parts', () => {
+  const { qwen3, gemma3, phi3 } = tinyFamilyConfigs();
+  for (const c of [cfg, qwen3, gemma3]) assert.deepEqual(resolveTargets(c, LORA_TARGETS), [...LORA_TARGETS], c.modelType);
+  assert.deepEqual(resolveTargets(phi3, LORA_TARGETS), ['qkv_proj', 'o_proj', 'gate_up_proj', 'down_proj']);
+  assert.deepEqual(resolveTargets(phi3, ['qkv_proj', 'down_proj']), ['qkv_proj', 'down_proj']);
+  assert.deepEqual(resolveTargets(phi3, ['v_proj', 'k_proj', 'q_proj', 'o_proj']), ['qkv_proj', 'o_proj']);
+  // The wizard's Quick preset (q_proj, v_proj) adapts Phi-3's whole qkv_proj, as one matrix.
+  assert.deepEqual(resolveTargets(phi3, ['q_proj', 'v_proj']), ['qkv_proj']);
+  assert.deepEqual(resolveTargets(phi3, ['gate_proj', 'down_proj']), ['gate_up_proj', 'down_proj']);
+  assert.throws(() => resolveTargets(phi3, []), /no LoRA targets; Phi-3's projections are qkv_proj, o_proj, gate_up_proj, down_proj/);
+  // On separate projections a fused name stands for its parts; the model's order wins over the list's.
+  assert.deepEqual(resolveTargets(cfg, ['gate_up_proj', 'qkv_proj']), ['q_proj', 'k_proj', 'v_proj', 'gate_proj', 'up_proj']);
+  assert.deepEqual(resolveTargets(cfg, ['v_proj', 'q_proj']), ['q_proj', 'v_proj']);
+  // Resolving an already resolved spec changes nothing (the same object).
+  const spec = resolveLora(phi3, DEFAULT_LORA);
+  assert.equal(resolveLora(phi3, spec), spec);
+  assert.deepEqual(parseTargets('qkv_proj,gate_up_proj'), ['qkv_proj', 'gate_up_proj']);
+});
+
+test('Phi-3\'s fused projections: PEFT names and [out, in] shapes; unresolved targets are refused', () => {
+  const { phi3 } = tinyFamilyConfigs();
+  const hd = phi3.headDim;
+  assert.equal(modulePath(0, 'qkv_proj'), 'model.layers.0.self_attn.qkv_proj');
+  assert.equal(modulePath(1, 'gate_up_proj'), 'model.layers.1.mlp.gate_up_proj');
+  assert.deepEqual(projectionShape(phi3, 'qkv_proj'), [(4 + 2 * 2) * hd, 64]);
+  assert.deepEqual(projectionShape(phi3, 'gate_up_proj'), [2 * 96, 64]);
+  const names = loraParams(phi3, resolveLora(phi3, { ...DEFAULT_LORA, rank: 2 })).filter((p) => p.layer === 0).map((p) => `${p.target}.${p.which}`);
+  assert.deepEqual(names, ['qkv_proj.A', 'qkv_proj.B', 'o_proj.A', 'o_proj.B', 'gate_up_proj.A', 'gate_up_proj.B', 'down_proj.A', 'down_proj.B']);
+  assert.throws(() => loraParams(phi3, DEFAULT_LORA), /LoRA targets q_proj, k_proj, v_proj, gate_proj, up_proj are not projections of Phi-3/);
 });

@@ -7,17 +7,14 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { serializeModel } from '../../src-main/engine/onnx/writer.js';
-import { Session, type HostTensor } from '../../src-main/engine/runtime/session.js';
-import { generationGraph, stepInputs } from '../../src-main/infer/generate.js';
-import { loadPeftAdapter, savePeftAdapter } from '../../src-main/model/adapter.js';
-import { loadModel } from '../../src-main/model/load.js';
+import { savePeftAdapter } from '../../src-main/model/adapter.js';
 import { loadModelConfig } from '../../src-main/model/config.js';
 import { loraParams, type LoraSpec } from '../../src-main/model/lora.js';
 import { MergeError, addScaledProduct, mergeAdapter, type MergeProgress } from '../../src-main/model/merge.js';
 import { writeSyntheticCheckpoint, type StorageDtype } from '../../src-main/synthetic/checkpoint.js';
 import type { ModelConfig } from '../../src-main/model/types.js';
 import { runPythonScript, tempDir } from './model-helpers.js';
+import { adapterLogits } from '../helpers/finch-logits.js';
 import { maxDiffOverScale } from '../helpers/llama-oracle.js';
 import { need, VENV_PYTHON } from '../helpers/prerequisites.js';
 import { Rng } from '../../src-main/util/random.js';
@@ -188,7 +185,7 @@ test('Hugging Face PEFT loads the adapter and agrees with the merge and with Fin
     assert.equal(rep.scaling, 8 / 2);
     assert.ok(rep.merged_weight_max_diff <= weightTol, `${dtype}: merged weights differ by ${rep.merged_weight_max_diff}`);
     assert.ok(rep.logits_max_diff <= logitTol, `${dtype}: logits differ by ${rep.logits_max_diff} (scale ${rep.logits_scale})`);
-    const finch = await finchLogits(base.dir, adapter, rep.ids);
+    const finch = await adapterLogits(base.dir, adapter, rep.ids);
     const off = maxDiffOverScale(finch, rep.peft_logits);
     t.diagnostic(`${dtype}: PEFT vs Finch base + adapter logits: max |diff| / max |logit| = ${off.toExponential(2)}`);
     assert.ok(off <= 1e-4, `${dtype}: PEFT's logits differ from Finch's base + adapter by ${off} of the largest |logit|`);
@@ -206,29 +203,4 @@ interface PeftReport {
   ids: number[];
   /** [T, V] row-major. */
   peft_logits: number[];
-}
-
-/** Finch's logits [T, V] of base + adapter at every position of `ids`: the app's generation graph, one token a step. */
-async function finchLogits(baseDir: string, adapterDir: string, ids: number[]): Promise<Float32Array> {
-  const m = loadModel(baseDir);
-  try {
-    const adapter = loadPeftAdapter(adapterDir, m.config);
-    const session = await Session.create(serializeModel(generationGraph(m.weights, m.invFreq, ids.length, adapter.spec, 1)), { threads: 2 });
-    const lora: Record<string, HostTensor> = { lora_scale: { dtype: 'float32', dims: [1], data: Float32Array.of(1) } };
-    for (const p of loraParams(m.config, adapter.spec)) lora[p.name] = { dtype: 'float32', dims: p.shape, data: adapter.tensors.get(p.name)! };
-    const { numLayers: L, numKvHeads: KV, headDim, vocabSize: V } = m.config;
-    let cache: Record<string, HostTensor> = {};
-    for (let l = 0; l < L; l++) for (const kv of ['k', 'v']) cache[`past_${kv}.${l}`] = { dtype: 'float32', dims: [1, KV, 0, headDim], data: new Float32Array(0) };
-    const logits = new Float32Array(ids.length * V);
-    for (let t = 0; t < ids.length; t++) {
-      const o = await session.run({ ...stepInputs([[ids[t]!]], t, [0]), ...cache, ...lora });
-      logits.set(o.logits!.data as Float32Array, t * V);
-      cache = {};
-      for (let l = 0; l < L; l++) for (const kv of ['k', 'v']) cache[`past_${kv}.${l}`] = o[`present_${kv}.${l}`]!;
-    }
-    await session.release();
-    return logits;
-  } finally {
-    m.close();
-  }
 }

@@ -15,7 +15,9 @@ Usage:
       save_pretrained) for Finch to load, and OUT_ADAPTER_DIR/expected.json with, per tensor, its
       shape, sum and first values as PEFT holds them. VARIANT "f32": r 4, alpha 16, q/k/up_proj,
       PEFT's default float32 weights; "bf16-all-linear": r 2, alpha 4, rsLoRA, "all-linear",
-      the model cast to bfloat16 before saving.
+      the model cast to bfloat16 before saving; "all-linear-f32": r 4, alpha 8, "all-linear" on the
+      family's own projections (Phi-3's fused qkv_proj and gate_up_proj), float32, and
+      OUT_ADAPTER_DIR/logits.json: the PEFT model's logits [T, V] at the ids `check` uses.
 """
 
 import json
@@ -26,6 +28,9 @@ import torch
 from peft import LoraConfig, PeftModel, get_peft_model
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM
+
+
+IDS = torch.tensor([[1, 5, 9, 42, 7, 100, 3, 17]])  # the tokens whose logits are compared
 
 
 def load_base(path):
@@ -45,7 +50,7 @@ def check(base_dir, adapter_dir, merged_dir, out):
         lora_diff = max(lora_diff, float((state[key] - t.float()).abs().max()))
         loaded += 1
     scaling = next(m.scaling["default"] for m in model.modules() if isinstance(getattr(m, "scaling", None), dict))
-    ids = torch.tensor([[1, 5, 9, 42, 7, 100, 3, 17]])
+    ids = IDS
     with torch.no_grad():
         peft_logits = model(ids).logits
         merged_by_peft = model.merge_and_unload().state_dict()
@@ -75,6 +80,8 @@ def make(base_dir, out_dir, variant):
     if variant == "f32":
         cfg = LoraConfig(r=4, lora_alpha=16, lora_dropout=0.1, target_modules=["q_proj", "k_proj", "up_proj"],
                          task_type="CAUSAL_LM", init_lora_weights=False)
+    elif variant == "all-linear-f32":
+        cfg = LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", task_type="CAUSAL_LM", init_lora_weights=False)
     elif variant == "bf16-all-linear":
         cfg = LoraConfig(r=2, lora_alpha=4, use_rslora=True, target_modules="all-linear", task_type="CAUSAL_LM",
                          init_lora_weights=False)
@@ -84,6 +91,11 @@ def make(base_dir, out_dir, variant):
     if variant.startswith("bf16"):
         model = model.to(torch.bfloat16)
     model.save_pretrained(out_dir)
+    if variant == "all-linear-f32":
+        with torch.no_grad():
+            logits = model.eval()(IDS).logits[0]
+        with open(f"{out_dir}/logits.json", "w") as f:
+            json.dump({"ids": IDS[0].tolist(), "logits": logits.flatten().tolist()}, f)
     expected = {}
     for name, p in model.named_parameters():
         if "lora_" in name:

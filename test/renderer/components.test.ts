@@ -99,3 +99,31 @@ test('SettingsStep: each number input carries its setting\'s range from the run-
   unmount(c);
   target.remove();
 });
+
+test('ModelStep names each model\'s family; SettingsStep says how Phi-3\'s fused projections take their targets', async () => {
+  const model = (id: string, modelType: string) => ({
+    id, name: id, path: `/m/${id}`, source: 'local' as const, repo: null, revision: null, modelType, parameters: 1e9, sizeBytes: 2e9, dtype: 'bfloat16', hasChatTemplate: true, addedAt: '',
+  });
+  const models = [model('q', 'qwen3'), model('g', 'gemma3_text'), model('p', 'phi3'), model('l', 'llama')];
+  const { api } = scriptedApi({ listModels: async () => models, estimateMemory: async () => { throw new Error('not needed'); } });
+  useApi({ api, rpc: null });
+  const { library } = await import('../../src-renderer/src/lib/stores/library.svelte.ts');
+  const { default: ModelStep } = await import('../../src-renderer/src/lib/components/wizard/ModelStep.svelte');
+  await library.refresh('models');
+  wizard.reset();
+  const target = document.createElement('div');
+  document.body.append(target);
+  const step = mount(ModelStep, { target });
+  await settle();
+  const families = [...target.querySelectorAll('[data-testid=model-family]')].map((e) => (e.textContent ?? '').split(' · ')[0]);
+  assert.deepEqual(families, ['Qwen3', 'Gemma 3', 'Phi-3', 'Llama']);
+  unmount(step);
+  for (const [id, note] of [['p', true], ['g', false]] as const) {
+    wizard.modelId = id;
+    const settings = mount(SettingsStep, { target });
+    await settle();
+    assert.equal(!!target.querySelector('[data-testid=fused-targets]'), note, `model ${id}`);
+    unmount(settings);
+  }
+  target.remove();
+});

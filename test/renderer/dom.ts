@@ -10,7 +10,7 @@ const window = new Window({ url: 'http://127.0.0.1:4321/?token=test' });
 const g = globalThis as Record<string, unknown>;
 for (const key of [
   'window', 'document', 'navigator', 'location', 'localStorage', 'getComputedStyle', 'requestAnimationFrame', 'cancelAnimationFrame',
-  'Node', 'Element', 'HTMLElement', 'HTMLInputElement', 'HTMLSelectElement', 'HTMLTextAreaElement', 'HTMLButtonElement', 'HTMLCanvasElement',
+  'Node', 'Element', 'HTMLElement', 'HTMLInputElement', 'HTMLSelectElement', 'HTMLTextAreaElement', 'HTMLButtonElement', 'HTMLCanvasElement', 'HTMLFormElement', 'HTMLMediaElement',
   'Text', 'Comment', 'DocumentFragment', 'SVGElement', 'Event', 'CustomEvent', 'KeyboardEvent', 'MouseEvent', 'InputEvent', 'FocusEvent',
   'MutationObserver', 'ResizeObserver', 'matchMedia',
 ]) {

@@ -1,7 +1,8 @@
 // Browser mode's server: 127.0.0.1 only, the launch token on every request and upgrade (401
 // without), foreign Origin and Host refused, request bodies and oversized messages refused, the
 // renderer build served with its CSP (assets authenticated by the cookie the tokened page sets),
-// and JSON-RPC 2.0 errors: -32700, -32600, -32601, -32602 naming the field.
+// and JSON-RPC 2.0 errors: -32700, -32600, -32601, -32602 naming the field; params may be left out
+// where every argument is optional.
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
@@ -131,6 +132,10 @@ test('JSON-RPC: results, -32700, -32600, -32601, -32602 naming the field, events
   assert.match(err.message, /0\.steps/);
   assert.equal(err.data.field, '0.steps');
   assert.equal(((await rpc(ws, { jsonrpc: '2.0', id: 6, method: 'listRuns', params: { a: 1 } })).error as { code: number }).code, -32602);
+  // A call whose argument has only optional fields may leave params out: the argument is {}.
+  assert.deepEqual(await rpc(ws, { jsonrpc: '2.0', id: 7, method: 'startDemo' }), { jsonrpc: '2.0', id: 7, result: { called: 'startDemo', args: [{}] } });
+  assert.deepEqual(await rpc(ws, { jsonrpc: '2.0', id: 8, method: 'listComparisons', params: [] }), { jsonrpc: '2.0', id: 8, result: { called: 'listComparisons', args: [{}] } });
+  assert.equal(((await rpc(ws, { jsonrpc: '2.0', id: 9, method: 'pauseRun' })).error as { code: number }).code, -32602, 'a required argument is still required');
 
   const got = within(new Promise<unknown>((resolve) => ws.once('message', (d) => resolve(JSON.parse(d.toString())))), 30_000, 'the event on the socket');
   const e: FinchEvent = { type: 'library-changed', what: 'runs' };

@@ -4,10 +4,13 @@
 // arguments naming the failing field, failures arrive as {code, message, hint}, and the library,
 // preview, memory verdict, comparisons and settings work against real files (the bundled demo).
 import assert from 'node:assert/strict';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { API_CALLS, type CallName, type DesktopApi, type RunConfig } from '../../src-shared/api.js';
-import { RUN_DEFAULTS } from '../../src-shared/schemas.js';
+import { CALL_ARGS, RUN_DEFAULTS } from '../../src-shared/schemas.js';
 import { failure, startApp, type TestApp, type Transport } from '../helpers/app.js';
+import { tempDir } from '../helpers/fixtures.js';
 
 const CFG: RunConfig = { ...RUN_DEFAULTS, modelId: 'm', datasetId: 'd' };
 
@@ -44,6 +47,8 @@ const BAD: Record<CallName, [unknown[], string]> = {
   exportGguf: [[{ modelId: 'm', source: { kind: 'base' }, dest: 'x.gguf', dtype: 'q2_k' }], '0.dtype'],
   exportOllama: [[{ modelId: 'm', source: { kind: 'base' }, dest: 'x', name: 'Has Spaces' }], '0.name'],
   exportAccelerate: [[{ runId: 'r', dest: 'x', gpus: 0 }], '0.gpus'],
+  pushToHub: [[{ source: { kind: 'run', runId: 'r' }, what: 'adapter', repo: 'no-owner' }], '0.repo'],
+  cancelPush: [[5], '0'],
   generate: [[{ modelId: 'm', left: { side: { kind: 'base' }, messages: [] }, maxNewTokens: 5 }], '0.left.messages'],
   stopGeneration: [[3], '0'],
   batchCompare: [[{ modelId: 'm', left: { kind: 'base' }, right: { kind: 'base' }, datasetId: 'd', rows: 0, maxNewTokens: 4 }], '0.rows'],
@@ -54,6 +59,12 @@ const BAD: Record<CallName, [unknown[], string]> = {
   clearWeightCache: [['all'], ''],
   pickPath: [[{ kind: 'folder' }], '0.kind'],
 };
+
+test('a call whose one argument has only optional fields may leave it out (JSON-RPC without params)', () => {
+  const optional = API_CALLS.filter((name) => CALL_ARGS[name].safeParse([{}]).success);
+  assert.deepEqual(optional, ['setSettings', 'startDemo', 'listComparisons']);
+  for (const name of optional) assert.deepEqual(CALL_ARGS[name].safeParse([]).data, [{}], name);
+});
 
 for (const transport of ['dispatcher', 'websocket', 'ipc'] as Transport[]) {
   describe(`DesktopApi over ${transport}`, () => {
@@ -83,6 +94,13 @@ for (const transport of ['dispatcher', 'websocket', 'ipc'] as Transport[]) {
       assert.equal(missing.code, 'not_found');
       assert.match(missing.message, /\/nonexistent\/model/);
       assert.ok(missing.hint && missing.hint.length > 10);
+      // The model step shows this sentence when a folder holds a family Finch does not train.
+      const gpt2 = tempDir('finch-gpt2-');
+      writeFileSync(join(gpt2, 'config.json'), JSON.stringify({ model_type: 'gpt2' }));
+      writeFileSync(join(gpt2, 'model.safetensors'), ''); // the config is read before the weights
+      const unsupported = await failure(api.addLocalModel({ path: gpt2 }));
+      assert.equal(unsupported.code, 'bad_model');
+      assert.match(unsupported.message, /model_type "gpt2" is not supported; Finch supports llama, mistral, qwen2, qwen3, gemma3_text, phi3 and gemma3 \(.*Qwen3, Gemma 3, Phi-3/, unsupported.message);
       const noRun = await failure(api.runDetails('no-such-run'));
       assert.equal(noRun.code, 'not_found');
       const notRunning = await failure(api.pauseRun('no-such-run'));
@@ -140,8 +158,14 @@ for (const transport of ['dispatcher', 'websocket', 'ipc'] as Transport[]) {
       });
       assert.equal(saved.leftLabel, 'base model');
       assert.deepEqual((await api.listComparisons({})).map((c) => c.id), [saved.id]);
+      assert.deepEqual((await (api.listComparisons as unknown as () => Promise<{ id: string }[]>)()).map((c) => c.id), [saved.id], 'the argument left out');
       const s = await api.setSettings({ hfToken: 'hf_secret', defaultProvider: 'cpu' });
       assert.equal(s.hfTokenSet, true);
+      // Saved outside the database, in a file only this user can read (no keychain outside the desktop app).
+      assert.deepEqual([s.hfTokenStorage, s.hfTokenSaveAs, (await api.appInfo()).hfTokenStorage], ['file', 'file', 'file']);
+      assert.equal(app.services.store.setting('hfToken'), null);
+      assert.equal(readFileSync(join(app.home, 'secrets', 'hf-token'), 'utf8'), 'hf_secret');
+      if (process.platform !== 'win32') assert.equal(statSync(join(app.home, 'secrets', 'hf-token')).mode & 0o777, 0o600);
       assert.equal(s.defaultProvider, 'cpu');
       assert.ok(!JSON.stringify(await api.getSettings()).includes('hf_secret'));
       assert.ok(!JSON.stringify(await api.appInfo()).includes('hf_secret'));

@@ -21,7 +21,7 @@ const radeon = gpu({ vendor: 'amd', architecture: 'rdna-3', device: 'amd-radeon-
 const lavapipe = { ...gpu({ vendor: 'mesa', architecture: 'software', device: 'llvmpipe-llvm-15-0-6-256-bits-', description: 'llvmpipe: Mesa 25.0.7', backend: 'Vulkan' }), software: true, fallback: true };
 const linux = (adapters: GpuAdapter[], installed = ['cpu', 'webgpu']): MachineProviders =>
   ({ built: ['cpu', 'webgpu', 'cuda'], installed, adapters, adapterError: adapters.length ? null : 'Dawn found no WebGPU adapter', platform: 'linux' });
-const O = { version: '0', finchHome: '/h', browserMode: false, hfTokenSet: false };
+const O = { version: '0', finchHome: '/h', browserMode: false, hfTokenSet: false, hfTokenStorage: null };
 
 test('appInfo: auto is chooseAuto\'s decision, with the adapter named and its backend', () => {
   const info = appInfo(O, linux([lavapipe, radeon]));

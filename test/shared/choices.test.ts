@@ -2,7 +2,7 @@
 // act on them, so the schema accepts exactly what the trainer can do.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { COMPUTE_DTYPE_CHOICES, FORMAT_FIELDS, FORMAT_NAMES, LORA_TARGETS, PROVIDER_CHOICES, SCHEDULES, TEMPLATE_CHOICES, TRAIN_ON } from '../../src-shared/choices.js';
+import { COMPUTE_DTYPE_CHOICES, FORMAT_FIELDS, FORMAT_NAMES, LORA_TARGET_NAMES, PROVIDER_CHOICES, SCHEDULES, TEMPLATE_CHOICES, TRAIN_ON } from '../../src-shared/choices.js';
 import { FIELDS, FORMAT_NAMES as DETECTION_ORDER } from '../../src-main/data/formats.js';
 import type { TemplateChoice, TrainOn } from '../../src-main/data/template.js';
 import { PROVIDER_CHOICES as ENGINE_PROVIDERS } from '../../src-main/engine/runtime/providers.js';
@@ -15,7 +15,7 @@ import type { ScheduleName } from '../../src-main/train/schedule.js';
 type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
 const sameTypes: [
   Same<TrainOn, (typeof TRAIN_ON)[number]>, Same<TemplateChoice, (typeof TEMPLATE_CHOICES)[number]>, Same<ScheduleName, (typeof SCHEDULES)[number]>,
-  Same<LoraTarget, (typeof LORA_TARGETS)[number]>, Same<ComputeDtypeChoice, (typeof COMPUTE_DTYPE_CHOICES)[number]>,
+  Same<LoraTarget, (typeof LORA_TARGET_NAMES)[number]>, Same<ComputeDtypeChoice, (typeof COMPUTE_DTYPE_CHOICES)[number]>,
   Same<Provider | 'auto', (typeof PROVIDER_CHOICES)[number]>,
 ] = [true, true, true, true, true, true];
 

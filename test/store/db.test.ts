@@ -1,21 +1,23 @@
 // The library database: versioned migrations (a database file written by an earlier release opens
-// with its rows intact and the new tables usable), WAL and foreign keys, and crash recovery: runs a
-// crash left 'running' or 'paused' become 'interrupted' when the store opens again.
+// with its rows intact and the new tables usable; its plain-text Hugging Face token moves out to the
+// token store), WAL and foreign keys, and crash recovery: runs a crash left 'running' or 'paused'
+// become 'interrupted' when the store opens again.
 import assert from 'node:assert/strict';
 import Database from 'better-sqlite3';
-import { copyFileSync, mkdtempSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { test } from 'node:test';
 import { MIGRATIONS, SCHEMA_VERSION, openDb } from '../../src-main/store/db.js';
 import { Store } from '../../src-main/store/store.js';
+import { TokenStore, migrateTokenOutOfDb } from '../../src-main/store/token-store.js';
 
 const dbFile = () => join(mkdtempSync(join(tmpdir(), 'finch-db-')), 'finch.db');
 
 // What the previous release wrote (test/fixtures/finch-db-schema2/README.md lists every row).
 const SCHEMA2_DB = new URL('../fixtures/finch-db-schema2/finch.db', import.meta.url).pathname;
 
-test('a database written by schema version 2 (a committed file) migrates with every row intact', () => {
+test('a database written by schema version 2 (a committed file) migrates with every row intact', async () => {
   const file = dbFile();
   copyFileSync(SCHEMA2_DB, file);
   const raw = new Database(file, { readonly: true });
@@ -63,7 +65,15 @@ test('a database written by schema version 2 (a committed file) migrates with ev
 
   assert.equal(store.setting('hfEndpoint'), 'https://hf-mirror.example.org');
   assert.equal(store.setting('defaultProvider'), 'cpu');
-  assert.equal(store.setting('hfToken'), 'hf_fixtureTokenNotARealOne0123456789');
+  // Its token moves to the token store (a private file here: no keychain) and leaves the database,
+  // its pages included.
+  const tokens = new TokenStore(dirname(file));
+  assert.equal(await migrateTokenOutOfDb(store, tokens), 'file');
+  assert.equal(store.setting('hfToken'), null);
+  assert.equal(await tokens.read(), 'hf_fixtureTokenNotARealOne0123456789');
+  if (process.platform !== 'win32') assert.equal((statSync(join(tokens.dir, 'hf-token')).mode & 0o777).toString(8), '600');
+  assert.equal(await migrateTokenOutOfDb(store, tokens), null, 'a second start moves nothing');
+  assert.equal(await tokens.read(), 'hf_fixtureTokenNotARealOne0123456789');
 
   // The old rows take new ones.
   store.addLog(run.id, { at: '2026-12-08T00:00:00Z', level: 'info', message: 'hello' });
@@ -77,6 +87,9 @@ test('a database written by schema version 2 (a committed file) migrates with ev
   const again = new Store(file);
   assert.equal(again.listComparisons().length, 2);
   again.close();
+  for (const f of [file, `${file}-wal`]) {
+    assert.ok(!existsSync(f) || !readFileSync(f).includes('hf_fixtureToken'), `no copy of the token is left in ${f}`);
+  }
 });
 
 test('every migration applies in order from an empty database', () => {

@@ -51,8 +51,11 @@ export async function run(argv: string[]): Promise<number> {
     if (format === 'gguf') {
       const opts = { model: v.model, adapter: v.adapter ?? null, dtype, out: v.out, name: v.name, onProgress };
       const r = v['lora-only'] ? exportGgufAdapter(opts) : exportGguf(opts);
-      if (v.json) console.log(JSON.stringify({ out: r.out, bytes: r.bytes, tensors: r.tensors, dtype, lora_only: v['lora-only'] }));
-      else console.log(`wrote ${r.out} (${(r.bytes / 2 ** 20).toFixed(1)} MiB, ${r.tensors} tensors, ${v['lora-only'] ? 'LoRA adapter' : dtype})`);
+      if (v.json) console.log(JSON.stringify({ out: r.out, bytes: r.bytes, tensors: r.tensors, dtype, lora_only: v['lora-only'], notes: r.notes }));
+      else {
+        console.log(`wrote ${r.out} (${(r.bytes / 2 ** 20).toFixed(1)} MiB, ${r.tensors} tensors, ${v['lora-only'] ? 'LoRA adapter' : dtype})`);
+        for (const n of r.notes) console.error(`note: ${n}`);
+      }
     } else {
       const r = exportOllama({ model: v.model, adapter: v.adapter ?? null, dtype, outDir: v.out, separateAdapter: v['lora-only'], modelName: v.name, onProgress });
       if (v.json) console.log(JSON.stringify({ out: r.outDir, files: r.files, modelfile: r.modelfile, create_command: r.createCommand }));

@@ -2,10 +2,10 @@
 // cache and prints the local folder; a progress bar with ETA on a terminal, JSON lines with --json.
 
 import { basename } from 'node:path';
-import { HubError, downloadRepo, listDatasetFiles, type DownloadProgress } from '../../hub/index.js';
+import { HubError, downloadRepo, hubToken, listDatasetFiles, type DownloadProgress } from '../../hub/index.js';
 import { parseCommand, usageError } from '../args.js';
 import { reportError } from '../errors.js';
-import { EtaEstimator, JsonLines, createProgress, type ProgressBar } from '../progress.js';
+import { EtaEstimator, JsonLines, byteScale, createProgress, type ProgressBar } from '../progress.js';
 
 const USAGE = `Usage: finch pull REPO[@REVISION] [options]
 
@@ -16,7 +16,8 @@ the Hugging Face Hub into <FINCH_HOME>/hub and prints the local folder. Pickle f
   --dataset        REPO is a dataset (as is REPO written datasets/OWNER/NAME)
   --file PATH      only this file of the repository (repeat for several)
   --list           datasets: list the data files with format, size and split; download nothing
-  --token T        token for gated or private repositories (default: $HF_TOKEN)
+  --token T        token for gated or private repositories (default: $HF_TOKEN, else the
+                   token saved in Finch's Settings)
   --endpoint URL   the Hub's address (default: $HF_ENDPOINT or https://huggingface.co)
   --cache DIR      download folder (default: <FINCH_HOME>/hub)
   --json           one JSON object per line: start, file, progress, file-done, done or error
@@ -26,11 +27,6 @@ Examples:
   finch pull Qwen/Qwen2.5-0.5B-Instruct@main
   finch pull meta-math/MetaMathQA --dataset --list
   finch pull meta-math/MetaMathQA --dataset --file MetaMathQA-395K.json`;
-
-/** Bytes in the units the bar counts: kB for small downloads, MB above 10 MB. */
-function byteScale(total: number): { div: number; unit: string } {
-  return total >= 1e7 ? { div: 1e6, unit: 'MB' } : { div: 1e3, unit: 'kB' };
-}
 
 export async function run(argv: string[]): Promise<number> {
   const parsed = parseCommand('pull', argv, {
@@ -44,7 +40,8 @@ export async function run(argv: string[]): Promise<number> {
   const repo = at > 0 ? positionals[0]!.slice(0, at) : positionals[0]!;
   const revision = at > 0 ? positionals[0]!.slice(at + 1) : undefined;
   const kind = values.dataset || repo.startsWith('datasets/') ? 'dataset' : 'model';
-  const access = { repo, revision, token: values.token, endpoint: values.endpoint };
+  const token = await hubToken(values.token, undefined, (why) => console.error(`note: ${why}; pulling without it`));
+  const access = { repo, revision, token, endpoint: values.endpoint };
   const json = values.json ? new JsonLines(process.stdout) : null;
   const ac = new AbortController();
   const onSigint = () => ac.abort();

@@ -6,7 +6,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createServices } from '../../services/index.js';
+import { createServices, type ServicesOptions } from '../../services/index.js';
 import { startServer } from '../../server/index.js';
 import { parseCommand, usageError } from '../args.js';
 import { reportError } from '../errors.js';
@@ -58,7 +58,8 @@ function openBrowser(url: string): void {
   child.unref();
 }
 
-export async function run(argv: string[]): Promise<number> {
+/** `finch serve ARGV`; `hosting`: how its jobs are hosted (tests hold a run at a step). */
+export async function run(argv: string[], hosting: Pick<ServicesOptions, 'spawnJob'> = {}): Promise<number> {
   const parsed = parseCommand('serve', argv, { port: { type: 'string' }, open: { type: 'boolean', default: false }, json: { type: 'boolean', default: false } }, USAGE);
   if ('exit' in parsed) return parsed.exit;
   const { values } = parsed;
@@ -67,7 +68,7 @@ export async function run(argv: string[]): Promise<number> {
   let services: ReturnType<typeof createServices> | null = null;
   try {
     const rendererDir = ensureRendererBuilt((s) => console.error(`finch serve: ${s}`));
-    services = createServices({ browserMode: true });
+    services = createServices({ browserMode: true, ...hosting });
     const srv = await startServer({ dispatcher: services.dispatcher, port, rendererDir });
     if (values.json) console.log(JSON.stringify({ url: srv.url, port: srv.port }));
     else console.log(`Finch is running at\n\n  ${srv.url}\n\nOpen that address in a browser on this machine (it carries this launch's token). Ctrl-C stops Finch.`);

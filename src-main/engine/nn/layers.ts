@@ -46,6 +46,17 @@ export function silu(x: Tensor): Tensor {
   return F.mul(x, F.sigmoid(x));
 }
 
+/**
+ * GELU with the tanh approximation (PyTorch's gelu(approximate='tanh'), Gemma's gelu_pytorch_tanh):
+ * 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))). Composed of Mul/Add/Tanh, which every provider
+ * has (ONNX's Gelu is opset 20 and has no kernel on some of them).
+ */
+export function geluTanh(x: Tensor): Tensor {
+  const cube = F.mul(F.mul(x, x), x);
+  const inner = F.mul(F.add(x, F.mul(cube, 0.044715)), Math.sqrt(2 / Math.PI));
+  return F.mul(F.mul(x, 0.5), F.add(F.tanh(inner), 1));
+}
+
 /** Llama's RMSNorm: x / sqrt(mean(x^2, -1) + eps) * weight, for x [..., D] and weight [D]. */
 export function rmsNorm(x: Tensor, weight: Tensor, eps: number): Tensor {
   const d = x.shape[x.rank - 1];

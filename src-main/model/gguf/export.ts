@@ -13,12 +13,12 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { loadPeftAdapter } from '../adapter.js';
 import { loadModelConfig } from '../config.js';
-import { LORA_TARGETS, loraScale, modulePath } from '../lora.js';
+import { LORA_TARGET_ORDER, loraScale, modulePath } from '../lora.js';
 import { addScaledProduct, loraPairs, type LoraPair } from '../merge.js';
 import { Checkpoint, writeFileAtomic } from '../safetensors.js';
 import type { ModelConfig } from '../types.js';
 import { readJsonObject } from '../../util/json-file.js';
-import { architectureMetadata, ggufArchitecture, permuteRotary, projectionName, ropeFreqFactors, rotaryHeads, tensorMap, type MappedTensor } from './architecture.js';
+import { architectureMetadata, ggufArchitecture, ggufNotes, longRopeFactors, permuteRotary, projectionName, ropeFreqFactors, rotaryHeads, tensorMap, type MappedTensor } from './architecture.js';
 import { f32, GgufError, str, u32, writeGguf, type GgufTensor, type GgufValue } from './format.js';
 import { encodeTensor, GGML_TYPES, type GgmlType } from './quantize.js';
 import { ggufVocab } from './vocab.js';
@@ -47,6 +47,8 @@ export interface GgufExportResult {
   tensors: number;
   /** Token strings generation should stop on (for Ollama's Modelfile). */
   stopTokens: string[];
+  /** Where llama.cpp runs the model differently from transformers and Finch (architecture.ts ggufNotes). */
+  notes: string[];
 }
 
 /**
@@ -90,6 +92,12 @@ export function exportGguf(o: GgufExportOptions): GgufExportResult {
     const tensors: GgufTensor[] = [];
     const freqFactors = ropeFreqFactors(cfg);
     if (freqFactors) tensors.push({ name: 'rope_freqs.weight', shape: [freqFactors.length], type: 'F32', data: () => encodeTensor('F32', freqFactors) });
+    const longRope = longRopeFactors(cfg);
+    if (longRope) {
+      for (const [name, v] of [['rope_factors_long.weight', longRope.long], ['rope_factors_short.weight', longRope.short]] as const) {
+        tensors.push({ name, shape: [v.length], type: 'F32', data: () => encodeTensor('F32', v) });
+      }
+    }
     for (const t of tensorMap(cfg)) {
       if (!ck.has(t.hfName)) throw new GgufError(`${ck.source}: tensor "${t.hfName}" is missing (is this a complete ${cfg.modelType} checkpoint?)`);
       const stored = ck.info(t.hfName).shape;
@@ -104,12 +112,13 @@ export function exportGguf(o: GgufExportOptions): GgufExportResult {
           const pair = pairs.get(t.hfName);
           if (pair) addScaledProduct(w, pair.b, pair.a, t.shape[0]!, t.shape[1]!, pair.r, scale);
           if (t.rotaryHeads) w = permuteRotary(w, t.rotaryHeads, t.shape[1] ?? 1);
+          if (t.add !== 0 || t.scale !== 1) w = w.map((x) => (x + t.add) * t.scale);
           return encodeTensor(type, w);
         },
       });
     }
     const bytes = writeGguf(o.out, md, tensors, { onTensor: o.onProgress });
-    return { out: path.resolve(o.out), bytes, tensors: tensors.length, stopTokens: vocab.stopTokens };
+    return { out: path.resolve(o.out), bytes, tensors: tensors.length, stopTokens: vocab.stopTokens, notes: ggufNotes(cfg) };
   } finally {
     ck.close();
   }
@@ -133,7 +142,7 @@ export function exportGgufAdapter(o: GgufExportOptions): GgufExportResult {
   const pairs = loraPairs(cfg, adapter);
   const tensors: GgufTensor[] = [];
   for (let l = 0; l < cfg.numLayers; l++) {
-    for (const target of LORA_TARGETS) {
+    for (const target of LORA_TARGET_ORDER) {
       const pair = pairs.get(`${modulePath(l, target)}.weight`);
       if (!pair) continue;
       const name = projectionName(l, target);
@@ -148,7 +157,7 @@ export function exportGgufAdapter(o: GgufExportOptions): GgufExportResult {
     }
   }
   const bytes = writeGguf(o.out, md, tensors, { onTensor: o.onProgress });
-  return { out: path.resolve(o.out), bytes, tensors: tensors.length, stopTokens: [] };
+  return { out: path.resolve(o.out), bytes, tensors: tensors.length, stopTokens: [], notes: ggufNotes(cfg) };
 }
 
 export interface OllamaExportResult {

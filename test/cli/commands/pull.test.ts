@@ -1,14 +1,19 @@
 // `finch pull` end to end against the local fake Hub: JSON events and the folder, the plain output,
-// a gated repository's error with its hint, and a dataset's file list.
+// a gated repository's error with its hint, the token saved in Finch's Settings (HF_TOKEN and
+// --token before it; one encrypted by the desktop app is named and skipped), and a dataset's file list.
 import assert from 'node:assert/strict';
-import { readFileSync, readdirSync } from 'node:fs';
+import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { writeSyntheticCheckpoint } from '../../../src-main/synthetic/checkpoint.js';
-import { events, finch, tempDir } from '../../helpers/fixtures.js';
+import { TokenStore } from '../../../src-main/store/token-store.js';
+import { events, finch, tempDir, useFinchHome } from '../../helpers/fixtures.js';
 import { FakeHub } from '../../hub/fake-hub.js';
 
 delete process.env.HF_TOKEN;
+// A FINCH_HOME of its own (the children inherit it): no token saved by the person running the tests.
+const home = tempDir();
+useFinchHome(home);
 const hub = new FakeHub();
 let model: Map<string, Buffer>;
 
@@ -55,6 +60,44 @@ test('finch pull of a gated repository fails with the request-access page and HF
   const j = await finch(['pull', 'finch-test/tiny', '--file', 'pytorch_model.bin', '--endpoint', hub.url, '--cache', tempDir(), '--json']);
   assert.equal(j.code, 1);
   assert.equal(events(j.stdout).at(-1)!.code, 'pickle_refused');
+});
+
+test('finch pull uses --token, else HF_TOKEN, else the token saved in Settings; an encrypted one is named and skipped', async () => {
+  const tokens = new TokenStore(home);
+  hub.validTokens.add('hf_saved').add('hf_env').add('hf_flag');
+  hub.grantedTokens.add('hf_saved');
+  let from = 0;
+  const pull = async (extra: string[] = [], env?: string) => {
+    if (env) process.env.HF_TOKEN = env;
+    from = hub.requests.length;
+    try {
+      return await finch(['pull', 'finch-test/gated', '--endpoint', hub.url, '--cache', tempDir(), ...extra]);
+    } finally {
+      delete process.env.HF_TOKEN;
+    }
+  };
+  /** The Authorization headers the last pull sent to the Hub's API. */
+  const authOf = () => [...new Set(hub.requests.slice(from).filter((q) => q.url.startsWith('/api/')).map((q) => q.authorization))].join();
+  try {
+    await tokens.save('hf_saved');
+    const r = await pull();
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(authOf(), 'Bearer hf_saved');
+    assert.equal((await pull([], 'hf_env')).code, 1, 'HF_TOKEN comes before the saved token (and is not granted)');
+    assert.equal(authOf(), 'Bearer hf_env');
+    assert.equal((await pull(['--token', 'hf_flag'], 'hf_env')).code, 1);
+    assert.equal(authOf(), 'Bearer hf_flag');
+
+    // The desktop app's keychain-encrypted token: the CLI cannot read it, says so, and goes on without.
+    tokens.clear();
+    writeFileSync(join(home, 'secrets', 'hf-token.enc'), Buffer.from('v11 ciphertext of the desktop keychain'));
+    const enc = await pull();
+    assert.equal(enc.code, 1);
+    assert.equal(authOf(), '');
+    assert.match(enc.stderr, /note: the saved Hugging Face token \(.*hf-token\.enc\) is encrypted with the desktop app's keychain, which only the app can use: pass --token or set HF_TOKEN.*; pulling without it/);
+  } finally {
+    tokens.clear();
+  }
 });
 
 test('finch pull --dataset --list lists data files with format, size and split', async () => {

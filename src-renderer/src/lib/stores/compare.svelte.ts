@@ -48,6 +48,8 @@ export class CompareSession {
   saveError = $state<unknown>(null);
 
   batch = $state<BatchCompareResult | null>(null);
+  /** The dataset the batch answered (the Export step puts the comparison in a pushed model card). */
+  batchDatasetId = $state<string | null>(null);
   batchRunning = $state(false);
   batchProgress = $state<{ done: number; total: number } | null>(null);
   batchError = $state<unknown>(null);
@@ -183,6 +185,7 @@ export class CompareSession {
     this.batchRunning = true;
     this.batchError = null;
     this.batch = null;
+    this.batchDatasetId = datasetId;
     this.batchId = `batch-${Date.now()}`;
     this.batchProgress = { done: 0, total: rows };
     try {

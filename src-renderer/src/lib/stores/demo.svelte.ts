@@ -1,15 +1,24 @@
 // The demo flow: startDemo adds the bundled model and dataset and runs the demo recipe; when that
-// run completes, the dashboard offers (and, if still open, goes to) the compare view.
+// run completes, the dashboard goes on to the compare view, which greets the person with the
+// demo's result: base and tuned accuracy on the held-out problems `finch demo` scores, the answers
+// side by side (asked right after training: the progress of that comparison is kept here).
 
-import type { RunSummary } from '../../../../src-shared/api.ts';
-import { finch } from '../services/finch.ts';
+import { demoBatchId, type RunSummary } from '../../../../src-shared/api.ts';
+import { finch, onEvent } from '../services/finch.ts';
 import { library } from './library.svelte.ts';
 
 class DemoState {
   /** The run started by "Try the demo" in this session (its dashboard ends in Compare). */
   runId = $state<string | null>(null);
+  /** Answers given so far by base and tuned, per demo run, while its comparison runs. */
+  progress = $state<Record<string, { done: number; total: number }>>({});
 }
 export const demo = new DemoState();
+
+onEvent('batch-progress', (e) => {
+  const runId = library.runs.find((r) => r.kind === 'demo' && demoBatchId(r.id) === e.batchId)?.id;
+  if (runId) demo.progress[runId] = { done: e.done, total: e.total };
+});
 
 export async function startDemo(): Promise<RunSummary | null> {
   const r = await finch().startDemo({ start: true });

@@ -39,14 +39,21 @@ class Library {
     try {
       this.error = null;
       const api = finch();
-      const [info, models, datasets, runs, adapters] = await Promise.all([
-        api.appInfo(), api.listModels(), api.listDatasets(), api.listRuns(), api.listAdapters(),
-      ]);
-      Object.assign(this, { info, models, datasets, runs, adapters });
+      // appInfo probes the machine (seconds, the first time): it must not hold the lists back, and
+      // lists fetched before it must not land after it, over a model added meanwhile.
+      const info = this.reloadInfo();
+      const [models, datasets, runs, adapters] = await Promise.all([api.listModels(), api.listDatasets(), api.listRuns(), api.listAdapters()]);
+      Object.assign(this, { models, datasets, runs, adapters });
       this.loaded = true;
+      await info;
     } catch (e) {
       this.error = e;
     }
+  }
+
+  /** appInfo again (the machine, and whether a Hugging Face token is set). */
+  async reloadInfo(): Promise<void> {
+    this.info = await finch().appInfo();
   }
 
   async refresh(what: Kind): Promise<void> {

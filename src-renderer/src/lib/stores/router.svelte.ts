@@ -6,7 +6,8 @@ export type Route =
   | { name: 'wizard' }
   | { name: 'run'; id: string }
   | { name: 'compare'; id: string | null }
-  | { name: 'export'; id: string | null };
+  | { name: 'export'; id: string | null }
+  | { name: 'settings' };
 
 export function parseRoute(hash: string): Route {
   const [name = '', id] = hash.replace(/^#\/?/, '').split('?')[0]!.split('/').map(decodeURIComponent);
@@ -15,6 +16,7 @@ export function parseRoute(hash: string): Route {
     case 'run': return id ? { name: 'run', id } : { name: 'home' };
     case 'compare': return { name: 'compare', id: id || null };
     case 'export': return { name: 'export', id: id || null };
+    case 'settings': return { name: 'settings' };
     default: return { name: 'home' };
   }
 }
@@ -26,6 +28,7 @@ export function routeHash(r: Route): string {
     case 'run': return `#/run/${encodeURIComponent(r.id)}`;
     case 'compare': return r.id ? `#/compare/${encodeURIComponent(r.id)}` : '#/compare';
     case 'export': return r.id ? `#/export/${encodeURIComponent(r.id)}` : '#/export';
+    case 'settings': return '#/settings';
   }
 }
 

@@ -60,6 +60,8 @@ export class RunView {
         break;
       case 'run-step':
         if (this.metrics.at(-1)?.step !== e.step) {
+          // A resumed run trains again from its checkpoint (or from the start): its later steps are replaced.
+          if ((this.metrics.at(-1)?.step ?? 0) > e.step) this.metrics = this.metrics.filter((m) => m.step < e.step);
           this.metrics.push({ step: e.step, loss: e.loss, lr: e.lr, grad_norm: e.grad_norm, tokens_per_s: e.tokens_per_s, rss_mb: e.rss_mb });
         }
         this.totalSteps = e.total_steps;
@@ -68,7 +70,7 @@ export class RunView {
         if (this.status === 'queued' || this.status === null) this.status = 'running';
         break;
       case 'run-eval':
-        this.evals.push({ step: e.step, eval_loss: e.eval_loss, perplexity: e.perplexity });
+        this.evals = [...this.evals.filter((x) => x.step < e.step), { step: e.step, eval_loss: e.eval_loss, perplexity: e.perplexity }];
         break;
       case 'run-samples':
         this.samples.push({ step: e.step, samples: e.samples });

@@ -4,7 +4,7 @@
 
 import type { ColumnMap, DatasetPreview, FormatName, MemoryEstimateResult, RunConfig, RunSummary } from '../../../../src-shared/api.ts';
 import { LORA_TARGETS } from '../../../../src-shared/choices.ts';
-import { RUN_DEFAULTS } from '../../../../src-shared/schemas.ts';
+import { RUN_DEFAULTS, RunConfig as RunConfigSchema } from '../../../../src-shared/schemas.ts';
 import { finch } from '../services/finch.ts';
 
 export type WizardStep = 'model' | 'dataset' | 'settings' | 'review';
@@ -56,6 +56,21 @@ function clone<T>(v: T): T {
   return JSON.parse(JSON.stringify(v)) as T;
 }
 
+/** The settings the back end checks a run with (the run-configuration schema), without the library ids. */
+const KNOBS_SCHEMA = RunConfigSchema.omit({ modelId: true, datasetId: true, name: true, format: true, map: true });
+
+/**
+ * What is wrong with the settings, by setting path ("lora.rank" -> "must be an integer from 1 to
+ * 1024"), judged by the schema the back end refuses a run with; empty when they are valid.
+ */
+export function settingProblems(knobs: unknown): Record<string, string> {
+  const r = KNOBS_SCHEMA.safeParse(knobs);
+  if (r.success) return {};
+  const problems: Record<string, string> = {};
+  for (const issue of r.error.issues) problems[issue.path.join('.')] ??= issue.message;
+  return problems;
+}
+
 export class Wizard {
   step = $state<WizardStep>('model');
   modelId = $state<string | null>(null);
@@ -76,6 +91,12 @@ export class Wizard {
 
   starting = $state(false);
   startError = $state<unknown>(null);
+
+  /** Settings the back end would refuse, shown beside their fields; Review and Start wait for none. */
+  readonly problems = $derived(settingProblems(this.knobs));
+  readonly valid = $derived(Object.keys(this.problems).length === 0);
+  /** The dataset's columns resolve to a format (recognised, or mapped by the person), so a run can read it. */
+  readonly datasetReadable = $derived(this.preview?.format != null);
 
   private estimateTimer: ReturnType<typeof setTimeout> | null = null;
   private estimateSeq = 0;
@@ -98,6 +119,7 @@ export class Wizard {
   canOpen(s: WizardStep): boolean {
     if (s === 'model') return true;
     if (s === 'dataset') return this.modelId !== null;
+    if (!this.datasetReadable || (s === 'review' && !this.valid)) return false;
     return this.modelId !== null && this.datasetId !== null;
   }
 
@@ -200,7 +222,7 @@ export class Wizard {
 
   async runEstimate(): Promise<void> {
     const cfg = this.config;
-    if (!cfg) return;
+    if (!cfg || !this.valid) return; // the back end would refuse it: the fields say why
     const seq = ++this.estimateSeq;
     this.estimating = true;
     try {
@@ -217,7 +239,7 @@ export class Wizard {
 
   async start(): Promise<RunSummary | null> {
     const cfg = this.config;
-    if (!cfg) return null;
+    if (!cfg || !this.valid) return null;
     this.starting = true;
     this.startError = null;
     try {
