@@ -40,7 +40,7 @@ test('the head gradient is taken where the vocabulary is cut into pieces and the
 
 for (const [name, cfg] of Object.entries({ llama: tinyConfig({}), qwen3: tinyFamilyConfigs().qwen3 })) {
   test(`${name}: LoRA gradients through the head gradient equal autodiff's through the recomputing loss (1e-5), same loss`, async () => {
-    const runs = [];
+    const runs: Record<string, HostTensor>[] = [];
     for (const headGradient of [true, false]) {
       const { g, params } = gradients(cfg, headGradient);
       const init = initLora(params, 3);
@@ -53,8 +53,8 @@ for (const [name, cfg] of Object.entries({ llama: tinyConfig({}), qwen3: tinyFam
       runs.push(await s.run(feeds));
       await s.release();
     }
-    const [fused, autodiff] = runs as [Record<string, { data: unknown }>, Record<string, { data: unknown }>];
-    const loss = (o: Record<string, { data: unknown }>) => (o.loss!.data as Float32Array)[0]!;
+    const [fused, autodiff] = runs as [Record<string, HostTensor>, Record<string, HostTensor>];
+    const loss = (o: Record<string, HostTensor>) => (o.loss!.data as Float32Array)[0]!;
     assert.ok(Math.abs(loss(fused) - loss(autodiff)) <= 1e-6 * Math.abs(loss(autodiff)), `loss ${loss(fused)} vs ${loss(autodiff)}`);
     for (const k of Object.keys(autodiff).filter((k) => k.startsWith('grad:'))) {
       const a = fused[k]!.data as Float32Array, b = autodiff[k]!.data as Float32Array;
