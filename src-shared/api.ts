@@ -12,7 +12,7 @@
 import type { z } from 'zod';
 import type { PROVIDER_NAMES } from './choices.js';
 import type * as S from './schemas.js';
-import type { TrainEvent, TrainEventOf } from './train-events.js';
+import type { RewardMetrics, TrainEvent, TrainEventOf, TrainPhase } from './train-events.js';
 
 export { PROVIDER_NAMES } from './choices.js';
 
@@ -235,8 +235,11 @@ export interface DatasetPreview {
   template: 'model' | 'fallback' | null;
   notes: string[];
   rows: { line: number; raw: Record<string, unknown>; error: string | null }[];
-  /** The first convertible row rendered as training text (needs modelId). */
-  sample: { line: number; spans: TextSpan[]; tokens: number; trainedTokens: number } | null;
+  /**
+   * The first convertible row rendered as training text (needs modelId); for a preference pair its
+   * chosen side, and in `pair` the shared prompt and both answers, trained spans marked.
+   */
+  sample: { line: number; spans: TextSpan[]; tokens: number; trainedTokens: number; pair: { prompt: TextSpan[]; chosen: TextSpan[]; rejected: TextSpan[] } | null } | null;
   /** Token lengths of the first statsRows rows (needs modelId). */
   lengths: {
     rows: number;
@@ -254,24 +257,45 @@ export interface DatasetPreview {
 }
 
 export interface MemoryEstimateResult {
-  /** Peak host memory of a training step (bytes), by part and in total. */
+  /** Peak host memory of a training step (bytes): the whole step on the CPU; on a GPU, what the host keeps beside it (ONNX Runtime's session, the LoRA state). */
   hostBytes: number;
+  /** The breakdown of the figure the verdict turns on: the host's parts on the CPU, the GPU's on a GPU. */
   parts: Record<string, number>;
-  /** GPU memory needed when the provider is a GPU (the same graph), else null. */
+  /** GPU memory needed when the provider is a GPU (the graph the trainer would build there), else null. */
   gpuBytes: number | null;
   availableHostBytes: number;
   totalHostBytes: number;
+  /** Free memory of the GPU the run would use, where the system tells it; null on the CPU or when unknown (gpuNote says why). */
   availableGpuBytes: number | null;
-  verdict: 'fits' | 'tight' | 'will-not-fit';
+  totalGpuBytes: number | null;
+  /** The GPU judged against, e.g. "NVIDIA GeForce RTX 4070"; null on the CPU or when unknown. */
+  gpuName: string | null;
+  /** Where the GPU's memory was read, or why it could not be; null on the CPU. */
+  gpuNote: string | null;
+  /** The GPU's memory is the host's (Apple silicon, a software WebGPU adapter): gpuBytes and hostBytes come out of availableHostBytes together. */
+  unifiedMemory: boolean;
+  /** The dtype the frozen weights would be computed in there (`auto` decided as the trainer decides it). */
+  computeDtype: 'float32' | 'float16';
+  /** 'unknown': a GPU run whose GPU memory could not be read (gpuNote). */
+  verdict: 'fits' | 'tight' | 'will-not-fit' | 'unknown';
   provider: ProviderName;
-  /** What to change, most effective first; `change` can be applied to the config as is. */
-  suggestions: { text: string; change: Partial<RunConfig>; hostBytes: number }[];
+  /**
+   * What to change, most effective first; `change` can be applied to the config as is. `hostBytes`
+   * and `gpuBytes` are the needs after the change (as above); the text ends with the one the verdict turns on.
+   */
+  suggestions: { text: string; change: Partial<RunConfig>; hostBytes: number; gpuBytes: number | null }[];
 }
 
 export type RunStatus = 'queued' | 'running' | 'paused' | 'completed' | 'failed' | 'cancelled' | 'interrupted';
 export const RUN_STATUSES: readonly RunStatus[] = ['queued', 'running', 'paused', 'completed', 'failed', 'cancelled', 'interrupted'];
 /** Statuses a run can be resumed from (exactly, from its last checkpoint). */
 export const RESUMABLE: readonly RunStatus[] = ['paused', 'failed', 'cancelled', 'interrupted'];
+/**
+ * A pause, resume or cancel asked of a run's job and not yet done: the job honours it at its next
+ * boundary (between steps, tensors, batches, sessions; train/control.ts), and the app shows
+ * "pausing…", "resuming…" or "cancelling…" meanwhile.
+ */
+export type RunRequest = 'pause' | 'resume' | 'cancel';
 
 export interface RunSummary {
   id: RunId;
@@ -300,10 +324,14 @@ export interface RunSummary {
   /** The final adapter folder, when the run completed. */
   adapterPath: string | null;
   error: ApiError | null;
+  /** What the run's job was asked and has not done yet (live runs only; null otherwise). */
+  request: RunRequest | null;
+  /** What the run's job is doing now (live runs only; null otherwise); 'run-phase' events follow it. */
+  phase: TrainPhase | null;
 }
 
 /** One optimizer step as the store keeps it: the fields of the trainer's 'step' event. */
-export type MetricPoint = Pick<TrainEventOf<'step'>, 'step' | 'loss' | 'lr' | 'grad_norm' | 'tokens_per_s' | 'rss_mb'>;
+export type MetricPoint = Pick<TrainEventOf<'step'>, 'step' | 'loss' | 'lr' | 'grad_norm' | 'tokens_per_s' | 'rss_mb' | keyof RewardMetrics>;
 /** One evaluation: the fields of the trainer's 'eval' event. */
 export type EvalPoint = Omit<TrainEventOf<'eval'>, 'event'>;
 export interface EvalSample { prompt: string; reference: string; answer: string; correct: boolean | null }
@@ -455,7 +483,7 @@ export function runTrainEvent(runId: RunId, e: TrainEvent): RunTrainEvent {
 
 export type FinchEvent =
   | RunTrainEvent
-  | { type: 'run-status'; runId: RunId; status: RunStatus; error: ApiError | null }
+  | { type: 'run-status'; runId: RunId; status: RunStatus; error: ApiError | null; /** Absent: nothing asked. */ request?: RunRequest | null }
   /** The sample answers of the adapter checkpointed at an evaluation step. */
   | { type: 'run-samples'; runId: RunId; step: number; samples: EvalSample[] }
   | { type: 'run-log'; runId: RunId; line: LogLine }

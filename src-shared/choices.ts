@@ -13,10 +13,10 @@ export const PROVIDER_NAMES = ['cpu', 'webgpu', 'dml', 'cuda', 'coreml'] as cons
 /** A run's provider: one of the above, or 'auto' (the one provider choice decides, and says why). */
 export const PROVIDER_CHOICES = ['auto', ...PROVIDER_NAMES] as const;
 
-/** Dataset formats (data/formats.ts). */
-export const FORMAT_NAMES = ['alpaca', 'sharegpt', 'messages', 'completion', 'text'] as const;
+/** Dataset formats (data/formats.ts); 'preference' rows are pairs of answers (DPO, ORPO). */
+export const FORMAT_NAMES = ['alpaca', 'sharegpt', 'messages', 'completion', 'text', 'preference'] as const;
 /** The fields a column map assigns dataset columns to. */
-export const FORMAT_FIELDS = ['instruction', 'input', 'output', 'system', 'conversations', 'messages', 'prompt', 'completion', 'text'] as const;
+export const FORMAT_FIELDS = ['instruction', 'input', 'output', 'system', 'conversations', 'messages', 'prompt', 'completion', 'text', 'chosen', 'rejected'] as const;
 
 /**
  * The projections of a Llama-family layer that can carry a LoRA adapter, in PEFT's order
@@ -44,6 +44,8 @@ export const MODEL_FAMILY_NAMES = {
 /** The name of a model_type's family ("Gemma 3"), or the model_type itself for one Finch does not know. */
 export const familyName = (modelType: string): string => (MODEL_FAMILY_NAMES as Record<string, string>)[modelType] ?? modelType;
 
+/** What a run optimises: supervised fine-tuning, or a preference loss over pairs of answers (train/objective.ts). */
+export const METHODS = ['sft', 'dpo', 'orpo'] as const;
 /** Which tokens the loss trains: the completion's only (prompt labels -100), or every token. */
 export const TRAIN_ON = ['completions', 'all'] as const;
 /** 'auto': the model's chat template if it has one, else Finch's fallback; 'model': require it. */

@@ -21,19 +21,21 @@
 //     note in the run log); 'model' refuses a model without one.
 
 import { z } from 'zod';
-import { COMPUTE_DTYPE_CHOICES, FORMAT_FIELDS, FORMAT_NAMES, LORA_TARGET_NAMES, LORA_TARGETS, PROVIDER_CHOICES, SCHEDULES, TEMPLATE_CHOICES, TRAIN_ON } from './choices.js';
+import { COMPUTE_DTYPE_CHOICES, FORMAT_FIELDS, FORMAT_NAMES, LORA_TARGET_NAMES, LORA_TARGETS, METHODS, PROVIDER_CHOICES, SCHEDULES, TEMPLATE_CHOICES, TRAIN_ON } from './choices.js';
 
 // ---- how a setting is described ----------------------------------------------------------------
 
 /** The heading a setting is listed under in `finch train --help`. */
-export type SettingGroup = 'Data' | 'LoRA' | 'Optimisation' | 'Run';
-const GROUPS: readonly SettingGroup[] = ['Data', 'LoRA', 'Optimisation', 'Run'];
+export type SettingGroup = 'Data' | 'Method' | 'LoRA' | 'Optimisation' | 'Run';
+const GROUPS: readonly SettingGroup[] = ['Data', 'Method', 'LoRA', 'Optimisation', 'Run'];
 
 /** The values a setting takes, as a command line or a config file writes them. */
 export type SettingType =
-  | { kind: 'number'; integer: boolean; min: number; minExclusive: boolean; max: number | null;
+  | { kind: 'number'; integer: boolean; min: number; minExclusive: boolean; max: number | null; maxExclusive: boolean;
     /** 0 is accepted and stands for null: the setting is off (no gradient clipping). */
     zeroIsNull: boolean }
+  /** A folder on this machine, or null (not given). */
+  | { kind: 'path' }
   | { kind: 'switch' }
   | { kind: 'choice'; choices: readonly (string | number)[] }
   /** A comma list on the command line (or `all`, which stands for the `all` list), an array in the API. */
@@ -70,10 +72,11 @@ export function describeType(t: SettingType): string {
   switch (t.kind) {
     case 'number': {
       const what = t.integer ? 'an integer' : 'a number';
-      const range = t.max !== null && !t.minExclusive ? `from ${t.min} to ${t.max}`
-        : `${t.minExclusive ? '>' : '>='} ${t.min}${t.max !== null ? ` and <= ${t.max}` : ''}`;
+      const range = t.max !== null && !t.minExclusive && !t.maxExclusive ? `from ${t.min} to ${t.max}`
+        : `${t.minExclusive ? '>' : '>='} ${t.min}${t.max !== null ? ` and ${t.maxExclusive ? '<' : '<='} ${t.max}` : ''}`;
       return `${what} ${range}${t.zeroIsNull ? ', 0 = off' : ''}`;
     }
+    case 'path': return 'a folder';
     case 'switch': return 'true or false';
     case 'choice': return `one of ${t.choices.join(', ')}`;
     case 'list': return `a list of ${t.choices.join(', ')} (at least one)`;
@@ -85,14 +88,14 @@ const must = (t: SettingType) => ({ error: `must be ${describeType(t)}` });
 
 // ---- setting builders: each makes the field's schema and records how it is described ------------
 
-interface Range { min: number; max?: number; minExclusive?: boolean }
+interface Range { min: number; max?: number; minExclusive?: boolean; maxExclusive?: boolean }
 
 function numberSchema(integer: boolean, r: Range, zeroIsNull = false) {
-  const type: SettingType = { kind: 'number', integer, min: r.min, minExclusive: r.minExclusive ?? false, max: r.max ?? null, zeroIsNull };
+  const type: SettingType = { kind: 'number', integer, min: r.min, minExclusive: r.minExclusive ?? false, max: r.max ?? null, maxExclusive: r.maxExclusive ?? false, zeroIsNull };
   const e = must(type);
   let s = integer ? z.int(e) : z.number(e);
   s = r.minExclusive ? s.gt(r.min, e) : s.min(r.min, e);
-  if (r.max !== undefined) s = s.max(r.max, e);
+  if (r.max !== undefined) s = r.maxExclusive ? s.lt(r.max, e) : s.max(r.max, e);
   return { s, type };
 }
 
@@ -113,6 +116,12 @@ function integerOrNull(r: Range, doc: SettingDoc) {
 function numberOrOff(r: Range, dflt: number, doc: SettingDoc) {
   const { s, type } = numberSchema(false, r, true);
   return described(s.nullable().default(dflt).transform((v) => (v === 0 ? null : v)), type, doc);
+}
+/** A folder path, or null where the setting is not used. */
+function folderOrNull(doc: SettingDoc) {
+  const type: SettingType = { kind: 'path' };
+  const e = must(type);
+  return described(z.string(e).min(1, e).max(4096, e).nullable().default(null), type, doc);
 }
 function onOff(doc: SettingDoc) {
   const type: SettingType = { kind: 'switch' };
@@ -171,6 +180,11 @@ export const RunSettings = z.strictObject({
   groupByLength: onOff({ group: 'Data', help: 'rows of similar length share an optimizer step (less padding; seeded per epoch)' }),
   valFraction: real({ min: 0, max: 0.5 }, 0.05, { group: 'Data', value: 'F', help: 'held-out fraction of the rows for the eval loss' }),
   onBadRow: oneOf(['fail', 'skip'], 'fail', { group: 'Data', value: 'P', help: 'rows that cannot be read or converted stop the run (listing the first errors) or are skipped and counted' }),
+  method: oneOf(METHODS, 'sft', { group: 'Method', value: 'M', help: 'what the run optimises: sft = supervised fine-tuning on the answers; dpo = direct preference optimisation against a frozen reference (the base, or --init-adapter); orpo = odds-ratio preference optimisation (SFT on the chosen answer plus an odds-ratio term, no reference). dpo and orpo train on preference data (a prompt with a chosen and a rejected answer)' }),
+  beta: real({ min: 0, minExclusive: true, max: 100 }, 0.1, { group: 'Method', value: 'B', help: 'dpo: how closely the policy keeps to the reference; larger keeps it closer (TRL\'s beta)' }),
+  labelSmoothing: real({ min: 0, max: 0.5, maxExclusive: true }, 0, { group: 'Method', value: 'E', help: 'dpo: the assumed chance that a pair\'s preference is wrong (conservative DPO); 0 = plain DPO' }),
+  orpoLambda: real({ min: 0, minExclusive: true, max: 100 }, 0.1, { group: 'Method', value: 'L', help: 'orpo: the weight of the odds-ratio term beside the SFT loss (TRL\'s ORPOConfig.beta)' }),
+  initAdapter: folderOrNull({ group: 'Method', value: 'DIR', help: 'start from this PEFT adapter (an SFT run\'s, say) and train it further with its rank, alpha and targets; for dpo it is also the frozen reference' }),
   lora: LoraSettings.prefault({}),
   quantize: onOff({ group: 'LoRA', flag: '4bit', help: 'QLoRA: the frozen base in 4 bits (embedding rows are gathered on the host)' }),
   blockSize: oneOfNumbers([32, 64], 32, { group: 'LoRA', value: 'N', help: 'the 4-bit block; 32 has the lower error, 64 takes about 5% less memory' }),
@@ -191,6 +205,7 @@ export const RunSettings = z.strictObject({
   threads: integer({ min: 0, max: 1024 }, 0, { group: 'Run', value: 'N', help: 'CPU threads, 0 = all cores' }),
   provider: oneOf(PROVIDER_CHOICES, 'auto', { group: 'Run', value: 'P', help: 'the execution provider; auto = WebGPU on a hardware adapter, else DirectML on Windows, else CUDA where installed, else the CPU; never a software adapter (`finch doctor` shows the choice and why)' }),
   strictProvider: onOff({ group: 'Run', help: 'a node that would fall back to the CPU is an error, not a warning' }),
+  ignoreMemoryEstimate: onOff({ group: 'Run', help: 'start even when the memory estimate says the run will not fit in the memory free now (it may then fail or swap)' }),
   computeDtype: oneOf(COMPUTE_DTYPE_CHOICES, 'float32', { group: 'Run', value: 'D', help: 'the frozen path\'s dtype: float16 runs frozen weights and their products in float16 on a GPU with float16 kernels (LoRA, gradients and AdamW stay float32); auto = float16 on a hardware WebGPU adapter with shader-f16' }),
 });
 export type RunSettings = z.output<typeof RunSettings>;

@@ -219,8 +219,8 @@ export const Settings = z.strictObject({
    * Write-only through the API: appInfo/getSettings say only whether one is set, and how it is kept.
    */
   hfToken: z.string().max(1000).nullable(),
-  /** The Hub endpoint (default https://huggingface.co). */
-  hfEndpoint: z.url().nullable(),
+  /** The Hub endpoint (default https://huggingface.co): an http(s) address only (never javascript:, file:, ...). */
+  hfEndpoint: z.url({ protocol: /^https?$/, error: 'the Hub endpoint must be an http:// or https:// address' }).nullable(),
   /** Where Hub downloads go (default FINCH_HOME/hub). */
   cacheDir: UserPath.nullable(),
   defaultProvider: ProviderChoice,
@@ -271,7 +271,7 @@ export const CALL_ARGS = {
   listRuns: z.tuple([]),
   runDetails: z.tuple([Id]),
   deleteRun: z.tuple([Id, RemoveRequest]),
-  startDemo: z.tuple([z.strictObject({ steps: z.int().min(1).max(100_000).optional(), start: z.boolean().optional() }).default({})]),
+  startDemo: z.tuple([z.strictObject({ steps: z.int().min(1).max(100_000).optional(), start: z.boolean().optional(), method: z.enum(['sft', 'dpo']).optional() }).default({})]),
 
   listAdapters: z.tuple([]),
   importAdapter: z.tuple([ImportAdapterRequest]),

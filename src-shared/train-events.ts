@@ -5,6 +5,15 @@
 
 import type { PROVIDER_NAMES } from './choices.js';
 
+/**
+ * What a run is doing, in order: opening the model, 4-bit quantization (QLoRA), preparing the
+ * data, building the graphs, creating the ONNX Runtime sessions, then optimizer steps with
+ * evaluations and checkpoints between them. Pause and cancel take effect at the next boundary of
+ * any phase (train/control.ts says where the boundaries are).
+ */
+export const TRAIN_PHASES = ['loading', 'quantizing', 'data', 'graphs', 'sessions', 'training', 'evaluating', 'checkpoint'] as const;
+export type TrainPhase = (typeof TRAIN_PHASES)[number];
+
 export type TrainEvent =
   | { event: 'device' } & DeviceRecord
   /** Before step 1: seconds spent in each phase since the run started (load includes 4-bit quantization or the cache read). */
@@ -12,15 +21,32 @@ export type TrainEvent =
   | { event: 'prepared'; train_sequences: number; val_sequences: number; seq_len: number; truncated: number; total_steps: number; notes: string[];
     /** How micro-batches are shaped (seq_len is the longest), and the share of padding tokens in the first epoch's micro-batches. */
     batch_shape: 'own-longest' | 'dataset-longest'; pad_multiple: number; group_by_length: boolean; padding_fraction: number }
-  | { event: 'step'; step: number; total_steps: number; loss: number; lr: number; grad_norm: number; tokens_per_s: number; elapsed_s: number; eta_s: number; rss_mb: number }
-  | { event: 'eval'; step: number; eval_loss: number; perplexity: number }
+  /** A preference run's steps (and evaluations) also carry its pairs' reward metrics (RewardMetrics). */
+  | ({ event: 'step'; step: number; total_steps: number; loss: number; lr: number; grad_norm: number; tokens_per_s: number; elapsed_s: number; eta_s: number; rss_mb: number } & Partial<RewardMetrics>)
+  /** perplexity is exp(eval_loss): the perplexity of the answers for SFT, of no meaning for a preference loss. */
+  | ({ event: 'eval'; step: number; eval_loss: number; perplexity: number } & Partial<RewardMetrics>)
   | { event: 'checkpoint'; step: number; path: string }
-  | { event: 'paused'; step: number }
-  | { event: 'continued'; step: number }
+  /** A phase begins (`step`: optimizer steps done so far). */
+  | { event: 'phase'; phase: TrainPhase; step: number }
+  /** Held by a pause at a boundary of `phase`, after `step` steps; 'continued' when it goes on. */
+  | { event: 'paused'; step: number; phase: TrainPhase }
+  | { event: 'continued'; step: number; phase: TrainPhase }
   | { event: 'resumed'; step: number }
   | { event: 'note'; message: string }
   /** `adapter`: the final adapter folder, or the last checkpoint of a cancelled run ('' if none). */
   | { event: 'done'; adapter: string; steps: number; loss: number | null; eval_loss: number | null; status: 'completed' | 'cancelled' };
+
+/**
+ * A preference run's implicit rewards over its pairs (a step's, or the held-out ones'), as TRL
+ * logs them: the means of each side's reward (rewards/chosen, rewards/rejected), of their margin
+ * (rewards/margins), and the share of pairs whose chosen reward is the higher (rewards/accuracies).
+ */
+export interface RewardMetrics {
+  rewards_chosen: number;
+  rewards_rejected: number;
+  reward_margin: number;
+  reward_accuracy: number;
+}
 
 export type TrainEventName = TrainEvent['event'];
 /** One kind of event, e.g. TrainEventOf<'step'>. */
@@ -35,6 +61,8 @@ export interface DeviceRecord {
   strict: boolean;
   /** Nodes ORT runs on the CPU instead of `provider` (none under strict, where they are an error). */
   fallback_nodes: { op: string; name: string }[];
+  /** Why fallback_nodes was not probed (inside the desktop app a job cannot start the Node process the probe needs); absent when it was. */
+  fallback_unchecked?: string;
   /** The frozen path's dtype (float16 only where the provider has its kernels). */
   compute_dtype?: 'float32' | 'float16';
   /** Why that dtype (what was asked, and what `auto` saw on the adapter). */

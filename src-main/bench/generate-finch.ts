@@ -1,25 +1,30 @@
-// Child process of `finch bench generate`, Finch's side: loads the model folder (float32, or 4-bit
-// with --quantize as QLoRA loads it), builds the KV-cache generation session and times prefill of
-// a prompt and greedy decoding. Prints one JSON line.
+// Child process of `finch bench generate`, Finch's side: loads the model folder as `finch generate`
+// does (float32, or 4-bit through the quantized-weight cache), builds the KV-cache generation
+// session, then answers each {op: 'run'} with the time of one prefill over the prompt and of
+// `decode` greedy decode runs after it (Generator.lastTimings: session runs only).
 
 import { Generator } from '../infer/generate.js';
 import { loadModel } from '../model/load.js';
-import { measure } from './timing.js';
-import type { GenerateSide } from './generate.js';
+import { prepareInt4 } from '../model/quant-cache.js';
+import { serveBenchRequests } from './child.js';
+import type { GenerateRun, SideArg } from './generate.js';
 
-const o = JSON.parse(process.argv[2]!) as { model: string; quantize: boolean; threads: number; prompt: number[]; decode: number; reps: number };
+const o = JSON.parse(process.argv[2]!) as SideArg & { model: string; quantize: boolean; int8Activations: boolean; profile?: string };
+const t0 = performance.now();
 const m = loadModel(o.model, { quantize: o.quantize });
-const gen = await Generator.create(m.weights, m.invFreq, { maxPositions: o.prompt.length + o.decode + 1, threads: o.threads });
-const run = (n: number) => gen.generate({ prompts: [o.prompt], maxNewTokens: n, eosIds: [] });
-const timing = { warmup: 1, minSeconds: 0, minReps: o.reps };
-// Prefill = one run over the prompt (plus choosing one token); decode = the extra time of `decode` more tokens.
-const prefill = await measure(() => run(1), timing);
-const full = await measure(() => run(o.decode + 1), timing);
-const side: GenerateSide = {
-  prefill_tokens_per_s: o.prompt.length / (prefill.medianMs / 1000),
-  decode_tokens_per_s: o.decode / ((full.medianMs - prefill.medianMs) / 1000),
-  peak_rss_mb: process.resourceUsage().maxRSS / 1024,
+if (o.quantize) await prepareInt4(m.dir, m.config, m.weights, { threads: o.threads });
+const gen = await Generator.create(m.weights, m.invFreq, {
+  maxPositions: o.prompt.length + o.decode + 1, threads: o.threads, int8Activations: o.int8Activations, profilePrefix: o.profile,
+});
+const run = async (): Promise<GenerateRun> => {
+  const [res] = await gen.generate({ prompts: [o.prompt], maxNewTokens: o.decode + 1, eosIds: [] });
+  const t = gen.lastTimings!;
+  return { prompt_tokens: o.prompt.length, prefill_ms: t.prefillMs, decode_ms: t.decodeMs, decode_runs: t.decodeRuns, ids: res!.ids };
 };
-await gen.release();
-m.close();
-console.log(JSON.stringify(side));
+await run(); // warm-up: ORT plans its first runs; pages of the weights come in
+serveBenchRequests({ load_s: (performance.now() - t0) / 1000 }, run, async () => {
+  const peak = process.resourceUsage().maxRSS / 1024;
+  await gen.release();
+  m.close();
+  return { peak_rss_mb: peak };
+});

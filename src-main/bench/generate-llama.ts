@@ -1,40 +1,36 @@
 // Child process of `finch bench generate`, llama.cpp's side (node-llama-cpp's prebuilt CPU build):
-// loads a GGUF file, then times prefill of the prompt (one batch) and greedy decoding, with the
-// same thread count as Finch. Prints one JSON line.
+// loads a GGUF file with the same thread count as Finch, then answers each {op: 'run'} as Finch's
+// side does: the time from the prompt (one batch) to the first token, and of `decode` more greedy
+// tokens (each one decode run).
 
 import { getLlama, type Token } from 'node-llama-cpp';
-import { measure } from './timing.js';
-import type { GenerateSide } from './generate.js';
+import { serveBenchRequests } from './child.js';
+import type { GenerateRun, SideArg } from './generate.js';
 
-const o = JSON.parse(process.argv[2]!) as { gguf: string; threads: number; prompt: number[]; decode: number; reps: number };
+const o = JSON.parse(process.argv[2]!) as SideArg & { gguf: string };
+const t0 = performance.now();
 const llama = await getLlama({ build: 'never', gpu: false });
 const model = await llama.loadModel({ modelPath: o.gguf, gpuLayers: 0 });
 const ctx = await model.createContext({ contextSize: o.prompt.length + o.decode + 8, threads: o.threads, batchSize: o.prompt.length });
 const seq = ctx.getSequence();
-const timing = { warmup: 1, minSeconds: 0, minReps: o.reps };
-const prompt = o.prompt as Token[];
-const prefill = await measure(async () => {
+const run = async (): Promise<GenerateRun> => {
   await seq.clearHistory();
-  await seq.evaluateWithoutGeneratingNewTokens(prompt);
-}, timing);
-// Decode: `decode` tokens after an untimed prefill of the same prompt.
-const decodeTimes: number[] = [];
-for (let r = 0; r < o.reps + 1; r++) {
-  await seq.clearHistory();
-  await seq.evaluateWithoutGeneratingNewTokens(prompt.slice(0, -1));
-  const t0 = performance.now();
-  let n = 0;
-  for await (const _ of seq.evaluate(prompt.slice(-1), { temperature: 0, yieldEogToken: true })) if (++n === o.decode) break;
-  if (r > 0) decodeTimes.push(performance.now() - t0); // the first is warm-up
-}
-decodeTimes.sort((a, b) => a - b);
-const decodeMs = decodeTimes[decodeTimes.length >> 1]!;
-const side: GenerateSide = {
-  prefill_tokens_per_s: o.prompt.length / (prefill.medianMs / 1000),
-  decode_tokens_per_s: o.decode / (decodeMs / 1000),
-  peak_rss_mb: process.resourceUsage().maxRSS / 1024,
+  const ids: number[] = [];
+  const start = performance.now();
+  let first = 0;
+  // The first token comes after the prompt's run; each later one after one decode run.
+  for await (const id of seq.evaluate(o.prompt as Token[], { temperature: 0, yieldEogToken: true })) {
+    if (ids.length === 0) first = performance.now();
+    ids.push(id);
+    if (ids.length === o.decode + 1) break;
+  }
+  return { prompt_tokens: o.prompt.length, prefill_ms: first - start, decode_ms: performance.now() - first, decode_runs: o.decode, ids };
 };
-await ctx.dispose();
-await model.dispose();
-await llama.dispose();
-console.log(JSON.stringify(side));
+await run(); // warm-up, as Finch's side
+serveBenchRequests({ load_s: (performance.now() - t0) / 1000 }, run, async () => {
+  const peak = process.resourceUsage().maxRSS / 1024;
+  await ctx.dispose();
+  await model.dispose();
+  await llama.dispose();
+  return { peak_rss_mb: peak };
+});

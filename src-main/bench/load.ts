@@ -29,7 +29,7 @@ export const LOAD_SHAPES: Record<string, SyntheticCheckpointOptions> = {
   },
 };
 
-const DTYPES: Record<string, StorageDtype> = { bf16: 'bfloat16', f16: 'float16' };
+export const DTYPES: Record<string, StorageDtype> = { bf16: 'bfloat16', f16: 'float16' };
 
 interface FinchRun { decode_tokens_per_s: number | null; first_token_s: number; load_s: number; session_s: number; forward_s: number; peak_rss_mb: number; cpu_s: number; js_array_buffers_mb: number; token: number }
 interface PeerRun { first_token_s: number; load_s: number; forward_s: number; peak_rss_mb: number; cpu_s: number; token: number }
@@ -62,8 +62,8 @@ function adapterFor(dir: string): string {
   return out;
 }
 
-/** The synthetic checkpoint of `shape` in `dtype`, generated on first use. */
-function checkpointFor(modelsDir: string, shape: string, dtype: StorageDtype, log: (s: string) => void): string {
+/** The synthetic checkpoint of `shape` in `dtype`, generated on first use (bench generate reuses it). */
+export function checkpointFor(modelsDir: string, shape: string, dtype: StorageDtype, log: (s: string) => void): string {
   const dir = join(modelsDir, `${shape}-${dtype}`);
   const spec = JSON.stringify({ ...LOAD_SHAPES[shape], dtype });
   const marker = join(dir, 'finch-bench-shape.json');

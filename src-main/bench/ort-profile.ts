@@ -1,10 +1,11 @@
-// Where a session's run time goes, from ONNX Runtime's profiler (SessionOptions.profile): the trace
-// holds one "model_run" event per run and one "<node>_kernel_time" event per node and run (its op
-// type, shapes and provider in args). The summary takes each node's median over the timed runs (the
+// Where a session's run time goes, from ONNX Runtime's profiler (SessionOptions.profilePrefix):
+// the trace holds one "model_run" event per run and one "<node>_kernel_time" event per node and run
+// (its op type, shapes and provider in args). The summary takes each node's median over the timed runs (the
 // warm-up runs left out) and adds them up by op type, by phase of the training step and by node, so
 // the next optimisation is chosen from data (docs/perf.md).
 
 import { readFileSync } from 'node:fs';
+import { phaseOfNode } from './step-phases.js';
 
 /** One event of ORT's Chrome-trace profile (the fields read here). */
 interface TraceEvent {
@@ -26,17 +27,10 @@ export interface ProfileSummary {
   kernel_ms: number;
   /** Per op type as ORT ran it (after its fusions: FusedMatMul, Gemm from MatMul + Add, ...), largest first. */
   by_op: (ProfileRow & { op: string; nodes: number })[];
-  /** Per phase of a training step: forward, backward (autodiff's "/grad/" nodes), optimizer (AdamW, clipping). */
+  /** Per phase of a training step (step-phases.ts phaseOfNode): forward, backward, optimizer (AdamW, clipping). */
   by_phase: (ProfileRow & { phase: string })[];
   /** The most expensive nodes, largest first. */
   top_nodes: (ProfileRow & { node: string; op: string; output: string })[];
-}
-
-/** The phase of a step a node belongs to, from the names Finch's graphs give (autodiff: "<node>/grad/..."; engine/optim/adamw.ts: "adamw/..."). */
-export function phaseOf(node: string): string {
-  if (/(^|\/)(adamw|clip)[/_]/.test(node)) return 'optimizer';
-  if (node.includes('/grad/') || node.startsWith('grad/')) return 'backward';
-  return 'forward';
 }
 
 const shapeText = (e: TraceEvent): string =>
@@ -77,7 +71,7 @@ export function summarizeTrace(events: readonly TraceEvent[], warmup: number, to
     run_ms: runMs,
     kernel_ms: total(nodes),
     by_op: group('op', (n) => n.op),
-    by_phase: group('phase', (n) => phaseOf(n.node)).map(({ phase, ms, share }) => ({ phase, ms, share })),
+    by_phase: group('phase', (n) => phaseOfNode(n.node)).map(({ phase, ms, share }) => ({ phase, ms, share })),
     top_nodes: nodes.sort((a, b) => b.ms - a.ms).slice(0, topNodes).map((n) => ({ ...n, share: n.ms / runMs })),
   };
 }

@@ -4,6 +4,7 @@
 
 import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
+import { withTunedAllocator } from '../engine/runtime/allocator.js';
 
 export interface TimingOptions {
   /** Untimed runs first (allocations, ORT's first-run planning, page faults). */
@@ -48,10 +49,11 @@ export async function perCall(fn: () => unknown, n: number): Promise<number> {
  * The environment for a benchmark's child processes: `threads` for every thread pool, and
  * OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE removed. Some machines set those two for their own
  * reasons and they slow OpenBLAS; the tests and CI leave them alone, a benchmark unsets them
- * for both sides alike (docs/ort-notes.md).
+ * for both sides alike (docs/ort-notes.md). The C allocator is set as for a training job
+ * (engine/runtime/allocator.ts), for both sides alike too.
  */
 export function benchEnv(threads: number): NodeJS.ProcessEnv {
-  const env = { ...process.env };
+  const env = withTunedAllocator(process.env);
   delete env.OPENBLAS_CORETYPE;
   delete env.OPENBLAS_L2_SIZE;
   env.OMP_NUM_THREADS = String(threads);

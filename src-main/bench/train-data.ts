@@ -17,7 +17,7 @@ import { builtinCorpus } from '../synthetic/corpus.js';
 import { MicroBatches, batchShaping } from '../train/length-batches.js';
 
 /** One Finch micro-batch, as plain arrays (Batch with number ids). */
-export interface PlainBatch { T: number; B: number; inputIds: number[]; labels: number[]; attentionMask: number[]; positionIds: number[]; segmentIds: number[]; tokens: number; targets: number }
+export interface PlainBatch { T: number; B: number; inputIds: number[]; labels: number[]; attentionMask: number[]; positionIds: number[]; segmentIds: number[]; tokens: number; targets: number; pairs: number }
 
 export interface BenchBatches {
   /** The longest row (the symbolic graph's largest T). */
@@ -37,14 +37,14 @@ export interface BenchBatches {
 
 const plain = (b: Batch): PlainBatch => ({
   T: b.T, B: b.B, inputIds: Array.from(b.inputIds, Number), labels: Array.from(b.labels, Number), attentionMask: Array.from(b.attentionMask, Number),
-  positionIds: Array.from(b.positionIds, Number), segmentIds: Array.from(b.segmentIds), tokens: b.tokens, targets: b.targets,
+  positionIds: Array.from(b.positionIds, Number), segmentIds: Array.from(b.segmentIds), tokens: b.tokens, targets: b.targets, pairs: b.pairs,
 });
 
 /** Back to a Batch (int64 ids) in the child. */
 export function fromPlain(p: PlainBatch): Batch {
   const big = (a: number[]) => BigInt64Array.from(a, (x) => BigInt(x));
   return { T: p.T, B: p.B, inputIds: big(p.inputIds), labels: big(p.labels), attentionMask: big(p.attentionMask), positionIds: big(p.positionIds),
-    segmentIds: Int32Array.from(p.segmentIds), dtype: 'int64', tokens: p.tokens, targets: p.targets };
+    segmentIds: Int32Array.from(p.segmentIds), dtype: 'int64', tokens: p.tokens, targets: p.targets, pairs: p.pairs };
 }
 
 /**

@@ -3,7 +3,9 @@
 // denominator), then times optimizer steps. Prints one JSON line. With "batches" (train-data.ts)
 // it trains on a real dataset's micro-batches instead of random tokens: one symbolic-length
 // session, each batch at its own padded length (or, with "staticSeq", all padded to the longest
-// row), and reports real (non-padding) tokens/s.
+// row), and reports real (non-padding) tokens/s. With "method" dpo or orpo it times the preference
+// step instead: "batch" pairs of random chosen and rejected rows (2 x batch rows; for DPO also the
+// reference forward with LoRA off in the same graph).
 
 import { Graph } from '../engine/graph/graph.js';
 import * as F from '../engine/graph/ops.js';
@@ -15,6 +17,7 @@ import { DEFAULT_BLOCK } from '../model/quant.js';
 import { LORA_TARGETS, initLora } from '../model/lora.js';
 import { estimateDeviceMemory, estimateTrainingMemory } from '../train/memory.js';
 import { type GraphSettings, planGraph } from '../train/plan.js';
+import type { Method } from '../train/objective.js';
 import { mulberry32 } from '../util/random.js';
 import { TrainableState } from '../train/state.js';
 import { buildFusedStep, DEFAULT_OPTIMIZER } from '../train/step.js';
@@ -31,6 +34,8 @@ const o = JSON.parse(process.argv[2]!) as {
   /** A train-data.ts batches file: train on its Finch batches (warmup + steps of them). */
   batches?: string; staticSeq?: boolean;
   computeDtype?: ComputeDtype; maxWeightBytes?: number;
+  /** The objective (default sft); a preference method reads the preset's batch as pairs. */
+  method?: Method;
   /** A folder for ONNX Runtime's profile of the step session (trace and profile.json summary). */
   profile?: string;
 };
@@ -40,7 +45,7 @@ const cfg = presetConfig(p);
 async function matmulPeak(): Promise<number> {
   // The largest GEMMs of the step: [rows, D] @ [D, I] and [rows, I] @ [I, D], weights frozen.
   let best = 0;
-  for (const [m, k, n] of [[p.batch * p.seq, cfg.hiddenSize, cfg.intermediateSize], [p.batch * p.seq, cfg.intermediateSize, cfg.hiddenSize]] as const) {
+  for (const [m, k, n] of [[B * p.seq, cfg.hiddenSize, cfg.intermediateSize], [B * p.seq, cfg.intermediateSize, cfg.hiddenSize]] as const) {
     const g = new Graph('peak');
     const x = g.input('x', 'float32', [m, k]);
     const w = g.initializer('w', 'float32', [n, k], { kind: 'inline', bytes: new Uint8Array(new Float32Array(n * k).fill(0.01).buffer) });
@@ -54,15 +59,19 @@ async function matmulPeak(): Promise<number> {
   return best;
 }
 
-/** FLOPs of one step of `seq` tokens per row: base projections forward + input-gradient backward, attention, LoRA. */
+/**
+ * FLOPs of one step of `seq` tokens per row: base projections forward + input-gradient backward,
+ * attention, LoRA; for DPO also the reference forward (base only).
+ */
 function stepFlops(seq = p.seq): number {
-  const N = p.batch * seq, D = cfg.hiddenSize, hd = cfg.headDim, H = cfg.numHeads, KV = cfg.numKvHeads, I = cfg.intermediateSize;
+  const N = B * seq, D = cfg.hiddenSize, hd = cfg.headDim, H = cfg.numHeads, KV = cfg.numKvHeads, I = cfg.intermediateSize;
   const perLayer = D * H * hd * 2 + 2 * D * KV * hd + 3 * D * I;
   const linear = 2 * N * (cfg.numLayers * perLayer + D * cfg.vocabSize);
-  const attention = cfg.numLayers * 2 * 2 * p.batch * H * seq * seq * hd;
+  const attention = cfg.numLayers * 2 * 2 * B * H * seq * seq * hd;
   const loraPerLayer = p.rank * (D + H * hd + 2 * (D + KV * hd) + (H * hd + D) + 2 * (D + I) + (I + D));
   const lora = 2 * N * cfg.numLayers * loraPerLayer;
-  return 2 * linear + 3 * attention + 3 * lora; // backward ~ forward for inputs (no frozen weight grads), 2x for attention and LoRA
+  const reference = plan.objective.method === 'dpo' ? linear + attention : 0;
+  return 2 * linear + 3 * attention + 3 * lora + reference; // backward ~ forward for inputs (no frozen weight grads), 2x for attention and LoRA
 }
 
 const rand = mulberry32(1);
@@ -70,12 +79,14 @@ const normal = () => Math.sqrt(-2 * Math.log(rand() + 1e-12)) * Math.cos(2 * Mat
 const invFreq = Float64Array.from({ length: cfg.headDim / 2 }, (_, i) => 1 / cfg.ropeTheta ** ((2 * i) / cfg.headDim));
 const lora = { rank: p.rank, alpha: p.alpha, dropout: 0, rslora: false, targets: LORA_TARGETS };
 const data = o.batches ? JSON.parse(readFileSync(o.batches, 'utf8')) as BenchBatches : null;
-const B = p.batch, T = data ? data.maxSeq : p.seq;
+const T = data ? data.maxSeq : p.seq;
 // The trainer's plan of this step (train/plan.ts): its chunking (the faster plan here too, as
 // smaller tensors reuse memory), checkpoint groups, host embeddings for 4-bit, and a symbolic
 // length for a dataset's batches (random tokens fill every row: a static length).
-const settings: GraphSettings = { batch: B, seqLen: T, lora, quantize: o.quantize, blockSize: DEFAULT_BLOCK, checkpointLayers: o.checkpointLayers ?? false, staticSeq: !data || o.staticSeq };
+const settings: GraphSettings = { batch: p.batch, method: o.method ?? 'sft', seqLen: T, lora, quantize: o.quantize, blockSize: DEFAULT_BLOCK, checkpointLayers: o.checkpointLayers ?? false, staticSeq: !data || o.staticSeq };
 const plan = planGraph(settings, cfg, { computeDtype: o.computeDtype ?? 'float32', maxWeightBytes: o.maxWeightBytes ?? Infinity }, { chunkBytes: o.chunkBytes });
+/** Graph rows: the batch, or chosen then rejected rows of each pair (random tokens: every row has targets, so every pair counts). */
+const B = plan.batch;
 const store = new Map<string, Float32Array>();
 const rowRand = mulberry32(2);
 const fw = new FrozenWeights(cfg, (name) => {
@@ -107,7 +118,7 @@ const provider = o.provider ?? 'cpu';
 const stateOnDevice = keepsOutputsOnDevice(provider) && !o.hostState;
 const session = await Session.create(serializeModel(sg.step), {
   threads: o.threads, cpuMemArena: !plan.checkpointLayers, provider, disableCpuFallback: o.strict ?? false, outputsOnDevice: TrainableState.deviceOutputs(sg.params, stateOnDevice),
-  ...(o.profile ? { profile: join(mkdirSync(o.profile, { recursive: true }) ?? o.profile, 'train-step') } : {}),
+  ...(o.profile ? { profilePrefix: join(mkdirSync(o.profile, { recursive: true }) ?? o.profile, 'train-step') } : {}),
 });
 // The model bytes handed to ONNX Runtime are garbage once it holds the graph (the trainer stages
 // large models to files instead): collect them, and measure the peak of the steps from here on.

@@ -21,9 +21,13 @@ import { estimateTrainingMemory } from '../train/memory.js';
 import { CPU_DEVICE, leanQloraSettings, planGraph } from '../train/plan.js';
 import { DEFAULT_OPTIMIZER, buildFusedStep } from '../train/step.js';
 import { RssSampler } from './rss-sampler.js';
+import { nodeSpans, phaseMemory } from './step-phases.js';
 import { type TrainPreset, planJson, presetConfig } from './train-presets.js';
 
-const o = JSON.parse(process.argv[2]!) as { preset: TrainPreset; threads: number; steps: number; seq: number };
+const o = JSON.parse(process.argv[2]!) as { preset: TrainPreset; threads: number; steps: number; seq: number; cpuMemArena?: boolean;
+  /** Write the memory samples and the profiled node spans of the steps to this JSON file (for a closer look). */
+  trace?: string;
+};
 const cfg = presetConfig(o.preset);
 const plan = planGraph(leanQloraSettings(1, o.seq), cfg, CPU_DEVICE);
 const B = plan.batch, T = plan.seq, rows = B * T, block = plan.blockSize;
@@ -31,7 +35,8 @@ const kib = (key: string) => Number(readFileSync('/proc/self/status', 'utf8').ma
 const gc = () => (globalThis as { gc?: () => void }).gc?.();
 const now = () => performance.now() / 1000;
 
-const sampler = RssSampler.start();
+// A sample every 20 ms, kept for an hour of steps: the phases inside a step are cut out of it by time.
+const sampler = RssSampler.start(20, { series: 180_000 });
 const t0 = now();
 const dir = mkdtempSync(join(tmpdir(), 'finch-lean-step-'));
 process.once('exit', () => rmSync(dir, { recursive: true, force: true })); // also when a step fails
@@ -76,7 +81,8 @@ writeFileSync('/proc/self/clear_refs', '5'); // the peak from here on: session a
 
 const buildRss = sampler?.phase() ?? null;
 const t1 = now();
-const session = await Session.create(modelPath, { threads: o.threads });
+// Profiled: the profile's node times split each step into forward, backward and update (step-phases.ts).
+const session = await Session.create(modelPath, { threads: o.threads, cpuMemArena: o.cpuMemArena ?? false, profilePrefix: join(dir, 'profile') });
 const sessionS = now() - t1;
 const sessionRss = sampler?.phase() ?? null;
 const feeds: Record<string, HostTensor> = {
@@ -94,10 +100,12 @@ for (const q of params) {
   feeds[`m:${q.name}`] = { dtype: 'float32', dims: q.shape, data: new Float32Array(d.length) };
   feeds[`v:${q.name}`] = { dtype: 'float32', dims: q.shape, data: new Float32Array(d.length) };
 }
-const stepTimes: number[] = [];
+const stepTimes: number[] = [], runStarts: number[] = [];
+const cpu0 = process.cpuUsage(), faults0 = process.resourceUsage().minorPageFault;
 let loss = NaN;
 for (let s = 1; s <= o.steps; s++) {
   const t = now();
+  runStarts.push(performance.timeOrigin + performance.now());
   const out = await session.run(feeds);
   stepTimes.push(now() - t);
   loss = (out.loss!.data as Float32Array)[0]!;
@@ -109,12 +117,23 @@ for (let s = 1; s <= o.steps; s++) {
   feeds.step = { dtype: 'float32', dims: [], data: Float32Array.of(s + 1) };
 }
 const peakMb = kib('VmHWM') / 1024;
+const cpu = process.cpuUsage(cpu0);
 const stepRss = sampler?.phase() ?? null;
 await sampler?.stop();
+const spans = nodeSpans(session.endProfiling(), runStarts);
 await session.release();
+// The largest step's phases (the first: later steps reuse what it left).
+const phases = sampler ? spans.map((run, i) => phaseMemory(run, sampler.series(), runStarts[i]!)) : null;
+if (o.trace) writeFileSync(o.trace, JSON.stringify({ samples: sampler?.series() ?? [], runStarts, spans }));
 console.log(JSON.stringify({
   seq: T, plan: planJson(plan), peak_rss_mb: peakMb, estimate_mb: estimateTrainingMemory(cfg, plan).totalBytes / 2 ** 20,
   build_peak_rss_mb: buildPeakMb, build_s: buildS, session_s: sessionS, step_s: stepTimes.reduce((a, b) => a + b, 0) / stepTimes.length,
   rss: { build: buildRss, session: sessionRss, steps: stepRss },
+  // Private memory (RssAnon) per phase: graph build and session creation (their peaks), then each step's forward, backward and update.
+  phases: phases && buildRss && sessionRss ? {
+    build: { anon_mb: buildRss.anon_mb, s: buildS }, session: { anon_mb: sessionRss.anon_mb, added_anon_mb: sessionRss.end[1] - buildRss.end[1], s: sessionS }, steps: phases,
+  } : null,
+  // CPU time of the steps (all threads) and the page faults they took: what fresh buffers cost.
+  step_cpu: { user_s: cpu.user / 1e6 / o.steps, system_s: cpu.system / 1e6 / o.steps, minor_faults: (process.resourceUsage().minorPageFault - faults0) / o.steps },
   tokens_per_s: rows / (stepTimes.reduce((a, b) => a + b, 0) / stepTimes.length), loss,
 }));

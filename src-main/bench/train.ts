@@ -1,7 +1,8 @@
 // `finch bench train`: Finch's compiled LoRA training step against a PyTorch peer (the same
 // architecture, frozen float32 base, LoRA on all seven projections, AdamW) in the same run, each
 // in its own child process with the same threads and BLAS environment (timing.ts: benchEnv).
-// `--estimate` prints the predicted peak memory of a preset instead of running it.
+// `--estimate` prints the predicted peak memory of a preset instead of running it. `--method dpo`
+// (or orpo) measures the preference step against an SFT step over the same rows instead of a peer.
 
 import { parseCommand } from '../cli/args.js';
 import { fileURLToPath } from 'node:url';
@@ -20,6 +21,8 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseColumnMap } from '../data/formats.js';
 import { writeBenchBatches } from './train-data.js';
+import type { Method } from '../train/objective.js';
+import { METHODS } from '../../src-shared/choices.js';
 
 export interface SideResult {
   tokens_per_s: number; step_s: number; peak_rss_mb: number; loss: number; real_tokens_per_s?: number; padding_fraction?: number;
@@ -36,6 +39,7 @@ export interface FinchResult extends SideResult {
 
 const USAGE = `Usage: finch bench train [--preset small|tiny|llama3.2-1b|llama3-8b] [--threads N] [--steps N] [--seq N] [--4bit] [--gradient-checkpointing] [--peer torch|hf] [--peer-compile] [--python PATH] [--no-peer] [--profile DIR] [--estimate] [--host-state] [--provider P] [--strict-provider] [--compute-dtype D] [--json]
        finch bench train --data FILE [--map prompt=COL,completion=COL] [--batch N] [--group-by-length] [--static-seq] [--seed N] [...]
+       finch bench train --method dpo|orpo [--batch P] [...]
 
 Tokens/s of Finch's LoRA training step (forward, backward, AdamW: one session.run) against a
 PyTorch peer on the same model, batch and thread count, plus MFU: Finch's achieved GFLOP/s as a
@@ -63,6 +67,10 @@ fraction of the MatMul peak measured in the same run.
   --host-state feed the LoRA parameters and AdamW moments from the host each step, as on the CPU,
                instead of keeping them on the device between steps (WebGPU)
   --compute-dtype D   float32 (default) | float16 | auto: the frozen path's dtype on a GPU (finch train --help)
+  --method M   sft (default) | dpo | orpo: with dpo or orpo, time the preference step on --batch
+               pairs of random rows (2 x batch rows; DPO adds the reference forward, LoRA off, in the
+               same graph) and, in place of the peer, an SFT step over the same 2 x batch rows:
+               their peak RSS side by side (DPO's memory cost). Random tokens only (no --data).
 ${PROVIDER_USAGE}
 (the PyTorch peer runs on the CPU)
 
@@ -79,6 +87,7 @@ export async function run(argv: string[]): Promise<number> {
     data: { type: 'string' }, map: { type: 'string' }, batch: { type: 'string' }, seed: { type: 'string', default: '1' },
     'group-by-length': { type: 'boolean', default: false }, 'static-seq': { type: 'boolean', default: false },
     peer: { type: 'string', default: 'torch' }, 'peer-compile': { type: 'boolean', default: false }, python: { type: 'string' }, profile: { type: 'string' },
+    method: { type: 'string', default: 'sft' },
   }, USAGE);
   if ('exit' in parsed) return parsed.exit;
   const { values } = parsed;
@@ -90,6 +99,9 @@ export async function run(argv: string[]): Promise<number> {
   const batch = values.batch === undefined ? named.batch : Number(values.batch);
   if (!Number.isInteger(batch) || batch < 1) { console.error(`finch bench train: --batch must be an integer >= 1, got "${values.batch}"`); return 2; }
   const preset: TrainPreset = { ...named, seq, batch };
+  const method = values.method as Method;
+  if (!METHODS.includes(method)) { console.error(`finch bench train: --method must be one of ${METHODS.join(', ')}, got "${values.method}"`); return 2; }
+  if (method !== 'sft' && (values.data || preset.name === 'llama3-8b')) { console.error(`finch bench train: --method ${method} times random pairs on a float or 4-bit preset: leave out --data and --preset llama3-8b`); return 2; }
   const peerName = values.peer as PeerName;
   if (!PEER_NAMES.includes(peerName)) { console.error(`finch bench train: --peer must be one of ${PEER_NAMES.join(', ')}, got "${values.peer}"`); return 2; }
   if (values['peer-compile'] && peerName !== 'hf') { console.error('finch bench train: --peer-compile compiles the Hugging Face peer: use it with --peer hf'); return 2; }
@@ -104,7 +116,7 @@ export async function run(argv: string[]): Promise<number> {
   if (values.estimate) {
     // On a GPU with the dtype asked for (auto: float32, as no adapter is looked at here).
     const cfg = presetConfig(preset);
-    const plan = planGraph(leanQloraSettings(preset.batch, preset.seq), cfg, { ...CPU_DEVICE, computeDtype: dtypeChoice === 'float16' ? 'float16' : 'float32' });
+    const plan = planGraph({ ...leanQloraSettings(preset.batch, preset.seq), method }, cfg, { ...CPU_DEVICE, computeDtype: dtypeChoice === 'float16' ? 'float16' : 'float32' });
     const est = estimateTrainingMemory(cfg, plan);
     const onGpu = estimateDeviceMemory(cfg, plan);
     if (values.json) console.log(JSON.stringify({ preset: preset.name, plan: planJson(plan), ...est, gpu: onGpu }));
@@ -124,6 +136,10 @@ export async function run(argv: string[]): Promise<number> {
   const env = benchEnv(threads);
   const log = (s: string) => { if (!values.json) console.error(s); };
   if (preset.name === 'llama3-8b') return leanStep(preset, threads, steps, env, values.json, log);
+  const stepOptions = {
+    threads, steps, quantize: values['4bit'], checkpointLayers: values['gradient-checkpointing'], provider: device.provider, strict: device.strict, hostState: values['host-state'], computeDtype, maxWeightBytes: onDevice.maxWeightBytes,
+  };
+  if (method !== 'sft') return preferenceStep(preset, method, stepOptions, env, values.json, log);
   const work = values.data ? mkdtempSync(join(tmpdir(), 'finch-bench-train-')) : null;
   try {
     let data: Awaited<ReturnType<typeof writeBenchBatches>> | null = null;
@@ -187,16 +203,49 @@ export async function run(argv: string[]): Promise<number> {
   }
 }
 
+/**
+ * `--method dpo|orpo`: the preference step on `preset.batch` pairs, then an SFT step on the same
+ * 2 x batch rows, each in its own child process; their peak RSS side by side.
+ */
+async function preferenceStep(preset: TrainPreset, method: Exclude<Method, 'sft'>, o: FinchStepOptions, env: NodeJS.ProcessEnv, json: boolean, log: (s: string) => void): Promise<number> {
+  const rows = 2 * preset.batch;
+  log(`finch: ${preset.name} preset, ${method} on ${preset.batch} pairs (${rows} rows of ${preset.seq} tokens), ${o.threads} threads, ${o.steps} steps...`);
+  const pref = await runFinchStep(preset, { ...o, method }, env);
+  log(`finch: the SFT step on the same ${rows} rows...`);
+  const sft = await runFinchStep({ ...preset, batch: rows }, o, env);
+  const side = (r: FinchResult) => ({ tokens_per_s: r.tokens_per_s, step_s: r.step_s, peak_rss_mb: r.peak_rss_mb, estimate_mb: r.estimate_mb, loss: r.loss });
+  const result = {
+    preset: preset.name, threads: o.threads, method, pairs: preset.batch, rows, seq: preset.seq, quantize: o.quantize, gradient_checkpointing: o.checkpointLayers ?? false, provider: o.provider,
+    finch: side(pref), sft: side(sft),
+    /** The preference step's peak RSS over the SFT step's (the issue's bound for DPO: at most 1.15). */
+    rss_ratio: pref.peak_rss_mb / sft.peak_rss_mb,
+    time_ratio: pref.step_s / sft.step_s,
+  };
+  if (json) console.log(JSON.stringify(result));
+  else {
+    console.log(`${method.toUpperCase().padEnd(4)} ${preset.batch} pairs: ${pref.step_s.toFixed(3)} s/step, peak RSS ${pref.peak_rss_mb.toFixed(0)} MB (estimated ${pref.estimate_mb.toFixed(0)} MB)`);
+    console.log(`SFT  ${rows} rows:  ${sft.step_s.toFixed(3)} s/step, peak RSS ${sft.peak_rss_mb.toFixed(0)} MB (estimated ${sft.estimate_mb.toFixed(0)} MB)`);
+    console.log(`${method.toUpperCase()} / SFT: peak RSS ${result.rss_ratio.toFixed(3)}x, step time ${result.time_ratio.toFixed(2)}x`);
+  }
+  return 0;
+}
+
+type FinchStepOptions = {
+  threads: number; steps: number; quantize: boolean; checkpointLayers?: boolean; provider: Provider; strict: boolean; hostState?: boolean; computeDtype?: ComputeDtype; maxWeightBytes?: number;
+  batches?: string; staticSeq?: boolean; method?: Method;
+  /** A folder for ONNX Runtime's profile of the step session (train-finch.ts). */
+  profile?: string;
+};
+
 /** One measured Finch LoRA step of a preset (train-finch.ts) in a child process. */
 export async function runFinchStep(preset: TrainPreset,
-  o: { threads: number; steps: number; quantize: boolean; checkpointLayers?: boolean; provider: Provider; strict: boolean; hostState?: boolean; computeDtype?: ComputeDtype; maxWeightBytes?: number;
-    batches?: string; staticSeq?: boolean; profile?: string },
+  o: FinchStepOptions,
   env: NodeJS.ProcessEnv): Promise<FinchResult> {
   const entry = new URL('./train-finch.ts', import.meta.url);
   return runJsonChild<FinchResult>(process.execPath, ['--expose-gc', ...nodeArgsFor(entry), fileURLToPath(entry),
     JSON.stringify({ preset, threads: o.threads, steps: o.steps, warmup: 1, quantize: o.quantize, checkpointLayers: o.checkpointLayers ?? false, provider: o.provider, strict: o.strict, hostState: o.hostState ?? false,
       computeDtype: o.computeDtype, maxWeightBytes: o.maxWeightBytes !== undefined && Number.isFinite(o.maxWeightBytes) ? o.maxWeightBytes : undefined,
-      batches: o.batches, staticSeq: o.staticSeq, profile: o.profile })], env);
+      batches: o.batches, staticSeq: o.staticSeq, method: o.method, profile: o.profile })], env);
 }
 
 export const PEER_NAMES = ['torch', 'hf'] as const;

@@ -4,9 +4,9 @@
 // option names), and the option lines of --help. Every value is then checked by the schema itself,
 // so the command line refuses exactly what the app refuses, with the same "must be ..." sentence.
 
-import { existsSync, readFileSync } from 'node:fs';
 import YAML from 'yaml';
 import { SETTINGS, type Setting, type SettingGroup, type SettingPath, TrainConfig, describeType, setting } from '../../src-shared/run-config.js';
+import { READ_LIMITS, readRegularFileSync } from '../util/regular-file.js';
 
 /** A bad command line or config file: the caller prints the message (exit code 2). */
 export class UsageError extends Error {}
@@ -36,6 +36,7 @@ function valueOf(s: Setting, raw: string | boolean, where: string): unknown {
   const t = s.type;
   if (t.kind === 'switch' || typeof raw === 'boolean') return raw;
   switch (t.kind) {
+    case 'path': return raw;
     case 'number': return raw.trim() === '' ? raw : Number(raw);
     case 'choice': return t.choices.find((c) => String(c) === raw.trim()) ?? raw;
     case 'list': {
@@ -91,10 +92,13 @@ export function configFrom(cli: OptionValues, file?: { path: string; values: Opt
  * `4bit: true`); a list may be a YAML list and `map` a mapping. An empty value means the default.
  */
 export function readConfigFile(file: string, allowed: readonly string[]): OptionValues {
-  if (!existsSync(file)) throw new UsageError(`config file not found: ${file}`);
+  // A regular file of at most READ_LIMITS.config bytes: `--config <fifo>` is refused, never waited on.
+  const text = readRegularFileSync(file, READ_LIMITS.config, {
+    what: 'a run config', error: (m, problem) => new UsageError(problem === 'missing' ? `config file not found: ${file}` : m),
+  }).toString('utf8');
   let doc: unknown;
   try {
-    doc = YAML.parse(readFileSync(file, 'utf8'));
+    doc = YAML.parse(text);
   } catch (e) {
     throw new UsageError(`${file}: not valid YAML/JSON (${(e as Error).message})`);
   }
@@ -147,6 +151,7 @@ function settingText(s: Setting): string {
     case 'choice': return `${t.choices.join(' | ')}: ${s.help}${dflt !== null ? ` (default ${dflt})` : ''}`;
     case 'list': return `${s.help}: ${t.choices.join(',')}${dflt !== null ? ` (default ${dflt})` : ''}`;
     case 'map': return `${s.help}; FIELD one of ${t.keys.join(', ')}`;
+    case 'path': return s.help;
   }
 }
 

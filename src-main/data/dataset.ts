@@ -13,9 +13,10 @@ import { resolveFormat, toExample, type FormatOptions, type ResolvedFormat } fro
 import { openRows, type FileKind, type ReadOptions } from './read/index.js';
 import { shuffledIndices } from './random.js';
 import { SampleStore } from './samples.js';
-import { SampleEncoder, type EncodeOptions } from './template.js';
-import { buildSequences, type SequenceSet } from './batch.js';
-import { isChat, type Example } from './types.js';
+import { SampleEncoder, type EncodedSample, type EncodeOptions } from './template.js';
+import { buildSequences, PairSet, type SequenceSet } from './batch.js';
+import { isPreference, type Example } from './types.js';
+import { yielder } from '../util/yielder.js';
 import type { TextTokenizer } from '../model/types.js';
 
 export interface PrepareOptions extends ReadOptions, FormatOptions, EncodeOptions {
@@ -55,7 +56,7 @@ export interface DatasetStats {
   truncated: number;
   /** Rows dropped because every trained token lies beyond seqLen (the prompt fills the sequence). */
   droppedTooLong: number;
-  /** Rows dropped because they have nothing to train on (no assistant turn). */
+  /** Rows dropped because they have nothing to train on (no assistant turn; for pairs, a side without one). */
   droppedNoTarget: number;
   /** Rows whose prompt/completion boundary is approximate (see template.ts), and the first few lines. */
   boundaryIssues: number;
@@ -69,20 +70,27 @@ export interface DatasetStats {
   packingEfficiency: number | null;
 }
 
-export interface PreparedDataset {
+interface PreparedCommon {
   file: string;
   fileKind: FileKind;
   format: ResolvedFormat;
   /** The chat template used, or null when every row is raw text. */
   template: 'model' | 'fallback' | null;
   seqLen: number;
-  train: SequenceSet;
-  validation: SequenceSet;
   samples: SampleStore;
   stats: DatasetStats;
   /** Warnings and facts for the run log: skipped rows, truncation, fallback template, boundary issues. */
   notes: string[];
 }
+
+/**
+ * A prepared dataset: sequences (conversations or text, for SFT) or preference pairs (DPO, ORPO),
+ * split into training and validation rows. For pairs, `stats` counts a pair as one row and one sample.
+ */
+export type PreparedDataset = PreparedCommon & (
+  | { kind: 'sequences'; train: SequenceSet; validation: SequenceSet }
+  | { kind: 'pairs'; train: PairSet; validation: PairSet }
+);
 
 /**
  * The converted examples of a file, in order, without tokenizing (evaluation prompts, exports).
@@ -123,44 +131,56 @@ export async function prepareDataset(file: string, tok: TextTokenizer, opts: Pre
   let boundaryIssues = 0;
   let firstBoundaryIssue = '';
 
+  const pairStarts: number[] = []; // the store index of each kept pair's chosen side
+  const pause = yielder();
   for await (const { row, line } of rows) {
     if (opts.maxRows !== undefined && n >= opts.maxRows) break;
     n++;
     if (opts.onProgress && n % 1000 === 0) opts.onProgress(n);
+    await pause();
     format ??= resolveFormat(file, row, opts);
-    let enc;
+    let sides: EncodedSample[];
     try {
       const ex = toExample(row, format);
-      sawChat ||= isChat(ex);
-      enc = encoder.encode(ex);
+      sawChat ||= !('text' in ex);
+      if (isPreference(ex)) {
+        const p = encoder.encodePair(ex);
+        sides = [p.chosen, p.rejected];
+      } else sides = [encoder.encode(ex)];
     } catch (e) {
       if (!(e instanceof RowError)) throw e;
       bad.add(line, e.message);
       continue;
     }
-    if (enc.boundaryIssue) {
+    const issue = sides.find((e) => e.boundaryIssue)?.boundaryIssue;
+    if (issue) {
       boundaryIssues++;
       if (boundaryIssueLines.length < 10) boundaryIssueLines.push(line);
-      firstBoundaryIssue ||= `${bad.unit} ${line}: ${enc.boundaryIssue}`;
+      firstBoundaryIssue ||= `${bad.unit} ${line}: ${issue}`;
     }
-    lengths.push(enc.ids.length);
-    // A target needs context before it: a target at position 0 trains nothing.
-    const firstTarget = enc.trained.indexOf(1, 1);
-    if (firstTarget < 0) {
+    lengths.push(Math.max(...sides.map((e) => e.ids.length)));
+    // A target needs context before it: a target at position 0 trains nothing. A pair needs a target on both sides.
+    const firstTargets = sides.map((e) => e.trained.indexOf(1, 1));
+    if (firstTargets.some((t) => t < 0)) {
       droppedNoTarget++;
       continue;
     }
-    if (firstTarget >= T) {
+    if (firstTargets.some((t) => t >= T)) {
       droppedTooLong++;
       continue;
     }
-    const keep = Math.min(T, enc.ids.length);
-    if (enc.ids.length > T) truncated++;
-    const trained = enc.trained.subarray(0, keep);
-    for (let j = 1; j < keep; j++) trainedTokens += trained[j]!;
-    store.push(enc.ids.subarray(0, keep), trained, line);
+    if (sides.some((e) => e.ids.length > T)) truncated++;
+    if (sides.length === 2) pairStarts.push(store.count);
+    for (const enc of sides) {
+      const keep = Math.min(T, enc.ids.length);
+      const trained = enc.trained.subarray(0, keep);
+      for (let j = 1; j < keep; j++) trainedTokens += trained[j]!;
+      store.push(enc.ids.subarray(0, keep), trained, line);
+    }
   }
   bad.finish(); // also when maxRows stopped early
+  const pairs = format?.name === 'preference';
+  const kept = pairs ? pairStarts.length : store.count;
 
   const notes: string[] = [...encoder.notes];
   const skipped = bad.summary();
@@ -180,52 +200,39 @@ export async function prepareDataset(file: string, tok: TextTokenizer, opts: Pre
       file,
     );
   }
-  if (store.count === 0) {
-    throw new DatasetError(`${file}: nothing to train on: none of the ${droppedNoTarget} rows has an assistant turn`, file);
+  if (kept === 0) {
+    throw new DatasetError(`${file}: nothing to train on: none of the ${droppedNoTarget} rows has an assistant turn${pairs ? ' on both sides' : ''}`, file);
   }
-  if (truncated) notes.push(`${truncated} of ${store.count} rows (${pct(truncated, store.count)}) were truncated to ${T} tokens`);
+  if (pairs && opts.pack) throw new DatasetError(`${file}: preference pairs cannot be packed (each side is scored as a whole sequence); train without --pack`, file);
+  if (truncated) notes.push(`${truncated} of ${kept} rows (${pct(truncated, kept)}) were truncated to ${T} tokens`);
   if (droppedTooLong) notes.push(`${droppedTooLong} rows were dropped: their prompt fills all ${T} tokens, leaving nothing to train on`);
   if (droppedNoTarget) notes.push(`${droppedNoTarget} rows were dropped: they have no assistant turn to train on`);
   if (boundaryIssues) {
     notes.push(`${boundaryIssues} rows have an approximate prompt/completion boundary (first: ${firstBoundaryIssue}); their mask starts at the first token that differs`);
   }
 
-  // Seeded split over the kept samples; train keeps file order (the trainer shuffles per epoch).
-  const valCount = validationCount(store.count, opts, file);
-  const perm = shuffledIndices(store.count, opts.seed ?? 0);
+  // Seeded split over the kept rows; train keeps file order (the trainer shuffles per epoch).
+  const valCount = validationCount(kept, opts, file);
+  const perm = shuffledIndices(kept, opts.seed ?? 0);
   const valIdx = perm.slice(0, valCount).sort((a, b) => a - b);
   const trainIdx = perm.slice(valCount).sort((a, b) => a - b);
   const padId = tok.padId ?? tok.eosIds[0] ?? 0;
+  const common = {
+    file, fileKind: kind, format: format!, template: sawChat ? encoder.template : null, seqLen: T, samples: store, notes,
+  };
+  const stats = (packingEfficiency: number | null): DatasetStats => ({
+    rows: n, badRows: bad.count, samples: kept, truncated, droppedTooLong, droppedNoTarget, boundaryIssues, boundaryIssueLines,
+    lengths: lengthStats, tokens: store.totalTokens, trainedTokens, packingEfficiency,
+  });
+  if (pairs) {
+    const set = (idx: number[]) => new PairSet(store, Int32Array.from(idx, (i) => pairStarts[i]!), padId);
+    return { ...common, kind: 'pairs', train: set(trainIdx), validation: set(valIdx), stats: stats(null) };
+  }
   const train = buildSequences(store, trainIdx, T, opts.pack ?? false, padId);
   const validation = buildSequences(store, valIdx, T, opts.pack ?? false, padId);
   const packingEfficiency = opts.pack ? store.totalTokens / ((train.length + validation.length) * T) : null;
   if (packingEfficiency !== null) notes.push(`packed ${store.count} samples into ${train.length + validation.length} sequences (${pct(store.totalTokens, (train.length + validation.length) * T)} of tokens are real)`);
-
-  return {
-    file,
-    fileKind: kind,
-    format: format!,
-    template: sawChat ? encoder.template : null,
-    seqLen: T,
-    train,
-    validation,
-    samples: store,
-    notes,
-    stats: {
-      rows: n,
-      badRows: bad.count,
-      samples: store.count,
-      truncated,
-      droppedTooLong,
-      droppedNoTarget,
-      boundaryIssues,
-      boundaryIssueLines,
-      lengths: lengthStats,
-      tokens: store.totalTokens,
-      trainedTokens,
-      packingEfficiency,
-    },
-  };
+  return { ...common, kind: 'sequences', train, validation, stats: stats(packingEfficiency) };
 }
 
 function validationCount(samples: number, opts: PrepareOptions, file: string): number {

@@ -8,19 +8,27 @@
 //   completion  prompt, completion, system (optional)                   -> [system], user: prompt, assistant: completion
 //               (prompt/completion may also be message lists, TRL's conversational form)
 //   text        text                                                    -> raw text, every token trained
+//   preference  chosen, rejected, prompt or conversations (optional), system (optional)
+//               -> a pair: the prompt turns and two answers (preference tuning: DPO, ORPO). Three shapes:
+//               prompt/chosen/rejected as text (TRL, UltraFeedback-style); chosen/rejected as message
+//               lists whose shared first turns are the prompt (Anthropic HH, UltraFeedback binarized;
+//               a text prompt column beside them is ignored, as TRL does); ShareGPT conversations with
+//               chosen/rejected turns (LLaMA-Factory's dpo_en_demo.json).
 //
 // A column map renames the fields above for datasets that use other names, e.g. MetaMathQA
-// {prompt: 'query', completion: 'response'}, GSM8K {prompt: 'question', completion: 'answer'}.
+// {prompt: 'query', completion: 'response'}, GSM8K {prompt: 'question', completion: 'answer'},
+// StackExchange pairs {prompt: 'question', chosen: 'response_j', rejected: 'response_k'}.
 
 import { DatasetError, RowError } from './errors.js';
 import type { Row } from './read/types.js';
-import type { ChatMessage, Example } from './types.js';
+import type { ChatMessage, Example, PreferencePair } from './types.js';
 
-export type FormatName = 'alpaca' | 'sharegpt' | 'messages' | 'completion' | 'text';
-export const FORMAT_NAMES: readonly FormatName[] = ['messages', 'sharegpt', 'alpaca', 'completion', 'text']; // detection order
+export type FormatName = 'alpaca' | 'sharegpt' | 'messages' | 'completion' | 'text' | 'preference';
+/** Detection order: preference first (its rows may also hold a prompt or conversations column). */
+export const FORMAT_NAMES: readonly FormatName[] = ['preference', 'messages', 'sharegpt', 'alpaca', 'completion', 'text'];
 
-export type Field = 'instruction' | 'input' | 'output' | 'system' | 'conversations' | 'messages' | 'prompt' | 'completion' | 'text';
-export const FIELDS: readonly Field[] = ['instruction', 'input', 'output', 'system', 'conversations', 'messages', 'prompt', 'completion', 'text'];
+export type Field = 'instruction' | 'input' | 'output' | 'system' | 'conversations' | 'messages' | 'prompt' | 'completion' | 'text' | 'chosen' | 'rejected';
+export const FIELDS: readonly Field[] = ['instruction', 'input', 'output', 'system', 'conversations', 'messages', 'prompt', 'completion', 'text', 'chosen', 'rejected'];
 
 /** Canonical field -> the dataset's column name. */
 export type ColumnMap = Partial<Record<Field, string>>;
@@ -72,6 +80,11 @@ const FORMATS: Record<FormatName, FormatDef> = {
       return { text: t };
     },
   },
+  preference: {
+    required: ['chosen', 'rejected'],
+    optional: ['prompt', 'conversations', 'system'],
+    convert: preferencePair,
+  },
 };
 
 export interface ResolvedFormat {
@@ -99,14 +112,23 @@ export function resolveFormat(file: string, first: Row, opts: FormatOptions = {}
       throw new DatasetError(`${file}: the column map names "${col}" for ${f}, but the data has no such column (columns found: ${found.join(', ')})`, file);
     }
   }
-  // Fields named in the map (other than system) pin the format.
-  const implied = [...new Set(Object.keys(map).filter((f) => f !== 'system').map((f) => formatOfField(f as Field)))];
-  if (implied.length > 1) throw new DatasetError(`column map mixes fields of the ${implied.join(' and ')} formats; map the fields of one format`, file);
-  let name = opts.format && opts.format !== 'auto' ? opts.format : implied[0];
-  if (name && implied[0] && name !== implied[0]) {
-    throw new DatasetError(`column map fields belong to the ${implied[0]} format, not ${name}`, file);
+  // Fields named in the map (other than system) narrow the format to those that have them all.
+  const mapped = Object.keys(map).filter((f) => f !== 'system') as Field[];
+  const candidates = FORMAT_NAMES.filter((n) => mapped.every((f) => fieldsOf(n).includes(f)));
+  if (candidates.length === 0) {
+    const owner = (f: Field) => FORMAT_NAMES.find((n) => FORMATS[n].required.includes(f)) ?? FORMAT_NAMES.find((n) => fieldsOf(n).includes(f))!;
+    const owners = [...new Set(mapped.map(owner))];
+    throw new DatasetError(`column map mixes fields of the ${owners.join(' and ')} formats; map the fields of one format`, file);
   }
-  name ??= FORMAT_NAMES.find((n) => FORMATS[n].required.every(has));
+  let name = opts.format && opts.format !== 'auto' ? opts.format : undefined;
+  if (name && !candidates.includes(name)) {
+    throw new DatasetError(`column map fields belong to the ${candidates.join(' or ')} format, not ${name}`, file);
+  }
+  // Detected: the first format whose required columns are all there; with a map, else the candidate
+  // that has the most of them (its missing columns are named below).
+  const present = (n: FormatName) => FORMATS[n].required.filter(has).length;
+  name ??= candidates.find((n) => present(n) === FORMATS[n].required.length)
+    ?? (mapped.length ? candidates.reduce((a, b) => (present(b) > present(a) ? b : a)) : undefined);
   if (!name) {
     const hint = suggestMap(found);
     throw new DatasetError(
@@ -174,8 +196,8 @@ export function describeFormats(): string {
   return FORMAT_NAMES.map((n) => `${n} (${FORMATS[n].required.join(', ')})`).join(', ');
 }
 
-function formatOfField(f: Field): FormatName {
-  return FORMAT_NAMES.find((n) => FORMATS[n].required.includes(f) || FORMATS[n].optional.includes(f))!;
+function fieldsOf(n: FormatName): readonly Field[] {
+  return [...FORMATS[n].required, ...FORMATS[n].optional];
 }
 
 // ---- field conversion ----
@@ -242,3 +264,63 @@ function content(v: unknown, where: string): string {
   }
   return text(v, `${where}.content`);
 }
+
+// ---- preference pairs ----
+
+const sameTurn = (a: ChatMessage, b: ChatMessage) => a.role === b.role && a.content === b.content;
+
+/** A message object ({role, content} or ShareGPT {from, value}) as opposed to text or a list. */
+const isMessage = (v: unknown) => !!v && typeof v === 'object' && !Array.isArray(v) && ('role' in v || 'from' in v);
+
+/** One side of a pair: answer text, one message, or a list of messages (a JSON string holding a list counts as the list). */
+function side(v: unknown, field: 'chosen' | 'rejected'): { turns: ChatMessage[]; text: boolean } {
+  if (v === null || v === undefined) throw new RowError(`${field} is missing (null): a pair needs both answers`);
+  if (isMessage(v)) return { turns: turns([v], field), text: false };
+  if (Array.isArray(v)) return { turns: turns(v, field), text: false };
+  if (typeof v === 'string' && v.trimStart().startsWith('[')) {
+    try {
+      const parsed: unknown = JSON.parse(v);
+      if (Array.isArray(parsed) && parsed.every(isMessage)) return { turns: turns(parsed, field), text: false };
+    } catch { /* answer text that happens to start with "[" */ }
+  }
+  const answer = text(v, field);
+  if (!answer.trim()) throw new RowError(`${field} is empty`);
+  return { turns: [{ role: 'assistant', content: answer }], text: true };
+}
+
+/**
+ * A preference row as a pair. The prompt is the ShareGPT conversations, else the prompt column
+ * (text: one user turn; or a message list), else, when both answers are conversations that start
+ * with the prompt's turns (Anthropic HH), their longest shared first turns. A text prompt column
+ * beside such conversations repeats their first turn and is ignored, as TRL does (UltraFeedback
+ * binarized has one).
+ */
+function preferencePair(get: (f: Field) => unknown): PreferencePair {
+  const c = side(get('chosen'), 'chosen'), r = side(get('rejected'), 'rejected');
+  const conv = get('conversations'), p = get('prompt');
+  let prompt: ChatMessage[] | null = null;
+  if (conv !== undefined && conv !== null) prompt = turns(conv, 'conversations');
+  else if (Array.isArray(p)) prompt = turns(p, 'prompt');
+  else if (p !== undefined && p !== null && (c.text || c.turns[0]!.role === 'assistant')) prompt = [{ role: 'user', content: text(p, 'prompt') }];
+  let chosen = c.turns, rejected = r.turns;
+  if (!prompt) {
+    if (c.text || r.text) throw new RowError('prompt is missing: answers given as text need a prompt column (map it with --map prompt=COLUMN)');
+    let k = 0;
+    while (k < chosen.length - 1 && k < rejected.length - 1 && sameTurn(chosen[k]!, rejected[k]!)) k++;
+    if (k === 0) throw new RowError('chosen and rejected share no prompt turns, and the row has no prompt column');
+    prompt = chosen.slice(0, k);
+    chosen = chosen.slice(k);
+    rejected = rejected.slice(k);
+  }
+  const system = systemTurn(get);
+  if (system.length && prompt[0]?.role !== 'system') prompt = [...system, ...prompt];
+  if (prompt.length === 0) throw new RowError('the prompt is empty');
+  for (const [name, answer] of [['chosen', chosen], ['rejected', rejected]] as const) {
+    if (answer.at(-1)!.role !== 'assistant') throw new RowError(`${name} must end with an assistant turn (it ends with a ${answer.at(-1)!.role} turn)`);
+  }
+  if (chosen.length === rejected.length && chosen.every((m, i) => sameTurn(m, rejected[i]!))) {
+    throw new RowError('chosen and rejected are identical: a pair needs two different answers');
+  }
+  return { prompt, chosen, rejected };
+}
+

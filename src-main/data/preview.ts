@@ -5,9 +5,10 @@
 import { DatasetError, RowError, type BadRow } from './errors.js';
 import { resolveFormat, suggestMap, toExample, type ColumnMap, type FormatOptions, type ResolvedFormat } from './formats.js';
 import { openRows, type FileKind, type ReadOptions } from './read/index.js';
-import { SampleEncoder, type EncodeOptions } from './template.js';
-import type { Example } from './types.js';
+import { SampleEncoder, type EncodedSample, type EncodeOptions } from './template.js';
+import { isPreference, type Example } from './types.js';
 import type { TextTokenizer } from '../model/types.js';
+import { yielder } from '../util/yielder.js';
 
 export interface PreviewOptions extends Omit<ReadOptions, 'onBadRow'>, FormatOptions, EncodeOptions {
   /** Rows to show (default 5). */
@@ -26,13 +27,26 @@ export interface Span {
   truncated: boolean;
 }
 
+export interface RenderedSample {
+  spans: Span[];
+  tokens: number;
+  trainedTokens: number;
+  boundaryIssue: string | null;
+}
+
 export interface PreviewRow {
   line: number;
   /** The row as read, made JSON-safe (bigint as text, bytes summarised). */
   raw: Record<string, unknown>;
   example: Example | null;
   error: string | null;
-  rendered: { spans: Span[]; tokens: number; trainedTokens: number; boundaryIssue: string | null } | null;
+  /** The training text; for a preference pair its chosen side (prompt and chosen answer). */
+  rendered: RenderedSample | null;
+  /**
+   * A preference pair's two sides split for display: the shared prompt (the chosen side's tokens
+   * before its first trained one), then each side's answer, trained spans marked.
+   */
+  pair: { prompt: Span[]; chosen: Span[]; rejected: Span[]; rejectedSample: RenderedSample } | null;
 }
 
 export interface DatasetPreview {
@@ -60,8 +74,10 @@ export async function previewDataset(file: string, opts: PreviewOptions = {}): P
     file, fileKind: kind, columns: [], format: null, formatError: null, suggestedMap: null,
     template: null, notes: encoder ? [...encoder.notes] : [], rows: [], badRows: [],
   };
+  const pause = yielder();
   for await (const { row, line } of rows) {
     if (out.rows.length >= want) break;
+    await pause();
     if (out.rows.length === 0) {
       out.columns = Object.keys(row);
       try {
@@ -71,17 +87,25 @@ export async function previewDataset(file: string, opts: PreviewOptions = {}): P
         out.suggestedMap = suggestMap(out.columns);
       }
     }
-    const pr: PreviewRow = { line, raw: jsonSafe(row) as Record<string, unknown>, example: null, error: null, rendered: null };
+    const pr: PreviewRow = { line, raw: jsonSafe(row) as Record<string, unknown>, example: null, error: null, rendered: null, pair: null };
     out.rows.push(pr);
     if (!out.format) continue;
     try {
       pr.example = toExample(row, out.format);
       if (encoder) {
-        const enc = encoder.encode(pr.example);
-        if ('messages' in pr.example) out.template = encoder.template;
-        let trainedTokens = 0;
-        for (let j = 1; j < Math.min(enc.ids.length, opts.seqLen ?? Infinity); j++) trainedTokens += enc.trained[j]!;
-        pr.rendered = { spans: spans(opts.tokenizer!, enc.ids, enc.trained, opts.seqLen), tokens: enc.ids.length, trainedTokens, boundaryIssue: enc.boundaryIssue };
+        const render = (enc: EncodedSample): RenderedSample => {
+          let trainedTokens = 0;
+          for (let j = 1; j < Math.min(enc.ids.length, opts.seqLen ?? Infinity); j++) trainedTokens += enc.trained[j]!;
+          return { spans: spans(opts.tokenizer!, enc.ids, enc.trained, opts.seqLen), tokens: enc.ids.length, trainedTokens, boundaryIssue: enc.boundaryIssue };
+        };
+        if (!('text' in pr.example)) out.template = encoder.template;
+        if (isPreference(pr.example)) {
+          const both = encoder.encodePair(pr.example);
+          pr.rendered = render(both.chosen);
+          const rejectedSample = render(both.rejected);
+          const [prompt, chosen] = splitAtFirstTrained(pr.rendered.spans), [, rejected] = splitAtFirstTrained(rejectedSample.spans);
+          pr.pair = { prompt, chosen, rejected, rejectedSample };
+        } else pr.rendered = render(encoder.encode(pr.example));
       }
     } catch (e) {
       if (e instanceof DatasetError && encoder) {
@@ -95,6 +119,12 @@ export async function previewDataset(file: string, opts: PreviewOptions = {}): P
   out.badRows = [...bad.first];
   if (out.rows.length === 0) out.notes.push(`${file}: the dataset is empty${bad.count ? ' (no readable rows)' : ''}`);
   return out;
+}
+
+/** The spans before the first trained one (a pair's prompt), and the rest (its answer). */
+function splitAtFirstTrained(all: Span[]): [Span[], Span[]] {
+  const k = all.findIndex((s) => s.trained);
+  return k < 0 ? [all, []] : [all.slice(0, k), all.slice(k)];
 }
 
 /**
@@ -120,11 +150,18 @@ function spans(tok: TextTokenizer, ids: Int32Array, trained: Uint8Array, seqLen?
   return out;
 }
 
-function jsonSafe(v: unknown): unknown {
+/** A preview shows this much of one text value (the row is trained on whole). */
+const PREVIEW_TEXT = 100_000;
+/** And this many levels of nesting (a Parquet schema may nest deeper than any JSON row may). */
+const PREVIEW_DEPTH = 32;
+
+function jsonSafe(v: unknown, depth = 0): unknown {
   if (typeof v === 'bigint') return v.toString();
+  if (typeof v === 'string') return v.length > PREVIEW_TEXT ? `${v.slice(0, PREVIEW_TEXT)}… (${v.length - PREVIEW_TEXT} more characters)` : v;
   if (v instanceof Date) return v.toISOString();
   if (v instanceof Uint8Array) return `<${v.length} bytes>`;
-  if (Array.isArray(v)) return v.map(jsonSafe);
-  if (v && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, jsonSafe(x)]));
+  if (v && typeof v === 'object' && depth >= PREVIEW_DEPTH) return '<nested too deep to show>';
+  if (Array.isArray(v)) return v.map((x) => jsonSafe(x, depth + 1));
+  if (v && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, jsonSafe(x, depth + 1)]));
   return v;
 }

@@ -13,13 +13,17 @@
 // pieces are tokenized separately, so the boundary is exact by construction and the prompt tokens
 // equal those of encodeGenerationPrompt() at inference; the trained tokens are {assistant}[EOS].
 //
+// A preference pair renders as two conversations, the prompt turns followed by each answer, exactly
+// as SFT renders a conversation; only the answer's assistant turns are trained (scored), whatever
+// trainOn says: the prompt is the same on both sides.
+//
 // Raw text is tokenized with the tokenizer's own special tokens (BOS where it adds one) and every
 // token is trained. EOS is appended after the last assistant turn unless the template already
 // ends that turn with an EOS id (Llama 3's <|eot_id|>, ChatML's <|im_end|>), and after raw text.
 
 import { DatasetError, RowError } from './errors.js';
 import type { TemplateChoice, TextTokenizer } from '../model/types.js';
-import { isChat, type ChatMessage, type Example } from './types.js';
+import { isChat, type ChatMessage, type Example, type PreferencePair } from './types.js';
 
 /** 'completions' trains the assistant turns only (prompt labels -100); 'all' trains every token. */
 export type TrainOn = 'completions' | 'all';
@@ -41,21 +45,21 @@ export const FALLBACK_TEMPLATE_NAME = 'finch-alpaca';
 /** The fallback template, as documentation and for messages. */
 export const FALLBACK_TEMPLATE = '[BOS]{system}\\n\\n### Instruction:\\n{user}\\n\\n### Response:\\n{assistant}[EOS], turns joined by \\n\\n';
 
-type Segment = { text: string; trained: boolean } | { eos: true };
+type Segment = { text: string; trained: boolean } | { eos: true; trained: boolean };
 
-/** The fallback template's pieces: prompt text, completion text and EOS markers, in order. */
-function fallbackSegments(messages: readonly ChatMessage[], addGenerationPrompt: boolean): Segment[] {
+/** The fallback template's pieces: prompt text, completion text and EOS markers, in order (assistant turns before `firstTrained` are not trained). */
+function fallbackSegments(messages: readonly ChatMessage[], addGenerationPrompt: boolean, firstTrained = 0): Segment[] {
   const out: Segment[] = [];
   let prompt = '';
-  for (const m of messages) {
+  messages.forEach((m, k) => {
     if (m.role === 'system') prompt += `${m.content}\n\n`;
     else if (m.role === 'user') prompt += `### Instruction:\n${m.content}\n\n`;
     else {
       out.push({ text: `${prompt}### Response:\n`, trained: false });
-      out.push({ text: m.content, trained: true }, { eos: true });
+      out.push({ text: m.content, trained: k >= firstTrained }, { eos: true, trained: k >= firstTrained });
       prompt = '\n\n';
     }
-  }
+  });
   const last = messages[messages.length - 1];
   if (addGenerationPrompt) out.push({ text: `${prompt}### Response:\n`, trained: false });
   else if (last && last.role !== 'assistant') out.push({ text: prompt, trained: false });
@@ -94,12 +98,24 @@ export class SampleEncoder {
   }
 
   encode(ex: Example): EncodedSample {
+    if ('chosen' in ex) throw new RowError('a preference pair (chosen/rejected) where a conversation or text was expected');
     if (!isChat(ex)) return this.encodeText(ex.text);
-    if (this.missingTemplate) throw this.missingTemplate;
-    if (ex.messages.length === 0) throw new RowError('empty conversation');
-    const r = this.template === 'model' ? this.encodeWithModelTemplate(ex.messages) : this.encodeWithFallback(ex.messages);
+    const r = this.encodeConversation(ex.messages, 0);
     if (this.trainOn === 'all') r.trained.fill(1);
     return r;
+  }
+
+  /** Both sides of a pair, each the prompt turns and its answer; only the answer's assistant turns are trained. */
+  encodePair(pair: PreferencePair): { chosen: EncodedSample; rejected: EncodedSample } {
+    const n = pair.prompt.length;
+    return { chosen: this.encodeConversation([...pair.prompt, ...pair.chosen], n), rejected: this.encodeConversation([...pair.prompt, ...pair.rejected], n) };
+  }
+
+  /** A conversation rendered by the chosen template; assistant turns from `firstTrained` on are trained. */
+  private encodeConversation(messages: readonly ChatMessage[], firstTrained: number): EncodedSample {
+    if (this.missingTemplate) throw this.missingTemplate;
+    if (messages.length === 0) throw new RowError('empty conversation');
+    return this.template === 'model' ? this.encodeWithModelTemplate(messages, firstTrained) : this.encodeWithFallback(messages, firstTrained);
   }
 
   private encodeText(text: string): EncodedSample {
@@ -108,7 +124,7 @@ export class SampleEncoder {
     return { ids, trained: new Uint8Array(ids.length).fill(1), boundaryIssue: null };
   }
 
-  private encodeWithFallback(messages: readonly ChatMessage[]): EncodedSample {
+  private encodeWithFallback(messages: readonly ChatMessage[], firstTrained: number): EncodedSample {
     const ids: number[] = [];
     const trained: number[] = [];
     const push = (toks: readonly number[], t: boolean) => {
@@ -118,9 +134,9 @@ export class SampleEncoder {
       }
     };
     if (this.tok.addsBos && this.tok.bosId !== null) push([this.tok.bosId], false);
-    for (const s of fallbackSegments(messages, false)) {
+    for (const s of fallbackSegments(messages, false, firstTrained)) {
       if ('eos' in s) {
-        if (this.tok.eosIds.length) push([this.tok.eosIds[0]!], true);
+        if (this.tok.eosIds.length) push([this.tok.eosIds[0]!], s.trained);
       } else push(this.tok.encode(s.text, { addSpecialTokens: false }), s.trained);
     }
     return { ids: Int32Array.from(ids), trained: Uint8Array.from(trained), boundaryIssue: null };
@@ -134,7 +150,7 @@ export class SampleEncoder {
     }
   }
 
-  private encodeWithModelTemplate(messages: readonly ChatMessage[]): EncodedSample {
+  private encodeWithModelTemplate(messages: readonly ChatMessage[], firstTrained: number): EncodedSample {
     const full = this.render(messages, false, 'the conversation');
     // Chat templates write their own special tokens (BOS included) as text, as in HF apply_chat_template.
     const fullIds = this.tok.encode(full, { addSpecialTokens: false });
@@ -142,7 +158,7 @@ export class SampleEncoder {
     let issue: string | null = null;
     let lastSpan: [number, number] | null = null;
     const lastIdx = messages.length - 1;
-    for (let k = 0; k <= lastIdx; k++) {
+    for (let k = firstTrained; k <= lastIdx; k++) {
       if (messages[k]!.role !== 'assistant') continue;
       const pre = k === 0 ? '' : this.render(messages.slice(0, k), true, `the conversation before turn ${k + 1}`);
       const upto = k === lastIdx ? full : this.render(messages.slice(0, k + 1), false, `the conversation up to turn ${k + 1}`);

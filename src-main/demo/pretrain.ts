@@ -175,7 +175,7 @@ export class Packer {
         tokens += doc.length;
       }
     }
-    return { inputIds: ids, labels, attentionMask: mask, positionIds: pos, segmentIds: seg, B, T, dtype: 'int32', tokens, targets };
+    return { inputIds: ids, labels, attentionMask: mask, positionIds: pos, segmentIds: seg, B, T, dtype: 'int32', tokens, targets, pairs: 0 };
   }
 }
 

@@ -18,6 +18,7 @@
 import { utilityProcess } from 'electron';
 import { type AdapterList, type ProbeAnswer, adapterListFrom } from '../engine/runtime/providers.js';
 import type { JobHandle, SpawnJob } from '../services/jobs.js';
+import { withTunedAllocator } from '../engine/runtime/allocator.js';
 
 export interface UtilityJobOptions {
   /** The module to run: dist/electron/job-host.js (adapter-probe.js) in a build, TypeScript with a loader from the sources. */
@@ -31,6 +32,7 @@ export function utilityJobs(o: UtilityJobOptions): SpawnJob {
     const child = utilityProcess.fork(o.entry, [], {
       serviceName: kind === 'train' ? 'Finch training' : 'Finch generation',
       stdio: 'inherit',
+      env: withTunedAllocator(process.env), // a training job's activations are returned to the system on free (allocator.ts)
       ...(o.execArgv ? { execArgv: o.execArgv } : {}),
     });
     let exited = false;

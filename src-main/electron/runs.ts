@@ -9,8 +9,11 @@ import { app, dialog, Notification, powerSaveBlocker, type BrowserWindow } from 
 import type { FinchEvent, RunId, RunStatus } from '../../src-shared/api.js';
 import type { Dispatcher } from '../services/dispatch.js';
 
-/** Runs whose job process is alive: quitting must checkpoint them. */
-const ACTIVE: ReadonlySet<RunStatus> = new Set(['running', 'paused']);
+/**
+ * Runs whose job trains: quitting must checkpoint them. A paused run is not among them: its pause
+ * wrote a checkpoint, and it stays paused across a restart.
+ */
+const ACTIVE: ReadonlySet<RunStatus> = new Set(['running']);
 /** How long quitting waits for cancelled runs to write their checkpoints. */
 export const QUIT_WAIT_MS = 120_000;
 
@@ -25,7 +28,7 @@ export class RunWatch {
     dispatcher.events.subscribe((e) => this.onEvent(e));
   }
 
-  /** Runs training or paused now. */
+  /** Runs training now. */
   activeRuns(): RunId[] {
     return [...this.status].filter(([, s]) => ACTIVE.has(s)).map(([id]) => id);
   }

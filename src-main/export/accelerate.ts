@@ -118,6 +118,7 @@ export async function exportAccelerate(runDir: string, outDir: string, opts: { g
     seqLen: cfg.seqLen, pack: cfg.pack, valFraction: cfg.valFraction, seed: cfg.seed, trainOn: cfg.trainOn, template: cfg.template,
     format: cfg.format, map: cfg.map, onBadRow: cfg.onBadRow,
   });
+  if (data.kind !== 'sequences') throw new AccelerateExportError(`${cfg.data}: preference runs cannot be exported yet`);
   const train = rows(data.train), validation = rows(data.validation);
   const gpus = opts.gpus ?? 2;
 

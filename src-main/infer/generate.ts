@@ -33,6 +33,18 @@ export interface GeneratorOptions {
    * WebGPU: the spec's default binding limit (128 MiB), which every adapter allows.
    */
   maxWeightBytes?: number;
+  /** 4-bit weights: int8 activations (MatMulNBits accuracy level 4; DeviceOptions.int8Activations). */
+  int8Activations?: boolean;
+  /**
+   * ORT's CPU arena (SessionOptions.cpuMemArena). Default on: without it every intermediate is a
+   * fresh allocation, and a 128-token prefill of a 0.5B model spent a quarter of its time in the
+   * MLP's two elementwise ops ([T, intermediate], ~50x their arithmetic, presumably fresh pages
+   * faulting in); with the arena that prefill took half the time (docs/perf.md). Its cost: the
+   * arena keeps its peak.
+   */
+  memArena?: boolean;
+  /** Profile every run with ONNX Runtime's profiler (SessionOptions.profilePrefix; written on release). */
+  profilePrefix?: string;
 }
 
 export interface GenerateRequest {
@@ -55,6 +67,15 @@ export interface GenerateRequest {
    * event loop once per token, so a stop message can arrive while session.run keeps the thread busy.
    */
   signal?: AbortSignal;
+}
+
+/** Where the last generate() call spent its time (session runs only; sampling and text are the rest). */
+export interface GenerateTimings {
+  /** The run over the prompt. */
+  prefillMs: number;
+  /** The runs of one new token each, and how many there were. */
+  decodeMs: number;
+  decodeRuns: number;
 }
 
 export interface GenerateResult {
@@ -112,6 +133,8 @@ export class Generator {
    * arithmetic (see buildGeneration). Another batch size replaces it (one copy of the weights).
    */
   private current: { batch: number; session: Session } | null = null;
+  /** Timings of the last generate() call. */
+  lastTimings: GenerateTimings | null = null;
 
   private constructor(
     readonly fw: FrozenWeights,
@@ -132,9 +155,11 @@ export class Generator {
     const provider = o.provider ?? 'cpu';
     return new Generator(fw, invFreq, o.lora ?? null, o.maxPositions, {
       provider, threads: o.threads ?? 0, disableCpuFallback: o.strictProvider ?? false, prepackWeights: o.prepackWeights ?? fw.quantize,
+      cpuMemArena: o.memArena ?? true, profilePrefix: o.profilePrefix,
     }, {
       maxWeightBytes: o.maxWeightBytes ?? (provider === 'webgpu' ? WEBGPU_DEFAULT_BINDING_BYTES : Infinity),
       gatherRawRows: provider === 'cpu',
+      int8Activations: o.int8Activations ?? false,
     });
   }
 
@@ -203,7 +228,11 @@ export class Generator {
     };
 
     const padded = seqs.map((s, b) => [...new Array<number>(padStart[b]!).fill(0), ...s]); // pads are masked out
+    const timings: GenerateTimings = { prefillMs: 0, decodeMs: 0, decodeRuns: 0 };
+    this.lastTimings = timings;
+    let t0 = performance.now();
     let { logits, cache } = await step(padded, 0, emptyCache());
+    timings.prefillMs = performance.now() - t0;
     let P = L;
     const V = cfg.vocabSize;
     for (let t = 0; t < req.maxNewTokens; t++) {
@@ -247,11 +276,14 @@ export class Generator {
         }
       }
       if (done.every((d) => d) || t === req.maxNewTokens - 1) break;
+      t0 = performance.now();
       if (req.noCache) {
         ({ logits, cache } = await step(padded, 0, emptyCache()));
       } else {
         ({ logits, cache } = await step(chosen.map((c) => [c]), P, cache));
       }
+      timings.decodeMs += performance.now() - t0;
+      timings.decodeRuns++;
       P++;
     }
     return generated.map((ids, b) => {

@@ -23,6 +23,7 @@ import * as path from 'node:path';
 import { Checkpoint, SafetensorsError, writeSafetensors, type TensorInfo } from './safetensors.js';
 import { LORA_TARGET_ORDER, loraParams, modelTargets, modulePath, type LoraSpec, type LoraTarget } from './lora.js';
 import type { ModelConfig, TemplateChoice } from './types.js';
+import { readJsonObject } from '../util/json-file.js';
 
 export const ADAPTER_CONFIG = 'adapter_config.json';
 export const ADAPTER_WEIGHTS = 'adapter_model.safetensors';
@@ -244,15 +245,9 @@ function readFinchInfo(file: string): FinchAdapterInfo | null {
   return { template };
 }
 
+/** A JSON object file of the adapter folder (bounded, a regular file only: util/regular-file.ts). */
 function readConfig(file: string): Json {
-  let v: unknown;
-  try {
-    v = JSON.parse(fs.readFileSync(file, 'utf8'));
-  } catch (e) {
-    throw new AdapterError(`${file}: ${e instanceof SyntaxError ? 'invalid JSON' : 'cannot read'} (${(e as Error).message})`);
-  }
-  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new AdapterError(`${file}: expected a JSON object`);
-  return v as Json;
+  return readJsonObject(file, { required: true, missingHint: 'a PEFT adapter folder needs it', what: 'an adapter config', error: (m) => new AdapterError(m) })!;
 }
 
 /** LoraSpec from adapter_config.json, with PEFT's defaults for absent keys (r 8, alpha 8). */

@@ -32,7 +32,7 @@ export function chunkPlan(cfg: ModelConfig, batch: number, seq: number, blockSiz
   if (perHead * H > 2 * chunkBytes) {
     // Head counts a chunk may have: a divisor of G (inside one KV group) or a multiple of G dividing H.
     const valid = Array.from({ length: H }, (_, i) => i + 1).filter((h) => (h <= G ? G % h === 0 : h % G === 0 && H % h === 0));
-    attentionHeads = Math.max(1, ...valid.filter((h) => h * perHead <= chunkBytes));
+    attentionHeads = largest([1, ...valid.filter((h) => h * perHead <= chunkBytes)]);
   }
   // An MLP or vocabulary piece of width w holds [rows, w] activations and, 4-bit, a dequantized
   // [w, D] weight: the larger of the two sets its size.
@@ -46,10 +46,17 @@ export function chunkPlan(cfg: ModelConfig, batch: number, seq: number, blockSiz
   // A device buffer limit: each piece's float32 weight ([w, D] rows of gate/up/lm_head, [D, w]
   // columns of down) must fit, dequantized 4-bit weights included.
   const rowBytes = cfg.hiddenSize * 4;
-  for (let n = mlpSizes.length; Math.max(...mlpSizes) * rowBytes > maxWeightBytes; n++) {
+  for (let n = mlpSizes.length; largest(mlpSizes) * rowBytes > maxWeightBytes; n++) {
     if (blockSize * rowBytes > maxWeightBytes) throw new Error(`chunkPlan: ${blockSize} rows of ${rowBytes} bytes exceed the device's buffer limit of ${maxWeightBytes} bytes`);
     mlpSizes = pieces(cfg.intermediateSize, n + 1, blockSize);
   }
-  if (Math.max(...vocabSizes) * rowBytes > maxWeightBytes) vocabSizes = piecesUnder(cfg.vocabSize, rowBytes, maxWeightBytes);
+  if (largest(vocabSizes) * rowBytes > maxWeightBytes) vocabSizes = piecesUnder(cfg.vocabSize, rowBytes, maxWeightBytes);
   return { attentionHeads, mlpSizes, vocabSizes };
+}
+
+/** The largest of `xs` (Math.max(...xs) overflows the stack past ~100k pieces: a vocabulary cut row by row). */
+function largest(xs: readonly number[]): number {
+  let m = -Infinity;
+  for (const x of xs) if (x > m) m = x;
+  return m;
 }

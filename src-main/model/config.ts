@@ -7,7 +7,8 @@
 // 3.1, linear and LongRoPE scaling.
 
 import * as path from 'node:path';
-import { readJsonObject } from '../util/json-file.js';
+import { readJsonObject, readJsonObjectAsync } from '../util/json-file.js';
+import { resolveModelFolder, resolveModelFolderSync } from './hf-cache.js';
 import type { LayerType, ModelConfig, ModelType, RopeScaling } from './types.js';
 
 export const SUPPORTED_MODEL_TYPES: readonly ModelType[] = ['llama', 'mistral', 'qwen2', 'qwen3', 'gemma3_text', 'phi3'];
@@ -44,18 +45,85 @@ const FAMILY_DEFAULTS: Record<ModelType, FamilyDefaults> = {
   phi3: { maxPositionEmbeddings: 4096, slidingWindow: null, rmsNormEps: 1e-5, tieWordEmbeddings: false },
 };
 
+/**
+ * The largest value Finch accepts for each size field, far above every released checkpoint
+ * (vocabularies reach ~262k, hidden sizes 16k, MLPs 53k, depths 126 layers, heads 128 of 256
+ * dimensions): a config beyond them is damaged or hostile, and the sizes derived from it would be
+ * allocated before any weight is read. Derived sizes are bounded in checkModelSizes.
+ */
+export const CONFIG_LIMITS: Readonly<Record<string, number>> = {
+  vocab_size: 2 ** 21,
+  hidden_size: 2 ** 16,
+  intermediate_size: 2 ** 18,
+  num_hidden_layers: 1024,
+  num_attention_heads: 1024,
+  num_key_value_heads: 1024,
+  head_dim: 1024,
+  max_position_embeddings: 2 ** 24,
+  sliding_window: 2 ** 24,
+};
+
+/** Bounds on sizes derived from several fields (elements of one tensor, parameters of the model). */
+export const DERIVED_LIMITS = {
+  /** Rows of a projection: num_attention_heads × head_dim. */
+  projectionRows: 2 ** 17,
+  /** Elements of the embedding (vocab_size × hidden_size); Llama 3 405B's has 2.1e9. */
+  embeddingElements: 2 ** 32,
+  /** Parameters of the whole model (Llama 3 405B has 4.1e11). */
+  parameters: 2 ** 41,
+} as const;
+
 type Json = Record<string, unknown>;
 
-function readJson(file: string, required: boolean): Json | null {
-  return readJsonObject(file, { required, missingHint: 'a Hugging Face model folder needs config.json', error: (m) => new ModelConfigError(m) });
+const readOptions = (required: boolean) => ({ required, missingHint: 'a Hugging Face model folder needs config.json', what: 'a model config', error: (m: string) => new ModelConfigError(m) });
+
+/**
+ * Reads `dir/config.json` and `dir/generation_config.json` (optional) into a ModelConfig. `dir`
+ * may be a Hugging Face cache folder (models--org--name, or one of its snapshots).
+ */
+export function loadModelConfig(dir: string): ModelConfig {
+  const folder = resolveModelFolderSync(dir).dir;
+  const configFile = path.join(folder, 'config.json');
+  const cfg = readJsonObject(configFile, readOptions(true))!;
+  const gen = readJsonObject(path.join(folder, 'generation_config.json'), readOptions(false));
+  return parseModelConfig(cfg, gen, configFile);
 }
 
-/** Reads `dir/config.json` and `dir/generation_config.json` (optional) into a ModelConfig. */
-export function loadModelConfig(dir: string): ModelConfig {
-  const configFile = path.join(dir, 'config.json');
-  const cfg = readJson(configFile, true)!;
-  const gen = readJson(path.join(dir, 'generation_config.json'), false);
+/** loadModelConfig without blocking the event loop (the server's reads). */
+export async function loadModelConfigAsync(dir: string): Promise<ModelConfig> {
+  const folder = (await resolveModelFolder(dir)).dir;
+  const configFile = path.join(folder, 'config.json');
+  const cfg = (await readJsonObjectAsync(configFile, readOptions(true)))!;
+  const gen = await readJsonObjectAsync(path.join(folder, 'generation_config.json'), readOptions(false));
   return parseModelConfig(cfg, gen, configFile);
+}
+
+/** Parameters of a Llama-family checkpoint from its config (embedding, layers, final norm, untied lm_head). */
+export function parameterCount(c: ModelConfig): number {
+  const qDim = c.numHeads * c.headDim, kvDim = c.numKvHeads * c.headDim;
+  return c.vocabSize * c.hiddenSize * (c.tieWordEmbeddings ? 1 : 2)
+    + c.numLayers * (2 * c.hiddenSize * qDim + 2 * c.hiddenSize * kvDim + 3 * c.hiddenSize * c.intermediateSize + 2 * c.hiddenSize)
+    + c.hiddenSize;
+}
+
+/**
+ * Throws (through `fail`) when a size derived from several fields is beyond DERIVED_LIMITS: no
+ * buffer, plan or estimate is ever sized from such a config. Returns the config.
+ */
+function checkModelSizes(c: ModelConfig, fail: (msg: string) => never): ModelConfig {
+  const rows = c.numHeads * c.headDim;
+  if (rows > DERIVED_LIMITS.projectionRows) {
+    fail(`num_attention_heads × head_dim = ${rows} is beyond Finch's limit of ${DERIVED_LIMITS.projectionRows}; is the config damaged?`);
+  }
+  const embedding = c.vocabSize * c.hiddenSize;
+  if (embedding > DERIVED_LIMITS.embeddingElements) {
+    fail(`vocab_size × hidden_size = ${embedding} elements is beyond Finch's limit of ${DERIVED_LIMITS.embeddingElements} for one embedding table; is the config damaged?`);
+  }
+  const params = parameterCount(c);
+  if (params > DERIVED_LIMITS.parameters) {
+    fail(`the config describes ${(params / 1e12).toFixed(1)} trillion parameters, beyond Finch's limit of ${(DERIVED_LIMITS.parameters / 1e12).toFixed(1)} trillion; is the config damaged?`);
+  }
+  return c;
 }
 
 /** The pure part of loadModelConfig; `source` names the file in errors. */
@@ -86,7 +154,9 @@ export function parseModelConfig(outer: Json, gen: Json | null = null, source = 
       if (dflt === undefined) fail(`missing required field "${key}"`);
       return dflt!;
     }
-    if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) fail(`"${key}" must be a positive integer, got ${JSON.stringify(v)}`);
+    if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) fail(`"${key}" must be a positive integer, got ${typeof v === 'number' ? v : JSON.stringify(v)}`);
+    const limit = CONFIG_LIMITS[key];
+    if (limit !== undefined && (v as number) > limit) fail(`"${key}" is ${v}, beyond Finch's limit of ${limit} (released models stay far below it); is the config damaged?`);
     return v as number;
   };
   const num = (key: string, dflt: number): number => {
@@ -139,7 +209,7 @@ export function parseModelConfig(outer: Json, gen: Json | null = null, source = 
   if (typeof torchDtype !== 'string') fail(`torch_dtype must be a string, got ${JSON.stringify(torchDtype)}`);
   const gemma = modelType === 'gemma3_text';
 
-  return {
+  return checkModelSizes({
     modelType,
     vocabSize: int('vocab_size'),
     hiddenSize,
@@ -164,7 +234,7 @@ export function parseModelConfig(outer: Json, gen: Json | null = null, source = 
     bosTokenId: tokenIdOrNull(gen?.bos_token_id) ?? tokenIdOrNull(cfg.bos_token_id),
     eosTokenIds: unionIds(tokenIds(gen?.eos_token_id), tokenIds(cfg.eos_token_id)),
     torchDtype: torchDtype as string,
-  };
+  }, fail);
 }
 
 /** The MLP activation: SiLU for the Llama family and Phi-3, GELU (tanh approximation) for Gemma. */

@@ -13,7 +13,7 @@ import type { Dim } from '../engine/graph/dtype.js';
 import type { Graph, Tensor } from '../engine/graph/graph.js';
 import * as F from '../engine/graph/ops.js';
 import { type ChunkPlan, chunkPlan } from './chunk-plan.js';
-import { type ForwardSpec, type KvCache, type LoraContext, type LoraInputs, decoder, lmHead, lmLoss, lmLossAndGradient, slidingWindowIn } from './llama.js';
+import { type ForwardInputs, type ForwardSpec, type KvCache, type LoraContext, type LoraInputs, decoder, lmHead, lmLoss, lmLossAndGradient, lmTokenLogProbs, slidingWindowIn } from './llama.js';
 import { type DropoutContext, dropoutSeedCount } from './lora-dropout.js';
 import { type LoraParam, type LoraSpec, loraParams, loraScale } from './lora.js';
 import type { FrozenWeights } from './weights/frozen-weights.js';
@@ -99,6 +99,16 @@ export interface TrainGraph {
  * matrices by PEFT name, and dropout_seeds (and token_index with a symbolic T) when dropout is on.
  */
 export function buildTrainForward(g: Graph, fw: FrozenWeights, invFreq: Float64Array, o: TrainGraphOptions): TrainGraph {
+  const t = trainingForward(g, fw, invFreq, o);
+  const { h } = decoder(t.f, t.inputs); // [rows, D]
+  const rowChunks = Math.max(1, o.lossChunks ?? 1);
+  const fused = o.headGradient && !o.trainBase && rowChunks === 1 ? lmLossAndGradient(t.f, h, t.targets) : null;
+  const loss = fused ? fused.loss : lmLoss(t.f, h, t.targets, rowChunks);
+  return { loss, ...t.graph, headGrad: fused ? { h, dh: fused.dh } : null, logits: () => lmHead(t.f, h) };
+}
+
+/** The inputs and the forward's spec of a training graph, before its first layer. */
+function trainingForward(g: Graph, fw: FrozenWeights, invFreq: Float64Array, o: TrainGraphOptions) {
   const { cfg } = fw;
   const B = o.batch, T: Dim = o.dynamicSeq ? SEQ_DIM : o.seq;
   const rowsDim: Dim = typeof T === 'number' ? B * T : 'rows';
@@ -128,14 +138,68 @@ export function buildTrainForward(g: Graph, fw: FrozenWeights, invFreq: Float64A
     cfg, weights, B, T, lora, chunks, invFreq, maxPositions: o.seq,
     checkpoint: o.checkpointLayers ? Math.max(1, o.checkpointGroup ?? 1) : 0,
   };
-  const { h } = decoder(f, { ids, embeds, positions, bias, localBias, past: null }); // [rows, D]
-  const rowChunks = Math.max(1, o.lossChunks ?? 1);
-  const fused = o.headGradient && !o.trainBase && rowChunks === 1 ? lmLossAndGradient(f, h, targets) : null;
-  const loss = fused ? fused.loss : lmLoss(f, h, targets, rowChunks);
-  return {
-    loss, lora: params, loraInputs, baseInputs: weights.inputs, dropoutModules: useDropout ? seedCount : 0, chunks,
-    headGrad: fused ? { h, dh: fused.dh } : null, logits: () => lmHead(f, h),
+  const inputs: ForwardInputs = { ids, embeds, positions, bias, localBias, past: null };
+  const graph = { lora: params, loraInputs, baseInputs: weights.inputs, dropoutModules: useDropout ? seedCount : 0, chunks };
+  return { f, inputs, targets, graph };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Preference graph: answer log-probabilities of the policy and of a frozen reference
+
+/** Each row's summed log-probability of its targets and how many targets it has: [B] each. */
+export interface RowLogProbs {
+  sum: Tensor;
+  count: Tensor;
+}
+
+/**
+ * What a preference loss compares the policy with: nothing (ORPO), the base model (the LoRA path
+ * switched off), or the base with a frozen adapter of the run's LoRA layout (its matrices by PEFT
+ * name, stored as initializers "reference.<name>"): DPO continuing an SFT adapter.
+ */
+export type ReferenceModel = null | { lora: null } | { lora: ReadonlyMap<string, Float32Array> };
+
+export interface PreferenceGraph extends Omit<TrainGraph, 'loss' | 'logits' | 'headGrad'> {
+  policy: RowLogProbs;
+  reference: RowLogProbs | null;
+}
+
+/**
+ * A training forward that ends in each row's answer log-probabilities instead of a mean loss, for
+ * a batch of preference pairs (data/batch.ts: chosen rows, then rejected rows). The reference is a
+ * second forward of the same rows in the same graph, over the same weight initializers (no second
+ * copy of the weights), without LoRA dropout, checkpointing or gradients (nothing it computes
+ * depends on a trained tensor); it is built first, so it runs before the policy's forward keeps
+ * activations alive. Inputs as buildTrainForward's; lossChunks is not supported.
+ */
+export function buildPreferenceForward(g: Graph, fw: FrozenWeights, invFreq: Float64Array, o: TrainGraphOptions, reference: ReferenceModel): PreferenceGraph {
+  if (o.lossChunks && o.lossChunks > 1) throw new Error('buildPreferenceForward: row-chunked losses (lossChunks) are for the cross-entropy only');
+  const t = trainingForward(g, fw, invFreq, o);
+  const rowSums = (f: ForwardSpec, h: Tensor): RowLogProbs => {
+    const logp = lmTokenLogProbs(f, h, t.targets); // [rows]
+    const count = F.cast(F.greater(t.targets, F.scalar(g, 'int32', -100)), 'float32'); // [rows]
+    const perRow = (x: Tensor) => F.reduceSum(F.reshape(x, [f.B, f.T]), [1], false); // [B]
+    return { sum: perRow(logp), count: perRow(count) };
   };
+  let ref: RowLogProbs | null = null;
+  if (reference) {
+    const lora = reference.lora && o.lora ? frozenLora(g, fw, o.lora, reference.lora) : null;
+    if (reference.lora && !lora) throw new Error('buildPreferenceForward: a reference adapter needs the run\'s LoRA spec');
+    const rf: ForwardSpec = { ...t.f, lora, checkpoint: 0 };
+    ref = g.scope('reference', () => rowSums(rf, decoder(rf, t.inputs).h));
+  }
+  const policy = rowSums(t.f, decoder(t.f, t.inputs).h);
+  return { ...t.graph, policy, reference: ref };
+}
+
+/** A frozen adapter's matrices as initializers, in a LoraContext without dropout. */
+function frozenLora(g: Graph, fw: FrozenWeights, spec: LoraSpec, tensors: ReadonlyMap<string, Float32Array>): LoraContext {
+  const inputs: LoraInputs = new Map(loraParams(fw.cfg, spec).map((p) => {
+    const data = tensors.get(p.name);
+    if (!data || data.length !== p.shape[0] * p.shape[1]) throw new Error(`reference adapter: ${p.name} is missing or not ${p.shape.join(' x ')}`);
+    return [p.name, g.initializer(`reference.${p.name}`, 'float32', p.shape, { kind: 'inline', bytes: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) })];
+  }));
+  return { spec, inputs, scale: loraScale(spec), dropout: null };
 }
 
 // ---------------------------------------------------------------------------------------------

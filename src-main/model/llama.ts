@@ -206,8 +206,9 @@ function rotaryAt(g: Graph, f: ForwardSpec, positions: Tensor, type: LayerType):
     : cfg.ropeScaling?.type === 'longrope' ? ropeInvFreq(cfg, { maxPositions: f.maxPositions }) : f.invFreq;
   const tables = ropeTables(invFreq, f.maxPositions, ropeAttentionScale(cfg, type));
   const width = 2 * invFreq.length, prefix = type === 'sliding' ? 'rope.local' : 'rope';
-  const table = (name: string, a: Float32Array) =>
-    g.initializer(name, 'float32', [f.maxPositions, width], { kind: 'inline', bytes: new Uint8Array(a.buffer, a.byteOffset, a.byteLength) });
+  // A second forward in the same graph (a preference step's frozen reference) shares the tables.
+  const table = (name: string, a: Float32Array) => g.initializers.get(name)?.tensor
+    ?? g.initializer(name, 'float32', [f.maxPositions, width], { kind: 'inline', bytes: new Uint8Array(a.buffer, a.byteOffset, a.byteLength) });
   const cosT = table(`${prefix}.cos`, tables.cos), sinT = table(`${prefix}.sin`, tables.sin);
   return { cos: F.unsqueeze(F.gather(cosT, positions), [1]), sin: F.unsqueeze(F.gather(sinT, positions), [1]) };
 }
@@ -460,6 +461,23 @@ export function lmLossAndGradient(f: ForwardSpec, h: Tensor, targets: Tensor): {
   return nn.fusedHeadCrossEntropy(h, targets, sizes.map((size, index) => ({
     size, weight: (after: Tensor) => f.weights.bothWays(name, [cfg.vocabSize, cfg.hiddenSize], { axis: 0, sizes, index }, after),
   })));
+}
+
+/**
+ * Each row's log-probability of its target (targets: [rows] int32), 0 where the target is -100:
+ * [rows]. Built from the same vocabulary pieces as lmLoss, so the logits are never whole when the
+ * chunk plan cuts the vocabulary. Preference losses sum these per sequence.
+ */
+export function lmTokenLogProbs(f: ForwardSpec, h: Tensor, targets: Tensor): Tensor {
+  const sizes = f.chunks.vocabSizes;
+  if (sizes.length === 1) return nn.tokenLogProbsFromPieces([nn.crossEntropyPiece(lmHead(f, h), targets)], targets);
+  let start = 0;
+  const pieces = sizes.map((size, j) => {
+    const first = start;
+    start += size;
+    return h.graph.checkpoint(`logprobs.vocab${j}`, () => nn.crossEntropyPiece(lmHead(f, h, { axis: 0, sizes, index: j }), targets, first));
+  });
+  return nn.tokenLogProbsFromPieces(pieces, targets);
 }
 
 /**

@@ -9,6 +9,7 @@ import { Checkpoint, type SafetensorsDtype } from './safetensors.js';
 import { loadTokenizer, type HfTextTokenizer } from './tokenizer.js';
 import type { ModelConfig } from './types.js';
 import { checkWeightsMatchConfig } from './validate.js';
+import { resolveModelFolderSync } from './hf-cache.js';
 
 const RAW_DTYPES: Partial<Record<SafetensorsDtype, RawWeightSlice['dtype']>> = { F32: 'float32', F16: 'float16', BF16: 'bfloat16' };
 
@@ -38,10 +39,12 @@ export interface LoadOptions {
   streamFloats?: boolean;
 }
 
-export function loadModel(dir: string, opts: LoadOptions = {}): LoadedModel {
-  if (!existsSync(dir) || !statSync(dir).isDirectory()) {
-    throw new ModelFolderError(`model folder not found: ${dir} (expected a Hugging Face folder with config.json, *.safetensors and tokenizer.json)`);
+/** Opens the model in `path`: a model folder, or a Hugging Face cache folder (model/hf-cache.ts). */
+export function loadModel(path: string, opts: LoadOptions = {}): LoadedModel {
+  if (!existsSync(path) || !statSync(path).isDirectory()) {
+    throw new ModelFolderError(`model folder not found: ${path} (expected a Hugging Face folder with config.json, *.safetensors and tokenizer.json)`);
   }
+  const dir = resolveModelFolderSync(path).dir;
   for (const f of ['config.json', 'tokenizer.json']) {
     if (!existsSync(join(dir, f))) throw new ModelFolderError(`${join(dir, f)} is missing: a Hugging Face model folder needs config.json, *.safetensors and tokenizer.json`);
   }

@@ -16,6 +16,7 @@ import { loadModelConfig } from './config.js';
 import { loraParams, loraScale, modulePath } from './lora.js';
 import { Checkpoint, tensorBytes, writeSafetensors, type TensorInfo, type TensorToWrite } from './safetensors.js';
 import type { ModelConfig } from './types.js';
+import { resolveModelFolderSync } from './hf-cache.js';
 
 export class MergeError extends Error {
   constructor(message: string) {
@@ -65,7 +66,7 @@ const FLOAT_DTYPES = new Set(['F32', 'F16', 'BF16']);
 
 /** Merges the PEFT adapter in `adapterDir` into the model in `baseDir`, writing `outDir`. */
 export function mergeAdapter(baseDir: string, adapterDir: string, outDir: string, opts: MergeOptions = {}): MergeResult {
-  const base = path.resolve(baseDir);
+  const base = resolveModelFolderSync(baseDir).dir; // a Hugging Face cache folder reads from its snapshot
   const out = path.resolve(outDir);
   if (out === base || out === path.resolve(adapterDir)) {
     throw new MergeError(`merge output ${out} must be a new folder, not the base model or the adapter`);

@@ -45,6 +45,11 @@ export interface QuantizeOptions {
   onMessage?: (text: string) => void;
   /** Read and write the cache (default true); false quantizes without keeping the result. */
   cache?: boolean;
+  /**
+   * Awaited before each weight is handed to a worker (cold): it may hold the work (a paused run)
+   * or end it by throwing (a cancelled one), which stops the workers and writes no cache entry.
+   */
+  between?: () => Promise<void>;
 }
 
 export interface QuantizeResult {
@@ -153,9 +158,11 @@ async function quantizeOnWorkers(checkpoint: string, jobs: readonly QuantJob[], 
   try {
     await Promise.all(workers.map((w) => new Promise<void>((resolve, reject) => {
       const next = () => {
-        const job = queue.shift();
-        if (job) w.postMessage(job);
-        else { w.postMessage(null); resolve(); }
+        void (o.between?.() ?? Promise.resolve()).then(() => {
+          const job = queue.shift();
+          if (job) w.postMessage(job);
+          else { w.postMessage(null); resolve(); }
+        }, reject);
       };
       w.on('message', (r: QuantReply) => {
         if ('error' in r) { reject(new Error(`quantizing ${r.name}: ${r.error}`)); return; }

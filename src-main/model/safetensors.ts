@@ -13,6 +13,10 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { f32ToF16Bits } from '../util/float16.js';
+import {
+  type FileProblem, READ_LIMITS, openRegularFile, openRegularFileSync, parseJsonText, readExactly, readExactlySync, readJson, readJsonSync,
+} from '../util/regular-file.js';
+import { resolveModelFolderSync } from './hf-cache.js';
 
 export { f32ToF16Bits };
 
@@ -44,8 +48,6 @@ export interface TensorInfo {
   end: number;
 }
 
-// One header is at most this big; HF's reader uses the same bound to reject garbage lengths.
-const MAX_HEADER_BYTES = 100_000_000;
 // Conversion chunk: big enough for few syscalls, small enough to never matter for memory.
 const CHUNK_BYTES = 1 << 24;
 
@@ -68,98 +70,137 @@ interface ParsedFile {
   tensors: TensorInfo[];
 }
 
-/** Parses one file's header; validates every tensor's byte range against the file size. */
-function parseHeader(file: string): ParsedFile {
-  let fd: number;
-  try {
-    fd = fs.openSync(file, 'r');
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new SafetensorsError(
-      code === 'ENOENT' ? `safetensors file not found: ${file}` : `cannot open ${file}: ${(e as Error).message}`,
-    );
+const asSafetensorsError = (m: string) => new SafetensorsError(m);
+
+/** The header length a file's first 8 bytes declare, checked against the file's size and the header limit. */
+function headerLength(lenBuf: Buffer, file: string, size: number): number {
+  const n = lenBuf.readBigUInt64LE(0);
+  // One header is at most READ_LIMITS.safetensorsHeader; HF's reader uses the same bound to reject garbage lengths.
+  if (n > BigInt(READ_LIMITS.safetensorsHeader)) {
+    throw new SafetensorsError(`${file}: header length ${n} is implausible (over ${READ_LIMITS.safetensorsHeader} bytes); not a safetensors file?`);
   }
+  const headerLen = Number(n);
+  if (8 + headerLen > size) {
+    throw new SafetensorsError(`${file}: truncated safetensors file (header says ${headerLen} bytes, file has ${size - 8} after the length)`);
+  }
+  return headerLen;
+}
+
+/**
+ * Parses one file's header: every tensor's dtype, shape and byte range are checked, in safe
+ * integer arithmetic, against each other and against the file's size, so nothing is ever sized
+ * from a header that lies.
+ */
+function parseHeaderBytes(file: string, size: number, headerLen: number, hb: Buffer): ParsedFile {
+  const header = parseJsonText(hb.toString('utf8'), file, { error: (m) => new SafetensorsError(m.replace('invalid JSON', 'bad safetensors header JSON')) });
+  if (header === null || typeof header !== 'object' || Array.isArray(header)) {
+    throw new SafetensorsError(`${file}: safetensors header is not a JSON object`);
+  }
+  const dataStart = 8 + headerLen;
+  const dataLen = size - dataStart;
+  const tensors: TensorInfo[] = [];
+  let metadata: Record<string, string> = {};
+  for (const [name, v] of Object.entries(header as Record<string, unknown>)) {
+    if (name === '__metadata__') {
+      if (v !== null && (typeof v !== 'object' || Array.isArray(v))) throw new SafetensorsError(`${file}: __metadata__ must be an object of strings`);
+      metadata = (v ?? {}) as Record<string, string>;
+      continue;
+    }
+    const e = v as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
+    if (!isKnownDtype(e?.dtype)) {
+      throw new SafetensorsError(`${file}: tensor ${name} has unsupported dtype ${JSON.stringify(e?.dtype)}`);
+    }
+    const shape = e.shape;
+    const offs = e.data_offsets;
+    if (!Array.isArray(shape) || shape.length > 8 || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
+      throw new SafetensorsError(`${file}: tensor ${name} has a bad shape ${JSON.stringify(shape)}`);
+    }
+    if (!Array.isArray(offs) || offs.length !== 2 || !offs.every((d) => Number.isSafeInteger(d) && d >= 0)) {
+      throw new SafetensorsError(`${file}: tensor ${name} has bad data_offsets ${JSON.stringify(offs)}`);
+    }
+    const [b, en] = offs as [number, number];
+    if (en > dataLen) {
+      throw new SafetensorsError(`${file}: tensor ${name} is out of range (ends at data byte ${en}, data section has ${dataLen}); truncated file?`);
+    }
+    // The bytes the shape implies, multiplied only while they fit the data section (never past 2^53).
+    let need = DTYPE_BYTES[e.dtype];
+    for (const d of shape as number[]) {
+      need *= d;
+      if (need > dataLen) break;
+    }
+    if (b > en || en - b !== need) {
+      const exact = (shape as number[]).reduce((a, d) => a * BigInt(d), BigInt(DTYPE_BYTES[e.dtype]));
+      throw new SafetensorsError(`${file}: tensor ${name} spans ${en - b} bytes but ${e.dtype}[${shape.join(', ')}] needs ${exact}`);
+    }
+    tensors.push({ name, dtype: e.dtype, shape: shape as number[], file, begin: dataStart + b, end: dataStart + en });
+  }
+  return { file, size, dataStart, metadata, tensors };
+}
+
+const headerOptions = { what: 'a safetensors file', error: (m: string, problem: FileProblem) => new SafetensorsError(problem === 'missing' ? `safetensors file not found: ${m.replace(/ not found$/, '')}` : m) };
+
+/** Parses one file's header (a regular file only); validates every tensor's byte range against the file size. */
+function parseHeader(file: string): ParsedFile {
+  const { fd, size } = openRegularFileSync(file, headerOptions);
   try {
-    const size = fs.fstatSync(fd).size;
     if (size < 8) throw new SafetensorsError(`${file}: truncated safetensors file (${size} bytes, no header length)`);
     const lenBuf = Buffer.alloc(8);
-    fs.readSync(fd, lenBuf, 0, 8, 0);
-    const n = lenBuf.readBigUInt64LE(0);
-    if (n > BigInt(MAX_HEADER_BYTES)) {
-      throw new SafetensorsError(`${file}: header length ${n} is implausible; not a safetensors file?`);
-    }
-    const headerLen = Number(n);
-    if (8 + headerLen > size) {
-      throw new SafetensorsError(
-        `${file}: truncated safetensors file (header says ${headerLen} bytes, file has ${size - 8} after the length)`,
-      );
-    }
+    readExactlySync(fd, lenBuf, 0, file, 'the header length', headerOptions);
+    const headerLen = headerLength(lenBuf, file, size);
     const hb = Buffer.alloc(headerLen);
-    fs.readSync(fd, hb, 0, headerLen, 8);
-    let header: unknown;
-    try {
-      header = JSON.parse(hb.toString('utf8'));
-    } catch (e) {
-      throw new SafetensorsError(`${file}: bad safetensors header JSON (${(e as Error).message})`);
-    }
-    if (header === null || typeof header !== 'object' || Array.isArray(header)) {
-      throw new SafetensorsError(`${file}: safetensors header is not a JSON object`);
-    }
-    const dataStart = 8 + headerLen;
-    const dataLen = size - dataStart;
-    const tensors: TensorInfo[] = [];
-    let metadata: Record<string, string> = {};
-    for (const [name, v] of Object.entries(header as Record<string, unknown>)) {
-      if (name === '__metadata__') {
-        metadata = (v ?? {}) as Record<string, string>;
-        continue;
-      }
-      const e = v as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
-      if (!isKnownDtype(e?.dtype)) {
-        throw new SafetensorsError(`${file}: tensor ${name} has unsupported dtype ${JSON.stringify(e?.dtype)}`);
-      }
-      const shape = e.shape;
-      const offs = e.data_offsets;
-      if (!Array.isArray(shape) || !shape.every((d) => Number.isInteger(d) && d >= 0)) {
-        throw new SafetensorsError(`${file}: tensor ${name} has a bad shape ${JSON.stringify(shape)}`);
-      }
-      if (!Array.isArray(offs) || offs.length !== 2 || !offs.every((d) => Number.isInteger(d) && d >= 0)) {
-        throw new SafetensorsError(`${file}: tensor ${name} has bad data_offsets ${JSON.stringify(offs)}`);
-      }
-      const [b, en] = offs as [number, number];
-      const numel = (shape as number[]).reduce((a, d) => a * d, 1);
-      if (en - b !== numel * DTYPE_BYTES[e.dtype]) {
-        throw new SafetensorsError(
-          `${file}: tensor ${name} spans ${en - b} bytes but ${e.dtype}[${shape.join(', ')}] needs ${numel * DTYPE_BYTES[e.dtype]}`,
-        );
-      }
-      if (en > dataLen) {
-        throw new SafetensorsError(
-          `${file}: tensor ${name} is out of range (ends at data byte ${en}, data section has ${dataLen}); truncated file?`,
-        );
-      }
-      tensors.push({ name, dtype: e.dtype, shape: shape as number[], file, begin: dataStart + b, end: dataStart + en });
-    }
-    return { file, size, dataStart, metadata, tensors };
+    readExactlySync(fd, hb, 8, file, 'the header', headerOptions);
+    return parseHeaderBytes(file, size, headerLen, hb);
   } finally {
     fs.closeSync(fd);
   }
 }
 
-/** Reads and parses a JSON file, with errors that name it. */
-function readJsonFile(file: string): unknown {
-  let text: string;
+/** parseHeader without blocking the event loop (the server's first look at a model folder). */
+async function parseHeaderAsync(file: string): Promise<ParsedFile> {
+  const { handle, size } = await openRegularFile(file, headerOptions);
   try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch (e) {
-    throw new SafetensorsError(`cannot read ${file}: ${(e as Error).message}`);
-  }
-  try {
-    return JSON.parse(text);
-  } catch (e) {
-    throw new SafetensorsError(`${file}: invalid JSON (${(e as Error).message})`);
+    if (size < 8) throw new SafetensorsError(`${file}: truncated safetensors file (${size} bytes, no header length)`);
+    const lenBuf = Buffer.alloc(8);
+    await readExactly(handle, lenBuf, 0, file, 'the header length', headerOptions);
+    const headerLen = headerLength(lenBuf, file, size);
+    const hb = Buffer.alloc(headerLen);
+    await readExactly(handle, hb, 8, file, 'the header', headerOptions);
+    return parseHeaderBytes(file, size, headerLen, hb);
+  } finally {
+    await handle.close();
   }
 }
+
+/** The weight map of an index file, checked: tensor name -> shard file name (no paths). */
+function weightMapOf(indexFile: string, idx: unknown): Record<string, string> {
+  const wm = (idx as { weight_map?: unknown } | null)?.weight_map;
+  if (wm === null || typeof wm !== 'object' || Array.isArray(wm)) {
+    throw new SafetensorsError(`${indexFile}: missing "weight_map" object`);
+  }
+  for (const s of new Set(Object.values(wm as Record<string, unknown>))) {
+    if (typeof s !== 'string' || s.includes('/') || s.includes('\\') || s === '..' || s === '.') {
+      throw new SafetensorsError(`${indexFile}: bad shard file name ${JSON.stringify(s)} in weight_map`);
+    }
+  }
+  return wm as Record<string, string>;
+}
+
+/** Only tensors the index names are part of the checkpoint; each must be where the index says. */
+function indexedFiles(indexFile: string, weightMap: Record<string, string>, parsed: Map<string, ParsedFile>): ParsedFile[] {
+  const files: ParsedFile[] = [];
+  for (const [s, pf] of parsed) {
+    const names = new Set(pf.tensors.map((t) => t.name));
+    for (const [name, shard] of Object.entries(weightMap)) {
+      if (shard === s && !names.has(name)) {
+        throw new SafetensorsError(`${indexFile}: tensor ${name} is mapped to ${s}, which does not contain it`);
+      }
+    }
+    files.push({ ...pf, tensors: pf.tensors.filter((t) => weightMap[t.name] === s) });
+  }
+  return files;
+}
+
+const indexOptions = { what: 'a safetensors index', error: (m: string) => new SafetensorsError(m) };
 
 /**
  * An opened checkpoint: one model.safetensors, a sharded model.safetensors.index.json, or any
@@ -186,64 +227,61 @@ export class Checkpoint {
    * *.safetensors file), a .safetensors file, or an index .json file.
    */
   static open(p: string): Checkpoint {
+    const { kind, path: file } = Checkpoint.locate(p);
+    if (kind === 'file') return new Checkpoint(file, [parseHeader(file)], null);
+    const idx = readJsonSync(file, READ_LIMITS.config, indexOptions);
+    const weightMap = weightMapOf(file, idx);
+    const parsed = new Map<string, ParsedFile>();
+    for (const s of new Set(Object.values(weightMap))) parsed.set(s, parseHeader(Checkpoint.shardPath(file, s)));
+    return new Checkpoint(file, indexedFiles(file, weightMap, parsed), Checkpoint.indexMetadataOf(idx));
+  }
+
+  /** Checkpoint.open with its headers read asynchronously (the server's look at a model folder). */
+  static async openAsync(p: string): Promise<Checkpoint> {
+    const { kind, path: file } = Checkpoint.locate(p);
+    if (kind === 'file') return new Checkpoint(file, [await parseHeaderAsync(file)], null);
+    const idx = await readJson(file, READ_LIMITS.config, indexOptions);
+    const weightMap = weightMapOf(file, idx);
+    const parsed = new Map<string, ParsedFile>();
+    for (const s of new Set(Object.values(weightMap))) parsed.set(s, await parseHeaderAsync(Checkpoint.shardPath(file, s)));
+    return new Checkpoint(file, indexedFiles(file, weightMap, parsed), Checkpoint.indexMetadataOf(idx));
+  }
+
+  /**
+   * What `p` names: a weight file, or an index file. A folder (or Hugging Face cache folder) names
+   * its model.safetensors, else model.safetensors.index.json, else its only *.safetensors file.
+   */
+  private static locate(p: string): { kind: 'file' | 'index'; path: string } {
     const abs = path.resolve(p);
-    let st: fs.Stats;
-    try {
-      st = fs.statSync(abs);
-    } catch {
-      throw new SafetensorsError(`checkpoint not found: ${abs}`);
-    }
-    if (st.isFile()) return abs.endsWith('.json') ? Checkpoint.openIndex(abs) : Checkpoint.openFile(abs);
-    const single = path.join(abs, 'model.safetensors');
-    if (fs.existsSync(single)) return Checkpoint.openFile(single);
-    const index = path.join(abs, 'model.safetensors.index.json');
-    if (fs.existsSync(index)) return Checkpoint.openIndex(index);
-    const any = fs.readdirSync(abs).filter((n) => n.endsWith('.safetensors'));
-    if (any.length === 1) return Checkpoint.openFile(path.join(abs, any[0]!));
+    const st = fs.statSync(abs, { throwIfNoEntry: false });
+    if (!st) throw new SafetensorsError(`checkpoint not found: ${abs}`);
+    if (!st.isDirectory()) return { kind: abs.endsWith('.json') ? 'index' : 'file', path: abs };
+    const dir = resolveModelFolderSync(abs).dir;
+    const single = path.join(dir, 'model.safetensors');
+    if (fs.existsSync(single)) return { kind: 'file', path: single };
+    const index = path.join(dir, 'model.safetensors.index.json');
+    if (fs.existsSync(index)) return { kind: 'index', path: index };
+    const any = fs.readdirSync(dir).filter((n) => n.endsWith('.safetensors'));
+    if (any.length === 1) return { kind: 'file', path: path.join(dir, any[0]!) };
     throw new SafetensorsError(
-      `${abs}: no model.safetensors or model.safetensors.index.json` +
+      `${dir}: no model.safetensors or model.safetensors.index.json` +
         (any.length > 1 ? ` (found ${any.length} .safetensors files and no index)` : '') +
         '. Finch reads safetensors only (never pickled pytorch_model.bin).',
     );
   }
 
-  private static openFile(file: string): Checkpoint {
-    return new Checkpoint(file, [parseHeader(file)], null);
+  private static shardPath(indexFile: string, shard: string): string {
+    const dir = path.dirname(indexFile);
+    const shardPath = path.join(dir, shard);
+    if (!fs.existsSync(shardPath)) {
+      throw new SafetensorsError(`${indexFile}: shard ${shard} is listed in weight_map but missing from ${dir}`);
+    }
+    return shardPath;
   }
 
-  private static openIndex(indexFile: string): Checkpoint {
-    const idx = readJsonFile(indexFile) as { weight_map?: unknown; metadata?: unknown };
-    const wm = idx?.weight_map;
-    if (wm === null || typeof wm !== 'object' || Array.isArray(wm)) {
-      throw new SafetensorsError(`${indexFile}: missing "weight_map" object`);
-    }
-    const dir = path.dirname(indexFile);
-    const weightMap = wm as Record<string, unknown>;
-    const shardNames = [...new Set(Object.values(weightMap))];
-    const parsed = new Map<string, ParsedFile>();
-    for (const s of shardNames) {
-      if (typeof s !== 'string' || s.includes('/') || s.includes('\\')) {
-        throw new SafetensorsError(`${indexFile}: bad shard file name ${JSON.stringify(s)} in weight_map`);
-      }
-      const shardPath = path.join(dir, s);
-      if (!fs.existsSync(shardPath)) {
-        throw new SafetensorsError(`${indexFile}: shard ${s} is listed in weight_map but missing from ${dir}`);
-      }
-      parsed.set(s, parseHeader(shardPath));
-    }
-    // Only tensors the index names are part of the checkpoint; each must be where the index says.
-    const files: ParsedFile[] = [];
-    for (const [s, pf] of parsed) {
-      const names = new Set(pf.tensors.map((t) => t.name));
-      for (const [name, shard] of Object.entries(weightMap)) {
-        if (shard === s && !names.has(name)) {
-          throw new SafetensorsError(`${indexFile}: tensor ${name} is mapped to ${s}, which does not contain it`);
-        }
-      }
-      files.push({ ...pf, tensors: pf.tensors.filter((t) => weightMap[t.name] === s) });
-    }
-    const md = idx.metadata;
-    return new Checkpoint(indexFile, files, md && typeof md === 'object' ? (md as Record<string, unknown>) : null);
+  private static indexMetadataOf(idx: unknown): Record<string, unknown> | null {
+    const md = (idx as { metadata?: unknown }).metadata;
+    return md && typeof md === 'object' ? (md as Record<string, unknown>) : null;
   }
 
   /** The files this checkpoint reads: its weight files, and its index file when sharded. */
@@ -324,11 +362,7 @@ export class Checkpoint {
   private fd(file: string): number {
     let fd = this.fds.get(file);
     if (fd === undefined) {
-      try {
-        fd = fs.openSync(file, 'r');
-      } catch (e) {
-        throw new SafetensorsError(`cannot open ${file}: ${(e as Error).message}`);
-      }
+      fd = openRegularFileSync(file, headerOptions).fd;
       this.fds.set(file, fd);
     }
     return fd;

@@ -7,7 +7,9 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as hfTokenizers from '@huggingface/tokenizers';
 import { Template } from '@huggingface/jinja';
-import { readJsonObject } from '../util/json-file.js';
+import { readJsonObject, readJsonObjectAsync } from '../util/json-file.js';
+import { type FileProblem, READ_LIMITS, readRegularFile, readRegularFileSync } from '../util/regular-file.js';
+import { resolveModelFolder, resolveModelFolderSync } from './hf-cache.js';
 import type { ChatMessage, TextTokenizer } from './types.js';
 
 // @huggingface/tokenizers 0.2's .d.ts files use extensionless relative imports, which NodeNext
@@ -33,8 +35,13 @@ export class TokenizerError extends Error {
 
 type Json = Record<string, unknown>;
 
-function readJson(file: string, required: boolean, what: string): Json | null {
-  return readJsonObject(file, { required, missingHint: what, error: (m) => new TokenizerError(m) });
+const jsonOptions = (file: string, required: boolean, missingHint: string) => ({
+  required, missingHint, error: (m: string) => new TokenizerError(m),
+  ...(path.basename(file) === 'tokenizer.json' ? { limit: READ_LIMITS.tokenizer, what: 'a tokenizer' } : { what: 'a tokenizer or model config' }),
+});
+
+function readJson(file: string, required: boolean, missingHint: string): Json | null {
+  return readJsonObject(file, jsonOptions(file, required, missingHint));
 }
 
 /** tokenizer_config.json writes special tokens as a string or as an AddedToken object. */
@@ -171,20 +178,87 @@ class HfTokenizer implements HfTextTokenizer {
   }
 }
 
+const TOKENIZER_JSON_HINT = 'Finch needs the fast-tokenizer file tokenizer.json (tokenizer.model alone is not supported)';
+
+/** The files of a model folder that make its tokenizer, as read (absent optional files are null). */
+interface TokenizerFiles {
+  dir: string;
+  tokenizer: Json;
+  tokenizerConfig: Json | null;
+  generationConfig: Json | null;
+  modelConfig: Json | null;
+  /** chat_template.jinja's text, and chat_template.json. */
+  jinja: string | null;
+  templateJson: Json | null;
+}
+
+const fileNames = (dir: string) => ({
+  tokenizer: path.join(dir, 'tokenizer.json'), tokenizerConfig: path.join(dir, 'tokenizer_config.json'),
+  generationConfig: path.join(dir, 'generation_config.json'), modelConfig: path.join(dir, 'config.json'),
+  jinja: path.join(dir, 'chat_template.jinja'), templateJson: path.join(dir, 'chat_template.json'),
+});
+
+const templateError = (m: string, problem: FileProblem) => (problem === 'missing' ? NO_FILE : new TokenizerError(m));
+const NO_FILE = new Error('no such file');
+const orNull = (e: unknown): null => {
+  if (e === NO_FILE) return null;
+  throw e;
+};
+
+function readJinjaSync(file: string): string | null {
+  try {
+    return readRegularFileSync(file, READ_LIMITS.template, { what: 'a chat template', error: templateError }).toString('utf8');
+  } catch (e) {
+    return orNull(e);
+  }
+}
+
+function folderOf(dir: string, resolved: string): string {
+  if (!fs.statSync(resolved, { throwIfNoEntry: false })?.isDirectory()) throw new TokenizerError(`model folder not found: ${dir}`);
+  return resolved;
+}
+
 /**
  * Loads `dir/tokenizer.json` (required) and `dir/tokenizer_config.json`; extra EOS ids come from
  * generation_config.json and config.json. The chat template is taken from chat_template.jinja or
  * chat_template.json when present (newer transformers save it there), else tokenizer_config.json.
+ * `dir` may be a Hugging Face cache folder (model/hf-cache.ts).
  */
 export function loadTokenizer(dir: string): HfTextTokenizer {
-  if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new TokenizerError(`model folder not found: ${dir}`);
-  const tokFile = path.join(dir, 'tokenizer.json');
-  const cfgFile = path.join(dir, 'tokenizer_config.json');
-  const tokJson = readJson(tokFile, true, 'Finch needs the fast-tokenizer file tokenizer.json (tokenizer.model alone is not supported)')!;
-  const cfg = readJson(cfgFile, false, '') ?? {};
-  const gen = readJson(path.join(dir, 'generation_config.json'), false, '');
-  const modelCfg = readJson(path.join(dir, 'config.json'), false, '');
+  const f = fileNames(folderOf(dir, resolveModelFolderSync(dir).dir));
+  const jinja = readJinjaSync(f.jinja);
+  return buildTokenizer({
+    dir: path.dirname(f.tokenizer),
+    tokenizer: readJson(f.tokenizer, true, TOKENIZER_JSON_HINT)!,
+    tokenizerConfig: readJson(f.tokenizerConfig, false, ''),
+    generationConfig: readJson(f.generationConfig, false, ''),
+    modelConfig: readJson(f.modelConfig, false, ''),
+    jinja,
+    templateJson: jinja === null ? readJson(f.templateJson, false, '') : null,
+  });
+}
 
+/** loadTokenizer without blocking the event loop on its files (the server's reads). */
+export async function loadTokenizerAsync(dir: string): Promise<HfTextTokenizer> {
+  const f = fileNames(folderOf(dir, (await resolveModelFolder(dir)).dir));
+  const json = (file: string, required: boolean, hint = '') => readJsonObjectAsync(file, jsonOptions(file, required, hint));
+  const jinja = await readRegularFile(f.jinja, READ_LIMITS.template, { what: 'a chat template', error: templateError }).then((b) => b.toString('utf8'), orNull);
+  return buildTokenizer({
+    dir: path.dirname(f.tokenizer),
+    tokenizer: (await json(f.tokenizer, true, TOKENIZER_JSON_HINT))!,
+    tokenizerConfig: await json(f.tokenizerConfig, false),
+    generationConfig: await json(f.generationConfig, false),
+    modelConfig: await json(f.modelConfig, false),
+    jinja,
+    templateJson: jinja === null ? await json(f.templateJson, false) : null,
+  });
+}
+
+function buildTokenizer(files: TokenizerFiles): HfTextTokenizer {
+  const { tokenizer: tokJson } = files;
+  const names = fileNames(files.dir);
+  const tokFile = names.tokenizer, cfgFile = names.tokenizerConfig;
+  const cfg = files.tokenizerConfig ?? {};
   if (!tokJson.model || typeof tokJson.model !== 'object') throw new TokenizerError(`${tokFile}: missing "model" section`);
   // The library iterates added_tokens unconditionally; an absent list means none.
   const tokenizerJson = { ...tokJson, added_tokens: Array.isArray(tokJson.added_tokens) ? tokJson.added_tokens : [] };
@@ -199,25 +273,28 @@ export function loadTokenizer(dir: string): HfTextTokenizer {
   return new HfTokenizer(
     tok,
     cfg,
-    [...idList(gen?.eos_token_id), ...idList(modelCfg?.eos_token_id)],
-    resolveChatTemplate(dir, cfg, cfgFile),
+    [...idList(files.generationConfig?.eos_token_id), ...idList(files.modelConfig?.eos_token_id)],
+    chatTemplateOf(files, names),
     { tokenizerConfig: cfgFile },
   );
 }
 
 /** The raw chat template text of a model folder (as loadTokenizer finds it), or null for none. */
 export function loadChatTemplate(dir: string): string | null {
-  const cfgFile = path.join(dir, 'tokenizer_config.json');
-  return resolveChatTemplate(dir, readJson(cfgFile, false, '') ?? {}, cfgFile)?.text ?? null;
+  const f = fileNames(resolveModelFolderSync(dir).dir);
+  const jinja = readJinjaSync(f.jinja);
+  const files = {
+    dir: path.dirname(f.tokenizer), tokenizer: {}, tokenizerConfig: readJson(f.tokenizerConfig, false, ''), generationConfig: null, modelConfig: null,
+    jinja, templateJson: jinja === null ? readJson(f.templateJson, false, '') : null,
+  };
+  return chatTemplateOf(files, f)?.text ?? null;
 }
 
-function resolveChatTemplate(dir: string, cfg: Json, cfgFile: string): { text: string; source: string } | null {
-  const jinjaFile = path.join(dir, 'chat_template.jinja');
-  if (fs.existsSync(jinjaFile)) return { text: fs.readFileSync(jinjaFile, 'utf8'), source: jinjaFile };
-  const jsonFile = path.join(dir, 'chat_template.json');
-  const fromJson = readJson(jsonFile, false, '');
-  if (fromJson && fromJson.chat_template !== undefined) return pickTemplate(fromJson.chat_template, jsonFile);
-  return pickTemplate(cfg.chat_template, cfgFile);
+/** chat_template.jinja, else chat_template.json, else tokenizer_config.json's chat_template. */
+function chatTemplateOf(files: TokenizerFiles, names: ReturnType<typeof fileNames>): { text: string; source: string } | null {
+  if (files.jinja !== null) return { text: files.jinja, source: names.jinja };
+  if (files.templateJson && files.templateJson.chat_template !== undefined) return pickTemplate(files.templateJson.chat_template, names.templateJson);
+  return pickTemplate((files.tokenizerConfig ?? {}).chat_template, names.tokenizerConfig);
 }
 
 /** chat_template is a string, or a list of {name, template}; Finch uses the one named "default". */

@@ -174,15 +174,22 @@ function serveApi(ws: WebSocket, dispatcher: Dispatcher): void {
       return send({ jsonrpc: '2.0', id: null, error: { code: RPC.parse, message: 'parse error: messages are JSON-RPC 2.0 text frames' } });
     }
     const m = msg as { jsonrpc?: unknown; id?: unknown; method?: unknown; params?: unknown };
-    const id = typeof m?.id === 'number' || typeof m?.id === 'string' ? m.id : null;
-    if (!m || typeof m !== 'object' || Array.isArray(m) || m.jsonrpc !== '2.0' || typeof m.method !== 'string') {
-      return send({ jsonrpc: '2.0', id, error: { code: RPC.invalidRequest, message: 'invalid request: expected {"jsonrpc":"2.0","id":N,"method":"<call>","params":[...]} (batches are not supported)' } });
+    const isObject = m !== null && typeof m === 'object' && !Array.isArray(m);
+    // JSON-RPC 2.0: an id is a string, a number or null; without one the call is a notification (no answer).
+    const hasId = isObject && Object.hasOwn(m, 'id');
+    const idValid = !hasId || m.id === null || typeof m.id === 'string' || typeof m.id === 'number';
+    const id = hasId && idValid ? (m.id as string | number | null) : null;
+    if (!isObject || m.jsonrpc !== '2.0' || typeof m.method !== 'string' || !idValid) {
+      const message = isObject && !idValid
+        ? `invalid request: "id" must be a string, a number or null, got ${Array.isArray(m.id) ? 'an array' : typeof m.id}; the call did not run`
+        : 'invalid request: expected {"jsonrpc":"2.0","id":N,"method":"<call>","params":[...]} (batches are not supported)';
+      return send({ jsonrpc: '2.0', id, error: { code: RPC.invalidRequest, message } });
     }
     if (m.params !== undefined && !Array.isArray(m.params)) {
       return send({ jsonrpc: '2.0', id, error: { code: RPC.invalidParams, message: `${m.method}: params must be the array of the call's arguments` } });
     }
     void dispatcher.dispatch(m.method, m.params ?? []).then((r) => {
-      if (id === null) return; // a notification: no answer
+      if (!hasId) return; // a notification: no answer
       send(r.ok ? { jsonrpc: '2.0', id, result: r.value } : { jsonrpc: '2.0', id, error: rpcError(r.error) });
     });
   });

@@ -42,7 +42,38 @@ export function invalidArgument(name: string, err: ZodError, argCount: number): 
   };
 }
 
-export function createDispatcher(services: ApiCalls, events: EventSource): Dispatcher {
+/** What a maintainer needs of an 'internal' failure (a bug): the call, its arguments, the stack, and the reference the user sees. */
+export interface InternalErrorEntry {
+  ref: string;
+  at: string;
+  call: string;
+  /** The validated arguments as JSON, long strings cut (paths and names stay whole). */
+  args: string;
+  error: string;
+  stack: string | null;
+}
+
+/** One line on stderr: the server's and the app's log. */
+const logToStderr = (e: InternalErrorEntry) => console.error(`finch: internal error ${e.ref} in ${e.call}: ${JSON.stringify(e)}`);
+
+/** The arguments of a call for the log: at most 4 KB, strings over 300 characters cut. */
+export function describeArgs(args: unknown): string {
+  try {
+    const text = JSON.stringify(args, (_k, v: unknown) => (typeof v === 'string' && v.length > 300 ? `${v.slice(0, 300)}… (${v.length} characters)` : v));
+    return text.length > 4096 ? `${text.slice(0, 4096)}…` : text;
+  } catch (e) {
+    return `(not serializable: ${(e as Error).message})`;
+  }
+}
+
+export interface DispatcherOptions {
+  /** Where 'internal' failures are logged (default: one JSON line on stderr). */
+  logInternal?: (entry: InternalErrorEntry) => void;
+}
+
+export function createDispatcher(services: ApiCalls, events: EventSource, o: DispatcherOptions = {}): Dispatcher {
+  const logInternal = o.logInternal ?? logToStderr;
+  let internals = 0;
   return {
     events,
     async dispatch(name: string, args: unknown): Promise<CallResult> {
@@ -56,7 +87,15 @@ export function createDispatcher(services: ApiCalls, events: EventSource): Dispa
         const value = await (services[name] as (...a: unknown[]) => Promise<unknown>)(...(parsed.data as unknown[]));
         return { ok: true, value: value ?? null };
       } catch (e) {
-        return { ok: false, error: toApiError(e) };
+        const error = toApiError(e);
+        if (error.code !== 'internal') return { ok: false, error };
+        // 'internal' is a bug in Finch: the user gets a reference, the log gets what to fix it with.
+        const ref = `E${Date.now().toString(36)}-${++internals}`;
+        logInternal({
+          ref, at: new Date().toISOString(), call: name, args: describeArgs(parsed.data), error: `${(e as Error)?.name ?? 'Error'}: ${error.message}`,
+          stack: e instanceof Error ? e.stack ?? null : null,
+        });
+        return { ok: false, error: { ...error, hint: `this is a bug in Finch; please report it with the log entry of ${ref}` } };
       }
     },
   };

@@ -27,7 +27,7 @@ export class Downloads {
   model(req: DownloadModelRequest): string {
     return this.start('model', req.repo, async (signal, onProgress) => {
       const r = await downloadRepo({ repo: req.repo, revision: req.revision, kind: 'model', ...(await this.auth(req.token)), cacheDir: this.access.cacheDir(), signal, onProgress });
-      const m = this.library.addModel(r.dir, { name: req.name ?? req.repo, source: 'hub', repo: req.repo, revision: r.commit });
+      const m = await this.library.addModel(r.dir, { name: req.name ?? req.repo, source: 'hub', repo: req.repo, revision: r.commit });
       this.bus.emit({ type: 'library-changed', what: 'models' });
       return { modelId: m.id, datasetId: null };
     });

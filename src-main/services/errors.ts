@@ -6,7 +6,7 @@ import type { ApiError, ErrorCode } from '../../src-shared/api.js';
 
 export class ServiceError extends Error {
   override name = 'ServiceError';
-  constructor(readonly code: ErrorCode, message: string, readonly hint: string | null = null) {
+  constructor(readonly code: ErrorCode, message: string, readonly hint: string | null = null, /** The argument at fault ("0.seqLen"). */ readonly field?: string) {
     super(message);
   }
 }
@@ -15,7 +15,11 @@ export class ServiceError extends Error {
 const BY_CLASS: Record<string, ErrorCode> = {
   ModelFolderError: 'bad_model',
   ModelConfigError: 'bad_model',
+  ConfigWeightsMismatchError: 'bad_model',
+  SafetensorsError: 'bad_model',
+  HfCacheError: 'bad_model',
   TokenizerError: 'bad_model',
+  FileAccessError: 'invalid_argument', // a path that is no regular file, or too large (a missing one is ENOENT: not_found)
   DatasetError: 'bad_dataset',
   RowError: 'bad_dataset',
   AdapterError: 'bad_adapter',
@@ -26,7 +30,7 @@ const BY_CLASS: Record<string, ErrorCode> = {
 };
 
 export function toApiError(e: unknown): ApiError {
-  if (e instanceof ServiceError) return { code: e.code, message: e.message, hint: e.hint };
+  if (e instanceof ServiceError) return { code: e.code, message: e.message, hint: e.hint, ...(e.field ? { field: e.field } : {}) };
   if (e instanceof Error && e.name === 'HubError') {
     // src-main/hub's errors carry a code and a hint already (401/403 say how to get access).
     const code = (e as Error & { code: string }).code, hint = (e as Error & { hint?: string }).hint || null;
@@ -39,5 +43,7 @@ export function toApiError(e: unknown): ApiError {
   if (sys === 'ENOSPC') return { code: 'disk_full', message: err.message, hint: 'free some disk space and try again' };
   if (sys === 'ENOENT') return { code: 'not_found', message: err.message, hint: null };
   if (sys === 'EACCES' || sys === 'EPERM') return { code: 'conflict', message: err.message, hint: 'check the permissions of that path' };
-  return { code: BY_CLASS[err.name] ?? 'internal', message: err.message, hint: null };
+  // The trainer's errors carry a hint where they know what to do (train/checkpoint.ts TrainingError).
+  const hint = typeof (err as Error & { hint?: unknown }).hint === 'string' ? (err as Error & { hint: string }).hint : null;
+  return { code: BY_CLASS[err.name] ?? 'internal', message: err.message, hint };
 }

@@ -5,33 +5,32 @@
 //   const app = createServices({ browserMode: true });
 //   const dispatcher = createDispatcher(app.api, app.bus);
 //   ...
-//   app.close();   // stops jobs (a training run becomes 'interrupted'), closes the database
+//   app.close();   // stops jobs (a run still training becomes 'interrupted'), closes the database
 
-import { readFileSync, statSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { demoBatchId, type ApiCalls, type ModelSide, type RunConfig, type RunSummary, type SettingsView } from '../../src-shared/api.js';
 import type { TrainConfig } from '../../src-shared/run-config.js';
 import { RUN_DEFAULTS } from '../../src-shared/schemas.js';
+import { type GpuMemoryReading, readGpuMemory } from '../engine/runtime/gpu-memory.js';
 import { type AdapterList, type MachineProviders, probeMachine } from '../engine/runtime/providers.js';
-import { exportAccelerate } from '../export/accelerate.js';
-import { exportGguf, exportGgufAdapter, exportOllama } from '../model/gguf/export.js';
-import { mergeAdapter } from '../model/merge.js';
 import { readQa } from '../train/evaluate.js';
 import { hubToken } from '../hub/index.js';
 import { finchHome } from '../store/paths.js';
 import { Store } from '../store/store.js';
 import { TokenStore, migrateTokenOutOfDb, type TokenCipher } from '../store/token-store.js';
 import { EventBus } from './bus.js';
-import { DEMO_MODEL, DEMO_RECIPE, DEMO_TEST, DEMO_TRAIN } from './demo.js';
+import { DEMO_MODEL, DEMO_PAIRS_TRAIN, DEMO_RECIPE, DEMO_TEST, DEMO_TRAIN, DPO_DEMO_RECIPE, dpoDemoConfig } from './demo.js';
 import { createDispatcher, type Dispatcher } from './dispatch.js';
 import { Downloads } from './downloads.js';
+import { ExportService } from './exports.js';
 import { Pushes } from './pushes.js';
 import { ServiceError } from './errors.js';
 import { GenerationService, type ResolvedSide } from './generation.js';
 import { forkJob, type SamplePrompts, type SpawnJob, type TrainPayload } from './jobs.js';
 import { Library, emptyDestination, removeFilesUnder } from './library.js';
 import { RunManager } from './runs.js';
-import { appInfo, estimateMemory, runProvider } from './system.js';
+import { appInfo, estimateMemory, refuseUnfit, runDecision, runProvider } from './system.js';
 import { WeightCache } from './weight-cache.js';
 
 export interface ServicesOptions {
@@ -52,6 +51,8 @@ export interface ServicesOptions {
    * one); without it the token is kept in a file only the user can read (store/token-store.ts).
    */
   tokenCipher?: TokenCipher | null;
+  /** How the GPUs' memory is read for the memory verdict (default: this machine's, engine/runtime/gpu-memory.ts). */
+  readGpuMemory?: () => Promise<GpuMemoryReading>;
 }
 
 export interface Services {
@@ -83,6 +84,7 @@ export function createServices(o: ServicesOptions = {}): Services {
     (o.spawnJob ?? forkJob)(kind, kind === 'train' && probed ? { ...(payload as TrainPayload), machine: probed } : payload);
   const library = new Library(store);
   const generation = new GenerationService(bus, spawnJob);
+  const exports = new ExportService(bus, spawnJob);
   const weightCache = new WeightCache(store);
 
   // The Hugging Face token lives in its own store, never in finch.db: an earlier Finch's is moved
@@ -107,12 +109,12 @@ export function createServices(o: ServicesOptions = {}): Services {
 
   const pushes = new Pushes(bus, store, library, (id) => runs.run(id), {
     token: hfToken, endpoint: () => store.setting<string>('hfEndpoint') ?? undefined,
-  });
+  }, exports);
 
   /** A few held-out prompts for a run's sample answers: the demo's test set, else the dataset's last rows. */
   const samplePrompts = async (run: RunSummary, cfg: TrainConfig, n: number): Promise<SamplePrompts | null> => {
     if (n === 0) return null;
-    const demo = run.kind === 'demo' || cfg.data === DEMO_TRAIN;
+    const demo = run.kind === 'demo' || cfg.data === DEMO_TRAIN || cfg.data === DEMO_PAIRS_TRAIN;
     const qa = demo ? await readQa(DEMO_TEST, { map: DEMO_MAP, limit: n }) : (await readQa(cfg.data, { format: cfg.format, map: cfg.map })).slice(-n);
     if (!qa.length) return null;
     return { prompts: qa.map((q) => q.prompt), references: qa.map((q) => q.reference), maxNewTokens: demo ? DEMO_RECIPE.maxNewTokens : SAMPLE_TOKENS };
@@ -125,7 +127,9 @@ export function createServices(o: ServicesOptions = {}): Services {
       store.addAdapter({ name: run.name, path: run.adapterPath, baseModelId: model.id, origin: 'run', runId: run.id, rank: cfg?.lora.rank ?? 0, alpha: cfg?.lora.alpha ?? 0, targets: cfg?.lora.targets ?? [] });
       bus.emit({ type: 'library-changed', what: 'adapters' });
     }
-    if (run.kind === 'demo' && model && run.adapterPath) void demoCompare(run, model.path, run.adapterPath);
+    // The SFT demo compares answers; the preference demo's result is its held-out reward accuracy (its evaluations).
+    const method = store.runRow(run.id)?.config?.method ?? 'sft';
+    if (run.kind === 'demo' && method === 'sft' && model && run.adapterPath) void demoCompare(run, model.path, run.adapterPath);
   });
 
   /**
@@ -150,6 +154,12 @@ export function createServices(o: ServicesOptions = {}): Services {
   };
 
   const providerOf = async (c: RunConfig) => runProvider(c.provider, defaultProvider(), await machine());
+  /** Where a run would go, and the GPUs' memory now (read at each call: other programs take and give it back). */
+  const whereItRuns = async (c: RunConfig) => {
+    const decision = runDecision(c.provider, defaultProvider(), await machine());
+    const gpus = decision.provider === 'cpu' ? { gpus: [], notes: [] } : await (o.readGpuMemory ?? readGpuMemory)();
+    return [decision, gpus] as const;
+  };
   const sideLabel = (s: ModelSide): string => {
     if (s.kind === 'base') return 'base model';
     if (s.kind === 'adapter') return `adapter "${store.adapter(s.adapterId)?.name ?? s.adapterId}"`;
@@ -158,9 +168,11 @@ export function createServices(o: ServicesOptions = {}): Services {
   };
   const adapterOf = (s: ModelSide, modelId: string | null) => library.adapterDir(s, modelId, (id) => runs.run(id));
 
-  const demoLibrary = async () => {
-    const model = store.modelByPath(DEMO_MODEL) ?? library.addModel(DEMO_MODEL, { name: 'Finch demo model', source: 'demo' });
-    const dataset = store.datasetByPath(DEMO_TRAIN) ?? await library.addDataset(DEMO_TRAIN, { name: 'Demo arithmetic (MetaMathQA-style)', source: 'demo', repo: null, split: 'train', map: { ...DEMO_MAP } });
+  const demoLibrary = async (method: 'sft' | 'dpo') => {
+    const model = store.modelByPath(DEMO_MODEL) ?? await library.addModel(DEMO_MODEL, { name: 'Finch demo model', source: 'demo' });
+    const dataset = method === 'dpo'
+      ? store.datasetByPath(DEMO_PAIRS_TRAIN) ?? await library.addDataset(DEMO_PAIRS_TRAIN, { name: 'Demo arithmetic preference pairs', source: 'demo', repo: null, split: 'train', format: 'preference' })
+      : store.datasetByPath(DEMO_TRAIN) ?? await library.addDataset(DEMO_TRAIN, { name: 'Demo arithmetic (MetaMathQA-style)', source: 'demo', repo: null, split: 'train', map: { ...DEMO_MAP } });
     return { model, dataset };
   };
 
@@ -182,7 +194,7 @@ export function createServices(o: ServicesOptions = {}): Services {
 
     listModels: async () => store.listModels(),
     addLocalModel: async (req) => {
-      const m = library.addModel(req.path, { name: req.name, source: 'local' });
+      const m = await library.addModel(req.path, { name: req.name, source: 'local' });
       bus.emit({ type: 'library-changed', what: 'models' });
       return m;
     },
@@ -212,8 +224,12 @@ export function createServices(o: ServicesOptions = {}): Services {
     },
     previewDataset: async (req) => library.preview(req),
 
-    estimateMemory: async (cfg) => estimateMemory(library.model(cfg.modelId).path, cfg, await providerOf(cfg)),
-    startRun: async (cfg) => runs.start(cfg, 'train', await providerOf(cfg)),
+    estimateMemory: async (cfg) => estimateMemory(library.model(cfg.modelId).path, cfg, ...(await whereItRuns(cfg))),
+    startRun: async (cfg) => {
+      const [decision, gpus] = await whereItRuns(cfg);
+      await refuseUnfit(library.model(cfg.modelId).path, cfg, decision, gpus);
+      return runs.start(cfg, 'train', decision.provider);
+    },
     pauseRun: async (id) => runs.pause(id),
     resumeRun: async (id) => {
       await machine(); // its job is handed the machine
@@ -224,7 +240,16 @@ export function createServices(o: ServicesOptions = {}): Services {
     runDetails: async (id) => runs.details(id),
     deleteRun: async (id, opts) => runs.delete(id, opts.deleteFiles),
     startDemo: async (req) => {
-      const { model, dataset } = await demoLibrary();
+      const method = req.method ?? 'sft';
+      const { model, dataset } = await demoLibrary(method);
+      if (method === 'dpo') {
+        // The preference demo (`finch demo --method dpo`): DPO on pairs of the same problems.
+        const config: RunConfig = {
+          ...RUN_DEFAULTS, name: 'Demo: preference tuning (DPO)', modelId: model.id, datasetId: dataset.id, format: 'preference', provider: 'cpu',
+          ...dpoDemoConfig(req.steps ?? DPO_DEMO_RECIPE.steps),
+        };
+        return { model, dataset, config, run: req.start === false ? null : runs.start(config, 'demo', 'cpu') };
+      }
       const steps = req.steps ?? DEMO_RECIPE.steps;
       const config: RunConfig = {
         ...RUN_DEFAULTS, name: 'Demo: arithmetic word problems', modelId: model.id, datasetId: dataset.id, map: { ...DEMO_MAP }, quantize: true,
@@ -238,41 +263,34 @@ export function createServices(o: ServicesOptions = {}): Services {
 
     listAdapters: async () => store.listAdapters(),
     importAdapter: async (req) => {
-      const a = library.importAdapter(req.path, req.baseModelId, req.name);
+      const a = await library.importAdapter(req.path, req.baseModelId, req.name);
       bus.emit({ type: 'library-changed', what: 'adapters' });
       return a;
     },
     exportAdapter: async (req) => library.exportAdapter(adapterOf(req.source, null)!, req.dest),
+    // Exports run as jobs (exports.ts): the API answers while one writes.
     exportMerged: async (req) => {
       const base = library.model(req.modelId);
       const out = emptyDestination(req.dest);
-      const r = mergeAdapter(base.path, adapterOf(req.source, req.modelId)!, out, {
-        onProgress: (p) => bus.emit({ type: 'export-progress', dest: out, done: p.index, total: p.total }),
-      });
-      return { path: r.outDir, files: [...r.weightFiles, ...r.copiedFiles].map((name) => ({ name, bytes: statSync(join(r.outDir, name)).size })) };
+      return exports.run({ kind: 'merged', model: base.path, adapter: adapterOf(req.source, req.modelId)!, out }, out);
     },
-
     exportGguf: async (req) => {
       const base = library.model(req.modelId);
       const adapter = adapterOf(req.source, req.modelId);
       if (req.loraOnly && !adapter) throw new ServiceError('invalid_argument', 'loraOnly exports an adapter: choose a run or an adapter, not the base model', null);
-      const onProgress = (done: number, total: number) => bus.emit({ type: 'export-progress', dest: req.dest, done, total });
-      const o = { model: base.path, adapter, dtype: req.dtype ?? 'f16', out: req.dest, name: base.name, onProgress } as const;
-      const r = req.loraOnly ? exportGgufAdapter(o) : exportGguf(o);
-      return { path: r.out, files: [{ name: basename(r.out), bytes: r.bytes }] };
+      return exports.run({ kind: 'gguf', model: base.path, adapter, loraOnly: req.loraOnly ?? false, dtype: req.dtype ?? 'f16', out: req.dest, name: base.name }, req.dest);
     },
     exportOllama: async (req) => {
       const base = library.model(req.modelId);
-      const r = exportOllama({
-        model: base.path, adapter: adapterOf(req.source, req.modelId), dtype: req.dtype ?? 'f16', outDir: emptyDestination(req.dest),
+      const outDir = emptyDestination(req.dest);
+      return exports.run({
+        kind: 'ollama', model: base.path, adapter: adapterOf(req.source, req.modelId), dtype: req.dtype ?? 'f16', outDir,
         separateAdapter: req.separateAdapter, modelName: req.name, name: base.name,
-        onProgress: (done, total) => bus.emit({ type: 'export-progress', dest: req.dest, done, total }),
-      });
-      return { path: req.dest, files: r.files.map((name) => ({ name, bytes: statSync(join(req.dest, name)).size })), command: r.createCommand };
+      }, outDir);
     },
     exportAccelerate: async (req) => {
-      const r = await exportAccelerate(runs.run(req.runId).dir, emptyDestination(req.dest), { gpus: req.gpus });
-      return { path: r.outDir, files: r.files.map((name) => ({ name, bytes: statSync(join(r.outDir, name)).size })), command: r.launchCommand };
+      const outDir = emptyDestination(req.dest);
+      return exports.run({ kind: 'accelerate', runDir: runs.run(req.runId).dir, outDir, gpus: req.gpus }, outDir);
     },
     pushToHub: async (req) => pushes.push(req),
     cancelPush: async (repo) => pushes.cancel(repo),
@@ -334,6 +352,7 @@ export function createServices(o: ServicesOptions = {}): Services {
       pushes.cancelAll();
       runs.shutdown();
       generation.close();
+      exports.close();
       store.close();
     },
   };

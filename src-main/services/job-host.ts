@@ -1,7 +1,8 @@
-// The child-process side of a job (see jobs.ts): a training run, or the generation engine that
-// keeps one model loaded and answers generate / batch-compare requests. It talks to its parent
-// only through process messages; everything it sends is plain data.
+// The child-process side of a job (see jobs.ts): a training run, the generation engine that keeps
+// one model loaded and answers generate / batch-compare requests, or one export. It talks to its
+// parent only through process messages; everything it sends is plain data.
 
+import { basename } from 'node:path';
 import { isMainThread } from 'node:worker_threads';
 import { encodeGenerationPrompt, type TemplateChoice } from '../data/template.js';
 import { useMachineProviders } from '../engine/runtime/providers.js';
@@ -9,9 +10,11 @@ import { Generator } from '../infer/generate.js';
 import { loadPeftAdapter, type PeftAdapter } from '../model/adapter.js';
 import { loadModel, type LoadedModel } from '../model/load.js';
 import type { LoraSpec } from '../model/lora.js';
+import type { ModelConfig } from '../model/types.js';
 import { evaluateExactMatch, readQa, type Adapter } from '../train/evaluate.js';
+import { projectionShapes } from '../train/memory.js';
 import type { TrainControl } from '../train/trainer.js';
-import type { FromJob, GenRow, SamplePrompts, ToJob, TrainPayload } from './jobs.js';
+import type { ExportDone, ExportPayload, FromJob, GenRow, SamplePrompts, ToJob, TrainPayload } from './jobs.js';
 
 /**
  * The parent: an Electron utility process talks through `process.parentPort` (messages arrive as
@@ -27,6 +30,11 @@ const onParentMessage = (l: (m: ToJob) => void): void => {
 /** After the last message of a run: a Node child lets go of its channel; a utility process waits to be ended by its parent. */
 const releaseParent = (): void => { if (!parentPort) process.disconnect(); };
 const errorOf = (e: unknown) => ({ name: (e as Error)?.name ?? 'Error', message: (e as Error)?.message ?? String(e) });
+/** A failure as the parent gets it, with the hint of an error that has one (TrainingError). */
+const failureOf = (e: unknown) => {
+  const hint = (e as { hint?: unknown })?.hint;
+  return { ...errorOf(e), hint: typeof hint === 'string' ? hint : null };
+};
 
 // ---- training ------------------------------------------------------------------------------------
 
@@ -34,19 +42,66 @@ async function runTraining(p: TrainPayload, control: TrainControl): Promise<void
   if (p.machine) useMachineProviders(p.machine);
   const { train } = await import('../train/trainer.js');
   const { config: cfg, samples } = p;
-  const onEvaluated = samples ? (step: number, dir: string, model: LoadedModel) => answerSamples(step, dir, model, samples, cfg.threads) : undefined;
-  await train(cfg, (event) => send({ type: 'train', event }), control, { hooks: { onEvaluated } });
+  // One generator answers the samples of every evaluation of a small model's run (evaluateExactMatch
+  // `keep`): rebuilt at each evaluation, its session left the C heap larger each time (docs/memory.md).
+  // Kept, it holds its own copy of the frozen weights through the training steps: for a large model
+  // that copy costs more than the rebuilds, so those still open one per evaluation.
+  const keep: { generator: Generator | null } = { generator: null };
+  const onEvaluated = samples ? (step: number, dir: string, model: LoadedModel) => answerSamples(step, dir, model, samples, cfg.threads, keep) : undefined;
+  try {
+    await train(cfg, (event) => send({ type: 'train', event }), control, { hooks: { onEvaluated } });
+  } finally {
+    await keep.generator?.release();
+  }
 }
 
+/** Frozen parameters up to which a run keeps its sample generator open (a 4-bit copy of about 300 MB). */
+const KEEP_GENERATOR_MAX_PARAMS = 500e6;
+const frozenParams = (c: ModelConfig) => c.numLayers * projectionShapes(c).reduce((sum, [n, k]) => sum + n * k, 0) + c.vocabSize * c.hiddenSize;
+
 /** The held-out prompts answered by the adapter of a checkpoint (a failure is a warning in the run's log, not the run's end). */
-async function answerSamples(step: number, dir: string, model: LoadedModel, s: SamplePrompts, threads: number): Promise<void> {
+async function answerSamples(step: number, dir: string, model: LoadedModel, s: SamplePrompts, threads: number, keep: { generator: Generator | null }): Promise<void> {
   try {
     const adapter = loadPeftAdapter(dir, model.config);
     const qa = s.prompts.map((prompt, i) => ({ prompt, reference: s.references[i]! }));
-    const r = await evaluateExactMatch(model, qa, { spec: adapter.spec, tensors: adapter.tensors }, { maxNewTokens: s.maxNewTokens, batch: qa.length, threads, skipBase: true });
+    const r = await evaluateExactMatch(model, qa, { spec: adapter.spec, tensors: adapter.tensors }, {
+      maxNewTokens: s.maxNewTokens, batch: qa.length, threads, skipBase: true, ...(frozenParams(model.config) <= KEEP_GENERATOR_MAX_PARAMS ? { keep } : {}),
+    });
     send({ type: 'samples', step, samples: r.rows.map((row) => ({ prompt: row.prompt, reference: row.reference, answer: row.adapter ?? '', correct: row.adapterCorrect })) });
   } catch (e) {
     send({ type: 'log', level: 'warn', message: `sample answers at step ${step} failed: ${errorOf(e).message}` });
+  }
+}
+
+// ---- exports -------------------------------------------------------------------------------------
+
+/** One export, with its progress sent as it goes; the writers are synchronous, which is why they run here. */
+async function runExport(p: ExportPayload): Promise<ExportDone> {
+  const onProgress = (done: number, total: number) => send({ type: 'export-progress', done, total });
+  switch (p.kind) {
+    case 'merged': {
+      const { mergeAdapter } = await import('../model/merge.js');
+      const r = mergeAdapter(p.model, p.adapter, p.out, { onProgress: (x) => onProgress(x.index, x.total) });
+      return { path: r.outDir, files: [...r.weightFiles, ...r.copiedFiles], command: null };
+    }
+    case 'gguf': {
+      const { exportGguf, exportGgufAdapter } = await import('../model/gguf/export.js');
+      const o = { model: p.model, adapter: p.adapter, dtype: p.dtype, out: p.out, name: p.name, onProgress };
+      const r = p.loraOnly ? exportGgufAdapter(o) : exportGguf(o);
+      return { path: r.out, files: [basename(r.out)], command: null };
+    }
+    case 'ollama': {
+      const { exportOllama } = await import('../model/gguf/export.js');
+      const r = exportOllama({
+        model: p.model, adapter: p.adapter, dtype: p.dtype, outDir: p.outDir, separateAdapter: p.separateAdapter, modelName: p.modelName, name: p.name, onProgress,
+      });
+      return { path: r.outDir, files: r.files, command: r.createCommand };
+    }
+    case 'accelerate': {
+      const { exportAccelerate } = await import('../export/accelerate.js');
+      const r = await exportAccelerate(p.runDir, p.outDir, { gpus: p.gpus });
+      return { path: r.outDir, files: r.files, command: r.launchCommand };
+    }
   }
 }
 
@@ -182,7 +237,12 @@ if (isMainThread && (parentPort || process.send)) {
         if (m.kind === 'train') {
           runTraining(m.payload as TrainPayload, control).then(
             () => { send({ type: 'finished' }); releaseParent(); },
-            (e) => { send({ type: 'failed', ...errorOf(e) }); releaseParent(); },
+            (e) => { send({ type: 'failed', ...failureOf(e) }); releaseParent(); },
+          );
+        } else if (m.kind === 'export') {
+          runExport(m.payload as ExportPayload).then(
+            (result) => { send({ type: 'export-done', result }); send({ type: 'finished' }); releaseParent(); },
+            (e) => { send({ type: 'failed', ...failureOf(e) }); releaseParent(); },
           );
         }
         break;

@@ -1,8 +1,12 @@
 // The library: model folders, datasets and adapters the user named, described once when added
 // (architecture, size, format) and kept in the store. The API reads only paths the user gave:
-// a folder picked in a dialog or typed in browser mode, or files Finch itself wrote.
+// a folder picked in a dialog or typed in browser mode, or files Finch itself wrote. Every read
+// here is asynchronous and bounded (util/regular-file.ts), so one bad path never holds up the
+// server's other calls, and a dataset is only looked at through a window: whole-dataset work
+// belongs to jobs.
 
 import { cpSync, existsSync, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { readdir, stat } from 'node:fs/promises';
 import { basename, extname, join, resolve } from 'node:path';
 import type {
   AdapterSummary, DatasetPreview, DatasetSummary, ExportResult, ModelDetails, ModelSide, ModelSummary, PreviewRequest, RunSummary,
@@ -12,39 +16,73 @@ import { resolveFormat } from '../data/formats.js';
 import { previewDataset as readPreview } from '../data/preview.js';
 import { openRows } from '../data/read/index.js';
 import { ADAPTER_CONFIG, ADAPTER_WEIGHTS, loadPeftAdapter } from '../model/adapter.js';
-import { loadModelConfig } from '../model/config.js';
-import { loadTokenizer } from '../model/tokenizer.js';
+import { loadModelConfigAsync, parameterCount } from '../model/config.js';
+import { resolveModelFolder } from '../model/hf-cache.js';
+import { Checkpoint } from '../model/safetensors.js';
+import { loadTokenizerAsync } from '../model/tokenizer.js';
 import type { ModelConfig } from '../model/types.js';
+import { checkWeightsMatchConfig } from '../model/validate.js';
 import { frozenBytes, projectionShapes } from '../train/memory.js';
 import { latestCheckpoint } from '../train/checkpoint.js';
 import type { Store } from '../store/store.js';
+import { READ_LIMITS, sizeText, specialKind } from '../util/regular-file.js';
 import { ServiceError } from './errors.js';
 
-/** Parameters of a Llama-family checkpoint from its config. */
-export function parameterCount(c: ModelConfig): number {
-  return c.vocabSize * c.hiddenSize * (c.tieWordEmbeddings ? 1 : 2)
-    + c.numLayers * (2 * c.hiddenSize * c.numHeads * c.headDim + 2 * c.hiddenSize * c.numKvHeads * c.headDim + 3 * c.hiddenSize * c.intermediateSize + 2 * c.hiddenSize)
-    + c.hiddenSize;
+export { parameterCount };
+
+/**
+ * The regular files of a folder (symbolic links followed, as a Hugging Face snapshot's files are
+ * links into blobs/); with `special`, what the other entries are ("model.safetensors" -> "a FIFO").
+ */
+async function folderFiles(dir: string, special?: Map<string, string>): Promise<{ name: string; bytes: number }[]> {
+  const out: { name: string; bytes: number }[] = [];
+  for (const name of (await readdir(dir)).sort()) {
+    const st = await stat(join(dir, name)).catch(() => null);
+    if (st?.isFile()) out.push({ name, bytes: st.size });
+    else special?.set(name, st ? specialKind(st)! : 'a dangling symbolic link');
+  }
+  return out;
 }
 
-function folderFiles(dir: string): { name: string; bytes: number }[] {
-  return readdirSync(dir, { withFileTypes: true }).filter((e) => e.isFile()).map((e) => ({ name: e.name, bytes: statSync(join(dir, e.name)).size }));
+/** The model folder `path` names (a Hugging Face cache folder opens its snapshot), or not_found. */
+async function modelFolder(path: string) {
+  const given = resolve(path);
+  const st = await stat(given).catch(() => null);
+  if (!st?.isDirectory()) {
+    throw new ServiceError('not_found', st ? `${given} is not a folder but ${specialKind(st) ?? 'a file'}` : `model folder not found: ${given}`,
+      'pick the folder that holds config.json, tokenizer.json and the *.safetensors files');
+  }
+  return resolveModelFolder(given);
 }
 
-/** Reads what the library shows of a model folder; throws bad_model naming the missing piece. */
-export function describeModel(path: string): Omit<ModelSummary, 'id' | 'addedAt' | 'name' | 'source' | 'repo' | 'revision'> & { config: ModelConfig } {
-  const dir = resolve(path);
-  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new ServiceError('not_found', `model folder not found: ${dir}`, 'pick the folder that holds config.json, tokenizer.json and the *.safetensors files');
-  const files = folderFiles(dir);
+export type ModelDescription = Omit<ModelSummary, 'id' | 'addedAt' | 'name' | 'source'> & { config: ModelConfig };
+
+/**
+ * Reads what the library shows of a model folder, and checks it can be used: config.json within
+ * Finch's limits, a tokenizer, and safetensors headers that match the config and their files'
+ * lengths (no tensor data is read). Throws bad_model naming the missing or wrong piece.
+ */
+export async function describeModel(path: string): Promise<ModelDescription> {
+  const { dir, repo, revision } = await modelFolder(path);
+  const special = new Map<string, string>();
+  const files = await folderFiles(dir, special);
   if (!files.some((f) => f.name.endsWith('.safetensors'))) {
+    const odd = [...special].find(([name]) => name.endsWith('.safetensors'));
+    if (odd) throw new ServiceError('bad_model', `${join(dir, odd[0])} is ${odd[1]}, not a regular file`, 'point the model at a folder whose weights are regular files (or links to them)');
     const pickled = files.find((f) => /\.(bin|pt|pth|ckpt)$/.test(f.name));
     throw new ServiceError('bad_model', `${dir}: no *.safetensors weights${pickled ? ` (only ${pickled.name}, a pickle file, which Finch never loads: it can run code)` : ''}`,
       'download the safetensors version of the model (most Hugging Face repositories have one)');
   }
-  const config = loadModelConfig(dir);
-  const tokenizer = loadTokenizer(dir);
+  const config = await loadModelConfigAsync(dir);
+  const tokenizer = await loadTokenizerAsync(dir);
+  const weights = await Checkpoint.openAsync(dir);
+  try {
+    checkWeightsMatchConfig(config, weights, join(dir, 'config.json'), tokenizer.vocabSize);
+  } finally {
+    weights.close();
+  }
   return {
-    path: dir, modelType: config.modelType, parameters: parameterCount(config), sizeBytes: files.reduce((s, f) => s + f.bytes, 0),
+    path: dir, repo, revision, modelType: config.modelType, parameters: parameterCount(config), sizeBytes: files.reduce((s, f) => s + f.bytes, 0),
     dtype: config.torchDtype, hasChatTemplate: tokenizer.hasChatTemplate, config,
   };
 }
@@ -64,17 +102,18 @@ export class Library {
     return d;
   }
 
-  addModel(path: string, o: { name?: string; source: ModelSummary['source']; repo?: string | null; revision?: string | null }): ModelSummary {
-    const d = describeModel(path);
-    const existing = this.store.modelByPath(d.path);
+  /** Adds the model in `path` (a folder, or a Hugging Face cache folder); a model already in the library is returned as it is. */
+  async addModel(path: string, o: { name?: string; source: ModelSummary['source']; repo?: string | null; revision?: string | null }): Promise<ModelSummary> {
+    const existing = this.store.modelByPath((await modelFolder(path)).dir);
     if (existing) return existing;
-    const { config: _config, ...summary } = d;
-    return this.store.addModel({ ...summary, name: o.name ?? o.repo ?? basename(d.path), source: o.source, repo: o.repo ?? null, revision: o.revision ?? null });
+    const { config: _config, ...d } = await describeModel(path);
+    const repo = o.repo ?? d.repo, revision = o.revision ?? d.revision;
+    return this.store.addModel({ ...d, name: o.name ?? repo ?? basename(d.path), source: o.source, repo, revision });
   }
 
-  modelDetails(id: string): ModelDetails {
+  async modelDetails(id: string): Promise<ModelDetails> {
     const m = this.model(id);
-    const { config: c } = describeModel(m.path);
+    const c = await loadModelConfigAsync(m.path);
     const weights = (quantize: boolean) => c.numLayers * projectionShapes(c).reduce((s, [n, k]) => s + frozenBytes(n, k, quantize, 32), 0)
       + c.vocabSize * c.hiddenSize * 4 + (c.tieWordEmbeddings ? 0 : frozenBytes(c.vocabSize, c.hiddenSize, quantize, 32));
     return {
@@ -83,28 +122,51 @@ export class Library {
         hiddenSize: c.hiddenSize, layers: c.numLayers, heads: c.numHeads, kvHeads: c.numKvHeads, headDim: c.headDim, intermediateSize: c.intermediateSize,
         vocabSize: c.vocabSize, maxPositions: c.maxPositionEmbeddings, ropeTheta: c.ropeTheta, tiedEmbeddings: c.tieWordEmbeddings,
       },
-      files: folderFiles(m.path),
+      files: await folderFiles(m.path),
       weightBytes4bit: weights(true),
       weightBytes32bit: weights(false),
     };
   }
 
+  /**
+   * Adds a dataset file after a look at its first rows (within READ_LIMITS.previewWindow): a file
+   * with no rows (empty, a header alone, an empty array, only bad rows) is refused, saying why. A
+   * file already in the library is returned as it is; asked for with another format or column
+   * map, it is a conflict (the run's own settings choose those).
+   */
   async addDataset(path: string, o: Pick<DatasetSummary, 'source' | 'repo' | 'split'> & { name?: string; format?: DatasetSummary['format']; map?: DatasetSummary['map'] }): Promise<DatasetSummary> {
     const file = resolve(path);
-    if (!existsSync(file) || !statSync(file).isFile()) throw new ServiceError('not_found', `dataset file not found: ${file}`, 'pick a .jsonl, .json, .csv, .tsv or .parquet file');
-    const { kind, rows } = await openRows(file, { onBadRow: 'skip' });
-    let format: DatasetSummary['format'] = o.format ?? null;
-    for await (const { row } of rows) {
-      try {
-        format = resolveFormat(file, row, { format: o.format ?? undefined, map: o.map ?? undefined }).name;
-      } catch {
-        format = null; // needs a column mapping: the preview says which columns it found
-      }
+    const st = await stat(file).catch(() => null);
+    if (!st) throw new ServiceError('not_found', `dataset file not found: ${file}`, 'pick a .jsonl, .json, .csv, .tsv or .parquet file');
+    const existing = this.store.datasetByPath(file);
+    if (existing) {
+      const same = (o.format == null || o.format === existing.format) && (o.map == null || JSON.stringify(o.map) === JSON.stringify(existing.map));
+      if (same) return existing;
+      throw new ServiceError('conflict', `${file} is already in the library as "${existing.name}" with ${existing.map ? `the column map ${JSON.stringify(existing.map)}` : `format ${existing.format ?? '(to be mapped)'}`}`,
+        'use that entry: a run\'s own format and column map settings override the library\'s; or remove it first to add it again');
+    }
+    const { kind, bad, rows } = await openRows(file, { onBadRow: 'skip', window: READ_LIMITS.previewWindow });
+    let first: { row: Record<string, unknown> } | null = null;
+    for await (const r of rows) {
+      first = r;
       break;
+    }
+    if (!first) {
+      const cut = st.size > READ_LIMITS.previewWindow ? ` in its first ${sizeText(READ_LIMITS.previewWindow)}` : '';
+      const why = st.size === 0 ? 'the file is empty (0 bytes)'
+        : bad.count ? `no readable row${cut}: ${bad.first.length ? `${bad.unit} ${bad.first[0]!.line}: ${bad.first[0]!.reason}` : 'every row is bad'}`
+        : `no rows${cut} (${kind === 'csv' || kind === 'tsv' ? 'a header line alone' : kind === 'parquet' ? 'the table is empty' : 'nothing but blank lines or an empty array'})`;
+      throw new ServiceError('bad_dataset', `${file}: ${why}`, 'a dataset needs at least one example; check that this is the file you meant');
+    }
+    let format: DatasetSummary['format'] = o.format ?? null;
+    try {
+      format = resolveFormat(file, first.row, { format: o.format ?? undefined, map: o.map ?? undefined }).name;
+    } catch {
+      format = null; // needs a column mapping: the preview says which columns it found
     }
     return this.store.addDataset({
       name: o.name ?? basename(file, extname(file)), path: file, source: o.source, repo: o.repo, split: o.split,
-      fileKind: kind, sizeBytes: statSync(file).size, format, map: o.map ?? null,
+      fileKind: kind, sizeBytes: st.size, format, map: o.map ?? null,
     });
   }
 
@@ -113,15 +175,17 @@ export class Library {
     const file = ds ? ds.path : resolve(req.path!);
     if (!existsSync(file)) throw new ServiceError('not_found', `dataset file not found: ${file}`, null);
     const format = req.format ?? ds?.format ?? undefined, map = req.map ?? ds?.map ?? undefined;
-    const tokenizer = req.modelId ? loadTokenizer(this.model(req.modelId).path) : undefined;
+    const tokenizer = req.modelId ? await loadTokenizerAsync(this.model(req.modelId).path) : undefined;
     const seqLen = req.seqLen ?? 512;
-    const p = await readPreview(file, { rows: req.rows ?? 20, tokenizer, seqLen, format, map, trainOn: req.trainOn, template: req.template });
+    // Rows and lengths come from the file's first READ_LIMITS.previewWindow bytes at most.
+    const window = READ_LIMITS.previewWindow;
+    const p = await readPreview(file, { rows: req.rows ?? 20, tokenizer, seqLen, format, map, trainOn: req.trainOn, template: req.template, window });
     const sampleRow = p.rows.find((r) => r.rendered);
     let lengths: DatasetPreview['lengths'] = null;
     if (tokenizer && p.format) {
       // Untruncated lengths of the first statsRows rows: the histogram shows what seqLen would cut.
       const prep = await prepareDataset(file, tokenizer, {
-        seqLen: 1 << 20, valFraction: 0, format, map, trainOn: req.trainOn, template: req.template ?? 'auto', maxRows: req.statsRows ?? 2000, onBadRow: 'skip',
+        seqLen: 1 << 20, valFraction: 0, format, map, trainOn: req.trainOn, template: req.template ?? 'auto', maxRows: req.statsRows ?? 2000, onBadRow: 'skip', window,
       });
       const counts = Array.from({ length: prep.train.length }, (_, i) => prep.train.tokenCount(i));
       const s = prep.stats.lengths;
@@ -134,16 +198,19 @@ export class Library {
       file: p.file, fileKind: p.fileKind, columns: p.columns, format: p.format, formatError: p.formatError, suggestedMap: p.suggestedMap,
       template: p.template, notes: p.notes,
       rows: p.rows.map((r) => ({ line: r.line, raw: r.raw, error: r.error })),
-      sample: sampleRow?.rendered ? { line: sampleRow.line, spans: sampleRow.rendered.spans, tokens: sampleRow.rendered.tokens, trainedTokens: sampleRow.rendered.trainedTokens } : null,
+      sample: sampleRow?.rendered ? {
+        line: sampleRow.line, spans: sampleRow.rendered.spans, tokens: sampleRow.rendered.tokens, trainedTokens: sampleRow.rendered.trainedTokens,
+        pair: sampleRow.pair ? { prompt: sampleRow.pair.prompt, chosen: sampleRow.pair.chosen, rejected: sampleRow.pair.rejected } : null,
+      } : null,
       lengths,
       badRows: p.badRows.map((b) => ({ line: b.line, message: b.reason })),
     };
   }
 
-  importAdapter(path: string, baseModelId: string, name?: string): AdapterSummary {
+  async importAdapter(path: string, baseModelId: string, name?: string): Promise<AdapterSummary> {
     const base = this.model(baseModelId);
     const dir = resolve(path);
-    const cfg = loadModelConfig(base.path);
+    const cfg = await loadModelConfigAsync(base.path);
     const a = loadPeftAdapter(dir, cfg); // checks every tensor's shape against the base
     return this.store.addAdapter({
       name: name ?? basename(dir), path: dir, baseModelId, origin: 'imported', runId: null,
@@ -172,11 +239,11 @@ export class Library {
     return dir;
   }
 
-  exportAdapter(adapterDir: string, dest: string): ExportResult {
+  async exportAdapter(adapterDir: string, dest: string): Promise<ExportResult> {
     const out = emptyDestination(dest);
     mkdirSync(out, { recursive: true });
     for (const f of [ADAPTER_CONFIG, ADAPTER_WEIGHTS]) cpSync(join(adapterDir, f), join(out, f));
-    return { path: out, files: folderFiles(out) };
+    return { path: out, files: await folderFiles(out) };
   }
 }
 
@@ -193,7 +260,10 @@ export function emptyDestination(dest: string): string {
 /** About `bins` equal-width bins from the shortest to the longest value. */
 function histogram(values: number[], bins: number): { from: number; to: number; count: number }[] {
   if (!values.length) return [];
-  const lo = Math.min(...values), hi = Math.max(...values), width = Math.max(1, Math.ceil((hi - lo + 1) / bins));
+  // A loop, not Math.min(...values): statsRows allows 100k values, past what a call's arguments may hold.
+  let lo = Infinity, hi = -Infinity;
+  for (const v of values) { lo = Math.min(lo, v); hi = Math.max(hi, v); }
+  const width = Math.max(1, Math.ceil((hi - lo + 1) / bins));
   const out = Array.from({ length: Math.ceil((hi - lo + 1) / width) }, (_, i) => ({ from: lo + i * width, to: lo + (i + 1) * width, count: 0 }));
   for (const v of values) out[Math.floor((v - lo) / width)]!.count++;
   return out;

@@ -1,8 +1,9 @@
 // Pushes to the Hugging Face Hub from the app: a run's or an imported adapter's result goes up with
 // its model card through src-main/hub (one commit, private until complete, resumable), with
-// 'export-progress' events that carry the repository. A merged model or a GGUF file is built first
-// in a staging folder under FINCH_HOME/tmp, removed when the push ends; built again by a later push,
-// it is byte for byte the same, so the Hub's storage still has what a failed push sent.
+// 'export-progress' events that carry the repository. A merged model or a GGUF file is built first,
+// by an export job (exports.ts) in a staging folder under FINCH_HOME/tmp, removed when the push
+// ends; built again by a later push, it is byte for byte the same, so the Hub's storage still has
+// what a failed push sent.
 // The card's facts come from the library where it knows better than the run folder: the Hub ids of
 // the base model and dataset, and the batch comparison the user ran (or the demo's).
 
@@ -10,12 +11,12 @@ import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { PushPhase, PushRequest, PushResult, RunSummary } from '../../src-shared/api.js';
 import { type CardFacts, pushToHub } from '../hub/index.js';
-import { exportGguf } from '../model/gguf/export.js';
-import { mergeAdapter } from '../model/merge.js';
 import { stagingDir } from '../store/paths.js';
 import { type Store, newId } from '../store/store.js';
 import type { EventBus } from './bus.js';
 import { ServiceError } from './errors.js';
+import type { ExportService } from './exports.js';
+import type { ExportPayload } from './jobs.js';
 import type { Library } from './library.js';
 
 export interface PushAccess {
@@ -33,6 +34,7 @@ export class Pushes {
     private readonly library: Library,
     private readonly run: (id: string) => RunSummary,
     private readonly access: PushAccess,
+    private readonly exports: ExportService,
   ) {}
 
   async push(req: PushRequest): Promise<PushResult> {
@@ -56,15 +58,24 @@ export class Pushes {
 
       let path = adapterDir;
       if (req.what !== 'adapter') {
+        // Built by an export job (exports.ts), so that the API answers while gigabytes are written;
+        // cancelPush stops that job too.
         const base = this.library.model(modelId);
         mkdirSync(staging, { recursive: true });
-        if (req.what === 'merged') {
-          path = join(staging, 'model');
-          mergeAdapter(base.path, adapterDir, path, { onProgress: (p) => progress('merging', p.index, p.total) });
-        } else {
-          const dtype = req.dtype ?? 'q8_0';
-          path = join(staging, `${req.repo.split('/')[1]}-${dtype}.gguf`);
-          exportGguf({ model: base.path, adapter: adapterDir, dtype, out: path, name: base.name, onProgress: (done, total) => progress('converting', done, total) });
+        const build = (payload: ExportPayload & { out: string }, phase: PushPhase) =>
+          this.exports.run(payload, payload.out, { signal: abort.signal, onProgress: (done, total) => progress(phase, done, total) });
+        try {
+          if (req.what === 'merged') {
+            path = join(staging, 'model');
+            await build({ kind: 'merged', model: base.path, adapter: adapterDir, out: path }, 'merging');
+          } else {
+            const dtype = req.dtype ?? 'q8_0';
+            path = join(staging, `${req.repo.split('/')[1]}-${dtype}.gguf`);
+            await build({ kind: 'gguf', model: base.path, adapter: adapterDir, loraOnly: false, dtype, out: path, name: base.name }, 'converting');
+          }
+        } catch (e) {
+          if (abort.signal.aborted) throw new ServiceError('cancelled', `the push to ${req.repo} was cancelled while its ${req.what === 'merged' ? 'merged model' : 'GGUF file'} was being built`, null);
+          throw e;
         }
       }
       const r = await pushToHub({

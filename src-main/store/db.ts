@@ -68,6 +68,11 @@ export const MIGRATIONS: readonly string[] = [
     rating TEXT, notes TEXT NOT NULL, created_at TEXT NOT NULL
   );
   `,
+  // 3: preference runs' reward metrics per step and per evaluation (train-events.ts RewardMetrics as JSON; NULL for SFT).
+  `
+  ALTER TABLE metrics ADD COLUMN rewards_json TEXT;
+  ALTER TABLE evals ADD COLUMN rewards_json TEXT;
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -7,9 +7,14 @@ import type {
   FormatName, LogLine, MetricPoint, ModelSide, ModelSummary, RunConfig, RunStatus, RunSummary, Sampling,
 } from '../../src-shared/api.js';
 import { openDb, type Db } from './db.js';
+import type { RewardMetrics } from '../../src-shared/train-events.js';
 
 type Row = Record<string, unknown>;
 const json = <T>(s: unknown): T | null => (typeof s === 'string' ? (JSON.parse(s) as T) : null);
+
+/** A preference step's or evaluation's reward metrics as stored (null for SFT). */
+const rewardsJson = (e: object & Partial<RewardMetrics>): string | null =>
+  e.reward_accuracy === undefined ? null : JSON.stringify({ rewards_chosen: e.rewards_chosen, rewards_rejected: e.rewards_rejected, reward_margin: e.reward_margin, reward_accuracy: e.reward_accuracy });
 const now = (): string => new Date().toISOString();
 export const newId = (): string => randomUUID();
 
@@ -174,18 +179,19 @@ export class Store {
   }
 
   /**
-   * After a crash or restart no job process survives: runs left 'running' or 'paused' become
-   * 'interrupted' (resumable from their last checkpoint). Returns their ids.
+   * After a crash or restart no job process survives: runs left 'running' become 'interrupted'
+   * (resumable from their last checkpoint). Paused runs stay paused: a pause writes a checkpoint
+   * first (train/trainer.ts), and a run paused while queued never had a job. Returns their ids.
    */
   markInterrupted(): string[] {
-    const ids = (this.db.prepare("SELECT id FROM runs WHERE status IN ('running', 'paused')").all() as { id: string }[]).map((r) => r.id);
-    this.db.prepare("UPDATE runs SET status = 'interrupted' WHERE status IN ('running', 'paused')").run();
+    const ids = (this.db.prepare("SELECT id FROM runs WHERE status = 'running'").all() as { id: string }[]).map((r) => r.id);
+    this.db.prepare("UPDATE runs SET status = 'interrupted' WHERE status = 'running'").run();
     return ids;
   }
 
   addMetric(runId: string, m: MetricPoint): void {
-    this.db.prepare('INSERT OR REPLACE INTO metrics (run_id, step, loss, lr, grad_norm, tokens_per_s, rss_mb) VALUES (?, ?, ?, ?, ?, ?, ?)')
-      .run(runId, m.step, m.loss, m.lr, m.grad_norm, m.tokens_per_s, m.rss_mb);
+    this.db.prepare('INSERT OR REPLACE INTO metrics (run_id, step, loss, lr, grad_norm, tokens_per_s, rss_mb, rewards_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
+      .run(runId, m.step, m.loss, m.lr, m.grad_norm, m.tokens_per_s, m.rss_mb, rewardsJson(m));
   }
 
   /** Resume repeats no step, but a crash between a metric and its checkpoint does: drop steps past the checkpoint. */
@@ -197,20 +203,22 @@ export class Store {
   metrics(runId: string): MetricPoint[] {
     return (this.db.prepare('SELECT * FROM metrics WHERE run_id = ? ORDER BY step').all(runId) as Row[]).map((r) => ({
       step: r.step as number, loss: r.loss as number, lr: r.lr as number, grad_norm: r.grad_norm as number, tokens_per_s: r.tokens_per_s as number, rss_mb: r.rss_mb as number,
+      ...json<RewardMetrics>(r.rewards_json),
     }));
   }
 
   /** An evaluation's loss, or (nulls) its sample answers only: each fills what the other left. */
   addEval(runId: string, e: EvalPoint | { step: number; eval_loss: null; perplexity: null }, samples: EvalSample[]): void {
-    this.db.prepare(`INSERT INTO evals (run_id, step, eval_loss, perplexity, samples_json) VALUES (?, ?, ?, ?, ?)
+    this.db.prepare(`INSERT INTO evals (run_id, step, eval_loss, perplexity, samples_json, rewards_json) VALUES (?, ?, ?, ?, ?, ?)
       ON CONFLICT (run_id, step) DO UPDATE SET eval_loss = coalesce(excluded.eval_loss, eval_loss), perplexity = coalesce(excluded.perplexity, perplexity),
-      samples_json = CASE WHEN excluded.samples_json = '[]' THEN samples_json ELSE excluded.samples_json END`)
-      .run(runId, e.step, e.eval_loss, e.perplexity, JSON.stringify(samples));
+      samples_json = CASE WHEN excluded.samples_json = '[]' THEN samples_json ELSE excluded.samples_json END, rewards_json = coalesce(excluded.rewards_json, rewards_json)`)
+      .run(runId, e.step, e.eval_loss, e.perplexity, JSON.stringify(samples), rewardsJson(e));
   }
 
-  evals(runId: string): { step: number; eval_loss: number | null; perplexity: number | null; samples: EvalSample[] }[] {
+  evals(runId: string): { step: number; eval_loss: number | null; perplexity: number | null; samples: EvalSample[]; rewards: RewardMetrics | null }[] {
     return (this.db.prepare('SELECT * FROM evals WHERE run_id = ? ORDER BY step').all(runId) as Row[]).map((r) => ({
       step: r.step as number, eval_loss: r.eval_loss as number | null, perplexity: r.perplexity as number | null, samples: json<EvalSample[]>(r.samples_json) ?? [],
+      rewards: json<RewardMetrics>(r.rewards_json),
     }));
   }
 
@@ -333,6 +341,7 @@ function toRun(r: Row): RunSummary {
     bestEvalLoss: r.best_eval_loss as number | null, createdAt: r.created_at as string, startedAt: r.started_at as string | null,
     finishedAt: r.finished_at as string | null, durationS: r.duration_s as number, dir: r.dir as string,
     adapterPath: r.adapter_path as string | null, error: json<ApiError>(r.error_json),
+    request: null, phase: null, // live facts of a run's job: the services add them
   };
 }
 

@@ -103,7 +103,7 @@ export class MicroBatches {
 
   get(k: number): Batch {
     const rows = this.rows(k);
-    return this.data.train.batch(rows, { T: this.lengthOf(rows) });
+    return this.data.train.batch(rows, { T: this.lengthOf(rows), size: this.B });
   }
 
   /** Padding tokens over all token slots (B rows x padded length) of one epoch's micro-batches. */

@@ -7,9 +7,11 @@ import { CHUNK_BYTES, type ChunkPlan, chunkPlan } from '../model/chunk-plan.js';
 import type { ComputeDtype } from '../model/weights/graph-weights.js';
 import { LORA_TARGETS, type LoraSpec, resolveLora } from '../model/lora.js';
 import type { ModelConfig } from '../model/types.js';
+import { type Objective, type ObjectiveSettings, objectiveOf, rowsPerItem } from './objective.js';
 
 /** The run settings that shape the graph, under TrainConfig's names (the app's RunConfig uses the same). */
-export interface GraphSettings {
+export interface GraphSettings extends ObjectiveSettings {
+  /** Items per micro-batch: sequences, or preference pairs (two rows each). */
   batch: number;
   /**
    * The longest row the graph takes: the run's seqLen before the data is read (the estimates), the
@@ -39,8 +41,10 @@ export const CPU_DEVICE: GraphDevice = { computeDtype: 'float32', maxWeightBytes
  * TrainGraphOptions, train/step.ts StepShape), so a plan is passed to them as it is.
  */
 export interface GraphPlan {
-  /** Rows per micro-batch. */
+  /** Rows per micro-batch: the settings' batch, twice that for a preference objective (chosen and rejected rows). */
   batch: number;
+  /** What the step minimises (train/objective.ts). */
+  objective: Objective;
   /** The longest sequence: the static length, or the most the symbolic length takes. */
   seq: number;
   /** A symbolic sequence length: each micro-batch pads only to its own longest row (train/length-batches.ts). */
@@ -66,8 +70,11 @@ export interface GraphPlan {
  * every run uses); tests and experiments lower it to exercise the chunked paths on small models.
  */
 export function planGraph(s: GraphSettings, cfg: ModelConfig, device: GraphDevice, o: { chunkBytes?: number } = {}): GraphPlan {
+  const objective = objectiveOf(s);
+  const rows = s.batch * rowsPerItem(objective);
   return {
-    batch: s.batch,
+    batch: rows,
+    objective,
     seq: s.seqLen,
     dynamicSeq: !s.staticSeq,
     // The run's targets in this model's projection names (Phi-3's fused qkv_proj, gate_up_proj).
@@ -79,7 +86,7 @@ export function planGraph(s: GraphSettings, cfg: ModelConfig, device: GraphDevic
     checkpointGroup: s.checkpointLayers ? Math.max(1, Math.round(Math.sqrt(cfg.numLayers))) : 1,
     // QLoRA's point is memory: the float embedding table (2 GiB at 128k x 4096) stays out of the session.
     hostEmbeddings: s.quantize,
-    chunks: chunkPlan(cfg, s.batch, s.seqLen, s.blockSize, o.chunkBytes ?? CHUNK_BYTES, device.maxWeightBytes),
+    chunks: chunkPlan(cfg, rows, s.seqLen, s.blockSize, o.chunkBytes ?? CHUNK_BYTES, device.maxWeightBytes),
     computeDtype: device.computeDtype,
     maxWeightBytes: device.maxWeightBytes,
   };
@@ -96,4 +103,16 @@ export function leanQloraSettings(batch: number, seq: number): GraphSettings {
     batch, seqLen: seq, lora: { rank: 8, alpha: 16, dropout: 0, rslora: false, targets: LORA_TARGETS },
     quantize: true, blockSize: 64, checkpointLayers: true, staticSeq: true,
   };
+}
+
+/**
+ * Why a run cannot have this sequence length, or null: more tokens than the model's
+ * max_position_embeddings. Refused, not capped, in every door (`finch train` through the trainer,
+ * the app's startRun before it queues the run): a capped run would train on other rows than its
+ * settings say.
+ */
+export function seqLenRefusal(seqLen: number, config: ModelConfig, modelDir: string): { message: string; hint: string } | null {
+  const max = config.maxPositionEmbeddings;
+  if (seqLen <= max) return null;
+  return { message: `a sequence length of ${seqLen} tokens is more than ${modelDir} takes: its max_position_embeddings is ${max}`, hint: `set the sequence length to ${max} or less` };
 }

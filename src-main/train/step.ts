@@ -3,14 +3,16 @@
 // step splits into a gradient graph (run per micro-batch) and an update graph (run once).
 //
 // Graph I/O names: LoRA matrices by PEFT name; moments "m:<name>", "v:<name>"; scalars "lr",
-// "step"; outputs "loss", "grad_norm", "new:<name>", "new_m:<name>", "new_v:<name>", "grad:<name>".
+// "step"; outputs "loss", "grad_norm", "new:<name>", "new_m:<name>", "new_v:<name>", "grad:<name>",
+// and a preference objective's "rewards_chosen", "rewards_rejected" (train/objective.ts).
 
 import { TRAIN_DEFAULTS } from '../../src-shared/run-config.js';
 import { grad } from '../engine/autodiff/grad.js';
 import { Graph, type Tensor } from '../engine/graph/graph.js';
 import { ADAMW_DEFAULTS, adamw } from '../engine/optim/adamw.js';
 import * as F from '../engine/graph/ops.js';
-import { type TrainGraphOptions, buildTrainForward } from '../model/graphs.js';
+import type { TrainGraphOptions } from '../model/graphs.js';
+import { type Objective, SFT, buildObjective, outputObjective } from './objective.js';
 import { FrozenWeights } from '../model/weights/frozen-weights.js';
 import { type LoraParam, loraParams } from '../model/lora.js';
 
@@ -28,10 +30,10 @@ export const DEFAULT_OPTIMIZER: OptimizerConfig = { ...ADAMW_DEFAULTS, weightDec
 
 /**
  * The shape of a step: the training graph's options (model/graphs.ts) less the two the step decides
- * itself (dropout: on in the step, off in evaluation; trainBase: never). A run passes its
- * GraphPlan (train/plan.ts); tests pass the options they exercise.
+ * itself (dropout: on in the step, off in evaluation; trainBase: never), and its objective (default
+ * SFT). A run passes its GraphPlan (train/plan.ts); tests pass the options they exercise.
  */
-export type StepShape = Omit<TrainGraphOptions, 'dropout' | 'trainBase'>;
+export type StepShape = Omit<TrainGraphOptions, 'dropout' | 'trainBase'> & { objective?: Objective };
 
 /** The compiled step of one LoRA layout: either one fused graph, or gradient + update graphs. */
 export type StepGraphs = FusedStep | AccumulatingStep;
@@ -60,8 +62,8 @@ function appendUpdate(g: Graph, params: LoraParam[], p: Tensor[], grads: Tensor[
   const v = params.map((q) => g.input(`v:${q.name}`, 'float32', q.shape));
   const lr = g.input('lr', 'float32', []);
   const step = g.input('step', 'float32', []);
-  // Scoped "adamw/..." so that a profile tells the update's nodes apart (bench/ort-profile.ts).
-  const r = g.scope('adamw', () => adamw(p, grads, m, v, { lr, step, beta1: opt.beta1, beta2: opt.beta2, eps: opt.eps, weightDecay: opt.weightDecay, maxGradNorm: opt.maxGradNorm }));
+  // Scoped "optimizer/...": a profile tells the update's nodes from the forward's and the backward's (bench/step-phases.ts).
+  const r = g.scope('optimizer', () => adamw(p, grads, m, v, { lr, step, beta1: opt.beta1, beta2: opt.beta2, eps: opt.eps, weightDecay: opt.weightDecay, maxGradNorm: opt.maxGradNorm }));
   g.output(r.gradNorm, 'grad_norm');
   params.forEach((q, i) => {
     g.output(r.params[i]!, `new:${q.name}`);
@@ -70,20 +72,23 @@ function appendUpdate(g: Graph, params: LoraParam[], p: Tensor[], grads: Tensor[
   });
 }
 
-export function buildStepGraphs(fw: FrozenWeights, invFreq: Float64Array, shape: StepShape, opt: OptimizerConfig, gradAccum: number): StepGraphs {
-  return gradAccum <= 1 ? buildFusedStep(fw, invFreq, shape, opt) : buildAccumulatingStep(fw, invFreq, shape, opt);
+/** The frozen adapter a DPO step's reference adds to the base (its objective's reference 'adapter'), by PEFT name. */
+export type ReferenceAdapter = ReadonlyMap<string, Float32Array> | null;
+
+export function buildStepGraphs(fw: FrozenWeights, invFreq: Float64Array, shape: StepShape, opt: OptimizerConfig, gradAccum: number, reference: ReferenceAdapter = null): StepGraphs {
+  return gradAccum <= 1 ? buildFusedStep(fw, invFreq, shape, opt, reference) : buildAccumulatingStep(fw, invFreq, shape, opt, reference);
 }
 
-function stepForward(g: Graph, fw: FrozenWeights, invFreq: Float64Array, shape: StepShape) {
+function stepForward(g: Graph, fw: FrozenWeights, invFreq: Float64Array, shape: StepShape, reference: ReferenceAdapter) {
   if (!shape.lora) throw new Error('buildStepGraphs: a training step needs a LoRA spec');
   const params = loraParams(fw.cfg, shape.lora);
-  const tg = buildTrainForward(g, fw, invFreq, { ...shape, dropout: true, headGradient: true });
-  const p = params.map((q) => tg.loraInputs.get(q.name)!);
-  // A vocabulary-chunked loss brings its own gradient with respect to the final hidden states (model/llama.ts lmLossAndGradient).
-  const root: GradRoot = tg.headGrad ? { of: tg.headGrad.h, seed: tg.headGrad.dh } : { of: tg.loss, seed: null };
+  const og = buildObjective(g, fw, invFreq, { ...shape, dropout: true, headGradient: true }, shape.objective ?? SFT, reference);
+  const p = params.map((q) => og.loraInputs.get(q.name)!);
+  // A vocabulary-chunked SFT loss brings its own gradient with respect to the final hidden states (model/llama.ts lmLossAndGradient).
+  const root: GradRoot = og.headGrad ? { of: og.headGrad.h, seed: og.headGrad.dh } : { of: og.loss, seed: null };
   const grads = shape.computeDtype === 'float16' ? perTokenScaledGrads(g, root, p) : grad(root.of, p, root.seed ? { seed: root.seed } : {});
-  g.output(tg.loss, 'loss');
-  return { params, p, grads, dropoutModules: tg.dropoutModules };
+  outputObjective(g, og);
+  return { params, p, grads, dropoutModules: og.dropoutModules };
 }
 
 /**
@@ -101,22 +106,22 @@ function perTokenScaledGrads(g: Graph, root: GradRoot, params: Tensor[]): Tensor
   return scaled.map((d) => F.div(d, tokens));
 }
 
-/** Where the backward starts: the loss (seed 1), or a tensor with its gradient already known (TrainGraph.headGrad). */
+/** Where the backward starts: the loss (seed 1), or a tensor with its gradient already known (ObjectiveGraph.headGrad). */
 interface GradRoot {
   of: Tensor;
   seed: Tensor | null;
 }
 
-export function buildFusedStep(fw: FrozenWeights, invFreq: Float64Array, shape: StepShape, opt: OptimizerConfig): FusedStep {
+export function buildFusedStep(fw: FrozenWeights, invFreq: Float64Array, shape: StepShape, opt: OptimizerConfig, reference: ReferenceAdapter = null): FusedStep {
   const g = new Graph('train_step');
-  const { params, p, grads, dropoutModules } = stepForward(g, fw, invFreq, shape);
+  const { params, p, grads, dropoutModules } = stepForward(g, fw, invFreq, shape, reference);
   appendUpdate(g, params, p, grads, opt);
   return { kind: 'fused', params, step: g, dropoutModules };
 }
 
-export function buildAccumulatingStep(fw: FrozenWeights, invFreq: Float64Array, shape: StepShape, opt: OptimizerConfig): AccumulatingStep {
+export function buildAccumulatingStep(fw: FrozenWeights, invFreq: Float64Array, shape: StepShape, opt: OptimizerConfig, reference: ReferenceAdapter = null): AccumulatingStep {
   const gg = new Graph('train_grads');
-  const { params, grads, dropoutModules } = stepForward(gg, fw, invFreq, shape);
+  const { params, grads, dropoutModules } = stepForward(gg, fw, invFreq, shape, reference);
   params.forEach((q, i) => gg.output(grads[i]!, `grad:${q.name}`));
   const ug = new Graph('train_update');
   const p = params.map((q) => ug.input(q.name, 'float32', q.shape));
@@ -125,10 +130,9 @@ export function buildAccumulatingStep(fw: FrozenWeights, invFreq: Float64Array, 
   return { kind: 'accumulating', params, grads: gg, update: ug, dropoutModules };
 }
 
-/** Forward + mean loss only (evaluation): same inputs as the step graph minus optimizer state. */
-export function buildLossGraph(fw: FrozenWeights, invFreq: Float64Array, shape: StepShape): Graph {
+/** Forward + the objective's loss (and rewards) only (evaluation): same inputs as the step graph minus optimizer state. */
+export function buildLossGraph(fw: FrozenWeights, invFreq: Float64Array, shape: StepShape, reference: ReferenceAdapter = null): Graph {
   const g = new Graph('eval_loss');
-  const tg = buildTrainForward(g, fw, invFreq, { ...shape, dropout: false });
-  g.output(tg.loss, 'loss');
+  outputObjective(g, buildObjective(g, fw, invFreq, { ...shape, dropout: false }, shape.objective ?? SFT, reference));
   return g;
 }

@@ -9,40 +9,42 @@
 //   <out>/run.json                                          config, status and loss history
 //   <out>/checkpoints/step-<N>/                             written and read by Checkpointer (checkpoint.ts)
 
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { TrainConfig } from '../../src-shared/run-config.js';
-import type { DeviceRecord, TrainEvent } from '../../src-shared/train-events.js';
+import type { DeviceRecord, TrainEvent, TrainPhase } from '../../src-shared/train-events.js';
 import type { Batch } from '../data/batch.js';
 import { type PreparedDataset, prepareDataset } from '../data/dataset.js';
 import { serializeModel } from '../engine/onnx/writer.js';
-import { fallbackNodes } from '../engine/runtime/placement.js';
+import { fallbackNodes, placementProbeUnavailable } from '../engine/runtime/placement.js';
 import { resolveProvider } from '../engine/runtime/providers.js';
 import { sessionFromGraph } from '../engine/onnx/staged.js';
-import { type DeviceTensor, type Feed, type HostTensor, Session, type SessionOptions, keepsOutputsOnDevice } from '../engine/runtime/session.js';
-import { savePeftAdapter } from '../model/adapter.js';
+import { type DeviceTensor, type Feed, type HostTensor, type Provider, Session, type SessionOptions, keepsOutputsOnDevice } from '../engine/runtime/session.js';
+import { loadPeftAdapter, savePeftAdapter } from '../model/adapter.js';
+import { loadModelConfig } from '../model/config.js';
 import { slidingWindowIn } from '../model/llama.js';
 import { loadModel, type LoadedModel } from '../model/load.js';
 import { prepareInt4 } from '../model/quant-cache.js';
-import { initLora } from '../model/lora.js';
+import { type LoraSpec, initLora } from '../model/lora.js';
 import { writeFileAtomic } from '../model/safetensors.js';
 import { stagingDir } from '../store/paths.js';
-import { Checkpointer, type OptimizerTensors, TrainingError, type TrainerState } from './checkpoint.js';
-import { meanLoss, staticSeqLen } from './evaluate.js';
+import {
+  Checkpointer, type OptimizerTensors, TrainingError, type TrainerState, datasetChange, datasetFingerprint, latestCheckpoint, readRunFile, readState, removeUnfinishedCheckpoints,
+} from './checkpoint.js';
+import { Gate, RunCancelled, type TrainControl } from './control.js';
+import { meanLoss, meanPreferenceLoss, staticSeqLen } from './evaluate.js';
 import { batchFeeds } from './feeds.js';
 import { graphDevice } from './precision.js';
-import { type GraphPlan, planGraph } from './plan.js';
+import { type GraphPlan, planGraph, seqLenRefusal } from './plan.js';
 import { learningRate } from './schedule.js';
 import { DeviceGradientSum } from './grad-sum.js';
 import { TrainableState, discard } from './state.js';
-import { DEFAULT_OPTIMIZER, type StepGraphs, buildLossGraph, buildStepGraphs } from './step.js';
+import { DEFAULT_OPTIMIZER, type ReferenceAdapter, type StepGraphs, buildLossGraph, buildStepGraphs } from './step.js';
+import { type RewardMetrics, RewardTally } from './objective.js';
 import { mulberry32 } from '../util/random.js';
 import { MicroBatches, batchShaping, tokenIndexFeed } from './length-batches.js';
 
-export interface TrainControl {
-  paused: boolean;
-  cancelled: boolean;
-}
+export type { TrainControl } from './control.js';
 
 /** Dropout seeds of one micro-batch: a pure function of (seed, step, micro), so resume repeats them. */
 function dropoutSeeds(seed: number, step: number, micro: number, n: number): Float32Array {
@@ -66,11 +68,17 @@ export interface TrainingModel {
  * also generates with this model (sample answers, the demo) has the table in its generation graphs
  * anyway, and gathers its rows from that copy.
  */
-export async function openTrainingModel(cfg: Pick<TrainConfig, 'model' | 'quantize' | 'blockSize'>, o: { generates: boolean; onNote?: (message: string) => void }): Promise<TrainingModel> {
+export async function openTrainingModel(cfg: Pick<TrainConfig, 'model' | 'quantize' | 'blockSize'>, o: { generates: boolean; onNote?: (message: string) => void; gate?: Gate }): Promise<TrainingModel> {
+  await o.gate?.enter('loading');
   const started = performance.now();
   const model = loadModel(cfg.model, { quantize: cfg.quantize, blockSize: cfg.blockSize, rowReads: cfg.quantize && !o.generates });
   try {
-    const int4 = cfg.quantize ? await prepareInt4(model.dir, model.config, model.weights, { onMessage: o.onNote }) : null;
+    let int4: Awaited<ReturnType<typeof prepareInt4>> | null = null;
+    if (cfg.quantize) {
+      await o.gate?.enter('quantizing');
+      const gate = o.gate;
+      int4 = await prepareInt4(model.dir, model.config, model.weights, { onMessage: o.onNote, between: gate && (() => gate.check()) });
+    }
     return { model, loadS: (performance.now() - started) / 1000, int4Source: int4?.source ?? null };
   } catch (e) {
     model.close();
@@ -86,6 +94,8 @@ export interface TrainHooks {
    * loop waits for it before the next step. The app's sample answers are made here.
    */
   onEvaluated?: (step: number, adapterDir: string, model: LoadedModel) => Promise<void>;
+  /** As each phase begins (after its 'phase' event); the run waits for it. Tests hold or fail a run in a phase here. */
+  onPhase?: (phase: TrainPhase, step: number) => void | Promise<void>;
 }
 
 export interface TrainOptions {
@@ -106,15 +116,43 @@ export interface TrainResult {
 /**
  * The one way into training (`finch train`, the app's job host, the demo): opens the model, prepares
  * the run (data, graph plan, graphs, sessions, state: prepareRun), then runs the optimizer steps.
+ * Pause and cancel (`control`) are honoured at every phase's boundaries (control.ts); a run
+ * cancelled before its first step ends 'cancelled' with what it had.
  */
 export async function train(cfg: TrainConfig, emit: (e: TrainEvent) => void, control: TrainControl = { paused: false, cancelled: false }, o: TrainOptions = {}): Promise<TrainResult> {
   const hooks = o.hooks ?? {};
-  const opened = o.model ?? await openTrainingModel(cfg, { generates: !!hooks.onEvaluated, onNote: (message) => emit({ event: 'note', message }) });
+  // Refused before anything loads; a folder without config.json is left to loadModel, which names what it lacks.
+  const config = o.model?.model.config ?? (existsSync(join(cfg.model, 'config.json')) ? loadModelConfig(cfg.model) : null);
+  const tooLong = config && seqLenRefusal(cfg.seqLen, config, cfg.model);
+  if (tooLong) throw new TrainingError(tooLong.message, tooLong.hint);
+  const gate = new Gate(control, emit, hooks.onPhase);
+  const resumeFrom = latestCheckpoint(resolve(cfg.out));
+  if (resumeFrom) gate.step = readState(resumeFrom).step;
+  let opened = o.model ?? null;
   try {
-    return await trainPrepared(await prepareRun(opened, cfg, emit), emit, control, hooks);
+    opened ??= await openTrainingModel(cfg, { generates: !!hooks.onEvaluated, onNote: (message) => emit({ event: 'note', message }), gate });
+    return await trainPrepared(await prepareRun(opened, cfg, emit, gate), emit, gate, hooks);
+  } catch (e) {
+    if (e instanceof RunCancelled) return cancelledBeforeSteps(cfg, emit);
+    throw e;
   } finally {
-    if (!o.model) opened.model.close();
+    if (!o.model) opened?.model.close();
   }
+}
+
+/** A run cancelled before its first step (of this process): its folder keeps what it had, and 'done' names its last checkpoint. */
+function cancelledBeforeSteps(cfg: TrainConfig, emit: (e: TrainEvent) => void): TrainResult {
+  const out = resolve(cfg.out);
+  const last = latestCheckpoint(out);
+  const state = last ? readState(last) : null;
+  const record = { step: state?.step ?? 0, losses: state?.losses ?? [], evals: state?.evals ?? [] };
+  if (existsSync(out)) {
+    const runFile = join(out, 'run.json');
+    const before = existsSync(runFile) ? (() => { try { return readRunFile(runFile); } catch { return null; } })() : null;
+    writeFileAtomic(runFile, JSON.stringify({ config: cfg, status: 'cancelled', ...(before?.device ? { device: before.device } : {}), ...record }, null, 2));
+  }
+  emit({ event: 'done', adapter: last ?? '', steps: record.step, loss: record.losses.at(-1)?.loss ?? null, eval_loss: record.evals.at(-1)?.loss ?? null, status: 'cancelled' });
+  return { adapter: last ?? '', steps: record.step };
 }
 
 /** A run ready for its first step: what prepareRun made, and the sessions it opened (released by trainPrepared). */
@@ -138,14 +176,47 @@ interface PreparedRun {
   /** Step, losses and evaluations so far (from the last checkpoint when resuming). */
   state: TrainerState;
   trainable: TrainableState;
+  /** A DPO run's frozen reference adapter (--init-adapter), else null. */
+  reference: ReferenceAdapter;
+}
+
+/**
+ * The adapter a run starts from (--init-adapter): its layout (rank, alpha, rsLoRA, targets: the
+ * run's own are set aside, with a note, where they differ; dropout stays the run's) and matrices.
+ */
+function initAdapter(cfg: TrainConfig, model: LoadedModel, emit: (e: TrainEvent) => void): { spec: LoraSpec; tensors: Map<string, Float32Array> | null } {
+  if (!cfg.initAdapter) return { spec: cfg.lora, tensors: null };
+  let adapter;
+  try {
+    adapter = loadPeftAdapter(cfg.initAdapter, model.config);
+  } catch (e) {
+    throw new TrainingError(`--init-adapter: ${(e as Error).message}`);
+  }
+  const spec: LoraSpec = { ...adapter.spec, dropout: cfg.lora.dropout };
+  const layout = (l: LoraSpec) => `rank ${l.rank}, alpha ${l.alpha}${l.rslora ? ', rsLoRA' : ''}, targets ${l.targets.join(',')}`;
+  if (layout(spec) !== layout(cfg.lora)) emit({ event: 'note', message: `training the adapter of ${cfg.initAdapter} further with its own layout (${layout(spec)}), not the run's (${layout(cfg.lora)})` });
+  return { spec, tensors: adapter.tensors };
+}
+
+/** Refuses a method the data cannot train, naming what fits. */
+function checkMethod(cfg: TrainConfig, data: PreparedDataset): void {
+  const preference = cfg.method !== 'sft';
+  if (data.kind === 'pairs' && !preference) {
+    throw new TrainingError(`${cfg.data} holds preference pairs (a chosen and a rejected answer): train it with --method dpo or --method orpo, or map one answer column as the completion (--map completion=chosen) for supervised fine-tuning`);
+  }
+  if (data.kind === 'sequences' && preference) {
+    throw new TrainingError(`--method ${cfg.method} trains on preference pairs, but ${cfg.data} is in the ${data.format.name} format: give each prompt a chosen and a rejected answer (columns prompt, chosen, rejected; see README "Preference tuning")`);
+  }
+  if (preference && cfg.trainOn === 'all') throw new TrainingError(`--train-on all applies to supervised fine-tuning: --method ${cfg.method} scores the answers (the prompt is the same on both sides)`);
 }
 
 /**
  * Prepares a run on an opened model: the dataset, the graph plan on the chosen provider, the
  * compiled step graphs and their sessions, and the LoRA state, fresh or from the last checkpoint.
- * Emits `prepared`, `device`, `ready` and, resuming, `resumed`.
+ * Emits `prepared`, `device`, `ready` and, resuming, `resumed`. Whatever it opened is released
+ * when it fails or is cancelled.
  */
-async function prepareRun(opened: TrainingModel, cfg: TrainConfig, emit: (e: TrainEvent) => void): Promise<PreparedRun> {
+async function prepareRun(opened: TrainingModel, cfg: TrainConfig, emit: (e: TrainEvent) => void, gate: Gate): Promise<PreparedRun> {
   const { model } = opened;
   const phaseStart = performance.now();
   const since = (t: number) => (performance.now() - t) / 1000;
@@ -155,18 +226,32 @@ async function prepareRun(opened: TrainingModel, cfg: TrainConfig, emit: (e: Tra
   }
   const out = resolve(cfg.out);
   mkdirSync(out, { recursive: true });
+  for (const name of removeUnfinishedCheckpoints(out)) emit({ event: 'note', message: `removed ${name}, a checkpoint a stopped process had not finished writing` });
+  await gate.enter('data');
   let t = performance.now();
   const data = await prepareDataset(cfg.data, model.tokenizer, {
     seqLen: cfg.seqLen, pack: cfg.pack, valFraction: cfg.valFraction, seed: cfg.seed, trainOn: cfg.trainOn, template: cfg.template,
     format: cfg.format, map: cfg.map, onBadRow: cfg.onBadRow,
   });
   if (data.train.length === 0) throw new TrainingError(`${cfg.data}: no training rows left after preparing the dataset (${data.notes.join('; ')})`);
+  checkMethod(cfg, data);
+  const start = initAdapter(cfg, model, emit);
+  const reference = cfg.method === 'dpo' ? start.tensors : null;
   const T = staticSeqLen([data.train, data.validation], cfg.seqLen);
   const shaping = batchShaping(T, cfg);
   const batches = new MicroBatches(data, cfg.batch, shaping, cfg.seed, cfg.batch * cfg.gradAccum);
   const stepsPerEpoch = Math.max(1, Math.floor(batches.perEpoch / cfg.gradAccum));
   const totalSteps = cfg.maxSteps ?? stepsPerEpoch * cfg.epochs;
-  const fingerprint = `${data.train.length}:${data.validation.length}:${data.stats.tokens}:${T}`;
+  const fingerprint = datasetFingerprint(data, T);
+  // A resume continues on the data it started with, or not at all: checked before the slow phases.
+  const previous = latestCheckpoint(out);
+  if (previous) {
+    const change = datasetChange(readState(previous), fingerprint);
+    if (change) {
+      throw new TrainingError(`${cfg.data}: the prepared dataset differs from the one the run's checkpoint ${previous} was trained on: ${change}`,
+        'resume with the data the run started with, or start a new run (Clone settings) to train on this data');
+    }
+  }
   emit({ event: 'prepared', train_sequences: data.train.length, val_sequences: data.validation.length, seq_len: T, truncated: data.stats.truncated, total_steps: totalSteps, notes: data.notes,
     batch_shape: shaping.mode, pad_multiple: shaping.padMultiple, group_by_length: shaping.groupByLength, padding_fraction: batches.paddingFraction(0) });
 
@@ -175,14 +260,15 @@ async function prepareRun(opened: TrainingModel, cfg: TrainConfig, emit: (e: Tra
   const onDevice = (() => {
     try { return graphDevice(chosen, cfg.computeDtype); } catch (e) { throw new TrainingError((e as Error).message); }
   })();
-  const plan = planGraph({ ...cfg, seqLen: T }, model.config, onDevice);
+  const plan = planGraph({ ...cfg, lora: start.spec, seqLen: T }, model.config, onDevice);
   const embed = plan.hostEmbeddings ? (ids: BigInt64Array) => model.weights.embedRows(ids) : undefined;
   const opt = { ...DEFAULT_OPTIMIZER, weightDecay: cfg.weightDecay, maxGradNorm: cfg.maxGradNorm };
   const dataS = since(t);
+  await gate.enter('graphs');
   t = performance.now();
-  const graphs = buildStepGraphs(model.weights, model.invFreq, plan, opt, cfg.gradAccum);
+  const graphs = buildStepGraphs(model.weights, model.invFreq, plan, opt, cfg.gradAccum, reference);
   const graphS = since(t);
-  t = performance.now();
+  await gate.check();
   // ORT's memory arena: measured 2.5-3x faster steps on the small bench preset (no page faults on
   // fresh buffers each step) at similar peak RSS; off in the memory-saving mode (checkpointing),
   // where the arena's rounding up costs more than it saves.
@@ -191,38 +277,39 @@ async function prepareRun(opened: TrainingModel, cfg: TrainConfig, emit: (e: Tra
   const device: DeviceRecord = {
     provider: chosen.provider, adapter: chosen.adapter, reason: chosen.reason, strict,
     compute_dtype: plan.computeDtype, compute_dtype_reason: onDevice.computeDtypeReason, max_weight_bytes: Number.isFinite(plan.maxWeightBytes) ? plan.maxWeightBytes : null,
-    // Serializing the step graph for the placement probe costs a copy of its weights: only off the CPU.
-    fallback_nodes: strict || chosen.provider === 'cpu' ? [] : await fallbackNodes(serializeModel(graphs.kind === 'fused' ? graphs.step : graphs.grads), chosen.provider, sessionOpts),
+    ...await cpuFallbacks(graphs, chosen.provider, sessionOpts, strict),
   };
   emit({ event: 'device', ...device });
   const stateOnDevice = keepsOutputsOnDevice(chosen.provider) && cfg.deviceState;
-  const sessions = await openStepSessions(graphs, sessionOpts, TrainableState.deviceOutputs(graphs.params, stateOnDevice));
+  await gate.enter('sessions');
+  t = performance.now();
+  const sessions = await openStepSessions(graphs, sessionOpts, TrainableState.deviceOutputs(graphs.params, stateOnDevice), gate);
   try {
     emit({ event: 'ready', load_s: opened.loadS, data_s: dataS, graph_s: graphS, session_s: since(t), total_s: opened.loadS + since(phaseStart), int4_source: opened.int4Source });
     const finch = { template: data.template };
     const checkpoints = new Checkpointer(out, { config: model.config, baseModel: cfg.model, spec: plan.lora, params: graphs.params, finch }, cfg.keepCheckpoints);
 
-    // State: parameters and moments, fresh or from the last checkpoint.
-    let state: TrainerState = { step: 0, config: cfg, losses: [], evals: [], datasetFingerprint: fingerprint };
+    // State: parameters and moments, fresh or from the last checkpoint; from here on every
+    // checkpoint records this data's fingerprint (an older checkpoint's lacks the content hashes).
+    let state: TrainerState = { step: 0, config: cfg, losses: [], evals: [], ...fingerprint };
     let tensors: OptimizerTensors;
     const restored = checkpoints.restore();
     if (restored) {
-      if (restored.state.datasetFingerprint !== fingerprint) {
-        throw new TrainingError(`${restored.dir}: the dataset or sequence length changed since this run started (${restored.state.datasetFingerprint} vs ${fingerprint}); start a new run in another folder`);
-      }
-      ({ state, tensors } = restored);
+      state = { ...restored.state, ...fingerprint };
+      tensors = restored.tensors;
       emit({ event: 'resumed', step: state.step });
     } else {
       tensors = { params: new Map(), m: new Map(), v: new Map() };
-      for (const [k, t] of initLora(graphs.params, cfg.seed)) {
+      for (const [k, t] of start.tensors ?? initLora(graphs.params, cfg.seed)) {
         tensors.params.set(k, t);
         tensors.m.set(k, new Float32Array(t.length));
         tensors.v.set(k, new Float32Array(t.length));
       }
       writeFileAtomic(join(out, 'run.json'), JSON.stringify({ config: cfg, status: 'running', device }, null, 2));
     }
+    gate.step = state.step;
     const trainable = new TrainableState(graphs.params, tensors, stateOnDevice, chosen.provider);
-    return { cfg, model, out, data, batches, totalSteps, plan, graphs, sessionOpts, sessions, device, embed, checkpoints, finch, state, trainable };
+    return { cfg, model, out, data, batches, totalSteps, plan, graphs, sessionOpts, sessions, device, embed, checkpoints, finch, state, trainable, reference };
   } catch (e) {
     await releaseStepSessions(sessions);
     throw e;
@@ -230,22 +317,45 @@ async function prepareRun(opened: TrainingModel, cfg: TrainConfig, emit: (e: Tra
 }
 
 /**
+ * The nodes of the step graph that ORT would run on the CPU instead of a GPU provider. Listing them
+ * starts a Node process (engine/runtime/placement.ts), which an Electron utility process (the
+ * desktop app's jobs) cannot do: there the run says why they were not listed.
+ */
+async function cpuFallbacks(graphs: StepGraphs, provider: Provider, opts: SessionOptions, strict: boolean): Promise<Pick<DeviceRecord, 'fallback_nodes' | 'fallback_unchecked'>> {
+  if (strict || provider === 'cpu') return { fallback_nodes: [] };
+  const unavailable = placementProbeUnavailable();
+  if (unavailable) return { fallback_nodes: [], fallback_unchecked: unavailable };
+  // Serializing the step graph for the probe costs a copy of its weights: only off the CPU.
+  return { fallback_nodes: await fallbackNodes(serializeModel(graphs.kind === 'fused' ? graphs.step : graphs.grads), provider, opts) };
+}
+
+/**
  * The optimizer steps of a prepared run, its evaluations and checkpoints (with the hook after
  * them), then the final adapter. Releases the run's sessions and device state on every way out.
+ * A pause first checkpoints the steps taken since the last checkpoint, so that a paused run loses
+ * nothing if Finch stops; a cancel keeps them the same way and ends the run 'cancelled'.
  */
-async function trainPrepared(run: PreparedRun, emit: (e: TrainEvent) => void, control: TrainControl, hooks: TrainHooks): Promise<TrainResult> {
+async function trainPrepared(run: PreparedRun, emit: (e: TrainEvent) => void, gate: Gate, hooks: TrainHooks): Promise<TrainResult> {
   const { cfg, model, out, data, batches, totalSteps, plan, graphs, sessions, checkpoints, finch, state, trainable, embed } = run;
   const B = plan.batch, T = plan.seq;
   // Each micro-batch at its own padded length (b.T); a symbolic-length graph with dropout also takes token_index.
   const window = slidingWindowIn(model.config, T); // the graphs take the sliding layers' mask
   const microFeeds = (b: Batch) => ({ ...batchFeeds(b, B, b.T, embed, window), ...(plan.dynamicSeq && graphs.dropoutModules ? tokenIndexFeed(b.T) : {}) });
   const evaluated = new Set<number>();
+  /** The step of the newest checkpoint (the restored one when resuming; -1: none yet). */
+  let savedStep = checkpoints.latest() ? state.step : -1;
+  const save = (tensors: OptimizerTensors): string => {
+    const path = checkpoints.save(state, tensors);
+    savedStep = state.step;
+    emit({ event: 'checkpoint', step: state.step, path });
+    return path;
+  };
   /** Writes a checkpoint; the hook follows one of an evaluated or the last step. */
   const checkpoint = async (tensors: OptimizerTensors) => {
-    const path = checkpoints.save(state, tensors);
-    emit({ event: 'checkpoint', step: state.step, path });
+    const path = save(tensors);
     if (hooks.onEvaluated && (evaluated.has(state.step) || state.step === totalSteps)) await hooks.onEvaluated(state.step, path, model);
   };
+  const unsaved = () => state.step > 0 && state.step !== savedStep;
   let evalSession: Session | null = null;
   const started = performance.now();
   const startStep = state.step;
@@ -254,50 +364,62 @@ async function trainPrepared(run: PreparedRun, emit: (e: TrainEvent) => void, co
   let status: 'completed' | 'cancelled' = 'completed';
   let tensors: OptimizerTensors;
   try {
-    while (state.step < totalSteps) {
-      // session.run does not yield to the event loop: yield once per step so that control messages
-      // (pause, cancel from the app or a worker's parent) are seen at the next step boundary.
-      await new Promise((r) => setImmediate(r));
-      if (control.paused && !control.cancelled) {
-        emit({ event: 'paused', step: state.step });
-        while (control.paused && !control.cancelled) await new Promise((r) => setTimeout(r, 100));
-        emit({ event: 'continued', step: state.step });
-      }
-      if (control.cancelled) { status = 'cancelled'; break; }
-      const step = state.step;
-      const lr = learningRate(cfg.schedule, cfg.lr, step, totalSteps, cfg.warmupSteps);
-      const r = await runStep(sessions, graphs, trainable, {
-        step, lr, gradAccum: cfg.gradAccum, seed: cfg.seed, micro: (k) => batches.get(k), feeds: microFeeds,
-      });
-      if (!Number.isFinite(r.loss) || !Number.isFinite(r.gradNorm)) {
-        discard(r.device);
-        const last = checkpoints.latest();
-        throw new TrainingError(`step ${step + 1}: the loss became ${r.loss} (gradient norm ${r.gradNorm}); the update was not applied. ` +
-          `Lower the learning rate (now ${cfg.lr}) or enable gradient clipping, then resume${last ? ` from ${last}` : ''}.`);
-      }
-      trainable.update(r.host, r.device);
-      state.step = step + 1;
-      state.losses.push({ step: state.step, loss: r.loss });
-      lastLoss = r.loss;
-      tokensSeen += r.tokens;
-      const elapsed = (performance.now() - started) / 1000;
-      const done = state.step - startStep;
-      emit({
-        event: 'step', step: state.step, total_steps: totalSteps, loss: r.loss, lr, grad_norm: r.gradNorm,
-        tokens_per_s: tokensSeen / elapsed, elapsed_s: elapsed, eta_s: (elapsed / done) * (totalSteps - state.step),
-        rss_mb: process.memoryUsage().rss / 2 ** 20,
-      });
+    gate.beforePause = async () => { if (unsaved()) save(await trainable.toHost()); };
+    try {
+      await gate.enter('training');
+      while (state.step < totalSteps) {
+        // session.run does not yield to the event loop: the boundary does, once per step, so that
+        // control messages (pause, cancel from the app or a worker's parent) are seen.
+        await gate.check();
+        const step = state.step;
+        const lr = learningRate(cfg.schedule, cfg.lr, step, totalSteps, cfg.warmupSteps);
+        const r = await runStep(sessions, graphs, trainable, {
+          step, lr, gradAccum: cfg.gradAccum, seed: cfg.seed, micro: (k) => batches.get(k), feeds: microFeeds, pairs: plan.objective.method !== 'sft',
+        });
+        if (!Number.isFinite(r.loss) || !Number.isFinite(r.gradNorm)) {
+          discard(r.device);
+          const last = checkpoints.latest();
+          throw new TrainingError(`step ${step + 1}: the loss became ${r.loss} (gradient norm ${r.gradNorm}); the update was not applied. ` +
+            `Lower the learning rate (now ${cfg.lr}) or enable gradient clipping, then resume${last ? ` from ${last}` : ''}.`);
+        }
+        trainable.update(r.host, r.device);
+        state.step = gate.step = step + 1;
+        state.losses.push({ step: state.step, loss: r.loss });
+        lastLoss = r.loss;
+        tokensSeen += r.tokens;
+        const elapsed = (performance.now() - started) / 1000;
+        const done = state.step - startStep;
+        emit({
+          event: 'step', step: state.step, total_steps: totalSteps, loss: r.loss, lr, grad_norm: r.gradNorm,
+          tokens_per_s: tokensSeen / elapsed, elapsed_s: elapsed, eta_s: (elapsed / done) * (totalSteps - state.step),
+          rss_mb: process.memoryUsage().rss / 2 ** 20, ...r.rewards,
+        });
 
-      const last = state.step === totalSteps;
-      if ((cfg.evalEvery > 0 && state.step % cfg.evalEvery === 0) || (last && data.validation.length > 0)) {
-        evalSession ??= await sessionFromGraph(buildLossGraph(model.weights, model.invFreq, plan), run.sessionOpts, stagingDir());
-        const evalLoss = (await meanLoss(evalSession, data.validation, B, T, trainable.paramFeeds(), embed, window)).loss;
-        state.evals.push({ step: state.step, loss: evalLoss });
-        evaluated.add(state.step);
-        emit({ event: 'eval', step: state.step, eval_loss: evalLoss, perplexity: Math.exp(evalLoss) });
+        const last = state.step === totalSteps;
+        const evaluates = (cfg.evalEvery > 0 && state.step % cfg.evalEvery === 0) || (last && data.validation.length > 0);
+        const checkpointDue = state.step % cfg.checkpointEvery === 0 || last;
+        if (evaluates) {
+          await gate.enter('evaluating');
+          evalSession ??= await sessionFromGraph(buildLossGraph(model.weights, model.invFreq, plan, run.reference), run.sessionOpts, stagingDir());
+          const params = trainable.paramFeeds(), between = () => gate.check();
+          const e = data.kind === 'pairs'
+            ? await meanPreferenceLoss(evalSession, data.validation, B / 2, T, params, embed, window, between)
+            : { ...await meanLoss(evalSession, data.validation, B, T, params, embed, window, between), rewards: undefined };
+          state.evals.push({ step: state.step, loss: e.loss });
+          evaluated.add(state.step);
+          emit({ event: 'eval', step: state.step, eval_loss: e.loss, perplexity: Math.exp(e.loss), ...e.rewards });
+        }
+        if (checkpointDue) {
+          await gate.enter('checkpoint');
+          await checkpoint(await trainable.toHost());
+        }
+        if ((evaluates || checkpointDue) && !last) await gate.enter('training');
       }
-      if (state.step % cfg.checkpointEvery === 0 || last) await checkpoint(await trainable.toHost());
+    } catch (e) {
+      if (!(e instanceof RunCancelled)) throw e;
+      status = 'cancelled';
     }
+    gate.beforePause = null;
     // The state leaves the device for the last writes.
     tensors = await trainable.toHost();
   } finally {
@@ -311,7 +433,7 @@ async function trainPrepared(run: PreparedRun, emit: (e: TrainEvent) => void, co
   let adapter = out;
   if (status === 'cancelled') {
     // Keep the progress: a cancelled run resumes where it stopped.
-    if (state.step > 0 && state.step % cfg.checkpointEvery !== 0) await checkpoint(tensors);
+    if (unsaved()) save(tensors);
     adapter = checkpoints.latest() ?? '';
   } else {
     savePeftAdapter(out, { spec: plan.lora, baseModel: cfg.model, tensors: tensors.params, cfg: model.config, finch });
@@ -330,13 +452,26 @@ type StepSessions = { kind: 'fused'; step: Session } | { kind: 'accumulating'; g
  * `keep`: the updated-state outputs to leave on the device (TrainableState.deviceOutputs); when
  * there are any, accumulated gradients stay on the device too (grad-sum.ts).
  */
-async function openStepSessions(graphs: StepGraphs, opts: SessionOptions, keep: string[]): Promise<StepSessions> {
-  const updating = { ...opts, outputsOnDevice: keep };
-  if (graphs.kind === 'fused') return { kind: 'fused', step: await sessionFromGraph(graphs.step, updating, stagingDir()) };
-  const onDevice = keep.length > 0;
-  const grads = await sessionFromGraph(graphs.grads, { ...opts, outputsOnDevice: onDevice ? DeviceGradientSum.deviceOutputs(graphs.params) : [] }, stagingDir());
-  const gradSum = onDevice ? await DeviceGradientSum.open(graphs.params, opts) : null;
-  return { kind: 'accumulating', grads, update: await sessionFromGraph(graphs.update, updating, stagingDir()), gradSum };
+async function openStepSessions(graphs: StepGraphs, opts: SessionOptions, keep: string[], gate: Gate): Promise<StepSessions> {
+  // A boundary before each session; what was opened is released if the run stops in between.
+  const opened: { release(): Promise<void> }[] = [];
+  const open = async <S extends { release(): Promise<void> }>(create: () => Promise<S>): Promise<S> => {
+    await gate.check();
+    const s = await create();
+    opened.push(s);
+    return s;
+  };
+  try {
+    const updating = { ...opts, outputsOnDevice: keep };
+    if (graphs.kind === 'fused') return { kind: 'fused', step: await open(() => sessionFromGraph(graphs.step, updating, stagingDir())) };
+    const onDevice = keep.length > 0;
+    const grads = await open(() => sessionFromGraph(graphs.grads, { ...opts, outputsOnDevice: onDevice ? DeviceGradientSum.deviceOutputs(graphs.params) : [] }, stagingDir()));
+    const gradSum = onDevice ? await open(() => DeviceGradientSum.open(graphs.params, opts)) : null;
+    return { kind: 'accumulating', grads, update: await open(() => sessionFromGraph(graphs.update, updating, stagingDir())), gradSum };
+  } catch (e) {
+    for (const s of opened.reverse()) await s.release();
+    throw e;
+  }
 }
 
 async function releaseStepSessions(s: StepSessions): Promise<void> {
@@ -354,6 +489,8 @@ interface StepInputs {
   /** Micro-batch k of the run (k = step for a fused step, step * gradAccum + micro otherwise). */
   micro: (k: number) => Batch;
   feeds: (b: Batch) => Record<string, HostTensor>;
+  /** A preference objective: its loss is a mean over pairs, and the step reports their rewards. */
+  pairs: boolean;
 }
 
 /**
@@ -365,28 +502,36 @@ interface StepInputs {
  * micro-batches, as if they were one batch (Hugging Face Trainer normalizes the same way): each
  * micro-batch's graph gives the mean loss L_i over its n_i trained tokens and its gradient g_i, and
  * the step uses sum(n_i L_i) / N and sum(n_i g_i) / N with N = sum(n_i). Averaging the L_i instead
- * would weight the tokens of a short micro-batch more than those of a long one.
+ * would weight the tokens of a short micro-batch more than those of a long one. A preference
+ * objective's loss is a mean over pairs, so n_i counts a micro-batch's pairs.
  */
-async function runStep(sessions: StepSessions, graphs: StepGraphs, state: TrainableState, s: StepInputs): Promise<{ host: Record<string, HostTensor>; device: Record<string, DeviceTensor>; loss: number; gradNorm: number; tokens: number }> {
+async function runStep(sessions: StepSessions, graphs: StepGraphs, state: TrainableState, s: StepInputs): Promise<{ host: Record<string, HostTensor>; device: Record<string, DeviceTensor>; loss: number; gradNorm: number; tokens: number; rewards: RewardMetrics | undefined }> {
   const paramFeeds = state.paramFeeds();
   const optFeeds: Record<string, Feed> = { lr: tensor([], Float32Array.of(s.lr)), step: tensor([], Float32Array.of(s.step + 1)), ...state.momentFeeds() };
   const seeds = (micro: number) => seedFeed(graphs, s.seed, s.step, micro);
+  const weight = (b: Batch) => (s.pairs ? b.pairs : b.targets);
+  const rewards = new RewardTally();
+  const tally = (host: Record<string, HostTensor>, b: Batch) => {
+    if (s.pairs) rewards.add(host.rewards_chosen!.data as Float32Array, host.rewards_rejected!.data as Float32Array, b.pairs);
+  };
   let outs: { host: Record<string, HostTensor>; device: Record<string, DeviceTensor> }, loss: number, tokens = 0;
   if (sessions.kind === 'fused') {
     const b = s.micro(s.step);
     tokens += b.tokens;
     outs = await sessions.step.runKeeping({ ...s.feeds(b), ...paramFeeds, ...optFeeds, ...seeds(0) });
     loss = (outs.host.loss!.data as Float32Array)[0]!;
+    tally(outs.host, b);
   } else {
     let lossSum = 0, targets = 0; // sum(n_i L_i), N
     const sums = new Map<string, Float64Array>(); // sum(n_i g_i), when the gradients come to the host
     const micros = Array.from({ length: s.gradAccum }, (_, micro) => s.micro(s.step * s.gradAccum + micro));
-    const N = micros.reduce((a, b) => a + b.targets, 0); // the device sum weighs by n_i / N as it goes
+    const N = micros.reduce((a, b) => a + weight(b), 0); // the device sum weighs by n_i / N as it goes
     for (const [micro, b] of micros.entries()) {
       tokens += b.tokens;
-      if (b.targets === 0) continue; // nothing trained: its mean loss is 0/0 and its weight 0
+      if (weight(b) === 0) continue; // nothing trained: its mean loss is 0/0 and its weight 0
       const g = await sessions.grads.runKeeping({ ...s.feeds(b), ...paramFeeds, ...seeds(micro) });
-      const n = b.targets;
+      const n = weight(b);
+      tally(g.host, b);
       lossSum += (g.host.loss!.data as Float32Array)[0]! * n;
       targets += n;
       if (sessions.gradSum) { await sessions.gradSum.add(g.device, n / N); continue; }
@@ -405,7 +550,7 @@ async function runStep(sessions: StepSessions, graphs: StepGraphs, state: Traina
     sessions.gradSum?.clear();
     loss = lossSum / targets;
   }
-  return { ...outs, loss, gradNorm: (outs.host.grad_norm!.data as Float32Array)[0]!, tokens };
+  return { ...outs, loss, gradNorm: (outs.host.grad_norm!.data as Float32Array)[0]!, tokens, rewards: s.pairs ? rewards.metrics() : undefined };
 }
 
 function seedFeed(graphs: StepGraphs, seed: number, step: number, micro: number): Record<string, HostTensor> {

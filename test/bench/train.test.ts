@@ -47,3 +47,20 @@ test('`finch bench train --preset tiny --4bit --gradient-checkpointing` runs, an
   console.log(`# tiny 4-bit checkpointed: measured ${finch.peak_rss_mb.toFixed(0)} MB, estimated ${finch.estimate_mb.toFixed(0)} MB (${(err * 100).toFixed(1)}%)`);
   assert.ok(Math.abs(err) <= 0.15, `estimate ${finch.estimate_mb.toFixed(0)} MB vs measured ${finch.peak_rss_mb.toFixed(0)} MB`);
 });
+
+// `--method dpo`: the DPO step on the preset's batch of pairs beside an SFT step over the same rows.
+// At LoRA's initialisation (B = 0) the policy is the reference, so a DPO loss starts at ln 2; on
+// random tokens and a small learning rate it stays near it (an SFT loss here is near ln 1024).
+test('`finch bench train --method dpo` times the DPO step beside an SFT step over the same rows, and reports both peak RSS', () => {
+  const r = spawnSync(process.execPath, [bin, 'bench', 'train', '--preset', 'tiny', '--method', 'dpo', '--4bit', '--steps', '2', '--json'], { encoding: 'utf8', timeout: 180_000 });
+  assert.equal(r.status, 0, r.stderr);
+  const out = JSON.parse(r.stdout.trim().split('\n').pop()!) as {
+    method: string; pairs: number; rows: number; rss_ratio: number; finch: { peak_rss_mb: number; loss: number }; sft: { peak_rss_mb: number; loss: number };
+  };
+  assert.equal(out.method, 'dpo');
+  assert.equal(out.rows, 2 * out.pairs);
+  assert.ok(Math.abs(out.finch.loss - Math.LN2) < 0.05, `DPO loss ${out.finch.loss}, expected about ln 2`);
+  assert.ok(out.sft.loss > 5, `SFT loss ${out.sft.loss}`);
+  console.log(`# tiny 4-bit, ${out.pairs} pairs: DPO ${out.finch.peak_rss_mb.toFixed(0)} MB, SFT over ${out.rows} rows ${out.sft.peak_rss_mb.toFixed(0)} MB (${out.rss_ratio.toFixed(3)}x)`);
+  assert.ok(out.rss_ratio <= 1.15, `DPO peak RSS ${out.rss_ratio.toFixed(3)}x the SFT step's`);
+});

@@ -11,7 +11,13 @@ import { FIXTURES, tempDir, writeFile } from './helpers.js';
 
 const dir = tempDir();
 const tok = new FakeTokenizer();
-const prep = (file: string, opts: Partial<PrepareOptions> = {}) => prepareDataset(file.includes('/') ? file : join(FIXTURES, file), tok, { seqLen: 256, ...opts });
+const prepAny = (file: string, opts: Partial<PrepareOptions> = {}) => prepareDataset(file.includes('/') ? file : join(FIXTURES, file), tok, { seqLen: 256, ...opts });
+/** A dataset of sequences (every fixture but the preference ones). */
+const prep = async (file: string, opts: Partial<PrepareOptions> = {}) => {
+  const d = await prepAny(file, opts);
+  if (d.kind !== 'sequences') throw new Error(`${file}: expected sequences, got ${d.kind}`);
+  return d;
+};
 
 test('every fixture format and file kind prepares into samples', async () => {
   const expect: [string, string, string, number][] = [

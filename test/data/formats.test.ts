@@ -75,7 +75,7 @@ test('missing columns for an explicit format or map name the columns found', () 
   assert.throws(() => resolveFormat('d.jsonl', { prompt: 'x' }, { format: 'completion' }), /d\.jsonl: the completion format needs column completion \(columns found: prompt\)/);
   assert.throws(() => resolveFormat('d.jsonl', { q: 'x', a: 'y' }, { map: { prompt: 'question', completion: 'a' } }), /names "question" for prompt, but the data has no such column \(columns found: q, a\)/);
   assert.throws(() => resolveFormat('d.jsonl', { q: 'x' }, { map: { prompt: 'q', text: 'q' } }), /mixes fields of the completion and text formats/);
-  assert.throws(() => resolveFormat('d.jsonl', { q: 'x' }, { map: { prompt: 'q' }, format: 'alpaca' }), /belong to the completion format, not alpaca/);
+  assert.throws(() => resolveFormat('d.jsonl', { q: 'x' }, { map: { prompt: 'q' }, format: 'alpaca' }), /belong to the preference or completion format, not alpaca/);
   assert.throws(() => parseColumnMap('prompt=query,answer'), /invalid column map entry "answer"/);
   assert.throws(() => parseColumnMap('question=q'), /invalid column map entry "question=q"/);
 });

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createWriteStream, rmSync } from 'node:fs';
+import { createWriteStream, mkdirSync, rmSync, symlinkSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { join } from 'node:path';
@@ -189,4 +189,51 @@ test('large JSONL and JSON files stream in bounded memory (a reader in a 64 MB h
     assert.deepEqual(JSON.parse(child.stdout), { count: n, line: kind === 'json' ? n + 1 : n });
     rmSync(p);
   }
+});
+
+test('a window reads only the start of a file; the row it cuts is left out, not reported bad (JSONL, JSON, CSV)', async () => {
+  const rows = Array.from({ length: 200 }, (_, i) => ({ text: `row ${i} ${'x'.repeat(40)}` }));
+  const jsonl = writeFile(dir, 'w.jsonl', rows.map((r) => JSON.stringify(r)).join('\n') + '\n');
+  const json = writeFile(dir, 'w.json', JSON.stringify(rows, null, 1));
+  const csv = writeFile(dir, 'w.csv', 'text\n' + rows.map((r) => r.text).join('\n') + '\n');
+  for (const p of [jsonl, json, csv]) {
+    const opened = await openRows(p, { window: 1000 });
+    const got = await collect(opened.rows); // under 'fail': a bad row would throw
+    assert.ok(got.length > 5 && got.length < 30, `${p}: ${got.length} rows in 1000 bytes`);
+    assert.deepEqual(got.map((r) => r.row.text), rows.slice(0, got.length).map((r) => r.text));
+    assert.equal(opened.bad.count, 0);
+    assert.equal((await read(p)).length, 200, 'without a window, every row');
+  }
+});
+
+test('a FIFO, a folder or a device named like a dataset is refused at once as a DatasetError', { skip: process.platform === 'win32' }, async () => {
+  const fifo = join(dir, 'f.jsonl');
+  spawnSync('mkfifo', [fifo]);
+  mkdirSync(join(dir, 'd.jsonl'));
+  symlinkSync('/dev/zero', join(dir, 'z.csv'));
+  for (const [p, what] of [[fifo, 'a FIFO'], [join(dir, 'd.jsonl'), 'a folder'], [join(dir, 'z.csv'), 'a character device']] as const) {
+    await assert.rejects(read(p), (e: Error) => e instanceof DatasetError && e.message.includes(`${p} is ${what}`));
+    await assert.rejects(fileKindOf(p), DatasetError);
+  }
+});
+
+test('binary data is refused as a file; a NUL byte further on is a bad line', async () => {
+  const binary = writeFile(dir, 'bin.jsonl', Buffer.from([0x7b, 0x00, 0x01, 0x02, 0x0a]));
+  await assert.rejects(read(binary), /bin\.jsonl: binary data \(a NUL byte at byte 2\), not a text file/);
+  const later = writeFile(dir, 'later.jsonl', `${'{"text": "ok"}\n'.repeat(600)}{"text": "a\u0000b"}\n`);
+  const opened = await openRows(later, { onBadRow: 'skip' });
+  assert.equal((await collect(opened.rows)).length, 600);
+  assert.match(opened.bad.first[0]!.reason, /a NUL byte \(at byte 12 of the line\)/);
+});
+
+test('a row nested deeper than 64 levels is a bad row, not a crash', async () => {
+  const p = writeFile(dir, 'deep.jsonl', `{"text": "ok"}\n{"text": ${'['.repeat(10_000)}${']'.repeat(10_000)}}\n`);
+  const opened = await openRows(p, { onBadRow: 'skip' });
+  assert.equal((await collect(opened.rows)).length, 1);
+  assert.match(opened.bad.first[0]!.reason, /nested deeper than 64/);
+});
+
+test('a CSV header that is not UTF-8, or of more than 10,000 columns, refuses the file', async () => {
+  await assert.rejects(read(writeFile(dir, 'h.csv', Buffer.from([0xff, 0xfe, 0x41, 0x0a, 0x41, 0x0a]))), /h\.csv line 1: the header line is not valid UTF-8/);
+  await assert.rejects(read(writeFile(dir, 'wide.tsv', Array.from({ length: 10_001 }, (_, i) => `c${i}`).join('\t') + '\n')), /wide\.tsv: the header line has 10001 columns \(Finch reads at most 10000\)/);
 });

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { DEMO_DATA_SEED, DEMO_TEST_ROWS, DEMO_TRAIN_ROWS, extractAnswer, writeDemoDataset } from '../../src-main/demo/corpus.js';
 import { DEMO_RECIPE, type LogEvent } from '../../src-main/demo/pretrain.js';
+import { PREFERENCE_TRAIN_ROWS, writePreferenceDataset } from '../../src-main/demo/preference.js';
 import { Generator } from '../../src-main/infer/generate.js';
 import { encodeGenerationPrompt } from '../../src-main/data/template.js';
 import { loadModel } from '../../src-main/model/load.js';
@@ -109,6 +110,26 @@ test('the dataset files are MetaMathQA-style JSONL with disjoint splits, as the 
   writeDemoDataset(regen, DEMO_DATA_SEED);
   for (const f of ['train.jsonl', 'test.jsonl']) {
     assert.equal(readFileSync(join(regen, f), 'utf8'), readFileSync(join(DATA, f), 'utf8'), `${f} differs from what src-main/demo/corpus.ts writes`);
+  }
+});
+
+test('the preference pairs pair each right worked answer with a wrong one, as the generator writes them', () => {
+  const pairs = (f: string) => readFileSync(join(DATA, f), 'utf8').trimEnd().split('\n').map((l) => JSON.parse(l) as { prompt: string; chosen: string; rejected: string });
+  const train = pairs('preference-train.jsonl'), held = pairs('preference-test.jsonl');
+  const rows = readRows(join(DATA, 'train.jsonl')).slice(0, PREFERENCE_TRAIN_ROWS), testRows = readRows(join(DATA, 'test.jsonl'));
+  assert.deepEqual(train.map((p) => [p.prompt, p.chosen]), rows.map((r) => [r.query, r.response]));
+  assert.deepEqual(held.map((p) => [p.prompt, p.chosen]), testRows.map((r) => [r.query, r.response]));
+  for (const p of [...train, ...held]) {
+    // The rejected answer is worked in the same words and states a wrong result.
+    assert.match(p.rejected, /^.+ = \d+\. The answer is: \d+$/);
+    assert.notEqual(extractAnswer(p.rejected), extractAnswer(p.chosen), p.rejected);
+  }
+  const regen = mkdtempSync(join(tmpdir(), 'finch-demo-pairs-'));
+  after(() => rmSync(regen, { recursive: true, force: true }));
+  writeDemoDataset(regen, DEMO_DATA_SEED);
+  writePreferenceDataset(regen);
+  for (const f of ['preference-train.jsonl', 'preference-test.jsonl']) {
+    assert.equal(readFileSync(join(regen, f), 'utf8'), readFileSync(join(DATA, f), 'utf8'), `${f} differs from what src-main/demo/preference.ts writes`);
   }
 });
 

@@ -2,7 +2,9 @@
 // a real run of the bundled demo model goes through one, in its own process: frozen (SIGSTOP) the
 // moment it is started, as a step stuck in native code would hold it, it takes no step while the
 // main process keeps answering, and it trains to the end once it runs again; a job killed mid-run
-// marks its run failed and the back end keeps answering and can train again.
+// marks its run failed and the back end keeps answering and can train again. A WebGPU run there
+// does not start the placement probe (a Node process, which a packaged app cannot start from
+// Electron): it says so in its device record and log, and trains.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -17,7 +19,7 @@ import { lastEvents } from '../helpers/wait.js';
 const { fake } = await installFakeElectron();
 const home = mkdtempSync(join(tmpdir(), 'finch-jobs-'));
 process.env.FINCH_HOME = home;
-const { utilityJobs } = await import('../../src-main/electron/jobs.js');
+const { utilityAdapterList, utilityJobs } = await import('../../src-main/electron/jobs.js');
 const { nodeArgsFor } = await import('../../src-main/engine/runtime/worker.js');
 const { createServices } = await import('../../src-main/services/index.js');
 
@@ -25,7 +27,12 @@ const entry = new URL('../../src-main/services/job-host.ts', import.meta.url);
 const utility = utilityJobs({ entry: fileURLToPath(entry), execArgv: nodeArgsFor(entry) });
 /** Sees each job the moment its process is forked, before it has run any code. */
 let onSpawn: ((job: JobHandle) => void) | null = null;
-const services = createServices({ spawnJob: (kind, payload) => { const job = utility(kind, payload); onSpawn?.(job); return job; } });
+const probe = new URL('../../src-main/engine/runtime/adapter-probe.ts', import.meta.url);
+const services = createServices({
+  spawnJob: (kind, payload) => { const job = utility(kind, payload); onSpawn?.(job); return job; },
+  // As the desktop app lists WebGPU adapters (electron/backend.ts): in a utility process.
+  listAdapters: utilityAdapterList({ entry: fileURLToPath(probe), execArgv: nodeArgsFor(probe) }),
+});
 const events: FinchEvent[] = [];
 services.bus.subscribe((e) => events.push(e));
 const call = async <T>(name: string, ...args: unknown[]): Promise<T> => {
@@ -87,4 +94,17 @@ test('a job process that dies mid-run marks its run failed; the back end keeps a
   const again = await call<RunSummary>('startRun', quick(1));
   await until(() => ['completed', 'failed'].includes(statusOf(again.id) ?? ''), 'the next run');
   assert.equal(statusOf(again.id), 'completed');
+});
+
+test('a WebGPU run without strict placement trains in a utility process, and says why it did not list CPU fallbacks (that takes a Node process)', { timeout: 300_000 }, async () => {
+  const run = await call<RunSummary>('startRun', { ...quick(2), provider: 'webgpu', strictProvider: false });
+  await until(() => ['completed', 'failed'].includes(statusOf(run.id) ?? ''), 'the WebGPU run to end');
+  assert.equal(statusOf(run.id), 'completed', lastEvents(events));
+  const device = events.find((e): e is Extract<FinchEvent, { type: 'run-device' }> => e.type === 'run-device' && e.runId === run.id)!;
+  assert.equal(device.provider, 'webgpu');
+  assert.equal(device.strict, false);
+  assert.deepEqual(device.fallback_nodes, []);
+  assert.match(device.fallback_unchecked ?? '', /^not listed inside the desktop app: listing them takes a Node process/);
+  const logs = (await call<{ logs: { message: string }[] }>('runDetails', run.id)).logs.map((l) => l.message);
+  assert.ok(logs.some((m) => m.startsWith('nodes that fall back to the CPU are not listed inside the desktop app')), logs.join('\n'));
 });

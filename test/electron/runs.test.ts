@@ -1,7 +1,8 @@
 // src-main/electron/runs.ts with a faked electron module, driven by back-end events through the
 // real dispatcher: the system stays awake exactly while a run trains, a notification says when a
-// run completes or fails, and quitting with a run in progress asks, then cancels the run (which
-// checkpoints it) and quits only once it has stopped.
+// run completes or fails, and quitting with a run training asks, then cancels the run (which
+// checkpoints it) and quits only once it has stopped; a paused run (checkpointed by its pause) is
+// left as it is.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { installFakeElectron } from '../helpers/electron-loader.js';
@@ -79,8 +80,9 @@ test('quitting while a run trains asks; "Keep training" keeps the app and the ru
   assert.deepEqual(watch.activeRuns(), ['t1']);
 });
 
-test('"Save a checkpoint and quit" cancels every active run and quits once they have stopped', async () => {
-  emit(status('t2', 'paused'));
+test('"Save a checkpoint and quit" cancels every training run and quits once they have stopped; a paused run stays paused', async () => {
+  emit(status('t2', 'running'));
+  emit(status('p1', 'paused')); // its pause wrote a checkpoint: nothing to save
   const before = fake.quitCount;
   fake.messageBoxResponses.push(0);
   app.quit();

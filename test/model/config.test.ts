@@ -2,10 +2,11 @@
 // generation_config.json, every error case, and RoPE inverse frequencies (Llama 3.1 scaling
 // included) against an independent float32 PyTorch implementation of transformers' formula.
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { ModelConfigError, loadModelConfig, parseModelConfig, ropeInvFreq } from '../../src-main/model/config.js';
+import { CONFIG_LIMITS, DERIVED_LIMITS, ModelConfigError, loadModelConfig, parameterCount, parseModelConfig, ropeInvFreq } from '../../src-main/model/config.js';
 import type { ModelConfig } from '../../src-main/model/types.js';
 import { runPythonScript, tempDir } from './model-helpers.js';
 
@@ -311,4 +312,37 @@ test('LongRoPE: the short factors within the original context, the long ones bey
     assert.ok(Math.abs(short[i]! * rs.shortFactor[i]! / plain[i]! - 1) < 1e-6, `short ${i}`);
     assert.ok(Math.abs(long[i]! * rs.longFactor[i]! / plain[i]! - 1) < 1e-6, `long ${i}`);
   }
+});
+
+test('sizes are bounded: each field by CONFIG_LIMITS, the embedding and the parameter count by DERIVED_LIMITS; the limits themselves pass', () => {
+  const tiny = { model_type: 'llama', vocab_size: 512, hidden_size: 64, intermediate_size: 128, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2 };
+  for (const [field, limit] of Object.entries(CONFIG_LIMITS)) {
+    if (field === 'sliding_window' || field === 'num_key_value_heads' || field === 'head_dim' || field === 'num_attention_heads') continue; // need consistent head layouts: below
+    assert.throws(() => parseModelConfig({ ...tiny, [field]: limit + 1 }), new RegExp(`"${field}" is ${limit + 1}, beyond Finch's limit of ${limit}`));
+  }
+  assert.throws(() => parseModelConfig({ ...tiny, num_attention_heads: 1025, num_key_value_heads: 1 }), /"num_attention_heads" is 1025/);
+  assert.throws(() => parseModelConfig({ ...tiny, head_dim: 2048 }), /"head_dim" is 2048/);
+  assert.throws(() => parseModelConfig({ ...MISTRAL_7B_V01, sliding_window: 2 ** 24 + 1 }), /"sliding_window" is 16777217/);
+  assert.equal(parseModelConfig({ ...tiny, max_position_embeddings: CONFIG_LIMITS.max_position_embeddings }).maxPositionEmbeddings, 2 ** 24);
+  // Within every field's limit, too large together.
+  assert.throws(() => parseModelConfig({ ...tiny, vocab_size: 2 ** 21, hidden_size: 2 ** 16 }), /vocab_size × hidden_size = 137438953472 elements is beyond Finch's limit of 4294967296/);
+  assert.throws(() => parseModelConfig({ ...tiny, num_attention_heads: 1024, num_key_value_heads: 1024, head_dim: 1024 }), /num_attention_heads × head_dim = 1048576/);
+  assert.throws(() => parseModelConfig({ ...tiny, hidden_size: 2 ** 16, intermediate_size: 2 ** 18, num_hidden_layers: 1024, num_attention_heads: 512, num_key_value_heads: 512 }), /trillion parameters, beyond Finch's limit of 2\.2 trillion/);
+  // The largest released Llama passes, and the count matches its card (405B).
+  const l405 = parseModelConfig({ ...LLAMA31_8B, hidden_size: 16384, intermediate_size: 53248, num_hidden_layers: 126, num_attention_heads: 128 });
+  assert.ok(Math.abs(parameterCount(l405) / 1e9 - 405.9) < 0.5, `${parameterCount(l405) / 1e9} B`);
+  assert.ok(DERIVED_LIMITS.parameters > parameterCount(l405));
+  // Values that are no size say what they are (1e400 parses as Infinity).
+  assert.throws(() => parseModelConfig(JSON.parse(JSON.stringify(tiny).replace('"hidden_size":64', '"hidden_size":1e400'))), /"hidden_size" must be a positive integer, got Infinity/);
+});
+
+test('config.json that is no regular file, too large or nested too deep is refused naming it', { skip: process.platform === 'win32' }, () => {
+  const fifo = join(dir, 'fifo-config');
+  mkdirSync(fifo);
+  execFileSync('mkfifo', [join(fifo, 'config.json')]);
+  assert.throws(() => loadModelConfig(fifo), (e: Error) => e instanceof ModelConfigError && e.message.includes(`${join(fifo, 'config.json')} is a FIFO (named pipe)`));
+  const big = folder('big-config', `{"model_type": "llama"${' '.repeat(17 * 2 ** 20)}}`);
+  assert.throws(() => loadModelConfig(big), /config\.json is 17\.0 MiB; Finch reads at most 16\.0 MiB of a model config/);
+  const deep = folder('deep-config', `{"x": ${'['.repeat(1000)}${']'.repeat(1000)}}`);
+  assert.throws(() => loadModelConfig(deep), /config\.json: JSON nested deeper than 64 levels/);
 });

@@ -11,6 +11,7 @@ import type { Graph } from '../../src-main/engine/graph/graph.js';
 import { lowerForOrt } from '../../src-main/engine/onnx/lower.js';
 import { loadModel } from '../../src-main/model/load.js';
 import { allGraphs, tinyModel } from '../helpers/family-graphs.js';
+import { preferenceGraphs } from '../helpers/preference-graphs.js';
 import { tinyFamilyConfigs } from '../helpers/tiny-llama.js';
 
 const DEMO = 'assets/demo/model';
@@ -30,6 +31,7 @@ test('docs/gpu.md lists every op of every graph Finch builds, and no other', () 
   for (const quantize of [false, true]) {
     const m = loadModel(DEMO, { quantize });
     for (const [, g] of allGraphs(m.weights, m.invFreq, 32, 16 * 1024)) opsOf(g, ops);
+    for (const [, g] of preferenceGraphs(m, quantize, 2, 32)) opsOf(g, ops);
     m.close();
     for (const cfg of Object.values(tinyFamilyConfigs())) {
       const { fw, invFreq } = tinyModel(cfg, quantize);

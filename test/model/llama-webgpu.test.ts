@@ -13,7 +13,8 @@ import { loadModel } from '../../src-main/model/load.js';
 import { DEFAULT_LORA, initLora, loraParams } from '../../src-main/model/lora.js';
 import { mulberry32 } from '../../src-main/util/random.js';
 import { DEFAULT_OPTIMIZER, buildAccumulatingStep, buildFusedStep, buildLossGraph } from '../../src-main/train/step.js';
-import { randomBatch } from '../helpers/demo-batch.js';
+import { randomBatch, randomPairBatch } from '../helpers/demo-batch.js';
+import { preferenceGraphs } from '../helpers/preference-graphs.js';
 import { webGpuSession } from '../helpers/webgpu.js';
 
 const DEMO = 'assets/demo/model';
@@ -41,6 +42,7 @@ test('every graph of the demo model (float and 4-bit) creates a WebGPU session w
       ['row-chunked loss step', buildFusedStep(m.weights, m.invFreq, { ...shape, lossChunks: 2 }, DEFAULT_OPTIMIZER).step],
       ['eval loss', buildLossGraph(m.weights, m.invFreq, shape)],
       ['prefill/decode', generation],
+      ...preferenceGraphs(m, quantize, B, T),
     ];
     for (const [name, g] of graphs) {
       const s = await webGpuSession(serializeModel(g)).catch((e: Error) => {
@@ -51,6 +53,48 @@ test('every graph of the demo model (float and 4-bit) creates a WebGPU session w
     m.close();
   }
 });
+
+for (const [name, objective, quantize] of [
+  ['DPO (4-bit, reference adapter)', { method: 'dpo', beta: 0.1, labelSmoothing: 0.1, reference: 'adapter' }, true],
+  ['ORPO (float)', { method: 'orpo', lambda: 0.2 }, false],
+] as const) {
+  test(`a ${name} gradient graph on WebGPU gives the CPU's loss, rewards and LoRA gradients within 1e-4`, async () => {
+    const m = loadModel(DEMO, { quantize });
+    const rand = mulberry32(21);
+    const random = (scale: number) => new Map(loraParams(m.config, lora).map((p) => [p.name, Float32Array.from({ length: p.shape[0] * p.shape[1] }, () => (rand() * 2 - 1) * scale)]));
+    const reference = objective.method === 'dpo' ? random(0.02) : null;
+    const graphs = buildAccumulatingStep(m.weights, m.invFreq, { batch: 2 * B, seq: T, lora, hostEmbeddings: quantize, dynamicSeq: true, objective }, DEFAULT_OPTIMIZER, reference);
+    const model = serializeModel(graphs.grads);
+    const cpu = await Session.create(model, { provider: 'cpu', threads: 2 });
+    const gpu = await webGpuSession(model);
+    const params = random(0.05);
+    const f: Record<string, HostTensor> = {
+      ...randomPairBatch(31, m.config.vocabSize, B, T, { hostEmbed: quantize ? (ids) => m.weights.embedRows(ids) : undefined, missing: true }),
+      dropout_seeds: { dtype: 'float32', dims: [graphs.dropoutModules], data: Float32Array.from({ length: graphs.dropoutModules }, (_, i) => i * 7.3) },
+      token_index: { dtype: 'int32', dims: [T], data: Int32Array.from({ length: T }, (_, i) => i) },
+    };
+    for (const p of graphs.params) f[p.name] = { dtype: 'float32', dims: p.shape, data: params.get(p.name)! };
+    const a = await cpu.run(f), b = await gpu.run(f);
+    const value = (o: Record<string, HostTensor>, k: string) => o[k]!.data as Float32Array;
+    const la = value(a, 'loss')[0]!, lb = value(b, 'loss')[0]!;
+    assert.ok(Number.isFinite(la) && Math.abs(lb - la) <= 1e-4 * Math.abs(la), `loss ${lb} on WebGPU vs ${la} on CPU`);
+    for (const k of ['rewards_chosen', 'rewards_rejected']) {
+      const ra = value(a, k), rb = value(b, k);
+      assert.ok(maxDiff(ra, rb) <= 1e-4 * Math.max(maxAbs(ra), 1e-3), `${k}: ${[...rb]} on WebGPU vs ${[...ra]}`);
+    }
+    let worst = 0;
+    for (const p of graphs.params) {
+      const ga = value(a, `grad:${p.name}`), gb = value(b, `grad:${p.name}`);
+      const d = maxDiff(ga, gb) / (maxAbs(ga) || 1);
+      worst = Math.max(worst, d);
+      assert.ok(d <= 1e-4, `${p.name}: gradients differ by ${d.toExponential(2)} of the largest`);
+    }
+    console.log(`${name}: loss ${la}; worst gradient difference ${worst.toExponential(2)} of the largest`);
+    await cpu.release();
+    await gpu.release();
+    m.close();
+  });
+}
 
 const STEPS = 10;
 /**

@@ -125,3 +125,45 @@ test('list shows entries with their checkpoint and size; clear removes them', as
   assert.ok(freed >= e.bytes);
   assert.deepEqual(listQuantCache(), []);
 });
+
+test('a cold quantization waits at `between` before each weight; one that throws stops the workers and writes no entry', async () => {
+  clearQuantCache();
+  const probe = loadModel(dir);
+  const total = quantizedWeights(probe.config).length;
+  probe.close();
+  // One worker: `between` runs after a weight's blocks came back and before the next is handed out,
+  // so while it holds, no weight is being quantized.
+  let calls = 0;
+  let release!: () => void;
+  let heldAfter = -1;
+  const held = new Promise<void>((reached) => {
+    const model = loadModel(dir, { quantize: true, blockSize: 32 });
+    const progress: number[] = [];
+    void prepareInt4(dir, model.config, model.weights, {
+      threads: 1, onProgress: (d) => progress.push(d),
+      between: async () => {
+        if (++calls !== 3) return;
+        heldAfter = progress.at(-1)!;
+        reached();
+        await new Promise<void>((r) => { release = r; });
+      },
+    }).then((r) => { model.close(); finished(r.source); }, (e: unknown) => { model.close(); failed(e); });
+  });
+  let finished!: (source: string) => void, failed!: (e: unknown) => void;
+  const done = new Promise<string>((res, rej) => { finished = res; failed = rej; });
+  await held;
+  assert.equal(heldAfter, 2, 'held before the third weight, the first two done');
+  release();
+  assert.equal(await done, 'quantized');
+  assert.equal(calls, total + 1, 'once before each weight, and once to find the queue empty');
+
+  // Stopped by throwing after 4 weights: the error comes through, and the cache holds nothing.
+  clearQuantCache();
+  const stopped = loadModel(dir, { quantize: true, blockSize: 32 });
+  let n = 0;
+  await assert.rejects(prepareInt4(dir, stopped.config, stopped.weights, {
+    threads: 2, between: async () => { if (++n > 4) throw new Error('cancelled while quantizing'); },
+  }), /cancelled while quantizing/);
+  stopped.close();
+  assert.deepEqual(listQuantCache(), []);
+});

@@ -2,7 +2,8 @@
 // PyTorch (test/oracle/oracle_safetensors.py, an independent reader/writer), sharded indexes,
 // chunked streaming of large tensors, and every error case naming the file.
 import assert from 'node:assert/strict';
-import { readFileSync, statSync, truncateSync, writeFileSync, copyFileSync, mkdirSync, readdirSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { readFileSync, statSync, symlinkSync, truncateSync, writeFileSync, copyFileSync, mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import {
@@ -286,4 +287,45 @@ test('errors name the file: missing, truncated, bad header, out of range, bad in
   assert.throws(() => Checkpoint.open(idxDir), /tensor v is mapped to model-00001-of-00002.safetensors, which does not contain it/);
   writeFileSync(join(idxDir, 'model.safetensors.index.json'), '{"weight_map": ');
   assert.throws(() => Checkpoint.open(idxDir), /model.safetensors.index.json: invalid JSON/);
+});
+
+test('headers that lie are refused before any buffer is sized from them; openAsync reads what open reads', async () => {
+  const file = (name: string, header: string, data: number) => {
+    const json = Buffer.from(header);
+    const len = Buffer.alloc(8);
+    len.writeBigUInt64LE(BigInt(json.length));
+    const p = join(dir, name);
+    writeFileSync(p, Buffer.concat([len, json, Buffer.alloc(data)]));
+    return p;
+  };
+  const cases: [string, string, RegExp][] = [
+    ['1tb.safetensors', '{"w": {"dtype": "F32", "shape": [250000000000], "data_offsets": [0, 1000000000000]}}', /tensor w is out of range \(ends at data byte 1000000000000, data section has 16\)/],
+    ['unsafe.safetensors', '{"w": {"dtype": "F32", "shape": [4], "data_offsets": [0, 18014398509481985]}}', /tensor w has bad data_offsets/],
+    ['shape.safetensors', '{"w": {"dtype": "F32", "shape": [1099511627776, 1099511627776], "data_offsets": [0, 16]}}', /spans 16 bytes but F32\[1099511627776, 1099511627776\] needs 4835703278458516698824704/],
+    ['reversed.safetensors', '{"w": {"dtype": "F32", "shape": [0], "data_offsets": [16, 0]}}', /tensor w spans -16 bytes/],
+    ['metadata.safetensors', '{"__metadata__": [1, 2]}', /__metadata__ must be an object of strings/],
+    ['deep.safetensors', `{"__metadata__": ${'['.repeat(200)}${']'.repeat(200)}}`, /nested deeper than 64 levels/],
+  ];
+  for (const [name, header, message] of cases) {
+    const p = file(name, header, 16);
+    assert.throws(() => Checkpoint.open(p), (e: Error) => e instanceof SafetensorsError && message.test(e.message), name);
+    await assert.rejects(Checkpoint.openAsync(p), (e: Error) => e instanceof SafetensorsError && message.test(e.message), name);
+  }
+  const good = join(dir, 'async.safetensors');
+  writeSafetensors(good, [{ name: 'a', dtype: 'F16', shape: [2, 3], data: new Float32Array(6) }, { name: 'b', dtype: 'BF16', shape: [5], data: new Float32Array(5) }]);
+  const [s, a] = [Checkpoint.open(good), await Checkpoint.openAsync(good)];
+  assert.deepEqual(a.tensors(), s.tensors());
+  s.close();
+  a.close();
+});
+
+test('a weights file that is a FIFO or a link to /dev/zero is refused at once', { skip: process.platform === 'win32' }, async () => {
+  const fifo = join(dir, 'fifo.safetensors');
+  execFileSync('mkfifo', [fifo]);
+  assert.throws(() => Checkpoint.open(fifo), /fifo\.safetensors is a FIFO \(named pipe\), not a regular file/);
+  await assert.rejects(Checkpoint.openAsync(fifo), /is a FIFO/);
+  const zero = join(dir, 'zero-model');
+  mkdirSync(zero);
+  symlinkSync('/dev/zero', join(zero, 'model.safetensors'));
+  assert.throws(() => Checkpoint.open(zero), /model\.safetensors is a character device/);
 });

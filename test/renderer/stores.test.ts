@@ -35,6 +35,23 @@ test('RunView grows its series from the trainer\'s events as the app tags them, 
   assert.equal(v.etaS, null);
 });
 
+test('RunView follows what the run\'s job was asked ("pausing…") and what it is doing, until the job honours it', async () => {
+  const { api } = scriptedApi({ pauseRun: async () => ({ status: 'running', request: 'pause' }) as never, cancelRun: async () => ({ status: 'paused', request: 'cancel' }) as never });
+  useApi({ api, rpc: null });
+  const v = new RunView('r2');
+  v.apply({ type: 'run-status', runId: 'r2', status: 'running', error: null });
+  v.apply(runTrainEvent('r2', { event: 'phase', phase: 'quantizing', step: 0 }));
+  assert.equal(v.phase, 'quantizing');
+  await v.pause();
+  assert.deepEqual([v.status, v.request], ['running', 'pause'], 'pausing…: the job has not held yet');
+  v.apply({ type: 'run-status', runId: 'r2', status: 'paused', error: null, request: null });
+  assert.deepEqual([v.status, v.request], ['paused', null]);
+  await v.cancel();
+  assert.equal(v.request, 'cancel');
+  v.apply(runTrainEvent('r2', { event: 'done', adapter: '', steps: 0, loss: null, eval_loss: null, status: 'cancelled' }));
+  assert.deepEqual([v.status, v.request, v.phase], ['cancelled', null, null]);
+});
+
 test('CompareSession streams both sides of one generate call into two message lists, keeping each side its own history', async () => {
   const { api, emit, log } = scriptedApi({ generate: async () => ({ generationId: 'g1' }) });
   useApi({ api, rpc: null });
@@ -76,8 +93,9 @@ test('Wizard: presets set exactly what they list; a memory suggestion applies in
   const estimates: RunConfig[] = [];
   const verdict = (cfg: RunConfig): MemoryEstimateResult => ({
     hostBytes: cfg.seqLen * 1e6, parts: {}, gpuBytes: null, availableHostBytes: 400e6, totalHostBytes: 1e9, availableGpuBytes: null,
+    totalGpuBytes: null, gpuName: null, gpuNote: null, unifiedMemory: false, computeDtype: 'float32',
     verdict: cfg.seqLen > 256 ? 'will-not-fit' : 'fits', provider: 'cpu',
-    suggestions: cfg.seqLen > 256 ? [{ text: 'Sequence length 256', change: { seqLen: 256 }, hostBytes: 256e6 }] : [],
+    suggestions: cfg.seqLen > 256 ? [{ text: 'Sequence length 256', change: { seqLen: 256 }, hostBytes: 256e6, gpuBytes: null }] : [],
   });
   const { api } = scriptedApi({ estimateMemory: async (cfg) => { estimates.push(cfg); return verdict(cfg); } });
   useApi({ api, rpc: null });
@@ -114,4 +132,14 @@ test('routes round-trip through the URL hash', () => {
     assert.deepEqual(parseRoute(routeHash(r)), r);
   }
   assert.deepEqual(parseRoute('#/nonsense'), { name: 'home' });
+});
+
+test('RunView keeps a preference run\'s reward metrics from its step and eval events, and none for SFT', () => {
+  const v = new RunView('r2');
+  const rewards = { rewards_chosen: 0.3, rewards_rejected: -0.1, reward_margin: 0.4, reward_accuracy: 0.75 };
+  v.apply(runTrainEvent('r2', { event: 'step', step: 1, total_steps: 4, loss: 0.69, lr: 1e-3, grad_norm: 1, tokens_per_s: 500, elapsed_s: 1, eta_s: 3, rss_mb: 300, ...rewards }));
+  v.apply(runTrainEvent('r2', { event: 'eval', step: 1, eval_loss: 0.6, perplexity: Math.exp(0.6), ...rewards, reward_accuracy: 0.5 }));
+  assert.deepEqual(v.metrics[0], { step: 1, loss: 0.69, lr: 1e-3, grad_norm: 1, tokens_per_s: 500, rss_mb: 300, ...rewards });
+  assert.equal(v.evals[0]!.reward_accuracy, 0.5);
+  assert.equal(v.evals[0]!.reward_margin, 0.4);
 });

@@ -144,6 +144,34 @@ test('JSON-RPC: results, -32700, -32600, -32601, -32602 naming the field, events
   ws.close();
 });
 
+test('JSON-RPC ids: an object, array or boolean id is -32600 and the call never runs; null is answered; no id is a notification', async () => {
+  const calls: string[] = [];
+  const counting = new Proxy({} as ApiCalls, { get: (_t, name: string) => async (...args: unknown[]) => { calls.push(name); return { called: name, args }; } });
+  const own = await startServer({ dispatcher: createDispatcher(counting, bus), rendererDir: null });
+  try {
+    const ws = await new Promise<WebSocket>((resolve, reject) => {
+      const w = new WebSocket(`ws://127.0.0.1:${own.port}/api?token=${own.token}`);
+      w.once('open', () => resolve(w));
+      w.once('error', reject);
+    });
+    for (const id of [{}, [1], true, false]) {
+      const r = await rpc(ws, { jsonrpc: '2.0', id, method: 'pauseRun', params: ['run-1'] });
+      assert.equal(r.id, null);
+      assert.equal((r.error as { code: number }).code, -32600, JSON.stringify(id));
+      assert.match((r.error as { message: string }).message, /"id" must be a string, a number or null, got (an array|object|boolean); the call did not run/);
+    }
+    assert.deepEqual(await rpc(ws, { jsonrpc: '2.0', id: null, method: 'listRuns', params: [] }), { jsonrpc: '2.0', id: null, result: { called: 'listRuns', args: [] } });
+    assert.deepEqual(await rpc(ws, { jsonrpc: '2.0', id: 'a-string', method: 'listRuns' }), { jsonrpc: '2.0', id: 'a-string', result: { called: 'listRuns', args: [] } });
+    // A notification runs and gets no answer: the next answer on the socket is the next call's.
+    ws.send(JSON.stringify({ jsonrpc: '2.0', method: 'pauseRun', params: ['run-2'] }));
+    assert.equal((await rpc(ws, { jsonrpc: '2.0', id: 7, method: 'listRuns', params: [] })).id, 7);
+    assert.deepEqual(calls, ['listRuns', 'listRuns', 'pauseRun', 'listRuns']);
+    ws.close();
+  } finally {
+    await own.close();
+  }
+});
+
 test('JSON-RPC: a weight cache id that is not a file name stem is refused before any service sees it', async () => {
   const ws = await connect(`/api?token=${srv.token}`) as WebSocket;
   let id = 10;

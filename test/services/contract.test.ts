@@ -150,6 +150,22 @@ for (const transport of ['dispatcher', 'websocket', 'ipc'] as Transport[]) {
       assert.equal(all.hostBytes, (await api.estimateMemory({ ...demo.config, quantize: false, batch: 4096, seqLen: 131072, ...all.change })).hostBytes);
     });
 
+    test('the preference demo: its pairs join the library as a preference dataset, previewed as prompt and both answers; its DPO recipe is a run the app accepts', async () => {
+      const demo = await api.startDemo({ start: false, method: 'dpo' });
+      assert.equal(demo.run, null);
+      assert.equal(demo.dataset.format, 'preference');
+      assert.equal(demo.config.method, 'dpo');
+      assert.equal(demo.config.datasetId, demo.dataset.id);
+      assert.equal((await api.startDemo({ start: false, method: 'dpo' })).dataset.id, demo.dataset.id, 'the pairs join the library once');
+      const p = await api.previewDataset({ datasetId: demo.dataset.id, modelId: demo.model.id, rows: 3, statsRows: 50, seqLen: 160 });
+      assert.equal(p.format?.name, 'preference');
+      const pair = p.sample?.pair;
+      assert.ok(pair, 'a pair\'s sample splits prompt and answers');
+      assert.ok(pair.prompt.every((s) => !s.trained) && pair.chosen.some((s) => s.trained) && pair.rejected.some((s) => s.trained));
+      assert.notEqual(pair.chosen.map((s) => s.text).join(''), pair.rejected.map((s) => s.text).join(''));
+      assert.equal((await api.estimateMemory(demo.config)).verdict, 'fits');
+    });
+
     test('comparisons and settings are remembered; the token never crosses back', async () => {
       const [model] = await api.listModels();
       const saved = await api.saveComparison({

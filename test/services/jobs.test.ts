@@ -1,13 +1,15 @@
 // Jobs run in their own processes: a training process killed outright (as a native crash in ONNX
 // Runtime would end it) leaves its run 'failed' with the reason while the app keeps answering, and
-// resumeRun continues from the last checkpoint to the end. Pause holds a run between steps. A second run started meanwhile waits
-// 'queued' (one training run at a time), and a run cancelled while queued never starts.
-// The killed run is held at known steps (test/helpers/held-job.ts), so it cannot finish first.
+// resumeRun continues from the last checkpoint to the end. Pause holds a run between steps. A
+// second run started meanwhile waits 'queued' (one training run at a time), and a run cancelled
+// while queued never starts. The killed run is held at known steps (test/helpers/held-job.ts: paused
+// after step 2, its process stopped after step 5), so it cannot finish first.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { FinchEvent, RunStatus } from '../../src-shared/api.js';
 import { startApp } from '../helpers/app.js';
 import { heldJobs } from '../helpers/held-job.js';
+import { until } from '../helpers/wait.js';
 
 type StatusEvent = Extract<FinchEvent, { type: 'run-status' }>;
 type LogEvent = Extract<FinchEvent, { type: 'run-log' }>;
@@ -19,7 +21,8 @@ test('a training process killed after step 5 of 8 fails its run, the app keeps a
   try {
     const { config } = await api.startDemo({ start: false });
     const cfg = { ...config, maxSteps: 8, checkpointEvery: 4, samplePrompts: 0 };
-    jobs.holdNext([2, 5]);
+    jobs.holdNext([2]);
+    const stopped = jobs.blockNext({ step: 5 });
     const run = await api.startRun({ ...cfg, name: 'killed' });
     const queued = await api.startRun({ ...cfg, name: 'waits' });
     assert.equal(queued.status, 'queued', 'one training run at a time');
@@ -31,10 +34,10 @@ test('a training process killed after step 5 of 8 fails its run, the app keeps a
     await pausedAt(2);
     assert.equal((await api.pauseRun(run.id)).status, 'paused');
     assert.deepEqual(steps(), [1, 2]);
-    assert.equal((await api.resumeRun(run.id)).status, 'running');
+    assert.equal((await api.resumeRun(run.id)).request, 'resume', 'running again once the job goes on');
 
-    // Held after step 5, past the checkpoint of step 4: kill the process outright.
-    await pausedAt(5);
+    // Stopped after step 5, past the checkpoint of step 4: kill the process outright.
+    await stopped.reached();
     const pid = app.services.runs.jobPid(run.id);
     assert.ok(pid && pid !== process.pid, 'the run trains in its own process');
     process.kill(pid, 'SIGKILL');
@@ -49,9 +52,11 @@ test('a training process killed after step 5 of 8 fails its run, the app keeps a
     await status(queued.id, 'running');
     await api.cancelRun(queued.id);
     await status(queued.id, 'cancelled');
+    // Its status follows the trainer's 'done'; its job lets go of the slot a moment later.
+    await until(() => app.services.runs.jobPid(queued.id) === undefined, 'the cancelled run\'s job to let go of the training slot');
 
     const resumed = await api.resumeRun(run.id);
-    assert.equal(resumed.status, 'queued');
+    assert.equal(resumed.status, 'running', 'back through the queue, into the free slot at once');
     await status(run.id, 'completed');
     const d = await api.runDetails(run.id);
     assert.equal(d.step, 8);
@@ -76,9 +81,10 @@ test('a run training when the app stops is interrupted after a restart, and resu
   const jobs = heldJobs();
   const app = await startApp('dispatcher', undefined, { spawnJob: jobs.spawn });
   const { config } = await app.api.startDemo({ start: false });
-  jobs.holdNext([2]); // after its checkpoint of step 2, so that it cannot complete before the app stops
+  const stopped = jobs.blockNext({ step: 3 }); // past its checkpoint of step 2, so that it cannot complete before the app stops
   const run = await app.api.startRun({ ...config, name: 'interrupted', maxSteps: 4, checkpointEvery: 2, samplePrompts: 0 });
-  await app.waitFor((e) => e.type === 'run-log' && e.runId === run.id && e.line.message === 'paused at step 2', '"paused at step 2" in the log');
+  await stopped.reached();
+  await app.waitFor((e) => e.type === 'run-step' && e.runId === run.id && e.step === 3, 'step 3');
   assert.ok(app.events.some((e) => e.type === 'run-checkpoint' && e.runId === run.id && e.step === 2));
   await app.close(); // Finch quits mid-run: the job process goes with it
 
@@ -86,7 +92,8 @@ test('a run training when the app stops is interrupted after a restart, and resu
   try {
     const found = await again.api.runDetails(run.id);
     assert.equal(found.status, 'interrupted');
-    assert.equal(found.step, 2);
+    assert.equal(found.step, 3);
+    assert.ok(found.logs.some((l) => l.message === 'Finch stopped while this run was training; Resume continues from its checkpoint of step 2.'));
     await again.api.resumeRun(run.id);
     await again.waitFor((e): e is StatusEvent => e.type === 'run-status' && e.runId === run.id && e.status === 'completed', 'the resumed run to complete');
     const d = await again.api.runDetails(run.id);

@@ -2,6 +2,8 @@
 // imported adapter with the app's stored token and endpoint, 'export-progress' events that carry
 // the repository; a GGUF file and a merged model built in a staging folder that does not outlive
 // the push, with the user's batch comparison in the card; refusals as {code, message, hint}; cancel.
+// The build runs as an export job (services/exports.ts): held there (test/helpers/held-job.ts), the
+// push leaves the API answering, and cancelPush ends that job too.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
@@ -13,6 +15,7 @@ import { loadModelConfig } from '../../src-main/model/config.js';
 import { LORA_TARGETS, loraParams } from '../../src-main/model/lora.js';
 import { mulberry32 } from '../../src-main/util/random.js';
 import { failure, startApp, type TestApp } from '../helpers/app.js';
+import { heldJobs } from '../helpers/held-job.js';
 import { mathRows, tempDir, tinyCheckpoint, writeJsonl } from '../helpers/fixtures.js';
 import { until, within } from '../helpers/wait.js';
 import { FakeHub } from '../hub/fake-hub.js';
@@ -20,6 +23,7 @@ import { FakeHub } from '../hub/fake-hub.js';
 delete process.env.HF_TOKEN;
 delete process.env.HF_ENDPOINT;
 const hub = new FakeHub();
+const jobs = heldJobs();
 let app: TestApp;
 let modelId: string;
 let adapterId: string;
@@ -32,7 +36,7 @@ before(async () => {
   hub.addUser('hf_alice', 'alice');
   hub.addUser('hf_bob', 'bob');
   await hub.start();
-  app = await startApp('websocket');
+  app = await startApp('websocket', undefined, { spawnJob: jobs.spawn });
   await app.api.setSettings({ hfToken: 'hf_alice', hfEndpoint: hub.url });
   const model = tinyCheckpoint();
   modelId = (await app.api.addLocalModel({ path: model, name: 'tiny' })).id;
@@ -83,6 +87,39 @@ test('a GGUF file and a merged model are built for the push and not kept; the ba
   const tmp = join(app.home, 'tmp');
   assert.deepEqual(existsSync(tmp) ? readdirSync(tmp).filter((n) => n.startsWith('push-')) : [], [], 'the staging folders are gone');
 });
+
+test('the API answers while a push builds its merged model in an export job; cancelPush ends that job, and nothing reaches the Hub', async () => {
+  const building = jobs.blockNext({ message: 'export-progress' }, 'export');
+  let settled = false;
+  const pushed = failure(app.api.pushToHub({ source: { kind: 'adapter', adapterId }, what: 'merged', repo: 'alice/held-merge' })).finally(() => { settled = true; });
+  await building.reached();
+  // Held after its first tensor: other calls are answered meanwhile, and the push has not ended.
+  assert.ok((await app.api.appInfo()).providers.length > 0);
+  assert.ok((await app.api.listModels()).some((m) => m.id === modelId));
+  await app.waitFor((e) => e.type === 'export-progress' && e.repo === 'alice/held-merge' && e.phase === 'merging', 'the merge\'s first progress event');
+  assert.equal(settled, false, 'the push is still building');
+  const job = jobs.spawned.filter((j) => j.kind === 'export').at(-1)!.job;
+  assert.ok(job.pid && job.pid !== process.pid, 'the merge runs in a process of its own');
+
+  await app.api.cancelPush('alice/held-merge');
+  const e = await within(pushed, 30_000, 'the push cancelled while building');
+  building.release();
+  assert.equal(e.code, 'cancelled');
+  assert.match(e.message, /the push to alice\/held-merge was cancelled while its merged model was being built/);
+  await until(() => !alive(job.pid!), 'the merge job to end', 30_000);
+  assert.equal(hub.repo('alice/held-merge'), undefined, 'no repository was created');
+  const tmp = join(app.home, 'tmp');
+  assert.deepEqual(existsSync(tmp) ? readdirSync(tmp).filter((n) => n.startsWith('push-')) : [], [], 'the staging folder is gone');
+});
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 test('refusals cross as {code, message, hint}: another namespace, a public repository asked to stay private, no push to cancel', async () => {
   const forbidden = await failure(app.api.pushToHub({ source: { kind: 'adapter', adapterId }, what: 'adapter', repo: 'alice/by-bob', token: 'hf_bob' }));

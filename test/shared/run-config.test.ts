@@ -24,7 +24,7 @@ function nonDefault(s: Setting): { value: unknown; text: string | true } {
   const t = s.type;
   switch (t.kind) {
     case 'number': {
-      let v = t.max ?? (typeof s.default === 'number' ? s.default : t.min) + 1;
+      let v = t.max !== null ? (t.maxExclusive ? (t.min + t.max) / 2 : t.max) : (typeof s.default === 'number' ? s.default : t.min) + 1;
       if (v === s.default) v = t.min + 1;
       return { value: v, text: String(v) };
     }
@@ -35,6 +35,7 @@ function nonDefault(s: Setting): { value: unknown; text: string | true } {
     }
     case 'list': return { value: [t.choices[1], t.choices[0]], text: `${t.choices[1]},${t.choices[0]}` };
     case 'map': return { value: { [t.keys[0]!]: 'col a', [t.keys[1]!]: 'col_b' }, text: `${t.keys[0]}=col a,${t.keys[1]}=col_b` };
+    case 'path': return { value: '/runs/sft run/adapter', text: '/runs/sft run/adapter' };
   }
 }
 
@@ -45,6 +46,7 @@ function refused(s: Setting): { value: unknown; text: string }[] {
     case 'number': return [
       { value: t.minExclusive ? t.min : t.min - 1, text: String(t.minExclusive ? t.min : t.min - 1) },
       ...(t.max !== null ? [{ value: t.max * 2 + 1, text: String(t.max * 2 + 1) }] : []),
+      ...(t.maxExclusive ? [{ value: t.max!, text: String(t.max) }] : []),
       ...(t.integer ? [{ value: t.min + 1.5, text: String(t.min + 1.5) }] : []),
       { value: 'many', text: 'many' },
     ];
@@ -52,6 +54,7 @@ function refused(s: Setting): { value: unknown; text: string }[] {
     case 'choice': return [{ value: 'bogus', text: 'bogus' }];
     case 'list': return [{ value: ['bogus'], text: 'bogus' }, { value: [], text: '' }];
     case 'map': return [{ value: { bogus: 'x' }, text: 'bogus=x' }];
+    case 'path': return [{ value: '', text: '' }];
   }
 }
 

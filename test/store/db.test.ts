@@ -1,7 +1,8 @@
 // The library database: versioned migrations (a database file written by an earlier release opens
 // with its rows intact and the new tables usable; its plain-text Hugging Face token moves out to the
-// token store), WAL and foreign keys, and crash recovery: runs a crash left 'running' or 'paused'
-// become 'interrupted' when the store opens again.
+// token store), WAL and foreign keys, and crash recovery: runs a crash left 'running' become
+// 'interrupted' when the store opens again (a paused run stays paused: its pause wrote a checkpoint,
+// or it was paused in the queue).
 import assert from 'node:assert/strict';
 import Database from 'better-sqlite3';
 import { copyFileSync, existsSync, mkdtempSync, readFileSync, statSync } from 'node:fs';
@@ -125,7 +126,7 @@ test('foreign keys: deleting a run deletes its metrics, checkpoints and logs; de
   store.close();
 });
 
-test('crash recovery: runs left running or paused are interrupted on the next start; others keep their status', () => {
+test('crash recovery: runs left running are interrupted on the next start; others, paused ones too, keep their status', () => {
   const file = dbFile();
   const store = new Store(file);
   const add = (status: 'running' | 'paused' | 'queued' | 'completed', dir: string) =>
@@ -134,10 +135,29 @@ test('crash recovery: runs left running or paused are interrupted on the next st
   store.close(); // the app dies here
 
   const next = new Store(file);
-  assert.deepEqual(next.markInterrupted().sort(), [ids.running, ids.paused].sort());
+  assert.deepEqual(next.markInterrupted(), [ids.running]);
   assert.equal(next.run(ids.running)?.status, 'interrupted');
-  assert.equal(next.run(ids.paused)?.status, 'interrupted');
+  assert.equal(next.run(ids.paused)?.status, 'paused');
   assert.equal(next.run(ids.queued)?.status, 'queued');
   assert.equal(next.run(ids.completed)?.status, 'completed');
   next.close();
+});
+
+test('a preference run\'s reward metrics round-trip per step and per evaluation; an SFT run\'s rows carry none', () => {
+  const store = new Store(dbFile());
+  const run = store.addRun({ name: 'r', kind: 'train', origin: 'app', status: 'running', modelId: null, datasetId: null, modelName: 'm', datasetName: 'd', config: null, trainConfig: null, provider: 'cpu', dir: '/runs/p' });
+  const rewards = { rewards_chosen: 0.25, rewards_rejected: -0.5, reward_margin: 0.75, reward_accuracy: 0.875 };
+  store.addMetric(run.id, { step: 1, loss: 0.6, lr: 1e-3, grad_norm: 1, tokens_per_s: 10, rss_mb: 100, ...rewards });
+  store.addMetric(run.id, { step: 2, loss: 0.5, lr: 1e-3, grad_norm: 1, tokens_per_s: 10, rss_mb: 100 });
+  assert.deepEqual(store.metrics(run.id), [
+    { step: 1, loss: 0.6, lr: 1e-3, grad_norm: 1, tokens_per_s: 10, rss_mb: 100, ...rewards },
+    { step: 2, loss: 0.5, lr: 1e-3, grad_norm: 1, tokens_per_s: 10, rss_mb: 100 },
+  ]);
+  // The loss with its rewards, then the samples alone: the second row keeps what the first wrote.
+  store.addEval(run.id, { step: 2, eval_loss: 0.4, perplexity: Math.exp(0.4), ...rewards }, []);
+  store.addEval(run.id, { step: 2, eval_loss: null, perplexity: null }, [{ prompt: 'p', reference: 'r', answer: 'a', correct: null }]);
+  const [e] = store.evals(run.id);
+  assert.deepEqual(e!.rewards, rewards);
+  assert.equal(e!.samples.length, 1);
+  store.close();
 });

@@ -64,7 +64,7 @@ function rowsBatch(): Batch {
       if (t >= n - 4) { labels[i] = tok; targets++; }
     }
   });
-  return { inputIds: ids, labels, attentionMask: mask, positionIds: pos, segmentIds: seg, B, T, dtype: 'int64', tokens: 25, targets };
+  return { inputIds: ids, labels, attentionMask: mask, positionIds: pos, segmentIds: seg, B, T, dtype: 'int64', tokens: 25, targets, pairs: 0 };
 }
 
 const maxAbs = (a: HostTensor) => (a.data as Float32Array).reduce((m, x) => Math.max(m, Math.abs(x)), 0);

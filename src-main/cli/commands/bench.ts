@@ -16,6 +16,7 @@ export const BENCHMARKS: readonly Benchmark[] = [
   { name: 'gpu-check', summary: 'one JSON object: training tokens/s on each GPU provider, the CPU and PyTorch on the GPU (npm run gpu-check)', load: bench('gpu-check') },
   { name: 'load', summary: 'time to the first token and peak RSS loading real-size checkpoints (float, 4-bit cold/warm) vs PyTorch', load: bench('load') },
   { name: 'generate', summary: 'prefill and decode tokens/s of Finch vs llama.cpp (f32, 4-bit vs q4_0), peak RSS', load: bench('generate') },
+  { name: 'soak', summary: 'RSS of a long training run with evaluations, checkpoints and sample answers: does it stay flat?', load: bench('soak') },
   { name: 'data', summary: 'dataset reading, templating and tokenization throughput', load: bench('data') },
 ];
 

@@ -6,6 +6,9 @@ import { parseArgs } from 'node:util';
 import type { TrainConfig } from '../../../src-shared/run-config.js';
 import type { DeviceRecord, TrainEvent } from '../../../src-shared/train-events.js';
 import { latestCheckpoint, resumeConfig } from '../../train/checkpoint.js';
+import { readGpuMemory } from '../../engine/runtime/gpu-memory.js';
+import { resolveProvider } from '../../engine/runtime/providers.js';
+import { estimateMemory, memoryRefusal } from '../../services/system.js';
 import { train } from '../../train/trainer.js';
 import { reportError } from '../errors.js';
 import { fileInTheWay, removeEmptyUpTo, topmostMissing } from '../out-folder.js';
@@ -38,7 +41,8 @@ type Values = Partial<Record<string, string | boolean>>;
 
 /** One line naming where the run executes, with the nodes that fell back to the CPU. */
 export function deviceLine(d: DeviceRecord): string {
-  const off = d.fallback_nodes.length ? `; ${d.fallback_nodes.length} node(s) fall back to the CPU: ${d.fallback_nodes.slice(0, 8).map((n) => `${n.op} (${n.name})`).join(', ')}${d.fallback_nodes.length > 8 ? ', ...' : ''}` : d.provider === 'cpu' ? '' : '; every node on the device';
+  const off = d.fallback_nodes.length ? `; ${d.fallback_nodes.length} node(s) fall back to the CPU: ${d.fallback_nodes.slice(0, 8).map((n) => `${n.op} (${n.name})`).join(', ')}${d.fallback_nodes.length > 8 ? ', ...' : ''}`
+    : d.fallback_unchecked ? `; nodes that fall back to the CPU are ${d.fallback_unchecked}` : d.provider === 'cpu' ? '' : '; every node on the device';
   const dtype = d.compute_dtype === 'float16' ? `, frozen path in ${d.compute_dtype_reason ?? 'float16'}` : '';
   return `provider: ${d.provider}, ${d.reason}${d.strict ? ' [strict]' : ''}${dtype}${off}`;
 }
@@ -90,7 +94,10 @@ export async function run(argv: string[]): Promise<number> {
         console.error(`ready in ${e.total_s.toFixed(1)} s: load ${e.load_s.toFixed(1)} s${e.int4_source ? ` (4-bit ${e.int4_source === 'cache' ? 'from cache' : 'quantized'})` : ''}, data ${e.data_s.toFixed(1)} s, graph ${e.graph_s.toFixed(1)} s, sessions ${e.session_s.toFixed(1)} s`);
         break;
       case 'step': bar?.update(e.step, { loss: e.loss.toFixed(4), lr: e.lr.toExponential(2), 'tok/s': Math.round(e.tokens_per_s) }); break;
-      case 'eval': console.error(`\nstep ${e.step}: eval loss ${e.eval_loss.toFixed(4)}, perplexity ${e.perplexity.toFixed(2)}`); break;
+      case 'eval':
+        console.error(`\nstep ${e.step}: eval loss ${e.eval_loss.toFixed(4)}, ${e.reward_accuracy === undefined ? `perplexity ${e.perplexity.toFixed(2)}`
+          : `reward accuracy ${(e.reward_accuracy * 100).toFixed(1)}%, margin ${e.reward_margin!.toFixed(4)} (chosen ${e.rewards_chosen!.toFixed(4)}, rejected ${e.rewards_rejected!.toFixed(4)})`}`);
+        break;
       case 'done':
         bar?.stop();
         console.error(`${e.status === 'completed' ? 'done' : 'cancelled'} after ${e.steps} steps; adapter: ${e.adapter}`);
@@ -103,6 +110,14 @@ export async function run(argv: string[]): Promise<number> {
   const t0 = performance.now();
   const createdTop = topmostMissing(cfg.out);
   try {
+    // The app's rule (services/system.ts): a run whose memory verdict is 'will-not-fit' starts only when told to.
+    const decision = cfg.ignoreMemoryEstimate ? null : await resolveProvider(cfg.provider);
+    const gpus = decision && decision.provider !== 'cpu' ? await readGpuMemory() : { gpus: [], notes: [] };
+    const refusal = decision ? memoryRefusal(await estimateMemory(cfg.model, cfg, decision, gpus), cfg) : null;
+    if (refusal) {
+      console.error(`finch train: ${refusal.message}\n${refusal.hint}`);
+      return 2;
+    }
     await train(cfg, emit, control);
   } catch (e) {
     (bar as ReturnType<typeof createProgress> | null)?.stop();

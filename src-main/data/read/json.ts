@@ -4,36 +4,37 @@
 // structural characters are ASCII and never occur inside multi-byte UTF-8), and each element is
 // decoded and parsed on its own. That keeps memory bounded and gives every row its line number.
 
-import { createReadStream } from 'node:fs';
 import { TextDecoder } from 'node:util';
+import { READ_LIMITS, sizeText } from '../../util/regular-file.js';
 import { DatasetError, type BadRowLog } from '../errors.js';
-import { asRow, type RowRecord } from './types.js';
+import { cutByWindow, parseRow, windowStream, type DatasetFile, type RowRecord } from './types.js';
 
 export interface JsonReadOptions {
   /** For a root object: the key of the row array (needed only when the object holds several arrays). */
   field?: string;
 }
 
-export async function* readJson(path: string, bad: BadRowLog, opts: JsonReadOptions = {}): AsyncGenerator<RowRecord> {
-  const scanner = new JsonArrayScanner(path, opts.field);
+export async function* readJson(file: DatasetFile, bad: BadRowLog, opts: JsonReadOptions = {}): AsyncGenerator<RowRecord> {
+  const scanner = new JsonArrayScanner(file.path, opts.field);
   const decoder = new TextDecoder('utf-8', { fatal: true });
   const toRecord = (el: ScannedElement): RowRecord | null => {
-    let value: unknown;
+    let text: string;
     try {
-      value = JSON.parse(decoder.decode(el.bytes));
-    } catch (e) {
-      bad.add(el.line, e instanceof TypeError ? 'invalid UTF-8; re-save the file as UTF-8' : `invalid JSON: ${(e as Error).message}`);
+      text = decoder.decode(el.bytes);
+    } catch {
+      bad.add(el.line, 'invalid UTF-8; re-save the file as UTF-8');
       return null;
     }
-    const row = asRow(value);
+    const row = parseRow(text);
     if (typeof row === 'string') {
       bad.add(el.line, row);
       return null;
     }
     return { row, line: el.line };
   };
+  const stream = windowStream(file, 1 << 20);
   let first = true;
-  for await (let chunk of createReadStream(path, { highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>) {
+  for await (let chunk of (stream ?? []) as AsyncIterable<Buffer>) {
     if (first && chunk[0] === 0xef && chunk[1] === 0xbb && chunk[2] === 0xbf) chunk = chunk.subarray(3);
     first = false;
     for (const el of scanner.push(chunk)) {
@@ -41,6 +42,7 @@ export async function* readJson(path: string, bad: BadRowLog, opts: JsonReadOpti
       if (r) yield r;
     }
   }
+  if (cutByWindow(file)) return; // a preview's window ends inside the file: the rest is unread, not missing
   const last = scanner.end();
   if (last) bad.add(last.line, 'the file ends inside this row (truncated file?)');
 }
@@ -57,6 +59,8 @@ const enum C {
 
 interface Capture {
   parts: Buffer[];
+  /** Bytes in parts (at most READ_LIMITS.datasetRow). */
+  bytes: number;
   start: number; // offset in the current chunk
   line: number;
   kind: 'container' | 'string' | 'scalar' | 'key';
@@ -113,7 +117,7 @@ export class JsonArrayScanner {
       if (this.root === 'object' && this.depth === 1) this.rootObjectChar(c, i);
       if (this.el === null && this.depth === this.rowDepth && c !== C.COMMA && c !== C.RBRACKET) {
         const kind = c === C.LBRACE || c === C.LBRACKET ? 'container' : c === C.QUOTE ? 'string' : 'scalar';
-        this.el = { parts: [], start: i, line: this.line, kind };
+        this.el = { parts: [], bytes: 0, start: i, line: this.line, kind };
       }
       switch (c) {
         case C.QUOTE:
@@ -142,7 +146,11 @@ export class JsonArrayScanner {
     for (const cap of [this.el, this.key]) {
       if (cap) {
         cap.parts.push(chunk.subarray(cap.start));
+        cap.bytes += chunk.length - cap.start;
         cap.start = 0;
+        if (cap.bytes > READ_LIMITS.datasetRow) {
+          throw new DatasetError(`${this.file} line ${cap.line}: one ${cap.kind === 'key' ? 'key' : 'row'} longer than ${sizeText(READ_LIMITS.datasetRow)}; Finch reads datasets of one example per array element`, this.file);
+        }
       }
     }
     return out;
@@ -180,7 +188,7 @@ export class JsonArrayScanner {
   /** A structural character directly inside the root object: track keys and pick the row array. */
   private rootObjectChar(c: number, i: number): void {
     if (c === C.QUOTE && !this.expectValue) {
-      this.key = { parts: [], start: i, line: this.line, kind: 'key' };
+      this.key = { parts: [], bytes: 0, start: i, line: this.line, kind: 'key' };
     } else if (c === C.COLON) {
       this.expectValue = true;
     } else if (c === C.COMMA) {

@@ -3,23 +3,16 @@
 
 import type { BadRowLog } from '../errors.js';
 import { readLines } from './lines.js';
-import { asRow, type RowRecord } from './types.js';
+import { parseRow, type DatasetFile, type RowRecord } from './types.js';
 
-export async function* readJsonl(path: string, bad: BadRowLog): AsyncGenerator<RowRecord> {
-  for await (const l of readLines(path)) {
+export async function* readJsonl(file: DatasetFile, bad: BadRowLog): AsyncGenerator<RowRecord> {
+  for await (const l of readLines(file)) {
     if (l.error) {
       bad.add(l.line, l.error);
       continue;
     }
     if (l.text.trim() === '') continue;
-    let value: unknown;
-    try {
-      value = JSON.parse(l.text);
-    } catch (e) {
-      bad.add(l.line, `invalid JSON: ${(e as Error).message}`);
-      continue;
-    }
-    const row = asRow(value);
+    const row = parseRow(l.text);
     if (typeof row === 'string') bad.add(l.line, row);
     else yield { row, line: l.line };
   }

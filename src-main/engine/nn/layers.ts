@@ -263,6 +263,24 @@ export function fusedHeadCrossEntropy(h: Tensor, labels: Tensor, pieces: readonl
 export function crossEntropyFromPieces(pieces: readonly Tensor[], labels: Tensor, o: { ignoreIndex?: number; reduction?: 'mean' | 'sum' } = {}): Tensor {
   const ignoreIndex = o.ignoreIndex ?? -100;
   if (ignoreIndex >= 0) throw new F.GraphBuildError(`crossEntropy: ignoreIndex must be negative, got ${ignoreIndex}`);
+  const { nll, weight } = pieceTerms(pieces, labels, ignoreIndex); // [N] each
+  const total = F.reduceSum(F.mul(nll, weight), [0], false); // []
+  if (o.reduction === 'sum') return total;
+  return F.div(total, F.max2(F.reduceSum(weight, [0], false), 1));
+}
+
+/**
+ * Each row's log-probability of its label from vocabulary pieces (crossEntropyPiece), 0 where the
+ * label is `ignoreIndex`: [N], as torch's log_softmax(logits).gather(labels) masked.
+ */
+export function tokenLogProbsFromPieces(pieces: readonly Tensor[], labels: Tensor, ignoreIndex = -100): Tensor {
+  if (ignoreIndex >= 0) throw new F.GraphBuildError(`tokenLogProbs: ignoreIndex must be negative, got ${ignoreIndex}`);
+  const { nll, weight } = pieceTerms(pieces, labels, ignoreIndex);
+  return F.neg(F.mul(nll, weight)); // [N]
+}
+
+/** Per-row negative log-likelihood [N] from the pieces, and the row weight [N] (1, or 0 where the label is ignored). */
+function pieceTerms(pieces: readonly Tensor[], labels: Tensor, ignoreIndex: number): { nll: Tensor; weight: Tensor } {
   const g = labels.graph, n = labels.shape[0]!;
   let lse: Tensor, target: Tensor;
   if (pieces.length === 1) {
@@ -275,10 +293,7 @@ export function crossEntropyFromPieces(pieces: readonly Tensor[], labels: Tensor
     target = split.map((s) => s[1]).reduce((a, b) => F.add(a, b)); // [N, 1]: only one piece holds each label
   }
   const weight = F.cast(F.greater(labels, F.scalar(g, 'int32', ignoreIndex)), lse.dtype); // [N]: labels are >= 0 or ignoreIndex
-  const nll = F.reshape(F.sub(lse, target), [n]); // [N]
-  const total = F.reduceSum(F.mul(nll, weight), [0], false); // []
-  if (o.reduction === 'sum') return total;
-  return F.div(total, F.max2(F.reduceSum(weight, [0], false), 1));
+  return { nll: F.reshape(F.sub(lse, target), [n]), weight }; // [N] each
 }
 
 /**

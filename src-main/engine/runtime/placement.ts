@@ -96,11 +96,23 @@ export async function fallbackNodes(model: ModelSource, provider: Provider, opti
 const CHILD_FLAG = '--finch-placement-child';
 
 /**
+ * Why this process cannot list placements, or null when it can. The probe starts process.execPath
+ * as Node; in Electron (the desktop app's main and utility processes, where the app's jobs run)
+ * that binary is Electron, and a packaged app's fuses refuse ELECTRON_RUN_AS_NODE.
+ */
+export function placementProbeUnavailable(): string | null {
+  if (!process.versions.electron || process.env.ELECTRON_RUN_AS_NODE) return null;
+  return 'not listed inside the desktop app: listing them takes a Node process, which the app cannot start (`finch train` on the same settings lists them)';
+}
+
+/**
  * Creates a session for `model` on `provider` (with `options`, as Session.create would) in a child
  * process and reports which nodes ORT placed on which execution provider. Session creation
  * errors (e.g. `disableCpuFallback` with a fallback node) reject with ORT's message.
  */
 export async function nodePlacement(model: ModelSource, provider: Provider, options: SessionOptions = {}): Promise<Placement> {
+  const unavailable = placementProbeUnavailable();
+  if (unavailable) throw new Error(`node placements are ${unavailable}`);
   let dir: string | null = null;
   let path: string;
   if (typeof model === 'string') {

@@ -41,10 +41,10 @@ export interface SessionOptions {
    */
   memPattern?: boolean;
   /**
-   * ORT's profiler: a Chrome-trace JSON of every node's kernel time in every run, written to
-   * `<profile>_<date>.json` when endProfiling() is called (give a prefix inside a fresh folder).
+   * Record ONNX Runtime's profile (every node's start and duration, Chrome trace JSON) to a file
+   * named from this path prefix; Session.endProfiling() writes it and returns its path.
    */
-  profile?: string;
+  profilePrefix?: string;
 }
 
 export type HostArray = Float32Array | Float64Array | Int32Array | BigInt64Array | Uint8Array | Uint16Array | Int8Array;
@@ -144,24 +144,36 @@ function sessionOptions(o: SessionOptions, externalData?: SerializedModel['exter
     enableMemPattern: o.memPattern ?? false,
     logSeverityLevel: o.logVerbose ? 0 : 3,
     extra: { session },
-    ...(o.profile ? { enableProfiling: true, profileFilePrefix: o.profile } : {}),
   };
   if (o.outputsOnDevice?.length && provider === 'webgpu') {
     opts.preferredOutputLocation = Object.fromEntries(o.outputsOnDevice.map((n) => [n, 'gpu-buffer']));
+  }
+  if (o.profilePrefix) {
+    opts.enableProfiling = true;
+    opts.profileFilePrefix = o.profilePrefix;
   }
   if (externalData?.length) opts.externalData = externalData.map((e) => ({ path: e.path, data: e.data }));
   return opts;
 }
 
 export class Session {
-  private constructor(readonly inner: ort.InferenceSession, readonly provider: Provider, private readonly profilePrefix?: string) {}
+  /** Sessions created and released by this process so far: what a test counts to see what is kept open. */
+  static readonly count = { created: 0, released: 0 };
+  /** Sessions created and not yet released, in this process: leak checks read it (as DeviceTensor.live). */
+  static get live(): number {
+    return Session.count.created - Session.count.released;
+  }
+  private released = false;
+
+  private constructor(readonly inner: ort.InferenceSession, readonly provider: Provider, private readonly profilePrefix: string | null) {}
 
   static async create(model: string | SerializedModel, o: SessionOptions = {}): Promise<Session> {
     const opts = sessionOptions(o, typeof model === 'string' ? undefined : model.externalData);
     const inner = typeof model === 'string'
       ? await ort.InferenceSession.create(model, opts)
       : await ort.InferenceSession.create(model.bytes, opts);
-    return new Session(inner, o.provider ?? 'cpu', o.profile);
+    Session.count.created++;
+    return new Session(inner, o.provider ?? 'cpu', o.profilePrefix ?? null);
   }
 
   get inputNames(): readonly string[] { return this.inner.inputNames; }
@@ -207,19 +219,22 @@ export class Session {
   }
 
   /**
-   * Ends profiling (SessionOptions.profile) and returns the trace file's path. The binding returns
-   * no name, so it is the newest file ORT wrote under the prefix.
+   * Ends the profile of a session created with profilePrefix and returns the file ONNX Runtime
+   * wrote (<prefix>_<date and time>.json; the binding does not return its name: the newest match).
    */
   endProfiling(): string {
-    if (!this.profilePrefix) throw new Error('Session.endProfiling: the session was created without a profile prefix');
+    if (!this.profilePrefix) throw new Error('Session.endProfiling: the session was created without profilePrefix');
     this.inner.endProfiling();
-    const dir = dirname(this.profilePrefix), stem = `${basename(this.profilePrefix)}_`;
-    const traces = readdirSync(dir).filter((f) => f.startsWith(stem) && f.endsWith('.json')).map((f) => join(dir, f));
-    if (!traces.length) throw new Error(`Session.endProfiling: ONNX Runtime wrote no trace under ${this.profilePrefix}`);
-    return traces.sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs)[0]!;
+    const dir = dirname(this.profilePrefix), stem = basename(this.profilePrefix);
+    const files = readdirSync(dir).filter((f) => f.startsWith(`${stem}_`) && f.endsWith('.json')).map((f) => join(dir, f));
+    if (!files.length) throw new Error(`Session.endProfiling: ONNX Runtime wrote no profile ${this.profilePrefix}_*.json`);
+    return files.reduce((a, b) => (statSync(a).mtimeMs >= statSync(b).mtimeMs ? a : b));
   }
 
   async release(): Promise<void> {
+    if (this.released) return;
+    this.released = true;
+    Session.count.released++;
     await this.inner.release();
   }
 }

@@ -22,6 +22,7 @@ import { architectureMetadata, ggufArchitecture, ggufNotes, longRopeFactors, per
 import { f32, GgufError, str, u32, writeGguf, type GgufTensor, type GgufValue } from './format.js';
 import { encodeTensor, GGML_TYPES, type GgmlType } from './quantize.js';
 import { ggufVocab } from './vocab.js';
+import { resolveModelFolderSync } from '../hf-cache.js';
 
 export const GGUF_DTYPES = ['f32', 'f16', 'q8_0', 'q4_0'] as const;
 export type GgufDtype = (typeof GGUF_DTYPES)[number];
@@ -65,6 +66,15 @@ function tensorType(dtype: GgufDtype, t: MappedTensor, cfg: ModelConfig): GgmlTy
   return dtype === 'q4_0' && !isOutput ? 'Q4_0' : 'Q8_0';
 }
 
+/**
+ * The options with `model` as the folder to read: a Hugging Face cache folder (model/hf-cache.ts)
+ * becomes its snapshot, and names the GGUF after its repository unless a name is given.
+ */
+function inModelFolder<T extends { model: string; name?: string }>(o: T): T {
+  const f = resolveModelFolderSync(o.model);
+  return { ...o, model: f.dir, name: o.name ?? f.repo ?? undefined };
+}
+
 function generalMetadata(cfg: ModelConfig, name: string, type: 'model' | 'adapter'): Map<string, GgufValue> {
   const md = new Map<string, GgufValue>();
   md.set('general.architecture', str(ggufArchitecture(cfg)));
@@ -74,7 +84,8 @@ function generalMetadata(cfg: ModelConfig, name: string, type: 'model' | 'adapte
 }
 
 /** Writes the base model in `o.model`, with the adapter in `o.adapter` merged when given, as GGUF. */
-export function exportGguf(o: GgufExportOptions): GgufExportResult {
+export function exportGguf(opts: GgufExportOptions): GgufExportResult {
+  const o = inModelFolder(opts);
   const cfg = loadModelConfig(o.model);
   const vocab = ggufVocab(o.model, cfg.vocabSize);
   const adapter = o.adapter ? loadPeftAdapter(o.adapter, cfg) : null;
@@ -129,7 +140,8 @@ export function exportGguf(o: GgufExportOptions): GgufExportResult {
  * `blk.N.<proj>.weight.lora_a` [r, in] and `.lora_b` [out, r] (B's rows in llama.cpp's rotary
  * layout for q/k), `adapter.lora.alpha` such that llama.cpp's scale alpha / r is PEFT's scale.
  */
-export function exportGgufAdapter(o: GgufExportOptions): GgufExportResult {
+export function exportGgufAdapter(opts: GgufExportOptions): GgufExportResult {
+  const o = inModelFolder(opts);
   if (!o.adapter) throw new GgufError('a LoRA-only GGUF export needs an adapter folder (--adapter DIR)');
   if (o.dtype !== 'f32' && o.dtype !== 'f16') throw new GgufError(`a LoRA adapter is exported as f32 or f16, not ${o.dtype}`);
   const cfg = loadModelConfig(o.model);
@@ -183,7 +195,7 @@ export function exportOllama(o: Omit<GgufExportOptions, 'out'> & { outDir: strin
     exportGgufAdapter({ ...o, dtype: o.dtype === 'f16' ? 'f16' : 'f32', out: path.join(outDir, 'adapter.gguf') });
     files.push('adapter.gguf');
   }
-  const gen = readJsonObject(path.join(o.model, 'generation_config.json'), { required: false, missingHint: '', error: (m) => new GgufError(m) }) ?? {};
+  const gen = readJsonObject(path.join(resolveModelFolderSync(o.model).dir, 'generation_config.json'), { required: false, missingHint: '', error: (m) => new GgufError(m) }) ?? {};
   const cfg = loadModelConfig(o.model);
   const lines = [
     '# Written by Finch (finch export ollama). Ollama reads the chat template from the GGUF file.',

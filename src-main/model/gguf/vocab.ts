@@ -18,6 +18,7 @@ import protobuf from 'protobufjs';
 import { readJsonObject } from '../../util/json-file.js';
 import { loadChatTemplate, loadTokenizer, TokenizerError } from '../tokenizer.js';
 import { bool, f32s, i32s, str, strings, u32, type GgufValue } from './format.js';
+import { READ_LIMITS, readRegularFileSync } from '../../util/regular-file.js';
 
 /** llama.cpp's token types (the same numbers as SentencePiece's piece types). */
 const TOKEN_TYPE = { normal: 1, unknown: 2, control: 3, userDefined: 4, unused: 5, byte: 6 } as const;
@@ -44,7 +45,7 @@ export interface GgufVocab {
 /** Builds the tokenizer metadata of model folder `dir` for a model with `vocabSize` embedding rows. */
 export function ggufVocab(dir: string, vocabSize: number): GgufVocab {
   const tokFile = path.join(dir, 'tokenizer.json');
-  const tj = readJsonObject(tokFile, { required: true, missingHint: 'GGUF export needs tokenizer.json', error: (m) => new TokenizerError(m) })!;
+  const tj = readJsonObject(tokFile, { required: true, missingHint: 'GGUF export needs tokenizer.json', limit: READ_LIMITS.tokenizer, what: 'a tokenizer', error: (m) => new TokenizerError(m) })!;
   const model = tj.model as Json | undefined;
   if (!model || model.type !== 'BPE') {
     throw new TokenizerError(`${tokFile}: model.type ${JSON.stringify(model?.type)} cannot be exported to GGUF; Finch exports BPE tokenizers (byte-level like Llama 3 / Qwen2, or SentencePiece-style like Llama 2 / Mistral)`);
@@ -193,7 +194,7 @@ const SP_MODEL_BPE = 2;
 function readSentencePieceModel(file: string): { tokens: string[]; types: number[]; scores: number[]; addSpacePrefix: boolean } {
   let m: { pieces?: { piece?: string; score?: number; type?: number }[]; trainerSpec?: { modelType?: number }; normalizerSpec?: { addDummyPrefix?: boolean } };
   try {
-    m = ModelProto.toObject(ModelProto.decode(fs.readFileSync(file)), { defaults: false }) as typeof m;
+    m = ModelProto.toObject(ModelProto.decode(readRegularFileSync(file, READ_LIMITS.tokenizer, { what: 'a tokenizer' })), { defaults: false }) as typeof m;
   } catch (e) {
     throw new TokenizerError(`${file}: not a SentencePiece model (${(e as Error).message})`);
   }

@@ -84,6 +84,12 @@ export interface DeviceOptions {
    * ORT's CPU provider has the 16-bit Gather; GPU providers may not (no bfloat16): CPU only.
    */
   gatherRawRows?: boolean;
+  /**
+   * 4-bit products (MatMulNBits, generation graphs) with int8 activations: ORT's accuracy level 4
+   * quantizes each input row to 8 bits per block and multiplies with integer SIMD, instead of
+   * expanding every 4-bit block to float32 (level 0, exact). Faster, not exact (docs/perf.md).
+   */
+  int8Activations?: boolean;
 }
 
 export interface GraphWeightsOptions extends DeviceOptions {
@@ -119,6 +125,7 @@ export class GraphWeights implements Weights {
   private readonly trainable: boolean;
   private readonly singleStorage: boolean;
   private readonly gatherRawRows: boolean;
+  private readonly int8Activations: boolean;
 
   constructor(private readonly g: Graph, private readonly w: FrozenWeights, o: GraphWeightsOptions = {}) {
     this.dtype = o.computeDtype ?? 'float32';
@@ -126,6 +133,7 @@ export class GraphWeights implements Weights {
     this.trainable = o.trainable ?? false;
     this.singleStorage = o.singleStorage ?? false;
     this.gatherRawRows = o.gatherRawRows ?? false;
+    this.int8Activations = o.int8Activations ?? false;
     if (this.trainable && (this.dtype !== 'float32' || this.maxWeightBytes !== Infinity)) {
       throw new Error('full-parameter training (trainBase) keeps its weights float32 and whole: computeDtype and maxWeightBytes apply to frozen weights only');
     }
@@ -313,7 +321,7 @@ export class GraphWeights implements Weights {
     const xc = half ? F.cast(x, this.dtype) : x; // [rows, in]
     let y: Tensor;
     if (this.w.quantize && !this.trainable) {
-      y = F.matMulNBits(xc, this.nbits(name, out, inp, part));
+      y = F.matMulNBits(xc, this.nbits(name, out, inp, part), this.int8Activations ? 4 : 0);
     } else {
       const w = part ? this.floatPart(name, out, inp, part) : this.matrix(name, [out, inp]);
       if (!half) return F.gemm(x, w, b, { transB: true }); // the bias rides in Gemm's C

@@ -88,3 +88,20 @@ test('a full disk while checkpointing stops with a message and leaves no partial
   if (existsSync(ck)) assert.deepEqual(readdirSync(ck), [], 'no partial checkpoint folder');
   rmSync(out, { recursive: true, force: true });
 });
+
+test('a sequence length beyond the model\'s positions is refused before anything loads, with what to set; so is a run that will not fit in memory', async () => {
+  const file = writeJsonl(join(work, 'seq.jsonl'), mathRows(20));
+  const short = tinyCheckpoint({ maxPositionEmbeddings: 64 });
+  const out = join(work, 'o-seq');
+  const r = await finch(['train', '--model', short, '--data', file, '--out', out, '--max-steps', '2', '--threads', '1', ...map, '--seq-len', '128']);
+  assert.equal(r.code, 1, r.stderr);
+  assert.match(r.stderr, /a sequence length of 128 tokens is more than .*model takes: its max_position_embeddings is 64\nset the sequence length to 64 or less/);
+  assert.ok(!existsSync(out), 'nothing written');
+
+  // 4096 rows of 4096 tokens a micro-batch: the estimate is far beyond any machine's free memory.
+  const huge = ['train', '--model', tinyCheckpoint({ maxPositionEmbeddings: 4096 }), '--data', file, '--out', join(work, 'o-huge'), '--max-steps', '1', '--threads', '1', ...map, '--seq-len', '4096', '--batch', '4096'];
+  const refused = await finch(huge);
+  assert.equal(refused.code, 2, refused.stderr);
+  assert.match(refused.stderr, /finch train: this run needs about .* of memory, and .* is free: it will not fit\ntry: .*--ignore-memory-estimate/);
+  assert.ok(!existsSync(join(work, 'o-huge')), 'nothing written');
+});

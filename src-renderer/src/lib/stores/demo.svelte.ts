@@ -1,7 +1,7 @@
-// The demo flow: startDemo adds the bundled model and dataset and runs the demo recipe; when that
-// run completes, the dashboard goes on to the compare view, which greets the person with the
-// demo's result: base and tuned accuracy on the held-out problems `finch demo` scores, the answers
-// side by side (asked right after training: the progress of that comparison is kept here).
+// The demo flow: startDemo adds the bundled model and dataset and runs the demo recipe. When the
+// SFT demo's run completes, the dashboard goes on to the compare view, which greets the person with
+// the demo's result: base and tuned accuracy on the held-out problems `finch demo` scores, the
+// answers side by side (asked right after training: the progress of that comparison is kept here).
 
 import { demoBatchId, type RunSummary } from '../../../../src-shared/api.ts';
 import { finch, onEvent } from '../services/finch.ts';
@@ -20,10 +20,14 @@ onEvent('batch-progress', (e) => {
   if (runId) demo.progress[runId] = { done: e.done, total: e.total };
 });
 
-export async function startDemo(): Promise<RunSummary | null> {
-  const r = await finch().startDemo({ start: true });
+/**
+ * Starts a demo: 'sft' fine-tunes on the word problems and ends in the comparison; 'dpo' tunes on
+ * pairs of them (right answer preferred) and its dashboard shows the held-out reward accuracy.
+ */
+export async function startDemo(method: 'sft' | 'dpo' = 'sft'): Promise<RunSummary | null> {
+  const r = await finch().startDemo({ start: true, method });
   void library.reload();
-  demo.runId = r.run?.id ?? null;
+  demo.runId = method === 'sft' ? r.run?.id ?? null : null;
   return r.run;
 }
 

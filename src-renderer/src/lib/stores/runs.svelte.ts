@@ -3,7 +3,8 @@
 // fields (src-shared/train-events.ts). A finished run reopened later shows the same charts from the
 // store alone.
 
-import type { EvalSample, FinchEvent, LogLine, MetricPoint, EvalPoint, RunDetails, RunStatus } from '../../../../src-shared/api.ts';
+import type { EvalSample, FinchEvent, LogLine, MetricPoint, EvalPoint, RunDetails, RunRequest, RunStatus } from '../../../../src-shared/api.ts';
+import type { RewardMetrics, TrainPhase } from '../../../../src-shared/train-events.ts';
 import { finch, onEvent } from '../services/finch.ts';
 
 const MAX_LOG_LINES = 2000;
@@ -21,6 +22,9 @@ export class RunView {
   error = $state<unknown>(null);
   /** A pause/resume/cancel call in flight (buttons wait for it). */
   busy = $state(false);
+  /** A pause, resume or cancel the run's job has not honoured yet ("pausing…"), and what the job is doing. */
+  request = $state<RunRequest | null>(null);
+  phase = $state<TrainPhase | null>(null);
 
   readonly step = $derived(this.metrics.at(-1)?.step ?? this.details?.step ?? 0);
   readonly latest = $derived(this.metrics.at(-1) ?? null);
@@ -39,6 +43,8 @@ export class RunView {
       if (d.samples.length >= this.samples.length) this.samples = d.samples;
       if (d.logs.length >= this.logs.length) this.logs = d.logs.slice(-MAX_LOG_LINES);
       this.status = d.status;
+      this.request = d.request;
+      this.phase = d.phase;
       this.totalSteps = d.totalSteps;
       this.elapsedS = d.durationS;
       this.error = null;
@@ -52,8 +58,12 @@ export class RunView {
     switch (e.type) {
       case 'run-status':
         this.status = e.status;
+        this.request = e.request ?? null;
         if (this.details) this.details.error = e.error;
         if (e.status !== 'running') this.etaS = null;
+        break;
+      case 'run-phase':
+        this.phase = e.phase;
         break;
       case 'run-prepared':
         this.totalSteps = e.total_steps;
@@ -62,7 +72,7 @@ export class RunView {
         if (this.metrics.at(-1)?.step !== e.step) {
           // A resumed run trains again from its checkpoint (or from the start): its later steps are replaced.
           if ((this.metrics.at(-1)?.step ?? 0) > e.step) this.metrics = this.metrics.filter((m) => m.step < e.step);
-          this.metrics.push({ step: e.step, loss: e.loss, lr: e.lr, grad_norm: e.grad_norm, tokens_per_s: e.tokens_per_s, rss_mb: e.rss_mb });
+          this.metrics.push({ step: e.step, loss: e.loss, lr: e.lr, grad_norm: e.grad_norm, tokens_per_s: e.tokens_per_s, rss_mb: e.rss_mb, ...rewardsOf(e) });
         }
         this.totalSteps = e.total_steps;
         this.etaS = e.eta_s;
@@ -70,7 +80,7 @@ export class RunView {
         if (this.status === 'queued' || this.status === null) this.status = 'running';
         break;
       case 'run-eval':
-        this.evals = [...this.evals.filter((x) => x.step < e.step), { step: e.step, eval_loss: e.eval_loss, perplexity: e.perplexity }];
+        this.evals = [...this.evals.filter((x) => x.step < e.step), { step: e.step, eval_loss: e.eval_loss, perplexity: e.perplexity, ...rewardsOf(e) }];
         break;
       case 'run-samples':
         this.samples.push({ step: e.step, samples: e.samples });
@@ -81,6 +91,8 @@ export class RunView {
         break;
       case 'run-done':
         this.status = e.status;
+        this.request = null;
+        this.phase = null;
         this.etaS = null;
         void this.load(); // the adapter path, checkpoints and final numbers
         break;
@@ -97,6 +109,7 @@ export class RunView {
     try {
       const r = await finch()[call](this.id);
       this.status = r.status;
+      this.request = r.request;
       this.error = null;
     } catch (e) {
       this.error = e;
@@ -107,6 +120,12 @@ export class RunView {
   pause(): Promise<void> { return this.control('pauseRun'); }
   resume(): Promise<void> { return this.control('resumeRun'); }
   cancel(): Promise<void> { return this.control('cancelRun'); }
+}
+
+/** A preference run's reward metrics of a step or eval event (none for SFT). */
+function rewardsOf(e: Partial<RewardMetrics>): Partial<RewardMetrics> {
+  if (e.reward_accuracy === undefined) return {};
+  return { rewards_chosen: e.rewards_chosen, rewards_rejected: e.rewards_rejected, reward_margin: e.reward_margin, reward_accuracy: e.reward_accuracy };
 }
 
 const views = new Map<string, RunView>();

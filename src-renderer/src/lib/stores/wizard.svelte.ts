@@ -52,6 +52,18 @@ export function describePreset(p: PresetName): string[] {
   ];
 }
 
+/** Whether a previewed dataset holds preference pairs (null: its format is not known yet). */
+export function dataHasPairs(p: DatasetPreview | null): boolean | null {
+  return p?.format ? p.format.name === 'preference' : null;
+}
+
+/** The training methods as the settings step offers them, each with its one-line explanation. */
+export const METHOD_CHOICES: { id: RunConfig['method']; label: string; pairs: boolean; blurb: string }[] = [
+  { id: 'sft', label: 'Supervised (SFT)', pairs: false, blurb: 'Learn to write the answers in the data: each row is a prompt and the answer to imitate.' },
+  { id: 'dpo', label: 'Preference: DPO', pairs: true, blurb: 'Learn which of two answers is better: each row is a prompt, a chosen and a rejected answer. Stays close to a frozen reference (the base, or the adapter it starts from); beta sets how close.' },
+  { id: 'orpo', label: 'Preference: ORPO', pairs: true, blurb: 'Supervised learning on the chosen answer plus a push away from the rejected one, in one pass with no reference model; lambda weighs the push.' },
+];
+
 function clone<T>(v: T): T {
   return JSON.parse(JSON.stringify(v)) as T;
 }
@@ -208,11 +220,23 @@ export class Wizard {
       // A detected format stays implicit (the back end detects it again at start); only a mapping
       // the person chose is sent with the run.
       this.preview = p;
+      this.matchMethodToData(p);
     } catch (e) {
       if (seq === this.previewSeq) this.previewError = e;
     } finally {
       if (seq === this.previewSeq) this.previewing = false;
     }
+  }
+
+  /**
+   * The method follows the data (the trainer refuses a mismatch): preference pairs train with a
+   * preference method (DPO unless ORPO was chosen), any other format with supervised fine-tuning.
+   */
+  private matchMethodToData(p: DatasetPreview): void {
+    const pairs = dataHasPairs(p);
+    if (pairs === null || pairs === (this.knobs.method !== 'sft')) return;
+    this.knobs.method = pairs ? 'dpo' : 'sft';
+    this.changed();
   }
 
   scheduleEstimate(delayMs: number): void {
