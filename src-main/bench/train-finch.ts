@@ -22,7 +22,9 @@ import { mulberry32 } from '../util/random.js';
 import { TrainableState } from '../train/state.js';
 import { buildFusedStep, DEFAULT_OPTIMIZER } from '../train/step.js';
 import { batchFeeds } from '../train/feeds.js';
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { type ProfileSummary, summarizeProfile } from './ort-profile.js';
 import { type BenchBatches, fromPlain } from './train-data.js';
 import { type TrainPreset, presetConfig } from './train-presets.js';
 import { measure, peakRssMb, resetPeakRss } from './timing.js';
@@ -34,6 +36,8 @@ const o = JSON.parse(process.argv[2]!) as {
   computeDtype?: ComputeDtype; maxWeightBytes?: number;
   /** The objective (default sft); a preference method reads the preset's batch as pairs. */
   method?: Method;
+  /** A folder for ONNX Runtime's profile of the step session (trace and profile.json summary). */
+  profile?: string;
 };
 const p = o.preset;
 const cfg = presetConfig(p);
@@ -114,6 +118,7 @@ const provider = o.provider ?? 'cpu';
 const stateOnDevice = keepsOutputsOnDevice(provider) && !o.hostState;
 const session = await Session.create(serializeModel(sg.step), {
   threads: o.threads, cpuMemArena: !plan.checkpointLayers, provider, disableCpuFallback: o.strict ?? false, outputsOnDevice: TrainableState.deviceOutputs(sg.params, stateOnDevice),
+  ...(o.profile ? { profilePrefix: join(mkdirSync(o.profile, { recursive: true }) ?? o.profile, 'train-step') } : {}),
 });
 // The model bytes handed to ONNX Runtime are garbage once it holds the graph (the trainer stages
 // large models to files instead): collect them, and measure the peak of the steps from here on.
@@ -159,6 +164,11 @@ const t = await measure(async () => {
   feeds.step = { dtype: 'float32', dims: [], data: Float32Array.of(++stepNo) };
 }, { warmup: o.warmup, minSeconds: 0, minReps: o.steps });
 await state.release();
+let profile: ProfileSummary | undefined;
+if (o.profile) {
+  profile = summarizeProfile(session.endProfiling(), o.warmup);
+  writeFileSync(join(o.profile, 'profile.json'), `${JSON.stringify(profile, null, 1)}\n`);
+}
 const stepS = data ? timedS / o.steps : t.medianMs / 1000;
 const onGpu = provider === 'cpu' ? null : estimateDeviceMemory(cfg, plan, stateOnDevice);
 const stepPeakRssMb = peakRssMb();
@@ -182,4 +192,5 @@ console.log(JSON.stringify({
   loss,
   gflops: data ? flops / timedS / 1e9 : stepFlops() / stepS / 1e9,
   matmul_peak_gflops: peak,
+  ...(profile ? { profile } : {}),
 }));

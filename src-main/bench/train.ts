@@ -13,30 +13,45 @@ import { COMPUTE_DTYPE_CHOICES, type ComputeDtypeChoice, graphDevice } from '../
 import type { ComputeDtype } from '../model/weights/graph-weights.js';
 import { PROVIDER_OPTIONS, PROVIDER_USAGE, chooseProvider, providerFlags } from '../cli/provider.js';
 import { PRESETS, type TrainPreset, planJson, presetConfig } from './train-presets.js';
+import { type ProfileSummary, formatProfile } from './ort-profile.js';
 import { benchEnv, runJsonChild } from './timing.js';
 import type { Provider } from '../engine/runtime/session.js';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { parseColumnMap } from '../data/formats.js';
 import { writeBenchBatches } from './train-data.js';
 import type { Method } from '../train/objective.js';
 import { METHODS } from '../../src-shared/choices.js';
 
-export interface SideResult { tokens_per_s: number; step_s: number; peak_rss_mb: number; loss: number; real_tokens_per_s?: number; padding_fraction?: number }
+export interface SideResult {
+  tokens_per_s: number; step_s: number; peak_rss_mb: number; loss: number; real_tokens_per_s?: number; padding_fraction?: number;
+  /** The Hugging Face peer: its package versions, torch.compile, the attention implementation. */
+  versions?: Record<string, string>; compiled?: boolean; attention?: string;
+}
 export interface FinchResult extends SideResult {
   gflops: number; matmul_peak_gflops: number; estimate_mb: number; host_device_bytes_per_step: number; state_on_device: boolean;
   /** On a GPU provider: the estimated GPU memory and the host memory beside it (train/memory.ts estimateDeviceMemory); null on the CPU. */
   estimate_gpu_mb: number | null; estimate_host_mb: number | null;
+  /** With --profile: where the timed steps' time went (ort-profile.ts). */
+  profile?: ProfileSummary;
 }
 
-const USAGE = `Usage: finch bench train [--preset small|tiny|llama3.2-1b|llama3-8b] [--threads N] [--steps N] [--seq N] [--4bit] [--gradient-checkpointing] [--no-peer] [--estimate] [--host-state] [--provider P] [--strict-provider] [--compute-dtype D] [--json]
+const USAGE = `Usage: finch bench train [--preset small|tiny|llama3.2-1b|llama3-8b] [--threads N] [--steps N] [--seq N] [--4bit] [--gradient-checkpointing] [--peer torch|hf] [--peer-compile] [--python PATH] [--no-peer] [--profile DIR] [--estimate] [--host-state] [--provider P] [--strict-provider] [--compute-dtype D] [--json]
        finch bench train --data FILE [--map prompt=COL,completion=COL] [--batch N] [--group-by-length] [--static-seq] [--seed N] [...]
        finch bench train --method dpo|orpo [--batch P] [...]
 
 Tokens/s of Finch's LoRA training step (forward, backward, AdamW: one session.run) against a
 PyTorch peer on the same model, batch and thread count, plus MFU: Finch's achieved GFLOP/s as a
 fraction of the MatMul peak measured in the same run.
+  --peer torch the hand-written PyTorch LoRA step (peers/torch_lora_train.py; default), on Debian's
+               python3 unless --python names another
+  --peer hf    Hugging Face transformers + PEFT (peers/hf_peft_train.py): LlamaForCausalLM of the
+               same shape, LoRA on all seven projections, AdamW, the model's own loss; on --python,
+               else $FINCH_PYTHON, else the checkout's .venv/bin/python
+  --peer-compile  the hf peer under torch.compile (compiling falls in its warm-up step)
+  --profile DIR   ONNX Runtime's profiler on Finch's timed steps: DIR gets the trace and a summary
+               by op type and by node (profile.json), and the JSON output gains "profile"
   --estimate   print the estimated peak memory (QLoRA, gradient checkpointing) instead of running
   --seq N      tokens per sequence (default: the preset's); with --data, the cap on a row's length
   --gradient-checkpointing  the trainer's memory-saving step (as finch train's flag): two-level
@@ -71,6 +86,7 @@ export async function run(argv: string[]): Promise<number> {
     'compute-dtype': { type: 'string', default: 'float32' }, ...PROVIDER_OPTIONS,
     data: { type: 'string' }, map: { type: 'string' }, batch: { type: 'string' }, seed: { type: 'string', default: '1' },
     'group-by-length': { type: 'boolean', default: false }, 'static-seq': { type: 'boolean', default: false },
+    peer: { type: 'string', default: 'torch' }, 'peer-compile': { type: 'boolean', default: false }, python: { type: 'string' }, profile: { type: 'string' },
     method: { type: 'string', default: 'sft' },
   }, USAGE);
   if ('exit' in parsed) return parsed.exit;
@@ -86,6 +102,15 @@ export async function run(argv: string[]): Promise<number> {
   const method = values.method as Method;
   if (!METHODS.includes(method)) { console.error(`finch bench train: --method must be one of ${METHODS.join(', ')}, got "${values.method}"`); return 2; }
   if (method !== 'sft' && (values.data || preset.name === 'llama3-8b')) { console.error(`finch bench train: --method ${method} times random pairs on a float or 4-bit preset: leave out --data and --preset llama3-8b`); return 2; }
+  const peerName = values.peer as PeerName;
+  if (!PEER_NAMES.includes(peerName)) { console.error(`finch bench train: --peer must be one of ${PEER_NAMES.join(', ')}, got "${values.peer}"`); return 2; }
+  if (values['peer-compile'] && peerName !== 'hf') { console.error('finch bench train: --peer-compile compiles the Hugging Face peer: use it with --peer hf'); return 2; }
+  // Before Finch's step (minutes on large presets): a peer that cannot start is a usage error now.
+  const peerPython = peerName === 'hf' ? hfPeerPython(values.python) : values.python;
+  if (!values['no-peer'] && peerPython?.includes('/') && !existsSync(peerPython)) {
+    console.error(`finch bench train: no Python at ${peerPython} for the ${PEER_LABELS[peerName]} peer: name one with --python${peerName === 'hf' ? ' or FINCH_PYTHON, or build the checkout\'s venv (.ci/run venv)' : ''}, or pass --no-peer`);
+    return 2;
+  }
   const dtypeChoice = values['compute-dtype'] as ComputeDtypeChoice;
   if (!COMPUTE_DTYPE_CHOICES.includes(dtypeChoice)) { console.error(`finch bench train: --compute-dtype must be one of ${COMPUTE_DTYPE_CHOICES.join(', ')}, got "${dtypeChoice}"`); return 2; }
   if (values.estimate) {
@@ -129,29 +154,35 @@ export async function run(argv: string[]): Promise<number> {
     log(`finch: ${preset.name} preset, batch ${batch}, ${threads} threads, ${steps} steps...`);
     const finch = await runFinchStep(preset, {
       threads, steps, quantize: values['4bit'], checkpointLayers: values['gradient-checkpointing'], provider: device.provider, strict: device.strict, hostState: values['host-state'], computeDtype, maxWeightBytes: onDevice.maxWeightBytes, ...dataOpts,
+      profile: values.profile ? resolve(values.profile) : undefined,
     }, env);
     let peer: SideResult | null = null;
     if (!values['no-peer']) {
-      log('peer: PyTorch...');
-      peer = await runTorchPeer(preset, threads, steps, env, 'cpu', undefined, data?.path);
+      log(`peer: ${PEER_LABELS[peerName]}${values['peer-compile'] ? ' under torch.compile' : ''}...`);
+      peer = await runPeer(peerName, preset, { threads, steps, env, python: values.python, compile: values['peer-compile'], checkpointing: values['gradient-checkpointing'], batches: data?.path });
     }
     const result = {
       preset: preset.name,
       threads,
       finch: {
-        tokens_per_s: finch.tokens_per_s, peak_rss_mb: finch.peak_rss_mb, step_s: finch.step_s, gflops: finch.gflops,
+        tokens_per_s: finch.tokens_per_s, peak_rss_mb: finch.peak_rss_mb, step_s: finch.step_s, loss: finch.loss, gflops: finch.gflops,
         estimate_mb: finch.estimate_mb, estimate_gpu_mb: finch.estimate_gpu_mb, estimate_host_mb: finch.estimate_host_mb, compute_dtype: computeDtype,
         provider: device.provider, adapter: device.adapter, host_device_bytes_per_step: finch.host_device_bytes_per_step,
         state_on_device: finch.state_on_device,
         ...(data ? { real_tokens_per_s: finch.real_tokens_per_s, padding_fraction: finch.padding_fraction,
           batch_shape: values['static-seq'] ? 'dataset-longest' : 'own-longest', group_by_length: values['group-by-length'] } : {}),
       },
-      peer: peer ? { tokens_per_s: peer.tokens_per_s, peak_rss_mb: peer.peak_rss_mb, step_s: peer.step_s,
+      // loss: the last timed step's, on each side (the same model from random weights: about ln(vocab) at first).
+      peer: peer ? { tokens_per_s: peer.tokens_per_s, peak_rss_mb: peer.peak_rss_mb, step_s: peer.step_s, loss: peer.loss,
+        ...(peer.versions ? { versions: peer.versions, compiled: peer.compiled, attention: peer.attention } : {}),
         ...(data ? { real_tokens_per_s: peer.tokens_per_s, padding_fraction: data.info.peerPadding } : {}) } : null,
+      // Which peer the ratio is against: "torch" (the hand-written step), "hf" or "hf-compiled".
+      peer_name: peer ? (peerName === 'hf' && values['peer-compile'] ? 'hf-compiled' : peerName) : null,
       ...(data ? { data: { file: values.data, rows: data.info.rows, batch, max_seq: data.info.maxSeq, lengths: data.info.lengths } } : {}),
       ratio: peer ? finch.tokens_per_s / peer.tokens_per_s : null,
       mfu: finch.gflops / finch.matmul_peak_gflops,
       matmul_peak_gflops: finch.matmul_peak_gflops,
+      ...(finch.profile ? { profile: finch.profile } : {}),
     };
     if (values.json) console.log(JSON.stringify(result));
     else {
@@ -160,9 +191,10 @@ export async function run(argv: string[]): Promise<number> {
         console.log(`        ${(finch.host_device_bytes_per_step / 2 ** 10).toFixed(1)} KiB host<->device per step (LoRA state ${finch.state_on_device ? 'kept on the device' : 'fed from the host'})`);
         console.log(`        estimated ${finch.estimate_gpu_mb!.toFixed(0)} MB GPU + ${finch.estimate_host_mb!.toFixed(0)} MB host memory (frozen path ${computeDtype})`);
       }
-      if (peer) console.log(`PyTorch ${peer.tokens_per_s.toFixed(0)} tokens/s, ${peer.step_s.toFixed(3)} s/step, peak RSS ${peer.peak_rss_mb.toFixed(0)} MB`);
+      if (peer) console.log(`${peer.versions ? 'HF+PEFT' : 'PyTorch'} ${peer.tokens_per_s.toFixed(0)} tokens/s, ${peer.step_s.toFixed(3)} s/step, peak RSS ${peer.peak_rss_mb.toFixed(0)} MB`);
       if (result.ratio) console.log(`ratio   ${result.ratio.toFixed(2)}x`);
       console.log(`MFU     ${(result.mfu * 100).toFixed(0)}% of the measured MatMul peak (${finch.matmul_peak_gflops.toFixed(0)} GFLOP/s)`);
+      if (finch.profile) console.log(formatProfile(finch.profile));
       if (data) console.log(`(tokens/s count real tokens; padding ${((finch.padding_fraction ?? 0) * 100).toFixed(1)}% Finch, ${(data.info.peerPadding * 100).toFixed(1)}% peer)`);
     }
     return 0;
@@ -201,6 +233,8 @@ async function preferenceStep(preset: TrainPreset, method: Exclude<Method, 'sft'
 type FinchStepOptions = {
   threads: number; steps: number; quantize: boolean; checkpointLayers?: boolean; provider: Provider; strict: boolean; hostState?: boolean; computeDtype?: ComputeDtype; maxWeightBytes?: number;
   batches?: string; staticSeq?: boolean; method?: Method;
+  /** A folder for ONNX Runtime's profile of the step session (train-finch.ts). */
+  profile?: string;
 };
 
 /** One measured Finch LoRA step of a preset (train-finch.ts) in a child process. */
@@ -211,7 +245,50 @@ export async function runFinchStep(preset: TrainPreset,
   return runJsonChild<FinchResult>(process.execPath, ['--expose-gc', ...nodeArgsFor(entry), fileURLToPath(entry),
     JSON.stringify({ preset, threads: o.threads, steps: o.steps, warmup: 1, quantize: o.quantize, checkpointLayers: o.checkpointLayers ?? false, provider: o.provider, strict: o.strict, hostState: o.hostState ?? false,
       computeDtype: o.computeDtype, maxWeightBytes: o.maxWeightBytes !== undefined && Number.isFinite(o.maxWeightBytes) ? o.maxWeightBytes : undefined,
-      batches: o.batches, staticSeq: o.staticSeq, method: o.method })], env);
+      batches: o.batches, staticSeq: o.staticSeq, method: o.method, profile: o.profile })], env);
+}
+
+export const PEER_NAMES = ['torch', 'hf'] as const;
+export type PeerName = (typeof PEER_NAMES)[number];
+const PEER_LABELS: Record<PeerName, string> = { torch: 'PyTorch (hand-written LoRA)', hf: 'transformers + PEFT' };
+
+/** The checkout's Python venv (.ci/run venv: torch 2.13 CPU, transformers, peft). */
+const CHECKOUT_VENV_PYTHON = fileURLToPath(new URL('../../.venv/bin/python', import.meta.url));
+
+/** The Python of the Hugging Face peer: the one named, else $FINCH_PYTHON, else the checkout's venv. */
+export function hfPeerPython(named?: string): string {
+  return named || process.env.FINCH_PYTHON || CHECKOUT_VENV_PYTHON;
+}
+
+export interface PeerOptions {
+  threads: number; steps: number; env: NodeJS.ProcessEnv;
+  /** The Python to run (default: Debian's python3 for torch, hfPeerPython() for hf). */
+  python?: string;
+  /** hf: torch.compile the model. */
+  compile?: boolean;
+  /** hf: the model's gradient checkpointing, as Finch's --gradient-checkpointing (the torch peer has none). */
+  checkpointing?: boolean;
+  batches?: string;
+}
+
+/** The chosen CPU peer's step on the same preset and data. */
+export async function runPeer(name: PeerName, preset: TrainPreset, o: PeerOptions): Promise<SideResult> {
+  if (name === 'torch') return runTorchPeer(preset, o.threads, o.steps, o.env, 'cpu', o.python, o.batches);
+  return runHfPeer(preset, o);
+}
+
+/** transformers + PEFT on the preset's shape (peers/hf_peft_train.py). */
+export async function runHfPeer(preset: TrainPreset, o: PeerOptions): Promise<SideResult> {
+  const python = hfPeerPython(o.python);
+  if (python.includes('/') && !existsSync(python)) {
+    throw new Error(`no Python at ${python} for the transformers + PEFT peer: name one with --python or FINCH_PYTHON, or build the checkout's venv (.ci/run venv)`);
+  }
+  return runJsonChild<SideResult>(python, [fileURLToPath(new URL('./peers/hf_peft_train.py', import.meta.url)), JSON.stringify({
+    threads: o.threads, hidden: preset.hidden, layers: preset.layers, heads: preset.heads, kv_heads: preset.kvHeads, intermediate: preset.intermediate,
+    vocab: preset.vocab, batch: preset.batch, seq: preset.seq, rank: preset.rank, alpha: preset.alpha, rope_theta: presetConfig(preset).ropeTheta,
+    // torch.compile may compile again on the second call (its guards see the optimizer's state change).
+    warmup: o.compile ? 2 : 1, steps: o.steps, compile: o.compile ?? false, checkpointing: o.checkpointing ?? false, batches: o.batches,
+  })], o.env);
 }
 
 /** The PyTorch peer's step on the same preset; `device` is a torch device ('cpu', 'cuda'; ROCm builds also call theirs 'cuda'). */

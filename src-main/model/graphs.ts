@@ -13,7 +13,7 @@ import type { Dim } from '../engine/graph/dtype.js';
 import type { Graph, Tensor } from '../engine/graph/graph.js';
 import * as F from '../engine/graph/ops.js';
 import { type ChunkPlan, chunkPlan } from './chunk-plan.js';
-import { type ForwardInputs, type ForwardSpec, type KvCache, type LoraContext, type LoraInputs, decoder, lmHead, lmLoss, lmTokenLogProbs, slidingWindowIn } from './llama.js';
+import { type ForwardInputs, type ForwardSpec, type KvCache, type LoraContext, type LoraInputs, decoder, lmHead, lmLoss, lmLossAndGradient, lmTokenLogProbs, slidingWindowIn } from './llama.js';
 import { type DropoutContext, dropoutSeedCount } from './lora-dropout.js';
 import { type LoraParam, type LoraSpec, loraParams, loraScale } from './lora.js';
 import type { FrozenWeights } from './weights/frozen-weights.js';
@@ -39,6 +39,12 @@ export interface TrainGraphOptions {
   checkpointGroup?: number;
   /** Split the vocabulary projection + loss into this many row chunks (overrides the vocabulary chunks). */
   lossChunks?: number;
+  /**
+   * Where the loss is cut into vocabulary pieces, build its gradient with respect to the final
+   * hidden states in the forward (TrainGraph.headGrad): the training step's backward starts there
+   * instead of recomputing each piece's logits. Not with trainBase (the lm_head's own gradient).
+   */
+  headGradient?: boolean;
   /** Feed per-module dropout seeds (input "dropout_seeds") when lora.dropout > 0. */
   dropout?: boolean;
   /**
@@ -76,6 +82,8 @@ export interface TrainGraph {
   dropoutModules: number;
   /** How the graph chunks its largest activations. */
   chunks: ChunkPlan;
+  /** With headGradient and vocabulary pieces: the final hidden states h [rows, D] and dLoss/dh, for grad(h, params, { seed: dh }). */
+  headGrad: { h: Tensor; dh: Tensor } | null;
   /**
    * Builds the unchunked logits [B*T, V] of the same forward (same trunk, lm_head and LoRA), for
    * checks against a reference; a training step never calls it (the loss keeps them chunked).
@@ -93,8 +101,10 @@ export interface TrainGraph {
 export function buildTrainForward(g: Graph, fw: FrozenWeights, invFreq: Float64Array, o: TrainGraphOptions): TrainGraph {
   const t = trainingForward(g, fw, invFreq, o);
   const { h } = decoder(t.f, t.inputs); // [rows, D]
-  const loss = lmLoss(t.f, h, t.targets, Math.max(1, o.lossChunks ?? 1));
-  return { loss, ...t.graph, logits: () => lmHead(t.f, h) };
+  const rowChunks = Math.max(1, o.lossChunks ?? 1);
+  const fused = o.headGradient && !o.trainBase && rowChunks === 1 ? lmLossAndGradient(t.f, h, t.targets) : null;
+  const loss = fused ? fused.loss : lmLoss(t.f, h, t.targets, rowChunks);
+  return { loss, ...t.graph, headGrad: fused ? { h, dh: fused.dh } : null, logits: () => lmHead(t.f, h) };
 }
 
 /** The inputs and the forward's spec of a training graph, before its first layer. */
@@ -149,7 +159,7 @@ export interface RowLogProbs {
  */
 export type ReferenceModel = null | { lora: null } | { lora: ReadonlyMap<string, Float32Array> };
 
-export interface PreferenceGraph extends Omit<TrainGraph, 'loss' | 'logits'> {
+export interface PreferenceGraph extends Omit<TrainGraph, 'loss' | 'logits' | 'headGrad'> {
   policy: RowLogProbs;
   reference: RowLogProbs | null;
 }

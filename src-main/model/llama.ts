@@ -447,6 +447,23 @@ export function lmLoss(f: ForwardSpec, h: Tensor, targets: Tensor, rowChunks: nu
 }
 
 /**
+ * The vocabulary-chunked loss with its gradient with respect to h built in the forward
+ * (nn.fusedHeadCrossEntropy), so that a training step's backward starts from h and no piece's
+ * logits are recomputed. Null where the loss is not cut into vocabulary pieces (autodiff's
+ * formulation stays: no recomputation to save) or its logits are capped.
+ * h: [rows, D] -> loss [], dh [rows, D]
+ */
+export function lmLossAndGradient(f: ForwardSpec, h: Tensor, targets: Tensor): { loss: Tensor; dh: Tensor } | null {
+  const { cfg } = f, sizes = f.chunks.vocabSizes;
+  // Capped logits (Gemma: cap * tanh(logits / cap)) are not h W^T: autodiff's formulation takes them.
+  if (sizes.length === 1 || cfg.finalLogitSoftcap !== null) return null;
+  const name = cfg.tieWordEmbeddings ? EMBED_TOKENS : 'lm_head.weight';
+  return nn.fusedHeadCrossEntropy(h, targets, sizes.map((size, index) => ({
+    size, weight: (after: Tensor) => f.weights.bothWays(name, [cfg.vocabSize, cfg.hiddenSize], { axis: 0, sizes, index }, after),
+  })));
+}
+
+/**
  * Each row's log-probability of its target (targets: [rows] int32), 0 where the target is -100:
  * [rows]. Built from the same vocabulary pieces as lmLoss, so the logits are never whole when the
  * chunk plan cuts the vocabulary. Preference losses sum these per sequence.

@@ -128,11 +128,14 @@ export function estimateTrainingMemory(cfg: ModelConfig, p: GraphPlan): MemoryEs
   // 3 attention score chunks. Without checkpointing each layer keeps 6 [rows, D], 2 [rows, kv] and
   // 5 [rows, piece] tensors and its unchunked attention probabilities (a chunked attention
   // recomputes its scores in the backward) for the backward, plus one layer's working set on top.
-  // The loss holds 4 logits pieces (values, exponentials, gradients). The families add (traced the
-  // same way on each layout): q/k norms one [rows, q] and one [rows, kv] tensor a layer; Gemma's
-  // norms around the blocks 2 [rows, D] a layer kept (3 more in a layer's backward), its GELU 3 per
-  // MLP piece, its logit capping a logits piece; Phi-3's fused outputs 2 [rows, q + 2 kv] and,
-  // unchunked, 2 [rows, 2I].
+  // The loss holds 4 logits blocks when whole (values, exponentials, gradients); SFT's, cut into
+  // vocabulary pieces, forms its own gradient piece by piece (nn.fusedHeadCrossEntropy): 3
+  // (values, shifted, exponentials); a preference objective's log-probabilities keep autodiff's 4.
+  // The families add (traced the same way on each layout): q/k norms one [rows, q] and one
+  // [rows, kv] tensor a layer; Gemma's norms around the blocks 2 [rows, D] a layer kept (3 more in
+  // a layer's backward), its GELU 3 per MLP piece, its logit capping a logits piece (and autodiff's
+  // loss: capped logits bring no gradient of their own); Phi-3's fused outputs 2 [rows, q + 2 kv]
+  // and, unchunked, 2 [rows, 2I].
   const fam = familyOf(cfg);
   const qk = fam.qkNorm ? 1 : 0, sandwich = fam.sandwichNorms ? 1 : 0, gelu = cfg.hiddenAct === 'gelu_tanh' ? 1 : 0;
   const TD = rows * D * F32;
@@ -151,7 +154,9 @@ export function estimateTrainingMemory(cfg: ModelConfig, p: GraphPlan): MemoryEs
   if (fam.projections.includes('qkv_proj')) hold(rows * (qDim + 2 * kvDim) * F32, 2);
   if (fam.projections.includes('gate_up_proj') && ch.mlpSizes.length === 1) hold(rows * 2 * I * F32, 2);
   hold(B * ch.attentionHeads * T * T * F32, g === 0 && attentionChunks === 1 ? L + 2 : 3);
-  for (const w of new Set(ch.vocabSizes)) hold(rows * w * F32, cfg.finalLogitSoftcap === null ? 4 : 5);
+  const fusedHead = p.objective.method === 'sft' && cfg.finalLogitSoftcap === null && ch.vocabSizes.length > 1;
+  const logitBlocks = cfg.finalLogitSoftcap !== null ? 5 : fusedHead ? 3 : 4;
+  for (const w of new Set(ch.vocabSizes)) hold(rows * w * F32, logitBlocks);
   // 4-bit: each dequantized weight shape once, in a buffer of its own size unless an activation
   // class of the same byte size is free for it then (the larger count of the two is held).
   if (p.quantize) {

@@ -15,7 +15,7 @@ import type { RewardMetrics } from '../../src-shared/train-events.js';
 import type { Graph, Tensor } from '../engine/graph/graph.js';
 import * as F from '../engine/graph/ops.js';
 import { type PairValues, dpoLoss, orpoLoss } from '../engine/nn/preference.js';
-import { type ReferenceModel, type TrainGraphOptions, buildPreferenceForward, buildTrainForward } from '../model/graphs.js';
+import { type ReferenceModel, type TrainGraph, type TrainGraphOptions, buildPreferenceForward, buildTrainForward } from '../model/graphs.js';
 import type { LoraInputs } from '../model/llama.js';
 import type { LoraParam } from '../model/lora.js';
 import type { FrozenWeights } from '../model/weights/frozen-weights.js';
@@ -53,6 +53,8 @@ export interface ObjectiveGraph {
   lora: LoraParam[];
   loraInputs: LoraInputs;
   dropoutModules: number;
+  /** SFT with TrainGraphOptions.headGradient, where the loss is in vocabulary pieces: where its backward starts (TrainGraph.headGrad), else null. */
+  headGrad: TrainGraph['headGrad'];
 }
 
 /**
@@ -63,7 +65,7 @@ export function buildObjective(g: Graph, fw: FrozenWeights, invFreq: Float64Arra
   referenceAdapter: ReadonlyMap<string, Float32Array> | null = null): ObjectiveGraph {
   if (objective.method === 'sft') {
     const tg = buildTrainForward(g, fw, invFreq, o);
-    return { loss: tg.loss, rewards: null, lora: tg.lora, loraInputs: tg.loraInputs, dropoutModules: tg.dropoutModules };
+    return { loss: tg.loss, rewards: null, lora: tg.lora, loraInputs: tg.loraInputs, dropoutModules: tg.dropoutModules, headGrad: tg.headGrad };
   }
   if (o.batch % 2) throw new Error(`buildObjective: a preference batch holds two rows per pair, got ${o.batch} rows`);
   let reference: ReferenceModel = null;
@@ -89,7 +91,7 @@ export function buildObjective(g: Graph, fw: FrozenWeights, invFreq: Float64Arra
     const nll = F.neg(F.div(F.reduceSum(sums.chosen, [0], false), F.max2(F.reduceSum(counts.chosen, [0], false), 1)));
     r = orpoLoss({ chosen: mean(sums.chosen, counts.chosen), rejected: mean(sums.rejected, counts.rejected) }, nll, valid, objective.lambda);
   }
-  return { loss: r.loss, rewards: r.rewards, lora: pg.lora, loraInputs: pg.loraInputs, dropoutModules: pg.dropoutModules };
+  return { loss: r.loss, rewards: r.rewards, lora: pg.lora, loraInputs: pg.loraInputs, dropoutModules: pg.dropoutModules, headGrad: null };
 }
 
 /** Outputs an objective's loss and rewards under the names above. */

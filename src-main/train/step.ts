@@ -82,9 +82,11 @@ export function buildStepGraphs(fw: FrozenWeights, invFreq: Float64Array, shape:
 function stepForward(g: Graph, fw: FrozenWeights, invFreq: Float64Array, shape: StepShape, reference: ReferenceAdapter) {
   if (!shape.lora) throw new Error('buildStepGraphs: a training step needs a LoRA spec');
   const params = loraParams(fw.cfg, shape.lora);
-  const og = buildObjective(g, fw, invFreq, { ...shape, dropout: true }, shape.objective ?? SFT, reference);
+  const og = buildObjective(g, fw, invFreq, { ...shape, dropout: true, headGradient: true }, shape.objective ?? SFT, reference);
   const p = params.map((q) => og.loraInputs.get(q.name)!);
-  const grads = shape.computeDtype === 'float16' ? perTokenScaledGrads(g, og.loss, p) : grad(og.loss, p);
+  // A vocabulary-chunked SFT loss brings its own gradient with respect to the final hidden states (model/llama.ts lmLossAndGradient).
+  const root: GradRoot = og.headGrad ? { of: og.headGrad.h, seed: og.headGrad.dh } : { of: og.loss, seed: null };
+  const grads = shape.computeDtype === 'float16' ? perTokenScaledGrads(g, root, p) : grad(root.of, p, root.seed ? { seed: root.seed } : {});
   outputObjective(g, og);
   return { params, p, grads, dropoutModules: og.dropoutModules };
 }
@@ -96,11 +98,18 @@ function stepForward(g: Graph, fw: FrozenWeights, invFreq: Float64Array, shape: 
  * tokens per batch. The LoRA gradients are divided back in float32. Static loss scaling as
  * mixed-precision peers do it, with the scale taken from the batch instead of searched for.
  */
-function perTokenScaledGrads(g: Graph, loss: Tensor, params: Tensor[]): Tensor[] {
+function perTokenScaledGrads(g: Graph, root: GradRoot, params: Tensor[]): Tensor[] {
   const targets = g.inputs.find((t) => t.name === 'targets');
   if (!targets) throw new Error('perTokenScaledGrads: the graph has no "targets" input');
   const tokens = F.max2(F.reduceSum(F.cast(F.greater(targets, F.scalar(g, 'int32', -100)), 'float32'), [0], false), 1); // [] trained tokens
-  return grad(F.mul(loss, tokens), params).map((d) => F.div(d, tokens));
+  const scaled = root.seed ? grad(root.of, params, { seed: F.mul(root.seed, tokens) }) : grad(F.mul(root.of, tokens), params);
+  return scaled.map((d) => F.div(d, tokens));
+}
+
+/** Where the backward starts: the loss (seed 1), or a tensor with its gradient already known (ObjectiveGraph.headGrad). */
+interface GradRoot {
+  of: Tensor;
+  seed: Tensor | null;
 }
 
 export function buildFusedStep(fw: FrozenWeights, invFreq: Float64Array, shape: StepShape, opt: OptimizerConfig, reference: ReferenceAdapter = null): FusedStep {

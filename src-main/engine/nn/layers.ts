@@ -8,6 +8,7 @@
 import { type DType, type Dim, isStatic, numel, shapeToString } from '../graph/dtype.js';
 import { type Graph, Tensor } from '../graph/graph.js';
 import * as F from '../graph/ops.js';
+import { barrier } from '../graph/ordering.js';
 
 /** The most negative finite value of a float dtype: masks with it, because WGSL need not honour -inf. */
 export function lowestFinite(dtype: DType): number {
@@ -165,6 +166,20 @@ export function selfAttention(x: Tensor, w: AttentionWeights, o: AttentionOption
  * labels: int32 [N] (int64 comparisons fall back to the CPU on WebGPU).
  */
 export function crossEntropyPiece(logits: Tensor, labels: Tensor, first = 0): Tensor {
+  return crossEntropyPieceParts(logits, labels, first).piece;
+}
+
+/** crossEntropyPiece's output and the parts of it the fused loss's gradient reuses. */
+interface PieceParts {
+  piece: Tensor; // [N, 2]: log-sum-exp, target logit
+  shift: Tensor; // [N, 1] the row's shift (about its maximum)
+  exps: Tensor; // [N, V'] exp(logits - shift)
+  sum: Tensor; // [N, 1] their row sums
+  safe: Tensor; // [N] int32 label index inside this piece (0 where the label is elsewhere)
+  inside: Tensor; // [N] bool: the label falls in this piece
+}
+
+function crossEntropyPieceParts(logits: Tensor, labels: Tensor, first: number): PieceParts {
   if (logits.rank !== 2 || labels.rank !== 1 || logits.shape[0] !== labels.shape[0]) {
     throw new F.GraphBuildError(`crossEntropyPiece: expects logits [N, V] and labels [N], got ${logits} and ${labels}`);
   }
@@ -174,12 +189,71 @@ export function crossEntropyPiece(logits: Tensor, labels: Tensor, first = 0): Te
   // so its gradient is taken as 0: an integer round trip hides it from autodiff (which follows
   // float tensors only) and costs nothing in accuracy, since any shift near the maximum works.
   const shift = F.cast(F.cast(F.reduceMax(logits, [1], true), 'int32'), dt); // [N, 1]
-  const lse = F.add(F.log(F.reduceSum(F.exp(F.sub(logits, shift)), [1], true)), shift); // [N, 1]
+  const exps = F.exp(F.sub(logits, shift)); // [N, V']
+  const sum = F.reduceSum(exps, [1], true); // [N, 1]
+  const lse = F.add(F.log(sum), shift); // [N, 1]
   const local = first ? F.sub(labels, F.scalar(g, 'int32', first)) : labels; // [N] index inside this piece
   const inside = F.and(F.greaterOrEqual(local, F.scalar(g, 'int32', 0)), F.less(local, F.scalar(g, 'int32', size))); // [N] bool
-  const safe = F.unsqueeze(F.where(inside, local, F.scalar(g, 'int32', 0)), [1]); // [N, 1] in range for every row
-  const target = F.mul(F.gatherElements(logits, safe, 1), F.unsqueeze(F.cast(inside, dt), [1])); // [N, 1]
-  return F.concat([lse, target], 1); // [N, 2]
+  const safe = F.where(inside, local, F.scalar(g, 'int32', 0)); // [N] in range for every row
+  const target = F.mul(F.gatherElements(logits, F.unsqueeze(safe, [1]), 1), F.unsqueeze(F.cast(inside, dt), [1])); // [N, 1]
+  return { piece: F.concat([lse, target], 1), shift, exps, sum, safe, inside }; // piece [N, 2]
+}
+
+/** One vocabulary piece of a linear head: its frozen weight W [V', D] used both ways (graph-weights.ts WeightBothWays). */
+export interface HeadPiece {
+  /** Rows of the vocabulary it holds. */
+  size: number;
+  /** The piece's weight, built when its turn comes: `after` is what it waits for (a 4-bit piece is dequantized only then). */
+  weight(after: Tensor): { forward(x: Tensor): Tensor; backward(dy: Tensor): Tensor; rows(ids: Tensor): Tensor };
+}
+
+/**
+ * The cross-entropy of a linear head over vocabulary pieces, and its gradient with respect to the
+ * head's input h, both built in the forward: the backward then starts from h (autodiff's seed), so
+ * no piece's logits are kept or recomputed. Each piece's weight is read twice (logits = h W^T, then
+ * exp(logits - shift) W) instead of three times (forward, recompute, backward), and one piece's
+ * [N, V'] block is live at a time (each piece waits for the previous one's result).
+ *
+ *   dL/dh = (sum_j softmax_j W_j - W[label]) * valid / count
+ *
+ * The softmax weights are accumulated online, as attention kernels do: acc holds
+ * sum_j exp(logits_j - L) W_j for the running log-sum-exp L over the pieces so far, rescaled when a
+ * piece raises L. h: [N, D], labels: int32 [N]. Returns the mean loss (crossEntropyFromPieces of the
+ * same pieces: the value equals the autodiff formulation's bit for bit) and dL/dh [N, D].
+ */
+export function fusedHeadCrossEntropy(h: Tensor, labels: Tensor, pieces: readonly HeadPiece[], ignoreIndex = -100): { loss: Tensor; dh: Tensor } {
+  const g = h.graph;
+  const outs: Tensor[] = [];
+  let acc: Tensor | null = null, running: Tensor | null = null, targetRows: Tensor | null = null;
+  let first = 0;
+  for (const p of pieces) {
+    // One piece at a time: the next one waits for both of this one's results, so that ONNX Runtime
+    // (which orders nodes depth-first from the outputs) cannot leave a piece's weight alive for a
+    // later target-row gather.
+    const hj = acc && targetRows ? barrier(barrier(h, acc), targetRows) : h;
+    const w = p.weight(hj);
+    const parts = crossEntropyPieceParts(w.forward(hj), labels, first); // logits [N, V']
+    outs.push(parts.piece);
+    // The log-sum-exp as read back from the piece: the target logit is gathered now, while the
+    // logits exist, not when the loss value is computed at the end of the step.
+    const lse = F.split(parts.piece, [1, 1], 1)[0]!; // [N, 1]
+    const u = w.backward(parts.exps); // [N, D]: exp(logits - shift) W
+    const rows = F.mul(w.rows(parts.safe), F.unsqueeze(F.cast(parts.inside, h.dtype), [1])); // [N, D]: W[label] where it is in this piece
+    if (!acc || !running) {
+      running = lse;
+      acc = F.div(u, parts.sum); // exp(shift - lse) = 1 / sum
+    } else {
+      const top = F.max2(running, lse); // [N, 1]
+      const next = F.add(F.log(F.add(F.exp(F.sub(running, top)), F.exp(F.sub(lse, top)))), top); // [N, 1] log(e^L + e^lse)
+      acc = F.add(F.mul(acc, F.exp(F.sub(running, next))), F.mul(u, F.exp(F.sub(parts.shift, next)))); // [N, D]
+      running = next;
+    }
+    targetRows = targetRows ? F.add(targetRows, rows) : rows;
+    first += p.size;
+  }
+  const weight = F.cast(F.greater(labels, F.scalar(g, 'int32', ignoreIndex)), h.dtype); // [N]
+  const scale = F.unsqueeze(F.div(weight, F.max2(F.reduceSum(weight, [0], false), 1)), [1]); // [N, 1] valid / count
+  return { loss: crossEntropyFromPieces(outs, labels, { ignoreIndex }), dh: F.mul(F.sub(acc!, targetRows!), scale) };
 }
 
 /**

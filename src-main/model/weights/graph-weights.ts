@@ -12,6 +12,7 @@
 // (the memory estimate and the op tests read them).
 
 import { type Graph, type InitializerData, Tensor } from '../../engine/graph/graph.js';
+import { dequantizeNBits } from '../../engine/graph/nbits.js';
 import * as F from '../../engine/graph/ops.js';
 import { int4BlockPadded, int4Blocks, int4Columns, int4FileRows, int4Rows } from '../quant.js';
 import { f32ToF16Bits } from '../../util/float16.js';
@@ -43,6 +44,22 @@ export interface Weights {
   embedding(ids: Tensor, name: string, shape: readonly [V: number, D: number]): Tensor;
   /** A float32 vector (a norm weight, a bias). */
   vector(name: string, size: number): Tensor;
+  /**
+   * A frozen HF [out, in] weight (or a row piece of it) used both ways with one copy of it: the
+   * fused loss (engine/nn/layers.ts fusedHeadCrossEntropy) multiplies by it in both orientations
+   * and reads rows of it. A 4-bit weight is dequantized once, after `after`.
+   */
+  bothWays(name: string, shape: readonly [out: number, inp: number], part: WeightPart | null, after: Tensor): WeightBothWays;
+}
+
+/** One frozen weight W [out, in] (or a row piece), float32 in and out whatever the compute dtype. */
+export interface WeightBothWays {
+  /** x [rows, in] -> x @ W^T [rows, out] */
+  forward(x: Tensor): Tensor;
+  /** dy [rows, out] -> dy @ W [rows, in] */
+  backward(dy: Tensor): Tensor;
+  /** ids int32 [n] -> W[ids] [n, in] */
+  rows(ids: Tensor): Tensor;
 }
 
 /** How frozen weights are stored for the device a graph runs on. */
@@ -312,6 +329,27 @@ export class GraphWeights implements Weights {
     }
     if (half) y = F.cast(y, 'float32');
     return b ? F.add(y, b) : y;
+  }
+
+  bothWays(name: string, [out, inp]: readonly [number, number], part: WeightPart | null, after: Tensor): WeightBothWays {
+    if (this.trainable) throw new Error(`${name}: a weight that is trained gets its gradient from autodiff, not from bothWays`);
+    if (part && part.axis !== 0) throw new Error(`${name}: bothWays takes whole weights or row pieces`);
+    const n = part ? part.sizes[part.index]! : out;
+    if (n * inp * this.elementBytes > this.maxWeightBytes) throw new Error(`${name}: [${n}, ${inp}] exceeds the device's buffer limit of ${this.maxWeightBytes} bytes (chunkPlan should have cut it smaller)`);
+    let w: Tensor; // [n, inp] in the compute dtype
+    if (this.w.quantize) {
+      const nb = this.nbits(name, out, inp, part);
+      w = dequantizeNBits(this.g, nb.packed, nb.scales, nb.zeroPoints, nb.K, nb.N, nb.blockSize, after);
+    } else {
+      w = part ? this.floatPart(name, out, inp, part) : this.matrix(name, [out, inp]);
+    }
+    const down = (x: Tensor) => (x.dtype === w.dtype ? x : F.cast(x, w.dtype));
+    const up = (y: Tensor) => (y.dtype === 'float32' ? y : F.cast(y, 'float32'));
+    return {
+      forward: (x) => up(F.gemm(down(x), w, null, { transB: true })), // [rows, n]
+      backward: (dy) => up(F.gemm(down(dy), w)), // [rows, inp]
+      rows: (ids) => up(F.gather(w, ids)), // [ids, inp]
+    };
   }
 
   /**
