@@ -62,7 +62,7 @@ test('off the happy path: a local model, a mapped dataset, refused settings, Bac
     await p.getByRole('button', { name: 'Add folder' }).click();
     const chosen = p.getByLabel('Chosen model');
     await chosen.getByRole('heading', { name: 'tiny-llama', level: 3 }).waitFor({ timeout: 60_000 });
-    assert.match(await chosen.textContent() ?? '', /llama: 2 layers, hidden 64, 4\/2 heads/);
+    assert.match(await chosen.textContent() ?? '', /Llama \(llama\): 2 layers, hidden 64, 4\/2 heads/);
     assert.ok(await p.getByRole('radio', { name: /tiny-llama/ }).isChecked(), 'the added model is the chosen one');
     await assertAccessible(p, 'wizard: a local model folder');
     await shot(p, 'off-01-local-model');
