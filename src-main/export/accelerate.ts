@@ -394,8 +394,8 @@ function readme(cfg: TrainConfig, table: SettingRow[], launch: string, trainRows
   const trainer = cfg.method === 'dpo' ? "TRL's `DPOTrainer` (sigmoid loss)" : cfg.method === 'orpo' ? "TRL's `ORPOTrainer` (`trl.experimental.orpo`)" : "Transformers' `Trainer`";
   return `# Finch run, exported for multi-GPU training
 
-Written by \`finch export accelerate\`: a ${cfg.method.toUpperCase()} run on ${trainer} with PEFT. The base model is
-\`${path.resolve(cfg.model)}\` (pass \`--model\` to train.py to use another path or a Hub id of the same model).${cfg.initAdapter ? `
+Written by \`finch export accelerate\`: ${cfg.method === 'sft' ? 'an SFT' : `a ${cfg.method.toUpperCase()}`} run on ${trainer} with PEFT. The base model is
+\`${path.resolve(cfg.model)}\` (pass \`--model\` to train.py to use another path or a Hub id of the same model).${preference && cfg.initAdapter ? `
 The run started from the adapter \`${path.resolve(cfg.initAdapter)}\` (\`--init-adapter\` to use another copy), trained further with its own rank, alpha and targets${cfg.method === 'dpo' ? '; a frozen copy of it is the DPO reference' : ''}.` : cfg.method === 'dpo' ? `
 The DPO reference is the base with the LoRA switched off, as in Finch.` : ''}
 
