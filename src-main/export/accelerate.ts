@@ -3,8 +3,12 @@
 //
 //   <out>/data/train.jsonl, validation.jsonl   the run's sequences exactly as Finch tokenised and
 //                                              masked them: input_ids, labels (-100 = not
-//                                              trained), position_ids (restart per packed sample)
-//   <out>/train.py                             Trainer + LoraConfig with the run's settings
+//                                              trained), position_ids (restart per packed sample);
+//                                              for a preference run (dpo, orpo) its pairs: TRL's
+//                                              prompt / chosen / rejected, as text rendered through
+//                                              Finch's chat template and as Finch's token ids
+//   <out>/train.py                             Trainer (SFT), TRL's DPOTrainer or ORPOTrainer, with
+//                                              LoraConfig and the run's settings
 //   <out>/accelerate/ddp.yaml, fsdp.yaml       multi-GPU configs: data parallel, or sharded (FSDP)
 //   <out>/README.md                            the launch commands and the settings table
 //
@@ -14,12 +18,13 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { prepareDataset } from '../data/dataset.js';
-import type { SequenceSet } from '../data/batch.js';
+import type { PairSet, SequenceSet } from '../data/batch.js';
+import type { SampleStore } from '../data/samples.js';
 import { loadModelConfig } from '../model/config.js';
 import { resolveLora } from '../model/lora.js';
 import { writeFileAtomic } from '../model/safetensors.js';
 import { loadTokenizer } from '../model/tokenizer.js';
-import type { ModelType } from '../model/types.js';
+import type { ModelType, TextTokenizer } from '../model/types.js';
 import { resumeConfig } from '../train/checkpoint.js';
 import type { TrainConfig } from '../../src-shared/run-config.js';
 
@@ -44,7 +49,7 @@ const py = (v: unknown): string => {
 };
 
 /** The versions Finch's CI trains an export with (.ci/python-requirements.txt). */
-const TESTED = { torch: '2.13', transformers: '5.17', peft: '0.21', accelerate: '1.15' } as const;
+const TESTED = { torch: '2.13', transformers: '5.17', peft: '0.21', accelerate: '1.15', trl: '1.13' } as const;
 
 /** Finch schedule -> transformers' lr_scheduler_type (both warm up linearly for warmup steps). */
 const SCHEDULES: Record<TrainConfig['schedule'], string> = { constant: 'constant_with_warmup', linear: 'linear', cosine: 'cosine' };
@@ -75,7 +80,18 @@ export function settingsTable(cfg: TrainConfig): SettingRow[] {
     r('seqLen', 'SEQ_LEN (rows are already cut to it)', cfg.seqLen),
     r('quantize', 'BitsAndBytesConfig(load_in_4bit=...)', cfg.quantize),
     r('model', 'MODEL (from_pretrained path or Hub id)', path.resolve(cfg.model)),
+    ...preferenceSettings(cfg).map(([finch, hf, value]) => r(finch, hf, value)),
   ];
+}
+
+/** The method's own settings: TRL's DPOConfig or ORPOConfig (none for SFT). */
+function preferenceSettings(cfg: TrainConfig): [string, string, unknown][] {
+  const init: [string, string, unknown] = ['initAdapter', `INIT_ADAPTER (PeftModel.from_pretrained${cfg.method === 'dpo' ? '; also the reference' : ''})`, cfg.initAdapter ? path.resolve(cfg.initAdapter) : null];
+  if (cfg.method === 'dpo') {
+    return [['method', 'DPOConfig.loss_type', ['sigmoid']], ['beta', 'DPOConfig.beta', cfg.beta], ['labelSmoothing', 'DPOConfig.label_smoothing', cfg.labelSmoothing], init];
+  }
+  if (cfg.method === 'orpo') return [['orpoLambda', 'ORPOConfig.beta', cfg.orpoLambda], init];
+  return [];
 }
 
 const DECODER_LAYER: Record<ModelType, string> = {
@@ -95,6 +111,47 @@ export interface ExportedRow {
   input_ids: number[];
   labels: number[];
   position_ids: number[];
+}
+
+/** One row of an exported preference dataset: TRL's columns as text, and the token ids Finch trains on. */
+export interface ExportedPair {
+  /** The prompt turns through the chat template, up to where the answer starts (special tokens as text). */
+  prompt: string;
+  chosen: string;
+  rejected: string;
+  prompt_ids: number[];
+  /** The answer's tokens: from its first trained token to its last. */
+  chosen_ids: number[];
+  rejected_ids: number[];
+}
+
+/**
+ * A split's pairs in TRL's prompt / chosen / rejected shape. Each side is prompt + answer as Finch
+ * rendered and cut it; the prompt is what precedes the first trained token (the same on both sides).
+ */
+function pairRows(set: PairSet, store: SampleStore, tok: TextTokenizer, notes: string[]): ExportedPair[] {
+  const out: ExportedPair[] = [];
+  let holes = 0;
+  for (let i = 0; i < set.length; i++) {
+    const split = (s: number) => {
+      const ids = [...store.tokens(s)], trained = store.trained(s);
+      const first = trained.indexOf(1, 1), last = trained.lastIndexOf(1);
+      if (trained.subarray(first, last + 1).includes(0)) holes++;
+      return { prompt: ids.slice(0, first), answer: ids.slice(first, last + 1) };
+    };
+    const { chosen: c, rejected: r } = set.sides(i);
+    const chosen = split(c), rejected = split(r);
+    if (chosen.prompt.join() !== rejected.prompt.join()) {
+      throw new AccelerateExportError(`line ${set.line(i)}: the chosen and rejected sides do not start with the same prompt tokens, which TRL's pairs need`);
+    }
+    const text = (ids: number[]) => tok.decode(ids, { skipSpecialTokens: false });
+    out.push({
+      prompt: text(chosen.prompt), chosen: text(chosen.answer), rejected: text(rejected.answer),
+      prompt_ids: chosen.prompt, chosen_ids: chosen.answer, rejected_ids: rejected.answer,
+    });
+  }
+  if (holes) notes.push(`${holes} answer sides have untrained tokens inside them (turns of several messages); TRL trains on all of an answer's tokens`);
+  return out;
 }
 
 function rows(set: SequenceSet): ExportedRow[] {
@@ -118,24 +175,31 @@ export async function exportAccelerate(runDir: string, outDir: string, opts: { g
     seqLen: cfg.seqLen, pack: cfg.pack, valFraction: cfg.valFraction, seed: cfg.seed, trainOn: cfg.trainOn, template: cfg.template,
     format: cfg.format, map: cfg.map, onBadRow: cfg.onBadRow,
   });
-  if (data.kind !== 'sequences') throw new AccelerateExportError(`${cfg.data}: preference runs cannot be exported yet`);
-  const train = rows(data.train), validation = rows(data.validation);
+  const notes = [...data.notes];
+  const preference = data.kind === 'pairs';
+  if (preference !== (cfg.method !== 'sft')) {
+    throw new AccelerateExportError(`${cfg.data}: the run's method is ${cfg.method} but the data holds ${preference ? 'preference pairs' : 'sequences'}`);
+  }
+  const [train, validation] = data.kind === 'pairs'
+    ? [pairRows(data.train, data.samples, tok, notes), pairRows(data.validation, data.samples, tok, notes)]
+    : [rows(data.train), rows(data.validation)];
   const gpus = opts.gpus ?? 2;
 
   // Everything is written in a temporary sibling folder, renamed into place at the end.
   const tmp = path.join(path.dirname(out), `.${path.basename(out)}.export-tmp-${process.pid}`);
   fs.rmSync(tmp, { recursive: true, force: true });
   try {
-    const jsonl = (r: ExportedRow[]) => r.map((x) => JSON.stringify(x)).join('\n') + (r.length ? '\n' : '');
+    const jsonl = (r: (ExportedRow | ExportedPair)[]) => r.map((x) => JSON.stringify(x)).join('\n') + (r.length ? '\n' : '');
     writeFileAtomic(path.join(tmp, 'data', 'train.jsonl'), jsonl(train));
     writeFileAtomic(path.join(tmp, 'data', 'validation.jsonl'), jsonl(validation));
     const lora = resolveLora(modelCfg, cfg.lora); // PEFT's module names of this family
     const table = settingsTable({ ...cfg, lora: { ...lora, targets: [...lora.targets] } });
-    writeFileAtomic(path.join(tmp, 'train.py'), trainScript(table, tok.padId ?? tok.eosIds[0] ?? 0));
+    const padId = tok.padId ?? tok.eosIds[0] ?? 0;
+    writeFileAtomic(path.join(tmp, 'train.py'), preference ? preferenceScript(cfg.method as 'dpo' | 'orpo', table, padId) : trainScript(table, padId));
     writeFileAtomic(path.join(tmp, 'accelerate', 'ddp.yaml'), accelerateConfig('MULTI_GPU', gpus, null));
     writeFileAtomic(path.join(tmp, 'accelerate', 'fsdp.yaml'), accelerateConfig('FSDP', gpus, DECODER_LAYER[modelCfg.modelType]));
     const launch = 'accelerate launch --config_file accelerate/ddp.yaml train.py';
-    writeFileAtomic(path.join(tmp, 'README.md'), readme(cfg, table, launch, train.length, validation.length, data.notes));
+    writeFileAtomic(path.join(tmp, 'README.md'), readme(cfg, table, launch, train.length, validation.length, notes));
     if (fs.existsSync(out)) fs.rmdirSync(out);
     fs.renameSync(tmp, out);
     return { outDir: out, files: ['data/train.jsonl', 'data/validation.jsonl', 'train.py', 'accelerate/ddp.yaml', 'accelerate/fsdp.yaml', 'README.md'], trainRows: train.length, validationRows: validation.length, launchCommand: `cd ${JSON.stringify(out)} && ${launch}` };
@@ -177,10 +241,49 @@ function accelerateConfig(kind: 'MULTI_GPU' | 'FSDP', gpus: number, layerClass: 
   return lines.join('\n') + '\n';
 }
 
+/** train.py's check, before anything loads, that a 4-bit run has what bitsandbytes needs. */
+const CHECK_4BIT = `def check_4bit():
+    """4-bit (bitsandbytes) needs a CUDA GPU and the bitsandbytes package: say so before loading anything."""
+    missing = []
+    if not torch.cuda.is_available():
+        missing.append("a CUDA GPU (torch.cuda.is_available() is False)")
+    if importlib.util.find_spec("bitsandbytes") is None:
+        missing.append("the bitsandbytes package (pip install bitsandbytes)")
+    if missing:
+        sys.exit(
+            "This run was trained with a 4-bit base (QLoRA), which needs " + " and ".join(missing) + ".\\n"
+            "Install what is missing, or train the same LoRA on the unquantised base with --no-4bit "
+            "(the base then takes 2 bytes a weight on a GPU, 4 on the CPU)."
+        )
+`;
+
+/** train.py's lines (in main) that load the base: bfloat16 on a GPU that has it, else float32; 4-bit NF4 for QLoRA. */
+function loadModel(gradientCheckpointing: string): string {
+  return `    # bfloat16 where the GPU has it; float32 on the CPU (no fast bfloat16 there, and what Finch trains in).
+    gpu = torch.cuda.is_available()
+    dtype = torch.bfloat16 if gpu and torch.cuda.is_bf16_supported() else torch.float32
+    kwargs = {"dtype": dtype}
+    if load_in_4bit:
+        from transformers import BitsAndBytesConfig
+
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=torch.bfloat16
+        )
+    model = AutoModelForCausalLM.from_pretrained(cli.model, **kwargs)
+    if load_in_4bit:
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=${gradientCheckpointing})
+`;
+}
+
+/** The settings table's rows of one Hugging Face class as keyword arguments (indented for train.py). */
+function kwargs(table: SettingRow[], cls: string, indent: string): string[] {
+  return table.filter((r) => r.hf.startsWith(`${cls}.`)).map((r) => `${indent}${r.hf.slice(cls.length + 1)}=${r.python},  # finch: ${r.finch}`);
+}
+
 function trainScript(table: SettingRow[], padId: number): string {
   const v = (hf: string) => table.find((r) => r.hf === hf)!.python;
-  const lora = table.filter((r) => r.hf.startsWith('LoraConfig.')).map((r) => `    ${r.hf.slice('LoraConfig.'.length)}=${r.python},  # finch: ${r.finch}`);
-  const args = table.filter((r) => r.hf.startsWith('TrainingArguments.')).map((r) => `    ${r.hf.slice('TrainingArguments.'.length)}=${r.python},  # finch: ${r.finch}`);
+  const lora = kwargs(table, 'LoraConfig', '    ');
+  const args = kwargs(table, 'TrainingArguments', '    ');
   return `# Written by Finch (finch export accelerate): the Finch run's settings on Hugging Face
 # Transformers + PEFT, for multi-GPU training. Launch with the command in README.md.
 # The dataset in data/ is the run's sequences exactly as Finch tokenised and masked them.
@@ -228,20 +331,7 @@ def collate(batch):
     return {k: torch.tensor(v, dtype=torch.long) for k, v in out.items()}
 
 
-def check_4bit():
-    """4-bit (bitsandbytes) needs a CUDA GPU and the bitsandbytes package: say so before loading anything."""
-    missing = []
-    if not torch.cuda.is_available():
-        missing.append("a CUDA GPU (torch.cuda.is_available() is False)")
-    if importlib.util.find_spec("bitsandbytes") is None:
-        missing.append("the bitsandbytes package (pip install bitsandbytes)")
-    if missing:
-        sys.exit(
-            "This run was trained with a 4-bit base (QLoRA), which needs " + " and ".join(missing) + ".\\n"
-            "Install what is missing, or train the same LoRA on the unquantised base with --no-4bit "
-            "(the base then takes 2 bytes a weight on a GPU, 4 on the CPU)."
-        )
-
+${CHECK_4BIT}
 
 def main():
     parser = argparse.ArgumentParser()
@@ -256,20 +346,7 @@ def main():
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
     from transformers import AutoModelForCausalLM, Trainer, TrainingArguments
 
-    # bfloat16 where the GPU has it; float32 on the CPU (no fast bfloat16 there, and what Finch trains in).
-    gpu = torch.cuda.is_available()
-    dtype = torch.bfloat16 if gpu and torch.cuda.is_bf16_supported() else torch.float32
-    kwargs = {"dtype": dtype}
-    if load_in_4bit:
-        from transformers import BitsAndBytesConfig
-
-        kwargs["quantization_config"] = BitsAndBytesConfig(
-            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=torch.bfloat16
-        )
-    model = AutoModelForCausalLM.from_pretrained(cli.model, **kwargs)
-    if load_in_4bit:
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=${v('TrainingArguments.gradient_checkpointing')})
-    lora = LoraConfig(
+${loadModel(v('TrainingArguments.gradient_checkpointing'))}    lora = LoraConfig(
 ${lora.join('\n')}
         bias="none",
         task_type="CAUSAL_LM",
@@ -313,15 +390,19 @@ if __name__ == "__main__":
 }
 
 function readme(cfg: TrainConfig, table: SettingRow[], launch: string, trainRows: number, valRows: number, notes: string[]): string {
+  const preference = cfg.method !== 'sft';
+  const trainer = cfg.method === 'dpo' ? "TRL's `DPOTrainer` (sigmoid loss)" : cfg.method === 'orpo' ? "TRL's `ORPOTrainer` (`trl.experimental.orpo`)" : "Transformers' `Trainer`";
   return `# Finch run, exported for multi-GPU training
 
-Written by \`finch export accelerate\`. The base model is \`${path.resolve(cfg.model)}\` (pass
-\`--model\` to train.py to use another path or a Hub id of the same model).
+Written by \`finch export accelerate\`: ${cfg.method === 'sft' ? 'an SFT' : `a ${cfg.method.toUpperCase()}`} run on ${trainer} with PEFT. The base model is
+\`${path.resolve(cfg.model)}\` (pass \`--model\` to train.py to use another path or a Hub id of the same model).${preference && cfg.initAdapter ? `
+The run started from the adapter \`${path.resolve(cfg.initAdapter)}\` (\`--init-adapter\` to use another copy), trained further with its own rank, alpha and targets${cfg.method === 'dpo' ? '; a frozen copy of it is the DPO reference' : ''}.` : cfg.method === 'dpo' ? `
+The DPO reference is the base with the LoRA switched off, as in Finch.` : ''}
 
 ## Run
 
 \`\`\`sh
-pip install torch transformers peft accelerate${cfg.quantize ? ' bitsandbytes' : ''}
+pip install torch transformers peft accelerate${preference ? ' trl datasets' : ''}${cfg.quantize ? ' bitsandbytes' : ''}
 ${launch}                        # data parallel (DDP), one process per GPU
 accelerate launch --config_file accelerate/fsdp.yaml train.py       # or sharded (FSDP) for models that do not fit one GPU
 \`\`\`
@@ -329,20 +410,29 @@ accelerate launch --config_file accelerate/fsdp.yaml train.py       # or sharded
 Set \`num_processes\` in the YAML file to your GPU count. Without a GPU,
 \`accelerate launch --multi_gpu --num_processes 2 train.py\` trains on the CPU in two processes (DDP
 over gloo): slow, but a check of the setup before renting GPUs. Finch's CI runs it on its demo
-model with torch ${TESTED.torch}, transformers ${TESTED.transformers}, peft ${TESTED.peft} and accelerate ${TESTED.accelerate}.${cfg.quantize ? `
+model with torch ${TESTED.torch}, transformers ${TESTED.transformers}, peft ${TESTED.peft}${preference ? `, accelerate ${TESTED.accelerate} and trl ${TESTED.trl}` : ` and accelerate ${TESTED.accelerate}`}.${cfg.quantize ? `
 This run used a 4-bit base: \`train.py\` loads it with bitsandbytes (NF4), which needs a CUDA GPU; it
 says so and stops where either is missing, and \`--no-4bit\` trains the same LoRA on the unquantised base.` : ''} The adapter lands in \`output/adapter\`
 in PEFT format; compare it with the base in Finch:
 
 \`\`\`sh
-npx finch generate --model ${JSON.stringify(path.resolve(cfg.model))} --adapter output/adapter --prompt "..."
+${preference
+    ? `npx finch eval --method ${cfg.method} --model ${JSON.stringify(path.resolve(cfg.model))} --adapter output/adapter --data held-out-pairs.jsonl --json`
+    : `npx finch generate --model ${JSON.stringify(path.resolve(cfg.model))} --adapter output/adapter --prompt "..."`}
 \`\`\`
 
 ## Data
 
-\`data/train.jsonl\` (${trainRows} rows) and \`data/validation.jsonl\` (${valRows} rows): one sequence a line,
+${preference
+    ? `\`data/train.jsonl\` (${trainRows} pairs) and \`data/validation.jsonl\` (${valRows} pairs): one pair a line in TRL's
+columns. \`prompt\`, \`chosen\` and \`rejected\` are text: the prompt turns rendered through the run's chat
+template up to where the answer starts, and each answer as Finch rendered it (special tokens
+written out). \`prompt_ids\`, \`chosen_ids\` and \`rejected_ids\` are the same as Finch's token ids, each
+side cut to the sequence length as Finch cut it; train.py hands these to the trainer as they are,
+so TRL does not tokenise the text again.`
+    : `\`data/train.jsonl\` (${trainRows} rows) and \`data/validation.jsonl\` (${valRows} rows): one sequence a line,
 \`input_ids\`, \`labels\` (the token itself where Finch trains on it, -100 where it does not; the
-model shifts them) and \`position_ids\` (restarting at each packed sample). ${notes.length ? `Preparation notes: ${notes.join('; ')}.` : ''}
+model shifts them) and \`position_ids\` (restarting at each packed sample).`} ${notes.length ? `Preparation notes: ${notes.join('; ')}.` : ''}
 
 ## Settings
 
@@ -351,12 +441,146 @@ model shifts them) and \`position_ids\` (restarting at each packed sample). ${no
 ${table.map((r) => `| ${r.finch} | ${r.hf} | \`${r.python}\` |`).join('\n')}
 
 What does not carry over exactly:
-- Batch: each GPU takes \`per_device_train_batch_size\` rows, so the global batch is batch x
+- Batch: each GPU takes \`per_device_train_batch_size\` ${preference ? 'pairs' : 'rows'}, so the global batch is batch x
   accumulation x GPUs; divide \`gradient_accumulation_steps\` by the GPU count to keep Finch's.
 - Order and dropout: the Trainer shuffles with its own sampler (seeded) and draws its own dropout
   masks, so losses match Finch's in distribution, not step for step.
 - 4-bit: Finch stores symmetric int4 blocks of 32; bitsandbytes uses NF4 with double quantization.
-- Packed rows (\`pack\`): Finch keeps packed samples from attending to each other; plain attention
-  in Transformers does not (flash-attention 2 with \`position_ids\` does).
+${preference
+    ? `- Answers: TRL scores every token of an answer; Finch its trained tokens, which are the same
+  tokens unless an answer holds several turns.${cfg.method === 'dpo' && cfg.initAdapter ? `
+- Reference: TRL's copy of the starting adapter keeps its LoRA dropout while training; Finch's
+  frozen reference has none.` : ''}`
+    : `- Packed rows (\`pack\`): Finch keeps packed samples from attending to each other; plain attention
+  in Transformers does not (flash-attention 2 with \`position_ids\` does).`}
+`;
+}
+
+/**
+ * train.py of a preference run: TRL's DPOTrainer or ORPOTrainer over the pairs Finch tokenised. The
+ * trainers take the ids as they are (their own tokenising is skipped), so each side is exactly
+ * Finch's prompt + answer tokens, cut to the sequence length as Finch cut them.
+ */
+function preferenceScript(method: 'dpo' | 'orpo', table: SettingRow[], padId: number): string {
+  const v = (hf: string) => table.find((r) => r.hf === hf)!.python;
+  const init = table.find((r) => r.hf.startsWith('INIT_ADAPTER'))!.python;
+  const lora = kwargs(table, 'LoraConfig', '        ');
+  const config = method === 'dpo' ? 'DPOConfig' : 'ORPOConfig';
+  const args = [...kwargs(table, 'TrainingArguments', '        '), ...kwargs(table, config, '        ')];
+  const trainer = method === 'dpo'
+    ? `    from trl import DPOConfig, DPOTrainer
+
+    class FinchPairsDPOTrainer(DPOTrainer):
+        def _prepare_dataset(self, dataset, processing_class, args, dataset_name):
+            # The rows already hold prompt_ids, chosen_ids and rejected_ids: Finch's tokens, not re-tokenised.
+            return dataset
+
+    Trainer, Config = FinchPairsDPOTrainer, DPOConfig
+    # The reference: the base with the LoRA switched off (peft_config), or, with an INIT_ADAPTER,
+    # a frozen copy of that adapter which TRL makes itself (its "ref" adapter).`
+    : `    from trl.experimental.orpo import ORPOConfig, ORPOTrainer
+
+    class FinchPairsORPOTrainer(ORPOTrainer):
+        def tokenize_row(self, feature, model=None):
+            # Finch's tokens, not re-tokenised: each side is the prompt + its answer, trained on the answer.
+            prompt = feature["prompt_ids"]
+            row = {"prompt_input_ids": prompt, "prompt_attention_mask": [1] * len(prompt)}
+            for side in ("chosen", "rejected"):
+                answer = feature[side + "_ids"]
+                row[side + "_input_ids"] = prompt + answer
+                row[side + "_attention_mask"] = [1] * (len(prompt) + len(answer))
+                row[side + "_labels"] = [-100] * len(prompt) + answer
+            return row
+
+    Trainer, Config = FinchPairsORPOTrainer, ORPOConfig  # no reference model: ORPO has none`;
+  return `# Written by Finch (finch export accelerate): the Finch run's settings on TRL's ${method === 'dpo' ? 'DPOTrainer' : 'ORPOTrainer'}
+# + PEFT, for multi-GPU training. Launch with the command in README.md. The pairs in data/ are
+# Finch's: each side tokenised through the run's chat template and cut as Finch cut it.
+import argparse
+import importlib.util
+import json
+import os
+import sys
+
+import torch
+
+MODEL = ${v('MODEL (from_pretrained path or Hub id)')}
+SEQ_LEN = ${v('SEQ_LEN (rows are already cut to it)')}
+LOAD_IN_4BIT = ${v('BitsAndBytesConfig(load_in_4bit=...)')}
+INIT_ADAPTER = ${init}
+PAD_ID = ${padId}
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def read_jsonl(name):
+    with open(os.path.join(HERE, "data", name), encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+${CHECK_4BIT}
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--model", default=MODEL, help="base model folder or Hub id (default: the run's)")
+    parser.add_argument("--init-adapter", default=INIT_ADAPTER, help="PEFT adapter to start from (default: the run's)")
+    parser.add_argument("--output-dir", default=os.path.join(HERE, "output"))
+    parser.add_argument("--no-4bit", action="store_true", help="load the base unquantised even though the run used 4 bits")
+    cli = parser.parse_args()
+    load_in_4bit = LOAD_IN_4BIT and not cli.no_4bit
+    if load_in_4bit:
+        check_4bit()
+    # Imported once the checks have passed: they take seconds.
+    from datasets import Dataset
+    from peft import LoraConfig, PeftModel, prepare_model_for_kbit_training
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+${loadModel(v('TrainingArguments.gradient_checkpointing'))}    tokenizer = AutoTokenizer.from_pretrained(cli.model)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.convert_ids_to_tokens(PAD_ID)
+    if cli.init_adapter:
+        # Trained further with its own rank, alpha and targets, as Finch does.
+        model, peft_config = PeftModel.from_pretrained(model, cli.init_adapter, is_trainable=True), None
+    else:
+        peft_config = LoraConfig(
+${lora.join('\n')}
+            bias="none",
+            task_type="CAUSAL_LM",
+        )
+${trainer}
+
+    train_rows, val_rows = read_jsonl("train.jsonl"), read_jsonl("validation.jsonl")
+    args = Config(
+        output_dir=cli.output_dir,
+${args.join('\n')}
+        max_length=SEQ_LEN,  # finch: seqLen (the rows are already cut to it)
+        eval_strategy="steps" if ${v('TrainingArguments.eval_steps')} and val_rows else "no",
+        save_strategy="steps",
+        logging_steps=1,
+        bf16=dtype == torch.bfloat16,
+        use_cpu=not gpu,  # without a GPU: processes started by accelerate launch train on the CPU (DDP over gloo)
+        adam_beta1=0.9,
+        adam_beta2=0.999,
+        adam_epsilon=1e-8,
+        disable_dropout=False,  # Finch keeps the LoRA dropout of the policy
+        report_to=[],
+        ddp_find_unused_parameters=False,
+    )
+    trainer = Trainer(
+        model=model,
+        args=args,
+        train_dataset=Dataset.from_list(train_rows),
+        eval_dataset=Dataset.from_list(val_rows) if val_rows else None,
+        processing_class=tokenizer,
+        peft_config=peft_config,
+    )
+    trainer.train()
+    if val_rows:
+        print(trainer.evaluate())
+    # PEFT format (adapter_config.json + adapter_model.safetensors): finch eval --method ${method} --adapter DIR
+    trainer.save_model(os.path.join(cli.output_dir, "adapter"))
+
+
+if __name__ == "__main__":
+    main()
 `;
 }

@@ -2,7 +2,8 @@
 // `finch export accelerate`, the exported train.py under `accelerate launch` in two processes on
 // the CPU (DDP over gloo) in the Python venv of .ci/run, and the adapter it writes taken back by
 // Finch: imported into the library, evaluated by `finch eval` (loss well below the base's) and
-// chatted with by `finch generate --chat`.
+// chatted with by `finch generate --chat`. A DPO run likewise, on TRL's DPOTrainer: its adapter is
+// imported and `finch eval --method dpo` scores it on held-out pairs.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -86,4 +87,64 @@ test('a Finch run exported for Accelerate trains in 2 processes on the CPU, and 
   assert.equal(chat.code, 0, chat.stderr);
   const reply = events(chat.stdout).at(-1) as { text: string; ids: number[] };
   assert.ok(reply.ids.length > 0 && reply.text.trim().length > 0, `a reply: ${JSON.stringify(reply)}`);
+});
+
+test('a DPO run exported for Accelerate trains on TRL\'s DPOTrainer in 2 processes on the CPU, and Finch imports and evaluates its adapter', { timeout: 540_000 }, async (t) => {
+  if (!need(t, 'venv')) return;
+  const root = tempDir('finch-accelerate-dpo-');
+  t.after(() => rmSync(root, { recursive: true, force: true }));
+  const runDir = join(root, 'run'), exportDir = join(root, 'export'), hfOut = join(root, 'hf');
+  const DPO_STEPS = 8;
+
+  const trained = await finch(['train', '--model', MODEL, '--data', join(ASSETS, 'data', 'preference-train.jsonl'), '--method', 'dpo', '--beta', '0.1',
+    '--seq-len', '64', '--batch', String(BATCH), '--rank', '8', '--alpha', '16', '--lr', '3e-3', '--max-steps', '2',
+    '--val-fraction', '0.05', '--threads', '2', '--out', runDir, '--json']);
+  assert.equal(trained.code, 0, trained.stderr);
+  // The export carries the run's settings; the launch below takes more steps than the Finch run did.
+  const exported = await finch(['export', 'accelerate', '--run', runDir, '--out', exportDir, '--json']);
+  assert.equal(exported.code, 0, exported.stderr);
+  const { train_rows: trainPairs } = events(exported.stdout).at(-1) as { train_rows: number };
+  const readme = readFileSync(join(exportDir, 'README.md'), 'utf8');
+  const trl = readFileSync(REQUIREMENTS, 'utf8').split('\n').find((l) => l.startsWith('trl=='))!.split('==')[1]!;
+  assert.ok(readme.includes(`trl ${trl.split('.').slice(0, 2).join('.')}`), `the export's README names trl ${trl}`);
+  const script = join(exportDir, 'train.py');
+  writeFileSync(script, readFileSync(script, 'utf8').replace(/max_steps=2,/, `max_steps=${DPO_STEPS},`));
+
+  const launch = run('accelerate launch (DPO)', VENV_PYTHON, ['-m', 'accelerate.commands.launch', '--multi_gpu', '--num_processes', String(PROCESSES),
+    '--num_machines', '1', '--mixed_precision', 'no', '--dynamo_backend', 'no', 'train.py', '--output-dir', hfOut], {
+    cwd: exportDir, env: { ...process.env, OMP_NUM_THREADS: '1', TOKENIZERS_PARALLELISM: 'false' }, timeoutMs: 300_000,
+  });
+  assert.equal(launch.status, 0, `accelerate launch failed (exit ${launch.status ?? launch.signal}):\n${launch.tail}`);
+  const checkpoint = readdirSync(hfOut).find((n) => n === `checkpoint-${DPO_STEPS}`);
+  assert.ok(checkpoint, `the trainer saved step ${DPO_STEPS}: ${readdirSync(hfOut).join(', ')}`);
+  type Log = { step: number; loss?: number; 'rewards/accuracies'?: number };
+  const state = JSON.parse(readFileSync(join(hfOut, checkpoint, 'trainer_state.json'), 'utf8')) as { global_step: number; epoch: number; log_history: Log[] };
+  assert.equal(state.global_step, DPO_STEPS);
+  // Each step took BATCH pairs in each of the 2 processes: an epoch is ceil(pairs / (BATCH x 2)) steps.
+  const stepsPerEpoch = Math.ceil(trainPairs / (BATCH * PROCESSES));
+  assert.ok(Math.abs(state.epoch - DPO_STEPS / stepsPerEpoch) < 1e-6, `epoch ${state.epoch}: ${PROCESSES} processes of ${BATCH} pairs over ${trainPairs}`);
+  // At step 1 the LoRA is zero, so the policy is its reference (the base with the LoRA off): loss log 2.
+  const first = state.log_history.find((l) => l.step === 1 && l.loss !== undefined)!;
+  assert.ok(Math.abs(first.loss! - Math.log(2)) < 1e-3, `the first DPO loss ${first.loss} is log 2`);
+  const adapter = join(hfOut, 'adapter');
+  assert.ok(existsSync(join(adapter, 'adapter_model.safetensors')), launch.tail);
+
+  const app = await startApp('dispatcher');
+  try {
+    const model = await app.api.addLocalModel({ path: MODEL, name: 'demo' });
+    const imported = await app.api.importAdapter({ path: adapter, baseModelId: model.id, name: 'dpo from accelerate' });
+    assert.deepEqual([imported.rank, imported.alpha, imported.origin], [8, 16, 'imported']);
+  } finally {
+    await app.close();
+  }
+  const heldOut = join(root, 'held-out.jsonl'); // 60 of the demo's held-out pairs
+  writeFileSync(heldOut, readFileSync(join(ASSETS, 'data', 'preference-test.jsonl'), 'utf8').split('\n').slice(0, 60).join('\n') + '\n');
+  const scored = await finch(['eval', '--method', 'dpo', '--model', MODEL, '--adapter', adapter, '--data', heldOut, '--seq-len', '64', '--threads', '2', '--json']);
+  assert.equal(scored.code, 0, scored.stderr);
+  const ev = events(scored.stdout).at(-1) as { loss: number; pairs: number; reward_accuracy: number; reward_margin: number };
+  t.diagnostic(`held-out DPO loss ${ev.loss.toFixed(4)} (log 2 = 0.6931 for the base), reward accuracy ${ev.reward_accuracy.toFixed(3)}, margin ${ev.reward_margin.toFixed(4)}`);
+  assert.equal(ev.pairs, 60);
+  assert.ok(ev.reward_accuracy >= 0 && ev.reward_accuracy <= 1);
+  // The adapter prefers the chosen answers on pairs it never saw: the loss is below the reference's log 2.
+  assert.ok(ev.reward_margin > 0 && ev.loss < Math.log(2), `held-out loss ${ev.loss}, margin ${ev.reward_margin}`);
 });

@@ -2,7 +2,8 @@
 // Finch's own tokenised and masked sequences, train.py compiles under Debian's Python, the
 // Accelerate configs name the model's decoder layer for FSDP, bad input leaves nothing, and a
 // 4-bit run's train.py, without CUDA and bitsandbytes, says so and offers --no-4bit (in the venv
-// of .ci/run). The launch itself: accelerate-launch.test.ts.
+// of .ci/run). A preference run's export: TRL rows holding Finch's pair sides, a DPOTrainer or
+// ORPOTrainer script. The launches themselves: accelerate-launch.test.ts.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync, readdirSync } from 'node:fs';
@@ -10,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { prepareDataset } from '../../src-main/data/dataset.js';
-import { AccelerateExportError, exportAccelerate, settingsTable, type ExportedRow } from '../../src-main/export/accelerate.js';
+import { AccelerateExportError, exportAccelerate, settingsTable, type ExportedPair, type ExportedRow } from '../../src-main/export/accelerate.js';
 import { loadTokenizer } from '../../src-main/model/tokenizer.js';
 import { TRAIN_DEFAULTS, type TrainConfig } from '../../src-shared/run-config.js';
 import { need, VENV_PYTHON } from '../helpers/prerequisites.js';
@@ -132,4 +133,92 @@ test('a 4-bit run\'s train.py without CUDA or bitsandbytes says what is missing 
   assert.match(f.stderr, /no-such-model/);
   const readme = readFileSync(join(out, 'README.md'), 'utf8');
   assert.match(readme, /`--no-4bit` trains the same LoRA on the unquantised base/);
+});
+
+const pairsCfg: TrainConfig = {
+  ...cfg, method: 'dpo', beta: 0.25, labelSmoothing: 0.1, data: join(ASSETS, 'data', 'preference-test.jsonl'), map: undefined, seqLen: 64, quantize: false,
+};
+
+test('settings table: a preference run adds its DPOConfig or ORPOConfig arguments and the starting adapter', () => {
+  const dpo = Object.fromEntries(settingsTable({ ...pairsCfg, initAdapter: '/adapters/sft' }).map((r) => [r.hf, [r.finch, r.python]]));
+  assert.deepEqual(dpo['DPOConfig.loss_type'], ['method', '["sigmoid"]']);
+  assert.deepEqual(dpo['DPOConfig.beta'], ['beta', '0.25']);
+  assert.deepEqual(dpo['DPOConfig.label_smoothing'], ['labelSmoothing', '0.1']);
+  assert.deepEqual(dpo['INIT_ADAPTER (PeftModel.from_pretrained; also the reference)'], ['initAdapter', '"/adapters/sft"']);
+  const orpo = Object.fromEntries(settingsTable({ ...pairsCfg, method: 'orpo', orpoLambda: 0.3 }).map((r) => [r.hf, [r.finch, r.python]]));
+  assert.deepEqual(orpo['ORPOConfig.beta'], ['orpoLambda', '0.3']);
+  assert.deepEqual(orpo['INIT_ADAPTER (PeftModel.from_pretrained)'], ['initAdapter', 'None']);
+  assert.ok(!('DPOConfig.beta' in orpo));
+  assert.ok(!settingsTable(cfg).some((r) => /DPOConfig|ORPOConfig|INIT_ADAPTER/.test(r.hf)), 'an SFT run has none of them');
+});
+
+test('export of a DPO run: TRL rows whose ids are Finch\'s pair sides and whose text is their rendering; DPOTrainer script; ORPO likewise', async () => {
+  const out = join(root, 'export-dpo');
+  const r = await exportAccelerate(makeRun({ ...pairsCfg, out: join(root, 'run-dpo') }), out);
+  const tok = loadTokenizer(pairsCfg.model);
+  const data = await prepareDataset(pairsCfg.data, tok, { seqLen: pairsCfg.seqLen, valFraction: pairsCfg.valFraction, seed: pairsCfg.seed, trainOn: pairsCfg.trainOn, template: pairsCfg.template });
+  assert.equal(data.kind, 'pairs');
+  if (data.kind !== 'pairs') return;
+  for (const [file, set] of [['train.jsonl', data.train], ['validation.jsonl', data.validation]] as const) {
+    const rows = readFileSync(join(out, 'data', file), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as ExportedPair);
+    assert.equal(rows.length, set.length, file);
+    assert.ok(rows.length > 0);
+    rows.forEach((row, i) => {
+      const { chosen, rejected } = set.sides(i);
+      for (const [s, answer] of [[chosen, row.chosen_ids], [rejected, row.rejected_ids]] as const) {
+        const ids: number[] = Array.from(data.samples.tokens(s)), trained: Uint8Array = data.samples.trained(s);
+        // The side is exactly prompt + answer, and the answer is what Finch trains on.
+        assert.deepEqual([...row.prompt_ids, ...answer], ids.slice(0, trained.lastIndexOf(1) + 1), `${file} pair ${i}`);
+        assert.equal(trained.indexOf(1, 1), row.prompt_ids.length, `${file} pair ${i}: the answer starts at the first trained token`);
+      }
+      assert.equal(row.prompt, tok.decode(row.prompt_ids));
+      assert.equal(row.chosen, tok.decode(row.chosen_ids));
+      assert.equal(row.rejected, tok.decode(row.rejected_ids));
+    });
+  }
+  assert.equal(r.trainRows, data.train.length);
+  // The text is the chat template's rendering: the prompt ends with the assistant header, the answer with its end of turn.
+  const first = JSON.parse(readFileSync(join(out, 'data', 'train.jsonl'), 'utf8').split('\n')[0]!) as ExportedPair;
+  assert.match(first.prompt, /^<\|begin_of_text\|><\|start_header_id\|>user<\|end_header_id\|>\n\n.+<\|start_header_id\|>assistant<\|end_header_id\|>\n\n$/s);
+  assert.match(first.chosen, /<\|eot_id\|>$/);
+
+  const script = readFileSync(join(out, 'train.py'), 'utf8');
+  const compiled = spawnSync('/usr/bin/python3', ['-m', 'py_compile', join(out, 'train.py')], { encoding: 'utf8' });
+  assert.equal(compiled.status, 0, compiled.stderr);
+  assert.match(script, /from trl import DPOConfig, DPOTrainer/);
+  assert.match(script, /beta=0\.25,\s+# finch: beta/);
+  assert.match(script, /label_smoothing=0\.1,\s+# finch: labelSmoothing/);
+  assert.match(script, /loss_type=\["sigmoid"\]/);
+  assert.match(script, /INIT_ADAPTER = None/);
+  assert.match(script, /r=8,\s+# finch: lora.rank/);
+  const readme = readFileSync(join(out, 'README.md'), 'utf8');
+  assert.match(readme, /pip install torch transformers peft accelerate trl datasets\n/);
+  assert.match(readme, /finch eval --method dpo/);
+  assert.match(readme, /The DPO reference is the base with the LoRA switched off/);
+
+  const orpoOut = join(root, 'export-orpo');
+  await exportAccelerate(makeRun({ ...pairsCfg, method: 'orpo', orpoLambda: 0.3, initAdapter: '/adapters/sft', out: join(root, 'run-orpo') }), orpoOut);
+  const orpo = readFileSync(join(orpoOut, 'train.py'), 'utf8');
+  assert.equal(spawnSync('/usr/bin/python3', ['-m', 'py_compile', join(orpoOut, 'train.py')], { encoding: 'utf8' }).status, 0);
+  assert.match(orpo, /from trl\.experimental\.orpo import ORPOConfig, ORPOTrainer/);
+  assert.match(orpo, /beta=0\.3,\s+# finch: orpoLambda/);
+  assert.match(orpo, /INIT_ADAPTER = "\/adapters\/sft"/);
+  assert.doesNotMatch(orpo, /DPOConfig|label_smoothing/);
+});
+
+test('a run whose method does not fit its data is refused', async () => {
+  await assert.rejects(exportAccelerate(makeRun({ ...pairsCfg, method: 'sft', out: join(root, 'run-mismatch') }), join(root, 'mismatch')),
+    (e: Error) => e instanceof AccelerateExportError && /method is sft but the data holds preference pairs/.test(e.message));
+  assert.ok(!existsSync(join(root, 'mismatch')));
+});
+
+test('a 4-bit DPO run\'s train.py without CUDA or bitsandbytes says what is missing, as the SFT one does', { timeout: 120_000 }, async (t) => {
+  if (!need(t, 'venv')) return;
+  const out = join(root, 'export-dpo-4bit');
+  await exportAccelerate(makeRun({ ...pairsCfg, quantize: true, out: join(root, 'run-dpo-4bit') }), out);
+  const r = spawnSync(VENV_PYTHON, [join(out, 'train.py')], { encoding: 'utf8', timeout: 100_000 });
+  assert.equal(r.status, 1, `train.py should stop: exit ${r.status ?? r.signal}\n${r.stderr}`);
+  assert.match(r.stderr, /4-bit base \(QLoRA\), which needs a CUDA GPU \(torch\.cuda\.is_available\(\) is False\) and the bitsandbytes package/);
+  assert.match(r.stderr, /--no-4bit/);
+  assert.ok(!existsSync(join(out, 'output')));
 });

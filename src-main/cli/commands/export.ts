@@ -16,8 +16,9 @@ const USAGE = `Usage: finch export <format> [options]
   ollama      --model DIR [--adapter DIR] [--lora-only] [--dtype ...] --out DIR [--name NAME] [--json]
               A folder with model.gguf (adapter.gguf with --lora-only) and a Modelfile.
   accelerate  --run DIR --out DIR [--gpus N] [--json]
-              The run's dataset (as Finch tokenised it), train.py (Transformers + PEFT), an
-              Accelerate config (DDP; FSDP as an option) and a README with the launch command.
+              The run's dataset (as Finch tokenised it), train.py (Transformers + PEFT; TRL's
+              DPOTrainer or ORPOTrainer for a dpo or orpo run), an Accelerate config (DDP; FSDP as
+              an option) and a README with the launch command.
 
 Defaults: --dtype f16.`;
 
