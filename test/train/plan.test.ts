@@ -27,7 +27,7 @@ test('a float run: the embedding table in the graph, no checkpoint groups, a sym
   const p = planGraph(settings(), llama8b, CPU_DEVICE);
   assert.deepEqual({ ...p, chunks: undefined }, {
     batch: 1, seq: 512, dynamicSeq: true, lora: DEFAULT_LORA, quantize: false, blockSize: 32, checkpointLayers: false, checkpointGroup: 1,
-    hostEmbeddings: false, chunks: undefined, computeDtype: 'float32', maxWeightBytes: Infinity,
+    hostEmbeddings: false, chunks: undefined, computeDtype: 'float32', maxWeightBytes: Infinity, objective: { method: 'sft' },
   });
   assert.deepEqual(p.chunks, chunkPlan(llama8b, 1, 512, 32));
 });

@@ -2,6 +2,7 @@
 // (--config run.yaml, keys as the long options) or --resume DIR; a progress bar on a terminal,
 // one JSON event per line with --json.
 
+import { statSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import type { TrainConfig } from '../../../src-shared/run-config.js';
 import type { DeviceRecord, TrainEvent } from '../../../src-shared/train-events.js';
@@ -111,7 +112,9 @@ export async function run(argv: string[]): Promise<number> {
   const createdTop = topmostMissing(cfg.out);
   try {
     // The app's rule (services/system.ts): a run whose memory verdict is 'will-not-fit' starts only when told to.
-    const decision = cfg.ignoreMemoryEstimate ? null : await resolveProvider(cfg.provider);
+    // A --model that is no folder is the model loader's to report (its message says what a model folder holds).
+    const estimated = !cfg.ignoreMemoryEstimate && statSync(cfg.model, { throwIfNoEntry: false })?.isDirectory() === true;
+    const decision = estimated ? await resolveProvider(cfg.provider) : null;
     const gpus = decision && decision.provider !== 'cpu' ? await readGpuMemory() : { gpus: [], notes: [] };
     const refusal = decision ? memoryRefusal(await estimateMemory(cfg.model, cfg, decision, gpus), cfg) : null;
     if (refusal) {
