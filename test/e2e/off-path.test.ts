@@ -128,13 +128,12 @@ test('off the happy path: a local model, a mapped dataset, refused settings, Bac
     // ---- The server stops mid-run and starts again: interrupted, then Resume finishes it -------------
     await nextReview.click();
     await p.getByLabel('Run name').fill('stopped mid-run');
-    writeFileSync(holdFile, '3'); // the job pauses itself after step 3: the service still sees it training
+    writeFileSync(holdFile, '3'); // the job stops after step 3: the service still sees it training
     await p.getByRole('button', { name: 'Start fine-tuning' }).click();
     await p.getByRole('heading', { name: 'stopped mid-run', level: 1 }).waitFor();
     const runHash = new URL(p.url()).hash;
-    await logLine('paused at step 3', 180_000);
+    await p.getByText('Step 3 of 8').waitFor({ timeout: 180_000 });
     await badge('running');
-    await p.getByText('Step 3 of 8').waitFor();
     await shot(p, 'off-05-held-mid-run');
 
     await server.stop();

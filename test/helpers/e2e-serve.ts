@@ -1,9 +1,11 @@
 // `finch serve` as the e2e tests in Chromium run it: the real command (renderer build, services,
 // server), with two test hooks on how its training jobs are hosted, set by the environment:
-//  - FINCH_TEST_HOLD_FILE: before a run starts, the test writes steps to this file ("3", or "2,5");
-//    the next training job pauses itself right after those steps (held-job.ts) and the file is
-//    consumed, so later runs train freely. The service still sees the run 'running' at that step:
-//    stopping the server there is a stop in the middle of training, with no race against a fast run.
+//  - FINCH_TEST_HOLD_FILE: before a run starts, the test writes a step to this file ("3"); the next
+//    training job's process stops right after that step's event (held-job.ts blockNext: its thread
+//    waits, as a long step would hold it) and the file is consumed, so later runs train freely. The
+//    service still sees the run 'running' at that step: stopping the server there is a stop in the
+//    middle of training, with no race against a fast run. (A pause would not do: a paused run stays
+//    paused when Finch stops.)
 //  - FINCH_TEST_DEMO_STEPS: "Try the demo" trains this many steps instead of the recipe's 300 (its
 //    warm-up and checkpoint scaled alike), so the demo's whole flow fits a test on a busy machine.
 //
@@ -21,7 +23,7 @@ const jobs = heldJobs();
 const spawnJob: SpawnJob = (kind, payload) => {
   if (kind !== 'train') return jobs.spawn(kind, payload);
   if (holdFile && existsSync(holdFile)) {
-    jobs.holdNext(readFileSync(holdFile, 'utf8').trim().split(',').map(Number));
+    jobs.blockNext({ step: Number(readFileSync(holdFile, 'utf8').trim()) }); // never released: the test stops the server there
     rmSync(holdFile);
   }
   const train = payload as TrainPayload;
