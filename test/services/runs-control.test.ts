@@ -30,10 +30,13 @@ const status = (id: string, s: RunStatus) => app.waitFor((e): e is StatusEvent =
 const phasesOf = (id: string) => app.events.filter((e) => e.type === 'run-phase' && e.runId === id).map((e) => (e as { phase: TrainPhase }).phase);
 
 for (const phase of ['starting', ...TRAIN_PHASES] as const) {
-  test(`a pause asked while the job is ${phase} holds the run in that phase; a cancel while paused ends it there`, async () => {
+  test(`a pause asked while the job is ${phase} holds the run in that phase; a cancel while paused ends it there`, async (t) => {
     const block = jobs.blockNext(phase === 'starting' ? 'start' : { phase });
+    t.after(() => block.release()); // a failed test leaves no held job to block the next run
     const run = await app.api.startRun({ ...cfg, name: `paused while ${phase}` });
     await block.reached();
+    // The job stopped right after sending the phase: the service may not have read it yet.
+    await until(() => phase === 'starting' || phasesOf(run.id).at(-1) === phase, `the service to see run ${run.id} ${phase}`);
     const asked = await app.api.pauseRun(run.id);
     assert.equal(asked.status, 'running', 'not paused until the job says so');
     assert.equal(asked.request, 'pause', 'the app shows "pausing…"');
@@ -62,8 +65,9 @@ for (const phase of ['starting', ...TRAIN_PHASES] as const) {
 }
 
 for (const phase of ['starting', 'quantizing', 'graphs', 'sessions'] as const) {
-  test(`a cancel asked while the job is ${phase} ends the run before the next phase`, async () => {
+  test(`a cancel asked while the job is ${phase} ends the run before the next phase`, async (t) => {
     const block = jobs.blockNext(phase === 'starting' ? 'start' : { phase });
+    t.after(() => block.release());
     const run = await app.api.startRun({ ...cfg, name: `cancelled while ${phase}` });
     await block.reached();
     assert.equal((await app.api.cancelRun(run.id)).request, 'cancel');
