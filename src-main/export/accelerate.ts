@@ -242,6 +242,24 @@ function accelerateConfig(kind: 'MULTI_GPU' | 'FSDP', gpus: number, layerClass: 
 }
 
 /** train.py's check, before anything loads, that a 4-bit run has what bitsandbytes needs. */
+/**
+ * The start of main() that both scripts share: the command line (`extraArgs`: more
+ * parser.add_argument lines) and the 4-bit check, before the imports that take seconds.
+ */
+function mainPrologue(extraArgs: string[]): string {
+  return `def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--model", default=MODEL, help="base model folder or Hub id (default: the run's)")
+${extraArgs.map((a) => `    ${a}\n`).join('')}    parser.add_argument("--output-dir", default=os.path.join(HERE, "output"))
+    parser.add_argument("--no-4bit", action="store_true", help="load the base unquantised even though the run used 4 bits")
+    cli = parser.parse_args()
+    load_in_4bit = LOAD_IN_4BIT and not cli.no_4bit
+    if load_in_4bit:
+        check_4bit()
+    # Imported once the checks have passed: they take seconds.
+`;
+}
+
 const CHECK_4BIT = `def check_4bit():
     """4-bit (bitsandbytes) needs a CUDA GPU and the bitsandbytes package: say so before loading anything."""
     missing = []
@@ -333,17 +351,7 @@ def collate(batch):
 
 ${CHECK_4BIT}
 
-def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--model", default=MODEL, help="base model folder or Hub id (default: the run's)")
-    parser.add_argument("--output-dir", default=os.path.join(HERE, "output"))
-    parser.add_argument("--no-4bit", action="store_true", help="load the base unquantised even though the run used 4 bits")
-    cli = parser.parse_args()
-    load_in_4bit = LOAD_IN_4BIT and not cli.no_4bit
-    if load_in_4bit:
-        check_4bit()
-    # Imported once the checks have passed: they take seconds.
-    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+${mainPrologue([])}    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
     from transformers import AutoModelForCausalLM, Trainer, TrainingArguments
 
 ${loadModel(v('TrainingArguments.gradient_checkpointing'))}    lora = LoraConfig(
@@ -519,18 +527,7 @@ def read_jsonl(name):
 
 ${CHECK_4BIT}
 
-def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--model", default=MODEL, help="base model folder or Hub id (default: the run's)")
-    parser.add_argument("--init-adapter", default=INIT_ADAPTER, help="PEFT adapter to start from (default: the run's)")
-    parser.add_argument("--output-dir", default=os.path.join(HERE, "output"))
-    parser.add_argument("--no-4bit", action="store_true", help="load the base unquantised even though the run used 4 bits")
-    cli = parser.parse_args()
-    load_in_4bit = LOAD_IN_4BIT and not cli.no_4bit
-    if load_in_4bit:
-        check_4bit()
-    # Imported once the checks have passed: they take seconds.
-    from datasets import Dataset
+${mainPrologue(['parser.add_argument("--init-adapter", default=INIT_ADAPTER, help="PEFT adapter to start from (default: the run\'s)")'])}    from datasets import Dataset
     from peft import LoraConfig, PeftModel, prepare_model_for_kbit_training
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
