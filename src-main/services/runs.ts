@@ -365,7 +365,8 @@ export class RunManager {
         this.log(id, 'warn', e.message);
         break;
       case 'paused':
-        this.log(id, 'info', e.phase === 'training' ? `paused at step ${e.step}` : `paused while ${e.phase} (after step ${e.step})`);
+        this.log(id, 'info', e.phase === 'training' ? `paused at step ${e.step}`
+          : `paused while ${e.phase === 'checkpoint' ? 'writing a checkpoint' : e.phase} (after step ${e.step})`);
         break;
       case 'continued':
         this.log(id, 'info', `continued at step ${e.step}`);

@@ -94,6 +94,9 @@ test('the app end to end in Chromium', { timeout: 300_000 }, async (t) => {
     await page.locator('h1 .badge', { hasText: /completed|failed|cancelled|interrupted/ }).waitFor({ timeout: 180_000 });
     assert.equal((await runBadge.textContent())?.trim(), 'completed', `the run ended ${await runBadge.textContent()}: ${await page.locator('[role=alert]').allTextContents()}`);
     const lossChart = page.getByRole('img', { name: /^Training and eval loss by step\./ });
+    // The charts follow the steps a moment later (runs.svelte.ts CHART_REDRAW_MS).
+    await lossChart.and(page.getByRole('img', { name: /training loss: (?:[2-9]\d|\d{3,}) points/ })).waitFor({ timeout: 10_000 })
+      .catch(async () => assert.fail(`the loss chart has at least 20 points within 10 s of the end: ${await lossChart.getAttribute('aria-label')}`));
     const label = await lossChart.getAttribute('aria-label') ?? '';
     const points = Number(/training loss: (\d+) points/.exec(label)?.[1] ?? 0);
     assert.ok(points >= 20, `the loss chart has points (${label})`);

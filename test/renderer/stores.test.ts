@@ -35,6 +35,26 @@ test('RunView grows its series from the trainer\'s events as the app tags them, 
   assert.equal(v.etaS, null);
 });
 
+test('RunView: the charts follow a storm of steps a few times a second, the step counter follows each one', async () => {
+  const { watch } = await import('./watch.svelte.ts');
+  const { flushSync } = await import('svelte');
+  const v = new RunView('storm');
+  const charted = watch(() => v.chartMetrics.length), counted = watch(() => v.step);
+  flushSync();
+  for (let s = 1; s <= 500; s++) {
+    v.apply(runTrainEvent('storm', { event: 'step', step: s, total_steps: 1e6, loss: 1, lr: 1e-3, grad_norm: 1, tokens_per_s: 500, elapsed_s: s, eta_s: 1, rss_mb: 300 }));
+    flushSync();
+  }
+  assert.equal(counted.seen.at(-1), 500);
+  assert.equal(counted.seen.length, 501, 'the step counter re-ran once per step');
+  assert.deepEqual(charted.seen, [0, 1], 'the charts drew the first step at once and wait for the rest');
+  await new Promise((r) => setTimeout(r, 400)); // > CHART_REDRAW_MS
+  flushSync();
+  assert.deepEqual(charted.seen, [0, 1, 500], 'then one redraw brought in the other 499 steps');
+  charted.stop();
+  counted.stop();
+});
+
 test('RunView follows what the run\'s job was asked ("pausing…") and what it is doing, until the job honours it', async () => {
   const { api } = scriptedApi({ pauseRun: async () => ({ status: 'running', request: 'pause' }) as never, cancelRun: async () => ({ status: 'paused', request: 'cancel' }) as never });
   useApi({ api, rpc: null });

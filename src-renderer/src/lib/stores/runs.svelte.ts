@@ -8,10 +8,21 @@ import type { RewardMetrics, TrainPhase } from '../../../../src-shared/train-eve
 import { finch, onEvent } from '../services/finch.ts';
 
 const MAX_LOG_LINES = 2000;
+/**
+ * The charts redraw at most this often. A small model takes ~50 steps a second; redrawing every
+ * chart over every point each step would leave the page no time for the person's clicks.
+ */
+const CHART_REDRAW_MS = 250;
 
 export class RunView {
   details = $state<RunDetails | null>(null);
-  metrics = $state<MetricPoint[]>([]);
+  /** Every step's numbers, in step order: a plain array (not a deep proxy), grown in place. */
+  private points: MetricPoint[] = [];
+  /** Bumped when `points` changes; `chartRevision` follows it at most every CHART_REDRAW_MS. */
+  private revision = $state(0);
+  private chartRevision = $state(0);
+  private chartTimer: ReturnType<typeof setTimeout> | null = null;
+  private chartStale = false;
   evals = $state<EvalPoint[]>([]);
   samples = $state<{ step: number; samples: EvalSample[] }[]>([]);
   logs = $state<LogLine[]>([]);
@@ -33,12 +44,44 @@ export class RunView {
 
   constructor(readonly id: string) {}
 
+  /** The steps' numbers, current to the last event. */
+  get metrics(): readonly MetricPoint[] {
+    void this.revision;
+    return this.points;
+  }
+
+  /** The same points for the charts, which follow at most every CHART_REDRAW_MS. */
+  get chartMetrics(): readonly MetricPoint[] {
+    void this.chartRevision;
+    return this.points;
+  }
+
+  private setPoints(points: MetricPoint[]): void {
+    this.points = points;
+    this.pointsChanged();
+  }
+
+  private pointsChanged(): void {
+    this.revision++;
+    if (this.chartTimer !== null) {
+      this.chartStale = true;
+      return;
+    }
+    this.chartRevision++;
+    this.chartTimer = setTimeout(() => {
+      this.chartTimer = null;
+      if (!this.chartStale) return;
+      this.chartStale = false;
+      this.pointsChanged();
+    }, CHART_REDRAW_MS);
+  }
+
   async load(): Promise<void> {
     try {
       const d = await finch().runDetails(this.id);
       this.details = d;
       // Events may have arrived while the details were on their way: keep whichever is longer.
-      if (d.metrics.length >= this.metrics.length) this.metrics = d.metrics;
+      if (d.metrics.length >= this.points.length) this.setPoints(d.metrics);
       if (d.evals.length >= this.evals.length) this.evals = d.evals;
       if (d.samples.length >= this.samples.length) this.samples = d.samples;
       if (d.logs.length >= this.logs.length) this.logs = d.logs.slice(-MAX_LOG_LINES);
@@ -69,10 +112,11 @@ export class RunView {
         this.totalSteps = e.total_steps;
         break;
       case 'run-step':
-        if (this.metrics.at(-1)?.step !== e.step) {
+        if (this.points.at(-1)?.step !== e.step) {
           // A resumed run trains again from its checkpoint (or from the start): its later steps are replaced.
-          if ((this.metrics.at(-1)?.step ?? 0) > e.step) this.metrics = this.metrics.filter((m) => m.step < e.step);
-          this.metrics.push({ step: e.step, loss: e.loss, lr: e.lr, grad_norm: e.grad_norm, tokens_per_s: e.tokens_per_s, rss_mb: e.rss_mb, ...rewardsOf(e) });
+          if ((this.points.at(-1)?.step ?? 0) > e.step) this.points = this.points.filter((m) => m.step < e.step);
+          this.points.push({ step: e.step, loss: e.loss, lr: e.lr, grad_norm: e.grad_norm, tokens_per_s: e.tokens_per_s, rss_mb: e.rss_mb, ...rewardsOf(e) });
+          this.pointsChanged();
         }
         this.totalSteps = e.total_steps;
         this.etaS = e.eta_s;
