@@ -15,8 +15,8 @@ test('withTunedAllocator adds the threshold once and keeps the other tunables', 
 });
 
 test("a threshold the user set is kept", () => {
-  const env = { GLIBC_TUNABLES: 'glibc.malloc.mmap_threshold=65536' };
+  const env = { GLIBC_TUNABLES: 'glibc.malloc.mmap_threshold=131072' };
   assert.ok(allocatorTuned(env));
-  assert.equal(withTunedAllocator(env).GLIBC_TUNABLES, 'glibc.malloc.mmap_threshold=65536');
+  assert.equal(withTunedAllocator(env).GLIBC_TUNABLES, 'glibc.malloc.mmap_threshold=131072');
   assert.ok(!allocatorTuned({}));
 });
