@@ -29,7 +29,10 @@ Options:
   --repetition-penalty R default 1 (off)
   --seed S               sampling seed (default 0)
   --stop TEXT            stop when TEXT appears (repeatable)
-  --4bit                 load the frozen weights in 4 bits
+  --4bit                 load the frozen weights in 4 bits; their products quantize each activation
+                         row to int8 per block of 32, as llama.cpp's q4_0 does (about twice the decode
+                         speed of exact; docs/perf.md "int8 activations")
+  --exact                with --4bit: float32 activations instead, the arithmetic of the training graphs
   --threads N            CPU threads (default: all)
 ${PROVIDER_USAGE}
   --json                 print {"text": "...", "ids": [...generated ids], "prompt_ids": [...]}`;
@@ -40,12 +43,13 @@ export async function run(argv: string[]): Promise<number> {
     system: { type: 'string' }, 'max-new-tokens': { type: 'string', default: '128' }, greedy: { type: 'boolean', default: false },
     temperature: { type: 'string' }, 'top-p': { type: 'string', default: '1' }, 'top-k': { type: 'string', default: '0' },
     'repetition-penalty': { type: 'string', default: '1' }, seed: { type: 'string', default: '0' }, stop: { type: 'string', multiple: true },
-    '4bit': { type: 'boolean', default: false }, threads: { type: 'string', default: '0' }, json: { type: 'boolean', default: false },
+    '4bit': { type: 'boolean', default: false }, exact: { type: 'boolean', default: false }, threads: { type: 'string', default: '0' }, json: { type: 'boolean', default: false },
     ...PROVIDER_OPTIONS,
   }, USAGE);
   if ('exit' in parsed) return parsed.exit;
   const { values } = parsed;
   if (!values.model || values.prompt === undefined) { console.error(`finch generate: --model and --prompt are required.\n\n${USAGE}`); return 2; }
+  if (values.exact && !values['4bit']) { console.error('finch generate: --exact applies to --4bit weights (float weights are exact already); add --4bit or drop --exact'); return 2; }
   const num = (name: string, v: string, min: number) => {
     const n = Number(v);
     if (!Number.isFinite(n) || n < min) throw new Error(`--${name} must be a number >= ${min}, got "${v}"`);
@@ -101,6 +105,8 @@ export async function run(argv: string[]): Promise<number> {
     const gen = await Generator.create(model.weights, model.invFreq, {
       maxPositions: Math.min(model.config.maxPositionEmbeddings, ids.length + maxNew),
       lora: adapter?.spec ?? null,
+      // 4-bit: int8 activations unless --exact (measured against llama.cpp q4_0 in docs/perf.md).
+      int8Activations: values['4bit'] && !values.exact,
       threads: Number(values.threads), provider: device.provider, strictProvider: device.strict,
     });
     const res = await gen.generate({
