@@ -241,7 +241,6 @@ function accelerateConfig(kind: 'MULTI_GPU' | 'FSDP', gpus: number, layerClass: 
   return lines.join('\n') + '\n';
 }
 
-/** train.py's check, before anything loads, that a 4-bit run has what bitsandbytes needs. */
 /**
  * The start of main() that both scripts share: the command line (`extraArgs`: more
  * parser.add_argument lines) and the 4-bit check, before the imports that take seconds.
@@ -260,6 +259,7 @@ ${extraArgs.map((a) => `    ${a}\n`).join('')}    parser.add_argument("--output-
 `;
 }
 
+/** train.py's check, before anything loads, that a 4-bit run has what bitsandbytes needs. */
 const CHECK_4BIT = `def check_4bit():
     """4-bit (bitsandbytes) needs a CUDA GPU and the bitsandbytes package: say so before loading anything."""
     missing = []
@@ -296,6 +296,23 @@ function loadModel(gradientCheckpointing: string): string {
 /** The settings table's rows of one Hugging Face class as keyword arguments (indented for train.py). */
 function kwargs(table: SettingRow[], cls: string, indent: string): string[] {
   return table.filter((r) => r.hf.startsWith(`${cls}.`)).map((r) => `${indent}${r.hf.slice(cls.length + 1)}=${r.python},  # finch: ${r.finch}`);
+}
+
+/**
+ * The TrainingArguments both scripts set besides the run's own (inside main's call, indented): Finch's
+ * AdamW constants, evaluation and saving on the run's steps, and the CPU when there is no GPU.
+ */
+function sharedTrainingArgs(evalSteps: string): string {
+  return `        eval_strategy="steps" if ${evalSteps} and val_rows else "no",
+        save_strategy="steps",
+        logging_steps=1,
+        bf16=dtype == torch.bfloat16,
+        use_cpu=not gpu,  # without a GPU: processes started by accelerate launch train on the CPU (DDP over gloo)
+        adam_beta1=0.9,
+        adam_beta2=0.999,
+        adam_epsilon=1e-8,
+        report_to=[],
+        ddp_find_unused_parameters=False,`;
 }
 
 function trainScript(table: SettingRow[], padId: number): string {
@@ -366,17 +383,8 @@ ${lora.join('\n')}
     args = TrainingArguments(
         output_dir=cli.output_dir,
 ${args.map((a) => '    ' + a).join('\n')}
-        eval_strategy="steps" if ${v('TrainingArguments.eval_steps')} and val_rows else "no",
-        save_strategy="steps",
-        logging_steps=1,
-        bf16=dtype == torch.bfloat16,
-        use_cpu=not gpu,  # without a GPU: processes started by accelerate launch train on the CPU (DDP over gloo)
-        adam_beta1=0.9,
-        adam_beta2=0.999,
-        adam_epsilon=1e-8,
         remove_unused_columns=False,
-        report_to=[],
-        ddp_find_unused_parameters=False,
+${sharedTrainingArgs(v('TrainingArguments.eval_steps'))}
     )
     trainer = Trainer(
         model=model,
@@ -550,17 +558,8 @@ ${trainer}
         output_dir=cli.output_dir,
 ${args.join('\n')}
         max_length=SEQ_LEN,  # finch: seqLen (the rows are already cut to it)
-        eval_strategy="steps" if ${v('TrainingArguments.eval_steps')} and val_rows else "no",
-        save_strategy="steps",
-        logging_steps=1,
-        bf16=dtype == torch.bfloat16,
-        use_cpu=not gpu,  # without a GPU: processes started by accelerate launch train on the CPU (DDP over gloo)
-        adam_beta1=0.9,
-        adam_beta2=0.999,
-        adam_epsilon=1e-8,
         disable_dropout=False,  # Finch keeps the LoRA dropout of the policy
-        report_to=[],
-        ddp_find_unused_parameters=False,
+${sharedTrainingArgs(v('TrainingArguments.eval_steps'))}
     )
     trainer = Trainer(
         model=model,

@@ -28,6 +28,25 @@ function run(what: string, cmd: string, args: string[], o: { cwd?: string; env?:
   return { ...r, tail };
 }
 
+/** Finch takes the adapter back: the library imports it against the demo model with the run's rank and alpha. */
+async function importBack(adapter: string, name: string): Promise<void> {
+  const app = await startApp('dispatcher');
+  try {
+    const model = await app.api.addLocalModel({ path: MODEL, name: 'demo' });
+    const imported = await app.api.importAdapter({ path: adapter, baseModelId: model.id, name });
+    assert.deepEqual([imported.rank, imported.alpha, imported.origin], [8, 16, 'imported']);
+  } finally {
+    await app.close();
+  }
+}
+
+/** The first 60 rows of one of the demo's data files, written under `root`: enough to tell, quick to score. */
+function heldOutRows(root: string, file: string): string {
+  const heldOut = join(root, 'held-out.jsonl');
+  writeFileSync(heldOut, readFileSync(join(ASSETS, 'data', file), 'utf8').split('\n').slice(0, 60).join('\n') + '\n');
+  return heldOut;
+}
+
 test('a Finch run exported for Accelerate trains in 2 processes on the CPU, and Finch imports, evaluates and chats with its adapter', { timeout: 540_000 }, async (t) => {
   if (!need(t, 'venv')) return;
   const root = tempDir('finch-accelerate-launch-');
@@ -64,17 +83,9 @@ test('a Finch run exported for Accelerate trains in 2 processes on the CPU, and 
   const adapter = join(hfOut, 'adapter');
   assert.ok(existsSync(join(adapter, 'adapter_model.safetensors')), launch.tail);
 
-  // Finch takes it back: the library imports it against the demo model, finch eval scores it.
-  const app = await startApp('dispatcher');
-  try {
-    const model = await app.api.addLocalModel({ path: MODEL, name: 'demo' });
-    const imported = await app.api.importAdapter({ path: adapter, baseModelId: model.id, name: 'from accelerate' });
-    assert.deepEqual([imported.rank, imported.alpha, imported.origin], [8, 16, 'imported']);
-  } finally {
-    await app.close();
-  }
-  const heldOut = join(root, 'held-out.jsonl'); // 60 of the demo's test rows: enough to tell, quick to score
-  writeFileSync(heldOut, readFileSync(join(ASSETS, 'data', 'test.jsonl'), 'utf8').split('\n').slice(0, 60).join('\n') + '\n');
+  // Finch takes it back: the library imports it, finch eval scores it.
+  await importBack(adapter, 'from accelerate');
+  const heldOut = heldOutRows(root, 'test.jsonl');
   const scored = await finch(['eval', '--model', MODEL, '--adapter', adapter, '--data', heldOut, '--map', MAP,
     '--seq-len', '64', '--threads', '2', '--json']);
   assert.equal(scored.code, 0, scored.stderr);
@@ -129,16 +140,8 @@ test('a DPO run exported for Accelerate trains on TRL\'s DPOTrainer in 2 process
   const adapter = join(hfOut, 'adapter');
   assert.ok(existsSync(join(adapter, 'adapter_model.safetensors')), launch.tail);
 
-  const app = await startApp('dispatcher');
-  try {
-    const model = await app.api.addLocalModel({ path: MODEL, name: 'demo' });
-    const imported = await app.api.importAdapter({ path: adapter, baseModelId: model.id, name: 'dpo from accelerate' });
-    assert.deepEqual([imported.rank, imported.alpha, imported.origin], [8, 16, 'imported']);
-  } finally {
-    await app.close();
-  }
-  const heldOut = join(root, 'held-out.jsonl'); // 60 of the demo's held-out pairs
-  writeFileSync(heldOut, readFileSync(join(ASSETS, 'data', 'preference-test.jsonl'), 'utf8').split('\n').slice(0, 60).join('\n') + '\n');
+  await importBack(adapter, 'dpo from accelerate');
+  const heldOut = heldOutRows(root, 'preference-test.jsonl');
   const scored = await finch(['eval', '--method', 'dpo', '--model', MODEL, '--adapter', adapter, '--data', heldOut, '--seq-len', '64', '--threads', '2', '--json']);
   assert.equal(scored.code, 0, scored.stderr);
   const ev = events(scored.stdout).at(-1) as { loss: number; pairs: number; reward_accuracy: number; reward_margin: number };
