@@ -121,7 +121,6 @@ export type DemoEvent =
   | { event: 'compare'; rows: DemoRow[]; base_accuracy: number; tuned_accuracy: number }
   | { event: 'done'; base_accuracy: number; tuned_accuracy: number; adapter: string; seconds: number };
 
-/** The matrices' parameters of a Llama-family config (embeddings, head, projections). */
 /** The bundled assets a demo needs, each there (a package missing one was installed wrong). */
 function requireAssets(files: readonly string[]): void {
   for (const f of files) {
