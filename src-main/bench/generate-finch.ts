@@ -1,13 +1,15 @@
 // Child process of `finch bench generate`, Finch's side: loads the model folder as `finch generate`
 // does (float32, or 4-bit through the quantized-weight cache), builds the KV-cache generation
 // session, then answers each {op: 'run'} with the time of one prefill over the prompt and of
-// `decode` greedy decode runs after it (Generator.lastTimings: session runs only).
+// `decode` greedy decode runs after it (Generator.lastTimings: session runs only). Float32's side
+// ends by measuring how fast ONNX Runtime streams weights through single-row products.
 
 import { Generator } from '../infer/generate.js';
 import { loadModel } from '../model/load.js';
 import { prepareInt4 } from '../model/quant-cache.js';
 import { serveBenchRequests } from './child.js';
 import type { GenerateRun, SideArg } from './generate.js';
+import { rowProductGBps } from './row-products.js';
 
 const o = JSON.parse(process.argv[2]!) as SideArg & { model: string; quantize: boolean; int8Activations: boolean; profile?: string };
 const t0 = performance.now();
@@ -26,5 +28,6 @@ serveBenchRequests({ load_s: (performance.now() - t0) / 1000 }, run, async () =>
   const peak = process.resourceUsage().maxRSS / 1024;
   await gen.release();
   m.close();
-  return { peak_rss_mb: peak };
+  // After the peak is read and the model is gone: float32 decoding's ceiling on this machine.
+  return { peak_rss_mb: peak, ...(o.quantize ? {} : { row_product_gb_per_s: await rowProductGBps(m.config, o.threads) }) };
 });

@@ -19,6 +19,7 @@ import { writeSyntheticCheckpoint } from '../synthetic/checkpoint.js';
 import { BenchChild } from './child.js';
 import { DTYPES, LOAD_SHAPES, checkpointFor } from './load.js';
 import { PRESETS } from './train-presets.js';
+import { decodeMatrixBytes } from './row-products.js';
 import { benchEnv } from './timing.js';
 
 /** What both sides are started with (JSON in argv[2]). */
@@ -50,6 +51,10 @@ export interface GenerateSide {
   decode_tokens_per_s_best: number;
   load_s: number;
   peak_rss_mb: number;
+  /** Float32 pair: the matrices' bytes one decode run reads (decode_matrix_bytes) x the median decode rate, in GB/s. */
+  decode_gb_per_s?: number;
+  /** Finch float32: ONNX Runtime's single-row products over weights from memory (bench/row-products.ts), the decode's ceiling. */
+  row_product_gb_per_s?: number;
 }
 
 /** Finch / llama.cpp, one value per repetition (the two sides ran back to back). */
@@ -66,6 +71,8 @@ export interface GeneratePair {
   decode_ratio: RatioStats;
   /** Leading greedy ids both sides agree on (first repetition): a check that they ran the same weights. */
   same_greedy_prefix: number;
+  /** Float32 pair: bytes of the matrices one decode run reads (bench/row-products.ts decodeMatrixBytes). */
+  decode_matrix_bytes?: number;
 }
 
 const USAGE = `Usage: finch bench generate [--preset small | --shape NAME] [--threads N] [--prompt N] [--decode N] [--reps N] [--json]
@@ -84,7 +91,9 @@ The two sides of each pair stay loaded and run in turn, so each repetition gives
   --int8        Finch's 4-bit with int8 activations (MatMulNBits accuracy level 4) instead of exact
 --json prints one object; decode_ratio / prefill_ratio are Finch f32 over llama.cpp f32,
 decode_ratio_4bit / prefill_ratio_4bit Finch 4-bit over llama.cpp q4_0 (medians of the paired
-ratios; "f32" / "q4" hold each pair's sides and min / median / max ratios).`;
+ratios; "f32" / "q4" hold each pair's sides and min / median / max ratios). In the f32 pair each
+side's decode_gb_per_s is the rate it read the weights (decode_matrix_bytes per token), and
+Finch's row_product_gb_per_s the rate ONNX Runtime's single-row products reach: the ceiling.`;
 
 /** Finch's 4-bit and llama.cpp's q4_0 are different formats; the JSON says how. */
 const FOUR_BIT = {
@@ -137,6 +146,8 @@ export async function run(argv: string[]): Promise<number> {
     fs.mkdirSync(home, { recursive: true });
     const env = { ...benchEnv(threads), FINCH_HOME: home };
     const side: SideArg = { threads, prompt, decode };
+    // Float32 decoding reads every matrix once per token: its rate in GB/s says how near each side runs to the memory.
+    const matrixBytes = decodeMatrixBytes(cfg);
     const pairOf = async (label: string, quantize: boolean, gguf: string): Promise<GeneratePair> => {
       log(`${label}: loading both sides (${threads} threads)...`);
       const [finch, llama] = await Promise.all([
@@ -153,16 +164,19 @@ export async function run(argv: string[]): Promise<number> {
           runs.push(r % 2 === 0 ? { finch: first, llama: second } : { finch: second, llama: first });
           log(`  rep ${r + 1}/${reps}: decode ${tokensPerS(runs[r]!.finch).decode.toFixed(2)} vs ${tokensPerS(runs[r]!.llama).decode.toFixed(2)} tok/s, prefill ${tokensPerS(runs[r]!.finch).prefill.toFixed(1)} vs ${tokensPerS(runs[r]!.llama).prefill.toFixed(1)} tok/s`);
         }
-        const [fEnd, lEnd] = await Promise.all([finch.close<{ peak_rss_mb: number }>(), llama.close<{ peak_rss_mb: number }>()]);
+        const [fEnd, lEnd] = await Promise.all([finch.close<{ peak_rss_mb: number; row_product_gb_per_s?: number }>(), llama.close<{ peak_rss_mb: number }>()]);
         const fIds = runs[0]!.finch.ids, lIds = runs[0]!.llama.ids;
         let same = 0;
         while (same < fIds.length && fIds[same] === lIds[same]) same++;
+        const bytes = quantize ? null : matrixBytes;
+        const finchSide = summarize(runs.map((x) => x.finch), finch.ready.load_s, fEnd.peak_rss_mb, bytes);
         return {
-          finch: summarize(runs.map((x) => x.finch), finch.ready.load_s, fEnd.peak_rss_mb),
-          llama_cpp: summarize(runs.map((x) => x.llama), llama.ready.load_s, lEnd.peak_rss_mb),
+          finch: fEnd.row_product_gb_per_s === undefined ? finchSide : { ...finchSide, row_product_gb_per_s: fEnd.row_product_gb_per_s },
+          llama_cpp: summarize(runs.map((x) => x.llama), llama.ready.load_s, lEnd.peak_rss_mb, bytes),
           prefill_ratio: stats(runs.map((x) => tokensPerS(x.finch).prefill / tokensPerS(x.llama).prefill)),
           decode_ratio: stats(runs.map((x) => tokensPerS(x.finch).decode / tokensPerS(x.llama).decode)),
           same_greedy_prefix: same,
+          ...(bytes === null ? {} : { decode_matrix_bytes: bytes }),
         };
       } finally {
         finch.kill();
@@ -195,6 +209,10 @@ export async function run(argv: string[]): Promise<number> {
         console.log(row(`Finch ${name}`, p.finch));
         console.log(row(name === 'f32' ? 'llama.cpp f32' : 'llama.cpp q4_0', p.llama_cpp));
         console.log(`${''.padEnd(16)} Finch / llama.cpp: decode ${ratio(p.decode_ratio)}, prefill ${ratio(p.prefill_ratio)}; same greedy ids for ${p.same_greedy_prefix} tokens`);
+        if (p.finch.decode_gb_per_s !== undefined && p.llama_cpp.decode_gb_per_s !== undefined) {
+          const ceiling = p.finch.row_product_gb_per_s === undefined ? '' : `; ONNX Runtime's single-row products stream ${p.finch.row_product_gb_per_s.toFixed(1)}`;
+          console.log(`${''.padEnd(16)} decode reads the weights at ${p.finch.decode_gb_per_s.toFixed(1)} GB/s (Finch) and ${p.llama_cpp.decode_gb_per_s.toFixed(1)} GB/s (llama.cpp)${ceiling}`);
+        }
       }
     }
     return 0;
@@ -217,12 +235,14 @@ function tokensPerS(r: GenerateRun): { prefill: number; decode: number } {
   return { prefill: r.prompt_tokens / (r.prefill_ms / 1000), decode: r.decode_runs / (r.decode_ms / 1000) };
 }
 
-function summarize(runs: GenerateRun[], loadS: number, peakRssMb: number): GenerateSide {
+function summarize(runs: GenerateRun[], loadS: number, peakRssMb: number, matrixBytes: number | null): GenerateSide {
   const prefill = runs.map((r) => tokensPerS(r).prefill), dec = runs.map((r) => tokensPerS(r).decode);
+  const decode = stats(dec).median;
   return {
-    prefill_tokens_per_s: stats(prefill).median, decode_tokens_per_s: stats(dec).median,
+    prefill_tokens_per_s: stats(prefill).median, decode_tokens_per_s: decode,
     prefill_tokens_per_s_best: Math.max(...prefill), decode_tokens_per_s_best: Math.max(...dec),
     load_s: loadS, peak_rss_mb: peakRssMb,
+    ...(matrixBytes === null ? {} : { decode_gb_per_s: (matrixBytes * decode) / 1e9 }),
   };
 }
 

@@ -34,6 +34,18 @@ test('`finch bench generate --json`: both pairs measured per repetition, ratios 
   // Random weights give near-flat logits, so the float sides may part after a few tokens; the
   // first greedy token of f32 must agree (same checkpoint, same prompt, same arithmetic up to rounding).
   assert.ok(res.f32.same_greedy_prefix >= 1, `f32: Finch and llama.cpp disagree on the first greedy token`);
+  // The small preset's float32 matrices read per decoded token: 8 layers of q, k, v, o (512 x 512,
+  // 256 x 512 twice, 512 x 512) and the MLP (3 x 512 x 1376), and the 32000 x 512 head.
+  const bytes = 4 * (8 * (2 * 512 * 512 + 2 * 256 * 512 + 3 * 512 * 1376) + 32000 * 512);
+  assert.equal(res.f32.decode_matrix_bytes, bytes);
+  for (const side of ['finch', 'llama_cpp'] as const) {
+    const s = res.f32[side];
+    assert.ok(Math.abs(s.decode_gb_per_s - (bytes * s.decode_tokens_per_s) / 1e9) < 1e-9 * s.decode_gb_per_s, `${side}: decode_gb_per_s is the bytes at the median decode rate`);
+    assert.equal(res.q4[side].decode_gb_per_s, undefined, `q4 ${side}: no float32 bytes to count`);
+  }
+  assert.ok(Number.isFinite(res.f32.finch.row_product_gb_per_s) && res.f32.finch.row_product_gb_per_s > 0, `row_product_gb_per_s = ${res.f32.finch.row_product_gb_per_s}`);
+  assert.equal(res.f32.llama_cpp.row_product_gb_per_s, undefined);
+  assert.equal(res.q4.decode_matrix_bytes, undefined);
   assert.match(res.four_bit.finch, /int4, blocks of 32/);
   assert.match(res.four_bit.llama_cpp, /q4_0/);
 });
