@@ -380,6 +380,12 @@ export interface AdapterSummary {
   addedAt: string;
 }
 
+/**
+ * How the compare engine holds a model's frozen weights: float32 (exact), or 4-bit blocks multiplied
+ * with int8 activations when float32 would not fit its share of the machine's memory.
+ */
+export type ChatWeights = 'float32' | '4bit';
+
 export interface GenerationStarted {
   generationId: Id;
 }
@@ -499,7 +505,8 @@ export type FinchEvent =
     error: ApiError | null;
   }
   | { type: 'generation-delta'; generationId: Id; side: 'left' | 'right'; text: string }
-  | { type: 'generation-done'; generationId: Id; side: 'left' | 'right'; text: string; tokens: number; finish: 'eos' | 'length' | 'stop' | 'stopped'; seconds: number; tokensPerS: number }
+  /** `weights`: how the compare engine held the model's frozen weights for this answer (ChatWeights). */
+  | { type: 'generation-done'; generationId: Id; side: 'left' | 'right'; text: string; tokens: number; finish: 'eos' | 'length' | 'stop' | 'stopped'; seconds: number; tokensPerS: number; weights: ChatWeights }
   | { type: 'generation-error'; generationId: Id; error: ApiError }
   | { type: 'batch-progress'; batchId: Id; done: number; total: number }
   /** An export's progress; a push to the Hub sets `repo` and `phase` (dest: the repository's page; done/total: bytes, or tensors while building). */

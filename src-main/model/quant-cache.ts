@@ -82,6 +82,16 @@ export function quantCacheKey(ckpt: Checkpoint, blockSize: number): string {
   return createHash('sha256').update(JSON.stringify({ format: FORMAT, blockSize, files })).digest('hex').slice(0, 32);
 }
 
+/** The first of `sizes` whose cache entry for `checkpoint` (as its files are now) exists; null when none does. */
+export function cachedBlockSize(checkpoint: string, sizes: readonly number[]): number | null {
+  const ckpt = Checkpoint.open(checkpoint);
+  try {
+    return sizes.find((b) => existsSync(join(quantCacheDir(), `${quantCacheKey(ckpt, b)}.safetensors`))) ?? null;
+  } finally {
+    ckpt.close();
+  }
+}
+
 /**
  * Gives `weights` the 4-bit blocks of every quantized weight of the checkpoint at `checkpoint`:
  * from the cache when an entry exists, else by quantizing on worker threads and storing the

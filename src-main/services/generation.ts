@@ -80,7 +80,7 @@ export class GenerationService {
       case 'gen-done': {
         const sides = this.live.get(m.id);
         if (!sides) break;
-        this.bus.emit({ type: 'generation-done', generationId: m.id, side: m.side, text: m.text, tokens: m.tokens, finish: m.finish, seconds: m.seconds, tokensPerS: m.seconds > 0 ? m.tokens / m.seconds : 0 });
+        this.bus.emit({ type: 'generation-done', generationId: m.id, side: m.side, text: m.text, tokens: m.tokens, finish: m.finish, seconds: m.seconds, tokensPerS: m.seconds > 0 ? m.tokens / m.seconds : 0, weights: m.weights });
         sides.delete(m.side);
         if (!sides.size) this.live.delete(m.id);
         break;

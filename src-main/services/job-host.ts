@@ -6,9 +6,16 @@ import { basename } from 'node:path';
 import { isMainThread } from 'node:worker_threads';
 import { encodeGenerationPrompt, type TemplateChoice } from '../data/template.js';
 import { useMachineProviders } from '../engine/runtime/providers.js';
+import { totalmem } from 'node:os';
+import type { ChatWeights } from '../../src-shared/api.js';
+import { CHAT_WEIGHTS_ENV, chatWeights } from '../infer/chat-weights.js';
 import { Generator } from '../infer/generate.js';
 import { loadPeftAdapter, type PeftAdapter } from '../model/adapter.js';
 import { loadModel, type LoadedModel } from '../model/load.js';
+import { loadModelConfig } from '../model/config.js';
+import { resolveModelFolderSync } from '../model/hf-cache.js';
+import { DEFAULT_BLOCK } from '../model/quant.js';
+import { cachedBlockSize, prepareInt4 } from '../model/quant-cache.js';
 import type { LoraSpec } from '../model/lora.js';
 import type { ModelConfig } from '../model/types.js';
 import { evaluateExactMatch, readQa, type Adapter } from '../train/evaluate.js';
@@ -107,9 +114,12 @@ async function runExport(p: ExportPayload): Promise<ExportDone> {
 
 // ---- generation ----------------------------------------------------------------------------------
 
+/** A model as the compare view holds it: float32, or 4-bit blocks multiplied with int8 activations. */
+interface ChatModel { model: LoadedModel; weights: ChatWeights }
+
 /** One model stays loaded; generators are kept per LoRA shape (rank/targets) and context length. */
 class Engine {
-  private model: LoadedModel | null = null;
+  private loaded: ChatModel | null = null;
   private generators = new Map<string, Generator>();
   private adapters = new Map<string, PeftAdapter>();
   private stops = new Map<string, AbortController>();
@@ -121,18 +131,34 @@ class Engine {
     c.abort();
   }
 
-  private async load(path: string): Promise<LoadedModel> {
-    if (this.model?.dir !== path) await this.unload();
-    this.model ??= loadModel(path);
-    return this.model;
+  private async load(path: string): Promise<ChatModel> {
+    if (this.loaded?.model.dir !== path) await this.unload();
+    if (!this.loaded) {
+      const weights = chatWeights(loadModelConfig(path), totalmem(), process.env[CHAT_WEIGHTS_ENV]);
+      if (weights === 'float32') {
+        this.loaded = { model: loadModel(path), weights };
+      } else {
+        // The blocks a QLoRA run of this checkpoint already cached (its block size), else blocks of 32.
+        const blockSize = cachedBlockSize(resolveModelFolderSync(path).dir, [DEFAULT_BLOCK, 64]) ?? DEFAULT_BLOCK;
+        const model = loadModel(path, { quantize: true, blockSize });
+        try {
+          await prepareInt4(model.dir, model.config, model.weights);
+        } catch (e) {
+          model.close();
+          throw e;
+        }
+        this.loaded = { model, weights };
+      }
+    }
+    return this.loaded;
   }
 
   async unload(): Promise<void> {
     for (const g of this.generators.values()) await g.release();
     this.generators.clear();
     this.adapters.clear();
-    this.model?.close();
-    this.model = null;
+    this.loaded?.model.close();
+    this.loaded = null;
   }
 
   private adapter(dir: string, m: LoadedModel): PeftAdapter {
@@ -144,20 +170,21 @@ class Engine {
     return a;
   }
 
-  private async generator(m: LoadedModel, spec: LoraSpec | null, positions: number): Promise<Generator> {
+  private async generator({ model: m, weights }: ChatModel, spec: LoraSpec | null, positions: number): Promise<Generator> {
     // Context rounded up to a power of two, so one graph serves many prompt lengths.
     const max = Math.min(m.config.maxPositionEmbeddings, 2 ** Math.ceil(Math.log2(Math.max(64, positions))));
     const key = `${spec ? `${spec.rank}:${spec.alpha}:${spec.rslora}:${[...spec.targets].join(',')}` : 'base'}@${max}`;
     let g = this.generators.get(key);
     if (!g) {
-      g = await Generator.create(m.weights, m.invFreq, { maxPositions: max, lora: spec });
+      g = await Generator.create(m.weights, m.invFreq, { maxPositions: max, lora: spec, int8Activations: weights === '4bit' });
       this.generators.set(key, g);
     }
     return g;
   }
 
   async generate(req: Extract<ToJob, { op: 'generate' }>): Promise<void> {
-    const m = await this.load(req.modelPath);
+    const chat = await this.load(req.modelPath);
+    const m = chat.model;
     const stop = this.stops.get(req.id) ?? new AbortController();
     this.stops.set(req.id, stop);
     try {
@@ -178,7 +205,7 @@ class Engine {
         if (longest + req.maxNewTokens > m.config.maxPositionEmbeddings) {
           throw new Error(`the conversation (${longest} tokens) plus ${req.maxNewTokens} new tokens exceeds the model's context of ${m.config.maxPositionEmbeddings}: start a new conversation or ask for fewer tokens`);
         }
-        const gen = await this.generator(m, adapter?.spec ?? null, longest + req.maxNewTokens);
+        const gen = await this.generator(chat, adapter?.spec ?? null, longest + req.maxNewTokens);
         const t0 = performance.now();
         const eos = m.config.eosTokenIds.length ? m.config.eosTokenIds : m.tokenizer.eosIds;
         const res = await gen.generate({
@@ -187,7 +214,7 @@ class Engine {
           onText: (row, delta) => send({ type: 'delta', id: req.id, side: rows[row]!.side, text: delta }),
         });
         const seconds = (performance.now() - t0) / 1000;
-        res.forEach((r, i) => send({ type: 'gen-done', id: req.id, side: rows[i]!.side, text: r.text, tokens: r.ids.length, finish: r.finish, seconds }));
+        res.forEach((r, i) => send({ type: 'gen-done', id: req.id, side: rows[i]!.side, text: r.text, tokens: r.ids.length, finish: r.finish, seconds, weights: chat.weights }));
       }
     } finally {
       this.stops.delete(req.id);
@@ -195,7 +222,7 @@ class Engine {
   }
 
   async batch(req: Extract<ToJob, { op: 'batch' }>): Promise<void> {
-    const m = await this.load(req.modelPath);
+    const m = (await this.load(req.modelPath)).model;
     const all = await readQa(req.dataset, { format: req.format, map: req.map });
     const qa = all.slice(Math.max(0, all.length - req.rows)); // the last rows: held out from the front of the file
     const total = qa.length;

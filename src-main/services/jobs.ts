@@ -6,7 +6,7 @@
 
 import { fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import type { ChatMessage, EvalSample, ModelSide, Sampling } from '../../src-shared/api.js';
+import type { ChatMessage, ChatWeights, EvalSample, ModelSide, Sampling } from '../../src-shared/api.js';
 import type { MachineProviders } from '../engine/runtime/providers.js';
 import { withTunedAllocator } from '../engine/runtime/allocator.js';
 import { nodeArgsFor } from '../engine/runtime/worker.js';
@@ -93,7 +93,7 @@ export type FromJob =
   | { type: 'export-progress'; done: number; total: number }
   | { type: 'export-done'; result: ExportDone }
   | { type: 'delta'; id: string; side: 'left' | 'right'; text: string }
-  | { type: 'gen-done'; id: string; side: 'left' | 'right'; text: string; tokens: number; finish: 'eos' | 'length' | 'stop' | 'stopped'; seconds: number }
+  | { type: 'gen-done'; id: string; side: 'left' | 'right'; text: string; tokens: number; finish: 'eos' | 'length' | 'stop' | 'stopped'; seconds: number; weights: ChatWeights }
   | { type: 'gen-failed'; id: string; name: string; message: string }
   | { type: 'batch-progress'; id: string; done: number; total: number }
   | { type: 'batch-done'; id: string; rows: { prompt: string; reference: string; left: string; right: string; leftCorrect: boolean; rightCorrect: boolean }[] }

@@ -10,7 +10,7 @@ import { loadModel } from '../../src-main/model/load.js';
 import { stagingDir } from '../../src-main/store/paths.js';
 import { buildLossGraph } from '../../src-main/train/step.js';
 import { quantizeInt4 } from '../../src-main/model/quant.js';
-import { clearQuantCache, listQuantCache, prepareInt4, quantizedWeights } from '../../src-main/model/quant-cache.js';
+import { cachedBlockSize, clearQuantCache, listQuantCache, prepareInt4, quantizedWeights } from '../../src-main/model/quant-cache.js';
 import { Checkpoint } from '../../src-main/model/safetensors.js';
 import { writeSyntheticCheckpoint } from '../../src-main/synthetic/checkpoint.js';
 import { useFinchHome } from '../helpers/fixtures.js';
@@ -166,4 +166,22 @@ test('a cold quantization waits at `between` before each weight; one that throws
   }), /cancelled while quantizing/);
   stopped.close();
   assert.deepEqual(listQuantCache(), []);
+});
+
+test('cachedBlockSize finds the block size a checkpoint is cached at, in the order asked', async () => {
+  clearQuantCache();
+  assert.equal(cachedBlockSize(dir, [32, 64]), null, 'nothing cached');
+  const m = loadModel(dir, { quantize: true, blockSize: 64 });
+  await prepareInt4(dir, m.config, m.weights, { threads: 2 });
+  m.close();
+  assert.equal(cachedBlockSize(dir, [32, 64]), 64);
+  const n = loadModel(dir, { quantize: true, blockSize: 32 });
+  await prepareInt4(dir, n.config, n.weights, { threads: 2 });
+  n.close();
+  assert.equal(cachedBlockSize(dir, [32, 64]), 32, 'both cached: the first asked');
+  assert.equal(cachedBlockSize(dir, [64, 32]), 64);
+  // A changed checkpoint is another key: its old entries no longer count.
+  const later = new Date(Date.now() + 5000);
+  utimesSync(join(dir, 'model.safetensors'), later, later);
+  assert.equal(cachedBlockSize(dir, [32, 64]), null);
 });

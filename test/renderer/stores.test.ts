@@ -83,12 +83,13 @@ test('CompareSession streams both sides of one generate call into two message li
   emit({ type: 'generation-delta', generationId: 'other', side: 'left', text: 'IGNORED' });
   emit({ type: 'generation-delta', generationId: 'g1', side: 'right', text: '5' });
   assert.equal(c.messages.left.at(-1)!.content, 'It is ');
-  emit({ type: 'generation-done', generationId: 'g1', side: 'left', text: 'It is 6', tokens: 3, finish: 'eos', seconds: 0.1, tokensPerS: 30 });
+  emit({ type: 'generation-done', generationId: 'g1', side: 'left', text: 'It is 6', tokens: 3, finish: 'eos', seconds: 0.1, tokensPerS: 30, weights: '4bit' });
   assert.equal(c.streaming, true, 'still waiting for the right side');
-  emit({ type: 'generation-done', generationId: 'g1', side: 'right', text: '5', tokens: 1, finish: 'eos', seconds: 0.1, tokensPerS: 10 });
+  emit({ type: 'generation-done', generationId: 'g1', side: 'right', text: '5', tokens: 1, finish: 'eos', seconds: 0.1, tokensPerS: 10, weights: '4bit' });
   assert.equal(c.streaming, false);
   assert.equal(c.messages.left.at(-1)!.content, 'It is 6');
   assert.equal(c.messages.right.at(-1)!.content, '5');
+  assert.deepEqual(c.messages.left.at(-1)!.stats, { tokens: 3, tokensPerS: 30, finish: 'eos', weights: '4bit' });
 
   // The second turn sends each side its own earlier answer.
   await c.send('And 3 + 3?');

@@ -37,6 +37,7 @@ test('train the demo over the WebSocket, compare base and tuned, and find it all
     const streamed = app.events.filter((e) => e.type === 'generation-delta' && e.generationId === generationId && e.side === d.side).map((e) => (e as { text: string }).text).join('');
     assert.equal(streamed, d.text, `${d.side}: the deltas add up to the answer`);
     assert.ok(d.text.length > 0 && d.tokens > 0);
+    assert.equal(d.weights, 'float32', `${d.side}: the demo model's float32 weights fit any machine's memory`);
   }
   console.log(`# base: ${JSON.stringify(left.text)}\n# tuned (${STEPS} steps): ${JSON.stringify(right.text)}`);
   assert.notEqual(right.text, left.text, 'the tuned side answers differently from the base');

@@ -3,7 +3,7 @@
 // generation id and side). Each side keeps its own history, so a multi-turn chat continues each
 // model's own answers. Also saving a comparison and the batch compare on held-out rows.
 
-import { GREEDY_SAMPLING, type BatchCompareResult, type ChatMessage, type Comparison, type ModelSide, type Sampling } from '../../../../src-shared/api.ts';
+import { GREEDY_SAMPLING, type BatchCompareResult, type ChatMessage, type ChatWeights, type Comparison, type ModelSide, type Sampling } from '../../../../src-shared/api.ts';
 import { finch, onEvent } from '../services/finch.ts';
 
 export type Side = 'left' | 'right';
@@ -14,7 +14,7 @@ export interface ChatTurn {
   /** Still streaming. */
   pending?: boolean;
   /** After the answer: tokens and speed, or the error that ended it. */
-  stats?: { tokens: number; tokensPerS: number; finish: string };
+  stats?: { tokens: number; tokensPerS: number; finish: string; weights: ChatWeights };
   error?: string;
 }
 
@@ -70,7 +70,7 @@ export class CompareSession {
       if (last?.pending) {
         last.content = e.text;
         last.pending = false;
-        last.stats = { tokens: e.tokens, tokensPerS: e.tokensPerS, finish: e.finish };
+        last.stats = { tokens: e.tokens, tokensPerS: e.tokensPerS, finish: e.finish, weights: e.weights };
       }
       if (!this.messages.left.at(-1)?.pending && !this.messages.right.at(-1)?.pending) this.generationId = null;
     });
