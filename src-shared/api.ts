@@ -505,6 +505,8 @@ export type FinchEvent =
     error: ApiError | null;
   }
   | { type: 'generation-delta'; generationId: Id; side: 'left' | 'right'; text: string }
+  /** Before a generation's first token: the engine quantizes the model to 4 bits (done / total weights). */
+  | { type: 'generation-progress'; generationId: Id; phase: 'quantizing'; done: number; total: number }
   /** `weights`: how the compare engine held the model's frozen weights for this answer (ChatWeights). */
   | { type: 'generation-done'; generationId: Id; side: 'left' | 'right'; text: string; tokens: number; finish: 'eos' | 'length' | 'stop' | 'stopped'; seconds: number; tokensPerS: number; weights: ChatWeights }
   | { type: 'generation-error'; generationId: Id; error: ApiError }

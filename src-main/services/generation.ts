@@ -28,15 +28,22 @@ export class GenerationService {
     const job = this.spawnJob('generate', {});
     job.onMessage((m) => this.onMessage(m));
     job.onExit((code, signal) => {
-      if (this.job === job) this.job = null;
-      const error = { code: 'job_failed' as const, message: `the generation process ended unexpectedly (${signal ? `signal ${signal}` : `exit code ${code}`})`, hint: 'try again: a fresh process starts' };
-      for (const id of this.live.keys()) this.bus.emit({ type: 'generation-error', generationId: id, error });
-      this.live.clear();
-      for (const b of this.batches.values()) b.reject(new ServiceError('job_failed', error.message, error.hint));
-      this.batches.clear();
+      // A process close() ended has answered for its requests already; the requests now live belong to its successor.
+      if (this.job !== job) return;
+      this.job = null;
+      this.failAll(`the generation process ended unexpectedly (${signal ? `signal ${signal}` : `exit code ${code}`})`);
     });
     this.job = job;
     return job;
+  }
+
+  /** Ends every live generation and pending batch with job_failed. */
+  private failAll(message: string): void {
+    const error = { code: 'job_failed' as const, message, hint: 'try again: a fresh process starts' };
+    for (const id of this.live.keys()) this.bus.emit({ type: 'generation-error', generationId: id, error });
+    this.live.clear();
+    for (const b of this.batches.values()) b.reject(new ServiceError('job_failed', error.message, error.hint));
+    this.batches.clear();
   }
 
   /** The generation job's process id, while one runs (tests). */
@@ -67,15 +74,21 @@ export class GenerationService {
     });
   }
 
+  /** Ends the generation process (the next request starts a fresh one); what it was answering fails now. */
   close(): void {
-    this.job?.kill();
+    const job = this.job;
     this.job = null;
+    job?.kill();
+    this.failAll('the generation process was closed');
   }
 
   private onMessage(m: FromJob): void {
     switch (m.type) {
       case 'delta':
         if (this.live.has(m.id)) this.bus.emit({ type: 'generation-delta', generationId: m.id, side: m.side, text: m.text });
+        break;
+      case 'gen-progress':
+        if (this.live.has(m.id)) this.bus.emit({ type: 'generation-progress', generationId: m.id, phase: m.phase, done: m.done, total: m.total });
         break;
       case 'gen-done': {
         const sides = this.live.get(m.id);

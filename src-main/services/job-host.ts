@@ -131,18 +131,20 @@ class Engine {
     c.abort();
   }
 
-  private async load(path: string): Promise<ChatModel> {
+  /** The loaded model, after loading `path` if another (or none) is; `onQuantized` follows a cold 4-bit quantization. */
+  private async load(path: string, onQuantized: (done: number, total: number) => void = () => {}): Promise<ChatModel> {
     if (this.loaded?.model.dir !== path) await this.unload();
     if (!this.loaded) {
       const weights = chatWeights(loadModelConfig(path), totalmem(), process.env[CHAT_WEIGHTS_ENV]);
       if (weights === 'float32') {
         this.loaded = { model: loadModel(path), weights };
       } else {
-        // The blocks a QLoRA run of this checkpoint already cached (its block size), else blocks of 32.
-        const blockSize = cachedBlockSize(resolveModelFolderSync(path).dir, [DEFAULT_BLOCK, 64]) ?? DEFAULT_BLOCK;
-        const model = loadModel(path, { quantize: true, blockSize });
+        // The blocks a QLoRA run of this checkpoint already cached (its block size), else blocks of 32,
+        // quantized now (minutes for an 8B model: reported) and cached.
+        const cached = cachedBlockSize(resolveModelFolderSync(path).dir, [DEFAULT_BLOCK, 64]);
+        const model = loadModel(path, { quantize: true, blockSize: cached ?? DEFAULT_BLOCK });
         try {
-          await prepareInt4(model.dir, model.config, model.weights);
+          await prepareInt4(model.dir, model.config, model.weights, cached === null ? { onProgress: onQuantized } : {});
         } catch (e) {
           model.close();
           throw e;
@@ -183,7 +185,7 @@ class Engine {
   }
 
   async generate(req: Extract<ToJob, { op: 'generate' }>): Promise<void> {
-    const chat = await this.load(req.modelPath);
+    const chat = await this.load(req.modelPath, (done, total) => send({ type: 'gen-progress', id: req.id, phase: 'quantizing', done, total }));
     const m = chat.model;
     const stop = this.stops.get(req.id) ?? new AbortController();
     this.stops.set(req.id, stop);

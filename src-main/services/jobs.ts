@@ -93,6 +93,8 @@ export type FromJob =
   | { type: 'export-progress'; done: number; total: number }
   | { type: 'export-done'; result: ExportDone }
   | { type: 'delta'; id: string; side: 'left' | 'right'; text: string }
+  /** The engine is quantizing the model's weights to 4 bits before answering (cold 4-bit cache). */
+  | { type: 'gen-progress'; id: string; phase: 'quantizing'; done: number; total: number }
   | { type: 'gen-done'; id: string; side: 'left' | 'right'; text: string; tokens: number; finish: 'eos' | 'length' | 'stop' | 'stopped'; seconds: number; weights: ChatWeights }
   | { type: 'gen-failed'; id: string; name: string; message: string }
   | { type: 'batch-progress'; id: string; done: number; total: number }

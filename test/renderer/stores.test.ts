@@ -99,6 +99,20 @@ test('CompareSession streams both sides of one generate call into two message li
   assert.deepEqual(req.right.side, { kind: 'run', runId: 'r1' });
 });
 
+test('CompareSession shows the 4-bit quantization before the first token, and only its own', async () => {
+  const { api, emit } = scriptedApi({ generate: async () => ({ generationId: 'g7' }) });
+  useApi({ api, rpc: null });
+  const c = new CompareSession();
+  c.setup('m1', { kind: 'base' }, { kind: 'base' }, { left: 'Base', right: 'Base' });
+  await c.send('hi');
+  emit({ type: 'generation-progress', generationId: 'other', phase: 'quantizing', done: 1, total: 9 });
+  assert.equal(c.quantizing, null, 'another generation\'s progress');
+  emit({ type: 'generation-progress', generationId: 'g7', phase: 'quantizing', done: 3, total: 9 });
+  assert.deepEqual(c.quantizing, { done: 3, total: 9 });
+  emit({ type: 'generation-delta', generationId: 'g7', side: 'left', text: 'Hel' });
+  assert.equal(c.quantizing, null, 'the first token ends it');
+});
+
 test('CompareSession puts a failed generate back as it was and keeps the error to show', async () => {
   const { api } = scriptedApi({ generate: async () => { throw Object.assign(new Error('no adapter for run r9'), { code: 'not_found', hint: 'finish the run first' }); } });
   useApi({ api, rpc: null });

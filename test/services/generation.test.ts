@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { FinchEvent } from '../../src-shared/api.js';
 import { CHAT_WEIGHTS_ENV } from '../../src-main/infer/chat-weights.js';
-import { listQuantCache } from '../../src-main/model/quant-cache.js';
+import { clearQuantCache, listQuantCache } from '../../src-main/model/quant-cache.js';
 import { startApp } from '../helpers/app.js';
 
 test('the compare engine answers in 4 bits from the blocks the QLoRA run cached', async () => {
@@ -30,6 +30,16 @@ test('the compare engine answers in 4 bits from the blocks the QLoRA run cached'
       assert.ok(a.tokens > 0 && a.text.length > 0, `${a.side}: an answer`);
     }
     assert.deepEqual(listQuantCache().map((c) => [c.key, c.blockSize]), cached, 'the chat reused the run\'s blocks instead of quantizing again');
+    assert.ok(!app.events.some((e) => e.type === 'generation-progress'), 'nothing to quantize');
+
+    // With the cache emptied the engine quantizes once, with progress, before the first token.
+    app.services.generation.close(); // the next request starts a fresh engine, with nothing loaded
+    clearQuantCache();
+    const cold = await api.generate({ modelId: model.id, left: { side: { kind: 'base' }, messages }, maxNewTokens: 4 });
+    const answer = await app.waitFor((e): e is Extract<FinchEvent, { type: 'generation-done' }> => e.type === 'generation-done' && e.generationId === cold.generationId, 'the answer after quantizing');
+    assert.equal(answer.weights, '4bit');
+    const progress = app.events.filter((e): e is Extract<FinchEvent, { type: 'generation-progress' }> => e.type === 'generation-progress' && e.generationId === cold.generationId);
+    assert.ok(progress.length >= 2 && progress.at(-1)!.done === progress.at(-1)!.total, `progress up to every weight: ${JSON.stringify(progress.at(-1))}`);
   } finally {
     delete process.env[CHAT_WEIGHTS_ENV];
     await app.close();

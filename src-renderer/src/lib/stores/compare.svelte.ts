@@ -41,6 +41,8 @@ export class CompareSession {
   sampling = $state<Sampling>({ ...GREEDY_SAMPLING });
   maxNewTokens = $state(64);
   generationId = $state<string | null>(null);
+  /** While the engine quantizes the model to 4 bits before the first token: weights done / total. */
+  quantizing = $state<{ done: number; total: number } | null>(null);
   error = $state<unknown>(null);
 
   saved = $state<Comparison | null>(null);
@@ -59,13 +61,18 @@ export class CompareSession {
   readonly hasAnswers = $derived(this.messages.left.some((m) => m.role === 'assistant' && !m.pending));
 
   constructor() {
+    onEvent('generation-progress', (e) => {
+      if (this.owns(e.generationId)) this.quantizing = { done: e.done, total: e.total };
+    });
     onEvent('generation-delta', (e) => {
       if (!this.owns(e.generationId)) return;
+      this.quantizing = null;
       const last = this.messages[e.side].at(-1);
       if (last?.pending) last.content += e.text;
     });
     onEvent('generation-done', (e) => {
       if (!this.owns(e.generationId)) return;
+      this.quantizing = null;
       const last = this.messages[e.side].at(-1);
       if (last?.pending) {
         last.content = e.text;
@@ -76,6 +83,7 @@ export class CompareSession {
     });
     onEvent('generation-error', (e) => {
       if (!this.owns(e.generationId)) return;
+      this.quantizing = null;
       for (const side of ['left', 'right'] as const) {
         const last = this.messages[side].at(-1);
         if (last?.pending) { last.pending = false; last.error = e.error.message; }
