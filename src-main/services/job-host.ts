@@ -2,11 +2,11 @@
 // one model loaded and answers generate / batch-compare requests, or one export. It talks to its
 // parent only through process messages; everything it sends is plain data.
 
+import { totalmem } from 'node:os';
 import { basename } from 'node:path';
 import { isMainThread } from 'node:worker_threads';
 import { encodeGenerationPrompt, type TemplateChoice } from '../data/template.js';
 import { useMachineProviders } from '../engine/runtime/providers.js';
-import { totalmem } from 'node:os';
 import type { ChatWeights } from '../../src-shared/api.js';
 import { CHAT_WEIGHTS_ENV, chatWeights } from '../infer/chat-weights.js';
 import { Generator } from '../infer/generate.js';
