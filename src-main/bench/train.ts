@@ -51,7 +51,8 @@ fraction of the MatMul peak measured in the same run.
                else $FINCH_PYTHON, else the checkout's .venv/bin/python
   --peer-compile  the hf peer under torch.compile (compiling falls in its warm-up step)
   --profile DIR   ONNX Runtime's profiler on Finch's timed steps: DIR gets the trace and a summary
-               by op type and by node (profile.json), and the JSON output gains "profile"
+               by op type and by node (profile.json), and the JSON output gains "profile" (with
+               --method dpo|orpo: the preference step's)
   --estimate   print the estimated peak memory (QLoRA, gradient checkpointing) instead of running
   --seq N      tokens per sequence (default: the preset's); with --data, the cap on a row's length
   --gradient-checkpointing  the trainer's memory-saving step (as finch train's flag): two-level
@@ -138,6 +139,7 @@ export async function run(argv: string[]): Promise<number> {
   if (preset.name === 'llama3-8b') return leanStep(preset, threads, steps, env, values.json, log);
   const stepOptions = {
     threads, steps, quantize: values['4bit'], checkpointLayers: values['gradient-checkpointing'], provider: device.provider, strict: device.strict, hostState: values['host-state'], computeDtype, maxWeightBytes: onDevice.maxWeightBytes,
+    profile: values.profile ? resolve(values.profile) : undefined,
   };
   if (method !== 'sft') return preferenceStep(preset, method, stepOptions, env, values.json, log);
   const work = values.data ? mkdtempSync(join(tmpdir(), 'finch-bench-train-')) : null;
@@ -152,10 +154,7 @@ export async function run(argv: string[]): Promise<number> {
     const dataOpts = data ? { batches: data.path, staticSeq: values['static-seq'] } : {};
     if (data) preset.vocab = Math.max(preset.vocab, data.info.vocab); // the tokenizer's ids must be embedding rows
     log(`finch: ${preset.name} preset, batch ${batch}, ${threads} threads, ${steps} steps...`);
-    const finch = await runFinchStep(preset, {
-      threads, steps, quantize: values['4bit'], checkpointLayers: values['gradient-checkpointing'], provider: device.provider, strict: device.strict, hostState: values['host-state'], computeDtype, maxWeightBytes: onDevice.maxWeightBytes, ...dataOpts,
-      profile: values.profile ? resolve(values.profile) : undefined,
-    }, env);
+    const finch = await runFinchStep(preset, { ...stepOptions, ...dataOpts }, env);
     let peer: SideResult | null = null;
     if (!values['no-peer']) {
       log(`peer: ${PEER_LABELS[peerName]}${values['peer-compile'] ? ' under torch.compile' : ''}...`);
@@ -212,7 +211,8 @@ async function preferenceStep(preset: TrainPreset, method: Exclude<Method, 'sft'
   log(`finch: ${preset.name} preset, ${method} on ${preset.batch} pairs (${rows} rows of ${preset.seq} tokens), ${o.threads} threads, ${o.steps} steps...`);
   const pref = await runFinchStep(preset, { ...o, method }, env);
   log(`finch: the SFT step on the same ${rows} rows...`);
-  const sft = await runFinchStep({ ...preset, batch: rows }, o, env);
+  // --profile is the preference step's: the SFT step beside it is there for its peak RSS.
+  const sft = await runFinchStep({ ...preset, batch: rows }, { ...o, profile: undefined }, env);
   const side = (r: FinchResult) => ({ tokens_per_s: r.tokens_per_s, step_s: r.step_s, peak_rss_mb: r.peak_rss_mb, estimate_mb: r.estimate_mb, loss: r.loss });
   const result = {
     preset: preset.name, threads: o.threads, method, pairs: preset.batch, rows, seq: preset.seq, quantize: o.quantize, gradient_checkpointing: o.checkpointLayers ?? false, provider: o.provider,
@@ -220,12 +220,14 @@ async function preferenceStep(preset: TrainPreset, method: Exclude<Method, 'sft'
     /** The preference step's peak RSS over the SFT step's (the issue's bound for DPO: at most 1.15). */
     rss_ratio: pref.peak_rss_mb / sft.peak_rss_mb,
     time_ratio: pref.step_s / sft.step_s,
+    ...(pref.profile ? { profile: pref.profile } : {}),
   };
   if (json) console.log(JSON.stringify(result));
   else {
     console.log(`${method.toUpperCase().padEnd(4)} ${preset.batch} pairs: ${pref.step_s.toFixed(3)} s/step, peak RSS ${pref.peak_rss_mb.toFixed(0)} MB (estimated ${pref.estimate_mb.toFixed(0)} MB)`);
     console.log(`SFT  ${rows} rows:  ${sft.step_s.toFixed(3)} s/step, peak RSS ${sft.peak_rss_mb.toFixed(0)} MB (estimated ${sft.estimate_mb.toFixed(0)} MB)`);
     console.log(`${method.toUpperCase()} / SFT: peak RSS ${result.rss_ratio.toFixed(3)}x, step time ${result.time_ratio.toFixed(2)}x`);
+    if (pref.profile) console.log(formatProfile(pref.profile));
   }
   return 0;
 }

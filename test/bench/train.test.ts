@@ -3,6 +3,9 @@
 // from the host (--host-state), the parameters and both moments go up and come back every step.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
 import { runFinchStep } from '../../src-main/bench/train.js';
@@ -63,4 +66,21 @@ test('`finch bench train --method dpo` times the DPO step beside an SFT step ove
   assert.ok(out.sft.loss > 5, `SFT loss ${out.sft.loss}`);
   console.log(`# tiny 4-bit, ${out.pairs} pairs: DPO ${out.finch.peak_rss_mb.toFixed(0)} MB, SFT over ${out.rows} rows ${out.sft.peak_rss_mb.toFixed(0)} MB (${out.rss_ratio.toFixed(3)}x)`);
   assert.ok(out.rss_ratio <= 1.15, `DPO peak RSS ${out.rss_ratio.toFixed(3)}x the SFT step's`);
+});
+
+test('`finch bench train --method orpo --profile DIR` profiles the preference step, not the SFT step beside it', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'finch-pref-profile-'));
+  try {
+    const r = spawnSync(process.execPath, [bin, 'bench', 'train', '--preset', 'tiny', '--method', 'orpo', '--steps', '2', '--profile', dir, '--json'], { encoding: 'utf8', timeout: 180_000 });
+    assert.equal(r.status, 0, r.stderr);
+    const out = JSON.parse(r.stdout.trim().split('\n').pop()!) as { method: string; profile?: { runs: number; by_op: { op: string }[] } };
+    assert.equal(out.method, 'orpo');
+    assert.equal(out.profile?.runs, 2, 'the two timed preference steps');
+    assert.ok(out.profile.by_op.some((o) => o.op === 'Gemm'));
+    const traces = readdirSync(dir).filter((f) => f.startsWith('train-step_'));
+    assert.equal(traces.length, 1, `one trace, the preference step's: ${readdirSync(dir).join(', ')}`);
+    assert.deepEqual(JSON.parse(readFileSync(join(dir, 'profile.json'), 'utf8')), out.profile);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
