@@ -8,6 +8,7 @@ import * as F from '../engine/graph/ops.js';
 import { serializeModel } from '../engine/onnx/writer.js';
 import { Session } from '../engine/runtime/session.js';
 import type { ModelConfig } from '../model/types.js';
+import { projectionShapes } from '../train/memory.js';
 import { mulberry32 } from '../util/random.js';
 import { measure } from './timing.js';
 
@@ -15,14 +16,13 @@ import { measure } from './timing.js';
 const CHAIN_BYTES = 256 * 2 ** 20;
 
 /**
- * Bytes of float32 matrices one decode run reads: every projection of every layer and the LM head
- * (a tied head reads the embedding table). The embedding lookup gathers one row; norms and
- * biases are left out (well under 0.1% of a real model).
+ * Bytes of float32 matrices one decode run reads: every projection of every layer (the family's
+ * own, train/memory.ts projectionShapes) and the LM head (a tied head reads the embedding table).
+ * The embedding lookup gathers one row; norms and biases are left out (well under 0.1% of a real model).
  */
 export function decodeMatrixBytes(cfg: ModelConfig): number {
-  const D = cfg.hiddenSize, qDim = cfg.numHeads * cfg.headDim, kvDim = cfg.numKvHeads * cfg.headDim;
-  const perLayer = 2 * D * qDim + 2 * D * kvDim + 3 * D * cfg.intermediateSize;
-  return 4 * (cfg.numLayers * perLayer + cfg.vocabSize * D);
+  const perLayer = projectionShapes(cfg).reduce((s, [n, k]) => s + n * k, 0);
+  return 4 * (cfg.numLayers * perLayer + cfg.vocabSize * cfg.hiddenSize);
 }
 
 /**
