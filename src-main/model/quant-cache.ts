@@ -82,11 +82,14 @@ export function quantCacheKey(ckpt: Checkpoint, blockSize: number): string {
   return createHash('sha256').update(JSON.stringify({ format: FORMAT, blockSize, files })).digest('hex').slice(0, 32);
 }
 
+/** The file of the cache entry with this key. */
+const entryFile = (key: string): string => join(quantCacheDir(), `${key}.safetensors`);
+
 /** The first of `sizes` whose cache entry for `checkpoint` (as its files are now) exists; null when none does. */
 export function cachedBlockSize(checkpoint: string, sizes: readonly number[]): number | null {
   const ckpt = Checkpoint.open(checkpoint);
   try {
-    return sizes.find((b) => existsSync(join(quantCacheDir(), `${quantCacheKey(ckpt, b)}.safetensors`))) ?? null;
+    return sizes.find((b) => existsSync(entryFile(quantCacheKey(ckpt, b)))) ?? null;
   } finally {
     ckpt.close();
   }
@@ -108,7 +111,7 @@ export async function prepareInt4(checkpoint: string, cfg: ModelConfig, weights:
   const key = quantCacheKey(ckpt, blockSize);
   ckpt.close();
   const useCache = o.cache ?? true;
-  const file = join(quantCacheDir(), `${key}.safetensors`);
+  const file = entryFile(key);
   if (useCache && existsSync(file)) {
     try {
       utimesSync(file, new Date(), new Date()); // the entry's modification time says when it was last used
